@@ -1,0 +1,48 @@
+/*
+ * brk_config: the broker's configuration, read once from the environment at start.
+ *
+ * A plain value struct: filled by brk_config_load on the main thread before any worker
+ * starts, then read-only and shared by every thread. Strings point into the environment or
+ * into storage owned by the struct (brk_config_clear releases it).
+ */
+#ifndef BRK_CONFIG_H
+#define BRK_CONFIG_H
+
+#include <stddef.h>
+
+#define BRK_DEFAULT_LISTEN "127.0.0.1:8080"
+#define BRK_DEFAULT_DATA_DIR "./var"
+#define BRK_DEFAULT_PG_BIN "/usr/lib/postgresql/15/bin"
+#define BRK_DEFAULT_DB_QUEUE_MAX 1024   /* requests waiting for a connection, per loop */
+#define BRK_DEFAULT_DB_TIMEOUT_MS 10000 /* a statement batch that takes longer fails with 503 */
+#define BRK_DEFAULT_DB_CONNS 1          /* pipelined connections per loop */
+#define BRK_MAX_THREADS 64
+
+typedef struct brk_config {
+    char listen_host[64];     /* GSAP_LISTEN host part */
+    unsigned short listen_port; /* GSAP_LISTEN port part */
+    unsigned threads;         /* GSAP_THREADS, default: number of cores */
+    const char *data_dir;     /* GSAP_DATA_DIR, default ./var */
+    const char *database_url; /* GSAP_DATABASE_URL, NULL: embedded cluster */
+    const char *tls_cert;     /* GSAP_TLS_CERT (PEM chain), NULL: plain HTTP */
+    const char *tls_key;      /* GSAP_TLS_KEY */
+    const char *pg_bin;       /* GSAP_PG_BIN, PostgreSQL server binaries */
+    const char *migrations_dir; /* GSAP_MIGRATIONS_DIR, NULL: the embedded migrations */
+    const char *broker_id;    /* GSAP_BROKER_ID, default "gsap-broker" */
+    const char *webhook_url;  /* CHRONICLE_WEBHOOK_URL, NULL: emitter disabled */
+    unsigned db_conns;        /* GSAP_DB_CONNS per loop */
+    unsigned db_queue_max;    /* GSAP_DB_QUEUE_MAX per loop */
+    unsigned db_timeout_ms;   /* GSAP_DB_TIMEOUT_MS */
+    char *conninfo;           /* resolved libpq conninfo (owned) */
+} brk_config_t;
+
+/*
+ * brk_config_load: fills cfg from the environment. Returns 0 or BRK_EINVAL with a message
+ * (naming the variable) in err. Main thread, before workers start.
+ */
+int brk_config_load(brk_config_t *cfg, char *err, size_t errlen);
+
+/* brk_config_clear: releases what brk_config_load allocated. */
+void brk_config_clear(brk_config_t *cfg);
+
+#endif

@@ -1,0 +1,152 @@
+/*
+ * brk_http: the HTTP front of the broker on libh2o.
+ *
+ * One h2o evloop per worker thread, each with its own SO_REUSEPORT listener, h2o context
+ * and brk_db pool. Every request goes through one handler: limits (header count and size,
+ * body size), routing (literal and {param} segments, with or without a trailing slash), a
+ * request id, bearer authentication (an async key lookup on the loop's pool), then the
+ * route's function. Errors leave through brk_reply_error, so every route answers them in
+ * the spec's shape: {"error":{"code","message","request_id"}}.
+ *
+ * A brk_req_t lives as long as the h2o request, plus as long as a database batch it started
+ * is in flight: when the client goes away mid-batch, the batch finishes, its continuation is
+ * skipped, and only then is the request's state released. A route function must therefore
+ * reach the database only through brk_req_db.
+ *
+ * Threads: route registration (brk_router_add) on the main thread before brk_server_run;
+ * everything taking a brk_req_t on that request's loop thread only.
+ */
+#ifndef BRK_HTTP_H
+#define BRK_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <h2o.h>
+
+#include "brk_db.h"
+#include "brk_keys.h"
+
+#define BRK_MAX_BODY (1024 * 1024)      /* request body bytes (413 above) */
+#define BRK_MAX_HEADERS 64              /* request header count (431 above) */
+#define BRK_MAX_HEADER_BYTES (16 * 1024)  /* names + values of all headers (431 above) */
+#define BRK_MAX_JSON_DEPTH 32           /* nesting of a JSON body (400 above) */
+#define BRK_MAX_PATH 2048               /* request path bytes (414 above) */
+#define BRK_ROUTE_MAX_PARAMS 4
+#define BRK_ROUTE_MAX 128
+#define BRK_PARAM_MAX 128               /* bytes of one {param} segment (404 above) */
+#define BRK_REQUEST_ID_MAX 64
+#define BRK_RETRY_AFTER_S "1"
+
+typedef struct brk_req brk_req_t;
+typedef struct brk_server brk_server_t;
+typedef void (*brk_route_fn)(brk_req_t *r);
+typedef void (*brk_db_cont)(brk_req_t *r, const brk_db_result_t *res);
+
+enum brk_route_flags {
+    BRK_ROUTE_JSON = 1 << 0,     /* body must be a JSON object; parsed into r->body */
+    BRK_ROUTE_LOCAL_OK = 1 << 1, /* callers on a loopback address need no credentials */
+};
+
+typedef struct brk_route {
+    const char *method;  /* "GET", "POST", ... */
+    const char *pattern; /* "/governance/authorize/{context_id}" (no trailing slash) */
+    unsigned roles;      /* enum brk_role bits any of which grants access; 0: public */
+    unsigned flags;      /* enum brk_route_flags */
+    brk_route_fn fn;
+} brk_route_t;
+
+typedef struct brk_principal {
+    char tenant[BRK_TENANT_MAX + 1];
+    char key_id[BRK_KEY_ID_HEX + 1];
+    unsigned roles;
+    int can_delegate;
+    int authenticated; /* 0 for public routes and local callers without a token */
+} brk_principal_t;
+
+struct brk_req {
+    h2o_req_t *h2o;            /* NULL once the client went away */
+    brk_server_t *server;      /* shared, read-only */
+    struct brk_worker *worker; /* this loop's state */
+    const brk_route_t *route;
+    h2o_iovec_t params[BRK_ROUTE_MAX_PARAMS]; /* {param} values, in pattern order */
+    size_t nparams;
+    brk_principal_t principal;
+    char request_id[BRK_REQUEST_ID_MAX + 1];
+    json_t *body;              /* BRK_ROUTE_JSON routes: the parsed object (owned by r) */
+    void *ctx;                 /* the route's own state, from brk_req_alloc */
+    brk_db_cont cont;          /* continuation of the batch in flight */
+    uint64_t started_ns;
+    int route_index;
+    int replied;
+};
+
+/* brk_router_add: registers routes (static storage). Main thread, before brk_server_run.
+ * Returns 0 or BRK_ENOMEM (over BRK_ROUTE_MAX) / BRK_EINVAL (bad pattern). */
+int brk_router_add(const brk_route_t *routes, size_t n);
+
+/* brk_router_match: finds the route for (method, path) without a query string. Returns the
+ * route index (>= 0) with params filled, BRK_ENOTFOUND (no such path) or BRK_EMETHOD (path
+ * exists with another method). Pure; any thread after registration. */
+int brk_router_match(const char *method, size_t mlen, const char *path, size_t plen,
+                     h2o_iovec_t *params, size_t *nparams);
+
+/* brk_router_count / brk_router_get: the registered routes, for metrics and OpenAPI tests. */
+size_t brk_router_count(void);
+const brk_route_t *brk_router_get(size_t i);
+
+/* brk_req_alloc: request-lifetime memory (released when r is), zeroed. Never NULL. */
+void *brk_req_alloc(brk_req_t *r, size_t n);
+
+/* brk_req_param: the {param} named name, or an empty iovec. */
+h2o_iovec_t brk_req_param(const brk_req_t *r, size_t i);
+
+/* brk_req_header: the first request header named name (lowercase), or {NULL, 0}. */
+h2o_iovec_t brk_req_header(const brk_req_t *r, const char *name);
+
+/* brk_req_accepts_html: 1 when the Accept header prefers text/html over JSON. */
+int brk_req_accepts_html(const brk_req_t *r);
+
+/* brk_req_is_local: 1 when the peer is on a loopback address. */
+int brk_req_is_local(const brk_req_t *r);
+
+/*
+ * brk_req_db: submits a batch on this loop's pool; cont runs later with the result, unless
+ * the client went away first. On a submit failure the request is answered (503 / 400) here
+ * and cont never runs. Returns 0 or the submit error.
+ */
+int brk_req_db(brk_req_t *r, const brk_db_op_t *ops, size_t n, brk_db_cont cont);
+
+/* brk_reply_json: answers status with body (a reference is taken; the caller keeps its own)
+ * serialized compactly. A request answers once; later calls are ignored. */
+void brk_reply_json(brk_req_t *r, int status, json_t *body);
+
+/* brk_reply_raw: answers status with content type and bytes (copied). */
+void brk_reply_raw(brk_req_t *r, int status, const char *content_type, const char *body,
+                   size_t len);
+
+/* brk_reply_add_header: adds a response header before replying (name lowercase; both
+ * copied into the request pool). */
+void brk_reply_add_header(brk_req_t *r, const char *name, const char *value);
+
+/*
+ * brk_reply_error: answers with the error shape. err is an enum brk_err that picks the
+ * status from the one table (brk_err_status); code is the stable error code, or NULL for the
+ * table's default; fmt the message (lowercase, printf-style).
+ */
+void brk_reply_error(brk_req_t *r, int err, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* brk_reply_error_status: the same with an explicit status (for 405, 414, 431, ...). */
+void brk_reply_error_status(brk_req_t *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* brk_reply_db_error: answers a failed batch: 503 + Retry-After for connection trouble,
+ * 500 for a statement failure (logged with its sqlstate). */
+void brk_reply_db_error(brk_req_t *r, const brk_db_result_t *res);
+
+/* brk_err_status: the HTTP status and default code of err (the one table). */
+int brk_err_status(int err, const char **code);
+
+#endif

@@ -1,0 +1,38 @@
+/*
+ * brk_pgembed: the embedded default database, a private PostgreSQL 15 cluster under
+ * GSAP_DATA_DIR/pg that the broker creates on first start, starts, and stops on exit.
+ *
+ * Unix socket only (listen_addresses=''), socket in GSAP_DATA_DIR/pg/run, fsync on. When the
+ * broker runs as root the cluster runs as the unprivileged "postgres" user (PostgreSQL refuses
+ * root). The data directory is mode 0700. Main thread only; blocking (start-up and exit).
+ */
+#ifndef BRK_PGEMBED_H
+#define BRK_PGEMBED_H
+
+#include <stddef.h>
+
+#include "brk_config.h"
+
+#define BRK_PGEMBED_PORT 5432 /* names the socket file only; nothing listens on TCP */
+#define BRK_PGEMBED_START_TIMEOUT_S 60
+
+typedef struct brk_pgembed {
+    char datadir[512];  /* .../pg/data */
+    char sockdir[512];  /* .../pg/run */
+    char logfile[512];  /* .../pg/server.log */
+    int created;        /* 1 when this start ran initdb (first start) */
+    int started;        /* 1 when this process started the server and must stop it */
+} brk_pgembed_t;
+
+/*
+ * brk_pgembed_start: creates the cluster if missing, starts it unless already running, waits
+ * until it accepts connections, creates the database "gsap" if missing, and writes the libpq
+ * conninfo into cfg->conninfo (owned by cfg). Returns 0, BRK_EIO (a step failed; its output
+ * is on stderr), BRK_ETIMEDOUT.
+ */
+int brk_pgembed_start(brk_pgembed_t *pe, brk_config_t *cfg);
+
+/* brk_pgembed_stop: stops the server if this process started it (fast shutdown). */
+void brk_pgembed_stop(brk_pgembed_t *pe, const brk_config_t *cfg);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * brk_server_int: the worker and server structs, shared by brk_server.c and brk_http.c only.
+ */
+#ifndef BRK_SERVER_INT_H
+#define BRK_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <h2o.h>
+
+#include "brk_server.h"
+
+struct brk_worker {
+    brk_server_t *server;
+    unsigned index;
+    pthread_t thread;
+    h2o_evloop_t *loop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    int listen_fd;
+    brk_db_t *db;
+    h2o_multithread_receiver_t stop_receiver;
+    h2o_multithread_message_t stop_msg;
+    h2o_timeout_entry_t stats_entry;
+    volatile int stopping; /* set on the worker's own thread from the stop message */
+    unsigned inflight;     /* live brk_req_t of this loop */
+    uint64_t seq;          /* request id counter */
+    int g_conns, g_ready, g_inflight, g_queued; /* metric slots */
+};
+
+struct brk_server {
+    const brk_config_t *cfg;
+    const brk_keyring_t *keys;
+    struct brk_worker workers[BRK_MAX_THREADS];
+    unsigned nworkers;
+    h2o_globalconf_t globalconf;
+    h2o_hostconf_t *hostconf;
+    SSL_CTX *ssl;
+    int expected_migrations;
+    pthread_barrier_t ready; /* workers + main: every stop receiver is registered */
+    char boot_id[9]; /* random per process; prefixes request ids */
+};
+
+/* brk__http_register: installs the request handler and error filter on the host's paths. */
+void brk__http_register(brk_server_t *s);
+
+/* brk__db_stmts_register: registers the statements brk_http itself runs (auth). */
+int brk__http_register_stmts(void);
+
+#endif

@@ -1,0 +1,261 @@
+/*
+ * gsap-broker: the command line.
+ *
+ *   gsap-broker [serve]                     run the broker (the default)
+ *   gsap-broker migrate                     apply pending migrations and exit
+ *   gsap-broker keys create --tenant T --role R[,R...] [--name N] [--delegate]
+ *   gsap-broker keys rotate-signing         add a new signing key and make it current
+ *   gsap-broker version
+ *
+ * Every command reads the same environment (GSAP_DATA_DIR, GSAP_DATABASE_URL, ...), so a
+ * command reaches the database the server uses. Without GSAP_DATABASE_URL the embedded
+ * cluster is started when it is not already running, and stopped again by whoever started it.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "brk_config.h"
+#include "brk_crypto.h"
+#include "brk_err.h"
+#include "brk_keys.h"
+#include "brk_log.h"
+#include "brk_migrate.h"
+#include "brk_pgembed.h"
+#include "brk_server.h"
+#include "hnd.h"
+#include "banned.h"
+
+#define GSAP_BROKER_VERSION "0.1.0"
+
+typedef struct app {
+    brk_config_t cfg;
+    brk_pgembed_t pe;
+    int embedded;
+} app_t;
+
+static int usage(FILE *f)
+{
+    fprintf(f, "usage: gsap-broker [serve]\n"
+               "       gsap-broker migrate\n"
+               "       gsap-broker keys create --tenant T --role R[,R...] [--name N] [--delegate]\n"
+               "       gsap-broker keys rotate-signing\n"
+               "       gsap-broker version\n");
+    return f == stderr ? 2 : 0;
+}
+
+/* Loads the configuration and makes the database reachable (starting the embedded one). */
+static int app_open(app_t *a)
+{
+    char err[256];
+    if (brk_config_load(&a->cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "gsap-broker: %s\n", err);
+        return BRK_EINVAL;
+    }
+    if (a->cfg.database_url == NULL) {
+        a->embedded = 1;
+        if (brk_pgembed_start(&a->pe, &a->cfg) != 0) {
+            fprintf(stderr, "gsap-broker: cannot start the embedded PostgreSQL (see %s)\n",
+                    a->pe.logfile);
+            return BRK_EIO;
+        }
+    }
+    return 0;
+}
+
+static void app_close(app_t *a)
+{
+    if (a->embedded)
+        brk_pgembed_stop(&a->pe, &a->cfg);
+    brk_config_clear(&a->cfg);
+}
+
+static PGconn *connect_blocking(const app_t *a)
+{
+    PGconn *c = PQconnectdb(a->cfg.conninfo);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "gsap-broker: cannot connect to the database: %s", PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int migrate(const app_t *a, PGconn *c)
+{
+    char err[1024];
+    if (brk_migrate_run(c, a->cfg.migrations_dir, err, sizeof err) != 0) {
+        fprintf(stderr, "gsap-broker: %s\n", err);
+        return BRK_EDB;
+    }
+    return 0;
+}
+
+static int cmd_migrate(void)
+{
+    app_t a = {0};
+    PGconn *c = NULL;
+    int rc = app_open(&a);
+    if (rc == 0 && (c = connect_blocking(&a)) == NULL)
+        rc = BRK_EDB;
+    if (rc == 0)
+        rc = migrate(&a, c);
+    if (c)
+        PQfinish(c);
+    app_close(&a);
+    return rc == 0 ? 0 : 1;
+}
+
+static int cmd_keys_create(int argc, char **argv)
+{
+    static const struct option opts[] = {{"tenant", required_argument, NULL, 't'},
+                                         {"role", required_argument, NULL, 'r'},
+                                         {"name", required_argument, NULL, 'n'},
+                                         {"delegate", no_argument, NULL, 'd'},
+                                         {NULL, 0, NULL, 0}};
+    const char *tenant = NULL, *roles = NULL, *name = NULL;
+    int delegate = 0, ch, rc;
+    unsigned mask;
+    app_t a = {0};
+    PGconn *c = NULL;
+    char token[BRK_TOKEN_MAX];
+
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 't': tenant = optarg; break;
+        case 'r': roles = optarg; break;
+        case 'n': name = optarg; break;
+        case 'd': delegate = 1; break;
+        default: return usage(stderr);
+        }
+    }
+    if (tenant == NULL || roles == NULL) {
+        fprintf(stderr, "gsap-broker: keys create needs --tenant and --role\n");
+        return 2;
+    }
+    if (!brk_tenant_valid(tenant, strlen(tenant))) {
+        fprintf(stderr, "gsap-broker: tenant \"%s\" must match [a-z0-9][a-z0-9-]{0,62}\n", tenant);
+        return 2;
+    }
+    if (brk_roles_parse_list(roles, &mask) != 0) {
+        fprintf(stderr, "gsap-broker: unknown role in \"%s\" (issuer, executor, approver, "
+                        "finance, auditor, admin)\n", roles);
+        return 2;
+    }
+    if (name != NULL && strlen(name) > BRK_KEY_NAME_MAX) {
+        fprintf(stderr, "gsap-broker: --name is longer than %d bytes\n", BRK_KEY_NAME_MAX);
+        return 2;
+    }
+    brk_log_set_quiet(1);
+    rc = app_open(&a);
+    if (rc == 0 && (c = connect_blocking(&a)) == NULL)
+        rc = BRK_EDB;
+    if (rc == 0)
+        rc = migrate(&a, c);
+    if (rc == 0 && (rc = brk_keys_create(c, tenant, mask, name, delegate, token, sizeof token)) != 0)
+        fprintf(stderr, "gsap-broker: cannot create the key: %s\n", brk_strerror(rc));
+    if (rc == 0)
+        printf("%s\n", token);
+    if (c)
+        PQfinish(c);
+    app_close(&a);
+    return rc == 0 ? 0 : 1;
+}
+
+static int cmd_rotate(void)
+{
+    char err[256], dir[600], id[BRK_KEY_ID_LEN + 1];
+    brk_config_t cfg;
+    if (brk_config_load(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "gsap-broker: %s\n", err);
+        return 2;
+    }
+    snprintf(dir, sizeof dir, "%s/keys", cfg.data_dir);
+    int rc = brk_keyring_rotate(dir, id);
+    brk_config_clear(&cfg);
+    if (rc != 0) {
+        fprintf(stderr, "gsap-broker: cannot rotate the signing key: %s\n", brk_strerror(rc));
+        return 1;
+    }
+    printf("%s\n", id);
+    return 0;
+}
+
+static void on_ready(void *arg)
+{
+    const brk_config_t *cfg = arg;
+    char port[8];
+    snprintf(port, sizeof port, "%u", cfg->listen_port);
+    brk_log_info("listening", "host", cfg->listen_host, "port", port, "tls",
+                 cfg->tls_cert ? "on" : "off");
+}
+
+static int cmd_serve(void)
+{
+    app_t a = {0};
+    PGconn *c = NULL;
+    brk_keyring_t *kr = NULL;
+    brk_server_t *s = NULL;
+    char dir[600];
+    int rc = app_open(&a);
+
+    if (rc != 0)
+        goto out;
+    if ((c = connect_blocking(&a)) == NULL || (rc = migrate(&a, c)) != 0) {
+        rc = BRK_EDB;
+        goto out;
+    }
+    if (a.embedded && a.pe.created) {
+        char token[BRK_TOKEN_MAX];
+        if ((rc = brk_keys_create(c, "default", BRK_ROLE_ALL, "first-start admin", 1, token,
+                                  sizeof token)) != 0)
+            goto out;
+        printf("gsap-broker: first start; admin token for tenant \"default\" (shown once):\n%s\n",
+               token);
+        fflush(stdout);
+    }
+    PQfinish(c);
+    c = NULL;
+    snprintf(dir, sizeof dir, "%s/keys", a.cfg.data_dir);
+    if ((rc = brk_keyring_load(dir, &kr)) != 0) {
+        fprintf(stderr, "gsap-broker: cannot load the signing keys in %s\n", dir);
+        goto out;
+    }
+    if ((rc = hnd_register()) != 0) {
+        fprintf(stderr, "gsap-broker: cannot register routes: %s\n", brk_strerror(rc));
+        goto out;
+    }
+    s = brk_server_new(&a.cfg, kr);
+    rc = brk_server_run(s, on_ready, &a.cfg);
+    brk_log_info("stopped", "status", rc == 0 ? "ok" : brk_strerror(rc));
+out:
+    if (c)
+        PQfinish(c);
+    brk_server_free(s);
+    brk_keyring_free(kr);
+    app_close(&a);
+    return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : "serve";
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve();
+    if (strcmp(cmd, "migrate") == 0)
+        return cmd_migrate();
+    if (strcmp(cmd, "keys") == 0 && argc > 2 && strcmp(argv[2], "create") == 0)
+        return cmd_keys_create(argc - 2, argv + 2);
+    if (strcmp(cmd, "keys") == 0 && argc > 2 && strcmp(argv[2], "rotate-signing") == 0)
+        return cmd_rotate();
+    if (strcmp(cmd, "version") == 0) {
+        printf("gsap-broker %s\n", GSAP_BROKER_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
+        return usage(stdout);
+    fprintf(stderr, "gsap-broker: unknown command \"%s\"\n", cmd);
+    return usage(stderr);
+}

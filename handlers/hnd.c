@@ -1,0 +1,19 @@
+/* hnd: the table of route groups. Adding a group is one file and one line here. */
+#include "hnd.h"
+
+#include <stddef.h>
+
+#include "banned.h"
+
+int hnd_register(void)
+{
+    static int (*const groups[])(void) = {
+        hnd_ops_register,
+    };
+    for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
+        int rc = groups[i]();
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,14 @@
+/*
+ * hnd: the broker's routes, one file per route group. hnd_register registers every group's
+ * routes and statements; main thread, before the server runs.
+ */
+#ifndef HND_H
+#define HND_H
+
+/* hnd_register: returns 0 or the first registration error. */
+int hnd_register(void);
+
+/* One per route group (hnd_<group>.c). */
+int hnd_ops_register(void);
+
+#endif

@@ -1,0 +1,23 @@
+#!/bin/sh
+# pg_tmp.sh start|stop DIR PORT: a throwaway PostgreSQL 15 cluster for the test suite, on a
+# unix socket in DIR only, with durability off (never do this for real data).
+set -eu
+cmd=$1 dir=$2 port=${3:-55432}
+PGBIN=${GSAP_PGBIN:-/usr/lib/postgresql/15/bin}
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+case $cmd in
+start)
+    if [ -f "$dir/data/postmaster.pid" ]; then
+        as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$dir"; mkdir -p "$dir"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
+    as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >"$dir/initdb.log"
+    as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-k $dir -p $port -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" start
+    ;;
+stop)
+    as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m immediate -w stop || true
+    ;;
+*) echo "usage: pg_tmp.sh start|stop DIR [PORT]" >&2; exit 2 ;;
+esac
