@@ -421,6 +421,17 @@ static void on_connect_io(h2o_socket_t *sock, const char *err)
     connect_step(c);
 }
 
+/* Server notices (warnings on shutdown, ...) go to the log as JSON, not raw to stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    char msg[512];
+    size_t n = strlen(message);
+    while (n > 0 && message[n - 1] == '\n')
+        n--;
+    snprintf(msg, sizeof msg, "%.*s", (int)n, message);
+    brk_log_warn("database notice", "notice", msg);
+}
+
 static void conn_connect(db_conn_t *c)
 {
     c->db->st.reconnects++;
@@ -429,6 +440,7 @@ static void conn_connect(db_conn_t *c)
         conn_broken(c, BRK_EDB, c->pg ? PQerrorMessage(c->pg) : "out of memory");
         return;
     }
+    PQsetNoticeProcessor(c->pg, on_notice, NULL);
     c->state = C_CONNECTING;
     if (conn_watch(c) != 0) {
         conn_broken(c, BRK_EDB, "no database socket");

@@ -340,6 +340,14 @@ static void on_auth(brk_req_t *r, const brk_db_result_t *res)
     r->principal.roles = mask;
     r->principal.can_delegate = PQgetvalue(pr, 0, 2)[0] == 't';
     r->principal.authenticated = 1;
+    /* A caller may name the tenant it means to act in; a key acts only in its own. */
+    h2o_iovec_t t = brk_req_header(r, "x-gsap-tenant");
+    if (t.base != NULL &&
+        (t.len != strlen(r->principal.tenant) || memcmp(t.base, r->principal.tenant, t.len) != 0)) {
+        brk_reply_error(r, BRK_EFORBIDDEN, "tenant_forbidden",
+                        "this key does not belong to the tenant named in X-GSAP-Tenant");
+        return;
+    }
     run_route(r);
 }
 
@@ -504,9 +512,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *q)
         snprintf(r->request_id, sizeof r->request_id, "%s-%u-%llu", w->server->boot_id, w->index,
                  (unsigned long long)++w->seq);
 
+    /* h2o lifts Host (or :authority) out of the header list; it counts as one here. */
+    size_t hcount = q->headers.size + (q->authority.len ? 1 : 0);
+    hbytes = q->authority.len;
     for (size_t i = 0; i < q->headers.size; i++)
         hbytes += q->headers.entries[i].name->len + q->headers.entries[i].value.len;
-    if (q->headers.size > BRK_MAX_HEADERS || hbytes > BRK_MAX_HEADER_BYTES) {
+    if (hcount > BRK_MAX_HEADERS || hbytes > BRK_MAX_HEADER_BYTES) {
         brk_reply_error_status(r, 431, "headers_too_large",
                                "at most %d headers and %d header bytes are accepted",
                                BRK_MAX_HEADERS, BRK_MAX_HEADER_BYTES);

@@ -55,6 +55,14 @@ typedef struct brk_token {
 int brk_token_parse(const char *p, size_t n, brk_token_t *out);
 
 /*
+ * brk_keys_mint: a new key for tenant: a random key id, the token (into token, cap >=
+ * BRK_TOKEN_MAX) and the hex SHA-256 of its secret, the only part to store. Stores nothing.
+ * Pure; any thread. Returns 0, BRK_EINVAL (bad tenant, small cap), BRK_ECRYPTO.
+ */
+int brk_keys_mint(const char *tenant, char key_id[BRK_KEY_ID_HEX + 1], char secret_hash[65],
+                  char *token, size_t cap);
+
+/*
  * brk_keys_create: creates the tenant (and whatever a new tenant gets) when missing, then a
  * key with the given roles, name (may be NULL) and delegation right. conn is a blocking
  * connection. Writes the token (NUL-terminated) into token (cap >= BRK_TOKEN_MAX).

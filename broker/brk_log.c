@@ -19,12 +19,8 @@ void brk_log_set_quiet(int quiet)
 
 static int put(char *buf, size_t cap, size_t *len, const char *s, size_t n)
 {
-    if (*len + n > cap) {
-        n = cap - *len;
-        memcpy(buf + *len, s, n);
-        *len = cap;
-        return BRK_ETOOBIG;
-    }
+    if (n > cap - *len)
+        return BRK_ETOOBIG; /* the caller drops the whole pair */
     memcpy(buf + *len, s, n);
     *len += n;
     return 0;

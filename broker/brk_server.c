@@ -168,14 +168,6 @@ static void publish_stats(struct brk_worker *w)
     brk_metrics_set(w->g_queued, st.queued);
 }
 
-static void on_stats_tick(h2o_timeout_entry_t *e)
-{
-    struct brk_worker *w = H2O_STRUCT_FROM_MEMBER(struct brk_worker, stats_entry, e);
-    publish_stats(w);
-    if (!w->stopping)
-        h2o_timeout_link(w->ctx.loop, &w->ctx.one_sec_timeout, &w->stats_entry);
-}
-
 static int gauge_for(const char *fmt, unsigned idx, const char *help)
 {
     char name[BRK_METRICS_NAME_MAX];
@@ -199,8 +191,6 @@ static void *worker_main(void *arg)
     h2o_multithread_register_receiver(w->ctx.queue, &w->stop_receiver, on_stop_msg);
     w->db = brk_db_new(w->loop, cfg->conninfo, cfg->db_conns, cfg->db_queue_max,
                        cfg->db_timeout_ms);
-    w->stats_entry.cb = on_stats_tick;
-    h2o_timeout_link(w->loop, &w->ctx.one_sec_timeout, &w->stats_entry);
     w->listener = h2o_evloop_socket_create(w->loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
@@ -208,6 +198,7 @@ static void *worker_main(void *arg)
 
     for (;;) {
         h2o_evloop_run(w->loop, w->stopping ? 50 : INT32_MAX);
+        publish_stats(w);
         if (!w->stopping)
             continue;
         if (deadline.tv_sec == 0) {
@@ -221,8 +212,6 @@ static void *worker_main(void *arg)
     }
     if (w->inflight != 0)
         brk_log_warn("stopping with requests still in flight", "loop", "");
-    if (h2o_timeout_is_linked(&w->stats_entry))
-        h2o_timeout_unlink(&w->stats_entry);
     brk_db_free(w->db);
     w->db = NULL;
     /* Let the loop run the closes it was handed before the context goes. */

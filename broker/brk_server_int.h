@@ -23,7 +23,6 @@ struct brk_worker {
     brk_db_t *db;
     h2o_multithread_receiver_t stop_receiver;
     h2o_multithread_message_t stop_msg;
-    h2o_timeout_entry_t stats_entry;
     volatile int stopping; /* set on the worker's own thread from the stop message */
     unsigned inflight;     /* live brk_req_t of this loop */
     uint64_t seq;          /* request id counter */

@@ -11,7 +11,9 @@
  * command reaches the database the server uses. Without GSAP_DATABASE_URL the embedded
  * cluster is started when it is not already running, and stopped again by whoever started it.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +54,12 @@ static int app_open(app_t *a)
     if (brk_config_load(&a->cfg, err, sizeof err) != 0) {
         fprintf(stderr, "gsap-broker: %s\n", err);
         return BRK_EINVAL;
+    }
+    /* The data directory holds the signing keys even when the database is elsewhere. */
+    if (mkdir(a->cfg.data_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "gsap-broker: cannot create the data directory \"%s\": %s\n",
+                a->cfg.data_dir, strerror(errno));
+        return BRK_EIO;
     }
     if (a->cfg.database_url == NULL) {
         a->embedded = 1;

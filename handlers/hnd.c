@@ -9,6 +9,7 @@ int hnd_register(void)
 {
     static int (*const groups[])(void) = {
         hnd_ops_register,
+        hnd_admin_register,
     };
     for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
         int rc = groups[i]();

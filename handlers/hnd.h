@@ -10,5 +10,6 @@ int hnd_register(void);
 
 /* One per route group (hnd_<group>.c). */
 int hnd_ops_register(void);
+int hnd_admin_register(void);
 
 #endif

@@ -1,5 +1,5 @@
 #!/bin/sh
-# pg_tmp.sh start|stop DIR PORT: a throwaway PostgreSQL 15 cluster for the test suite, on a
+# pg_tmp.sh start|stop|resume DIR PORT: a throwaway PostgreSQL 15 cluster for the test suite, on a
 # unix socket in DIR only, with durability off (never do this for real data).
 set -eu
 cmd=$1 dir=$2 port=${3:-55432}
@@ -17,7 +17,12 @@ start)
         -o "-k $dir -p $port -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" start
     ;;
 stop)
-    as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m immediate -w stop || true
+    as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop || true
     ;;
-*) echo "usage: pg_tmp.sh start|stop DIR [PORT]" >&2; exit 2 ;;
+resume)
+    # start an existing cluster again (after stop), keeping its data
+    as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-k $dir -p $port -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" start
+    ;;
+*) echo "usage: pg_tmp.sh start|stop|resume DIR [PORT]" >&2; exit 2 ;;
 esac

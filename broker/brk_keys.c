@@ -1,0 +1,243 @@
+/*
+ * brk_keys: tenants, API keys, bearer tokens and roles.
+ *
+ * A token is "gsap.<tenant>.<key_id>.<secret>". Parsing is strict and total: every byte is
+ * checked against the form in brk_keys.h, so a token that parses has no dot, space or
+ * control character left in any part, and the parts can go into a query parameter as they
+ * are. The stored hash is SHA-256 of the secret's base64url text (what the client sends), so
+ * verification hashes the bytes received without decoding them.
+ *
+ * The secret exists in memory only while brk_keys_create formats the token; its buffers are
+ * wiped before return.
+ */
+#include "brk_keys.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "brk_crypto.h"
+#include "brk_err.h"
+#include "banned.h"
+
+#define BRK_TOKEN_PREFIX "gsap."
+#define BRK_SECRET_BYTES 32
+#define BRK_KEY_ID_BYTES (BRK_KEY_ID_HEX / 2)
+
+static const char *const role_names[] = {"issuer",  "executor", "approver",
+                                         "finance", "auditor",  "admin"};
+#define ROLE_COUNT (sizeof role_names / sizeof role_names[0])
+
+int brk_tenant_valid(const char *s, size_t n)
+{
+    size_t i;
+
+    if (n == 0 || n > BRK_TENANT_MAX)
+        return 0;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && i > 0)))
+            return 0;
+    }
+    return 1;
+}
+
+unsigned brk_role_parse(const char *s, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < ROLE_COUNT; i++) {
+        if (strlen(role_names[i]) == n && memcmp(role_names[i], s, n) == 0)
+            return 1u << i;
+    }
+    return 0;
+}
+
+int brk_roles_parse_list(const char *s, unsigned *mask)
+{
+    unsigned m = 0, bit;
+    const char *p = s, *comma;
+    size_t n;
+
+    for (;;) {
+        comma = strchr(p, ',');
+        n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        bit = brk_role_parse(p, n);
+        if (bit == 0)
+            return BRK_EINVAL; /* also an empty element: "", "a,,b", "a," */
+        m |= bit;
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    *mask = m;
+    return 0;
+}
+
+const char *brk_role_name(unsigned bit)
+{
+    size_t i;
+
+    for (i = 0; i < ROLE_COUNT; i++) {
+        if (bit == 1u << i)
+            return role_names[i];
+    }
+    return NULL;
+}
+
+static int is_lower_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+static int is_b64url(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+}
+
+int brk_token_parse(const char *p, size_t n, brk_token_t *out)
+{
+    const size_t plen = sizeof BRK_TOKEN_PREFIX - 1;
+    const char *tenant, *key_id, *secret, *dot;
+    size_t tlen, i;
+    uint8_t md[BRK_SHA256_LEN];
+
+    memset(out, 0, sizeof *out);
+    if (p == NULL || n > BRK_TOKEN_MAX || n < plen || memcmp(p, BRK_TOKEN_PREFIX, plen) != 0)
+        return BRK_EAUTH;
+    tenant = p + plen;
+    dot = memchr(tenant, '.', n - plen);
+    if (dot == NULL)
+        return BRK_EAUTH;
+    tlen = (size_t)(dot - tenant);
+    if (!brk_tenant_valid(tenant, tlen))
+        return BRK_EAUTH;
+    key_id = dot + 1;
+    /* What is left must be exactly key_id "." secret. */
+    if ((size_t)(p + n - key_id) != BRK_KEY_ID_HEX + 1 + BRK_SECRET_B64_LEN ||
+        key_id[BRK_KEY_ID_HEX] != '.')
+        return BRK_EAUTH;
+    for (i = 0; i < BRK_KEY_ID_HEX; i++) {
+        if (!is_lower_hex(key_id[i]))
+            return BRK_EAUTH;
+    }
+    secret = key_id + BRK_KEY_ID_HEX + 1;
+    for (i = 0; i < BRK_SECRET_B64_LEN; i++) {
+        if (!is_b64url(secret[i]))
+            return BRK_EAUTH;
+    }
+    memcpy(out->tenant, tenant, tlen);
+    out->tenant[tlen] = '\0';
+    memcpy(out->key_id, key_id, BRK_KEY_ID_HEX);
+    out->key_id[BRK_KEY_ID_HEX] = '\0';
+    brk_sha256(secret, BRK_SECRET_B64_LEN, md);
+    brk_hex(md, sizeof md, out->secret_hash);
+    return 0;
+}
+
+/* roles_literal: a mask as a PostgreSQL text[] literal, "{issuer,auditor}". */
+static void roles_literal(unsigned roles, char *out, size_t cap)
+{
+    size_t i, used = 0;
+
+    used += (size_t)snprintf(out, cap, "{");
+    for (i = 0; i < ROLE_COUNT && used < cap; i++) {
+        if (roles & (1u << i))
+            used += (size_t)snprintf(out + used, cap - used, "%s%s", used > 1 ? "," : "",
+                                     role_names[i]);
+    }
+    if (used < cap)
+        snprintf(out + used, cap - used, "}");
+}
+
+static int exec_cmd(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+    PGresult *r = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+
+    PQclear(r);
+    return ok ? 0 : BRK_EDB;
+}
+
+int brk_keys_mint(const char *tenant, char key_id[BRK_KEY_ID_HEX + 1], char secret_hash[65],
+                  char *token, size_t cap)
+{
+    uint8_t raw_id[BRK_KEY_ID_BYTES], raw_secret[BRK_SECRET_BYTES], md[BRK_SHA256_LEN];
+    char secret[BRK_SECRET_B64_LEN + 1];
+    int rc = 0, n;
+
+    if (tenant == NULL || !brk_tenant_valid(tenant, strlen(tenant)) || cap < BRK_TOKEN_MAX) {
+        rc = BRK_EINVAL;
+        goto out;
+    }
+    if (brk_random(raw_id, sizeof raw_id) < 0 || brk_random(raw_secret, sizeof raw_secret) < 0) {
+        rc = BRK_ECRYPTO;
+        goto out;
+    }
+    brk_hex(raw_id, sizeof raw_id, key_id);
+    if (brk_b64url_encode(raw_secret, sizeof raw_secret, secret) != BRK_SECRET_B64_LEN) {
+        rc = BRK_EINTERNAL;
+        goto out;
+    }
+    brk_sha256(secret, BRK_SECRET_B64_LEN, md);
+    brk_hex(md, sizeof md, secret_hash);
+    n = snprintf(token, cap, BRK_TOKEN_PREFIX "%s.%s.%s", tenant, key_id, secret);
+    if (n < 0 || (size_t)n >= cap)
+        rc = BRK_EINTERNAL; /* cannot happen: cap >= BRK_TOKEN_MAX checked above */
+out:
+    if (rc < 0 && token != NULL && cap > 0)
+        token[0] = '\0';
+    explicit_bzero(raw_secret, sizeof raw_secret);
+    explicit_bzero(secret, sizeof secret);
+    return rc;
+}
+
+int brk_keys_create(PGconn *conn, const char *tenant, unsigned roles, const char *name,
+                    int can_delegate, char *token, size_t cap)
+{
+    char key_id[BRK_KEY_ID_HEX + 1], hash[65], rl[96];
+    const char *params[6];
+    int rc = 0, in_tx = 0;
+
+    if (tenant == NULL || !brk_tenant_valid(tenant, strlen(tenant)) || roles == 0 ||
+        (roles & ~(unsigned)BRK_ROLE_ALL) != 0 ||
+        (name != NULL && strlen(name) > BRK_KEY_NAME_MAX) || token == NULL || cap < BRK_TOKEN_MAX) {
+        rc = BRK_EINVAL;
+        goto out;
+    }
+    if ((rc = brk_keys_mint(tenant, key_id, hash, token, cap)) != 0)
+        goto out;
+    roles_literal(roles, rl, sizeof rl);
+
+    rc = exec_cmd(conn, "BEGIN", 0, NULL);
+    if (rc < 0)
+        goto out;
+    in_tx = 1;
+    params[0] = tenant;
+    rc = exec_cmd(conn, "INSERT INTO tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING", 1,
+                  params);
+    if (rc < 0)
+        goto out;
+    params[1] = key_id;
+    params[2] = name;
+    params[3] = rl;
+    params[4] = hash;
+    params[5] = can_delegate ? "true" : "false";
+    rc = exec_cmd(conn,
+                  "INSERT INTO api_keys (tenant_id, key_id, name, roles, secret_hash, "
+                  "can_delegate) VALUES ($1, $2, $3, $4::text[], $5, $6::boolean)",
+                  6, params);
+    if (rc < 0)
+        goto out;
+    rc = exec_cmd(conn, "COMMIT", 0, NULL);
+    if (rc < 0)
+        goto out;
+    in_tx = 0;
+out:
+    if (in_tx)
+        PQclear(PQexec(conn, "ROLLBACK"));
+    if (rc < 0 && token != NULL && cap > 0)
+        explicit_bzero(token, cap);
+    return rc;
+}

@@ -1,0 +1,506 @@
+/*
+ * brk_pgembed: the embedded PostgreSQL 15 cluster under GSAP_DATA_DIR/pg.
+ *
+ * Layout (all paths absolute, from realpath of GSAP_DATA_DIR):
+ *   GSAP_DATA_DIR/          0700 (0710, group postgres, when the broker runs as root)
+ *     pg/                   0700, owned by the cluster's user
+ *       data/               the cluster (initdb makes it 0700)
+ *       run/                0700, the unix socket; nothing listens on TCP
+ *       server.log          the server's log (pg_ctl -l)
+ *
+ * initdb and pg_ctl run with fork/execv, never through a shell of ours. As root they run as
+ * the "postgres" user (PostgreSQL refuses root): the pg/ tree is chowned to it, and the
+ * child drops its groups, gid and uid before exec. GSAP_DATA_DIR then has to let that user
+ * pass through (0710 with group postgres: search, no listing), while the broker's own files
+ * there (keys/) stay 0700 root. Every directory above GSAP_DATA_DIR must be searchable by
+ * postgres too; the child checks this and says so before initdb would fail obscurely.
+ * Root reaches the 0700 socket directory because root bypasses file permissions.
+ *
+ * pg_ctl hands -o to /bin/sh and PostgreSQL splits unix_socket_directories on commas, so a
+ * data directory path holding quotes, $, `, \, commas, or whitespace is refused.
+ *
+ * Main thread only, blocking. The child processes close every inherited descriptor above 2
+ * and reset signal dispositions, so the postmaster never holds a broker socket open or
+ * starts with the broker's blocked signals.
+ */
+#include "brk_pgembed.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "brk_alloc.h"
+#include "brk_err.h"
+#include "banned.h"
+
+#define PGE_USER "postgres" /* the cluster's user when the broker runs as root */
+#define PGE_DBNAME "gsap"
+#define PGE_SUN_PATH_MAX 107 /* sizeof(sockaddr_un.sun_path) - 1 on Linux */
+#define PGE_MAX_GROUPS 64    /* supplementary groups kept for the postgres user */
+#define PGE_READY_POLL_MS 100
+#define PGE_STOP_TIMEOUT_S 60
+#define PGE_BAD_PATH_CHARS "'\"$`\\,!"
+
+typedef struct pge_ident {
+    int drop; /* 1: the child switches to uid/gid/groups */
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[PGE_MAX_GROUPS];
+    int ngroups;
+} pge_ident_t;
+
+static void pge_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void pge_err(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("pgembed: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/*
+ * ident_init: who runs initdb/pg_ctl. The user and its groups are looked up here, in the
+ * parent, because NSS lookups (initgroups) are not safe in a child forked from a process
+ * that may have other threads; the child only makes system calls.
+ */
+static int ident_init(pge_ident_t *id)
+{
+    struct passwd *pw;
+    int n = PGE_MAX_GROUPS;
+
+    memset(id, 0, sizeof *id);
+    if (geteuid() != 0) {
+        id->uid = geteuid();
+        id->gid = getegid();
+        return 0;
+    }
+    errno = 0;
+    pw = getpwnam(PGE_USER);
+    if (pw == NULL) {
+        pge_err("user '%s' not found: as root the embedded cluster runs as that user", PGE_USER);
+        return BRK_EIO;
+    }
+    if (pw->pw_uid == 0) {
+        pge_err("user '%s' has uid 0: PostgreSQL refuses to run as root", PGE_USER);
+        return BRK_EIO;
+    }
+    if (getgrouplist(pw->pw_name, pw->pw_gid, id->groups, &n) < 0) {
+        pge_err("user '%s' is in more than %d groups", PGE_USER, PGE_MAX_GROUPS);
+        return BRK_EIO;
+    }
+    id->drop = 1;
+    id->uid = pw->pw_uid;
+    id->gid = pw->pw_gid;
+    id->ngroups = n;
+    return 0;
+}
+
+/* child_say: async-signal-safe message from a forked child. */
+static void child_say(const char *a, const char *b, const char *c)
+{
+    ssize_t unused;
+
+    unused = write(2, "pgembed: ", 9);
+    unused = write(2, a, strlen(a));
+    unused = write(2, b, strlen(b));
+    unused = write(2, c, strlen(c));
+    unused = write(2, "\n", 1);
+    (void)unused;
+}
+
+/*
+ * run: forks, becomes id, and execs argv[0] with argv. stdout goes to /dev/null (the broker's
+ * stdout carries its JSON log); stderr is inherited, so a failing step explains itself. When
+ * need_dir is set, the child first checks that it can use that directory.
+ * Returns the exit status (0..255), or -1 when the child could not be started or was killed.
+ */
+static int run(const pge_ident_t *id, char *const argv[], const char *need_dir)
+{
+    pid_t pid, w;
+    int status = 0;
+
+    fflush(stderr);
+    pid = fork();
+    if (pid < 0) {
+        pge_err("cannot fork for '%s': %s", argv[0], strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        sigset_t all;
+        int sig, fd;
+
+        for (sig = 1; sig < NSIG; sig++)
+            signal(sig, SIG_DFL);
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0 && fd != 1) {
+            dup2(fd, 1);
+            close(fd);
+        }
+        if (close_range(3, ~0U, 0) < 0) {
+            for (fd = 3; fd < 1024; fd++)
+                close(fd);
+        }
+        if (id->drop) {
+            if (setgroups((size_t)id->ngroups, id->groups) < 0 || setgid(id->gid) < 0 ||
+                setuid(id->uid) < 0 || setuid(0) == 0) {
+                child_say("cannot switch to user ", PGE_USER, "");
+                _exit(126);
+            }
+        }
+        if (chdir("/") < 0)
+            _exit(126);
+        if (need_dir != NULL && access(need_dir, R_OK | W_OK | X_OK) < 0) {
+            child_say("cannot use directory '", need_dir,
+                      id->drop ? "' as user " PGE_USER
+                                 " (every directory above it must be searchable by that user)"
+                               : "'");
+            _exit(126);
+        }
+        execv(argv[0], argv);
+        child_say("cannot run '", argv[0], "'");
+        _exit(127);
+    }
+    do {
+        w = waitpid(pid, &status, 0);
+    } while (w < 0 && errno == EINTR);
+    if (w < 0) {
+        pge_err("cannot wait for '%s': %s", argv[0], strerror(errno));
+        return -1;
+    }
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    pge_err("'%s' was killed by signal %d", argv[0], WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    return -1;
+}
+
+/*
+ * ensure_dir: path exists as a directory with exactly mode, group gid when gid is not -1.
+ * Creates it (one level) when missing; narrows wider permissions. With nofollow, a symlink
+ * is refused: as root, the directories under pg/ belong to postgres, who could otherwise
+ * point one at /etc and have root chmod it. The checks and changes go through one
+ * descriptor, so the path cannot be swapped between them.
+ */
+static int ensure_dir(const char *path, mode_t mode, gid_t gid, int nofollow)
+{
+    struct stat st;
+    int fd = -1, rc = BRK_EIO;
+
+    if (mkdir(path, mode) < 0 && errno != EEXIST) {
+        pge_err("cannot create directory '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0));
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        pge_err("cannot open directory '%s': %s", path,
+                errno == ELOOP || errno == ENOTDIR ? "not a directory" : strerror(errno));
+        goto out;
+    }
+    if (gid != (gid_t)-1 && st.st_gid != gid && fchown(fd, (uid_t)-1, gid) < 0) {
+        pge_err("cannot set the group of '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    if ((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0) {
+        pge_err("cannot set the mode of '%s' to %04o: %s", path, (unsigned)mode, strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* The tree walk has no user pointer; main thread only, so file-level state is fine. */
+static uid_t chown_uid;
+static gid_t chown_gid;
+static char chown_failed[PATH_MAX];
+static const char *chown_why;
+
+/*
+ * chown_one: one entry of the walk. Symlinks are changed themselves (lchown), never
+ * followed. A file with several hard links that needs changing is refused: it may be a link
+ * to a file outside the tree (possible where fs.protected_hardlinks is off).
+ */
+static int chown_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)ftw;
+    if (st->st_uid == chown_uid && st->st_gid == chown_gid)
+        return 0;
+    if (type == FTW_NS || type == FTW_DNR)
+        chown_why = "cannot read it";
+    else if (!S_ISDIR(st->st_mode) && !S_ISLNK(st->st_mode) && st->st_nlink > 1)
+        chown_why = "it has other hard links";
+    else if (lchown(path, chown_uid, chown_gid) < 0)
+        chown_why = strerror(errno);
+    else
+        return 0;
+    snprintf(chown_failed, sizeof chown_failed, "%s", path);
+    return 1;
+}
+
+/* chown_tree: gives everything under root to uid:gid (see chown_one). */
+static int chown_tree(const char *root, uid_t uid, gid_t gid)
+{
+    int r;
+
+    chown_uid = uid;
+    chown_gid = gid;
+    chown_failed[0] = '\0';
+    chown_why = NULL;
+    r = nftw(root, chown_one, 16, FTW_PHYS);
+    if (r != 0) {
+        pge_err("cannot give '%s' to user %s: %s", chown_why ? chown_failed : root, PGE_USER,
+                chown_why ? chown_why : strerror(errno));
+        return BRK_EIO;
+    }
+    return 0;
+}
+
+static int path_chars_ok(const char *p)
+{
+    for (; *p != '\0'; p++) {
+        if ((unsigned char)*p <= ' ' || *p == 0x7f || strchr(PGE_BAD_PATH_CHARS, *p) != NULL)
+            return 0;
+    }
+    return 1;
+}
+
+static int join(char *out, size_t cap, const char *a, const char *b)
+{
+    int n = snprintf(out, cap, "%s%s", a, b);
+    return n < 0 || (size_t)n >= cap ? BRK_EIO : 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int is_cluster(const char *datadir)
+{
+    char p[600];
+    struct stat st;
+
+    if (join(p, sizeof p, datadir, "/PG_VERSION") < 0)
+        return 0;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* wait_ready: polls the socket until the server accepts connections or the timeout passes. */
+static int wait_ready(const brk_pgembed_t *pe, const char *port, double deadline)
+{
+    const char *const keys[] = {"host", "port", "user", "dbname", "connect_timeout", NULL};
+    const char *const vals[] = {pe->sockdir, port, "postgres", "postgres", "5", NULL};
+    struct timespec pause = {0, PGE_READY_POLL_MS * 1000000L};
+
+    for (;;) {
+        PGPing p = PQpingParams(keys, vals, 0);
+        if (p == PQPING_OK)
+            return 0;
+        if (p == PQPING_NO_ATTEMPT) {
+            pge_err("cannot connect to the embedded cluster at '%s': bad parameters", pe->sockdir);
+            return BRK_EIO;
+        }
+        if (now_s() >= deadline) {
+            pge_err("the embedded cluster at '%s' did not accept connections within %d s",
+                    pe->sockdir, BRK_PGEMBED_START_TIMEOUT_S);
+            return BRK_ETIMEDOUT;
+        }
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* create_db: CREATE DATABASE gsap unless it exists (another starter may win the race). */
+static int create_db(const brk_pgembed_t *pe, const char *port)
+{
+    const char *const keys[] = {"host", "port", "user", "dbname", NULL};
+    const char *const vals[] = {pe->sockdir, port, "postgres", "postgres", NULL};
+    PGconn *c = NULL;
+    PGresult *r = NULL;
+    int rc = BRK_EIO;
+
+    c = PQconnectdbParams(keys, vals, 0);
+    if (PQstatus(c) != CONNECTION_OK) {
+        pge_err("cannot connect to the embedded cluster at '%s': %s", pe->sockdir,
+                PQerrorMessage(c));
+        goto out;
+    }
+    r = PQexec(c, "SELECT 1 FROM pg_database WHERE datname = '" PGE_DBNAME "'");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        pge_err("cannot list databases: %s", PQerrorMessage(c));
+        goto out;
+    }
+    if (PQntuples(r) == 0) {
+        const char *state;
+        PQclear(r);
+        r = PQexec(c, "CREATE DATABASE " PGE_DBNAME);
+        state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK &&
+            !(state != NULL && (strcmp(state, "42P04") == 0 || strcmp(state, "23505") == 0))) {
+            pge_err("cannot create database '%s': %s", PGE_DBNAME, PQerrorMessage(c));
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    PQclear(r);
+    PQfinish(c);
+    return rc;
+}
+
+int brk_pgembed_start(brk_pgembed_t *pe, brk_config_t *cfg)
+{
+    pge_ident_t id;
+    char *base = NULL;
+    char root[512], prog[PATH_MAX], timeout[16], opts[700], port[8], info[700];
+    size_t sock_len;
+    double t0;
+    int rc, st;
+
+    memset(pe, 0, sizeof *pe);
+    snprintf(port, sizeof port, "%d", BRK_PGEMBED_PORT);
+    snprintf(timeout, sizeof timeout, "%d", BRK_PGEMBED_START_TIMEOUT_S);
+
+    rc = ident_init(&id);
+    if (rc < 0)
+        goto out;
+
+    /* GSAP_DATA_DIR: 0700, or 0710 with group postgres so that user may pass through. */
+    rc = ensure_dir(cfg->data_dir, id.drop ? 0710 : 0700, id.drop ? id.gid : (gid_t)-1, 0);
+    if (rc < 0)
+        goto out;
+    base = realpath(cfg->data_dir, NULL);
+    if (base == NULL) {
+        pge_err("cannot resolve '%s': %s", cfg->data_dir, strerror(errno));
+        rc = BRK_EIO;
+        goto out;
+    }
+    if (!path_chars_ok(base)) {
+        pge_err("GSAP_DATA_DIR '%s' holds a character the embedded cluster cannot use "
+                "(whitespace, quotes, $, `, \\, ! or a comma)",
+                base);
+        rc = BRK_EIO;
+        goto out;
+    }
+    sock_len = strlen(base) + strlen("/pg/run/.s.PGSQL.") + strlen(port);
+    if (sock_len > PGE_SUN_PATH_MAX) {
+        pge_err("GSAP_DATA_DIR '%s' is too long: its socket path '%s/pg/run/.s.PGSQL.%s' "
+                "would be %zu bytes, over the %d-byte limit of unix sockets",
+                base, base, port, sock_len, PGE_SUN_PATH_MAX);
+        rc = BRK_EIO;
+        goto out;
+    }
+    if (join(root, sizeof root, base, "/pg") < 0 ||
+        join(pe->datadir, sizeof pe->datadir, root, "/data") < 0 ||
+        join(pe->sockdir, sizeof pe->sockdir, root, "/run") < 0 ||
+        join(pe->logfile, sizeof pe->logfile, root, "/server.log") < 0) {
+        pge_err("GSAP_DATA_DIR '%s' is too long", base);
+        rc = BRK_EIO;
+        goto out;
+    }
+
+    rc = ensure_dir(root, 0700, (gid_t)-1, 1);
+    if (rc == 0)
+        rc = ensure_dir(pe->sockdir, 0700, (gid_t)-1, 1);
+    if (rc == 0 && id.drop)
+        rc = chown_tree(root, id.uid, id.gid);
+    if (rc < 0)
+        goto out;
+
+    if (!is_cluster(pe->datadir)) {
+        char *argv[] = {prog, "-D",   pe->datadir,        "-U", "postgres", "-A", "trust",
+                        "-E", "UTF8", "--locale=C.UTF-8", NULL};
+        if (join(prog, sizeof prog, cfg->pg_bin, "/initdb") < 0) {
+            rc = BRK_EIO;
+            goto out;
+        }
+        if (run(&id, argv, root) != 0) {
+            pge_err("initdb of '%s' failed", pe->datadir);
+            rc = BRK_EIO;
+            goto out;
+        }
+        pe->created = 1;
+    }
+
+    if (join(prog, sizeof prog, cfg->pg_bin, "/pg_ctl") < 0) {
+        rc = BRK_EIO;
+        goto out;
+    }
+    {
+        char *argv[] = {prog, "status", "-D", pe->datadir, NULL};
+        st = run(&id, argv, NULL);
+    }
+    t0 = now_s();
+    if (st != 0) {
+        /* 3: not running (a stale postmaster.pid is handled by the server itself). */
+        char *argv[] = {prog,    "start", "-D",        pe->datadir, "-w", "-t",
+                        timeout, "-l",    pe->logfile, "-o",        opts, NULL};
+        snprintf(opts, sizeof opts, "-k '%s' -p %s -c listen_addresses=''", pe->sockdir, port);
+        st = run(&id, argv, NULL);
+        if (st != 0) {
+            int late = now_s() - t0 >= BRK_PGEMBED_START_TIMEOUT_S;
+            pge_err("%s the embedded cluster; see '%s'",
+                    late ? "timed out starting" : "cannot start", pe->logfile);
+            rc = late ? BRK_ETIMEDOUT : BRK_EIO;
+            goto out;
+        }
+        pe->started = 1;
+    }
+
+    rc = wait_ready(pe, port, t0 + BRK_PGEMBED_START_TIMEOUT_S);
+    if (rc < 0)
+        goto out;
+    rc = create_db(pe, port);
+    if (rc < 0)
+        goto out;
+
+    snprintf(info, sizeof info, "host=%s port=%s user=postgres dbname=%s", pe->sockdir, port,
+             PGE_DBNAME);
+    free(cfg->conninfo);
+    cfg->conninfo = brk_strdup(info);
+out:
+    if (rc < 0 && pe->started)
+        brk_pgembed_stop(pe, cfg);
+    free(base);
+    return rc;
+}
+
+void brk_pgembed_stop(brk_pgembed_t *pe, const brk_config_t *cfg)
+{
+    pge_ident_t id;
+    char prog[PATH_MAX], timeout[16];
+    char *argv[] = {prog, "stop", "-D", pe->datadir, "-m", "fast", "-w", "-t", timeout, NULL};
+
+    if (!pe->started)
+        return;
+    pe->started = 0;
+    if (ident_init(&id) < 0 || join(prog, sizeof prog, cfg->pg_bin, "/pg_ctl") < 0)
+        return;
+    snprintf(timeout, sizeof timeout, "%d", PGE_STOP_TIMEOUT_S);
+    if (run(&id, argv, NULL) != 0)
+        pge_err("cannot stop the embedded cluster in '%s'; see '%s'", pe->datadir, pe->logfile);
+}

@@ -1,0 +1,39 @@
+/*
+ * hnd_util: validation helpers every route group shares. Each checks one field of a JSON
+ * body and, when it is wrong, answers the request (400 for a wrong type or shape, 422 for a
+ * value outside its enum or range) and returns -1; 0 means the value is good. Request loop only.
+ */
+#ifndef HND_UTIL_H
+#define HND_UTIL_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "brk_http.h"
+
+#define HND_CID_FIELD_MAX 71
+
+/* hnd_reject_unknown: -1 (400 unknown_field) when obj has a key not in the NULL-terminated list. */
+int hnd_reject_unknown(brk_req_t *r, json_t *obj, const char *const *fields);
+
+/* hnd_opt_string / hnd_req_string: a string field of at most max bytes; *out points into obj
+ * (NULL when absent and optional). */
+int hnd_opt_string(brk_req_t *r, json_t *obj, const char *key, size_t max, const char **out);
+int hnd_req_string(brk_req_t *r, json_t *obj, const char *key, size_t max, const char **out);
+
+/* hnd_opt_bool: a boolean field; *out unchanged when absent. */
+int hnd_opt_bool(brk_req_t *r, json_t *obj, const char *key, int *out);
+
+/* hnd_opt_int: an integer field within [lo, hi] (422 outside); *out unchanged when absent. */
+int hnd_opt_int(brk_req_t *r, json_t *obj, const char *key, long long lo, long long hi,
+                long long *out);
+
+/* hnd_req_cid / hnd_opt_cid: a "sha256:<64 hex>" field. */
+int hnd_req_cid(brk_req_t *r, json_t *obj, const char *key, const char **out);
+int hnd_opt_cid(brk_req_t *r, json_t *obj, const char *key, const char **out);
+
+/* hnd_req_enum: a string field that must be one of the NULL-terminated values (422 if not);
+ * *idx gets its index. */
+int hnd_req_enum(brk_req_t *r, json_t *obj, const char *key, const char *const *values, int *idx);
+
+#endif

@@ -1,0 +1,339 @@
+/*
+ * unit_config: brk_config_load defaults and refusals (broker/brk_config.h). Each test starts
+ * from an environment with every GSAP_* variable unset, then sets what it needs.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "brk_config.h"
+#include "brk_err.h"
+#include "banned.h"
+
+static const char *const vars[] = {"GSAP_LISTEN",        "GSAP_THREADS",
+                                   "GSAP_DATA_DIR",      "GSAP_DATABASE_URL",
+                                   "GSAP_TLS_CERT",      "GSAP_TLS_KEY",
+                                   "GSAP_PG_BIN",        "GSAP_MIGRATIONS_DIR",
+                                   "GSAP_BROKER_ID",     "CHRONICLE_WEBHOOK_URL",
+                                   "GSAP_DB_CONNS",      "GSAP_DB_QUEUE_MAX",
+                                   "GSAP_DB_TIMEOUT_MS", NULL};
+
+static void clean_env(void)
+{
+    size_t i;
+
+    for (i = 0; vars[i] != NULL; i++)
+        unsetenv(vars[i]);
+}
+
+/* load_ok / load_err: brk_config_load with one variable set. */
+static void load_ok(const char *name, const char *value, brk_config_t *cfg)
+{
+    char err[256] = "";
+    int rc;
+
+    clean_env();
+    if (name != NULL)
+        setenv(name, value, 1);
+    rc = brk_config_load(cfg, err, sizeof err);
+    ck_assert_msg(rc == 0, "%s='%s' refused: %s", name ? name : "-", value ? value : "", err);
+}
+
+static void load_err(const char *name, const char *value, const char *expect_in_msg)
+{
+    brk_config_t cfg;
+    char err[256] = "";
+    int rc;
+
+    clean_env();
+    setenv(name, value, 1);
+    rc = brk_config_load(&cfg, err, sizeof err);
+    ck_assert_msg(rc == BRK_EINVAL, "%s='%s' accepted", name, value);
+    ck_assert_msg(strstr(err, expect_in_msg) != NULL, "message '%s' does not name '%s'", err,
+                  expect_in_msg);
+    ck_assert_ptr_null(cfg.conninfo);
+}
+
+START_TEST(defaults)
+{
+    brk_config_t cfg;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned want = ncpu < 1 ? 1 : ncpu > BRK_MAX_THREADS ? BRK_MAX_THREADS : (unsigned)ncpu;
+
+    load_ok(NULL, NULL, &cfg);
+    ck_assert_str_eq(cfg.listen_host, "127.0.0.1");
+    ck_assert_uint_eq(cfg.listen_port, 8080);
+    ck_assert_uint_eq(cfg.threads, want);
+    ck_assert_str_eq(cfg.data_dir, BRK_DEFAULT_DATA_DIR);
+    ck_assert_ptr_null(cfg.database_url);
+    ck_assert_ptr_null(cfg.conninfo);
+    ck_assert_ptr_null(cfg.tls_cert);
+    ck_assert_ptr_null(cfg.tls_key);
+    ck_assert_str_eq(cfg.pg_bin, BRK_DEFAULT_PG_BIN);
+    ck_assert_ptr_null(cfg.migrations_dir);
+    ck_assert_str_eq(cfg.broker_id, "gsap-broker");
+    ck_assert_ptr_null(cfg.webhook_url);
+    ck_assert_uint_eq(cfg.db_conns, BRK_DEFAULT_DB_CONNS);
+    ck_assert_uint_eq(cfg.db_queue_max, BRK_DEFAULT_DB_QUEUE_MAX);
+    ck_assert_uint_eq(cfg.db_timeout_ms, BRK_DEFAULT_DB_TIMEOUT_MS);
+    brk_config_clear(&cfg);
+}
+END_TEST
+
+START_TEST(empty_means_unset)
+{
+    brk_config_t cfg;
+
+    load_ok("GSAP_LISTEN", "", &cfg);
+    ck_assert_uint_eq(cfg.listen_port, 8080);
+    load_ok("GSAP_DATABASE_URL", "", &cfg);
+    ck_assert_ptr_null(cfg.conninfo);
+    load_ok("GSAP_TLS_CERT", "", &cfg);
+    ck_assert_ptr_null(cfg.tls_cert);
+    brk_config_clear(&cfg);
+}
+END_TEST
+
+START_TEST(strings)
+{
+    brk_config_t cfg;
+
+    clean_env();
+    setenv("GSAP_DATA_DIR", "/srv/gsap", 1);
+    setenv("GSAP_PG_BIN", "/opt/pg/bin", 1);
+    setenv("GSAP_MIGRATIONS_DIR", "/usr/share/gsap/migrations", 1);
+    setenv("GSAP_BROKER_ID", "broker-7", 1);
+    setenv("CHRONICLE_WEBHOOK_URL", "https://chronicle.example/hook", 1);
+    setenv("GSAP_TLS_CERT", "/etc/gsap/cert.pem", 1);
+    setenv("GSAP_TLS_KEY", "/etc/gsap/key.pem", 1);
+    ck_assert_int_eq(brk_config_load(&cfg, (char[64]){0}, 64), 0);
+    ck_assert_str_eq(cfg.data_dir, "/srv/gsap");
+    ck_assert_str_eq(cfg.pg_bin, "/opt/pg/bin");
+    ck_assert_str_eq(cfg.migrations_dir, "/usr/share/gsap/migrations");
+    ck_assert_str_eq(cfg.broker_id, "broker-7");
+    ck_assert_str_eq(cfg.webhook_url, "https://chronicle.example/hook");
+    ck_assert_str_eq(cfg.tls_cert, "/etc/gsap/cert.pem");
+    ck_assert_str_eq(cfg.tls_key, "/etc/gsap/key.pem");
+    brk_config_clear(&cfg);
+}
+END_TEST
+
+START_TEST(database_url)
+{
+    brk_config_t cfg;
+    const char *url = "postgresql://gsap:pw@127.0.0.1:5433/gsap";
+
+    load_ok("GSAP_DATABASE_URL", url, &cfg);
+    ck_assert_str_eq(cfg.database_url, url);
+    ck_assert_str_eq(cfg.conninfo, url);
+    ck_assert_ptr_ne(cfg.conninfo, cfg.database_url); /* a copy, owned by cfg */
+    brk_config_clear(&cfg);
+    ck_assert_ptr_null(cfg.conninfo);
+    brk_config_clear(&cfg); /* twice is harmless */
+
+    load_ok("GSAP_DATABASE_URL", "host=/run/postgresql dbname=gsap", &cfg);
+    ck_assert_str_eq(cfg.conninfo, "host=/run/postgresql dbname=gsap");
+    brk_config_clear(&cfg);
+
+    load_err("GSAP_DATABASE_URL", "host=x bogus_option=1", "GSAP_DATABASE_URL");
+    load_err("GSAP_DATABASE_URL", "postgresql://u:secretpw@h/db?bogus=1", "GSAP_DATABASE_URL");
+}
+END_TEST
+
+START_TEST(database_url_secret_not_echoed)
+{
+    brk_config_t cfg;
+    char err[256] = "";
+
+    clean_env();
+    setenv("GSAP_DATABASE_URL", "password=hunter2 nonsense", 1);
+    ck_assert_int_eq(brk_config_load(&cfg, err, sizeof err), BRK_EINVAL);
+    ck_assert_ptr_null(strstr(err, "hunter2"));
+}
+END_TEST
+
+START_TEST(listen_ok)
+{
+    brk_config_t cfg;
+
+    load_ok("GSAP_LISTEN", "0.0.0.0:9000", &cfg);
+    ck_assert_str_eq(cfg.listen_host, "0.0.0.0");
+    ck_assert_uint_eq(cfg.listen_port, 9000);
+    load_ok("GSAP_LISTEN", "localhost:1", &cfg);
+    ck_assert_str_eq(cfg.listen_host, "localhost");
+    ck_assert_uint_eq(cfg.listen_port, 1);
+    load_ok("GSAP_LISTEN", "[::1]:65535", &cfg);
+    ck_assert_str_eq(cfg.listen_host, "::1");
+    ck_assert_uint_eq(cfg.listen_port, 65535);
+}
+END_TEST
+
+START_TEST(listen_host_length)
+{
+    brk_config_t cfg;
+    char v[128];
+
+    /* 63 characters fit listen_host[64]; 64 do not. */
+    memset(v, 'h', 63);
+    memcpy(v + 63, ":80", 4);
+    load_ok("GSAP_LISTEN", v, &cfg);
+    ck_assert_uint_eq(strlen(cfg.listen_host), 63);
+    memset(v, 'h', 64);
+    memcpy(v + 64, ":80", 4);
+    load_err("GSAP_LISTEN", v, "GSAP_LISTEN");
+}
+END_TEST
+
+START_TEST(listen_bad)
+{
+    static const char *bad[] = {"127.0.0.1",
+                                "127.0.0.1:",
+                                ":8080",
+                                "127.0.0.1:0",
+                                "127.0.0.1:65536",
+                                "127.0.0.1:80x",
+                                "127.0.0.1:-1",
+                                "127.0.0.1:+80",
+                                "127.0.0.1: 80",
+                                "::1:8080",
+                                "[::1]8080",
+                                "[::1:8080",
+                                "[]:80",
+                                "bad host:80",
+                                "127.0.0.1:99999999999999999999",
+                                NULL};
+    size_t i;
+
+    for (i = 0; bad[i] != NULL; i++)
+        load_err("GSAP_LISTEN", bad[i], "GSAP_LISTEN");
+}
+END_TEST
+
+START_TEST(threads)
+{
+    brk_config_t cfg;
+
+    load_ok("GSAP_THREADS", "1", &cfg);
+    ck_assert_uint_eq(cfg.threads, 1);
+    load_ok("GSAP_THREADS", "64", &cfg);
+    ck_assert_uint_eq(cfg.threads, BRK_MAX_THREADS);
+    load_err("GSAP_THREADS", "65", "GSAP_THREADS");
+    load_err("GSAP_THREADS", "0", "GSAP_THREADS");
+    load_err("GSAP_THREADS", "-1", "GSAP_THREADS");
+    load_err("GSAP_THREADS", " 4", "GSAP_THREADS");
+    load_err("GSAP_THREADS", "4 ", "GSAP_THREADS");
+    load_err("GSAP_THREADS", "four", "GSAP_THREADS");
+    load_err("GSAP_THREADS", "0x10", "GSAP_THREADS");
+    load_err("GSAP_THREADS", "18446744073709551617", "GSAP_THREADS");
+}
+END_TEST
+
+START_TEST(db_numbers)
+{
+    brk_config_t cfg;
+
+    load_ok("GSAP_DB_CONNS", "64", &cfg);
+    ck_assert_uint_eq(cfg.db_conns, 64);
+    load_err("GSAP_DB_CONNS", "65", "GSAP_DB_CONNS");
+    load_err("GSAP_DB_CONNS", "0", "GSAP_DB_CONNS");
+    load_ok("GSAP_DB_QUEUE_MAX", "1", &cfg);
+    ck_assert_uint_eq(cfg.db_queue_max, 1);
+    load_ok("GSAP_DB_QUEUE_MAX", "1000000", &cfg);
+    ck_assert_uint_eq(cfg.db_queue_max, 1000000);
+    load_err("GSAP_DB_QUEUE_MAX", "1000001", "GSAP_DB_QUEUE_MAX");
+    load_err("GSAP_DB_QUEUE_MAX", "0", "GSAP_DB_QUEUE_MAX");
+    load_ok("GSAP_DB_TIMEOUT_MS", "100", &cfg);
+    ck_assert_uint_eq(cfg.db_timeout_ms, 100);
+    load_ok("GSAP_DB_TIMEOUT_MS", "3600000", &cfg);
+    ck_assert_uint_eq(cfg.db_timeout_ms, 3600000);
+    load_err("GSAP_DB_TIMEOUT_MS", "99", "GSAP_DB_TIMEOUT_MS");
+    load_err("GSAP_DB_TIMEOUT_MS", "3600001", "GSAP_DB_TIMEOUT_MS");
+    load_err("GSAP_DB_TIMEOUT_MS", "1.5", "GSAP_DB_TIMEOUT_MS");
+}
+END_TEST
+
+START_TEST(tls_pair)
+{
+    brk_config_t cfg;
+    char err[256] = "";
+
+    clean_env();
+    setenv("GSAP_TLS_CERT", "/c.pem", 1);
+    ck_assert_int_eq(brk_config_load(&cfg, err, sizeof err), BRK_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "GSAP_TLS_KEY"));
+    clean_env();
+    setenv("GSAP_TLS_KEY", "/k.pem", 1);
+    ck_assert_int_eq(brk_config_load(&cfg, err, sizeof err), BRK_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "GSAP_TLS_CERT"));
+}
+END_TEST
+
+START_TEST(broker_id_and_webhook)
+{
+    brk_config_t cfg;
+    char id[200];
+
+    memset(id, 'b', 128);
+    id[128] = '\0';
+    load_ok("GSAP_BROKER_ID", id, &cfg);
+    id[128] = 'b';
+    id[129] = '\0';
+    load_err("GSAP_BROKER_ID", id, "GSAP_BROKER_ID");
+    load_err("GSAP_BROKER_ID", "two words", "GSAP_BROKER_ID");
+    load_ok("CHRONICLE_WEBHOOK_URL", "http://127.0.0.1:9/x", &cfg);
+    load_err("CHRONICLE_WEBHOOK_URL", "ftp://h/x", "CHRONICLE_WEBHOOK_URL");
+}
+END_TEST
+
+START_TEST(error_message_style)
+{
+    brk_config_t cfg;
+    char err[256] = "";
+    size_t n;
+
+    clean_env();
+    setenv("GSAP_THREADS", "zero", 1);
+    ck_assert_int_eq(brk_config_load(&cfg, err, sizeof err), BRK_EINVAL);
+    n = strlen(err);
+    ck_assert_uint_gt(n, 0);
+    ck_assert_msg(err[n - 1] != '.', "trailing period in '%s'", err);
+    ck_assert_ptr_nonnull(strstr(err, "'zero'"));
+    /* a tiny buffer is truncated, never overrun */
+    ck_assert_int_eq(brk_config_load(&cfg, err, 4), BRK_EINVAL);
+    ck_assert_uint_eq(strlen(err), 3);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("load");
+
+    tcase_add_test(tc, defaults);
+    tcase_add_test(tc, empty_means_unset);
+    tcase_add_test(tc, strings);
+    tcase_add_test(tc, database_url);
+    tcase_add_test(tc, database_url_secret_not_echoed);
+    tcase_add_test(tc, listen_ok);
+    tcase_add_test(tc, listen_host_length);
+    tcase_add_test(tc, listen_bad);
+    tcase_add_test(tc, threads);
+    tcase_add_test(tc, db_numbers);
+    tcase_add_test(tc, tls_pair);
+    tcase_add_test(tc, broker_id_and_webhook);
+    tcase_add_test(tc, error_message_style);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(config_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_ENV);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
