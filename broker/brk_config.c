@@ -198,6 +198,26 @@ int brk_config_load(brk_config_t *cfg, char *err, size_t errlen)
         goto out;
     }
 
+    /* Links the broker hands out (session_url) must reach it from where clients are. */
+    v = env("GSAP_PUBLIC_URL");
+    if (v != NULL && strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
+        snprintf(err, errlen, "invalid GSAP_PUBLIC_URL: expected an http:// or https:// url");
+        rc = BRK_EINVAL;
+        goto out;
+    }
+    if (v != NULL && strlen(v) >= sizeof cfg->public_url) {
+        snprintf(err, errlen, "invalid GSAP_PUBLIC_URL: longer than %zu bytes",
+                 sizeof cfg->public_url - 1);
+        rc = BRK_EINVAL;
+        goto out;
+    }
+    if (v != NULL)
+        snprintf(cfg->public_url, sizeof cfg->public_url, "%.*s", (int)(strlen(v) - (v[strlen(v) - 1] == '/')), v);
+    else
+        snprintf(cfg->public_url, sizeof cfg->public_url, "%s://%s%s%s:%u",
+                 cfg->tls_cert ? "https" : "http", strchr(cfg->listen_host, ':') ? "[" : "",
+                 cfg->listen_host, strchr(cfg->listen_host, ':') ? "]" : "", cfg->listen_port);
+
     rc = env_uint("GSAP_DB_CONNS", BRK_DEFAULT_DB_CONNS, 1, BRK_CONFIG_DB_CONNS_MAX, &cfg->db_conns,
                   err, errlen);
     if (rc < 0)

@@ -33,6 +33,7 @@ typedef struct brk_config {
     unsigned db_conns;        /* GSAP_DB_CONNS per loop */
     unsigned db_queue_max;    /* GSAP_DB_QUEUE_MAX per loop */
     unsigned db_timeout_ms;   /* GSAP_DB_TIMEOUT_MS */
+    char public_url[256];     /* GSAP_PUBLIC_URL, default http(s)://GSAP_LISTEN, no trailing / */
     char *conninfo;           /* resolved libpq conninfo (owned) */
 } brk_config_t;
 

@@ -23,6 +23,7 @@
 #include "brk_alloc.h"
 #include "brk_crypto.h"
 #include "brk_err.h"
+#include "brk_json.h"
 #include "brk_log.h"
 #include "brk_metrics.h"
 #include "brk_server_int.h"
@@ -32,7 +33,8 @@
 
 static brk_db_stmt_t q_auth = {
     "brk_auth",
-    "SELECT secret_hash, array_to_string(roles, ','), can_delegate FROM api_keys "
+    "SELECT secret_hash, array_to_string(roles, ','), can_delegate, coalesce(name, key_id) "
+    "FROM api_keys "
     "WHERE tenant_id = $1 AND key_id = $2 AND revoked_at IS NULL",
     0};
 
@@ -339,6 +341,7 @@ static void on_auth(brk_req_t *r, const brk_db_result_t *res)
     brk_roles_parse_list(roles, &mask);
     r->principal.roles = mask;
     r->principal.can_delegate = PQgetvalue(pr, 0, 2)[0] == 't';
+    snprintf(r->principal.name, sizeof r->principal.name, "%s", PQgetvalue(pr, 0, 3));
     r->principal.authenticated = 1;
     /* A caller may name the tenant it means to act in; a key acts only in its own. */
     h2o_iovec_t t = brk_req_header(r, "x-gsap-tenant");
@@ -379,50 +382,12 @@ static void authenticate(brk_req_t *r)
 
 /* ---- intake ---- */
 
-static int json_depth_ok(const json_t *v, int depth)
-{
-    if (depth > BRK_MAX_JSON_DEPTH)
-        return 0;
-    if (json_is_object(v)) {
-        const char *k;
-        json_t *c;
-        json_object_foreach((json_t *)v, k, c) if (!json_depth_ok(c, depth + 1)) return 0;
-    } else if (json_is_array(v)) {
-        size_t i;
-        json_t *c;
-        json_array_foreach(v, i, c) if (!json_depth_ok(c, depth + 1)) return 0;
-    }
-    return 1;
-}
-
-/* Cheap pre-check so a hostile "[[[[..." never reaches jansson's recursive parser deeply. */
-static int raw_depth_ok(const char *p, size_t n)
-{
-    int depth = 0, in_str = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = p[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = 0;
-        } else if (c == '"') {
-            in_str = 1;
-        } else if (c == '{' || c == '[') {
-            if (++depth > BRK_MAX_JSON_DEPTH + 1)
-                return 0;
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-    }
-    return 1;
-}
-
 static int parse_body(brk_req_t *r)
 {
     h2o_req_t *q = r->h2o;
     h2o_iovec_t ct = brk_req_header(r, "content-type");
-    json_error_t jerr;
+    const char *code = NULL;
+    char msg[ERR_MESSAGE_MAX];
     if (ct.base != NULL && h2o_strstr(ct.base, ct.len, H2O_STRLIT("json")) == SIZE_MAX) {
         brk_reply_error(r, BRK_EMEDIA, NULL, "the body must be application/json");
         return -1;
@@ -435,24 +400,10 @@ static int parse_body(brk_req_t *r)
         brk_reply_error(r, BRK_EINVAL, "invalid_json", "a JSON object body is required");
         return -1;
     }
-    if (!raw_depth_ok(q->entity.base, q->entity.len)) {
-        brk_reply_error(r, BRK_EINVAL, "json_too_deep", "the body nests deeper than %d levels",
-                        BRK_MAX_JSON_DEPTH);
-        return -1;
-    }
-    r->body = json_loadb(q->entity.base, q->entity.len, JSON_REJECT_DUPLICATES, &jerr);
-    if (r->body == NULL) {
-        brk_reply_error(r, BRK_EINVAL, "invalid_json", "malformed JSON at line %d column %d: %s",
-                        jerr.line, jerr.column, jerr.text);
-        return -1;
-    }
-    if (!json_is_object(r->body)) {
-        brk_reply_error(r, BRK_EINVAL, "invalid_json", "the body must be a JSON object");
-        return -1;
-    }
-    if (!json_depth_ok(r->body, 1)) {
-        brk_reply_error(r, BRK_EINVAL, "json_too_deep", "the body nests deeper than %d levels",
-                        BRK_MAX_JSON_DEPTH);
+    /* The pure part (depth, syntax, duplicates, object) lives in brk_json, where it is fuzzed. */
+    if (brk_json_parse_object(q->entity.base, q->entity.len, &r->body, &code, msg,
+                              sizeof msg) != 0) {
+        brk_reply_error(r, BRK_EINVAL, code, "%s", msg);
         return -1;
     }
     return 0;

@@ -26,12 +26,12 @@
 #include <h2o.h>
 
 #include "brk_db.h"
+#include "brk_json.h" /* BRK_MAX_JSON_DEPTH, the body nesting limit */
 #include "brk_keys.h"
 
 #define BRK_MAX_BODY (1024 * 1024)      /* request body bytes (413 above) */
 #define BRK_MAX_HEADERS 64              /* request header count (431 above) */
 #define BRK_MAX_HEADER_BYTES (16 * 1024)  /* names + values of all headers (431 above) */
-#define BRK_MAX_JSON_DEPTH 32           /* nesting of a JSON body (400 above) */
 #define BRK_MAX_PATH 2048               /* request path bytes (414 above) */
 #define BRK_ROUTE_MAX_PARAMS 4
 #define BRK_ROUTE_MAX 128
@@ -60,6 +60,7 @@ typedef struct brk_route {
 typedef struct brk_principal {
     char tenant[BRK_TENANT_MAX + 1];
     char key_id[BRK_KEY_ID_HEX + 1];
+    char name[BRK_KEY_NAME_MAX + 1]; /* the key's name, or its id */
     unsigned roles;
     int can_delegate;
     int authenticated; /* 0 for public routes and local callers without a token */

@@ -26,7 +26,9 @@
 #include "brk_migrate.h"
 #include "brk_pgembed.h"
 #include "brk_server.h"
+#include "exec.h"
 #include "hnd.h"
+#include "hnd_gov.h"
 #include "banned.h"
 
 #define GSAP_BROKER_VERSION "0.1.0"
@@ -43,6 +45,8 @@ static int usage(FILE *f)
                "       gsap-broker migrate\n"
                "       gsap-broker keys create --tenant T --role R[,R...] [--name N] [--delegate]\n"
                "       gsap-broker keys rotate-signing\n"
+               "       gsap-broker accords put --tenant T --file accord.json\n"
+               "       gsap-broker exec [--json] [--dry-run] --exec COMMAND\n"
                "       gsap-broker version\n");
     return f == stderr ? 2 : 0;
 }
@@ -172,6 +176,82 @@ static int cmd_keys_create(int argc, char **argv)
     return rc == 0 ? 0 : 1;
 }
 
+/* Runs one parameterized statement on a blocking connection; prints the error. */
+static int exec_params(PGconn *c, const char *sql, int n, const char *const *params)
+{
+    PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+    if (!ok)
+        fprintf(stderr, "gsap-broker: %s", PQerrorMessage(c));
+    PQclear(res);
+    return ok ? 0 : BRK_EDB;
+}
+
+static int cmd_accords_put(int argc, char **argv)
+{
+    static const struct option opts[] = {{"tenant", required_argument, NULL, 't'},
+                                         {"file", required_argument, NULL, 'f'},
+                                         {NULL, 0, NULL, 0}};
+    const char *tenant = NULL, *file = NULL, *code;
+    char msg[256];
+    int ch, rc = 0;
+    json_t *in = NULL;
+    json_error_t jerr;
+    hnd_accord_t a = {0};
+    app_t app = {0};
+    PGconn *c = NULL;
+    char *text = NULL;
+
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 't': tenant = optarg; break;
+        case 'f': file = optarg; break;
+        default: return usage(stderr);
+        }
+    }
+    if (tenant == NULL || file == NULL || !brk_tenant_valid(tenant, strlen(tenant))) {
+        fprintf(stderr, "gsap-broker: accords put needs --tenant (a valid tenant id) and --file\n");
+        return 2;
+    }
+    if ((in = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
+        fprintf(stderr, "gsap-broker: %s:%d: %s\n", file, jerr.line, jerr.text);
+        return 2;
+    }
+    if (hnd_accord_parse(in, NULL, &a, &code, msg, sizeof msg) != 0) {
+        fprintf(stderr, "gsap-broker: %s: %s (%s)\n", file, msg, code);
+        rc = 2;
+        goto out;
+    }
+    brk_log_set_quiet(1);
+    text = json_dumps(a.body, JSON_COMPACT);
+    if (app_open(&app) != 0 || (c = connect_blocking(&app)) == NULL || migrate(&app, c) != 0) {
+        rc = 1;
+        goto out;
+    }
+    const char *p1[] = {tenant};
+    const char *p3[] = {tenant, a.name, text};
+    if (exec_params(c, "INSERT INTO tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING", 1, p1) ||
+        exec_params(c, "INSERT INTO accords (tenant_id, name, body) VALUES ($1, $2, $3::jsonb) "
+                       "ON CONFLICT (tenant_id, name) DO UPDATE SET body = EXCLUDED.body, "
+                       "updated_at = now()", 3, p3)) {
+        rc = 1;
+        goto out;
+    }
+    json_object_set_new(a.body, "accord_hash", json_string(a.accord_hash));
+    json_dumpf(a.body, stdout, JSON_INDENT(2));
+    printf("\n");
+out:
+    free(text);
+    hnd_accord_clear(&a);
+    json_decref(in);
+    if (c)
+        PQfinish(c);
+    if (app.cfg.data_dir)
+        app_close(&app);
+    return rc;
+}
+
 static int cmd_rotate(void)
 {
     char err[256], dir[600], id[BRK_KEY_ID_LEN + 1];
@@ -258,6 +338,10 @@ int main(int argc, char **argv)
         return cmd_keys_create(argc - 2, argv + 2);
     if (strcmp(cmd, "keys") == 0 && argc > 2 && strcmp(argv[2], "rotate-signing") == 0)
         return cmd_rotate();
+    if (strcmp(cmd, "exec") == 0)
+        return cli_exec(argc - 1, argv + 1);
+    if (strcmp(cmd, "accords") == 0 && argc > 2 && strcmp(argv[2], "put") == 0)
+        return cmd_accords_put(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0) {
         printf("gsap-broker %s\n", GSAP_BROKER_VERSION);
         return 0;

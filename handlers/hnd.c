@@ -10,6 +10,11 @@ int hnd_register(void)
     static int (*const groups[])(void) = {
         hnd_ops_register,
         hnd_admin_register,
+        hnd_authorize_register,
+        hnd_complete_register,
+        hnd_session_register,
+        hnd_accords_register,
+        hnd_openapi_register,
     };
     for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
         int rc = groups[i]();

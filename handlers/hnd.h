@@ -11,5 +11,10 @@ int hnd_register(void);
 /* One per route group (hnd_<group>.c). */
 int hnd_ops_register(void);
 int hnd_admin_register(void);
+int hnd_authorize_register(void);
+int hnd_complete_register(void);
+int hnd_session_register(void);
+int hnd_accords_register(void);
+int hnd_openapi_register(void);
 
 #endif

@@ -1,0 +1,1248 @@
+/*
+ * exec: `gsap-broker exec [--json] [--dry-run] --exec COMMAND`, a gsh-compatible client of
+ * this broker for demos and end-to-end tests.
+ *
+ * The steps, each of which decides the exit code when it fails:
+ *   1. obtain an AC: GSAP_AC as given, or POST /governance/authorize/ (and, for a pending AC,
+ *      poll GET /governance/authorize/{id}/ until an approver decides or the wait runs out);
+ *   2. check it offline: the Ed25519 signature against /.well-known/gsap-broker.json, the
+ *      ac_cid, expires_at, and that it authorizes this command and this corpus entry; for a
+ *      pre-issued GSAP_AC, ask the broker whether it is still usable (not consumed, expired or
+ *      revoked), so a replayed AC does not run its command a second time;
+ *   3. run `sh -c COMMAND`, streaming stdout and stderr through SHA-256 to our own streams;
+ *   4. POST /governance/complete/, retried on connection errors and 5xx (the broker answers
+ *      an identical retry with the same receipt).
+ * Exit codes are gsh's (enum cli_exec_exit). The step functions return that enum rather than
+ * a brk_err because choosing the exit code is their whole job; the helpers below them keep
+ * the 0 / negative enum brk_err convention.
+ *
+ * Environment: GSAP_BROKER_URL (http://host[:port][/prefix]; plain HTTP only: a demo and test
+ * client, meant for a broker on loopback or behind a TLS-terminating proxy), GSAP_TOKEN,
+ * GSAP_AC, GSAP_CORPUS_CID, GSAP_ACCORD_TEMPLATE ("default"), GSAP_PARAMETERS_CID (the CID of
+ * {} for the authorize request), GSAP_CAPABILITY_SET, GSAP_ELEVATION_WAIT_S (60),
+ * CHRONICLE_SESSION_ID, CHRONICLE_BEHAVIOR_STATE ("unavailable"), CHRONICLE_MERKLE_ROOT.
+ * An empty variable counts as unset. When GSAP_CORPUS_CID or GSAP_PARAMETERS_CID is unset the
+ * receipt repeats the AC's value: the client has no observation of its own to report, and
+ * inventing one would make the broker flag a mismatch that did not happen.
+ *
+ * Caveats: HTTP goes through libevent's evhttp, one connection and one event_base per request
+ * (a CLI has nothing else to do meanwhile). Response bodies above EXEC_MAX_RESPONSE are
+ * refused. The command's output is read until both pipes close, so a command that leaves a
+ * background process holding them keeps exec waiting, as with any shell pipeline.
+ */
+#include "exec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "brk_alloc.h"
+#include "brk_crypto.h"
+#include "brk_err.h"
+#include "brk_jcs.h"
+#include "brk_json.h"
+#include "banned.h"
+
+#define EXEC_MAX_RESPONSE (1024 * 1024) /* bytes of a broker response body read at most */
+#define EXEC_MAX_CAPTURE (1024 * 1024)  /* stdout bytes kept for --json; hashing covers all */
+#define EXEC_HTTP_TIMEOUT_S 30          /* connect, send and receive, per request */
+#define EXEC_RETRIES 3                  /* extra tries after a connection error or a 5xx */
+#define EXEC_BACKOFF_MS 250             /* before the first retry; doubled for each next one */
+#define EXEC_POLL_MS 500                /* between polls of a pending AC */
+#define EXEC_ELEVATION_WAIT_S 60        /* default of GSAP_ELEVATION_WAIT_S */
+#define EXEC_ELEVATION_WAIT_MAX_S 86400
+#define EXEC_HOST_MAX 256
+#define EXEC_PREFIX_MAX 512 /* path prefix of GSAP_BROKER_URL */
+#define EXEC_CTX_ID_MAX 128 /* a context id we put into a path */
+#define EXEC_ERR_MAX 512
+#define EXEC_IO_CHUNK 65536
+#define EXEC_TIME_MAX 32 /* "2026-11-23T10:00:00.123Z" */
+#define EXEC_SIG_PREFIX "ed25519:"
+#define EXEC_SHELL "/bin/sh"
+#define EXEC_USER_AGENT "gsap-broker-exec/1"
+
+typedef struct exec_cfg {
+    int json, dry_run;
+    const char *command;
+    char command_hash[BRK_CID_LEN + 1];
+    const char *url;
+    char host[EXEC_HOST_MAX];        /* for connect(), IPv6 brackets removed */
+    char host_header[EXEC_HOST_MAX + 8];
+    unsigned short port;
+    char prefix[EXEC_PREFIX_MAX];    /* path of the URL without trailing slashes */
+    const char *token;
+    const char *ac_env;              /* GSAP_AC */
+    const char *corpus_cid;          /* NULL when unset */
+    const char *accord;
+    const char *params_cid;          /* NULL when unset */
+    char params_default[BRK_CID_LEN + 1];
+    const char *capability_set;
+    const char *chronicle_session;
+    const char *behavior_state;
+    const char *merkle_root;
+    long elevation_wait_s;
+} exec_cfg_t;
+
+typedef struct exec_run {
+    json_t *ac;      /* the AC in use (owned) */
+    json_t *receipt; /* the broker's answer to the CR (owned) */
+    int ran;         /* the command was started */
+    int cmd_exit;    /* its exit code, 128 + signal when a signal ended it */
+    char started_at[EXEC_TIME_MAX], completed_at[EXEC_TIME_MAX];
+    char stdout_hash[BRK_CID_LEN + 1], stderr_hash[BRK_CID_LEN + 1];
+    uint64_t output_bytes;
+    char *captured; /* --json: stdout, at most EXEC_MAX_CAPTURE bytes (owned) */
+    size_t captured_len;
+    int captured_truncated;
+    char error[EXEC_ERR_MAX];
+} exec_run_t;
+
+typedef struct http_resp {
+    int status;   /* HTTP status */
+    char *body;   /* NUL-terminated (owned); NULL when empty */
+    size_t len;
+    json_t *json; /* the body when it is a JSON object (owned), else NULL */
+} http_resp_t;
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+static int fail(exec_run_t *st, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Records why the run fails (the last reason wins) and returns code, for `return fail(...)`. */
+static int fail(exec_run_t *st, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->error, sizeof st->error, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static const char *env_get(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* RFC 3339 UTC with milliseconds and "Z", from the wall clock. */
+static void time_now_rfc3339(char out[EXEC_TIME_MAX])
+{
+    struct timespec ts;
+    struct tm tm;
+    char base[24];
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, EXEC_TIME_MAX, "%s.%03uZ", base, (unsigned)(ts.tv_nsec / 1000000) % 1000u);
+}
+
+/* Reads exactly n decimal digits. */
+static int read_digits(const char *s, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return BRK_EINVAL;
+        *v = *v * 10 + (s[i] - '0');
+    }
+    return 0;
+}
+
+/* Parses "YYYY-MM-DDTHH:MM:SS[.fraction]Z" (the broker's form); the fraction is dropped. */
+static int parse_rfc3339(const char *s, time_t *out)
+{
+    struct tm tm = {0};
+    int y, mo, d, h, mi, se;
+
+    if (strlen(s) < 20 || read_digits(s, 4, &y) || s[4] != '-' || read_digits(s + 5, 2, &mo) ||
+        s[7] != '-' || read_digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
+        read_digits(s + 11, 2, &h) || s[13] != ':' || read_digits(s + 14, 2, &mi) ||
+        s[16] != ':' || read_digits(s + 17, 2, &se))
+        return BRK_EINVAL;
+    s += 19;
+    if (*s == '.') {
+        if (s[1] < '0' || s[1] > '9')
+            return BRK_EINVAL;
+        for (s++; *s >= '0' && *s <= '9'; s++)
+            ;
+    }
+    if ((*s != 'Z' && *s != 'z') || s[1] != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 ||
+        h > 23 || mi > 59 || se > 60)
+        return BRK_EINVAL;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = se;
+    *out = timegm(&tm);
+    return 0;
+}
+
+/* A string member of an object, or NULL. */
+static const char *jstr(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+/* A string member of a member object ("operation.command_hash"), or NULL. */
+static const char *jstr2(const json_t *o, const char *outer, const char *key)
+{
+    return jstr(json_object_get(o, outer), key);
+}
+
+/* A context id goes into a URL path: refuse anything but the broker's id characters. */
+static int context_id_valid(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > EXEC_CTX_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- HTTP (libevent evhttp, one connection per request) --------------------------------- */
+
+typedef struct http_call {
+    struct event_base *base;
+    http_resp_t *out;
+    int err; /* 0, or how the transfer failed */
+} http_call_t;
+
+static void http_resp_clear(http_resp_t *r)
+{
+    free(r->body);
+    if (r->json)
+        json_decref(r->json);
+    memset(r, 0, sizeof *r);
+}
+
+/* Called before http_on_done when the transfer fails; keeps the most telling reason. */
+static void http_on_error(enum evhttp_request_error e, void *arg)
+{
+    http_call_t *c = arg;
+    c->err = e == EVREQ_HTTP_DATA_TOO_LONG ? BRK_ETOOBIG
+             : e == EVREQ_HTTP_TIMEOUT     ? BRK_ETIMEDOUT
+                                           : BRK_EIO;
+}
+
+static void http_on_done(struct evhttp_request *req, void *arg)
+{
+    http_call_t *c = arg;
+    struct evbuffer *in;
+    size_t n;
+
+    /* One request per base: whatever happened, this dispatch is over. */
+    event_base_loopbreak(c->base);
+    if (req == NULL || evhttp_request_get_response_code(req) == 0) {
+        if (c->err == 0)
+            c->err = BRK_EIO;
+        return;
+    }
+    in = evhttp_request_get_input_buffer(req);
+    n = evbuffer_get_length(in);
+    if (n > EXEC_MAX_RESPONSE) {
+        c->err = BRK_ETOOBIG;
+        return;
+    }
+    c->out->status = evhttp_request_get_response_code(req);
+    if (n > 0) {
+        c->out->body = brk_malloc(n + 1);
+        if (evbuffer_remove(in, c->out->body, n) != (int)n) {
+            c->err = BRK_EIO;
+            return;
+        }
+        c->out->body[n] = '\0';
+        c->out->len = n;
+    }
+}
+
+static void http_add_headers(const exec_cfg_t *cfg, struct evhttp_request *req, int has_body,
+                             const char *idempotency_key)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    char auth[1024];
+
+    evhttp_add_header(h, "Host", cfg->host_header);
+    evhttp_add_header(h, "Accept", "application/json");
+    evhttp_add_header(h, "User-Agent", EXEC_USER_AGENT);
+    evhttp_add_header(h, "Connection", "close");
+    if (cfg->token) {
+        snprintf(auth, sizeof auth, "Bearer %s", cfg->token);
+        evhttp_add_header(h, "Authorization", auth);
+    }
+    if (has_body)
+        evhttp_add_header(h, "Content-Type", "application/json");
+    if (idempotency_key)
+        evhttp_add_header(h, "Idempotency-Key", idempotency_key);
+}
+
+/*
+ * One request to the broker. body (NUL-terminated JSON) may be NULL. On 0, *out holds the
+ * response (any status); the caller clears it. Returns BRK_EIO (no connection, reset),
+ * BRK_ETIMEDOUT, BRK_ETOOBIG (body over EXEC_MAX_RESPONSE) or BRK_ENOMEM, with *out empty.
+ */
+static int http_once(const exec_cfg_t *cfg, enum evhttp_cmd_type method, const char *path,
+                     const char *body, const char *idempotency_key, http_resp_t *out)
+{
+    struct event_base *base = NULL;
+    struct evhttp_connection *conn = NULL;
+    struct evhttp_request *req = NULL;
+    http_call_t call = {0};
+    char uri[EXEC_PREFIX_MAX + 256];
+    int rc = BRK_ENOMEM;
+
+    memset(out, 0, sizeof *out);
+    snprintf(uri, sizeof uri, "%s%s", cfg->prefix, path);
+    if ((base = event_base_new()) == NULL ||
+        (conn = evhttp_connection_base_new(base, NULL, cfg->host, cfg->port)) == NULL)
+        goto out;
+    evhttp_connection_set_timeout(conn, EXEC_HTTP_TIMEOUT_S);
+    evhttp_connection_set_max_body_size(conn, EXEC_MAX_RESPONSE);
+    call.base = base;
+    call.out = out;
+    if ((req = evhttp_request_new(http_on_done, &call)) == NULL)
+        goto out;
+    evhttp_request_set_error_cb(req, http_on_error);
+    http_add_headers(cfg, req, body != NULL, idempotency_key);
+    if (body && evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body)) != 0) {
+        evhttp_request_free(req);
+        goto out;
+    }
+    /* The connection owns the request from here, also when this fails. */
+    if (evhttp_make_request(conn, req, method, uri) != 0) {
+        rc = BRK_EIO;
+        goto out;
+    }
+    event_base_dispatch(base);
+    rc = call.err;
+    if (rc == 0 && out->status == 0)
+        rc = BRK_EIO;
+    if (rc == 0 && out->len > 0) {
+        const char *code;
+        /* Not an object (or not JSON): json stays NULL and callers judge by status. */
+        brk_json_parse_object(out->body, out->len, &out->json, &code, NULL, 0);
+    }
+out:
+    if (conn)
+        evhttp_connection_free(conn);
+    if (base)
+        event_base_free(base);
+    if (rc != 0)
+        http_resp_clear(out);
+    return rc;
+}
+
+/*
+ * http_once, tried again up to EXEC_RETRIES times after a failed transfer or a 5xx, with a
+ * doubling pause. Only for requests whose repetition is harmless: GETs, the authorize POST
+ * under its Idempotency-Key, and an identical CR. Returns as http_once (the last try).
+ */
+static int http_retry(const exec_cfg_t *cfg, enum evhttp_cmd_type method, const char *path,
+                      const char *body, const char *idempotency_key, http_resp_t *out)
+{
+    long pause = EXEC_BACKOFF_MS;
+    for (int attempt = 0;; attempt++) {
+        int rc = http_once(cfg, method, path, body, idempotency_key, out);
+        int transient = rc == BRK_EIO || rc == BRK_ETIMEDOUT || (rc == 0 && out->status >= 500);
+        if (!transient || attempt == EXEC_RETRIES)
+            return rc;
+        http_resp_clear(out);
+        sleep_ms(pause);
+        pause *= 2;
+    }
+}
+
+/* "403 policy_denied: <message>" from an error reply, for diagnostics. */
+static void broker_error(const http_resp_t *r, char *buf, size_t cap)
+{
+    const json_t *e = json_object_get(r->json, "error");
+    const char *code = jstr(e, "code"), *msg = jstr(e, "message");
+    snprintf(buf, cap, "%d %s%s%s", r->status, code ? code : "(no error code)", msg ? ": " : "",
+             msg ? msg : "");
+}
+
+/* The failure of a transfer (after its retries), as an exit code and a message. */
+static int transfer_failed(const exec_cfg_t *cfg, exec_run_t *st, int rc, const char *what)
+{
+    if (rc == BRK_ETOOBIG)
+        return fail(st, CLI_EXEC_INTERNAL, "%s: the broker's answer is larger than %d bytes",
+                    what, EXEC_MAX_RESPONSE);
+    return fail(st, CLI_EXEC_INTERNAL, "%s: cannot reach the broker at \"%s\" (%s, %d tries)",
+                what, cfg->url, brk_strerror(rc), EXEC_RETRIES + 1);
+}
+
+/* An HTTP answer a step did not expect: 401/403/404 mean we may not use this AC, the rest is
+ * a configuration problem or a broker fault. */
+static int unexpected_status(exec_run_t *st, const http_resp_t *r, const char *what)
+{
+    char e[EXEC_ERR_MAX / 2];
+    broker_error(r, e, sizeof e);
+    if (r->status == 401 || r->status == 403 || r->status == 404)
+        return fail(st, CLI_EXEC_AUTH, "%s: %s", what, e);
+    if (r->status >= 500)
+        return fail(st, CLI_EXEC_INTERNAL, "%s: %s (%d tries)", what, e, EXEC_RETRIES + 1);
+    return fail(st, CLI_EXEC_INTERNAL, "%s: %s", what, e);
+}
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+static int usage(FILE *f)
+{
+    fprintf(f, "usage: gsap-broker exec [--json] [--dry-run] --exec COMMAND\n"
+               "  environment: GSAP_BROKER_URL, GSAP_TOKEN, GSAP_CORPUS_CID, GSAP_AC,\n"
+               "  GSAP_ACCORD_TEMPLATE, GSAP_PARAMETERS_CID, GSAP_CAPABILITY_SET,\n"
+               "  GSAP_ELEVATION_WAIT_S, CHRONICLE_SESSION_ID, CHRONICLE_BEHAVIOR_STATE,\n"
+               "  CHRONICLE_MERKLE_ROOT\n"
+               "  exit: 0 ok, 1 command failed, 2 authorization failure, 3 governance\n"
+               "  violation, 125 internal or configuration error\n");
+    return f == stderr ? CLI_EXEC_INTERNAL : CLI_EXEC_OK;
+}
+
+/* Returns CLI_EXEC_OK, or -1 after printing the help (exit 0), or an exit code. */
+static int parse_args(int argc, char **argv, exec_cfg_t *cfg, exec_run_t *st)
+{
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"dry-run", no_argument, NULL, 'n'},
+                                         {"exec", required_argument, NULL, 'e'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'j': cfg->json = 1; break;
+        case 'n': cfg->dry_run = 1; break;
+        case 'e': cfg->command = optarg; break;
+        case 'h': usage(stdout); return -1;
+        default:
+            usage(stderr);
+            return fail(st, CLI_EXEC_INTERNAL, "unknown option or missing argument \"%s\"",
+                        argv[optind - 1]);
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return fail(st, CLI_EXEC_INTERNAL, "unexpected argument \"%s\" (quote the command "
+                    "after --exec)", argv[optind]);
+    }
+    if (cfg->command == NULL) {
+        usage(stderr);
+        return fail(st, CLI_EXEC_INTERNAL, "--exec COMMAND is required");
+    }
+    brk_cid_of_bytes(cfg->command, strlen(cfg->command), cfg->command_hash);
+    return CLI_EXEC_OK;
+}
+
+/* Splits GSAP_BROKER_URL into host, port and path prefix. http only (see the file comment). */
+static int parse_url(exec_cfg_t *cfg, exec_run_t *st)
+{
+    struct evhttp_uri *u = evhttp_uri_parse(cfg->url);
+    const char *scheme, *host, *path;
+    size_t hl, pl;
+    int port, code = CLI_EXEC_INTERNAL;
+
+    if (u == NULL) {
+        fail(st, code, "GSAP_BROKER_URL \"%s\" is not a URL", cfg->url);
+        goto out;
+    }
+    scheme = evhttp_uri_get_scheme(u);
+    host = evhttp_uri_get_host(u);
+    path = evhttp_uri_get_path(u);
+    port = evhttp_uri_get_port(u);
+    if (scheme == NULL || strcasecmp(scheme, "http") != 0) {
+        fail(st, code, "GSAP_BROKER_URL \"%s\": only http:// is supported (put a TLS proxy in "
+             "front for https)", cfg->url);
+        goto out;
+    }
+    if (host == NULL || (hl = strlen(host)) == 0 || hl >= sizeof cfg->host ||
+        evhttp_uri_get_userinfo(u) != NULL || port == 0 || port > 65535) {
+        fail(st, code, "GSAP_BROKER_URL \"%s\" needs a host, an optional port and no user "
+             "info", cfg->url);
+        goto out;
+    }
+    cfg->port = (unsigned short)(port < 0 ? 80 : port);
+    /* evhttp_uri keeps an IPv6 literal in its brackets; connect() wants it bare. */
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']')
+        snprintf(cfg->host, sizeof cfg->host, "%.*s", (int)(hl - 2), host + 1);
+    else
+        snprintf(cfg->host, sizeof cfg->host, "%s", host);
+    snprintf(cfg->host_header, sizeof cfg->host_header, "%s:%u", host, cfg->port);
+    pl = path ? strlen(path) : 0;
+    while (pl > 0 && path[pl - 1] == '/')
+        pl--;
+    if (pl >= sizeof cfg->prefix) {
+        fail(st, code, "GSAP_BROKER_URL: the path is longer than %d bytes", EXEC_PREFIX_MAX - 1);
+        goto out;
+    }
+    snprintf(cfg->prefix, sizeof cfg->prefix, "%.*s", (int)pl, pl ? path : "");
+    code = CLI_EXEC_OK;
+out:
+    if (u)
+        evhttp_uri_free(u);
+    return code;
+}
+
+static int env_cid(const char *name, const char **out, exec_run_t *st)
+{
+    *out = env_get(name);
+    if (*out && !brk_cid_valid(*out))
+        return fail(st, CLI_EXEC_INTERNAL, "%s \"%s\" is not a CID (sha256: + 64 lowercase hex)",
+                    name, *out);
+    return CLI_EXEC_OK;
+}
+
+static int load_env(exec_cfg_t *cfg, exec_run_t *st)
+{
+    const char *wait = env_get("GSAP_ELEVATION_WAIT_S");
+    int code;
+
+    if ((cfg->url = env_get("GSAP_BROKER_URL")) == NULL)
+        return fail(st, CLI_EXEC_INTERNAL, "GSAP_BROKER_URL is not set");
+    if ((code = parse_url(cfg, st)) != CLI_EXEC_OK)
+        return code;
+    if ((cfg->token = env_get("GSAP_TOKEN")) == NULL)
+        return fail(st, CLI_EXEC_INTERNAL, "GSAP_TOKEN is not set");
+    if (strpbrk(cfg->token, "\r\n") != NULL || strlen(cfg->token) > 900)
+        return fail(st, CLI_EXEC_INTERNAL, "GSAP_TOKEN is not a bearer token");
+    cfg->ac_env = env_get("GSAP_AC");
+    if ((code = env_cid("GSAP_CORPUS_CID", &cfg->corpus_cid, st)) != CLI_EXEC_OK ||
+        (code = env_cid("GSAP_PARAMETERS_CID", &cfg->params_cid, st)) != CLI_EXEC_OK ||
+        (code = env_cid("CHRONICLE_MERKLE_ROOT", &cfg->merkle_root, st)) != CLI_EXEC_OK)
+        return code;
+    if (cfg->ac_env == NULL && cfg->corpus_cid == NULL)
+        return fail(st, CLI_EXEC_INTERNAL,
+                    "GSAP_CORPUS_CID is not set (needed to request an AC without GSAP_AC)");
+    cfg->accord = env_get("GSAP_ACCORD_TEMPLATE") ? env_get("GSAP_ACCORD_TEMPLATE") : "default";
+    brk_cid_of_bytes("{}", 2, cfg->params_default);
+    cfg->capability_set = env_get("GSAP_CAPABILITY_SET");
+    cfg->chronicle_session = env_get("CHRONICLE_SESSION_ID");
+    cfg->behavior_state = env_get("CHRONICLE_BEHAVIOR_STATE") ? env_get("CHRONICLE_BEHAVIOR_STATE")
+                                                              : "unavailable";
+    if (strcmp(cfg->behavior_state, "verified") != 0 &&
+        strcmp(cfg->behavior_state, "violated") != 0 &&
+        strcmp(cfg->behavior_state, "unavailable") != 0)
+        return fail(st, CLI_EXEC_INTERNAL, "CHRONICLE_BEHAVIOR_STATE \"%s\" is not verified, "
+                    "violated or unavailable", cfg->behavior_state);
+    cfg->elevation_wait_s = EXEC_ELEVATION_WAIT_S;
+    if (wait) {
+        char *end;
+        errno = 0;
+        cfg->elevation_wait_s = strtol(wait, &end, 10);
+        if (errno || *end || cfg->elevation_wait_s < 0 ||
+            cfg->elevation_wait_s > EXEC_ELEVATION_WAIT_MAX_S)
+            return fail(st, CLI_EXEC_INTERNAL, "GSAP_ELEVATION_WAIT_S \"%s\" is not 0..%d",
+                        wait, EXEC_ELEVATION_WAIT_MAX_S);
+    }
+    return CLI_EXEC_OK;
+}
+
+/* ---- step 1: obtain the AC ---------------------------------------------------------------- */
+
+static int authorize(const exec_cfg_t *cfg, exec_run_t *st)
+{
+    json_t *req = json_pack("{s:s,s:{s:s,s:s,s:s}}", "accord_template", cfg->accord, "operation",
+                            "command_hash", cfg->command_hash, "corpus_entry_cid", cfg->corpus_cid,
+                            "parameters_cid", cfg->params_cid ? cfg->params_cid : cfg->params_default);
+    char *body = NULL, key[48], rnd_hex[33];
+    uint8_t rnd[16];
+    http_resp_t r = {0};
+    int rc, code;
+
+    if (cfg->capability_set)
+        json_object_set_new(req, "capability_set", json_string(cfg->capability_set));
+    body = json_dumps(req, JSON_COMPACT);
+    /* Retrying the POST is safe only under an Idempotency-Key: the broker then answers a
+     * repeat with the first AC instead of issuing a second one. */
+    if (body == NULL || brk_random(rnd, sizeof rnd) != 0) {
+        code = fail(st, CLI_EXEC_INTERNAL, "cannot build the authorize request");
+        goto out;
+    }
+    brk_hex(rnd, sizeof rnd, rnd_hex);
+    snprintf(key, sizeof key, "exec-%s", rnd_hex);
+    rc = http_retry(cfg, EVHTTP_REQ_POST, "/governance/authorize/", body, key, &r);
+    if (rc != 0) {
+        code = transfer_failed(cfg, st, rc, "authorize");
+    } else if (r.status == 200 && r.json != NULL) {
+        st->ac = json_incref(r.json);
+        code = CLI_EXEC_OK;
+    } else if (r.status == 403 && json_object_get(r.json, "denial") != NULL) {
+        const json_t *d = json_object_get(r.json, "denial");
+        code = fail(st, CLI_EXEC_AUTH, "authorization denied (%s): %s, denial %s",
+                    jstr(d, "reason_code") ? jstr(d, "reason_code") : "?",
+                    jstr(d, "reason") ? jstr(d, "reason") : "no reason given",
+                    jstr(d, "denial_id") ? jstr(d, "denial_id") : "?");
+    } else if (r.status == 404) {
+        /* accord_not_found: the caller's configuration (GSAP_ACCORD_TEMPLATE), not a denial */
+        char e[EXEC_ERR_MAX / 2];
+        broker_error(&r, e, sizeof e);
+        code = fail(st, CLI_EXEC_INTERNAL, "authorize: %s", e);
+    } else {
+        code = unexpected_status(st, &r, "authorize");
+    }
+out:
+    http_resp_clear(&r);
+    free(body);
+    json_decref(req);
+    return code;
+}
+
+/* GET /governance/authorize/{id}/: the AC as the broker holds it now, into *out (owned). */
+static int fetch_ac(const exec_cfg_t *cfg, exec_run_t *st, const char *id, json_t **out)
+{
+    char path[EXEC_CTX_ID_MAX + 32];
+    http_resp_t r = {0};
+    int rc, code;
+
+    *out = NULL;
+    if (!context_id_valid(id))
+        return fail(st, CLI_EXEC_AUTH, "the AC has no usable context_id");
+    snprintf(path, sizeof path, "/governance/authorize/%s/", id);
+    rc = http_retry(cfg, EVHTTP_REQ_GET, path, NULL, NULL, &r);
+    if (rc != 0)
+        code = transfer_failed(cfg, st, rc, "poll the AC");
+    else if (r.status != 200 || r.json == NULL)
+        code = unexpected_status(st, &r, "poll the AC");
+    else if (jstr(r.json, "context_id") == NULL || strcmp(jstr(r.json, "context_id"), id) != 0)
+        code = fail(st, CLI_EXEC_INTERNAL, "poll the AC: the broker answered another context");
+    else {
+        *out = json_incref(r.json);
+        code = CLI_EXEC_OK;
+    }
+    http_resp_clear(&r);
+    return code;
+}
+
+static int status_unusable(exec_run_t *st, const char *id, const char *status)
+{
+    return fail(st, CLI_EXEC_AUTH, "the AC %s is %s", id, status ? status : "without a status");
+}
+
+/* A pending AC waits for an approver: poll until it is decided or the wait runs out. */
+static int await_elevation(const exec_cfg_t *cfg, exec_run_t *st)
+{
+    long long deadline = now_ms() + cfg->elevation_wait_s * 1000LL;
+    char id[EXEC_CTX_ID_MAX + 1];
+
+    /* A copy: each poll replaces st->ac, and the id with it. */
+    snprintf(id, sizeof id, "%s", jstr(st->ac, "context_id") ? jstr(st->ac, "context_id") : "");
+    while (jstr(st->ac, "status") && strcmp(jstr(st->ac, "status"), "pending") == 0) {
+        json_t *next;
+        int code;
+        if (now_ms() >= deadline)
+            return fail(st, CLI_EXEC_AUTH, "the elevation of AC %s was not approved within %ld s",
+                        id, cfg->elevation_wait_s);
+        sleep_ms(EXEC_POLL_MS);
+        if ((code = fetch_ac(cfg, st, id, &next)) != CLI_EXEC_OK)
+            return code;
+        json_decref(st->ac);
+        st->ac = next;
+    }
+    return CLI_EXEC_OK;
+}
+
+static int obtain_ac(const exec_cfg_t *cfg, exec_run_t *st)
+{
+    const char *status;
+    int code;
+
+    if (cfg->ac_env) {
+        json_error_t e;
+        st->ac = json_loads(cfg->ac_env, JSON_REJECT_DUPLICATES, &e);
+        if (!json_is_object(st->ac))
+            return fail(st, CLI_EXEC_INTERNAL, "GSAP_AC is not a JSON object: %s", e.text);
+    } else if ((code = authorize(cfg, st)) != CLI_EXEC_OK) {
+        return code;
+    }
+    if ((code = await_elevation(cfg, st)) != CLI_EXEC_OK)
+        return code;
+    status = jstr(st->ac, "status");
+    if (status == NULL || (strcmp(status, "authorized") != 0 && strcmp(status, "active") != 0))
+        return status_unusable(st, jstr(st->ac, "context_id") ? jstr(st->ac, "context_id") : "?",
+                               status);
+    return CLI_EXEC_OK;
+}
+
+/*
+ * A pre-issued AC may have been used or have lapsed since it was handed to us: ask the broker
+ * before the command runs, so a replay is refused without running anything. The CR post stays
+ * the authority (two concurrent runs both pass this check; the broker accepts one CR).
+ */
+static int preflight(const exec_cfg_t *cfg, exec_run_t *st)
+{
+    const char *id = jstr(st->ac, "context_id");
+    json_t *now = NULL;
+    int code = fetch_ac(cfg, st, id, &now);
+
+    if (code == CLI_EXEC_OK) {
+        const char *status = jstr(now, "status");
+        if (status == NULL || (strcmp(status, "authorized") != 0 && strcmp(status, "active") != 0))
+            code = status_unusable(st, id, status);
+    }
+    if (now)
+        json_decref(now);
+    return code;
+}
+
+/* ---- step 2: check the AC ----------------------------------------------------------------- */
+
+/* The raw public key published under key_id, from /.well-known/gsap-broker.json. */
+static int published_key(const exec_cfg_t *cfg, exec_run_t *st, const char *key_id,
+                         uint8_t pub[BRK_ED25519_PUB_LEN])
+{
+    http_resp_t r = {0};
+    const json_t *keys, *k;
+    size_t i;
+    int rc = http_retry(cfg, EVHTTP_REQ_GET, "/.well-known/gsap-broker.json", NULL, NULL, &r);
+    int code = CLI_EXEC_AUTH;
+
+    if (rc != 0) {
+        code = transfer_failed(cfg, st, rc, "fetch the broker's keys");
+        goto out;
+    }
+    if (r.status != 200 || !json_is_array(keys = json_object_get(r.json, "keys"))) {
+        char e[EXEC_ERR_MAX / 2];
+        broker_error(&r, e, sizeof e);
+        code = fail(st, CLI_EXEC_INTERNAL, "fetch the broker's keys: %s", e);
+        goto out;
+    }
+    json_array_foreach(keys, i, k) {
+        const char *id = jstr(k, "key_id"), *pk = jstr(k, "public_key");
+        if (id && pk && strcmp(id, key_id) == 0) {
+            if (brk_b64url_decode(pk, strlen(pk), pub, BRK_ED25519_PUB_LEN) == BRK_ED25519_PUB_LEN)
+                code = CLI_EXEC_OK;
+            else
+                fail(st, code, "the broker publishes a malformed key %s", key_id);
+            goto out;
+        }
+    }
+    fail(st, code, "the AC is signed by key %s, which the broker does not publish", key_id);
+out:
+    http_resp_clear(&r);
+    return code;
+}
+
+/*
+ * The AC's signature and ac_cid cover the AC without both, as signed: with status
+ * "authorized" (docs/protocol.md: a polled AC whose status moved on verifies with its status
+ * set back). Pending ACs never get here.
+ */
+static int verify_signature(const exec_cfg_t *cfg, exec_run_t *st)
+{
+    const char *key_id = jstr(st->ac, "key_id"), *sig = jstr(st->ac, "signature");
+    const char *ac_cid = jstr(st->ac, "ac_cid");
+    uint8_t pub[BRK_ED25519_PUB_LEN], raw[BRK_ED25519_SIG_LEN];
+    size_t plen = strlen(EXEC_SIG_PREFIX), clen;
+    char *canon = NULL, cid[BRK_CID_LEN + 1];
+    json_t *body = NULL;
+    int code;
+
+    if (key_id == NULL || sig == NULL || ac_cid == NULL)
+        return fail(st, CLI_EXEC_AUTH, "the AC lacks key_id, signature or ac_cid");
+    if ((code = published_key(cfg, st, key_id, pub)) != CLI_EXEC_OK)
+        return code;
+    code = CLI_EXEC_AUTH;
+    if (strncmp(sig, EXEC_SIG_PREFIX, plen) != 0 ||
+        brk_b64url_decode(sig + plen, strlen(sig + plen), raw, sizeof raw) != BRK_ED25519_SIG_LEN) {
+        fail(st, code, "the AC's signature is not \"ed25519:\" + base64url of 64 bytes");
+        goto out;
+    }
+    body = json_deep_copy(st->ac);
+    json_object_del(body, "signature");
+    json_object_del(body, "ac_cid");
+    json_object_set_new(body, "status", json_string("authorized"));
+    if (brk_jcs_canonicalize(body, &canon, &clen) != 0) {
+        fail(st, code, "the AC cannot be canonicalized (RFC 8785)");
+        goto out;
+    }
+    if (!brk_ed25519_verify(pub, canon, clen, raw)) {
+        fail(st, code, "the AC's signature does not verify with key %s", key_id);
+        goto out;
+    }
+    brk_cid_of_bytes(canon, clen, cid);
+    if (strcmp(cid, ac_cid) != 0) {
+        fail(st, code, "the AC's ac_cid %s is not the CID of its content (%s)", ac_cid, cid);
+        goto out;
+    }
+    code = CLI_EXEC_OK;
+out:
+    free(canon);
+    if (body)
+        json_decref(body);
+    return code;
+}
+
+/* The AC authorizes this command, on this corpus entry, with these parameters, until when. */
+static int verify_scope(const exec_cfg_t *cfg, exec_run_t *st)
+{
+    const char *exp = jstr(st->ac, "expires_at");
+    const char *corpus = jstr2(st->ac, "operation", "corpus_entry_cid");
+    const char *cmd = jstr2(st->ac, "operation", "command_hash");
+    const char *params = jstr2(st->ac, "operation", "parameters_cid");
+    time_t t;
+
+    if (exp == NULL || parse_rfc3339(exp, &t) != 0)
+        return fail(st, CLI_EXEC_AUTH, "the AC's expires_at is not an RFC 3339 UTC time");
+    if (t <= time(NULL))
+        return fail(st, CLI_EXEC_AUTH, "the AC expired at %s", exp);
+    if (cfg->corpus_cid && (corpus == NULL || strcmp(corpus, cfg->corpus_cid) != 0))
+        return fail(st, CLI_EXEC_VIOLATION, "the AC is for corpus entry %s, not GSAP_CORPUS_CID %s",
+                    corpus ? corpus : "(none)", cfg->corpus_cid);
+    if (cmd == NULL || strcmp(cmd, cfg->command_hash) != 0)
+        return fail(st, CLI_EXEC_VIOLATION, "the AC authorizes command %s, not this one (%s)",
+                    cmd ? cmd : "(none)", cfg->command_hash);
+    if (cfg->params_cid && (params == NULL || strcmp(params, cfg->params_cid) != 0))
+        return fail(st, CLI_EXEC_VIOLATION, "the AC is for parameters %s, not GSAP_PARAMETERS_CID %s",
+                    params ? params : "(none)", cfg->params_cid);
+    return CLI_EXEC_OK;
+}
+
+/* ---- step 3: run the command --------------------------------------------------------------- */
+
+typedef struct stream {
+    int fd;          /* our read end, -1 at EOF */
+    int out_fd;      /* where it is passed through, -1 when captured or broken */
+    EVP_MD_CTX *md;
+} stream_t;
+
+/* Writes everything; 0, or BRK_EIO (a closed terminal or pipe: the caller stops writing). */
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return BRK_EIO;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void capture(exec_run_t *st, const char *p, size_t n)
+{
+    size_t room = EXEC_MAX_CAPTURE - st->captured_len;
+    if (st->captured == NULL)
+        st->captured = brk_malloc(EXEC_MAX_CAPTURE);
+    if (n > room) {
+        st->captured_truncated = 1;
+        n = room;
+    }
+    memcpy(st->captured + st->captured_len, p, n);
+    st->captured_len += n;
+}
+
+/* Reads what one pipe has: hash it, count it, pass it on or capture it. */
+static int drain(exec_run_t *st, stream_t *s, int capture_it)
+{
+    char buf[EXEC_IO_CHUNK];
+    ssize_t n = read(s->fd, buf, sizeof buf);
+
+    if (n < 0)
+        return errno == EINTR || errno == EAGAIN ? 0 : BRK_EIO;
+    if (n == 0) {
+        close(s->fd);
+        s->fd = -1;
+        return 0;
+    }
+    if (EVP_DigestUpdate(s->md, buf, (size_t)n) != 1)
+        return BRK_ECRYPTO;
+    st->output_bytes += (uint64_t)n;
+    if (capture_it)
+        capture(st, buf, (size_t)n);
+    else if (s->out_fd >= 0 && write_all(s->out_fd, buf, (size_t)n) != 0)
+        s->out_fd = -1; /* keep reading and hashing: the command must not block on us */
+    return 0;
+}
+
+static int pump(const exec_cfg_t *cfg, exec_run_t *st, stream_t s[2])
+{
+    while (s[0].fd >= 0 || s[1].fd >= 0) {
+        struct pollfd p[2] = {{.fd = s[0].fd, .events = POLLIN}, {.fd = s[1].fd, .events = POLLIN}};
+        int rc;
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return BRK_EIO;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (s[i].fd >= 0 && (p[i].revents & (POLLIN | POLLHUP | POLLERR)) &&
+                (rc = drain(st, &s[i], i == 0 && cfg->json)) != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static void digest_cid(EVP_MD_CTX *md, char out[BRK_CID_LEN + 1])
+{
+    uint8_t d[BRK_SHA256_LEN];
+    unsigned len = 0;
+    EVP_DigestFinal_ex(md, d, &len);
+    memcpy(out, "sha256:", 7);
+    brk_hex(d, BRK_SHA256_LEN, out + 7);
+}
+
+/* The child: our stdin, the pipes as stdout and stderr, signals as they were, then sh -c. */
+static void child(const exec_cfg_t *cfg, int out_w, int err_w, const struct sigaction *old_int,
+                  const struct sigaction *old_quit, const struct sigaction *old_pipe)
+{
+    sigaction(SIGINT, old_int, NULL);
+    sigaction(SIGQUIT, old_quit, NULL);
+    sigaction(SIGPIPE, old_pipe, NULL);
+    if (dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
+        _exit(127);
+    execl(EXEC_SHELL, "sh", "-c", cfg->command, (char *)NULL);
+    dprintf(2, "gsap-broker exec: cannot run %s: %s\n", EXEC_SHELL, strerror(errno));
+    _exit(127);
+}
+
+/*
+ * Runs the command and fills started_at, completed_at, cmd_exit, the hashes and the byte
+ * count. SIGINT and SIGQUIT are ignored here while it runs, as system(3) does: a Ctrl-C stops
+ * the command, and exec still reports how it ended. old_pipe is our SIGPIPE disposition
+ * before cli_exec ignored it, for the child to inherit.
+ */
+static int run_command(const exec_cfg_t *cfg, exec_run_t *st, const struct sigaction *old_pipe)
+{
+    int op[2] = {-1, -1}, ep[2] = {-1, -1}, wst, rc = 0;
+    stream_t s[2] = {{-1, cfg->json ? -1 : 1, NULL}, {-1, 2, NULL}};
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old_int, old_quit;
+    pid_t pid;
+    int code = CLI_EXEC_INTERNAL;
+
+    s[0].md = EVP_MD_CTX_new();
+    s[1].md = EVP_MD_CTX_new();
+    if (!s[0].md || !s[1].md || EVP_DigestInit_ex(s[0].md, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestInit_ex(s[1].md, EVP_sha256(), NULL) != 1) {
+        fail(st, code, "cannot set up SHA-256");
+        goto out;
+    }
+    if (pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
+        fail(st, code, "cannot create pipes: %s", strerror(errno));
+        goto out;
+    }
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGINT, &ign, &old_int);
+    sigaction(SIGQUIT, &ign, &old_quit);
+    fflush(NULL);
+    time_now_rfc3339(st->started_at);
+    if ((pid = fork()) < 0) {
+        fail(st, code, "cannot fork: %s", strerror(errno));
+        goto restore;
+    }
+    if (pid == 0)
+        child(cfg, op[1], ep[1], &old_int, &old_quit, old_pipe);
+    st->ran = 1;
+    close(op[1]);
+    close(ep[1]);
+    op[1] = ep[1] = -1;
+    s[0].fd = op[0];
+    s[1].fd = ep[0];
+    op[0] = ep[0] = -1;
+    rc = pump(cfg, st, s);
+    while (waitpid(pid, &wst, 0) < 0 && errno == EINTR)
+        ;
+    time_now_rfc3339(st->completed_at);
+    st->cmd_exit = WIFEXITED(wst) ? WEXITSTATUS(wst) : 128 + WTERMSIG(wst);
+    if (rc != 0) {
+        fail(st, code, "cannot read the command's output: %s", brk_strerror(rc));
+        goto restore;
+    }
+    digest_cid(s[0].md, st->stdout_hash);
+    digest_cid(s[1].md, st->stderr_hash);
+    code = CLI_EXEC_OK;
+restore:
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGQUIT, &old_quit, NULL);
+out:
+    for (int i = 0; i < 2; i++) {
+        if (op[i] >= 0)
+            close(op[i]);
+        if (ep[i] >= 0)
+            close(ep[i]);
+        if (s[i].fd >= 0)
+            close(s[i].fd);
+        EVP_MD_CTX_free(s[i].md);
+    }
+    return code;
+}
+
+/* ---- step 4: the completion receipt ------------------------------------------------------- */
+
+static json_t *completion_request(const exec_cfg_t *cfg, const exec_run_t *st)
+{
+    const char *corpus = cfg->corpus_cid ? cfg->corpus_cid
+                                         : jstr2(st->ac, "operation", "corpus_entry_cid");
+    const char *params = cfg->params_cid ? cfg->params_cid
+                                         : jstr2(st->ac, "operation", "parameters_cid");
+    /* Without a Chronicle recorder there is no session id to report: the member is left out
+     * (the broker takes it as optional), and merkle_root is null. */
+    json_t *chronicle = json_pack("{s:s*,s:s,s:s?}", "session_id", cfg->chronicle_session,
+                                  "behavior_state", cfg->behavior_state, "merkle_root",
+                                  cfg->merkle_root);
+
+    return json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s?,s:s?,s:s,s:s,s:I,s:o,s:b}", "context_id",
+                     jstr(st->ac, "context_id"), "outcome",
+                     st->cmd_exit == 0 ? "completed" : "failed", "exit_code", st->cmd_exit,
+                     "started_at", st->started_at, "completed_at", st->completed_at,
+                     "command_hash", cfg->command_hash, "corpus_entry_cid", corpus,
+                     "parameters_cid", params, "stdout_hash", st->stdout_hash, "stderr_hash",
+                     st->stderr_hash, "output_bytes", (json_int_t)st->output_bytes, "chronicle",
+                     chronicle, "self_authorized", 0);
+}
+
+/* The broker's judgement of an accepted CR: a violated receipt is a governance violation. */
+static int judge_receipt(exec_run_t *st)
+{
+    const char *eff = jstr(st->receipt, "effective_outcome");
+    if (eff && strcmp(eff, "violated") == 0) {
+        char *flags = json_dumps(json_object_get(st->receipt, "flags"), JSON_COMPACT);
+        int code = fail(st, CLI_EXEC_VIOLATION, "the broker judged the run violated (flags %s)",
+                        flags ? flags : "?");
+        free(flags);
+        return code;
+    }
+    return CLI_EXEC_OK;
+}
+
+static int complete(const exec_cfg_t *cfg, exec_run_t *st)
+{
+    json_t *req = completion_request(cfg, st);
+    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    http_resp_t r = {0};
+    int rc, code;
+
+    if (body == NULL) {
+        code = fail(st, CLI_EXEC_INTERNAL, "cannot build the completion request");
+        goto out;
+    }
+    /* One body for every try: the broker recognises an identical retry of an accepted CR. */
+    rc = http_retry(cfg, EVHTTP_REQ_POST, "/governance/complete/", body, NULL, &r);
+    if (rc != 0) {
+        code = transfer_failed(cfg, st, rc, "post the completion receipt");
+    } else if (r.status == 200 && r.json != NULL) {
+        st->receipt = json_incref(r.json);
+        code = judge_receipt(st);
+    } else if (r.status == 409) {
+        char e[EXEC_ERR_MAX / 2];
+        broker_error(&r, e, sizeof e);
+        code = fail(st, CLI_EXEC_AUTH, "the broker refused the receipt (replayed or consumed "
+                    "AC): %s", e);
+    } else {
+        code = unexpected_status(st, &r, "post the completion receipt");
+    }
+out:
+    http_resp_clear(&r);
+    free(body);
+    if (req)
+        json_decref(req);
+    return code;
+}
+
+/* ---- reporting ------------------------------------------------------------------------------ */
+
+/* The length of the valid UTF-8 sequence at p (n bytes left), or 0 (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    size_t len;
+    unsigned lo = 0x80, hi = 0xbf;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] < 0xc2 || p[0] > 0xf4)
+        return 0;
+    len = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
+    if (p[0] == 0xe0)
+        lo = 0xa0; /* overlong */
+    else if (p[0] == 0xed)
+        hi = 0x9f; /* surrogates */
+    else if (p[0] == 0xf0)
+        lo = 0x90; /* overlong */
+    else if (p[0] == 0xf4)
+        hi = 0x8f; /* above U+10FFFF */
+    if (len > n || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            return 0;
+    return len;
+}
+
+/* JSON strings must be UTF-8: invalid bytes of the captured output become U+FFFD. */
+static json_t *utf8_string(const char *p, size_t n)
+{
+    json_t *s = json_stringn(p, n);
+    char *fixed;
+    size_t o = 0;
+
+    if (s)
+        return s;
+    fixed = brk_malloc(n * 3 + 1);
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_seq((const unsigned char *)p + i, n - i);
+        if (len > 0) {
+            memcpy(fixed + o, p + i, len);
+            o += len;
+            i += len;
+        } else {
+            memcpy(fixed + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        }
+    }
+    s = json_stringn(fixed, o);
+    free(fixed);
+    return s;
+}
+
+/* A string member of the receipt, else of the AC, as a JSON string or null. */
+static json_t *field(const json_t *primary, const json_t *fallback, const char *key)
+{
+    const char *v = jstr(primary, key) ? jstr(primary, key) : jstr(fallback, key);
+    return v ? json_string(v) : json_null();
+}
+
+/* The --json summary: one object on one line. */
+static void report_json(const exec_cfg_t *cfg, const exec_run_t *st, int code)
+{
+    json_t *o = json_object();
+    char *text;
+
+    json_object_set_new(o, "success", json_boolean(code == CLI_EXEC_OK));
+    json_object_set_new(o, "exit_code", st->ran ? json_integer(st->cmd_exit) : json_null());
+    json_object_set_new(o, "ac_id", field(st->ac, NULL, "context_id"));
+    json_object_set_new(o, "cr_id", field(st->receipt, NULL, "cr_id"));
+    json_object_set_new(o, "chronicle_cid", field(st->receipt, NULL, "chronicle_cid"));
+    json_object_set_new(o, "lineage_cid", field(st->receipt, NULL, "lineage_cid"));
+    json_object_set_new(o, "session_url", field(st->receipt, st->ac, "session_url"));
+    json_object_set_new(o, "ac_mode", st->ac == NULL ? json_null()
+                                      : json_is_true(json_object_get(st->ac, "session_mode"))
+                                          ? json_string("session")
+                                          : json_string("single"));
+    if (st->receipt)
+        json_object_set_new(o, "effective_outcome", field(st->receipt, NULL, "effective_outcome"));
+    if (cfg->dry_run)
+        json_object_set_new(o, "dry_run", json_true());
+    if (st->ran) {
+        json_object_set_new(o, "stdout", utf8_string(st->captured ? st->captured : "",
+                                                     st->captured_len));
+        if (st->captured_truncated)
+            json_object_set_new(o, "stdout_truncated", json_true());
+    }
+    if (code != CLI_EXEC_OK)
+        json_object_set_new(o, "error", json_string(st->error[0] ? st->error : "failed"));
+    text = json_dumps(o, JSON_COMPACT);
+    if (text)
+        printf("%s\n", text);
+    free(text);
+    json_decref(o);
+}
+
+static void report(const exec_cfg_t *cfg, const exec_run_t *st, int code)
+{
+    if (cfg->json) {
+        report_json(cfg, st, code);
+    } else if (code != CLI_EXEC_OK) {
+        fprintf(stderr, "gsap-broker exec: %s\n", st->error[0] ? st->error : "failed");
+    } else if (cfg->dry_run && st->ac) {
+        char *text = json_dumps(st->ac, JSON_INDENT(2));
+        if (text)
+            printf("%s\n", text);
+        free(text);
+    }
+    fflush(stdout);
+}
+
+/* ---- the command ---------------------------------------------------------------------------- */
+
+static int run(exec_cfg_t *cfg, exec_run_t *st, const struct sigaction *old_pipe)
+{
+    int code = load_env(cfg, st);
+
+    if (code == CLI_EXEC_OK)
+        code = obtain_ac(cfg, st);
+    if (code == CLI_EXEC_OK)
+        code = verify_signature(cfg, st);
+    if (code == CLI_EXEC_OK)
+        code = verify_scope(cfg, st);
+    if (code == CLI_EXEC_OK && cfg->ac_env)
+        code = preflight(cfg, st);
+    if (code != CLI_EXEC_OK || cfg->dry_run)
+        return code;
+    if ((code = run_command(cfg, st, old_pipe)) != CLI_EXEC_OK)
+        return code;
+    /* The receipt goes in whatever the command did: a failed run is evidence too. */
+    if ((code = complete(cfg, st)) != CLI_EXEC_OK)
+        return code;
+    if (st->cmd_exit != 0)
+        return fail(st, CLI_EXEC_FAILED, "the command exited with status %d", st->cmd_exit);
+    return CLI_EXEC_OK;
+}
+
+int cli_exec(int argc, char **argv)
+{
+    exec_cfg_t cfg = {0};
+    exec_run_t st = {0};
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old_pipe;
+    int code = parse_args(argc, argv, &cfg, &st);
+
+    if (code < 0)
+        return CLI_EXEC_OK; /* --help */
+    /* A reader that went away is an error to handle where it happens (a write to the
+     * terminal, a broker socket), not a reason to die before the receipt is posted. */
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGPIPE, &ign, &old_pipe);
+    if (code == CLI_EXEC_OK)
+        code = run(&cfg, &st, &old_pipe);
+    report(&cfg, &st, code);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    if (st.ac)
+        json_decref(st.ac);
+    if (st.receipt)
+        json_decref(st.receipt);
+    free(st.captured);
+    return code;
+}

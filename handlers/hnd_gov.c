@@ -1,0 +1,345 @@
+/* hnd_gov: ids, time, DIDs, document signing and accord policy; see hnd_gov.h. */
+#include "hnd_gov.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "brk_err.h"
+#include "brk_server.h"
+#include "banned.h"
+
+void hnd_new_id(const char *prefix, char out[HND_ID_LEN + 1])
+{
+    uint8_t rnd[16];
+    size_t pl = strlen(prefix);
+    brk_random(rnd, sizeof rnd);
+    memcpy(out, prefix, pl);
+    brk_hex(rnd, sizeof rnd, out + pl);
+}
+
+void hnd_time_fmt(time_t t, char out[HND_TIME_LEN + 1])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, HND_TIME_LEN + 1, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int hnd_time_parse(const char *s, time_t *out, long *usec)
+{
+    int Y, M, D, h, m, sec, oh = 0, om = 0;
+    struct tm tm = {0};
+    const char *p = s + 19;
+    long frac = 0, scale = 100000;
+
+    if (strlen(s) < 20 || strlen(s) > 40 || digits(s, 4, &Y) || s[4] != '-' ||
+        digits(s + 5, 2, &M) || s[7] != '-' || digits(s + 8, 2, &D) ||
+        (s[10] != 'T' && s[10] != 't') || digits(s + 11, 2, &h) || s[13] != ':' ||
+        digits(s + 14, 2, &m) || s[16] != ':' || digits(s + 17, 2, &sec))
+        return BRK_EINVAL;
+    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60 || Y < 1970)
+        return BRK_EINVAL;
+    if (*p == '.') {
+        if (p[1] < '0' || p[1] > '9')
+            return BRK_EINVAL;
+        for (p++; *p >= '0' && *p <= '9'; p++) {
+            frac += (*p - '0') * scale;
+            scale /= 10;
+        }
+    }
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if ((*p == '+' || *p == '-') && digits(p + 1, 2, &oh) == 0 && p[3] == ':' &&
+               digits(p + 4, 2, &om) == 0 && oh < 24 && om < 60) {
+        int sign = *p == '+' ? 1 : -1;
+        oh *= sign;
+        om *= sign;
+        p += 6;
+    } else {
+        return BRK_EINVAL;
+    }
+    if (*p != '\0')
+        return BRK_EINVAL;
+    tm.tm_year = Y - 1900;
+    tm.tm_mon = M - 1;
+    tm.tm_mday = D;
+    tm.tm_hour = h;
+    tm.tm_min = m;
+    tm.tm_sec = sec;
+    time_t t = timegm(&tm);
+    /* timegm normalizes Feb 30 into March: refuse dates that do not exist */
+    struct tm back;
+    gmtime_r(&t, &back);
+    if (back.tm_mday != D && sec != 60)
+        return BRK_EINVAL;
+    *out = t - (time_t)oh * 3600 - (time_t)om * 60;
+    if (usec)
+        *usec = frac;
+    return 0;
+}
+
+void hnd_principal_did(const brk_req_t *r, char *out, size_t cap)
+{
+    char id[129];
+    const char *bid = brk_server_config(r->server)->broker_id;
+    size_t i;
+    for (i = 0; bid[i] && i < sizeof id - 1; i++) {
+        char c = bid[i];
+        id[i] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                        c == '.' || c == '-'
+                    ? c
+                    : '-';
+    }
+    id[i] = '\0';
+    snprintf(out, cap, "did:web:%s:tenants:%s:keys:%s", id, r->principal.tenant,
+             r->principal.key_id);
+}
+
+int hnd_sign_doc(const brk_keyring_t *kr, json_t *doc, const char *cid_field)
+{
+    char *canon = NULL, cid[BRK_CID_LEN + 1], sig[BRK_SIG_STR_MAX];
+    size_t len;
+    int rc;
+    json_object_del(doc, "signature");
+    json_object_del(doc, cid_field);
+    if ((rc = brk_jcs_canonicalize(doc, &canon, &len)) != 0)
+        goto out;
+    brk_cid_of_bytes(canon, len, cid);
+    if ((rc = brk_keyring_sign_str(kr, canon, len, sig, sizeof sig)) != 0)
+        goto out;
+    json_object_set_new(doc, cid_field, json_string(cid));
+    json_object_set_new(doc, "signature", json_string(sig));
+out:
+    free(canon);
+    return rc;
+}
+
+int hnd_caps_parse(const char *s, uint32_t *out)
+{
+    size_t n = strlen(s);
+    uint32_t v = 0;
+    if (n < 3 || n > 10 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X'))
+        return BRK_EINVAL;
+    for (size_t i = 2; i < n; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return BRK_EINVAL;
+        v = v << 4 | (uint32_t)d;
+    }
+    *out = v;
+    return 0;
+}
+
+void hnd_caps_fmt(uint32_t v, char out[11])
+{
+    snprintf(out, 11, "0x%08x", v);
+}
+
+const char *hnd_json_dump(brk_req_t *r, const json_t *v)
+{
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    size_t n = s ? strlen(s) : 0;
+    char *p = brk_req_alloc(r, n + 1);
+    if (s)
+        memcpy(p, s, n);
+    free(s);
+    return p;
+}
+
+/* ---- accords ---- */
+
+static int fail(const char **code, char *msg, size_t mlen, const char *c, int rc, const char *m,
+                const char *field)
+{
+    *code = c;
+    snprintf(msg, mlen, m, field);
+    return rc;
+}
+
+int hnd_accord_parse(const json_t *in, const char *name_hint, hnd_accord_t *a, const char **code,
+                     char *msg, size_t mlen)
+{
+    static const char *const fields[] = {"name", "ttl_max_seconds", "session_mode_allowed",
+                                         "capability_mask", "elevation_required", "corpus_allow",
+                                         "environment_commitment", "posture_level", "shell_class",
+                                         "signed_receipts", NULL};
+    const char *k, *name;
+    json_t *v, *body = NULL;
+    int rc = 0;
+
+    memset(a, 0, sizeof(*a));
+    if (!json_is_object(in))
+        return fail(code, msg, mlen, "invalid_accord", BRK_EINVAL, "an accord is a JSON object%s", "");
+    json_object_foreach((json_t *)in, k, v)
+    {
+        size_t i;
+        for (i = 0; fields[i] && strcmp(fields[i], k) != 0; i++)
+            ;
+        if (!fields[i])
+            return fail(code, msg, mlen, "unknown_field", BRK_EINVAL, "unknown field \"%.64s\"", k);
+    }
+    v = json_object_get(in, "name");
+    name = json_string_value(v);
+    if (v != NULL && name == NULL)
+        return fail(code, msg, mlen, "invalid_field", BRK_EINVAL, "\"%s\" must be a string", "name");
+    if (name == NULL)
+        name = name_hint;
+    if (name == NULL || (name_hint != NULL && strcmp(name, name_hint) != 0))
+        return fail(code, msg, mlen, "invalid_field", BRK_EINVAL,
+                    "\"name\" is required and must match the accord addressed%s", "");
+    size_t nl = strlen(name);
+    if (nl == 0 || nl > HND_ACCORD_NAME_MAX)
+        return fail(code, msg, mlen, "invalid_field", BRK_EINVAL, "\"%s\" must be 1 to 64 characters", "name");
+    for (size_t i = 0; i < nl; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (i > 0 && (c == '.' || c == '_' || c == '-'))))
+            return fail(code, msg, mlen, "invalid_field", BRK_EINVAL,
+                        "\"%s\" may hold letters, digits, '.', '_' and '-'", "name");
+    }
+    memcpy(a->name, name, nl + 1);
+
+    a->ttl_max = 900;
+    a->session_allowed = 1;
+    a->cap_mask = 0x0000ffff;
+    a->posture = 3;
+    a->shell_class = "Application";
+    if ((v = json_object_get(in, "ttl_max_seconds")) != NULL) {
+        if (!json_is_integer(v))
+            return fail(code, msg, mlen, "invalid_field", BRK_EINVAL, "\"%s\" must be an integer", "ttl_max_seconds");
+        a->ttl_max = (long)json_integer_value(v);
+        if (a->ttl_max < 1 || a->ttl_max > HND_TTL_MAX)
+            return fail(code, msg, mlen, "out_of_range", BRK_ERANGE, "\"%s\" must be 1..86400", "ttl_max_seconds");
+    }
+    if ((v = json_object_get(in, "session_mode_allowed")) != NULL) {
+        if (!json_is_boolean(v))
+            return fail(code, msg, mlen, "invalid_field", BRK_EINVAL, "\"%s\" must be a boolean", "session_mode_allowed");
+        a->session_allowed = json_is_true(v);
+    }
+    if ((v = json_object_get(in, "signed_receipts")) != NULL) {
+        if (!json_is_boolean(v))
+            return fail(code, msg, mlen, "invalid_field", BRK_EINVAL, "\"%s\" must be a boolean", "signed_receipts");
+        a->signed_receipts = json_is_true(v);
+    }
+    const char *caps_fields[2] = {"capability_mask", "elevation_required"};
+    uint32_t *caps_out[2] = {&a->cap_mask, &a->elevation_required};
+    for (int i = 0; i < 2; i++) {
+        if ((v = json_object_get(in, caps_fields[i])) == NULL)
+            continue;
+        if (!json_is_string(v) || hnd_caps_parse(json_string_value(v), caps_out[i]) != 0)
+            return fail(code, msg, mlen, "invalid_field", BRK_EINVAL,
+                        "\"%s\" must be \"0x\" and 1 to 8 hex digits", caps_fields[i]);
+    }
+    if ((v = json_object_get(in, "posture_level")) != NULL) {
+        if (!json_is_integer(v))
+            return fail(code, msg, mlen, "invalid_field", BRK_EINVAL, "\"%s\" must be an integer", "posture_level");
+        a->posture = (int)json_integer_value(v);
+        if (json_integer_value(v) < 1 || json_integer_value(v) > 5)
+            return fail(code, msg, mlen, "out_of_range", BRK_ERANGE, "\"%s\" must be 1..5", "posture_level");
+    }
+    if ((v = json_object_get(in, "shell_class")) != NULL) {
+        const char *sc = json_string_value(v);
+        if (sc == NULL || strlen(sc) == 0 || strlen(sc) > HND_SHELL_CLASS_MAX)
+            return fail(code, msg, mlen, "invalid_field", BRK_EINVAL, "\"%s\" must be a string of 1 to 32 characters", "shell_class");
+        for (const char *p = sc; *p; p++)
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+                return fail(code, msg, mlen, "invalid_field", BRK_EINVAL, "\"%s\" may hold letters, digits, '-' and '_'", "shell_class");
+        a->shell_class = sc;
+    }
+    v = json_object_get(in, "environment_commitment");
+    if (v != NULL && !json_is_null(v) && (!json_is_string(v) || !brk_cid_valid(json_string_value(v))))
+        return fail(code, msg, mlen, "invalid_cid", BRK_EINVAL, "\"%s\" must be a CID or null", "environment_commitment");
+    v = json_object_get(in, "corpus_allow");
+    if (v != NULL && !json_is_array(v))
+        return fail(code, msg, mlen, "invalid_field", BRK_EINVAL, "\"%s\" must be an array of CIDs", "corpus_allow");
+    if (v != NULL && json_array_size(v) > HND_CORPUS_ALLOW_MAX)
+        return fail(code, msg, mlen, "out_of_range", BRK_ERANGE, "\"%s\" holds at most 1024 CIDs", "corpus_allow");
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) if (!json_is_string(e) || !brk_cid_valid(json_string_value(e)))
+        return fail(code, msg, mlen, "invalid_cid", BRK_EINVAL, "\"%s\" must hold CIDs only", "corpus_allow");
+
+    char mask[11], elev[11];
+    hnd_caps_fmt(a->cap_mask, mask);
+    hnd_caps_fmt(a->elevation_required, elev);
+    json_t *env = json_object_get(in, "environment_commitment");
+    body = json_pack("{s:s,s:I,s:b,s:s,s:s,s:o,s:o,s:i,s:s,s:b}", "name", a->name,
+                     "ttl_max_seconds", (json_int_t)a->ttl_max, "session_mode_allowed",
+                     a->session_allowed, "capability_mask", mask, "elevation_required", elev,
+                     "corpus_allow", v ? json_incref(v) : json_array(), "environment_commitment",
+                     env ? json_incref(env) : json_null(), "posture_level", a->posture, "shell_class",
+                     a->shell_class, "signed_receipts", a->signed_receipts);
+    if (body == NULL)
+        return fail(code, msg, mlen, "internal", BRK_EINTERNAL, "cannot build the accord%s", "");
+    a->body = body;
+    a->corpus_allow = json_object_get(body, "corpus_allow");
+    a->env_commitment = json_string_value(json_object_get(body, "environment_commitment"));
+    a->shell_class = json_string_value(json_object_get(body, "shell_class"));
+    if ((rc = brk_jcs_cid(body, a->accord_hash)) != 0) {
+        hnd_accord_clear(a);
+        return fail(code, msg, mlen, "invalid_accord", BRK_EINVAL, "the accord cannot be canonicalized%s", "");
+    }
+    return 0;
+}
+
+void hnd_accord_clear(hnd_accord_t *a)
+{
+    if (a->body)
+        json_decref(a->body);
+    a->body = NULL;
+}
+
+void hnd_policy_decide(const hnd_accord_t *a, int session, uint32_t caps, const char *corpus,
+                       const char *env, long ttl, hnd_decision_t *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->ttl = ttl > a->ttl_max ? a->ttl_max : ttl;
+    if (session && !a->session_allowed) {
+        d->deny_code = "session_mode_not_allowed";
+        snprintf(d->reason, sizeof d->reason, "accord \"%s\" does not allow session ACs", a->name);
+        return;
+    }
+    if (caps & ~a->cap_mask) {
+        d->deny_code = "capability_not_allowed";
+        snprintf(d->reason, sizeof d->reason,
+                 "capabilities 0x%08x are outside accord \"%s\"'s mask 0x%08x", caps & ~a->cap_mask,
+                 a->name, a->cap_mask);
+        return;
+    }
+    if (json_array_size(a->corpus_allow) > 0) {
+        size_t i;
+        json_t *e;
+        int found = 0;
+        json_array_foreach(a->corpus_allow, i, e) if (corpus && strcmp(json_string_value(e), corpus) == 0)
+            found = 1;
+        if (!found) {
+            d->deny_code = "corpus_not_allowed";
+            snprintf(d->reason, sizeof d->reason,
+                     "the corpus entry is not in accord \"%s\"'s allow-list", a->name);
+            return;
+        }
+    }
+    if (a->env_commitment != NULL && (env == NULL || strcmp(env, a->env_commitment) != 0)) {
+        d->deny_code = "environment_mismatch";
+        snprintf(d->reason, sizeof d->reason,
+                 "the environment commitment differs from accord \"%s\"'s", a->name);
+        return;
+    }
+    d->pending = (caps & a->elevation_required) != 0;
+}

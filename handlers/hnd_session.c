@@ -1,0 +1,189 @@
+/*
+ * hnd_session: the session page (an AC with its receipts and lineage, as JSON or printable
+ * HTML) and the identity-driver listing.
+ *
+ * Who may read a session: auditors of the tenant, the key that issued the AC, and executors
+ * of the tenant (gsh links to it after posting). Anything of another tenant is 404.
+ */
+#include "hnd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "brk_err.h"
+#include "brk_http.h"
+#include "hnd_gov.h"
+#include "banned.h"
+
+#define SESSION_RECEIPTS_MAX 1000 /* receipts shown on one page */
+#define HTML_MAX (512 * 1024)
+
+static brk_db_stmt_t q_session_ac = {
+    "gov_session_ac",
+    "SELECT ac::text, status, expires_at < now(), elevation::text, ttl_seconds, issuer_key_id, "
+    "last_lineage_cid FROM acs WHERE tenant_id = $1 AND context_id = $2",
+    0};
+static brk_db_stmt_t q_session_crs = {
+    "gov_session_crs",
+    "SELECT coalesce(json_agg(json_build_object('cr_id', cr_id, 'sequence', sequence, "
+    "'outcome', outcome, 'effective_outcome', effective_outcome, 'flags', flags, 'cr_cid', "
+    "cr_cid, 'chronicle_cid', chronicle_cid, 'lineage_cid', lineage_cid, 'prev_lineage_cid', "
+    "prev_lineage_cid, 'received_at', received_at, 'cr', cr) ORDER BY sequence), '[]')::text "
+    "FROM (SELECT * FROM crs WHERE tenant_id = $1 AND context_id = $2 ORDER BY sequence "
+    "LIMIT 1000) s",
+    0};
+
+typedef struct html {
+    char *p;
+    size_t len, cap;
+} html_t;
+
+static void put(html_t *h, const char *s)
+{
+    size_t n = strlen(s);
+    if (h->len + n >= h->cap)
+        return; /* capped: the page is cut, never the process */
+    memcpy(h->p + h->len, s, n);
+    h->len += n;
+    h->p[h->len] = '\0';
+}
+
+static void put_esc(html_t *h, const char *s)
+{
+    char one[2] = {0, 0};
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '<': put(h, "&lt;"); break;
+        case '>': put(h, "&gt;"); break;
+        case '&': put(h, "&amp;"); break;
+        case '"': put(h, "&quot;"); break;
+        default: one[0] = *s; put(h, one);
+        }
+    }
+}
+
+static void row(html_t *h, const char *k, const char *v)
+{
+    put(h, "<tr><th>");
+    put_esc(h, k);
+    put(h, "</th><td><code>");
+    put_esc(h, v ? v : "null");
+    put(h, "</code></td></tr>\n");
+}
+
+static void reply_html(brk_req_t *r, json_t *page)
+{
+    html_t h = {brk_req_alloc(r, HTML_MAX), 0, HTML_MAX};
+    json_t *ac = json_object_get(page, "ac"), *op = json_object_get(ac, "operation");
+    put(&h, "<!doctype html><html><head><meta charset=\"utf-8\"><title>GSAP session ");
+    put_esc(&h, json_string_value(json_object_get(ac, "context_id")));
+    put(&h, "</title><style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse;"
+            "margin-bottom:1.5em}th,td{border:1px solid #999;padding:4px 8px;text-align:left}"
+            "code{word-break:break-all}</style></head><body>\n<h1>Session ");
+    put_esc(&h, json_string_value(json_object_get(ac, "context_id")));
+    put(&h, "</h1>\n<h2>Authorization Context</h2><table>\n");
+    const char *keys[] = {"status", "issued_at", "expires_at", "session_mode", "capability_set",
+                          "shell_class", "ac_cid", "key_id", "signature", NULL};
+    for (int i = 0; keys[i]; i++) {
+        json_t *v = json_object_get(ac, keys[i]);
+        char *s = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY);
+        row(&h, keys[i], json_is_string(v) ? json_string_value(v) : s);
+        free(s);
+    }
+    row(&h, "principal", json_string_value(json_object_get(json_object_get(ac, "principal"), "did")));
+    row(&h, "accord", json_string_value(json_object_get(json_object_get(ac, "accord"), "template")));
+    row(&h, "command_hash", json_string_value(json_object_get(op, "command_hash")));
+    row(&h, "corpus_entry_cid", json_string_value(json_object_get(op, "corpus_entry_cid")));
+    row(&h, "parameters_cid", json_string_value(json_object_get(op, "parameters_cid")));
+    put(&h, "</table>\n<h2>Completion Receipts</h2><table><tr><th>#</th><th>cr_id</th>"
+            "<th>outcome</th><th>effective</th><th>flags</th><th>lineage_cid</th></tr>\n");
+    size_t i;
+    json_t *cr;
+    json_array_foreach(json_object_get(page, "receipts"), i, cr)
+    {
+        char seq[16];
+        char *flags = json_dumps(json_object_get(cr, "flags"), JSON_COMPACT);
+        snprintf(seq, sizeof seq, "%lld", json_integer_value(json_object_get(cr, "sequence")));
+        put(&h, "<tr><td>");
+        put(&h, seq);
+        const char *cols[] = {"cr_id", "outcome", "effective_outcome", NULL};
+        for (int k = 0; cols[k]; k++) {
+            put(&h, "</td><td>");
+            put_esc(&h, json_string_value(json_object_get(cr, cols[k])));
+        }
+        put(&h, "</td><td>");
+        put_esc(&h, flags);
+        put(&h, "</td><td><code>");
+        put_esc(&h, json_string_value(json_object_get(cr, "lineage_cid")));
+        put(&h, "</code></td></tr>\n");
+        free(flags);
+    }
+    put(&h, "</table>\n<p>Lineage head: <code>");
+    put_esc(&h, json_string_value(json_object_get(page, "lineage_head")));
+    put(&h, "</code></p></body></html>\n");
+    brk_reply_raw(r, 200, "text/html; charset=utf-8", h.p, h.len);
+}
+
+static void on_session(brk_req_t *r, const brk_db_result_t *res)
+{
+    if (res->err != 0) {
+        brk_reply_db_error(r, res);
+        return;
+    }
+    PGresult *a = res->res[0];
+    if (PQntuples(a) != 1) {
+        brk_reply_error(r, BRK_ENOTFOUND, "context_not_found", "no such context");
+        return;
+    }
+    /* An issuer (without auditor) sees only the sessions of the ACs it issued itself. */
+    unsigned roles = r->principal.roles;
+    if (!(roles & (BRK_ROLE_AUDITOR | BRK_ROLE_EXECUTOR)) &&
+        strcmp(PQgetvalue(a, 0, 5), r->principal.key_id) != 0) {
+        brk_reply_error(r, BRK_ENOTFOUND, "context_not_found", "no such context");
+        return;
+    }
+    json_t *ac = hnd_ac_view(PQgetvalue(a, 0, 0), PQgetvalue(a, 0, 1), PQgetvalue(a, 0, 2)[0] == 't',
+                             PQgetisnull(a, 0, 3) ? NULL : PQgetvalue(a, 0, 3));
+    json_t *crs = json_loads(PQgetvalue(res->res[1], 0, 0), 0, NULL);
+    json_t *page = json_pack("{s:o,s:o,s:o}", "ac", ac ? ac : json_null(), "receipts",
+                             crs ? crs : json_array(), "lineage_head",
+                             PQgetisnull(a, 0, 6) ? json_null() : json_string(PQgetvalue(a, 0, 6)));
+    if (brk_req_accepts_html(r) || brk_req_header(r, "accept").base == NULL)
+        reply_html(r, page);
+    else
+        brk_reply_json(r, 200, page);
+    json_decref(page);
+}
+
+static void session(brk_req_t *r)
+{
+    char *ctx = brk_req_alloc(r, HND_ID_LEN + 1);
+    if (hnd_context_param(r, ctx) != 0)
+        return;
+    brk_db_op_t ops[2] = {{&q_session_ac, 2, {r->principal.tenant, ctx}},
+                          {&q_session_crs, 2, {r->principal.tenant, ctx}}};
+    brk_req_db(r, ops, 2, on_session);
+}
+
+static void drivers(brk_req_t *r)
+{
+    json_t *b = json_pack("{s:[{s:s,s:b},{s:s,s:b},{s:s,s:b}]}", "drivers", "name", "api-key",
+                          "enabled", 1, "name", "jwt", "enabled", 0, "name", "mtls", "enabled", 0);
+    brk_reply_json(r, 200, b);
+    json_decref(b);
+}
+
+static const brk_route_t routes[] = {
+    {"GET", "/governance/session/{context_id}",
+     BRK_ROLE_AUDITOR | BRK_ROLE_ISSUER | BRK_ROLE_EXECUTOR, 0, session},
+    {"GET", "/governance/drivers", BRK_ROLE_ALL, 0, drivers},
+};
+
+int hnd_session_register(void)
+{
+    int rc = brk_db_register(&q_session_ac);
+    if (rc == 0)
+        rc = brk_db_register(&q_session_crs);
+    return rc ? rc : brk_router_add(routes, sizeof(routes) / sizeof(routes[0]));
+}

@@ -1,0 +1,600 @@
+/*
+ * it_exec: `gsap-broker exec`, the gsh-compatible client, end to end against the real broker
+ * and a real database: a governed run leaves its receipt, a failing command exits 1, replayed,
+ * consumed, expired and tampered ACs exit 2 without running, corpus and command mismatches
+ * exit 3, and the configuration and transport errors exit 125.
+ *
+ * The client runs as a child of the test with its own environment (GSAP_BROKER_URL pointing at
+ * the test broker, GSAP_TOKEN an issuer+executor key of tenant "acme", plus each test's
+ * variables); its stdout and stderr are captured separately.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "brk_jcs.h"
+#include "tst_broker.h"
+#include "tst_pg.h"
+
+#define DB "it_exec"
+#define EXEC_TIMEOUT_MS 60000
+#define ENV_MAX 32
+
+static tst_broker_t B;
+static char *TOKEN, *ADMIN, *APPROVER;
+static char CORPUS[BRK_CID_LEN + 1], OTHER_CORPUS[BRK_CID_LEN + 1], PARAMS[BRK_CID_LEN + 1];
+static char URL[64];
+
+static void setup(void)
+{
+    const char *ci = tst_pg_createdb(DB);
+    ck_assert_int_eq(tst_broker_start(&B, ci, NULL), 0);
+    TOKEN = tst_keys_create(&B, "acme", "issuer,executor");
+    ADMIN = tst_keys_create(&B, "acme", "admin");
+    APPROVER = tst_keys_create(&B, "acme", "approver");
+    brk_cid_of_bytes("corpus entry 1", 14, CORPUS);
+    brk_cid_of_bytes("corpus entry 2", 14, OTHER_CORPUS);
+    brk_cid_of_bytes("{}", 2, PARAMS);
+    snprintf(URL, sizeof URL, "GSAP_BROKER_URL=http://127.0.0.1:%u", B.port);
+}
+
+static void teardown(void)
+{
+    tst_broker_clear(&B);
+    free(TOKEN);
+    free(ADMIN);
+    free(APPROVER);
+}
+
+/* ---- running the client ------------------------------------------------------------------- */
+
+typedef struct child {
+    pid_t pid;
+    int out_fd, err_fd;
+} child_t;
+
+typedef struct result {
+    int status;  /* exit code, 128 + signal */
+    char *out;   /* stdout, NUL-terminated */
+    char *err;   /* stderr, NUL-terminated */
+    json_t *json; /* stdout parsed, when it is JSON */
+} result_t;
+
+static void result_clear(result_t *r)
+{
+    free(r->out);
+    free(r->err);
+    if (r->json)
+        json_decref(r->json);
+    memset(r, 0, sizeof *r);
+}
+
+/*
+ * Starts `$GSAP_BROKER_BIN exec ARGS...` with PATH, the sanitizer options, the test's
+ * GSAP_BROKER_URL and GSAP_TOKEN, and env (NULL-terminated "NAME=value" entries, which come
+ * first and so win over the defaults: glibc's getenv returns the first match).
+ */
+static child_t spawn_exec(const char *const *env, const char *const *args)
+{
+    static const char *const pass[] = {"PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+                                       NULL};
+    const char *bin = getenv("GSAP_BROKER_BIN");
+    char *envp[ENV_MAX], *argv[16], tok[512], passed[4][1024];
+    int n = 0, a = 0, op[2], ep[2];
+    child_t c = {0};
+
+    ck_assert_ptr_nonnull(bin);
+    for (int i = 0; env && env[i]; i++)
+        envp[n++] = (char *)env[i];
+    for (int i = 0; pass[i]; i++) {
+        const char *v = getenv(pass[i]);
+        if (v) {
+            snprintf(passed[i], sizeof passed[i], "%s=%s", pass[i], v);
+            envp[n++] = passed[i];
+        }
+    }
+    snprintf(tok, sizeof tok, "GSAP_TOKEN=%s", TOKEN);
+    envp[n++] = URL;
+    envp[n++] = tok;
+    envp[n] = NULL;
+    argv[a++] = (char *)bin;
+    argv[a++] = "exec";
+    for (int i = 0; args[i]; i++)
+        argv[a++] = (char *)args[i];
+    argv[a] = NULL;
+    ck_assert_int_eq(pipe2(op, O_CLOEXEC), 0);
+    ck_assert_int_eq(pipe2(ep, O_CLOEXEC), 0);
+    fflush(NULL);
+    c.pid = fork();
+    ck_assert_int_ge(c.pid, 0);
+    if (c.pid == 0) {
+        int nul = open("/dev/null", O_RDONLY);
+        if (nul < 0 || dup2(nul, 0) < 0 || dup2(op[1], 1) < 0 || dup2(ep[1], 2) < 0)
+            _exit(127);
+        execve(bin, argv, envp);
+        _exit(127);
+    }
+    close(op[1]);
+    close(ep[1]);
+    c.out_fd = op[0];
+    c.err_fd = ep[0];
+    return c;
+}
+
+static void append(char **buf, size_t *len, const char *p, size_t n)
+{
+    *buf = realloc(*buf, *len + n + 1);
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
+
+/* Reads the child's output until it closes both pipes, then reaps it (killed after 60 s). */
+static result_t wait_exec(child_t c)
+{
+    result_t r = {0};
+    size_t olen = 0, elen = 0;
+    int fds[2] = {c.out_fd, c.err_fd}, st = 0;
+    struct timespec t0, t;
+
+    append(&r.out, &olen, "", 0);
+    append(&r.err, &elen, "", 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (fds[0] >= 0 || fds[1] >= 0) {
+        struct pollfd p[2] = {{.fd = fds[0], .events = POLLIN}, {.fd = fds[1], .events = POLLIN}};
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 > EXEC_TIMEOUT_MS) {
+            kill(c.pid, SIGKILL);
+            break;
+        }
+        if (poll(p, 2, 1000) <= 0)
+            continue;
+        for (int i = 0; i < 2; i++) {
+            char buf[4096];
+            ssize_t n;
+            if (fds[i] < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            n = read(fds[i], buf, sizeof buf);
+            if (n <= 0) {
+                close(fds[i]);
+                fds[i] = -1;
+            } else if (i == 0) {
+                append(&r.out, &olen, buf, (size_t)n);
+            } else {
+                append(&r.err, &elen, buf, (size_t)n);
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    while (waitpid(c.pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    r.json = json_loads(r.out, 0, NULL);
+    if (r.err[0])
+        fprintf(stderr, "[exec stderr] %s", r.err);
+    return r;
+}
+
+static result_t run_exec(const char *const *env, const char *const *args)
+{
+    return wait_exec(spawn_exec(env, args));
+}
+
+/* ---- helpers ---------------------------------------------------------------------------------- */
+
+static void cid_of(const char *s, char out[BRK_CID_LEN + 1])
+{
+    brk_cid_of_bytes(s, strlen(s), out);
+}
+
+/* Issues an AC for command on corpus over HTTP, as an issuer would hand one to gsh. The
+ * returned string is the AC's JSON (caller frees). */
+static char *issue_ac(const char *command, const char *corpus, int ttl)
+{
+    char cmd[BRK_CID_LEN + 1], body[1024];
+    tst_resp_t r;
+    char *ac;
+
+    cid_of(command, cmd);
+    snprintf(body, sizeof body,
+             "{\"accord_template\":\"default\",\"ttl_seconds\":%d,\"operation\":"
+             "{\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}}",
+             ttl, cmd, corpus, PARAMS);
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", TOKEN, body, &r), 0);
+    ck_assert_msg(r.status == 200, "authorize: %d %s", r.status, r.body);
+    ac = json_dumps(r.json, JSON_COMPACT);
+    tst_resp_clear(&r);
+    return ac;
+}
+
+static char *ac_context(const char *ac)
+{
+    json_t *j = json_loads(ac, 0, NULL);
+    char *id = strdup(json_string_value(json_object_get(j, "context_id")));
+    json_decref(j);
+    return id;
+}
+
+static long crs_count(const char *context_id)
+{
+    char sql[256];
+    PGconn *c = tst_pg_connect(DB);
+    long n;
+    if (context_id)
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM crs WHERE context_id = '%s'", context_id);
+    else
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM crs");
+    n = tst_pg_long(c, sql);
+    PQfinish(c);
+    return n;
+}
+
+static char *crs_value(const char *context_id, const char *expr)
+{
+    char sql[512];
+    PGconn *c = tst_pg_connect(DB);
+    char *v;
+    snprintf(sql, sizeof sql, "SELECT %s FROM crs WHERE context_id = '%s'", expr, context_id);
+    v = tst_pg_scalar(c, sql);
+    PQfinish(c);
+    return v;
+}
+
+static const char *jget(const result_t *r, const char *key)
+{
+    return json_string_value(json_object_get(r->json, key));
+}
+
+/* "GSAP_AC=<ac>" (caller frees). */
+static char *ac_env(const char *ac)
+{
+    size_t n = strlen(ac) + 9;
+    char *e = malloc(n);
+    snprintf(e, n, "GSAP_AC=%s", ac);
+    return e;
+}
+
+/* ---- tests ------------------------------------------------------------------------------------ */
+
+START_TEST(governed_run)
+{
+    char corpus_env[100], hash[BRK_CID_LEN + 1];
+    const char *env[] = {corpus_env, NULL};
+    snprintf(corpus_env, sizeof corpus_env, "GSAP_CORPUS_CID=%s", CORPUS);
+
+    /* plain: the output passes through, one receipt is stored with the hashes of the run */
+    result_t r = run_exec(env, (const char *const[]){"--exec", "echo hello", NULL});
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.out, "hello\n");
+    result_clear(&r);
+    ck_assert_int_eq(crs_count(NULL), 1);
+
+    /* --json: one object with the receipt's CIDs, the stdout captured */
+    r = run_exec(env, (const char *const[]){"--json", "--exec", "echo hello", NULL});
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(r.json);
+    ck_assert(json_is_true(json_object_get(r.json, "success")));
+    ck_assert_int_eq(json_integer_value(json_object_get(r.json, "exit_code")), 0);
+    ck_assert_str_eq(jget(&r, "stdout"), "hello\n");
+    ck_assert_str_eq(jget(&r, "ac_mode"), "single");
+    ck_assert(brk_cid_valid(jget(&r, "lineage_cid")));
+    ck_assert(brk_cid_valid(jget(&r, "chronicle_cid")));
+    ck_assert_ptr_nonnull(jget(&r, "cr_id"));
+    ck_assert_ptr_nonnull(strstr(jget(&r, "session_url"), jget(&r, "ac_id")));
+    ck_assert_ptr_null(json_object_get(r.json, "error"));
+    const char *ctx = jget(&r, "ac_id");
+    ck_assert_int_eq(crs_count(ctx), 1);
+    char *v = crs_value(ctx, "lineage_cid");
+    ck_assert_str_eq(v, jget(&r, "lineage_cid"));
+    free(v);
+    v = crs_value(ctx, "effective_outcome || ' ' || exit_code");
+    ck_assert_str_eq(v, "completed 0");
+    free(v);
+    v = crs_value(ctx, "cr->>'stdout_hash'");
+    cid_of("hello\n", hash);
+    ck_assert_str_eq(v, hash);
+    free(v);
+    v = crs_value(ctx, "cr->>'command_hash'");
+    cid_of("echo hello", hash);
+    ck_assert_str_eq(v, hash);
+    free(v);
+    v = crs_value(ctx, "(cr->>'output_bytes') || ' ' || (cr->'chronicle'->>'behavior_state')");
+    ck_assert_str_eq(v, "6 unavailable");
+    free(v);
+    result_clear(&r);
+}
+END_TEST
+
+START_TEST(failed_command)
+{
+    char corpus_env[100];
+    const char *env[] = {corpus_env, NULL};
+    snprintf(corpus_env, sizeof corpus_env, "GSAP_CORPUS_CID=%s", CORPUS);
+
+    result_t r = run_exec(env, (const char *const[]){"--json", "--exec", "echo oops >&2; exit 7",
+                                                     NULL});
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_ptr_nonnull(r.json);
+    ck_assert(json_is_false(json_object_get(r.json, "success")));
+    ck_assert_int_eq(json_integer_value(json_object_get(r.json, "exit_code")), 7);
+    ck_assert_ptr_nonnull(jget(&r, "error"));
+    ck_assert_ptr_nonnull(strstr(r.err, "oops")); /* stderr still passes through */
+    char *v = crs_value(jget(&r, "ac_id"), "outcome || ' ' || exit_code");
+    ck_assert_str_eq(v, "failed 7");
+    free(v);
+    result_clear(&r);
+
+    r = run_exec(env, (const char *const[]){"--exec", "exit 7", NULL});
+    ck_assert_int_eq(r.status, 1);
+    result_clear(&r);
+    /* killed by a signal: 128 + 9 */
+    r = run_exec(env, (const char *const[]){"--json", "--exec", "kill -9 $$", NULL});
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(r.json, "exit_code")), 137);
+    result_clear(&r);
+}
+END_TEST
+
+START_TEST(replayed_ac)
+{
+    char *ac = issue_ac("echo once", CORPUS, 300);
+    char *ctx = ac_context(ac), *e = ac_env(ac);
+    const char *env[] = {e, NULL};
+
+    result_t r = run_exec(env, (const char *const[]){"--exec", "echo once", NULL});
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.out, "once\n");
+    result_clear(&r);
+    /* the same AC again: refused before the command runs, and no second receipt */
+    r = run_exec(env, (const char *const[]){"--json", "--exec", "echo once", NULL});
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_ptr_null(json_object_get(r.json, "stdout"));
+    ck_assert_ptr_nonnull(strstr(jget(&r, "error"), "consumed"));
+    ck_assert_int_eq(crs_count(ctx), 1);
+    result_clear(&r);
+    free(ac);
+    free(ctx);
+    free(e);
+}
+END_TEST
+
+/* Another executor posts a CR while the command runs: the broker refuses ours with 409. */
+START_TEST(consumed_during_run)
+{
+    char dir[] = "/tmp/it_exec.XXXXXX", cmd[256], marker[128], body[1024];
+    char chash[BRK_CID_LEN + 1];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(marker, sizeof marker, "%s/started", dir);
+    snprintf(cmd, sizeof cmd, "touch %s; sleep 2", marker);
+    cid_of(cmd, chash);
+    char *ac = issue_ac(cmd, CORPUS, 300);
+    char *ctx = ac_context(ac), *e = ac_env(ac);
+    const char *env[] = {e, NULL};
+    tst_resp_t hr;
+    struct stat sb;
+
+    child_t c = spawn_exec(env, (const char *const[]){"--exec", cmd, NULL});
+    for (int i = 0; i < 400 && stat(marker, &sb) != 0; i++)
+        usleep(25000);
+    ck_assert_int_eq(stat(marker, &sb), 0);
+    time_t now = time(NULL);
+    struct tm tm;
+    char ts[32];
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(body, sizeof body,
+             "{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":0,"
+             "\"started_at\":\"%s\",\"completed_at\":\"%s\","
+             "\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\","
+             "\"chronicle\":{\"behavior_state\":\"unavailable\"}}",
+             ctx, ts, ts, chash, CORPUS, PARAMS);
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/complete/", TOKEN, body, &hr), 0);
+    ck_assert_msg(hr.status == 200, "complete: %d %s", hr.status, hr.body);
+    tst_resp_clear(&hr);
+    result_t r = wait_exec(c);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "ac_consumed"));
+    ck_assert_int_eq(crs_count(ctx), 1);
+    result_clear(&r);
+    unlink(marker);
+    rmdir(dir);
+    free(ac);
+    free(ctx);
+    free(e);
+}
+END_TEST
+
+START_TEST(expired_ac)
+{
+    char *ac = issue_ac("echo late", CORPUS, 1);
+    char *ctx = ac_context(ac), *e = ac_env(ac);
+    const char *env[] = {e, NULL};
+
+    sleep(2);
+    result_t r = run_exec(env, (const char *const[]){"--exec", "echo late", NULL});
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_str_eq(r.out, "");
+    ck_assert_ptr_nonnull(strstr(r.err, "expired"));
+    ck_assert_int_eq(crs_count(ctx), 0);
+    result_clear(&r);
+    free(ac);
+    free(ctx);
+    free(e);
+}
+END_TEST
+
+START_TEST(tampered_ac)
+{
+    char *ac = issue_ac("echo tamper", CORPUS, 300);
+    json_t *j = json_loads(ac, 0, NULL);
+    char *bad, *e;
+
+    /* one changed member breaks the signature */
+    json_object_set_new(j, "capability_set", json_string("0x0000ffff"));
+    bad = json_dumps(j, JSON_COMPACT);
+    e = ac_env(bad);
+    const char *env[] = {e, NULL};
+    result_t r = run_exec(env, (const char *const[]){"--exec", "echo tamper", NULL});
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "signature"));
+    ck_assert_str_eq(r.out, "");
+    result_clear(&r);
+    free(bad);
+    free(e);
+    /* a signature that is not base64url of 64 bytes */
+    json_object_set_new(j, "capability_set", json_string("0x00000000"));
+    json_object_set_new(j, "signature", json_string("ed25519:AAAA"));
+    bad = json_dumps(j, JSON_COMPACT);
+    e = ac_env(bad);
+    env[0] = e;
+    r = run_exec(env, (const char *const[]){"--exec", "echo tamper", NULL});
+    ck_assert_int_eq(r.status, 2);
+    result_clear(&r);
+    free(bad);
+    free(e);
+    json_decref(j);
+    free(ac);
+}
+END_TEST
+
+START_TEST(corpus_and_command_mismatch)
+{
+    char *ac = issue_ac("echo scoped", CORPUS, 300);
+    char *ctx = ac_context(ac), *e = ac_env(ac), corpus_env[100];
+    const char *env[] = {e, corpus_env, NULL};
+
+    snprintf(corpus_env, sizeof corpus_env, "GSAP_CORPUS_CID=%s", OTHER_CORPUS);
+    result_t r = run_exec(env, (const char *const[]){"--json", "--exec", "echo scoped", NULL});
+    ck_assert_int_eq(r.status, 3);
+    ck_assert_ptr_nonnull(strstr(jget(&r, "error"), "corpus"));
+    ck_assert_ptr_null(json_object_get(r.json, "stdout"));
+    result_clear(&r);
+    /* the right corpus, another command */
+    snprintf(corpus_env, sizeof corpus_env, "GSAP_CORPUS_CID=%s", CORPUS);
+    r = run_exec(env, (const char *const[]){"--exec", "echo unscoped", NULL});
+    ck_assert_int_eq(r.status, 3);
+    ck_assert_str_eq(r.out, "");
+    result_clear(&r);
+    ck_assert_int_eq(crs_count(ctx), 0);
+    /* and the AC is still good for what it authorizes */
+    r = run_exec(env, (const char *const[]){"--exec", "echo scoped", NULL});
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.out, "scoped\n");
+    result_clear(&r);
+    free(ac);
+    free(ctx);
+    free(e);
+}
+END_TEST
+
+START_TEST(dry_run)
+{
+    char corpus_env[100];
+    const char *env[] = {corpus_env, NULL};
+    snprintf(corpus_env, sizeof corpus_env, "GSAP_CORPUS_CID=%s", CORPUS);
+
+    result_t r = run_exec(env, (const char *const[]){"--dry-run", "--json", "--exec",
+                                                     "echo never", NULL});
+    ck_assert_int_eq(r.status, 0);
+    ck_assert(json_is_true(json_object_get(r.json, "success")));
+    ck_assert(json_is_true(json_object_get(r.json, "dry_run")));
+    ck_assert(json_is_null(json_object_get(r.json, "cr_id")));
+    ck_assert_ptr_nonnull(jget(&r, "ac_id"));
+    result_clear(&r);
+    /* without --json the checked AC itself */
+    r = run_exec(env, (const char *const[]){"--dry-run", "--exec", "echo never", NULL});
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(r.json);
+    ck_assert_str_eq(jget(&r, "status"), "authorized");
+    result_clear(&r);
+    ck_assert_int_eq(crs_count(NULL), 0);
+}
+END_TEST
+
+START_TEST(bad_config)
+{
+    char corpus_env[100];
+    const char *none[] = {NULL};
+    const char *args[] = {"--exec", "echo x", NULL};
+    snprintf(corpus_env, sizeof corpus_env, "GSAP_CORPUS_CID=%s", CORPUS);
+
+    /* no corpus and no AC */
+    result_t r = run_exec(none, args);
+    ck_assert_int_eq(r.status, 125);
+    ck_assert_ptr_nonnull(strstr(r.err, "GSAP_CORPUS_CID"));
+    result_clear(&r);
+    /* https, a malformed CID, no command */
+    r = run_exec((const char *const[]){"GSAP_BROKER_URL=https://127.0.0.1:1", corpus_env, NULL},
+                 args);
+    ck_assert_int_eq(r.status, 125);
+    result_clear(&r);
+    r = run_exec((const char *const[]){"GSAP_CORPUS_CID=sha256:12", NULL}, args);
+    ck_assert_int_eq(r.status, 125);
+    result_clear(&r);
+    r = run_exec((const char *const[]){corpus_env, NULL}, (const char *const[]){"--json", NULL});
+    ck_assert_int_eq(r.status, 125);
+    result_clear(&r);
+    /* an unknown accord is the caller's configuration, not a denial */
+    r = run_exec((const char *const[]){corpus_env, "GSAP_ACCORD_TEMPLATE=nope", NULL}, args);
+    ck_assert_int_eq(r.status, 125);
+    result_clear(&r);
+    /* a bad token is an authorization failure */
+    r = run_exec((const char *const[]){corpus_env, "GSAP_TOKEN=gsap.acme.x.y", NULL}, args);
+    ck_assert_int_eq(r.status, 2);
+    result_clear(&r);
+}
+END_TEST
+
+START_TEST(broker_unreachable)
+{
+    char corpus_env[100];
+    snprintf(corpus_env, sizeof corpus_env, "GSAP_CORPUS_CID=%s", CORPUS);
+    /* port 1 on loopback: connection refused, retried, then 125 */
+    result_t r = run_exec((const char *const[]){"GSAP_BROKER_URL=http://127.0.0.1:1", corpus_env,
+                                                NULL},
+                          (const char *const[]){"--json", "--exec", "echo x", NULL});
+    ck_assert_int_eq(r.status, 125);
+    ck_assert_ptr_nonnull(strstr(jget(&r, "error"), "cannot reach"));
+    result_clear(&r);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("it_exec");
+    TCase *tc = tcase_create("exec");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, governed_run);
+    tcase_add_test(tc, failed_command);
+    tcase_add_test(tc, replayed_ac);
+    tcase_add_test(tc, consumed_during_run);
+    tcase_add_test(tc, expired_ac);
+    tcase_add_test(tc, tampered_ac);
+    tcase_add_test(tc, corpus_and_command_mismatch);
+    tcase_add_test(tc, dry_run);
+    tcase_add_test(tc, bad_config);
+    tcase_add_test(tc, broker_unreachable);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,639 @@
+/*
+ * it_gov: the GSAP protocol against the real binary and PostgreSQL: issuing, idempotency,
+ * denials, elevation, single use under concurrency, session ACs, evidence flags, redaction,
+ * lineage, tenants; every signature and CID is re-checked by an independent implementation
+ * (tests/npm/gsap_oracle.mjs: canonicalize + @noble/ed25519).
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tst_broker.h"
+#include "tst_pg.h"
+
+#define H(c) "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c \
+             c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
+#define CMD H("1")
+#define CORPUS H("2")
+#define PARAMS H("3")
+#define OTHER H("4")
+
+static tst_broker_t B;
+static char *ISSUER, *EXECUTOR, *APPROVER, *AUDITOR, *ADMIN, *OTHER_TENANT;
+static char PUBKEY[64];
+
+static void setup(void)
+{
+    tst_resp_t r;
+    ck_assert_int_eq(tst_broker_start(&B, tst_pg_createdb("it_gov"), NULL), 0);
+    ISSUER = tst_keys_create(&B, "acme", "issuer");
+    EXECUTOR = tst_keys_create(&B, "acme", "executor");
+    APPROVER = tst_keys_create(&B, "acme", "approver");
+    AUDITOR = tst_keys_create(&B, "acme", "auditor");
+    ADMIN = tst_keys_create(&B, "acme", "admin");
+    OTHER_TENANT = tst_keys_create(&B, "globex", "issuer,executor,auditor");
+    ck_assert_int_eq(tst_get(B.port, "/.well-known/gsap-broker.json", NULL, &r), 0);
+    snprintf(PUBKEY, sizeof PUBKEY, "%s",
+             json_string_value(json_object_get(json_array_get(json_object_get(r.json, "keys"), 0),
+                                               "public_key")));
+    tst_resp_clear(&r);
+}
+
+static void teardown(void)
+{
+    tst_broker_clear(&B);
+    free(ISSUER), free(EXECUTOR), free(APPROVER), free(AUDITOR), free(ADMIN), free(OTHER_TENANT);
+}
+
+static char *fmt(const char *f, ...)
+{
+    va_list ap;
+    char *s;
+    va_start(ap, f);
+    ck_assert_int_ge(vasprintf(&s, f, ap), 0);
+    va_end(ap);
+    return s;
+}
+
+/* Runs the independent oracle; returns its stdout line (malloc'd) or NULL on failure. */
+static char *oracle(const char *fmt_args, ...)
+{
+    char args[2048], cmd[2300], line[512] = "";
+    va_list ap;
+    va_start(ap, fmt_args);
+    vsnprintf(args, sizeof args, fmt_args, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "node %s/tests/npm/gsap_oracle.mjs %s", getenv("GSAP_SOURCE_DIR"), args);
+    FILE *p = popen(cmd, "r");
+    size_t n = fread(line, 1, sizeof line - 1, p);
+    line[n] = 0;
+    int rc = pclose(p);
+    if (rc != 0)
+        return NULL;
+    line[strcspn(line, "\n")] = 0;
+    return strdup(line);
+}
+
+static char *save_json(const json_t *v)
+{
+    char path[] = "/tmp/gsap-json-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    json_dumpf(v, f, JSON_COMPACT);
+    fclose(f);
+    return strdup(path);
+}
+
+/* The oracle verifies doc's signature with the broker's published key and returns its CID. */
+static void assert_signed(const json_t *doc, const char *cid_field)
+{
+    char *path = save_json(doc);
+    char *out = oracle("verify %s %s", path, PUBKEY);
+    unlink(path);
+    free(path);
+    ck_assert_msg(out != NULL, "the signature does not verify independently");
+    ck_assert_str_eq(out + 3, json_string_value(json_object_get(doc, cid_field)));
+    free(out);
+}
+
+static const char *str(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static json_t *authorize(const char *token, const char *extra, const char *idem, int expect)
+{
+    tst_resp_t r;
+    char *body = fmt("{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"%s\","
+                     "\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}%s%s}",
+                     CMD, CORPUS, PARAMS, extra ? "," : "", extra ? extra : "");
+    char *hdr = fmt("Authorization: Bearer %s\r\nContent-Type: application/json\r\n%s%s%s", token,
+                    idem ? "Idempotency-Key: " : "", idem ? idem : "", idem ? "\r\n" : "");
+    ck_assert_int_eq(tst_http(B.port, "POST", "/governance/authorize/", hdr, body, strlen(body), &r), 0);
+    ck_assert_msg(r.status == expect, "authorize: %d %s", r.status, r.body);
+    json_t *j = json_incref(r.json);
+    tst_resp_clear(&r);
+    free(body);
+    free(hdr);
+    return j;
+}
+
+static char *cr_body(const char *ctx, const char *outcome, int exit_code, const char *params,
+                     const char *behavior, const char *started, const char *extra)
+{
+    return fmt("{\"context_id\":\"%s\",\"outcome\":\"%s\",\"exit_code\":%d,"
+               "\"started_at\":\"%s\",\"completed_at\":\"2030-01-01T00:00:00Z\","
+               "\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\","
+               "\"stdout_hash\":\"%s\",\"output_bytes\":12,"
+               "\"chronicle\":{\"session_id\":\"chr-1\",\"behavior_state\":\"%s\","
+               "\"merkle_root\":\"%s\"}%s%s}",
+               ctx, outcome, exit_code, started ? started : "2026-01-01T00:00:00Z", CMD, CORPUS,
+               params ? params : PARAMS, OTHER, behavior ? behavior : "verified", OTHER,
+               extra ? "," : "", extra ? extra : "");
+}
+
+static json_t *complete(const char *body, int expect)
+{
+    tst_resp_t r;
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/complete/", EXECUTOR, body, &r), 0);
+    ck_assert_msg(r.status == expect, "complete: %d %s", r.status, r.body);
+    json_t *j = json_incref(r.json);
+    tst_resp_clear(&r);
+    return j;
+}
+
+static const char *err_code(const json_t *j)
+{
+    return str(json_object_get(j, "error"), "code");
+}
+
+START_TEST(issue_signed_ac)
+{
+    json_t *ac = authorize(ISSUER, "\"ttl_seconds\":10000", NULL, 200);
+    ck_assert_str_eq(str(ac, "gsap_version"), "1.0");
+    ck_assert_str_eq(str(ac, "status"), "authorized");
+    ck_assert_int_eq(strncmp(str(ac, "context_id"), "ctx_", 4), 0);
+    ck_assert_int_eq(strncmp(str(ac, "signature"), "ed25519:", 8), 0);
+    ck_assert_int_eq(strncmp(str(json_object_get(ac, "principal"), "did"), "did:web:", 8), 0);
+    ck_assert_str_eq(str(ac, "capability_set"), "0x00000000");
+    ck_assert_int_eq(json_integer_value(json_object_get(ac, "posture_level")), 3);
+    ck_assert_str_eq(str(ac, "shell_class"), "Application");
+    ck_assert_str_eq(str(json_object_get(ac, "operation"), "corpus_entry_cid"), CORPUS);
+    ck_assert_str_eq(str(json_object_get(ac, "identity_proof"), "driver"), "api-key");
+    ck_assert_ptr_nonnull(strstr(str(ac, "session_url"), str(ac, "context_id")));
+    /* TTL above the default accord's cap (900 s) is clamped */
+    struct tm a = {0}, b = {0};
+    strptime(str(ac, "issued_at"), "%Y-%m-%dT%H:%M:%SZ", &a);
+    strptime(str(ac, "expires_at"), "%Y-%m-%dT%H:%M:%SZ", &b);
+    ck_assert_int_eq((long)(timegm(&b) - timegm(&a)), 900);
+    assert_signed(ac, "ac_cid");
+    /* the accord hash is the CID of the stored accord, recomputed independently */
+    PGconn *c = tst_pg_connect("it_gov");
+    char *accord = tst_pg_scalar(c, "SELECT body::text FROM accords WHERE tenant_id='acme' AND name='default'");
+    json_t *aj = json_loads(accord, 0, NULL);
+    char *path = save_json(aj), *cid = oracle("cid %s", path);
+    ck_assert_str_eq(cid, str(json_object_get(ac, "accord"), "accord_hash"));
+    unlink(path);
+    /* stored, with its outbox event in the same transaction */
+    char *sql = fmt("SELECT ac_cid FROM acs WHERE context_id='%s'", str(ac, "context_id"));
+    char *stored = tst_pg_scalar(c, sql);
+    ck_assert_str_eq(stored, str(ac, "ac_cid"));
+    free(sql);
+    sql = fmt("SELECT count(*) FROM events WHERE type='GSAP_AC_ISSUED' AND context_id='%s'",
+              str(ac, "context_id"));
+    ck_assert_int_eq(tst_pg_long(c, sql), 1);
+    /* polling returns the same signed document */
+    tst_resp_t r;
+    char *p = fmt("/governance/authorize/%s/", str(ac, "context_id"));
+    ck_assert_int_eq(tst_get(B.port, p, EXECUTOR, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(str(r.json, "signature"), str(ac, "signature"));
+    assert_signed(r.json, "ac_cid");
+    tst_resp_clear(&r);
+    /* and another tenant cannot see it */
+    ck_assert_int_eq(tst_get(B.port, p, OTHER_TENANT, &r), 0);
+    ck_assert_int_eq(r.status, 404);
+    tst_resp_clear(&r);
+    free(p), free(sql), free(stored), free(path), free(cid), free(accord);
+    json_decref(aj);
+    json_decref(ac);
+    PQfinish(c);
+}
+END_TEST
+
+START_TEST(idempotency)
+{
+    json_t *a = authorize(ISSUER, NULL, "retry-1", 200);
+    json_t *b = authorize(ISSUER, NULL, "retry-1", 200);
+    ck_assert_str_eq(str(a, "context_id"), str(b, "context_id"));
+    ck_assert_str_eq(str(a, "signature"), str(b, "signature"));
+    json_t *c = authorize(ISSUER, "\"ttl_seconds\":60", "retry-1", 409);
+    ck_assert_str_eq(err_code(c), "idempotency_conflict");
+    PGconn *pg = tst_pg_connect("it_gov");
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM acs WHERE idempotency_key='retry-1'"), 1);
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM events WHERE type='GSAP_AC_ISSUED'"), 1);
+    PQfinish(pg);
+    json_decref(a), json_decref(b), json_decref(c);
+}
+END_TEST
+
+START_TEST(denials_and_errors)
+{
+    json_t *d = authorize(ISSUER, "\"capability_set\":\"0x00010000\"", NULL, 403);
+    ck_assert_str_eq(err_code(d), "policy_denied");
+    json_t *den = json_object_get(d, "denial");
+    ck_assert_str_eq(str(den, "reason_code"), "capability_not_allowed");
+    assert_signed(den, "denial_cid");
+    PGconn *pg = tst_pg_connect("it_gov");
+    char *sql = fmt("SELECT count(*) FROM denials WHERE denial_id='%s'", str(den, "denial_id"));
+    ck_assert_int_eq(tst_pg_long(pg, sql), 1);
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM events WHERE type='GSAP_AC_DENIED'"), 1);
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM acs"), 0);
+    free(sql);
+    /* an accord with an allow-list and no sessions */
+    tst_resp_t r;
+    char *accord = fmt("{\"ttl_max_seconds\":60,\"session_mode_allowed\":false,"
+                       "\"corpus_allow\":[\"%s\"]}", OTHER);
+    char *hdr = fmt("Authorization: Bearer %s\r\nContent-Type: application/json\r\n", ADMIN);
+    ck_assert_int_eq(tst_http(B.port, "PUT", "/admin/accords/strict", hdr, accord, strlen(accord), &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(str(r.json, "capability_mask"), "0x0000ffff");
+    tst_resp_clear(&r);
+    char *body = fmt("{\"accord_template\":\"strict\",\"operation\":{\"command_hash\":\"%s\","
+                     "\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}}", CMD, CORPUS, PARAMS);
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", ISSUER, body, &r), 0);
+    ck_assert_int_eq(r.status, 403);
+    ck_assert_str_eq(str(json_object_get(r.json, "denial"), "reason_code"), "corpus_not_allowed");
+    tst_resp_clear(&r);
+    free(body);
+    body = fmt("{\"accord_template\":\"strict\",\"session_mode\":true,\"operation\":{\"command_hash\":\"%s\","
+               "\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}}", CMD, OTHER, PARAMS);
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", ISSUER, body, &r), 0);
+    ck_assert_str_eq(str(json_object_get(r.json, "denial"), "reason_code"), "session_mode_not_allowed");
+    tst_resp_clear(&r);
+    free(body);
+    /* bad input changes nothing */
+    json_t *e = authorize(ISSUER, "\"ttl_seconds\":0", NULL, 422);
+    json_decref(e);
+    e = authorize(ISSUER, "\"ttl_seconds\":\"5\"", NULL, 400);
+    json_decref(e);
+    e = authorize(ISSUER, "\"surprise\":1", NULL, 400);
+    ck_assert_str_eq(err_code(e), "unknown_field");
+    json_decref(e);
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", ISSUER,
+                                   "{\"accord_template\":\"nope\",\"operation\":{\"command_hash\":\"" CMD
+                                   "\",\"corpus_entry_cid\":\"" CORPUS "\",\"parameters_cid\":\"" PARAMS "\"}}", &r), 0);
+    ck_assert_int_eq(r.status, 404);
+    ck_assert_str_eq(err_code(r.json), "accord_not_found");
+    tst_resp_clear(&r);
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", EXECUTOR, "{}", &r), 0);
+    ck_assert_int_eq(r.status, 403);
+    tst_resp_clear(&r);
+    e = authorize(ISSUER, "\"on_behalf_of\":\"did:web:someone\"", NULL, 403);
+    ck_assert_str_eq(err_code(e), "delegation_forbidden");
+    json_decref(e);
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM acs"), 0);
+    PQfinish(pg);
+    free(hdr), free(accord);
+    json_decref(d);
+}
+END_TEST
+
+START_TEST(single_use_and_receipt)
+{
+    json_t *ac = authorize(ISSUER, NULL, NULL, 200);
+    const char *ctx = str(ac, "context_id");
+    char *body = cr_body(ctx, "completed", 0, NULL, NULL, NULL,
+                         "\"metadata\":{\"api_token\":\"hunter2\",\"host\":\"build-7\"}");
+    json_t *rc = complete(body, 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(rc, "sequence")), 1);
+    ck_assert_str_eq(str(rc, "receipt_id"), str(rc, "cr_id"));
+    ck_assert_str_eq(str(rc, "ac_status"), "consumed");
+    ck_assert_str_eq(str(rc, "effective_outcome"), "completed");
+    ck_assert_int_eq(json_array_size(json_object_get(rc, "flags")), 0);
+    ck_assert(json_is_null(json_object_get(rc, "prev_lineage_cid")));
+    /* lineage recomputed independently from the AC's and the CR's CIDs */
+    char *lin = oracle("lineage %s %s %s null 1", str(ac, "ac_cid"), str(rc, "chronicle_cid"),
+                       str(rc, "cr_cid"));
+    ck_assert_str_eq(lin, str(rc, "lineage_cid"));
+    /* the stored CR is redacted, and cr_cid is the CID of exactly what is stored */
+    PGconn *pg = tst_pg_connect("it_gov");
+    char *sql = fmt("SELECT cr::text FROM crs WHERE cr_id='%s'", str(rc, "cr_id"));
+    char *stored = tst_pg_scalar(pg, sql);
+    ck_assert_ptr_null(strstr(stored, "hunter2"));
+    json_t *sj = json_loads(stored, 0, NULL);
+    ck_assert_str_eq(str(json_object_get(sj, "metadata"), "api_token"), "***");
+    ck_assert_str_eq(str(json_object_get(sj, "metadata"), "host"), "build-7");
+    char *path = save_json(sj), *cid = oracle("cid %s", path);
+    ck_assert_str_eq(cid, str(rc, "cr_cid"));
+    unlink(path), free(path), free(cid);
+    path = save_json(json_object_get(sj, "chronicle"));
+    cid = oracle("cid %s", path);
+    ck_assert_str_eq(cid, str(rc, "chronicle_cid"));
+    /* identical retry: the same receipt; another CR: 409 */
+    json_t *again = complete(body, 200);
+    ck_assert_str_eq(str(again, "cr_id"), str(rc, "cr_id"));
+    ck_assert_str_eq(str(again, "lineage_cid"), str(rc, "lineage_cid"));
+    char *other = cr_body(ctx, "failed", 1, NULL, NULL, NULL, NULL);
+    json_t *conflict = complete(other, 409);
+    ck_assert_str_eq(err_code(conflict), "ac_consumed");
+    free(sql);
+    sql = fmt("SELECT count(*) FROM crs WHERE context_id='%s'", ctx);
+    ck_assert_int_eq(tst_pg_long(pg, sql), 1);
+    free(sql);
+    sql = fmt("SELECT count(*) FROM events WHERE type='GSAP_CR_RECEIVED' AND context_id='%s'", ctx);
+    ck_assert_int_eq(tst_pg_long(pg, sql), 1);
+    /* unknown context, a value outside its enum, a malformed time */
+    char *unknown = cr_body("ctx_00000000000000000000000000000000", "completed", 0, NULL, NULL, NULL, NULL);
+    json_t *e = complete(unknown, 404);
+    ck_assert_str_eq(err_code(e), "context_not_found");
+    json_decref(e);
+    char *bad = cr_body(ctx, "exploded", 0, NULL, NULL, NULL, NULL);
+    e = complete(bad, 422);
+    json_decref(e);
+    free(bad);
+    bad = cr_body(ctx, "completed", 0, NULL, "confused", NULL, NULL);
+    e = complete(bad, 422);
+    json_decref(e);
+    free(bad);
+    bad = cr_body(ctx, "completed", 0, NULL, NULL, "yesterday", NULL);
+    e = complete(bad, 400);
+    json_decref(e);
+    free(bad);
+    PQfinish(pg);
+    free(body), free(other), free(unknown), free(lin), free(sql), free(stored), free(path), free(cid);
+    json_decref(sj), json_decref(ac), json_decref(rc), json_decref(again), json_decref(conflict);
+}
+END_TEST
+
+START_TEST(evidence_flags)
+{
+    json_t *ac = authorize(ISSUER, NULL, NULL, 200);
+    char *body = cr_body(str(ac, "context_id"), "completed", 0, OTHER, "violated", NULL,
+                         "\"self_authorized\":true");
+    json_t *rc = complete(body, 200);
+    ck_assert_str_eq(str(rc, "effective_outcome"), "violated");
+    ck_assert_str_eq(str(rc, "outcome"), "completed");
+    json_t *flags = json_object_get(rc, "flags");
+    char *f = json_dumps(flags, JSON_COMPACT);
+    ck_assert_str_eq(f, "[\"parameters_mismatch\",\"behavior_violated\",\"self_authorized\"]");
+    free(f);
+    json_decref(rc), json_decref(ac);
+    free(body);
+    /* late: started before expiry, posted after it; and started after expiry */
+    ac = authorize(ISSUER, "\"ttl_seconds\":1", NULL, 200);
+    json_t *ac2 = authorize(ISSUER, "\"ttl_seconds\":1", NULL, 200);
+    sleep(2);
+    body = cr_body(str(ac, "context_id"), "completed", 0, NULL, NULL, str(ac, "issued_at"), NULL);
+    rc = complete(body, 200);
+    f = json_dumps(json_object_get(rc, "flags"), JSON_COMPACT);
+    ck_assert_str_eq(f, "[\"overage\"]");
+    ck_assert_str_eq(str(rc, "effective_outcome"), "completed");
+    free(f), free(body);
+    json_decref(rc);
+    body = cr_body(str(ac2, "context_id"), "completed", 0, NULL, NULL, "2031-01-01T00:00:00Z", NULL);
+    /* completed_at (2030) precedes started_at (2031): refused as out of range */
+    rc = complete(body, 422);
+    json_decref(rc);
+    free(body);
+    body = fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"started_at\":\"2030-01-01T00:00:00Z\","
+               "\"completed_at\":\"2030-01-01T00:00:01Z\",\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\","
+               "\"parameters_cid\":\"%s\",\"chronicle\":{\"behavior_state\":\"unavailable\"}}",
+               str(ac2, "context_id"), CMD, CORPUS, PARAMS);
+    rc = complete(body, 200);
+    f = json_dumps(json_object_get(rc, "flags"), JSON_COMPACT);
+    ck_assert_str_eq(f, "[\"started_after_expiry\"]");
+    free(f), free(body);
+    json_decref(rc), json_decref(ac), json_decref(ac2);
+}
+END_TEST
+
+START_TEST(session_ac)
+{
+    json_t *ac = authorize(ISSUER, "\"session_mode\":true", NULL, 200);
+    const char *ctx = str(ac, "context_id");
+    char prev[80] = "null";
+    for (int i = 1; i <= 4; i++) {
+        char *body = cr_body(ctx, i == 4 ? "session_end" : "completed", i, NULL, NULL, NULL, NULL);
+        json_t *rc = complete(body, 200);
+        ck_assert_int_eq(json_integer_value(json_object_get(rc, "sequence")), i);
+        ck_assert_str_eq(str(rc, "ac_status"), i == 4 ? "consumed" : "active");
+        char *lin = oracle("lineage %s %s %s %s %d", str(ac, "ac_cid"), str(rc, "chronicle_cid"),
+                           str(rc, "cr_cid"), prev, i);
+        ck_assert_str_eq(lin, str(rc, "lineage_cid"));
+        snprintf(prev, sizeof prev, "%s", str(rc, "lineage_cid"));
+        free(lin), free(body);
+        json_decref(rc);
+    }
+    char *late = cr_body(ctx, "completed", 9, NULL, NULL, NULL, NULL);
+    json_t *e = complete(late, 409);
+    ck_assert_str_eq(err_code(e), "ac_consumed");
+    /* the session page shows the chain, to auditors, as JSON and as HTML */
+    tst_resp_t r;
+    char *path = fmt("/governance/session/%s/", ctx);
+    char *hdr = fmt("Authorization: Bearer %s\r\nAccept: application/json\r\n", AUDITOR);
+    ck_assert_int_eq(tst_http(B.port, "GET", path, hdr, NULL, 0, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(json_array_size(json_object_get(r.json, "receipts")), 4);
+    ck_assert_str_eq(str(r.json, "lineage_head"), prev);
+    ck_assert_str_eq(str(json_object_get(r.json, "ac"), "status"), "consumed");
+    tst_resp_clear(&r);
+    free(hdr);
+    hdr = fmt("Authorization: Bearer %s\r\nAccept: text/html\r\n", AUDITOR);
+    ck_assert_int_eq(tst_http(B.port, "GET", path, hdr, NULL, 0, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "<html>"));
+    ck_assert_ptr_nonnull(strstr(r.body, prev));
+    tst_resp_clear(&r);
+    ck_assert_int_eq(tst_get(B.port, path, OTHER_TENANT, &r), 0);
+    ck_assert_int_eq(r.status, 404);
+    tst_resp_clear(&r);
+    ck_assert_int_eq(tst_get(B.port, "/governance/drivers/", AUDITOR, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(str(json_array_get(json_object_get(r.json, "drivers"), 0), "name"), "api-key");
+    tst_resp_clear(&r);
+    free(late), free(path), free(hdr);
+    json_decref(e), json_decref(ac);
+}
+END_TEST
+
+START_TEST(elevation)
+{
+    tst_resp_t r;
+    char *hdr = fmt("Authorization: Bearer %s\r\nContent-Type: application/json\r\n", ADMIN);
+    const char *accord = "{\"capability_mask\":\"0x000000ff\",\"elevation_required\":\"0x00000080\"}";
+    ck_assert_int_eq(tst_http(B.port, "PUT", "/admin/accords/ops", hdr, accord, strlen(accord), &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    tst_resp_clear(&r);
+    char *body = fmt("{\"accord_template\":\"ops\",\"capability_set\":\"0x00000081\",\"operation\":"
+                     "{\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}}",
+                     CMD, CORPUS, PARAMS);
+    json_t *acs[2];
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", ISSUER, body, &r), 0);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_str_eq(str(r.json, "status"), "pending");
+        ck_assert_str_eq(str(json_object_get(r.json, "elevation"), "required"), "0x00000080");
+        acs[i] = json_incref(r.json);
+        tst_resp_clear(&r);
+    }
+    /* a CR before the decision is refused and stored nowhere */
+    char *cr = cr_body(str(acs[0], "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
+    json_t *e = complete(cr, 409);
+    ck_assert_str_eq(err_code(e), "ac_pending");
+    json_decref(e);
+    /* approve: re-signed, authorized; refuse: revoked; deciding twice: 409 */
+    char *dec = fmt("{\"context_id\":\"%s\",\"decision\":\"approve\",\"reason\":\"change 42\"}",
+                    str(acs[0], "context_id"));
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/elevate/", ISSUER, dec, &r), 0);
+    ck_assert_int_eq(r.status, 403);
+    tst_resp_clear(&r);
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/elevate/", APPROVER, dec, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(str(r.json, "status"), "authorized");
+    ck_assert_str_eq(str(json_object_get(r.json, "elevation"), "status"), "approved");
+    ck_assert_str_ne(str(r.json, "ac_cid"), str(acs[0], "ac_cid"));
+    assert_signed(r.json, "ac_cid");
+    tst_resp_clear(&r);
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/elevate/", APPROVER, dec, &r), 0);
+    ck_assert_int_eq(r.status, 409);
+    ck_assert_str_eq(err_code(r.json), "elevation_decided");
+    tst_resp_clear(&r);
+    json_t *rc = complete(cr, 200);
+    json_decref(rc);
+    free(dec);
+    dec = fmt("{\"context_id\":\"%s\",\"decision\":\"refuse\"}", str(acs[1], "context_id"));
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/elevate/", APPROVER, dec, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(str(r.json, "status"), "revoked");
+    tst_resp_clear(&r);
+    char *poll = fmt("/governance/authorize/%s/", str(acs[1], "context_id"));
+    ck_assert_int_eq(tst_get(B.port, poll, ISSUER, &r), 0);
+    ck_assert_str_eq(str(r.json, "status"), "revoked");
+    ck_assert_str_eq(str(json_object_get(r.json, "elevation"), "status"), "refused");
+    tst_resp_clear(&r);
+    free(dec);
+    dec = fmt("{\"context_id\":\"%s\",\"decision\":\"maybe\"}", str(acs[1], "context_id"));
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/elevate/", APPROVER, dec, &r), 0);
+    ck_assert_int_eq(r.status, 422);
+    tst_resp_clear(&r);
+    PGconn *pg = tst_pg_connect("it_gov");
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM events WHERE type LIKE 'GSAP_ELEVATION_%'"), 2);
+    PQfinish(pg);
+    free(dec), free(poll), free(cr), free(body), free(hdr);
+    json_decref(acs[0]), json_decref(acs[1]);
+}
+END_TEST
+
+/* ---- 64 concurrent receipts on one AC ---- */
+
+#define RACERS 64
+
+typedef struct racer {
+    const char *body;
+    int status;
+    char cr_id[64];
+} racer_t;
+
+static void *race(void *arg)
+{
+    racer_t *x = arg;
+    tst_resp_t r;
+    if (tst_post_json(B.port, "/governance/complete/", EXECUTOR, x->body, &r) == 0) {
+        x->status = r.status;
+        if (r.status == 200)
+            snprintf(x->cr_id, sizeof x->cr_id, "%s", str(r.json, "cr_id"));
+        tst_resp_clear(&r);
+    }
+    return NULL;
+}
+
+static void run_race(int identical)
+{
+    json_t *ac = authorize(ISSUER, NULL, NULL, 200);
+    pthread_t th[RACERS];
+    racer_t x[RACERS];
+    char *bodies[RACERS];
+    int ok = 0, conflict = 0;
+    for (int i = 0; i < RACERS; i++) {
+        bodies[i] = cr_body(str(ac, "context_id"), "completed", identical ? 0 : i, NULL, NULL, NULL, NULL);
+        x[i] = (racer_t){bodies[i], 0, ""};
+    }
+    for (int i = 0; i < RACERS; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, race, &x[i]), 0);
+    for (int i = 0; i < RACERS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < RACERS; i++) {
+        ok += x[i].status == 200;
+        conflict += x[i].status == 409;
+    }
+    if (identical) {
+        ck_assert_int_eq(ok, RACERS);
+        for (int i = 1; i < RACERS; i++)
+            ck_assert_str_eq(x[i].cr_id, x[0].cr_id);
+    } else {
+        ck_assert_int_eq(ok, 1);
+        ck_assert_int_eq(conflict, RACERS - 1);
+    }
+    PGconn *pg = tst_pg_connect("it_gov");
+    char *sql = fmt("SELECT count(*) FROM crs WHERE context_id='%s'", str(ac, "context_id"));
+    ck_assert_int_eq(tst_pg_long(pg, sql), 1);
+    free(sql);
+    sql = fmt("SELECT count(*) FROM events WHERE type='GSAP_CR_RECEIVED' AND context_id='%s'",
+              str(ac, "context_id"));
+    ck_assert_int_eq(tst_pg_long(pg, sql), 1);
+    free(sql);
+    PQfinish(pg);
+    for (int i = 0; i < RACERS; i++)
+        free(bodies[i]);
+    json_decref(ac);
+}
+
+START_TEST(concurrent_single_use)
+{
+    run_race(0);
+    run_race(1);
+}
+END_TEST
+
+START_TEST(accords_cli)
+{
+    char path[] = "/tmp/gsap-accord-XXXXXX";
+    int fd = mkstemp(path), st;
+    const char *acc = "{\"name\":\"cli-made\",\"ttl_max_seconds\":120,\"posture_level\":5}";
+    ck_assert_int_eq(write(fd, acc, strlen(acc)), (ssize_t)strlen(acc));
+    close(fd);
+    char *out = tst_broker_cli(&B, &st, "accords", "put", "--tenant", "acme", "--file", path, NULL);
+    ck_assert_int_eq(st, 0);
+    json_t *j = json_loads(out, 0, NULL);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "posture_level")), 5);
+    tst_resp_t r;
+    ck_assert_int_eq(tst_get(B.port, "/admin/accords/cli-made", ADMIN, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(str(r.json, "accord_hash"), str(j, "accord_hash"));
+    tst_resp_clear(&r);
+    /* an invalid accord file changes nothing */
+    fd = open(path, O_WRONLY | O_TRUNC);
+    const char *bad = "{\"name\":\"bad\",\"posture_level\":9}";
+    ck_assert_int_eq(write(fd, bad, strlen(bad)), (ssize_t)strlen(bad));
+    close(fd);
+    free(tst_broker_cli(&B, &st, "accords", "put", "--tenant", "acme", "--file", path, NULL));
+    ck_assert_int_ne(st, 0);
+    ck_assert_int_eq(tst_get(B.port, "/admin/accords/bad", ADMIN, &r), 0);
+    ck_assert_int_eq(r.status, 404);
+    tst_resp_clear(&r);
+    unlink(path);
+    free(out);
+    json_decref(j);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("it_gov");
+    TCase *tc = tcase_create("gov");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, issue_signed_ac);
+    tcase_add_test(tc, idempotency);
+    tcase_add_test(tc, denials_and_errors);
+    tcase_add_test(tc, single_use_and_receipt);
+    tcase_add_test(tc, evidence_flags);
+    tcase_add_test(tc, session_ac);
+    tcase_add_test(tc, elevation);
+    tcase_add_test(tc, concurrent_single_use);
+    tcase_add_test(tc, accords_cli);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_ENV);
+    int nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+}
