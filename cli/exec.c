@@ -84,15 +84,15 @@ typedef struct exec_cfg {
     const char *command;
     char command_hash[BRK_CID_LEN + 1];
     const char *url;
-    char host[EXEC_HOST_MAX];        /* for connect(), IPv6 brackets removed */
+    char host[EXEC_HOST_MAX]; /* for connect(), IPv6 brackets removed */
     char host_header[EXEC_HOST_MAX + 8];
     unsigned short port;
-    char prefix[EXEC_PREFIX_MAX];    /* path of the URL without trailing slashes */
+    char prefix[EXEC_PREFIX_MAX]; /* path of the URL without trailing slashes */
     const char *token;
-    const char *ac_env;              /* GSAP_AC */
-    const char *corpus_cid;          /* NULL when unset */
+    const char *ac_env;     /* GSAP_AC */
+    const char *corpus_cid; /* NULL when unset */
     const char *accord;
-    const char *params_cid;          /* NULL when unset */
+    const char *params_cid; /* NULL when unset */
     char params_default[BRK_CID_LEN + 1];
     const char *capability_set;
     const char *chronicle_session;
@@ -116,15 +116,16 @@ typedef struct exec_run {
 } exec_run_t;
 
 typedef struct http_resp {
-    int status;   /* HTTP status */
-    char *body;   /* NUL-terminated (owned); NULL when empty */
+    int status; /* HTTP status */
+    char *body; /* NUL-terminated (owned); NULL when empty */
     size_t len;
     json_t *json; /* the body when it is a JSON object (owned), else NULL */
 } http_resp_t;
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-static int fail(exec_run_t *st, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(exec_run_t *st, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Records why the run fails (the last reason wins) and returns code, for `return fail(...)`. */
 static int fail(exec_run_t *st, int code, const char *fmt, ...)
@@ -189,8 +190,8 @@ static int parse_rfc3339(const char *s, time_t *out)
 
     if (strlen(s) < 20 || read_digits(s, 4, &y) || s[4] != '-' || read_digits(s + 5, 2, &mo) ||
         s[7] != '-' || read_digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
-        read_digits(s + 11, 2, &h) || s[13] != ':' || read_digits(s + 14, 2, &mi) ||
-        s[16] != ':' || read_digits(s + 17, 2, &se))
+        read_digits(s + 11, 2, &h) || s[13] != ':' || read_digits(s + 14, 2, &mi) || s[16] != ':' ||
+        read_digits(s + 17, 2, &se))
         return BRK_EINVAL;
     s += 19;
     if (*s == '.') {
@@ -404,10 +405,10 @@ static void broker_error(const http_resp_t *r, char *buf, size_t cap)
 static int transfer_failed(const exec_cfg_t *cfg, exec_run_t *st, int rc, const char *what)
 {
     if (rc == BRK_ETOOBIG)
-        return fail(st, CLI_EXEC_INTERNAL, "%s: the broker's answer is larger than %d bytes",
-                    what, EXEC_MAX_RESPONSE);
-    return fail(st, CLI_EXEC_INTERNAL, "%s: cannot reach the broker at \"%s\" (%s, %d tries)",
-                what, cfg->url, brk_strerror(rc), EXEC_RETRIES + 1);
+        return fail(st, CLI_EXEC_INTERNAL, "%s: the broker's answer is larger than %d bytes", what,
+                    EXEC_MAX_RESPONSE);
+    return fail(st, CLI_EXEC_INTERNAL, "%s: cannot reach the broker at \"%s\" (%s, %d tries)", what,
+                cfg->url, brk_strerror(rc), EXEC_RETRIES + 1);
 }
 
 /* An HTTP answer a step did not expect: 401/403/404 mean we may not use this AC, the rest is
@@ -427,13 +428,14 @@ static int unexpected_status(exec_run_t *st, const http_resp_t *r, const char *w
 
 static int usage(FILE *f)
 {
-    fprintf(f, "usage: gsap-broker exec [--json] [--dry-run] --exec COMMAND\n"
-               "  environment: GSAP_BROKER_URL, GSAP_TOKEN, GSAP_CORPUS_CID, GSAP_AC,\n"
-               "  GSAP_ACCORD_TEMPLATE, GSAP_PARAMETERS_CID, GSAP_CAPABILITY_SET,\n"
-               "  GSAP_ELEVATION_WAIT_S, CHRONICLE_SESSION_ID, CHRONICLE_BEHAVIOR_STATE,\n"
-               "  CHRONICLE_MERKLE_ROOT\n"
-               "  exit: 0 ok, 1 command failed, 2 authorization failure, 3 governance\n"
-               "  violation, 125 internal or configuration error\n");
+    fputs("usage: gsap-broker exec [--json] [--dry-run] --exec COMMAND\n"
+          "  environment: GSAP_BROKER_URL, GSAP_TOKEN, GSAP_CORPUS_CID, GSAP_AC,\n"
+          "  GSAP_ACCORD_TEMPLATE, GSAP_PARAMETERS_CID, GSAP_CAPABILITY_SET,\n"
+          "  GSAP_ELEVATION_WAIT_S, CHRONICLE_SESSION_ID, CHRONICLE_BEHAVIOR_STATE,\n"
+          "  CHRONICLE_MERKLE_ROOT\n"
+          "  exit: 0 ok, 1 command failed, 2 authorization failure, 3 governance violation,\n"
+          "  125 internal or configuration error\n",
+          f);
     return f == stderr ? CLI_EXEC_INTERNAL : CLI_EXEC_OK;
 }
 
@@ -451,10 +453,18 @@ static int parse_args(int argc, char **argv, exec_cfg_t *cfg, exec_run_t *st)
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (ch) {
-        case 'j': cfg->json = 1; break;
-        case 'n': cfg->dry_run = 1; break;
-        case 'e': cfg->command = optarg; break;
-        case 'h': usage(stdout); return -1;
+        case 'j':
+            cfg->json = 1;
+            break;
+        case 'n':
+            cfg->dry_run = 1;
+            break;
+        case 'e':
+            cfg->command = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return -1;
         default:
             usage(stderr);
             return fail(st, CLI_EXEC_INTERNAL, "unknown option or missing argument \"%s\"",
@@ -463,8 +473,8 @@ static int parse_args(int argc, char **argv, exec_cfg_t *cfg, exec_run_t *st)
     }
     if (optind < argc) {
         usage(stderr);
-        return fail(st, CLI_EXEC_INTERNAL, "unexpected argument \"%s\" (quote the command "
-                    "after --exec)", argv[optind]);
+        return fail(st, CLI_EXEC_INTERNAL,
+                    "unexpected argument \"%s\" (quote the command after --exec)", argv[optind]);
     }
     if (cfg->command == NULL) {
         usage(stderr);
@@ -491,14 +501,16 @@ static int parse_url(exec_cfg_t *cfg, exec_run_t *st)
     path = evhttp_uri_get_path(u);
     port = evhttp_uri_get_port(u);
     if (scheme == NULL || strcasecmp(scheme, "http") != 0) {
-        fail(st, code, "GSAP_BROKER_URL \"%s\": only http:// is supported (put a TLS proxy in "
-             "front for https)", cfg->url);
+        fail(st, code,
+             "GSAP_BROKER_URL \"%s\": only http:// is supported (put a TLS proxy in front for "
+             "https)",
+             cfg->url);
         goto out;
     }
     if (host == NULL || (hl = strlen(host)) == 0 || hl >= sizeof cfg->host ||
         evhttp_uri_get_userinfo(u) != NULL || port == 0 || port > 65535) {
-        fail(st, code, "GSAP_BROKER_URL \"%s\" needs a host, an optional port and no user "
-             "info", cfg->url);
+        fail(st, code, "GSAP_BROKER_URL \"%s\" needs a host, an optional port and no user info",
+             cfg->url);
         goto out;
     }
     cfg->port = (unsigned short)(port < 0 ? 80 : port);
@@ -557,13 +569,14 @@ static int load_env(exec_cfg_t *cfg, exec_run_t *st)
     brk_cid_of_bytes("{}", 2, cfg->params_default);
     cfg->capability_set = env_get("GSAP_CAPABILITY_SET");
     cfg->chronicle_session = env_get("CHRONICLE_SESSION_ID");
-    cfg->behavior_state = env_get("CHRONICLE_BEHAVIOR_STATE") ? env_get("CHRONICLE_BEHAVIOR_STATE")
-                                                              : "unavailable";
+    cfg->behavior_state =
+        env_get("CHRONICLE_BEHAVIOR_STATE") ? env_get("CHRONICLE_BEHAVIOR_STATE") : "unavailable";
     if (strcmp(cfg->behavior_state, "verified") != 0 &&
         strcmp(cfg->behavior_state, "violated") != 0 &&
         strcmp(cfg->behavior_state, "unavailable") != 0)
-        return fail(st, CLI_EXEC_INTERNAL, "CHRONICLE_BEHAVIOR_STATE \"%s\" is not verified, "
-                    "violated or unavailable", cfg->behavior_state);
+        return fail(st, CLI_EXEC_INTERNAL,
+                    "CHRONICLE_BEHAVIOR_STATE \"%s\" is not verified, violated or unavailable",
+                    cfg->behavior_state);
     cfg->elevation_wait_s = EXEC_ELEVATION_WAIT_S;
     if (wait) {
         char *end;
@@ -571,8 +584,8 @@ static int load_env(exec_cfg_t *cfg, exec_run_t *st)
         cfg->elevation_wait_s = strtol(wait, &end, 10);
         if (errno || *end || cfg->elevation_wait_s < 0 ||
             cfg->elevation_wait_s > EXEC_ELEVATION_WAIT_MAX_S)
-            return fail(st, CLI_EXEC_INTERNAL, "GSAP_ELEVATION_WAIT_S \"%s\" is not 0..%d",
-                        wait, EXEC_ELEVATION_WAIT_MAX_S);
+            return fail(st, CLI_EXEC_INTERNAL, "GSAP_ELEVATION_WAIT_S \"%s\" is not 0..%d", wait,
+                        EXEC_ELEVATION_WAIT_MAX_S);
     }
     return CLI_EXEC_OK;
 }
@@ -581,9 +594,10 @@ static int load_env(exec_cfg_t *cfg, exec_run_t *st)
 
 static int authorize(const exec_cfg_t *cfg, exec_run_t *st)
 {
-    json_t *req = json_pack("{s:s,s:{s:s,s:s,s:s}}", "accord_template", cfg->accord, "operation",
-                            "command_hash", cfg->command_hash, "corpus_entry_cid", cfg->corpus_cid,
-                            "parameters_cid", cfg->params_cid ? cfg->params_cid : cfg->params_default);
+    json_t *req =
+        json_pack("{s:s,s:{s:s,s:s,s:s}}", "accord_template", cfg->accord, "operation",
+                  "command_hash", cfg->command_hash, "corpus_entry_cid", cfg->corpus_cid,
+                  "parameters_cid", cfg->params_cid ? cfg->params_cid : cfg->params_default);
     char *body = NULL, key[48], rnd_hex[33];
     uint8_t rnd[16];
     http_resp_t r = {0};
@@ -746,7 +760,8 @@ static int published_key(const exec_cfg_t *cfg, exec_run_t *st, const char *key_
         code = fail(st, CLI_EXEC_INTERNAL, "fetch the broker's keys: %s", e);
         goto out;
     }
-    json_array_foreach(keys, i, k) {
+    json_array_foreach(keys, i, k)
+    {
         const char *id = jstr(k, "key_id"), *pk = jstr(k, "public_key");
         if (id && pk && strcmp(id, key_id) == 0) {
             if (brk_b64url_decode(pk, strlen(pk), pub, BRK_ED25519_PUB_LEN) == BRK_ED25519_PUB_LEN)
@@ -832,7 +847,8 @@ static int verify_scope(const exec_cfg_t *cfg, exec_run_t *st)
         return fail(st, CLI_EXEC_VIOLATION, "the AC authorizes command %s, not this one (%s)",
                     cmd ? cmd : "(none)", cfg->command_hash);
     if (cfg->params_cid && (params == NULL || strcmp(params, cfg->params_cid) != 0))
-        return fail(st, CLI_EXEC_VIOLATION, "the AC is for parameters %s, not GSAP_PARAMETERS_CID %s",
+        return fail(st, CLI_EXEC_VIOLATION,
+                    "the AC is for parameters %s, not GSAP_PARAMETERS_CID %s",
                     params ? params : "(none)", cfg->params_cid);
     return CLI_EXEC_OK;
 }
@@ -840,8 +856,8 @@ static int verify_scope(const exec_cfg_t *cfg, exec_run_t *st)
 /* ---- step 3: run the command --------------------------------------------------------------- */
 
 typedef struct stream {
-    int fd;          /* our read end, -1 at EOF */
-    int out_fd;      /* where it is passed through, -1 when captured or broken */
+    int fd;     /* our read end, -1 at EOF */
+    int out_fd; /* where it is passed through, -1 when captured or broken */
     EVP_MD_CTX *md;
 } stream_t;
 
@@ -1013,24 +1029,23 @@ out:
 
 static json_t *completion_request(const exec_cfg_t *cfg, const exec_run_t *st)
 {
-    const char *corpus = cfg->corpus_cid ? cfg->corpus_cid
-                                         : jstr2(st->ac, "operation", "corpus_entry_cid");
-    const char *params = cfg->params_cid ? cfg->params_cid
-                                         : jstr2(st->ac, "operation", "parameters_cid");
+    const char *corpus =
+        cfg->corpus_cid ? cfg->corpus_cid : jstr2(st->ac, "operation", "corpus_entry_cid");
+    const char *params =
+        cfg->params_cid ? cfg->params_cid : jstr2(st->ac, "operation", "parameters_cid");
     /* Without a Chronicle recorder there is no session id to report: the member is left out
      * (the broker takes it as optional), and merkle_root is null. */
-    json_t *chronicle = json_pack("{s:s*,s:s,s:s?}", "session_id", cfg->chronicle_session,
-                                  "behavior_state", cfg->behavior_state, "merkle_root",
-                                  cfg->merkle_root);
+    json_t *chronicle =
+        json_pack("{s:s*,s:s,s:s?}", "session_id", cfg->chronicle_session, "behavior_state",
+                  cfg->behavior_state, "merkle_root", cfg->merkle_root);
 
     return json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s?,s:s?,s:s,s:s,s:I,s:o,s:b}", "context_id",
                      jstr(st->ac, "context_id"), "outcome",
                      st->cmd_exit == 0 ? "completed" : "failed", "exit_code", st->cmd_exit,
-                     "started_at", st->started_at, "completed_at", st->completed_at,
-                     "command_hash", cfg->command_hash, "corpus_entry_cid", corpus,
-                     "parameters_cid", params, "stdout_hash", st->stdout_hash, "stderr_hash",
-                     st->stderr_hash, "output_bytes", (json_int_t)st->output_bytes, "chronicle",
-                     chronicle, "self_authorized", 0);
+                     "started_at", st->started_at, "completed_at", st->completed_at, "command_hash",
+                     cfg->command_hash, "corpus_entry_cid", corpus, "parameters_cid", params,
+                     "stdout_hash", st->stdout_hash, "stderr_hash", st->stderr_hash, "output_bytes",
+                     (json_int_t)st->output_bytes, "chronicle", chronicle, "self_authorized", 0);
 }
 
 /* The broker's judgement of an accepted CR: a violated receipt is a governance violation. */
@@ -1068,8 +1083,8 @@ static int complete(const exec_cfg_t *cfg, exec_run_t *st)
     } else if (r.status == 409) {
         char e[EXEC_ERR_MAX / 2];
         broker_error(&r, e, sizeof e);
-        code = fail(st, CLI_EXEC_AUTH, "the broker refused the receipt (replayed or consumed "
-                    "AC): %s", e);
+        code = fail(st, CLI_EXEC_AUTH,
+                    "the broker refused the receipt (replayed or consumed AC): %s", e);
     } else {
         code = unexpected_status(st, &r, "post the completion receipt");
     }
@@ -1158,17 +1173,18 @@ static void report_json(const exec_cfg_t *cfg, const exec_run_t *st, int code)
     json_object_set_new(o, "chronicle_cid", field(st->receipt, NULL, "chronicle_cid"));
     json_object_set_new(o, "lineage_cid", field(st->receipt, NULL, "lineage_cid"));
     json_object_set_new(o, "session_url", field(st->receipt, st->ac, "session_url"));
-    json_object_set_new(o, "ac_mode", st->ac == NULL ? json_null()
-                                      : json_is_true(json_object_get(st->ac, "session_mode"))
-                                          ? json_string("session")
-                                          : json_string("single"));
+    json_object_set_new(o, "ac_mode",
+                        st->ac == NULL ? json_null()
+                        : json_is_true(json_object_get(st->ac, "session_mode"))
+                            ? json_string("session")
+                            : json_string("single"));
     if (st->receipt)
         json_object_set_new(o, "effective_outcome", field(st->receipt, NULL, "effective_outcome"));
     if (cfg->dry_run)
         json_object_set_new(o, "dry_run", json_true());
     if (st->ran) {
-        json_object_set_new(o, "stdout", utf8_string(st->captured ? st->captured : "",
-                                                     st->captured_len));
+        json_object_set_new(o, "stdout",
+                            utf8_string(st->captured ? st->captured : "", st->captured_len));
         if (st->captured_truncated)
             json_object_set_new(o, "stdout_truncated", json_true());
     }

@@ -10,11 +10,11 @@
 
 /* Exit codes, the same as gsh's. */
 enum cli_exec_exit {
-    CLI_EXEC_OK = 0,          /* the command ran, exited 0, and its receipt was accepted */
-    CLI_EXEC_FAILED = 1,      /* the command exited non-zero (its receipt was accepted) */
-    CLI_EXEC_AUTH = 2,        /* denied, expired, revoked, consumed or replayed, bad signature */
-    CLI_EXEC_VIOLATION = 3,   /* corpus or command mismatch, or a receipt judged violated */
-    CLI_EXEC_INTERNAL = 125,  /* bad configuration, broker unreachable after retries, a bug */
+    CLI_EXEC_OK = 0,         /* the command ran, exited 0, and its receipt was accepted */
+    CLI_EXEC_FAILED = 1,     /* the command exited non-zero (its receipt was accepted) */
+    CLI_EXEC_AUTH = 2,       /* denied, expired, revoked, consumed or replayed, bad signature */
+    CLI_EXEC_VIOLATION = 3,  /* corpus or command mismatch, or a receipt judged violated */
+    CLI_EXEC_INTERNAL = 125, /* bad configuration, broker unreachable after retries, a bug */
 };
 
 /*

@@ -26,6 +26,7 @@
 #include "brk_migrate.h"
 #include "brk_pgembed.h"
 #include "brk_server.h"
+#include "cli.h"
 #include "exec.h"
 #include "hnd.h"
 #include "hnd_gov.h"
@@ -33,11 +34,6 @@
 
 #define GSAP_BROKER_VERSION "0.1.0"
 
-typedef struct app {
-    brk_config_t cfg;
-    brk_pgembed_t pe;
-    int embedded;
-} app_t;
 
 static int usage(FILE *f)
 {
@@ -51,71 +47,18 @@ static int usage(FILE *f)
     return f == stderr ? 2 : 0;
 }
 
-/* Loads the configuration and makes the database reachable (starting the embedded one). */
-static int app_open(app_t *a)
-{
-    char err[256];
-    if (brk_config_load(&a->cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "gsap-broker: %s\n", err);
-        return BRK_EINVAL;
-    }
-    /* The data directory holds the signing keys even when the database is elsewhere. */
-    if (mkdir(a->cfg.data_dir, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "gsap-broker: cannot create the data directory \"%s\": %s\n",
-                a->cfg.data_dir, strerror(errno));
-        return BRK_EIO;
-    }
-    if (a->cfg.database_url == NULL) {
-        a->embedded = 1;
-        if (brk_pgembed_start(&a->pe, &a->cfg) != 0) {
-            fprintf(stderr, "gsap-broker: cannot start the embedded PostgreSQL (see %s)\n",
-                    a->pe.logfile);
-            return BRK_EIO;
-        }
-    }
-    return 0;
-}
-
-static void app_close(app_t *a)
-{
-    if (a->embedded)
-        brk_pgembed_stop(&a->pe, &a->cfg);
-    brk_config_clear(&a->cfg);
-}
-
-static PGconn *connect_blocking(const app_t *a)
-{
-    PGconn *c = PQconnectdb(a->cfg.conninfo);
-    if (PQstatus(c) != CONNECTION_OK) {
-        fprintf(stderr, "gsap-broker: cannot connect to the database: %s", PQerrorMessage(c));
-        PQfinish(c);
-        return NULL;
-    }
-    return c;
-}
-
-static int migrate(const app_t *a, PGconn *c)
-{
-    char err[1024];
-    if (brk_migrate_run(c, a->cfg.migrations_dir, err, sizeof err) != 0) {
-        fprintf(stderr, "gsap-broker: %s\n", err);
-        return BRK_EDB;
-    }
-    return 0;
-}
-
 static int cmd_migrate(void)
 {
     app_t a = {0};
     PGconn *c = NULL;
-    int rc = app_open(&a);
-    if (rc == 0 && (c = connect_blocking(&a)) == NULL)
+    int rc = cli_app_open(&a);
+    if (rc == 0 && (c = cli_connect(&a)) == NULL)
         rc = BRK_EDB;
     if (rc == 0)
-        rc = migrate(&a, c);
+        rc = cli_migrate(&a, c);
     if (c)
         PQfinish(c);
-    app_close(&a);
+    cli_app_close(&a);
     return rc == 0 ? 0 : 1;
 }
 
@@ -161,30 +104,19 @@ static int cmd_keys_create(int argc, char **argv)
         return 2;
     }
     brk_log_set_quiet(1);
-    rc = app_open(&a);
-    if (rc == 0 && (c = connect_blocking(&a)) == NULL)
+    rc = cli_app_open(&a);
+    if (rc == 0 && (c = cli_connect(&a)) == NULL)
         rc = BRK_EDB;
     if (rc == 0)
-        rc = migrate(&a, c);
+        rc = cli_migrate(&a, c);
     if (rc == 0 && (rc = brk_keys_create(c, tenant, mask, name, delegate, token, sizeof token)) != 0)
         fprintf(stderr, "gsap-broker: cannot create the key: %s\n", brk_strerror(rc));
     if (rc == 0)
         printf("%s\n", token);
     if (c)
         PQfinish(c);
-    app_close(&a);
+    cli_app_close(&a);
     return rc == 0 ? 0 : 1;
-}
-
-/* Runs one parameterized statement on a blocking connection; prints the error. */
-static int exec_params(PGconn *c, const char *sql, int n, const char *const *params)
-{
-    PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-    int ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
-    if (!ok)
-        fprintf(stderr, "gsap-broker: %s", PQerrorMessage(c));
-    PQclear(res);
-    return ok ? 0 : BRK_EDB;
 }
 
 static int cmd_accords_put(int argc, char **argv)
@@ -225,14 +157,14 @@ static int cmd_accords_put(int argc, char **argv)
     }
     brk_log_set_quiet(1);
     text = json_dumps(a.body, JSON_COMPACT);
-    if (app_open(&app) != 0 || (c = connect_blocking(&app)) == NULL || migrate(&app, c) != 0) {
+    if (cli_app_open(&app) != 0 || (c = cli_connect(&app)) == NULL || cli_migrate(&app, c) != 0) {
         rc = 1;
         goto out;
     }
     const char *p1[] = {tenant};
     const char *p3[] = {tenant, a.name, text};
-    if (exec_params(c, "INSERT INTO tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING", 1, p1) ||
-        exec_params(c, "INSERT INTO accords (tenant_id, name, body) VALUES ($1, $2, $3::jsonb) "
+    if (cli_exec_params(c, "INSERT INTO tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING", 1, p1) ||
+        cli_exec_params(c, "INSERT INTO accords (tenant_id, name, body) VALUES ($1, $2, $3::jsonb) "
                        "ON CONFLICT (tenant_id, name) DO UPDATE SET body = EXCLUDED.body, "
                        "updated_at = now()", 3, p3)) {
         rc = 1;
@@ -248,7 +180,7 @@ out:
     if (c)
         PQfinish(c);
     if (app.cfg.data_dir)
-        app_close(&app);
+        cli_app_close(&app);
     return rc;
 }
 
@@ -287,11 +219,11 @@ static int cmd_serve(void)
     brk_keyring_t *kr = NULL;
     brk_server_t *s = NULL;
     char dir[600];
-    int rc = app_open(&a);
+    int rc = cli_app_open(&a);
 
     if (rc != 0)
         goto out;
-    if ((c = connect_blocking(&a)) == NULL || (rc = migrate(&a, c)) != 0) {
+    if ((c = cli_connect(&a)) == NULL || (rc = cli_migrate(&a, c)) != 0) {
         rc = BRK_EDB;
         goto out;
     }
@@ -323,7 +255,7 @@ out:
         PQfinish(c);
     brk_server_free(s);
     brk_keyring_free(kr);
-    app_close(&a);
+    cli_app_close(&a);
     return rc == 0 ? 0 : 1;
 }
 

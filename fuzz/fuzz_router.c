@@ -36,7 +36,8 @@ static void route_fn(brk_req_t *r)
     (void)r;
 }
 
-/* The broker's routes (handlers/), patterns and methods only. */
+/* The broker's routes (the route tables in handlers/), in their registration order within each
+ * file; the functions are stand-ins, as only method and pattern matter to matching. */
 static const brk_route_t routes[] = {
     {"GET", "/healthz", 0, 0, route_fn},
     {"GET", "/readyz", 0, 0, route_fn},
@@ -44,14 +45,15 @@ static const brk_route_t routes[] = {
     {"GET", "/.well-known/gsap-broker.json", 0, 0, route_fn},
     {"POST", "/admin/keys", BRK_ROLE_ADMIN, BRK_ROUTE_JSON, route_fn},
     {"POST", "/governance/authorize", BRK_ROLE_ISSUER, BRK_ROUTE_JSON, route_fn},
-    {"GET", "/governance/authorize/{context_id}", BRK_ROLE_ISSUER, 0, route_fn},
+    {"GET", "/governance/authorize/{context_id}", BRK_ROLE_ISSUER | BRK_ROLE_EXECUTOR, 0, route_fn},
     {"POST", "/governance/elevate", BRK_ROLE_APPROVER, BRK_ROUTE_JSON, route_fn},
     {"POST", "/governance/complete", BRK_ROLE_EXECUTOR, BRK_ROUTE_JSON, route_fn},
-    {"GET", "/governance/session/{context_id}", BRK_ROLE_AUDITOR, 0, route_fn},
-    {"GET", "/governance/drivers", BRK_ROLE_ISSUER, 0, route_fn},
-    {"GET", "/admin/accords", BRK_ROLE_ADMIN, 0, route_fn},
-    {"GET", "/admin/accords/{name}", BRK_ROLE_ADMIN, 0, route_fn},
+    {"GET", "/governance/session/{context_id}",
+     BRK_ROLE_AUDITOR | BRK_ROLE_ISSUER | BRK_ROLE_EXECUTOR, 0, route_fn},
+    {"GET", "/governance/drivers", BRK_ROLE_ALL, 0, route_fn},
     {"PUT", "/admin/accords/{name}", BRK_ROLE_ADMIN, BRK_ROUTE_JSON, route_fn},
+    {"GET", "/admin/accords/{name}", BRK_ROLE_ADMIN, 0, route_fn},
+    {"GET", "/admin/accords", BRK_ROLE_ADMIN, 0, route_fn},
     {"GET", "/openapi.json", 0, 0, route_fn},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])

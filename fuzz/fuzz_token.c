@@ -6,8 +6,9 @@
  *   - the result is 0 or BRK_EAUTH, nothing else;
  *   - on success the tenant passes brk_tenant_valid, the key id is exactly BRK_KEY_ID_HEX
  *     lowercase hex digits, the secret is BRK_SECRET_B64_LEN base64url characters, the secret
- *     hash is 64 lowercase hex digits and equals SHA-256 of the secret, and "gsap.<tenant>.<key_id>.<secret>" rebuilt from the parts
- *     gives back the input byte for byte (so nothing was skipped, trimmed or invented);
+ *     hash is 64 lowercase hex digits and equals SHA-256 of the secret, and
+ *     "gsap.<tenant>.<key_id>.<secret>" rebuilt from the parts gives back the input byte for
+ *     byte (so nothing was skipped, trimmed or invented);
  *   - on failure the output struct is left all zero, so a caller that ignores the result
  *     cannot act on a half-parsed token.
  * Any violation abort()s so libFuzzer records the input.
@@ -48,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t md[BRK_SHA256_LEN];
     int rc, len;
 
-    memset(&tok, 0x5a, sizeof tok); /* the parser must overwrite every byte it leaves */
+    memset(&tok, 0x5a, sizeof tok); /* poison: a refusal must clear all of it */
     rc = brk_token_parse(p, size, &tok);
     if (rc != 0) {
         static const brk_token_t zero;

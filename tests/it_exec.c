@@ -63,9 +63,9 @@ typedef struct child {
 } child_t;
 
 typedef struct result {
-    int status;  /* exit code, 128 + signal */
-    char *out;   /* stdout, NUL-terminated */
-    char *err;   /* stderr, NUL-terminated */
+    int status;   /* exit code, 128 + signal */
+    char *out;    /* stdout, NUL-terminated */
+    char *err;    /* stderr, NUL-terminated */
     json_t *json; /* stdout parsed, when it is JSON */
 } result_t;
 
@@ -191,7 +191,8 @@ static result_t run_exec(const char *const *env, const char *const *args)
     return wait_exec(spawn_exec(env, args));
 }
 
-/* ---- helpers ---------------------------------------------------------------------------------- */
+/* ---- helpers ----------------------------------------------------------------------------------
+ */
 
 static void cid_of(const char *s, char out[BRK_CID_LEN + 1])
 {
@@ -200,7 +201,7 @@ static void cid_of(const char *s, char out[BRK_CID_LEN + 1])
 
 /* Issues an AC for command on corpus over HTTP, as an issuer would hand one to gsh. The
  * returned string is the AC's JSON (caller frees). */
-static char *issue_ac(const char *command, const char *corpus, int ttl)
+static char *issue_ac_mode(const char *command, const char *corpus, int ttl, int session)
 {
     char cmd[BRK_CID_LEN + 1], body[1024];
     tst_resp_t r;
@@ -208,14 +209,20 @@ static char *issue_ac(const char *command, const char *corpus, int ttl)
 
     cid_of(command, cmd);
     snprintf(body, sizeof body,
-             "{\"accord_template\":\"default\",\"ttl_seconds\":%d,\"operation\":"
-             "{\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}}",
-             ttl, cmd, corpus, PARAMS);
+             "{\"accord_template\":\"default\",\"ttl_seconds\":%d,\"session_mode\":%s,"
+             "\"operation\":{\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\","
+             "\"parameters_cid\":\"%s\"}}",
+             ttl, session ? "true" : "false", cmd, corpus, PARAMS);
     ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", TOKEN, body, &r), 0);
     ck_assert_msg(r.status == 200, "authorize: %d %s", r.status, r.body);
     ac = json_dumps(r.json, JSON_COMPACT);
     tst_resp_clear(&r);
     return ac;
+}
+
+static char *issue_ac(const char *command, const char *corpus, int ttl)
+{
+    return issue_ac_mode(command, corpus, ttl, 0);
 }
 
 static char *ac_context(const char *ac)
@@ -265,7 +272,8 @@ static char *ac_env(const char *ac)
     return e;
 }
 
-/* ---- tests ------------------------------------------------------------------------------------ */
+/* ---- tests ------------------------------------------------------------------------------------
+ */
 
 START_TEST(governed_run)
 {
@@ -322,8 +330,8 @@ START_TEST(failed_command)
     const char *env[] = {corpus_env, NULL};
     snprintf(corpus_env, sizeof corpus_env, "GSAP_CORPUS_CID=%s", CORPUS);
 
-    result_t r = run_exec(env, (const char *const[]){"--json", "--exec", "echo oops >&2; exit 7",
-                                                     NULL});
+    result_t r =
+        run_exec(env, (const char *const[]){"--json", "--exec", "echo oops >&2; exit 7", NULL});
     ck_assert_int_eq(r.status, 1);
     ck_assert_ptr_nonnull(r.json);
     ck_assert(json_is_false(json_object_get(r.json, "success")));
@@ -504,8 +512,8 @@ START_TEST(dry_run)
     const char *env[] = {corpus_env, NULL};
     snprintf(corpus_env, sizeof corpus_env, "GSAP_CORPUS_CID=%s", CORPUS);
 
-    result_t r = run_exec(env, (const char *const[]){"--dry-run", "--json", "--exec",
-                                                     "echo never", NULL});
+    result_t r =
+        run_exec(env, (const char *const[]){"--dry-run", "--json", "--exec", "echo never", NULL});
     ck_assert_int_eq(r.status, 0);
     ck_assert(json_is_true(json_object_get(r.json, "success")));
     ck_assert(json_is_true(json_object_get(r.json, "dry_run")));
@@ -561,11 +569,120 @@ START_TEST(broker_unreachable)
     char corpus_env[100];
     snprintf(corpus_env, sizeof corpus_env, "GSAP_CORPUS_CID=%s", CORPUS);
     /* port 1 on loopback: connection refused, retried, then 125 */
-    result_t r = run_exec((const char *const[]){"GSAP_BROKER_URL=http://127.0.0.1:1", corpus_env,
-                                                NULL},
-                          (const char *const[]){"--json", "--exec", "echo x", NULL});
+    result_t r =
+        run_exec((const char *const[]){"GSAP_BROKER_URL=http://127.0.0.1:1", corpus_env, NULL},
+                 (const char *const[]){"--json", "--exec", "echo x", NULL});
     ck_assert_int_eq(r.status, 125);
     ck_assert_ptr_nonnull(strstr(jget(&r, "error"), "cannot reach"));
+    result_clear(&r);
+}
+END_TEST
+
+/* A session AC takes several receipts: the pre-flight check lets an active AC through. */
+START_TEST(session_ac)
+{
+    char *ac = issue_ac_mode("echo again", CORPUS, 300, 1);
+    char *ctx = ac_context(ac), *e = ac_env(ac);
+    const char *env[] = {e, NULL};
+
+    for (int i = 0; i < 2; i++) {
+        result_t r = run_exec(env, (const char *const[]){"--json", "--exec", "echo again", NULL});
+        ck_assert_int_eq(r.status, 0);
+        ck_assert_str_eq(jget(&r, "ac_mode"), "session");
+        result_clear(&r);
+    }
+    ck_assert_int_eq(crs_count(ctx), 2);
+    free(ac);
+    free(ctx);
+    free(e);
+}
+END_TEST
+
+/* An accord whose bit 0x80 needs an approver. */
+static void put_elevation_accord(void)
+{
+    const char *accord = "{\"name\":\"elev\",\"ttl_max_seconds\":600,\"session_mode_allowed\":true,"
+                         "\"capability_mask\":\"0x000000ff\",\"elevation_required\":\"0x00000080\","
+                         "\"corpus_allow\":[],\"environment_commitment\":null,\"posture_level\":3,"
+                         "\"shell_class\":\"Application\",\"signed_receipts\":false}";
+    char hdr[512];
+    tst_resp_t r;
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\nContent-Type: application/json\r\n",
+             ADMIN);
+    ck_assert_int_eq(
+        tst_http(B.port, "PUT", "/admin/accords/elev", hdr, accord, strlen(accord), &r), 0);
+    ck_assert_msg(r.status == 200, "put accord: %d %s", r.status, r.body);
+    tst_resp_clear(&r);
+}
+
+/* Waits for the client's pending AC to appear and decides it as an approver would. */
+static char *decide_pending(const char *decision)
+{
+    PGconn *c = tst_pg_connect(DB);
+    char *ctx = NULL, body[256];
+    tst_resp_t r;
+
+    for (int i = 0; i < 400 && ctx == NULL; i++) {
+        ctx = tst_pg_scalar(c, "SELECT context_id FROM acs WHERE status = 'pending'");
+        if (ctx == NULL)
+            usleep(25000);
+    }
+    PQfinish(c);
+    ck_assert_ptr_nonnull(ctx);
+    snprintf(body, sizeof body, "{\"context_id\":\"%s\",\"decision\":\"%s\"}", ctx, decision);
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/elevate/", APPROVER, body, &r), 0);
+    ck_assert_msg(r.status == 200, "elevate: %d %s", r.status, r.body);
+    tst_resp_clear(&r);
+    return ctx;
+}
+
+START_TEST(elevation)
+{
+    char corpus_env[100];
+    const char *env[] = {corpus_env, "GSAP_ACCORD_TEMPLATE=elev", "GSAP_CAPABILITY_SET=0x00000080",
+                         "GSAP_ELEVATION_WAIT_S=20", NULL};
+    const char *args[] = {"--exec", "echo elevated", NULL};
+    snprintf(corpus_env, sizeof corpus_env, "GSAP_CORPUS_CID=%s", CORPUS);
+    put_elevation_accord();
+
+    /* approved while the client polls: the re-signed AC verifies and the command runs */
+    child_t c = spawn_exec(env, args);
+    char *ctx = decide_pending("approve");
+    result_t r = wait_exec(c);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.out, "elevated\n");
+    ck_assert_int_eq(crs_count(ctx), 1);
+    result_clear(&r);
+    free(ctx);
+    /* refused: revoked, exit 2, nothing runs */
+    c = spawn_exec(env, args);
+    ctx = decide_pending("refuse");
+    r = wait_exec(c);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_str_eq(r.out, "");
+    ck_assert_ptr_nonnull(strstr(r.err, "revoked"));
+    ck_assert_int_eq(crs_count(ctx), 0);
+    result_clear(&r);
+    free(ctx);
+    /* nobody decides within the wait */
+    env[3] = "GSAP_ELEVATION_WAIT_S=1";
+    r = run_exec(env, args);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "not approved within 1 s"));
+    result_clear(&r);
+}
+END_TEST
+
+/* A denial receipt (a capability outside the accord's mask) is exit 2. */
+START_TEST(denied)
+{
+    char corpus_env[100];
+    const char *env[] = {corpus_env, "GSAP_CAPABILITY_SET=0x00010000", NULL};
+    snprintf(corpus_env, sizeof corpus_env, "GSAP_CORPUS_CID=%s", CORPUS);
+    result_t r = run_exec(env, (const char *const[]){"--exec", "echo no", NULL});
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "capability_not_allowed"));
+    ck_assert_str_eq(r.out, "");
     result_clear(&r);
 }
 END_TEST
@@ -586,6 +703,9 @@ static Suite *suite(void)
     tcase_add_test(tc, dry_run);
     tcase_add_test(tc, bad_config);
     tcase_add_test(tc, broker_unreachable);
+    tcase_add_test(tc, session_ac);
+    tcase_add_test(tc, elevation);
+    tcase_add_test(tc, denied);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,80 @@
+/*
+ * cli: what the command-line subcommands share: loading the configuration, reaching the
+ * database (starting the embedded cluster when GSAP_DATABASE_URL is unset), migrations and
+ * blocking statements. Blocking by design: the CLI is not on an HTTP loop. Main thread.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "brk_err.h"
+#include "brk_migrate.h"
+#include "banned.h"
+
+/* Loads the configuration and makes the database reachable (starting the embedded one). */
+int cli_app_open(app_t *a)
+{
+    char err[256];
+    if (brk_config_load(&a->cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "gsap-broker: %s\n", err);
+        return BRK_EINVAL;
+    }
+    /* The data directory holds the signing keys even when the database is elsewhere. */
+    if (mkdir(a->cfg.data_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "gsap-broker: cannot create the data directory \"%s\": %s\n",
+                a->cfg.data_dir, strerror(errno));
+        return BRK_EIO;
+    }
+    if (a->cfg.database_url == NULL) {
+        a->embedded = 1;
+        if (brk_pgembed_start(&a->pe, &a->cfg) != 0) {
+            fprintf(stderr, "gsap-broker: cannot start the embedded PostgreSQL (see %s)\n",
+                    a->pe.logfile);
+            return BRK_EIO;
+        }
+    }
+    return 0;
+}
+
+void cli_app_close(app_t *a)
+{
+    if (a->embedded)
+        brk_pgembed_stop(&a->pe, &a->cfg);
+    brk_config_clear(&a->cfg);
+}
+
+PGconn *cli_connect(const app_t *a)
+{
+    PGconn *c = PQconnectdb(a->cfg.conninfo);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "gsap-broker: cannot connect to the database: %s", PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+int cli_migrate(const app_t *a, PGconn *c)
+{
+    char err[1024];
+    if (brk_migrate_run(c, a->cfg.migrations_dir, err, sizeof err) != 0) {
+        fprintf(stderr, "gsap-broker: %s\n", err);
+        return BRK_EDB;
+    }
+    return 0;
+}
+
+/* Runs one parameterized statement on a blocking connection; prints the error. */
+int cli_exec_params(PGconn *c, const char *sql, int n, const char *const *params)
+{
+    PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+    if (!ok)
+        fprintf(stderr, "gsap-broker: %s", PQerrorMessage(c));
+    PQclear(res);
+    return ok ? 0 : BRK_EDB;
+}
+
