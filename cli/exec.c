@@ -6,9 +6,10 @@
  *   1. obtain an AC: GSAP_AC as given, or POST /governance/authorize/ (and, for a pending AC,
  *      poll GET /governance/authorize/{id}/ until an approver decides or the wait runs out);
  *   2. check it offline: the Ed25519 signature against /.well-known/gsap-broker.json, the
- *      ac_cid, expires_at, and that it authorizes this command and this corpus entry; for a
- *      pre-issued GSAP_AC, ask the broker whether it is still usable (not consumed, expired or
- *      revoked), so a replayed AC does not run its command a second time;
+ *      ac_cid, expires_at, and that it authorizes this command, this corpus entry and (when
+ *      GSAP_PARAMETERS_CID is set) these parameters; for a pre-issued GSAP_AC, ask the broker
+ * whether it is still usable (not consumed, expired or revoked), so a replayed AC does not run its
+ * command a second time;
  *   3. run `sh -c COMMAND`, streaming stdout and stderr through SHA-256 to our own streams;
  *   4. POST /governance/complete/, retried on connection errors and 5xx (the broker answers
  *      an identical retry with the same receipt).
@@ -296,8 +297,8 @@ static void http_on_done(struct evhttp_request *req, void *arg)
     }
 }
 
-static void http_add_headers(const exec_cfg_t *cfg, struct evhttp_request *req, int has_body,
-                             const char *idempotency_key)
+static void http_add_headers(const exec_cfg_t *cfg, struct evhttp_request *req, const char *path,
+                             int has_body, const char *idempotency_key)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     char auth[1024];
@@ -306,7 +307,8 @@ static void http_add_headers(const exec_cfg_t *cfg, struct evhttp_request *req, 
     evhttp_add_header(h, "Accept", "application/json");
     evhttp_add_header(h, "User-Agent", EXEC_USER_AGENT);
     evhttp_add_header(h, "Connection", "close");
-    if (cfg->token) {
+    /* The token goes only where a role is needed, not to the public key document. */
+    if (cfg->token && strncmp(path, "/.well-known/", 13) != 0) {
         snprintf(auth, sizeof auth, "Bearer %s", cfg->token);
         evhttp_add_header(h, "Authorization", auth);
     }
@@ -343,7 +345,7 @@ static int http_once(const exec_cfg_t *cfg, enum evhttp_cmd_type method, const c
     if ((req = evhttp_request_new(http_on_done, &call)) == NULL)
         goto out;
     evhttp_request_set_error_cb(req, http_on_error);
-    http_add_headers(cfg, req, body != NULL, idempotency_key);
+    http_add_headers(cfg, req, path, body != NULL, idempotency_key);
     if (body && evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body)) != 0) {
         evhttp_request_free(req);
         goto out;
@@ -705,6 +707,8 @@ static int obtain_ac(const exec_cfg_t *cfg, exec_run_t *st)
         st->ac = json_loads(cfg->ac_env, JSON_REJECT_DUPLICATES, &e);
         if (!json_is_object(st->ac))
             return fail(st, CLI_EXEC_INTERNAL, "GSAP_AC is not a JSON object: %s", e.text);
+        if (!context_id_valid(jstr(st->ac, "context_id")))
+            return fail(st, CLI_EXEC_AUTH, "GSAP_AC has no usable context_id");
     } else if ((code = authorize(cfg, st)) != CLI_EXEC_OK) {
         return code;
     }
@@ -998,6 +1002,13 @@ static int run_command(const exec_cfg_t *cfg, exec_run_t *st, const struct sigac
     s[1].fd = ep[0];
     op[0] = ep[0] = -1;
     rc = pump(cfg, st, s);
+    /* After a failed pump, closing our ends lets a child blocked on a full pipe go on (it
+     * gets EPIPE) instead of waiting for us forever. */
+    for (int i = 0; i < 2; i++) {
+        if (s[i].fd >= 0)
+            close(s[i].fd);
+        s[i].fd = -1;
+    }
     while (waitpid(pid, &wst, 0) < 0 && errno == EINTR)
         ;
     time_now_rfc3339(st->completed_at);

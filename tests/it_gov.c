@@ -387,6 +387,17 @@ START_TEST(evidence_flags)
                "\"completed_at\":\"2030-01-01T00:00:01Z\",\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\","
                "\"parameters_cid\":\"%s\",\"chronicle\":{\"behavior_state\":\"unavailable\"}}",
                str(ac2, "context_id"), CMD, CORPUS, PARAMS);
+    /* an unused AC past its expiry reads as expired */
+    tst_resp_t pr;
+    char *poll = fmt("/governance/authorize/%s", str(ac2, "context_id"));
+    ck_assert_int_eq(tst_get(B.port, poll, ISSUER, &pr), 0);
+    ck_assert_str_eq(str(pr.json, "status"), "expired");
+    tst_resp_clear(&pr);
+    free(poll);
+    /* another tenant's executor cannot complete it: 404, as if it did not exist */
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/complete/", OTHER_TENANT, body, &pr), 0);
+    ck_assert_int_eq(pr.status, 404);
+    tst_resp_clear(&pr);
     rc = complete(body, 200);
     f = json_dumps(json_object_get(rc, "flags"), JSON_COMPACT);
     ck_assert_str_eq(f, "[\"started_after_expiry\"]");
