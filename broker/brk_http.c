@@ -528,13 +528,20 @@ static void err_setup_ostream(h2o_filter_t *self, h2o_req_t *q, h2o_ostream_t **
     /* Our own replies carry x-request-id; anything else >= 400 was produced by h2o. */
     if (q->res.status >= 400 &&
         h2o_find_header_by_str(&q->res.headers, H2O_STRLIT("x-request-id"), -1) == -1) {
-        char buf[256];
+        char buf[300], rid[17];
+        uint8_t rnd[8];
         const char *code = q->res.status == 413 ? "payload_too_large" : "invalid_request";
-        int n = snprintf(buf, sizeof buf,
-                         "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"request_id\":\"h2o\"}}",
-                         code,
-                         q->res.status == 413 ? "the body is larger than 1048576 bytes"
-                                              : "the request could not be read");
+        brk_random(rnd, sizeof rnd);
+        brk_hex(rnd, sizeof rnd, rid);
+        int n = q->res.status == 413
+                    ? snprintf(buf, sizeof buf,
+                               "{\"error\":{\"code\":\"%s\",\"message\":\"the body is larger "
+                               "than %d bytes\",\"request_id\":\"%s\"}}",
+                               code, BRK_MAX_BODY, rid)
+                    : snprintf(buf, sizeof buf,
+                               "{\"error\":{\"code\":\"%s\",\"message\":\"the request could "
+                               "not be read\",\"request_id\":\"%s\"}}",
+                               code, rid);
         err_ostream_t *o = (void *)h2o_add_ostream(q, sizeof(*o), slot);
         o->super.do_send = err_do_send;
         o->body = h2o_strdup(&q->pool, buf, (size_t)n);
@@ -542,6 +549,9 @@ static void err_setup_ostream(h2o_filter_t *self, h2o_req_t *q, h2o_ostream_t **
         memset(&q->res.headers, 0, sizeof(q->res.headers));
         h2o_add_header(&q->pool, &q->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                        H2O_STRLIT("application/json"));
+        h2o_iovec_t ridv = h2o_strdup(&q->pool, rid, SIZE_MAX);
+        h2o_add_header_by_str(&q->pool, &q->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
+                              ridv.base, ridv.len);
         q->res.content_length = (size_t)n;
         brk_metrics_observe(-1, q->res.status, 0);
         slot = &o->super.next;
