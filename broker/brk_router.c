@@ -58,7 +58,7 @@ static int path_matches(const char *pattern, const char *path, size_t plen, h2o_
 
     if (plen == 0 || path[0] != '/')
         return 0;
-    /* Reject "//" inside the path: h2o's normalized path never has one, raw paths may. */
+    /* Empty segments are skipped, so "//" counts as "/" (h2o's normalized path has none). */
     for (;;) {
         const char *ps, *qs;
         size_t pl = next_seg(&pp, pend, &ps);

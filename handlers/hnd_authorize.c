@@ -175,14 +175,15 @@ static void issue(brk_req_t *r, issue_ctx_t *c, const hnd_accord_t *a, const hnd
         json_object_set_new(idp, "delegated_by", json_string(own));
     }
     ac = json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s},s:{s:s,s:s},s:{s:s,s:s,s:s},s:o,s:b,s:s,"
-                   "s:i,s:s,s:s*,s:s,s:s,s:s,s:s}",
+                   "s:i,s:s,s:o,s:s,s:s,s:s,s:s}",
                    "gsap_version", "1.0", "context_id", ctx, "status", status, "issued_at", issued,
                    "expires_at", expires, "principal", "did", did, "display_name",
                    r->principal.name, "accord", "template", a->name, "accord_hash",
                    a->accord_hash, "operation", "command_hash", c->command, "corpus_entry_cid",
                    c->corpus, "parameters_cid", c->params, "identity_proof", idp, "session_mode",
                    c->session, "capability_set", caps, "posture_level", a->posture, "shell_class",
-                   a->shell_class, "environment_commitment", c->env, "billing_account",
+                   a->shell_class, "environment_commitment",
+                   c->env ? json_string(c->env) : json_null(), "billing_account",
                    c->account, "tenant", r->principal.tenant, "session_url", url, "key_id",
                    brk_keyring_current_id(kr));
     if (ac != NULL && d->pending) {

@@ -1,0 +1,189 @@
+# shellcheck shell=bash
+# common.sh: shared pieces of the benchmark scripts (sourced, never run). Everything started
+# here is recorded and stopped by bench_cleanup, which the scripts install as their EXIT trap.
+#
+# Environment (all optional):
+#   BENCH_SECONDS   measured seconds per run (default 10)
+#   BENCH_THREADS   broker worker threads = baseline threads (default: number of cores)
+#   BENCH_PG_PORT   port of the throwaway PostgreSQL (unix socket only; default 55493)
+#   BENCH_KEEP=1    keep the scratch directory (logs, database) under /tmp
+
+BENCH_ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
+BENCH_BUILD=$BENCH_ROOT/build
+BENCH_BROKER=$BENCH_BUILD/gsap-broker
+BENCH_SECONDS=${BENCH_SECONDS:-10}
+BENCH_THREADS=${BENCH_THREADS:-$(nproc)}
+BENCH_PG_PORT=${BENCH_PG_PORT:-55493}
+BENCH_TMP=
+BENCH_PG_DIR=
+BENCH_PIDS=()
+
+bench_die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+
+bench_check_uint() { # NAME VALUE MIN MAX
+    if ! [[ $2 =~ ^[0-9]+$ ]] || (($2 < $3 || $2 > $4)); then
+        bench_die "$1 must be $3..$4 (got '$2')"
+    fi
+}
+
+bench_as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# bench_need_pkg COMMAND PACKAGE: installs PACKAGE with apt-get when COMMAND is missing.
+bench_need_pkg() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    echo "bench: installing $2 (for $1)" >&2
+    bench_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null ||
+        { bench_as_root apt-get update -q >/dev/null &&
+            bench_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null; } ||
+        bench_die "cannot install $2"
+    command -v "$1" >/dev/null 2>&1 || bench_die "$2 installed but $1 is still missing"
+}
+
+bench_init() {
+    bench_check_uint BENCH_SECONDS "$BENCH_SECONDS" 1 3600
+    bench_check_uint BENCH_THREADS "$BENCH_THREADS" 1 64
+    bench_check_uint BENCH_PG_PORT "$BENCH_PG_PORT" 1024 65535
+    bench_need_pkg wrk wrk
+    bench_need_pkg curl curl
+    bench_need_pkg psql postgresql-client-15
+    [ -x /usr/lib/postgresql/15/bin/postgres ] || bench_need_pkg pg_ctlcluster postgresql-15
+    BENCH_TMP=$(mktemp -d /tmp/gsap-bench.XXXXXX)
+    chmod 755 "$BENCH_TMP" # the postgres user must reach the cluster directory inside
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# Builds build/gsap-broker only when it is missing (the usual build of tools/test.sh).
+bench_build_broker() {
+    if [ ! -x "$BENCH_BROKER" ]; then
+        echo "bench: building the broker in $BENCH_BUILD" >&2
+        cmake -S "$BENCH_ROOT" -B "$BENCH_BUILD" >/dev/null
+        cmake --build "$BENCH_BUILD" -j"$(nproc)" >/dev/null
+    fi
+    [ -x "$BENCH_BROKER" ] || bench_die "no broker binary at $BENCH_BROKER"
+}
+
+# bench_start_pg: a throwaway cluster (tests/pg_tmp.sh: unix socket only, fsync off).
+bench_start_pg() {
+    BENCH_PG_DIR=$BENCH_TMP/pg
+    timeout 120 "$BENCH_ROOT/tests/pg_tmp.sh" start "$BENCH_PG_DIR" "$BENCH_PG_PORT" >/dev/null ||
+        { BENCH_PG_DIR=; bench_die "the throwaway PostgreSQL did not start (port $BENCH_PG_PORT busy?)"; }
+}
+
+bench_conninfo() { # DBNAME
+    echo "host=$BENCH_PG_DIR port=$BENCH_PG_PORT user=postgres dbname=$1"
+}
+
+bench_psql() { # DBNAME psql-args...
+    local db=$1
+    shift
+    timeout 600 psql -X -q -v ON_ERROR_STOP=1 -h "$BENCH_PG_DIR" -p "$BENCH_PG_PORT" -U postgres \
+        -d "$db" "$@"
+}
+
+bench_port_free() { # PORT
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# bench_wait_http URL SECONDS: until URL answers 200.
+bench_wait_http() {
+    local url=$1 deadline=$((SECONDS + $2))
+    while ((SECONDS < deadline)); do
+        if [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$url" 2>/dev/null)" = 200 ]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# bench_broker_env DBNAME PORT: the broker's environment, one NAME=value per line.
+bench_broker_env() {
+    printf '%s\n' "GSAP_DATABASE_URL=$(bench_conninfo "$1")" "GSAP_LISTEN=127.0.0.1:$2" \
+        "GSAP_DATA_DIR=$BENCH_TMP/data" "GSAP_THREADS=$BENCH_THREADS"
+}
+
+# bench_broker DBNAME PORT ARGS...: runs the broker binary (a CLI command) with that environment.
+bench_broker() {
+    local db=$1 port=$2 envs=()
+    shift 2
+    mapfile -t envs < <(bench_broker_env "$db" "$port")
+    timeout 120 env "${envs[@]}" "$BENCH_BROKER" "$@"
+}
+
+# bench_start_broker DBNAME PORT: serves in the background; logs to $BENCH_TMP/broker.log.
+bench_start_broker() {
+    local db=$1 port=$2 envs=()
+    bench_port_free "$port" || bench_die "port $port is in use"
+    mkdir -p "$BENCH_TMP/data"
+    mapfile -t envs < <(bench_broker_env "$db" "$port")
+    env "${envs[@]}" "$BENCH_BROKER" serve 2>>"$BENCH_TMP/broker.log" >/dev/null &
+    BENCH_PIDS+=($!)
+    if ! bench_wait_http "http://127.0.0.1:$port/readyz" 60; then
+        tail -n 20 "$BENCH_TMP/broker.log" >&2
+        bench_die "the broker did not become ready on 127.0.0.1:$port"
+    fi
+}
+
+# bench_stop PID: SIGTERM, up to 30 s, then SIGKILL (only processes this script started).
+bench_stop() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+bench_cleanup() {
+    local rc=$? pid
+    trap - EXIT INT TERM
+    for pid in "${BENCH_PIDS[@]}"; do
+        bench_stop "$pid"
+    done
+    if [ -n "$BENCH_PG_DIR" ]; then
+        timeout 60 "$BENCH_ROOT/tests/pg_tmp.sh" stop "$BENCH_PG_DIR" >/dev/null 2>&1 || true
+    fi
+    if [ -n "$BENCH_TMP" ]; then
+        if [ "$rc" != 0 ] && [ -f "$BENCH_TMP/broker.log" ]; then
+            echo "bench: last lines of the broker log:" >&2
+            tail -n 5 "$BENCH_TMP/broker.log" >&2
+        fi
+        if [ "${BENCH_KEEP:-0}" = 1 ]; then
+            echo "bench: kept $BENCH_TMP" >&2
+        else
+            rm -rf "$BENCH_TMP"
+        fi
+    fi
+    exit "$rc"
+}
+
+# bench_wrk OUT ARGS...: runs wrk (bounded), keeps its report in OUT, prints it to stderr.
+bench_wrk() {
+    local out=$1
+    shift
+    timeout $((BENCH_SECONDS + 60)) wrk "$@" >"$out" 2>&1 || { cat "$out" >&2; bench_die "wrk failed"; }
+    sed 's/^/    /' "$out" >&2
+}
+
+bench_rps() { # wrk report -> requests/s
+    awk '/^Requests\/sec:/ { print $2 }' "$1"
+}
+
+bench_non2xx() { # wrk report -> non-2xx/3xx responses + socket errors
+    awk '/Non-2xx or 3xx responses:/ { n += $NF }
+         /Socket errors:/ { gsub(",", ""); n += $4 + $6 + $8 + $10 }
+         END { print n + 0 }' "$1"
+}
+
+bench_ratio() { # A B -> A/B with two decimals
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'
+}

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# cr_rate.sh: the broker's Completion Receipt acceptance rate against pgbench running the same
+# SQL on the same database.
+#
+#  1. a throwaway PostgreSQL (tests/pg_tmp.sh: fsync, synchronous_commit and full_page_writes
+#     off, for both sides alike), a fresh database, the broker on it and one issuer+executor key;
+#  2. BENCH_ACS ACs issued through POST /governance/authorize/ (wrk + bench/issue.lua, timed),
+#     and as many ACs again copied in SQL from one of them (new context ids, authorized,
+#     unexpired) for pgbench;
+#  3. wrk + bench/complete.lua for BENCH_SECONDS: POST /governance/complete/ with a distinct
+#     context id per request (every AC accepts one CR), counting 200s;
+#  4. pgbench -M prepared -n -c 16 -j 2 -T BENCH_SECONDS running the statement the broker sends
+#     (handlers/hnd_complete.c: SELECT ... FROM gsap_complete(18 parameters)) with the same
+#     values, each call consuming a fresh AC of the second set;
+#  5. prints both rates and "ratio broker/pgbench".
+#
+# Both sides end in the same function under the same row lock, so the ratio is what the HTTP
+# layer, authentication (one more statement per request) and the pipeline cost on top of the
+# database work. Not a test: a ratio, measured with the load generators on the same machine.
+#
+# Environment: see bench/common.sh; also BENCH_ACS (ACs per side; default 12000 per measured
+# second, at least 20000), BENCH_CONNS (wrk connections, default 64), BENCH_PGBENCH_CLIENTS
+# (default 16), BENCH_HTTP_PORT (default 55495). Talks to 127.0.0.1 only; stops everything it
+# started on exit.
+set -euo pipefail
+
+# shellcheck source=bench/common.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/common.sh"
+
+CONNS=${BENCH_CONNS:-64}
+HTTP_PORT=${BENCH_HTTP_PORT:-55495}
+PGB_CLIENTS=${BENCH_PGBENCH_CLIENTS:-16}
+PGB_JOBS=2
+DB=gsap_bench_cr
+TENANT=bench
+ISSUE_LIMIT_SECONDS=600
+
+bench_check_uint BENCH_SECONDS "$BENCH_SECONDS" 1 3600
+default_acs=$((BENCH_SECONDS * 12000))
+((default_acs >= 20000)) || default_acs=20000
+ACS=${BENCH_ACS:-$default_acs}
+bench_check_uint BENCH_ACS "$ACS" 100 10000000
+bench_check_uint BENCH_CONNS "$CONNS" 1 10000
+bench_check_uint BENCH_HTTP_PORT "$HTTP_PORT" 1024 65535
+bench_check_uint BENCH_PGBENCH_CLIENTS "$PGB_CLIENTS" 2 256
+bench_init
+bench_need_pkg pgbench postgresql-contrib-15
+bench_build_broker
+
+# The values a CR carries (the shapes of tests/it_gov.c). Digits only after "sha256:": pgbench
+# would read ":abc..." in its script as a variable.
+h() { printf 'sha256:%s' "$(printf "%064d" 0 | tr 0 "$1")"; }
+CMD=$(h 1) CORPUS=$(h 2) PARAMS=$(h 3) OUTH=$(h 4) CR_CID=$(h 5) CH_CID=$(h 6)
+STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+COMPLETED=$(date -u -d '+1 second' +%Y-%m-%dT%H:%M:%SZ)
+ISSUE_BODY="{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"$CMD\",\
+\"corpus_entry_cid\":\"$CORPUS\",\"parameters_cid\":\"$PARAMS\"},\"ttl_seconds\":900}"
+# CTX marks where the context id goes (complete.lua and the pgbench script fill it in).
+CR_BODY="{\"context_id\":\"CTX\",\"outcome\":\"completed\",\"exit_code\":0,\
+\"started_at\":\"$STARTED\",\"completed_at\":\"$COMPLETED\",\"command_hash\":\"$CMD\",\
+\"corpus_entry_cid\":\"$CORPUS\",\"parameters_cid\":\"$PARAMS\",\"stdout_hash\":\"$OUTH\",\
+\"output_bytes\":12,\"chronicle\":{\"session_id\":\"chr-1\",\"behavior_state\":\"verified\",\
+\"merkle_root\":\"$OUTH\"}}"
+URL=http://127.0.0.1:$HTTP_PORT
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+scalar() { bench_psql "$DB" -At -c "$1"; }
+
+echo "== setup: throwaway PostgreSQL (fsync=off synchronous_commit=off full_page_writes=off), database $DB" >&2
+bench_start_pg
+bench_psql postgres -c "CREATE DATABASE $DB"
+bench_start_broker "$DB" "$HTTP_PORT"
+TOKEN=$(bench_broker "$DB" "$HTTP_PORT" keys create --tenant "$TENANT" --role issuer,executor --name bench)
+KEY_ID=$(cut -d. -f3 <<<"$TOKEN")
+[[ $KEY_ID =~ ^[0-9a-f]+$ ]] || bench_die "unexpected token from keys create"
+
+# ---- ACs for the broker, through its API ----
+echo "== issuing $ACS ACs: wrk -t1 -c$CONNS POST /governance/authorize/" >&2
+ids=$BENCH_TMP/ids
+t0=$(now)
+timeout $((ISSUE_LIMIT_SECONDS + 30)) wrk -t1 -c"$CONNS" -d"${ISSUE_LIMIT_SECONDS}s" \
+    -s "$BENCH_ROOT/bench/issue.lua" "$URL/governance/authorize/" -- "$TOKEN" "$ids" "$ISSUE_BODY" \
+    >"$BENCH_TMP/wrk-issue.txt" 2>&1 &
+wrk_pid=$!
+BENCH_PIDS+=("$wrk_pid")
+have=0
+while kill -0 "$wrk_pid" 2>/dev/null; do
+    have=$(cat "$ids".* 2>/dev/null | wc -l)
+    ((have >= ACS)) && break
+    sleep 0.2
+done
+kill -INT "$wrk_pid" 2>/dev/null || true
+wait "$wrk_pid" || true
+t1=$(now)
+cat "$ids".* >"$ids"
+have=$(wc -l <"$ids")
+((have >= ACS)) || { cat "$BENCH_TMP/wrk-issue.txt" >&2; bench_die "only $have of $ACS ACs were issued"; }
+issue_s=$(elapsed "$t0" "$t1")
+issue_rate=$(awk -v n="$have" -v s="$issue_s" 'BEGIN { printf "%.0f", n / s }')
+echo "   $have ACs in $issue_s s ($issue_rate ACs/s, signed, each with its outbox event)" >&2
+
+# ---- ACs for pgbench: copies of one broker AC with context ids ctx_<32 hex of 1..M> ----
+stride=$(((ACS + PGB_CLIENTS - 1) / PGB_CLIENTS))
+pg_acs=$((stride * PGB_CLIENTS))
+t0=$(now)
+bench_psql "$DB" <<SQL
+INSERT INTO acs (tenant_id, context_id, status, accord_name, session_mode, capability_set,
+                 command_hash, corpus_entry_cid, parameters_cid, environment_commitment,
+                 description, ttl_seconds, issued_at, expires_at, issuer_key_id, billing_account,
+                 ac, ac_cid)
+SELECT a.tenant_id, 'ctx_' || lpad(to_hex(g::bigint), 32, '0'), 'authorized', a.accord_name,
+       a.session_mode, a.capability_set, a.command_hash, a.corpus_entry_cid, a.parameters_cid,
+       a.environment_commitment, a.description, a.ttl_seconds, a.issued_at, a.expires_at,
+       a.issuer_key_id, a.billing_account, a.ac, a.ac_cid
+FROM (SELECT * FROM acs WHERE tenant_id = '$TENANT' AND context_id = '$(head -n1 "$ids")') a,
+     generate_series(1, $pg_acs) g;
+VACUUM ANALYZE;
+CHECKPOINT;
+SQL
+echo "   $pg_acs more ACs for pgbench copied in SQL in $(elapsed "$t0" "$(now)") s" >&2
+before=$(scalar "SELECT count(*) FROM crs")
+
+# ---- (a) the broker ----
+echo "== broker: wrk -t1 -c$CONNS -d${BENCH_SECONDS}s POST /governance/complete/ (one fresh AC per request)" >&2
+bench_wrk "$BENCH_TMP/wrk-complete.txt" -t1 -c"$CONNS" -d"${BENCH_SECONDS}s" \
+    -s "$BENCH_ROOT/bench/complete.lua" "$URL/governance/complete/" -- "$TOKEN" "$ids" 1 "$CR_BODY"
+line=$(grep '^complete.lua:' "$BENCH_TMP/wrk-complete.txt") || bench_die "no summary from complete.lua"
+field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$line"; }
+ok=$(field ok) other=$(field other) exhausted=$(field exhausted) dur_us=$(field duration_us)
+((exhausted == 0)) || bench_die "the broker used up all $have ACs; raise BENCH_ACS"
+stored=$(($(scalar "SELECT count(*) FROM crs") - before))
+broker_rate=$(awk -v n="$ok" -v us="$dur_us" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
+echo "   $ok CRs accepted (200), $other other answers, $stored CR rows stored" >&2
+((stored == ok)) || bench_die "200s ($ok) and stored CRs ($stored) disagree"
+
+# The broker stays idle from here on; stop it so pgbench has the machine to itself.
+bench_stop "${BENCH_PIDS[0]}"
+bench_psql "$DB" -c CHECKPOINT
+
+# ---- (b) pgbench, the same statement with the same values ----
+# Each client counts its own calls (n) and uses ids client_id*stride + n: a fresh AC per call.
+ctx="'ctx_' || lpad(to_hex(:id::bigint), 32, '0')"
+json_head=${CR_BODY%%CTX*} json_tail=${CR_BODY#*CTX}
+cat >"$BENCH_TMP/complete.sql" <<SQL
+\\set n :n + 1
+\\set id :client_id * $stride + :n
+SELECT code, cr_id, sequence, lineage_cid, prev_lineage_cid, ac_status, array_to_json(flags)::text, effective_outcome, cr_cid, chronicle_cid, ac_cid, outcome FROM gsap_complete('$TENANT', $ctx, 'cr_' || lpad(to_hex(:id::bigint), 32, '0'), ('$json_head' || $ctx || '$json_tail')::jsonb, '$CR_CID', '$CH_CID', '$OUTH', 'completed', 'verified', '$CMD', '$CORPUS', '$PARAMS', NULL, 'false'::boolean, '0'::integer, '$STARTED'::timestamptz, '$COMPLETED'::timestamptz, '$KEY_ID');
+SQL
+echo "== pgbench -M prepared -n -c $PGB_CLIENTS -j $PGB_JOBS -T $BENCH_SECONDS (gsap_complete, one fresh AC per call)" >&2
+before=$(scalar "SELECT count(*) FROM crs")
+timeout $((BENCH_SECONDS + 60)) pgbench -M prepared -n -c "$PGB_CLIENTS" -j "$PGB_JOBS" \
+    -T "$BENCH_SECONDS" -D n=0 -f "$BENCH_TMP/complete.sql" \
+    -h "$BENCH_PG_DIR" -p "$BENCH_PG_PORT" -U postgres "$DB" >"$BENCH_TMP/pgbench.txt" 2>&1 ||
+    { cat "$BENCH_TMP/pgbench.txt" >&2; bench_die "pgbench failed"; }
+sed 's/^/    /' "$BENCH_TMP/pgbench.txt" >&2
+pgb_rate=$(awk '/^tps = / { printf "%.0f", $3 }' "$BENCH_TMP/pgbench.txt")
+pgb_tx=$(awk '/^number of transactions actually processed:/ { print $NF }' "$BENCH_TMP/pgbench.txt")
+stored=$(($(scalar "SELECT count(*) FROM crs") - before))
+echo "   $pgb_tx calls, $stored CR rows stored" >&2
+((stored == pgb_tx)) || bench_die "pgbench calls ($pgb_tx) and stored CRs ($stored) disagree; raise BENCH_ACS"
+
+echo
+echo "CR acceptance rate, ${BENCH_SECONDS} s each, $(nproc) cores, load generators on the same machine"
+echo "  PostgreSQL: throwaway cluster with fsync=off, synchronous_commit=off, full_page_writes=off (both sides)"
+echo "  ACs issued through the broker beforehand: $have in $issue_s s ($issue_rate/s)"
+printf '  %-52s %8s CR/s\n' \
+    "broker POST /governance/complete/ ($BENCH_THREADS threads, wrk -c$CONNS)" "$broker_rate" \
+    "pgbench gsap_complete (-M prepared -c $PGB_CLIENTS -j $PGB_JOBS)" "$pgb_rate"
+echo "  ratio broker/pgbench = $(bench_ratio "$broker_rate" "$pgb_rate")"

@@ -1,0 +1,44 @@
+/*
+ * fn_runtime: the in-process function runtime (see fn.h for the contract with functions).
+ *
+ * One thread with its own libevent event_base and its own PostgreSQL connections. It wakes
+ * on NOTIFY gsap_events and on a timer, claims pending (event, function) pairs from fn_runs
+ * with FOR UPDATE SKIP LOCKED, runs them, and records the outcome; failures retry with
+ * exponential backoff and jitter until GSAP_FN_MAX_ATTEMPTS, then the pair is dead-lettered.
+ * Periodic jobs (fn_periodics) run on their own timers. It shares nothing mutable with the
+ * HTTP threads: they meet only in PostgreSQL.
+ *
+ * Environment (read by fn_runtime_start; README.md documents them):
+ *   GSAP_FN_POLL_MS       claim timer and metrics refresh, default 1000
+ *   GSAP_FN_BATCH         pairs claimed per pass, default 32
+ *   GSAP_FN_BACKOFF_MS    first retry delay, doubled per attempt (capped, jittered), default 500
+ *   GSAP_FN_MAX_ATTEMPTS  attempts before a pair is dead-lettered, default 8
+ */
+#ifndef FN_RUNTIME_H
+#define FN_RUNTIME_H
+
+#include <stddef.h>
+
+#include "brk_config.h"
+#include "brk_crypto.h"
+
+typedef struct fn_runtime fn_runtime_t;
+
+/*
+ * fn_runtime_start: validates the registry and the GSAP_FN_* variables, then starts the
+ * runtime thread (it connects, and reconnects, on its own). cfg and keys are borrowed and
+ * must outlive the runtime. Returns the runtime, owned by the caller (fn_runtime_stop), or
+ * NULL with a message in err. Main thread; start it before brk_server_run, which expects
+ * every thread that exists to block SIGTERM (this one does).
+ */
+fn_runtime_t *fn_runtime_start(const brk_config_t *cfg, const brk_keyring_t *keys, char *err,
+                               size_t errlen);
+
+/*
+ * fn_runtime_stop: stops claiming, waits for asynchronous runs in flight (at most
+ * FN_STOP_GRACE_MS), joins the thread and frees rt. A synchronous pass in progress finishes
+ * first. NULL is a no-op. Main thread (the one that started it).
+ */
+void fn_runtime_stop(fn_runtime_t *rt);
+
+#endif
