@@ -27,6 +27,8 @@
 
 static brk_db_stmt_t q_accord = {
     "gov_accord", "SELECT body::text FROM accords WHERE tenant_id = $1 AND name = $2", 0};
+static brk_db_stmt_t q_account = {
+    "gov_account", "SELECT 1 FROM billing_accounts WHERE tenant_id = $1 AND account_id = $2", 0};
 static brk_db_stmt_t q_idem = {
     "gov_idem",
     "SELECT ac::text, request_hash FROM acs "
@@ -223,16 +225,22 @@ static void on_accord(brk_req_t *r, const brk_db_result_t *res)
         return;
     }
     /* An earlier request under the same Idempotency-Key answers this one. */
-    if (res->n > 1 && PQntuples(res->res[1]) == 1) {
-        if (strcmp(PQgetvalue(res->res[1], 0, 1), c->request_hash) != 0)
+    if (res->n > 2 && PQntuples(res->res[2]) == 1) {
+        if (strcmp(PQgetvalue(res->res[2], 0, 1), c->request_hash) != 0)
             brk_reply_error(r, BRK_ECONFLICT, "idempotency_conflict",
                             "this Idempotency-Key was used with another request body");
         else
-            reply_ac_text(r, PQgetvalue(res->res[1], 0, 0));
+            reply_ac_text(r, PQgetvalue(res->res[2], 0, 0));
         return;
     }
     if (PQntuples(res->res[0]) != 1) {
         brk_reply_error(r, BRK_ENOTFOUND, "accord_not_found", "no accord \"%s\"", c->accord);
+        return;
+    }
+    /* An AC names the account that pays for its receipts: it must exist when issued. */
+    if (PQntuples(res->res[1]) != 1) {
+        brk_reply_error(r, BRK_ENOTFOUND, "account_not_found", "no billing account \"%s\"",
+                        c->account);
         return;
     }
     json_t *body = json_loads(PQgetvalue(res->res[0], 0, 0), 0, NULL);
@@ -338,9 +346,10 @@ static void authorize(brk_req_t *r)
     brk_hex(md, sizeof md, c->request_hash);
     free(canon);
     r->ctx = c;
-    brk_db_op_t ops[2] = {{&q_accord, 2, {r->principal.tenant, c->accord}},
+    brk_db_op_t ops[3] = {{&q_accord, 2, {r->principal.tenant, c->accord}},
+                          {&q_account, 2, {r->principal.tenant, c->account}},
                           {&q_idem, 3, {r->principal.tenant, r->principal.key_id, c->idem}}};
-    brk_req_db(r, ops, c->idem ? 2 : 1, on_accord);
+    brk_req_db(r, ops, c->idem ? 3 : 2, on_accord);
 }
 
 /* ---- GET /governance/authorize/{context_id}/ ---- */
@@ -501,7 +510,7 @@ static const brk_route_t routes[] = {
 
 int hnd_authorize_register(void)
 {
-    brk_db_stmt_t *stmts[] = {&q_accord, &q_idem, &q_issue, &q_deny, &q_ac_get, &q_elevate};
+    brk_db_stmt_t *stmts[] = {&q_accord, &q_account, &q_idem, &q_issue, &q_deny, &q_ac_get, &q_elevate};
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
         if (brk_db_register(stmts[i]) != 0)
             return BRK_ENOMEM;

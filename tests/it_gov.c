@@ -276,6 +276,9 @@ START_TEST(denials_and_errors)
     ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", EXECUTOR, "{}", &r), 0);
     ck_assert_int_eq(r.status, 403);
     tst_resp_clear(&r);
+    e = authorize(ISSUER, "\"billing_account\":\"nobody\"", NULL, 404);
+    ck_assert_str_eq(err_code(e), "account_not_found");
+    json_decref(e);
     e = authorize(ISSUER, "\"on_behalf_of\":\"did:web:someone\"", NULL, 403);
     ck_assert_str_eq(err_code(e), "delegation_forbidden");
     json_decref(e);
