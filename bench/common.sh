@@ -17,6 +17,7 @@ BENCH_PG_PORT=${BENCH_PG_PORT:-55493}
 BENCH_TMP=
 BENCH_PG_DIR=
 BENCH_PIDS=()
+BENCH_BROKER_PID=
 
 bench_die() {
     echo "bench: $*" >&2
@@ -51,10 +52,11 @@ bench_init() {
     bench_need_pkg wrk wrk
     bench_need_pkg curl curl
     bench_need_pkg psql postgresql-client-15
-    [ -x /usr/lib/postgresql/15/bin/postgres ] || bench_need_pkg pg_ctlcluster postgresql-15
+    bench_need_pkg /usr/lib/postgresql/15/bin/postgres postgresql-15
     BENCH_TMP=$(mktemp -d /tmp/gsap-bench.XXXXXX)
     chmod 755 "$BENCH_TMP" # the postgres user must reach the cluster directory inside
     trap bench_cleanup EXIT
+    trap 'echo "bench: failed (line $LINENO): $BASH_COMMAND" >&2' ERR
     trap 'exit 130' INT
     trap 'exit 143' TERM
 }
@@ -124,7 +126,8 @@ bench_start_broker() {
     mkdir -p "$BENCH_TMP/data"
     mapfile -t envs < <(bench_broker_env "$db" "$port")
     env "${envs[@]}" "$BENCH_BROKER" serve 2>>"$BENCH_TMP/broker.log" >/dev/null &
-    BENCH_PIDS+=($!)
+    BENCH_BROKER_PID=$!
+    BENCH_PIDS+=("$BENCH_BROKER_PID")
     if ! bench_wait_http "http://127.0.0.1:$port/readyz" 60; then
         tail -n 20 "$BENCH_TMP/broker.log" >&2
         bench_die "the broker did not become ready on 127.0.0.1:$port"

@@ -18,13 +18,13 @@
 # layer, authentication (one more statement per request) and the pipeline cost on top of the
 # database work. Not a test: a ratio, measured with the load generators on the same machine.
 #
-# Environment: see bench/common.sh; also BENCH_ACS (ACs per side; default 12000 per measured
-# second, at least 20000), BENCH_CONNS (wrk connections, default 64), BENCH_PGBENCH_CLIENTS
+# Environment: see bench/common.sh; also BENCH_ACS (ACs per side; default 5000 per measured
+# second, at least 20000; the script stops with a message if a side runs out), BENCH_CONNS (wrk connections, default 64), BENCH_PGBENCH_CLIENTS
 # (default 16), BENCH_HTTP_PORT (default 55495). Talks to 127.0.0.1 only; stops everything it
 # started on exit.
 set -euo pipefail
 
-# shellcheck source=bench/common.sh
+# shellcheck source=common.sh source-path=SCRIPTDIR
 . "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/common.sh"
 
 CONNS=${BENCH_CONNS:-64}
@@ -36,7 +36,7 @@ TENANT=bench
 ISSUE_LIMIT_SECONDS=600
 
 bench_check_uint BENCH_SECONDS "$BENCH_SECONDS" 1 3600
-default_acs=$((BENCH_SECONDS * 12000))
+default_acs=$((BENCH_SECONDS * 5000))
 ((default_acs >= 20000)) || default_acs=20000
 ACS=${BENCH_ACS:-$default_acs}
 bench_check_uint BENCH_ACS "$ACS" 100 10000000
@@ -86,7 +86,7 @@ wrk_pid=$!
 BENCH_PIDS+=("$wrk_pid")
 have=0
 while kill -0 "$wrk_pid" 2>/dev/null; do
-    have=$(cat "$ids".* 2>/dev/null | wc -l)
+    have=$({ cat "$ids".* 2>/dev/null || true; } | wc -l)
     ((have >= ACS)) && break
     sleep 0.2
 done
@@ -131,11 +131,13 @@ ok=$(field ok) other=$(field other) exhausted=$(field exhausted) dur_us=$(field 
 ((exhausted == 0)) || bench_die "the broker used up all $have ACs; raise BENCH_ACS"
 stored=$(($(scalar "SELECT count(*) FROM crs") - before))
 broker_rate=$(awk -v n="$ok" -v us="$dur_us" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
-echo "   $ok CRs accepted (200), $other other answers, $stored CR rows stored" >&2
-((stored == ok)) || bench_die "200s ($ok) and stored CRs ($stored) disagree"
+echo "   $ok CRs accepted (200) while wrk counted, $other other answers; $stored CR rows stored (incl. requests in flight at the end)" >&2
+# Requests still in flight when wrk stops counting may be stored too: at most one per connection.
+((stored >= ok && stored <= ok + CONNS)) || bench_die "200s ($ok) and stored CRs ($stored) disagree"
 
-# The broker stays idle from here on; stop it so pgbench has the machine to itself.
-bench_stop "${BENCH_PIDS[0]}"
+# Stop the broker so pgbench has the machine to itself (and the broker's function runtime does
+# not pick up the events pgbench's calls write).
+bench_stop "$BENCH_BROKER_PID"
 bench_psql "$DB" -c CHECKPOINT
 
 # ---- (b) pgbench, the same statement with the same values ----

@@ -15,7 +15,7 @@
 # (h2o_hello, default 55496). Talks to 127.0.0.1 only; stops everything it started on exit.
 set -euo pipefail
 
-# shellcheck source=bench/common.sh
+# shellcheck source=common.sh source-path=SCRIPTDIR
 . "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/common.sh"
 
 CONNS=${BENCH_CONNS:-64}

@@ -21,7 +21,7 @@ end
 
 function response(status, headers, body)
     if status == 200 then
-        local ctx = body:match('"context_id":"(ctx_%x+)"')
+        local ctx = body:match('"context_id":%s*"(ctx_%x+)"')
         if ctx then
             out:write(ctx, "\n")
             out:flush()

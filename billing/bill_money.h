@@ -25,12 +25,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BILL_CURRENCY_LEN 3       /* ISO 4217 alphabetic code */
-#define BILL_EXPONENT_MAX 4       /* CLF and UYW; the largest ISO 4217 minor-unit exponent */
-#define BILL_PPM 1000000          /* a multiplier of 1.0, in parts per million */
-#define BILL_PPM_DIGITS 6         /* fractional digits a multiplier may have */
-#define BILL_DECIMAL_MAX 40       /* characters of a decimal string accepted by the parser */
-#define BILL_AMOUNT_STR_MAX 24    /* "-9223372036854775808" with a point, and the NUL */
+#define BILL_CURRENCY_LEN 3    /* ISO 4217 alphabetic code */
+#define BILL_EXPONENT_MAX 4    /* CLF and UYW; the largest ISO 4217 minor-unit exponent */
+#define BILL_PPM 1000000       /* a multiplier of 1.0, in parts per million */
+#define BILL_PPM_DIGITS 6      /* fractional digits a multiplier may have */
+#define BILL_DECIMAL_MAX 40    /* characters of a decimal string accepted by the parser */
+#define BILL_AMOUNT_STR_MAX 24 /* "-9223372036854775808" with a point, and the NUL */
 
 typedef struct bill_currency {
     const char *code; /* "USD" */

@@ -26,8 +26,10 @@
 #include "brk_migrate.h"
 #include "brk_pgembed.h"
 #include "brk_server.h"
+#include "accounts.h"
 #include "cli.h"
 #include "exec.h"
+#include "fn_runtime.h"
 #include "hnd.h"
 #include "hnd_gov.h"
 #include "banned.h"
@@ -42,6 +44,7 @@ static int usage(FILE *f)
                "       gsap-broker keys create --tenant T --role R[,R...] [--name N] [--delegate]\n"
                "       gsap-broker keys rotate-signing\n"
                "       gsap-broker accords put --tenant T --file accord.json\n"
+               "       gsap-broker accounts put --tenant T --account A --file account.json\n"
                "       gsap-broker exec [--json] [--dry-run] --exec COMMAND\n"
                "       gsap-broker version\n");
     return f == stderr ? 2 : 0;
@@ -218,7 +221,8 @@ static int cmd_serve(void)
     PGconn *c = NULL;
     brk_keyring_t *kr = NULL;
     brk_server_t *s = NULL;
-    char dir[600];
+    fn_runtime_t *rt = NULL;
+    char dir[600], err[256];
     int rc = cli_app_open(&a);
 
     if (rc != 0)
@@ -247,10 +251,20 @@ static int cmd_serve(void)
         fprintf(stderr, "gsap-broker: cannot register routes: %s\n", brk_strerror(rc));
         goto out;
     }
+    /* The runtime starts before the HTTP server (it blocks the stop signals brk_server_run
+     * waits for) and stops after the server drained, before the embedded cluster stops. */
+    if ((rt = fn_runtime_start(&a.cfg, kr, err, sizeof err)) == NULL) {
+        fprintf(stderr, "gsap-broker: cannot start the function runtime: %s\n", err);
+        rc = BRK_EINVAL;
+        goto out;
+    }
     s = brk_server_new(&a.cfg, kr);
     rc = brk_server_run(s, on_ready, &a.cfg);
+    fn_runtime_stop(rt);
+    rt = NULL;
     brk_log_info("stopped", "status", rc == 0 ? "ok" : brk_strerror(rc));
 out:
+    fn_runtime_stop(rt);
     if (c)
         PQfinish(c);
     brk_server_free(s);
@@ -274,6 +288,8 @@ int main(int argc, char **argv)
         return cli_exec(argc - 1, argv + 1);
     if (strcmp(cmd, "accords") == 0 && argc > 2 && strcmp(argv[2], "put") == 0)
         return cmd_accords_put(argc - 2, argv + 2);
+    if (strcmp(cmd, "accounts") == 0 && argc > 2 && strcmp(argv[2], "put") == 0)
+        return cli_accounts_put(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0) {
         printf("gsap-broker %s\n", GSAP_BROKER_VERSION);
         return 0;

@@ -18,6 +18,7 @@
 #define FN_RUNTIME_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "brk_config.h"
 #include "brk_crypto.h"
@@ -40,5 +41,12 @@ fn_runtime_t *fn_runtime_start(const brk_config_t *cfg, const brk_keyring_t *key
  * first. NULL is a no-op. Main thread (the one that started it).
  */
 void fn_runtime_stop(fn_runtime_t *rt);
+
+/*
+ * fn_runtime_backoff_ms: the retry delay after failed attempt number attempt (1-based):
+ * base_ms doubled per earlier attempt, capped at 300 s, scaled by 80% + (draw mod 41)%, so
+ * a uniform draw gives a uniform factor in [0.8, 1.2]. Pure; any thread.
+ */
+uint64_t fn_runtime_backoff_ms(unsigned base_ms, unsigned attempt, uint32_t draw);
 
 #endif

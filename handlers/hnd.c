@@ -15,6 +15,8 @@ int hnd_register(void)
         hnd_session_register,
         hnd_accords_register,
         hnd_openapi_register,
+        hnd_functions_register,
+        hnd_billing_register,
     };
     for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
         int rc = groups[i]();

@@ -16,5 +16,7 @@ int hnd_complete_register(void);
 int hnd_session_register(void);
 int hnd_accords_register(void);
 int hnd_openapi_register(void);
+int hnd_functions_register(void);
+int hnd_billing_register(void);
 
 #endif

@@ -10,6 +10,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <openssl/evp.h>
 
@@ -380,8 +383,21 @@ START_TEST(readyz_follows_database)
 }
 END_TEST
 
+/* A port nothing listens on right now (bind to 0, read it back, close). */
+static unsigned short free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
 START_TEST(tls_http2)
 {
+    unsigned short port = free_port();
     char dir[] = "/tmp/gsap-tls-XXXXXX", cmd[1024], env1[300], env2[300];
     tst_broker_t b = {0};
     ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -396,16 +412,16 @@ START_TEST(tls_http2)
     /* tst_broker_start polls plain HTTP; with TLS it cannot, so run the binary by hand */
     (void)env;
     snprintf(cmd, sizeof cmd,
-             "cd %s && GSAP_DATABASE_URL='%s' GSAP_LISTEN=127.0.0.1:55472 GSAP_DATA_DIR=%s "
+             "cd %s && GSAP_DATABASE_URL='%s' GSAP_LISTEN=127.0.0.1:%u GSAP_DATA_DIR=%s "
              "GSAP_TLS_CERT=%s/cert.pem GSAP_TLS_KEY=%s/key.pem %s serve >%s/log 2>&1 & echo $! >%s/pid",
-             dir, tst_pg_conninfo("it_http"), dir, dir, dir, getenv("GSAP_BROKER_BIN"), dir, dir);
+             dir, tst_pg_conninfo("it_http"), port, dir, dir, dir, getenv("GSAP_BROKER_BIN"), dir, dir);
     ck_assert_int_eq(system(cmd), 0);
     char out[64] = "";
     for (int i = 0; i < 100 && strcmp(out, "2 200") != 0; i++) {
         usleep(100 * 1000);
         snprintf(cmd, sizeof cmd,
                  "curl -sk --http2 -o /dev/null -w '%%{http_version} %%{http_code}' "
-                 "https://127.0.0.1:55472/healthz");
+                 "https://127.0.0.1:%u/healthz", port);
         FILE *p = popen(cmd, "r");
         size_t n = fread(out, 1, sizeof out - 1, p);
         out[n] = 0;

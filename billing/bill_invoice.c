@@ -1,0 +1,257 @@
+/*
+ * bill_invoice: the incremental Merkle tree head, the finalizer and document signing; see
+ * bill_invoice.h.
+ *
+ * The incremental tree keeps, for count leaves, the roots of the perfect subtrees that the
+ * binary digits of count describe (largest first). Adding a leaf merges equal-sized
+ * subtrees like a binary carry. The head folds the stack from the right:
+ * MTH = H(s0, H(s1, ... H(s[k-2], s[k-1]))), which is RFC 6962's split at the largest power
+ * of two applied recursively; unit_billing checks it against brk_merkle_root for every size
+ * up to a few hundred.
+ */
+#include "bill_invoice.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bill_money.h"
+#include "brk_err.h"
+#include "banned.h"
+
+void bill_merkle_init(bill_merkle_t *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+void bill_merkle_add(bill_merkle_t *m, const void *p, size_t n)
+{
+    brk_mhash_t h;
+    uint64_t c = m->count;
+    brk_merkle_leaf_hash(p, n, h);
+    /* each trailing 1 bit of count is a subtree of the new leaf's size: merge it */
+    while (c & 1) {
+        brk_merkle_node_hash(m->stack[--m->top], h, h);
+        c >>= 1;
+    }
+    memcpy(m->stack[m->top++], h, sizeof h);
+    m->count++;
+}
+
+void bill_merkle_root(const bill_merkle_t *m, brk_mhash_t out)
+{
+    brk_mhash_t acc;
+    if (m->top == 0) {
+        brk_sha256("", 0, out);
+        return;
+    }
+    memcpy(acc, m->stack[m->top - 1], sizeof acc);
+    for (size_t i = m->top - 1; i-- > 0;)
+        brk_merkle_node_hash(m->stack[i], acc, acc);
+    memcpy(out, acc, sizeof acc);
+}
+
+static int parse_i64(const char *s, int64_t *out)
+{
+    char *end;
+    long long v;
+    if (s == NULL || *s == '\0')
+        return BRK_EINVAL;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return BRK_EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (src == NULL || n >= cap)
+        return BRK_EINVAL;
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+int bill_finalizer_init(bill_finalizer_t *f, const char *tenant, const char *invoice_id,
+                        const char *const cols[6])
+{
+    int64_t exp;
+    memset(f, 0, sizeof *f);
+    bill_merkle_init(&f->tree);
+    if (copy(f->tenant, sizeof f->tenant, tenant) ||
+        copy(f->invoice_id, sizeof f->invoice_id, invoice_id) ||
+        copy(f->account, sizeof f->account, cols[0]) ||
+        copy(f->period, sizeof f->period, cols[1]) ||
+        copy(f->currency, sizeof f->currency, cols[2]) || parse_i64(cols[3], &exp) ||
+        parse_i64(cols[4], &f->expect_count) || parse_i64(cols[5], &f->expect_total) || exp < 0 ||
+        exp > BILL_EXPONENT_MAX)
+        return BRK_EINVAL;
+    f->exponent = (int)exp;
+    return 0;
+}
+
+int bill_finalizer_add(bill_finalizer_t *f, const char *line_no, const char *lineage_cid,
+                       const char *total)
+{
+    int64_t no, t;
+    if (parse_i64(line_no, &no) || parse_i64(total, &t) || no <= f->last_line_no ||
+        !brk_cid_valid(lineage_cid))
+        return BRK_EINVAL;
+    if (bill_add(f->total, t, &f->total) != 0)
+        return BRK_ERANGE;
+    f->last_line_no = no;
+    f->count++;
+    bill_merkle_add(&f->tree, lineage_cid, BRK_CID_LEN);
+    return 0;
+}
+
+void bill_time_fmt(time_t t, char out[21])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int bill_sign_doc(const brk_keyring_t *kr, json_t *doc, const char *cid_field)
+{
+    char *canon = NULL, cid[BRK_CID_LEN + 1], sig[BRK_SIG_STR_MAX];
+    size_t len;
+    int rc;
+    json_object_del(doc, "signature");
+    json_object_del(doc, cid_field);
+    json_object_set_new(doc, "key_id", json_string(brk_keyring_current_id(kr)));
+    if ((rc = brk_jcs_canonicalize(doc, &canon, &len)) != 0)
+        goto out;
+    brk_cid_of_bytes(canon, len, cid);
+    if ((rc = brk_keyring_sign_str(kr, canon, len, sig, sizeof sig)) != 0)
+        goto out;
+    json_object_set_new(doc, cid_field, json_string(cid));
+    json_object_set_new(doc, "signature", json_string(sig));
+out:
+    free(canon);
+    return rc;
+}
+
+int bill_finalizer_finish(const bill_finalizer_t *f, const brk_keyring_t *kr, const char *broker_id,
+                          time_t now, json_t **doc, char *msg, size_t mlen)
+{
+    brk_mhash_t root;
+    char hex[2 * BRK_MERKLE_HASH_LEN + 1], lines_root[BRK_CID_LEN + 1], at[21];
+    char total_minor[BILL_AMOUNT_STR_MAX], total[BILL_AMOUNT_STR_MAX];
+    json_t *d = NULL;
+    int rc;
+
+    *doc = NULL;
+    /* The row's running total and count were kept under its lock by the billing function;
+     * a difference means something wrote around it, and nothing gets signed. */
+    if (f->count != f->expect_count || f->total != f->expect_total) {
+        snprintf(msg, mlen,
+                 "invoice \"%s\": its lines add up to %lld lines and %lld minor units, the "
+                 "invoice says %lld and %lld",
+                 f->invoice_id, (long long)f->count, (long long)f->total,
+                 (long long)f->expect_count, (long long)f->expect_total);
+        return BRK_ECONFLICT;
+    }
+    bill_merkle_root(&f->tree, root);
+    brk_hex(root, sizeof root, hex);
+    snprintf(lines_root, sizeof lines_root, "sha256:%s", hex);
+    snprintf(total_minor, sizeof total_minor, "%lld", (long long)f->total);
+    bill_format(f->total, f->exponent, total);
+    bill_time_fmt(now, at);
+    d = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:s,s:s,s:s,s:s}", "gsap_invoice_version",
+                  BILL_INVOICE_VERSION, "broker_id", broker_id, "tenant", f->tenant, "invoice_id",
+                  f->invoice_id, "account", f->account, "period", f->period, "currency",
+                  f->currency, "exponent", f->exponent, "line_count", (json_int_t)f->count,
+                  "total_minor", total_minor, "total", total, "lines_root", lines_root,
+                  "finalized_at", at);
+    if (d == NULL) {
+        snprintf(msg, mlen, "cannot build the invoice document");
+        return BRK_EINVAL;
+    }
+    if ((rc = bill_sign_doc(kr, d, "invoice_cid")) != 0) {
+        snprintf(msg, mlen, "cannot sign the invoice document: %s", brk_strerror(rc));
+        json_decref(d);
+        return rc;
+    }
+    *doc = d;
+    return 0;
+}
+
+/* One statement on the blocking connection; NULL (message in err) unless it returned rows. */
+static PGresult *exec(PGconn *c, const char *sql, int n, const char *const *params, char *err,
+                      size_t errlen)
+{
+    PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "%s", PQresultErrorMessage(res));
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+int bill_finalize_blocking(PGconn *conn, const brk_keyring_t *kr, const char *broker_id,
+                           const char *tenant, const char *invoice_id, char *err, size_t errlen)
+{
+    bill_finalizer_t f;
+    PGresult *res = NULL;
+    json_t *doc = NULL;
+    char *text = NULL, after[24] = "0";
+    int rc = BRK_EDB, n;
+
+    const char *p2[] = {tenant, invoice_id};
+    if ((res = exec(conn, BILL_SQL_FINALIZE_BEGIN, 2, p2, err, errlen)) == NULL)
+        goto out;
+    const char *code = PQgetvalue(res, 0, 0);
+    if (strcmp(code, "ok") != 0) {
+        rc = strcmp(code, "finalized") == 0 ? BRK_ECONFLICT : BRK_ENOTFOUND;
+        snprintf(err, errlen, "invoice \"%s\" is %s", invoice_id, code);
+        goto out;
+    }
+    const char *cols[6];
+    for (int i = 0; i < 6; i++)
+        cols[i] = PQgetvalue(res, 0, i + 1);
+    if ((rc = bill_finalizer_init(&f, tenant, invoice_id, cols)) != 0) {
+        snprintf(err, errlen, "invoice \"%s\": a malformed invoice row", invoice_id);
+        goto out;
+    }
+    do {
+        PQclear(res);
+        const char *p3[] = {tenant, invoice_id, after};
+        if ((res = exec(conn, BILL_SQL_FINALIZE_PAGE, 3, p3, err, errlen)) == NULL) {
+            rc = BRK_EDB;
+            goto out;
+        }
+        n = PQntuples(res);
+        for (int i = 0; i < n; i++) {
+            if ((rc = bill_finalizer_add(&f, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                                         PQgetvalue(res, i, 2))) != 0) {
+                snprintf(err, errlen, "invoice \"%s\": line %s is malformed or overflows",
+                         invoice_id, PQgetvalue(res, i, 0));
+                goto out;
+            }
+        }
+        snprintf(after, sizeof after, "%lld", (long long)f.last_line_no);
+    } while (n == BILL_PAGE_LINES);
+    if ((rc = bill_finalizer_finish(&f, kr, broker_id, time(NULL), &doc, err, errlen)) != 0)
+        goto out;
+    text = json_dumps(doc, JSON_COMPACT);
+    PQclear(res);
+    const char *p4[] = {tenant, invoice_id, text};
+    if ((res = exec(conn, BILL_SQL_FINALIZE_COMMIT, 3, p4, err, errlen)) == NULL) {
+        rc = BRK_EDB;
+        goto out;
+    }
+    code = PQgetvalue(res, 0, 0);
+    rc = strcmp(code, "ok") == 0 ? 0 : BRK_ECONFLICT;
+    if (rc != 0)
+        snprintf(err, errlen, "invoice \"%s\": %s", invoice_id, code);
+out:
+    PQclear(res);
+    json_decref(doc);
+    free(text);
+    return rc;
+}

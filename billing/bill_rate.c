@@ -1,0 +1,412 @@
+/*
+ * bill_rate: rate cards, accounts and rating; see bill_rate.h for the format and formula.
+ * Validation answers the first problem it finds, naming the member, so an operator can fix a
+ * card one message at a time.
+ */
+#include "bill_rate.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "brk_err.h"
+#include "banned.h"
+
+/* NULL-terminated, so it doubles as the list of per_cr's members. */
+static const char *const outcome_names[BILL_OUTCOMES + 1] = {"completed", "failed",      "violated",
+                                                             "timed_out", "session_end", NULL};
+
+const char *bill_outcome_name(int o)
+{
+    return o >= 0 && o < BILL_OUTCOMES ? outcome_names[o] : NULL;
+}
+
+int bill_outcome_parse(const char *s)
+{
+    for (int i = 0; s != NULL && i < BILL_OUTCOMES; i++)
+        if (strcmp(s, outcome_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static int fail(const char **code, char *msg, size_t mlen, const char *c, int rc, const char *fmt,
+                const char *what)
+{
+    *code = c;
+    snprintf(msg, mlen, fmt, what);
+    return rc;
+}
+
+static int only_members(const json_t *obj, const char *const *names, const char **code, char *msg,
+                        size_t mlen)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v)
+    {
+        size_t i;
+        for (i = 0; names[i] != NULL && strcmp(names[i], k) != 0; i++)
+            ;
+        if (names[i] == NULL)
+            return fail(code, msg, mlen, "unknown_field", BRK_EINVAL, "unknown field \"%.64s\"", k);
+    }
+    return 0;
+}
+
+/* A price: an integer 0..BILL_PRICE_MAX. */
+static int price(const json_t *v, const char *what, int64_t *out, const char **code, char *msg,
+                 size_t mlen)
+{
+    if (!json_is_integer(v))
+        return fail(code, msg, mlen, "invalid_field", BRK_EINVAL,
+                    "\"%s\" must be an integer count of minor units", what);
+    json_int_t x = json_integer_value(v);
+    if (x < 0 || x > BILL_PRICE_MAX)
+        return fail(code, msg, mlen, "out_of_range", BRK_ERANGE,
+                    "\"%s\" must be between 0 and 1000000000000 minor units", what);
+    *out = (int64_t)x;
+    return 0;
+}
+
+/* A multiplier: a decimal string, exact to 6 places, 0..BILL_MULT_MAX. Numbers are refused
+ * because a JSON number reaches us as a binary double, which cannot hold 1.1 exactly. */
+static int multiplier(const json_t *v, const char *what, int64_t *out, const char **code, char *msg,
+                      size_t mlen)
+{
+    int rc;
+    if (!json_is_string(v))
+        return fail(code, msg, mlen, "invalid_field", BRK_EINVAL,
+                    "multiplier \"%s\" must be a decimal string such as \"1.25\"", what);
+    rc = bill_parse_decimal(json_string_value(v), BILL_PPM_DIGITS, 1, out);
+    if (rc == BRK_EINVAL)
+        return fail(code, msg, mlen, "invalid_field", BRK_EINVAL,
+                    "multiplier \"%s\" must be a decimal string with at most 6 fractional digits",
+                    what);
+    if (rc != 0 || *out < 0 || *out > BILL_MULT_MAX)
+        return fail(code, msg, mlen, "out_of_range", BRK_ERANGE,
+                    "multiplier \"%s\" must be between 0 and 1000", what);
+    return 0;
+}
+
+static int shell_class_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > BILL_SHELL_CLASS_MAX)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '_'))
+            return 0;
+    return 1;
+}
+
+/* A capability key: "0".."31", no sign, no leading zero. */
+static int cap_bit(const char *k)
+{
+    size_t n = strlen(k);
+    if (n == 0 || n > 2 || (n == 2 && k[0] == '0') || k[0] < '0' || k[0] > '9' ||
+        (n == 2 && (k[1] < '0' || k[1] > '9')))
+        return -1;
+    int b = n == 1 ? k[0] - '0' : (k[0] - '0') * 10 + (k[1] - '0');
+    return b < BILL_CAP_BITS ? b : -1;
+}
+
+int bill_ratecard_parse(const json_t *in, bill_ratecard_t *rc, const char **code, char *msg,
+                        size_t mlen)
+{
+    static const char *const members[] = {"per_cr",
+                                          "per_second",
+                                          "shell_class_multipliers",
+                                          "capability_multipliers",
+                                          "flagged_surcharge",
+                                          NULL};
+    const json_t *per_cr, *v;
+    const char *k;
+    json_t *m;
+    int r;
+
+    memset(rc, 0, sizeof *rc);
+    for (int b = 0; b < BILL_CAP_BITS; b++)
+        rc->cap_ppm[b] = BILL_PPM;
+    if (!json_is_object(in))
+        return fail(code, msg, mlen, "invalid_rate_card", BRK_EINVAL,
+                    "a rate card is a JSON object%s", "");
+    if ((r = only_members(in, members, code, msg, mlen)) != 0)
+        return r;
+    per_cr = json_object_get(in, "per_cr");
+    if (!json_is_object(per_cr))
+        return fail(code, msg, mlen, per_cr ? "invalid_field" : "missing_field", BRK_EINVAL,
+                    "\"%s\" must be an object with a price for each outcome", "per_cr");
+    if ((r = only_members(per_cr, outcome_names, code, msg, mlen)) != 0)
+        return r;
+    for (int o = 0; o < BILL_OUTCOMES; o++) {
+        if ((v = json_object_get(per_cr, outcome_names[o])) == NULL)
+            return fail(code, msg, mlen, "missing_field", BRK_EINVAL,
+                        "\"per_cr\" needs a price for \"%s\"", outcome_names[o]);
+        if ((r = price(v, outcome_names[o], &rc->per_cr[o], code, msg, mlen)) != 0)
+            return r;
+    }
+    if ((v = json_object_get(in, "per_second")) == NULL)
+        return fail(code, msg, mlen, "missing_field", BRK_EINVAL, "\"%s\" is required",
+                    "per_second");
+    if ((r = price(v, "per_second", &rc->per_second, code, msg, mlen)) != 0)
+        return r;
+    if ((v = json_object_get(in, "flagged_surcharge")) != NULL &&
+        (r = price(v, "flagged_surcharge", &rc->flagged_surcharge, code, msg, mlen)) != 0)
+        return r;
+
+    v = json_object_get(in, "shell_class_multipliers");
+    if (v != NULL && !json_is_object(v))
+        return fail(code, msg, mlen, "invalid_field", BRK_EINVAL, "\"%s\" must be an object",
+                    "shell_class_multipliers");
+    if (json_object_size(v) > BILL_SHELL_CLASSES_MAX)
+        return fail(code, msg, mlen, "out_of_range", BRK_ERANGE,
+                    "\"%s\" holds at most 32 shell classes", "shell_class_multipliers");
+    json_object_foreach((json_t *)v, k, m)
+    {
+        if (!shell_class_valid(k))
+            return fail(code, msg, mlen, "invalid_field", BRK_EINVAL,
+                        "shell class \"%.64s\" must be 1 to 32 of letters, digits, '-' and '_'", k);
+        if ((r = multiplier(m, k, &rc->shell[rc->nshell].ppm, code, msg, mlen)) != 0)
+            return r;
+        memcpy(rc->shell[rc->nshell].name, k, strlen(k) + 1);
+        rc->nshell++;
+    }
+
+    v = json_object_get(in, "capability_multipliers");
+    if (v != NULL && !json_is_object(v))
+        return fail(code, msg, mlen, "invalid_field", BRK_EINVAL, "\"%s\" must be an object",
+                    "capability_multipliers");
+    json_object_foreach((json_t *)v, k, m)
+    {
+        int b = cap_bit(k);
+        if (b < 0)
+            return fail(code, msg, mlen, "invalid_field", BRK_EINVAL,
+                        "capability key \"%.64s\" must be a bit number from \"0\" to \"31\"", k);
+        if ((r = multiplier(m, k, &rc->cap_ppm[b], code, msg, mlen)) != 0)
+            return r;
+        rc->cap_has |= (uint32_t)1 << b;
+    }
+    return 0;
+}
+
+json_t *bill_ratecard_json(const bill_ratecard_t *rc)
+{
+    json_t *per_cr = json_object(), *shell = json_object(), *caps = json_object();
+    char num[BILL_AMOUNT_STR_MAX], key[4];
+    for (int o = 0; o < BILL_OUTCOMES; o++)
+        json_object_set_new(per_cr, outcome_names[o], json_integer(rc->per_cr[o]));
+    for (size_t i = 0; i < rc->nshell; i++) {
+        bill_format_ppm(rc->shell[i].ppm, num);
+        json_object_set_new(shell, rc->shell[i].name, json_string(num));
+    }
+    for (int b = 0; b < BILL_CAP_BITS; b++) {
+        if (!(rc->cap_has & ((uint32_t)1 << b)))
+            continue;
+        snprintf(key, sizeof key, "%d", b);
+        bill_format_ppm(rc->cap_ppm[b], num);
+        json_object_set_new(caps, key, json_string(num));
+    }
+    return json_pack("{s:o,s:I,s:o,s:o,s:I}", "per_cr", per_cr, "per_second",
+                     (json_int_t)rc->per_second, "shell_class_multipliers", shell,
+                     "capability_multipliers", caps, "flagged_surcharge",
+                     (json_int_t)rc->flagged_surcharge);
+}
+
+int bill_account_parse(const json_t *in, bill_account_t *a, const char **code, char *msg,
+                       size_t mlen)
+{
+    static const char *const members[] = {"currency", "rate_card", NULL};
+    const json_t *cur, *card;
+    int r;
+
+    memset(a, 0, sizeof *a);
+    if (!json_is_object(in))
+        return fail(code, msg, mlen, "invalid_account", BRK_EINVAL, "an account is a JSON object%s",
+                    "");
+    if ((r = only_members(in, members, code, msg, mlen)) != 0)
+        return r;
+    cur = json_object_get(in, "currency");
+    card = json_object_get(in, "rate_card");
+    if (cur == NULL || card == NULL)
+        return fail(code, msg, mlen, "missing_field", BRK_EINVAL, "\"%s\" is required",
+                    cur == NULL ? "currency" : "rate_card");
+    if (!json_is_string(cur))
+        return fail(code, msg, mlen, "invalid_field", BRK_EINVAL,
+                    "\"%s\" must be an ISO 4217 code such as \"USD\"", "currency");
+    if ((a->currency = bill_currency_find(json_string_value(cur))) == NULL)
+        return fail(code, msg, mlen, "unknown_currency", BRK_ERANGE,
+                    "\"%.16s\" is not an ISO 4217 currency with minor units",
+                    json_string_value(cur));
+    return bill_ratecard_parse(card, &a->card, code, msg, mlen);
+}
+
+int bill_account_id_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > BILL_ACCOUNT_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (i > 0 && (c == '.' || c == '_' || c == '-'))))
+            return 0;
+    }
+    return 1;
+}
+
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int bill_time_parse_us(const char *s, int64_t *out)
+{
+    int Y, M, D, h, m, sec, oh = 0, om = 0, sign = 1;
+    int64_t frac = 0, scale = 100000;
+    struct tm tm = {0}, back;
+    const char *p;
+    size_t n = s ? strlen(s) : 0;
+
+    if (n < 20 || n > 40 || digits(s, 4, &Y) || s[4] != '-' || digits(s + 5, 2, &M) ||
+        s[7] != '-' || digits(s + 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &m) || s[16] != ':' ||
+        digits(s + 17, 2, &sec))
+        return BRK_EINVAL;
+    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 59)
+        return BRK_EINVAL;
+    p = s + 19;
+    if (*p == '.') {
+        if (p[1] < '0' || p[1] > '9')
+            return BRK_EINVAL;
+        for (p++; *p >= '0' && *p <= '9'; p++) {
+            frac += (*p - '0') * scale; /* digits past microseconds add 0 */
+            scale /= 10;
+        }
+    }
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if ((*p == '+' || *p == '-') && digits(p + 1, 2, &oh) == 0 && p[3] == ':' &&
+               digits(p + 4, 2, &om) == 0 && oh < 24 && om < 60) {
+        sign = *p == '+' ? 1 : -1;
+        p += 6;
+    } else {
+        return BRK_EINVAL;
+    }
+    if (*p != '\0')
+        return BRK_EINVAL;
+    tm.tm_year = Y - 1900;
+    tm.tm_mon = M - 1;
+    tm.tm_mday = D;
+    tm.tm_hour = h;
+    tm.tm_min = m;
+    tm.tm_sec = sec;
+    time_t t = timegm(&tm);
+    /* timegm carries Feb 30 into March: refuse dates that do not exist */
+    gmtime_r(&t, &back);
+    if (back.tm_mday != D)
+        return BRK_EINVAL;
+    t -= (time_t)sign * ((time_t)oh * 3600 + (time_t)om * 60);
+    *out = (int64_t)t * 1000000 + frac;
+    return 0;
+}
+
+int bill_cr_from_payload(const json_t *payload, bill_cr_t *cr, char *msg, size_t mlen)
+{
+    const json_t *flags = json_object_get(payload, "flags");
+    const json_t *caps = json_object_get(payload, "capability_set");
+    const json_t *shell = json_object_get(payload, "shell_class");
+
+    memset(cr, 0, sizeof *cr);
+    cr->outcome =
+        bill_outcome_parse(json_string_value(json_object_get(payload, "effective_outcome")));
+    if (cr->outcome < 0) {
+        snprintf(msg, mlen, "the payload's \"effective_outcome\" is not an outcome");
+        return BRK_EINVAL;
+    }
+    if (!json_is_array(flags)) {
+        snprintf(msg, mlen, "the payload's \"flags\" is not an array");
+        return BRK_EINVAL;
+    }
+    cr->flagged = json_array_size(flags) > 0;
+    if (bill_time_parse_us(json_string_value(json_object_get(payload, "started_at")),
+                           &cr->started_us) != 0 ||
+        bill_time_parse_us(json_string_value(json_object_get(payload, "completed_at")),
+                           &cr->completed_us) != 0) {
+        snprintf(msg, mlen, "the payload's \"started_at\" or \"completed_at\" is not a time");
+        return BRK_EINVAL;
+    }
+    if (!json_is_integer(caps) || json_integer_value(caps) < 0 ||
+        json_integer_value(caps) > 0xffffffffLL) {
+        snprintf(msg, mlen, "the payload's \"capability_set\" is not a 32-bit integer");
+        return BRK_EINVAL;
+    }
+    cr->capability_set = (uint32_t)json_integer_value(caps);
+    if (shell != NULL && !json_is_null(shell) && !json_is_string(shell)) {
+        snprintf(msg, mlen, "the payload's \"shell_class\" is not a string");
+        return BRK_EINVAL;
+    }
+    cr->shell_class = json_string_value(shell);
+    return 0;
+}
+
+int bill_rate(const bill_ratecard_t *rc, const bill_cr_t *cr, bill_rating_t *out)
+{
+    int64_t amount, run, d = cr->completed_us - cr->started_us;
+    int r;
+
+    memset(out, 0, sizeof *out);
+    if (cr->outcome < 0 || cr->outcome >= BILL_OUTCOMES)
+        return BRK_EINVAL;
+    /* started seconds: a run of 0.2 s is one started second, 0 s is none */
+    out->quantity = d <= 0 ? 0 : d / 1000000 + (d % 1000000 != 0);
+    out->unit_minor = rc->per_second;
+    out->base_minor = rc->per_cr[cr->outcome];
+    if ((r = bill_mul(out->quantity, out->unit_minor, &run)) != 0 ||
+        (r = bill_add(out->base_minor, run, &amount)) != 0)
+        return r;
+    for (size_t i = 0; cr->shell_class != NULL && i < rc->nshell; i++) {
+        if (strcmp(rc->shell[i].name, cr->shell_class) != 0)
+            continue;
+        if ((r = bill_mul_ppm(amount, rc->shell[i].ppm, &amount)) != 0)
+            return r;
+        out->mult[out->nmult].bit = -1;
+        out->mult[out->nmult++].ppm = rc->shell[i].ppm;
+    }
+    for (int b = 0; b < BILL_CAP_BITS; b++) {
+        uint32_t bit = (uint32_t)1 << b;
+        if (!(cr->capability_set & bit) || !(rc->cap_has & bit))
+            continue;
+        if ((r = bill_mul_ppm(amount, rc->cap_ppm[b], &amount)) != 0)
+            return r;
+        out->mult[out->nmult].bit = b;
+        out->mult[out->nmult++].ppm = rc->cap_ppm[b];
+    }
+    out->surcharge_minor = cr->flagged ? rc->flagged_surcharge : 0;
+    return bill_add(amount, out->surcharge_minor, &out->total_minor);
+}
+
+json_t *bill_rating_json(const bill_rating_t *r, const char *shell_class)
+{
+    json_t *mults = json_array();
+    char num[BILL_AMOUNT_STR_MAX];
+    for (size_t i = 0; i < r->nmult; i++) {
+        bill_format_ppm(r->mult[i].ppm, num);
+        json_array_append_new(
+            mults,
+            r->mult[i].bit < 0
+                ? json_pack("{s:s,s:s}", "shell_class", shell_class, "multiplier", num)
+                : json_pack("{s:i,s:s}", "capability_bit", r->mult[i].bit, "multiplier", num));
+    }
+    return json_pack("{s:I,s:I,s:I,s:o,s:I,s:I}", "base_minor", (json_int_t)r->base_minor,
+                     "quantity", (json_int_t)r->quantity, "unit_minor", (json_int_t)r->unit_minor,
+                     "multipliers", mults, "surcharge_minor", (json_int_t)r->surcharge_minor,
+                     "total_minor", (json_int_t)r->total_minor);
+}

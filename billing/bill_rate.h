@@ -1,0 +1,150 @@
+/*
+ * bill_rate: billing accounts, rate cards, and rating one Completion Receipt.
+ *
+ * A rate card (JSON, every price an integer count of the account currency's minor units,
+ * every multiplier a decimal string with at most 6 fractional digits):
+ *
+ *   { "per_cr": {"completed": 10, "failed": 10, "violated": 10, "timed_out": 10,
+ *                "session_end": 0},
+ *     "per_second": 1,
+ *     "shell_class_multipliers": {"Privileged": "1.5"},
+ *     "capability_multipliers": {"7": "1.25"},
+ *     "flagged_surcharge": 0 }
+ *
+ * per_cr (all five outcomes) and per_second are required; the multiplier maps and the
+ * surcharge default to {} and 0. Prices are 0..BILL_PRICE_MAX, multipliers 0..BILL_MULT_MAX
+ * ("1" is neutral), capability keys are bit numbers "0".."31". Unknown members are refused.
+ *
+ * Rating (bill_rate), for a CR with effective outcome o, run time d = completed_at -
+ * started_at, shell class c and capability set caps:
+ *
+ *   quantity = ceil(d / 1 s), the started seconds of run time (0 when d <= 0)
+ *   unit     = per_second
+ *   base     = per_cr[o]
+ *   amount   = base + quantity * unit                         exact
+ *   amount   = round_half_even(amount * shell_class_multipliers[c])   when c has one
+ *   amount   = round_half_even(amount * capability_multipliers[b])    for each bit b set in
+ *                                                       caps that has one, lowest bit first
+ *   total    = amount + (flags not empty ? flagged_surcharge : 0)
+ *
+ * Each multiplication by a multiplier is rounded on its own (bill_money's one rule), in the
+ * fixed order above, so a line's total is reproducible from its rating breakdown. Any step
+ * that leaves int64_t fails with BRK_ERANGE: the line is not written and the billing
+ * function's run fails (retried, then dead-lettered) rather than billing a wrapped amount.
+ *
+ * Pure functions: any thread.
+ */
+#ifndef BILL_RATE_H
+#define BILL_RATE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bill_money.h"
+
+#define BILL_PRICE_MAX 1000000000000LL    /* 10^12 minor units: any one price */
+#define BILL_MULT_MAX (1000LL * BILL_PPM) /* a multiplier of at most 1000 */
+#define BILL_SHELL_CLASSES_MAX 32         /* entries of shell_class_multipliers */
+#define BILL_SHELL_CLASS_MAX 32           /* bytes of a shell class name */
+#define BILL_CAP_BITS 32                  /* capability bits (capability_set is 32-bit) */
+#define BILL_ACCOUNT_ID_MAX 64            /* bytes of an account id */
+#define BILL_MSG_MAX 256                  /* validation messages */
+
+enum bill_outcome {
+    BILL_COMPLETED,
+    BILL_FAILED,
+    BILL_VIOLATED,
+    BILL_TIMED_OUT,
+    BILL_SESSION_END,
+    BILL_OUTCOMES
+};
+
+/* bill_outcome_name: "completed", ... (static), NULL out of range.
+ * bill_outcome_parse: the enum value of a name, or -1. */
+const char *bill_outcome_name(int o);
+int bill_outcome_parse(const char *s);
+
+/* A validated rate card: a plain value, filled only by bill_ratecard_parse. */
+typedef struct bill_ratecard {
+    int64_t per_cr[BILL_OUTCOMES];
+    int64_t per_second;
+    int64_t flagged_surcharge;
+    size_t nshell;
+    struct {
+        char name[BILL_SHELL_CLASS_MAX + 1];
+        int64_t ppm;
+    } shell[BILL_SHELL_CLASSES_MAX];
+    uint32_t cap_has; /* bits that have a multiplier */
+    int64_t cap_ppm[BILL_CAP_BITS];
+} bill_ratecard_t;
+
+/*
+ * bill_ratecard_parse: validates a rate card's JSON form into *rc. On failure returns
+ * BRK_EINVAL (wrong type or shape, unknown member) or BRK_ERANGE (a value out of range),
+ * with a stable code (static string) in *code and a lowercase message naming the member in
+ * msg. The caller keeps in.
+ */
+int bill_ratecard_parse(const json_t *in, bill_ratecard_t *rc, const char **code, char *msg,
+                        size_t mlen);
+
+/* bill_ratecard_json: the normalized JSON form (every member present, multipliers in their
+ * shortest decimal form). New reference owned by the caller. */
+json_t *bill_ratecard_json(const bill_ratecard_t *rc);
+
+/* A billing account's body: {"currency": "JPY", "rate_card": {...}}. */
+typedef struct bill_account {
+    const bill_currency_t *currency; /* static table entry */
+    bill_ratecard_t card;
+} bill_account_t;
+
+/* bill_account_parse: validates an account body (both members required, nothing else).
+ * Errors as bill_ratecard_parse; an unknown currency is BRK_ERANGE "unknown_currency". */
+int bill_account_parse(const json_t *in, bill_account_t *a, const char **code, char *msg,
+                       size_t mlen);
+
+/* bill_account_id_valid: 1 when s is 1..64 of [A-Za-z0-9._-] starting with a letter or
+ * digit (the same form as accord names). */
+int bill_account_id_valid(const char *s);
+
+/* What rating needs from a GSAP_CR_RECEIVED payload. Strings are borrowed from it. */
+typedef struct bill_cr {
+    int outcome;                      /* enum bill_outcome: the effective outcome */
+    int flagged;                      /* flags not empty */
+    int64_t started_us, completed_us; /* microseconds since the epoch, UTC */
+    const char *shell_class;          /* NULL when the AC had none */
+    uint32_t capability_set;
+} bill_cr_t;
+
+/* bill_cr_from_payload: reads effective_outcome, flags, started_at, completed_at,
+ * shell_class and capability_set of a GSAP_CR_RECEIVED payload (migrations/0002). Returns 0
+ * or BRK_EINVAL with a message. */
+int bill_cr_from_payload(const json_t *payload, bill_cr_t *cr, char *msg, size_t mlen);
+
+/* bill_time_parse_us: RFC 3339 (fractions to microseconds, "Z" or a numeric offset, as
+ * PostgreSQL writes timestamptz in JSON) to microseconds since the epoch. 0 or BRK_EINVAL. */
+int bill_time_parse_us(const char *s, int64_t *out);
+
+/* The result of rating, with the breakdown that reproduces total. */
+typedef struct bill_rating {
+    int64_t quantity;   /* started seconds */
+    int64_t unit_minor; /* per_second */
+    int64_t base_minor; /* per_cr[outcome] */
+    int64_t surcharge_minor;
+    int64_t total_minor;
+    size_t nmult; /* multipliers applied, in order */
+    struct {
+        int bit; /* -1 for the shell class multiplier */
+        int64_t ppm;
+    } mult[1 + BILL_CAP_BITS];
+} bill_rating_t;
+
+/* bill_rate: rates cr with rc (the formula above). Returns 0 or BRK_ERANGE (overflow). */
+int bill_rate(const bill_ratecard_t *rc, const bill_cr_t *cr, bill_rating_t *out);
+
+/* bill_rating_json: the breakdown as stored with the line: {"base_minor", "quantity",
+ * "unit_minor", "multipliers": [{"shell_class"|"capability_bit", "multiplier"}],
+ * "surcharge_minor", "total_minor"}. shell_class is the CR's (borrowed). New reference. */
+json_t *bill_rating_json(const bill_rating_t *r, const char *shell_class);
+
+#endif
