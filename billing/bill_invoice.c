@@ -18,6 +18,8 @@
 
 #include "bill_money.h"
 #include "brk_err.h"
+#include "brk_sign.h"
+#include "brk_time.h"
 #include "banned.h"
 
 void bill_merkle_init(bill_merkle_t *m)
@@ -108,33 +110,6 @@ int bill_finalizer_add(bill_finalizer_t *f, const char *line_no, const char *lin
     return 0;
 }
 
-void bill_time_fmt(time_t t, char out[21])
-{
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-int bill_sign_doc(const brk_keyring_t *kr, json_t *doc, const char *cid_field)
-{
-    char *canon = NULL, cid[BRK_CID_LEN + 1], sig[BRK_SIG_STR_MAX];
-    size_t len;
-    int rc;
-    json_object_del(doc, "signature");
-    json_object_del(doc, cid_field);
-    json_object_set_new(doc, "key_id", json_string(brk_keyring_current_id(kr)));
-    if ((rc = brk_jcs_canonicalize(doc, &canon, &len)) != 0)
-        goto out;
-    brk_cid_of_bytes(canon, len, cid);
-    if ((rc = brk_keyring_sign_str(kr, canon, len, sig, sizeof sig)) != 0)
-        goto out;
-    json_object_set_new(doc, cid_field, json_string(cid));
-    json_object_set_new(doc, "signature", json_string(sig));
-out:
-    free(canon);
-    return rc;
-}
-
 int bill_finalizer_finish(const bill_finalizer_t *f, const brk_keyring_t *kr, const char *broker_id,
                           time_t now, json_t **doc, char *msg, size_t mlen)
 {
@@ -160,7 +135,7 @@ int bill_finalizer_finish(const bill_finalizer_t *f, const brk_keyring_t *kr, co
     snprintf(lines_root, sizeof lines_root, "sha256:%s", hex);
     snprintf(total_minor, sizeof total_minor, "%lld", (long long)f->total);
     bill_format(f->total, f->exponent, total);
-    bill_time_fmt(now, at);
+    brk_time_fmt(now, at);
     d = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:s,s:s,s:s,s:s}", "gsap_invoice_version",
                   BILL_INVOICE_VERSION, "broker_id", broker_id, "tenant", f->tenant, "invoice_id",
                   f->invoice_id, "account", f->account, "period", f->period, "currency",
@@ -171,7 +146,7 @@ int bill_finalizer_finish(const bill_finalizer_t *f, const brk_keyring_t *kr, co
         snprintf(msg, mlen, "cannot build the invoice document");
         return BRK_EINVAL;
     }
-    if ((rc = bill_sign_doc(kr, d, "invoice_cid")) != 0) {
+    if ((rc = brk_doc_sign(kr, d, "invoice_cid")) != 0) {
         snprintf(msg, mlen, "cannot sign the invoice document: %s", brk_strerror(rc));
         json_decref(d);
         return rc;
@@ -180,9 +155,8 @@ int bill_finalizer_finish(const bill_finalizer_t *f, const brk_keyring_t *kr, co
     return 0;
 }
 
-/* One statement on the blocking connection; NULL (message in err) unless it returned rows. */
-static PGresult *exec(PGconn *c, const char *sql, int n, const char *const *params, char *err,
-                      size_t errlen)
+PGresult *bill_query(PGconn *c, const char *sql, int n, const char *const *params, char *err,
+                     size_t errlen)
 {
     PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -203,7 +177,7 @@ int bill_finalize_blocking(PGconn *conn, const brk_keyring_t *kr, const char *br
     int rc = BRK_EDB, n;
 
     const char *p2[] = {tenant, invoice_id};
-    if ((res = exec(conn, BILL_SQL_FINALIZE_BEGIN, 2, p2, err, errlen)) == NULL)
+    if ((res = bill_query(conn, BILL_SQL_FINALIZE_BEGIN, 2, p2, err, errlen)) == NULL)
         goto out;
     const char *code = PQgetvalue(res, 0, 0);
     if (strcmp(code, "ok") != 0) {
@@ -221,7 +195,7 @@ int bill_finalize_blocking(PGconn *conn, const brk_keyring_t *kr, const char *br
     do {
         PQclear(res);
         const char *p3[] = {tenant, invoice_id, after};
-        if ((res = exec(conn, BILL_SQL_FINALIZE_PAGE, 3, p3, err, errlen)) == NULL) {
+        if ((res = bill_query(conn, BILL_SQL_FINALIZE_PAGE, 3, p3, err, errlen)) == NULL) {
             rc = BRK_EDB;
             goto out;
         }
@@ -241,7 +215,7 @@ int bill_finalize_blocking(PGconn *conn, const brk_keyring_t *kr, const char *br
     text = json_dumps(doc, JSON_COMPACT);
     PQclear(res);
     const char *p4[] = {tenant, invoice_id, text};
-    if ((res = exec(conn, BILL_SQL_FINALIZE_COMMIT, 3, p4, err, errlen)) == NULL) {
+    if ((res = bill_query(conn, BILL_SQL_FINALIZE_COMMIT, 3, p4, err, errlen)) == NULL) {
         rc = BRK_EDB;
         goto out;
     }

@@ -112,13 +112,6 @@ int bill_finalizer_add(bill_finalizer_t *f, const char *line_no, const char *lin
 int bill_finalizer_finish(const bill_finalizer_t *f, const brk_keyring_t *kr, const char *broker_id,
                           time_t now, json_t **doc, char *msg, size_t mlen);
 
-/* bill_sign_doc: sets "key_id" to kr's current key, then cid_field and "signature" over the
- * canonical bytes of doc without them (the AC scheme). Returns 0, BRK_EINVAL, BRK_ECRYPTO. */
-int bill_sign_doc(const brk_keyring_t *kr, json_t *doc, const char *cid_field);
-
-/* bill_time_fmt: RFC 3339 UTC, seconds, "Z" (21 bytes with the NUL). */
-void bill_time_fmt(time_t t, char out[21]);
-
 /*
  * bill_finalize_blocking: the three steps on a blocking connection (the month-close job),
  * inside the caller's transaction. Returns 0 (finalized now), BRK_ECONFLICT (it was already
@@ -126,5 +119,11 @@ void bill_time_fmt(time_t t, char out[21]);
  */
 int bill_finalize_blocking(PGconn *conn, const brk_keyring_t *kr, const char *broker_id,
                            const char *tenant, const char *invoice_id, char *err, size_t errlen);
+
+/* bill_query: one parameterized statement on a blocking connection (the runtime thread's).
+ * Returns its rows (caller PQclear()s), or NULL with PostgreSQL's message in err unless the
+ * statement returned rows. */
+PGresult *bill_query(PGconn *c, const char *sql, int n, const char *const *params, char *err,
+                     size_t errlen);
 
 #endif

@@ -121,9 +121,6 @@ typedef struct bill_cr {
  * or BRK_EINVAL with a message. */
 int bill_cr_from_payload(const json_t *payload, bill_cr_t *cr, char *msg, size_t mlen);
 
-/* bill_time_parse_us: RFC 3339 (fractions to microseconds, "Z" or a numeric offset, as
- * PostgreSQL writes timestamptz in JSON) to microseconds since the epoch. 0 or BRK_EINVAL. */
-int bill_time_parse_us(const char *s, int64_t *out);
 
 /* The result of rating, with the breakdown that reproduces total. */
 typedef struct bill_rating {

@@ -49,18 +49,6 @@ static const char q_due[] =
     "       AND finalizing_at < now() - interval '" BILL_STALE_FINALIZING "') "
     "ORDER BY period, invoice_id LIMIT " FN_CLOSE_BATCH " FOR UPDATE SKIP LOCKED";
 
-/* One statement; NULL (message in err) unless it returned rows. */
-static PGresult *query(PGconn *c, const char *sql, int n, const char *const *params, char *err,
-                       size_t errlen)
-{
-    PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "%s", PQresultErrorMessage(res));
-        PQclear(res);
-        return NULL;
-    }
-    return res;
-}
 
 static const char *str(const json_t *o, const char *k)
 {
@@ -93,7 +81,7 @@ static int billing_run(const fn_env_t *env, PGconn *conn, const fn_event_t *ev, 
         goto out;
     }
     const char *pa[] = {ev->tenant, account ? account : "default"};
-    if ((acct = query(conn, q_account, 2, pa, err, errlen)) == NULL) {
+    if ((acct = bill_query(conn, q_account, 2, pa, err, errlen)) == NULL) {
         ret = BRK_EDB;
         goto out;
     }
@@ -136,7 +124,7 @@ static int billing_run(const fn_env_t *env, PGconn *conn, const fn_event_t *ev, 
                         total,
                         rating_text,
                         str(p, "received_at")};
-    if ((line = query(conn, q_line, 16, pl, err, errlen)) == NULL) {
+    if ((line = bill_query(conn, q_line, 16, pl, err, errlen)) == NULL) {
         ret = BRK_EDB;
         goto out;
     }
@@ -172,7 +160,7 @@ static int exec_cmd(PGconn *c, const char *sql, char *err, size_t errlen)
 
 static int close_run(const fn_env_t *env, PGconn *conn, char *err, size_t errlen)
 {
-    PGresult *due = query(conn, q_due, 0, NULL, err, errlen);
+    PGresult *due = bill_query(conn, q_due, 0, NULL, err, errlen);
     int rc = 0;
     if (due == NULL)
         return BRK_EDB;

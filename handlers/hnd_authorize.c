@@ -123,12 +123,12 @@ static void on_denied(brk_req_t *r, const brk_db_result_t *res)
 static void deny(brk_req_t *r, issue_ctx_t *c, const hnd_accord_t *a, const hnd_decision_t *d,
                  const char *did)
 {
-    char id[HND_ID_LEN + 1], now[HND_TIME_LEN + 1];
+    char id[HND_ID_LEN + 1], now[BRK_TIME_LEN + 1];
     const brk_keyring_t *kr = brk_server_keys(r->server);
     json_t *denial = NULL, *b = NULL;
 
     hnd_new_id("den_", id);
-    hnd_time_fmt(time(NULL), now);
+    brk_time_fmt(time(NULL), now);
     denial = json_pack(
         "{s:s,s:s,s:s,s:{s:s,s:s},s:{s:s,s:s,s:s},s:{s:s,s:s},s:s,s:s}", "denial_id", id,
         "reason_code", d->deny_code, "reason", d->reason, "accord", "template", a->name,
@@ -136,7 +136,7 @@ static void deny(brk_req_t *r, issue_ctx_t *c, const hnd_accord_t *a, const hnd_
         "corpus_entry_cid", c->corpus, "parameters_cid", c->params, "principal", "did", did,
         "display_name", r->principal.name, "issued_at", now, "key_id",
         brk_keyring_current_id(kr));
-    if (denial == NULL || hnd_sign_doc(kr, denial, "denial_cid") != 0) {
+    if (denial == NULL || brk_doc_sign(kr, denial, "denial_cid") != 0) {
         brk_reply_error(r, BRK_EINTERNAL, NULL, "cannot sign the denial receipt");
         goto out;
     }
@@ -158,15 +158,15 @@ static void issue(brk_req_t *r, issue_ctx_t *c, const hnd_accord_t *a, const hnd
 {
     const brk_config_t *cfg = brk_server_config(r->server);
     const brk_keyring_t *kr = brk_server_keys(r->server);
-    char ctx[HND_ID_LEN + 1], issued[HND_TIME_LEN + 1], expires[HND_TIME_LEN + 1], caps[11];
+    char ctx[HND_ID_LEN + 1], issued[BRK_TIME_LEN + 1], expires[BRK_TIME_LEN + 1], caps[11];
     char url[512], ttl[16], capsnum[16];
     time_t now = time(NULL);
     const char *status = d->pending ? "pending" : "authorized";
     json_t *ac = NULL, *elev = NULL;
 
     hnd_new_id("ctx_", ctx);
-    hnd_time_fmt(now, issued);
-    hnd_time_fmt(now + d->ttl, expires);
+    brk_time_fmt(now, issued);
+    brk_time_fmt(now + d->ttl, expires);
     hnd_caps_fmt(c->caps, caps);
     snprintf(url, sizeof url, "%s/governance/session/%s/", cfg->public_url, ctx);
     json_t *idp = json_pack("{s:s,s:s,s:s}", "driver", "api-key", "key_id", r->principal.key_id,
@@ -194,7 +194,7 @@ static void issue(brk_req_t *r, issue_ctx_t *c, const hnd_accord_t *a, const hnd
         elev = json_pack("{s:s,s:s}", "required", need, "status", "pending");
         json_object_set(ac, "elevation", elev);
     }
-    if (ac == NULL || hnd_sign_doc(kr, ac, "ac_cid") != 0) {
+    if (ac == NULL || brk_doc_sign(kr, ac, "ac_cid") != 0) {
         brk_reply_error(r, BRK_EINTERNAL, NULL, "cannot sign the AC");
         goto out;
     }
@@ -433,7 +433,7 @@ static void on_elev_ac(brk_req_t *r, const brk_db_result_t *res)
 {
     elev_ctx_t *c = r->ctx;
     const brk_keyring_t *kr = brk_server_keys(r->server);
-    char now[HND_TIME_LEN + 1], exp[HND_TIME_LEN + 1];
+    char now[BRK_TIME_LEN + 1], exp[BRK_TIME_LEN + 1];
     json_t *ac = NULL, *el = NULL;
 
     if (res->err != 0) {
@@ -451,8 +451,8 @@ static void on_elev_ac(brk_req_t *r, const brk_db_result_t *res)
     }
     time_t t = time(NULL);
     long ttl = strtol(PQgetvalue(pr, 0, 4), NULL, 10);
-    hnd_time_fmt(t, now);
-    hnd_time_fmt(t + ttl, exp);
+    brk_time_fmt(t, now);
+    brk_time_fmt(t + ttl, exp);
     ac = json_loads(PQgetvalue(pr, 0, 0), 0, NULL);
     el = json_loads(PQgetisnull(pr, 0, 3) ? "{}" : PQgetvalue(pr, 0, 3), 0, NULL);
     if (ac == NULL || el == NULL) {
@@ -470,7 +470,7 @@ static void on_elev_ac(brk_req_t *r, const brk_db_result_t *res)
         json_object_set_new(ac, "expires_at", json_string(exp));
         json_object_set_new(ac, "key_id", json_string(brk_keyring_current_id(kr)));
         json_object_set(ac, "elevation", el);
-        if (hnd_sign_doc(kr, ac, "ac_cid") != 0) {
+        if (brk_doc_sign(kr, ac, "ac_cid") != 0) {
             brk_reply_error(r, BRK_EINTERNAL, NULL, "cannot sign the AC");
             goto out;
         }

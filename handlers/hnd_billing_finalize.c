@@ -223,7 +223,7 @@ static void on_credit(brk_req_t *r, const brk_db_result_t *res)
 static void on_credit_ctx(brk_req_t *r, const brk_db_result_t *res)
 {
     credit_t *x = r->ctx;
-    char id[HND_ID_LEN + 1], at[HND_TIME_LEN + 1], amount[BILL_AMOUNT_STR_MAX];
+    char id[HND_ID_LEN + 1], at[BRK_TIME_LEN + 1], amount[BILL_AMOUNT_STR_MAX];
     if (res->err != 0) {
         brk_reply_db_error(r, res);
         return;
@@ -252,7 +252,7 @@ static void on_credit_ctx(brk_req_t *r, const brk_db_result_t *res)
     }
     x->exponent = (int)hnd_bill_i64(PQgetvalue(p, 0, 3));
     hnd_new_id("crn_", id);
-    hnd_time_fmt(time(NULL), at);
+    brk_time_fmt(time(NULL), at);
     bill_format(hnd_bill_i64(x->amount), x->exponent, amount);
     json_t *doc = json_pack(
         "{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:i,s:s,s:s,s:s,s:s}", "gsap_credit_note_version",
@@ -261,7 +261,7 @@ static void on_credit_ctx(brk_req_t *r, const brk_db_result_t *res)
         PQgetvalue(p, 0, 1), "line_no", (json_int_t)hnd_bill_i64(x->line_no), "lineage_cid",
         PQgetvalue(p, 0, 4), "currency", PQgetvalue(p, 0, 2), "exponent", x->exponent,
         "amount_minor", x->amount, "amount", amount, "reason", x->reason, "created_at", at);
-    if (doc == NULL || bill_sign_doc(brk_server_keys(r->server), doc, "credit_cid") != 0) {
+    if (doc == NULL || brk_doc_sign(brk_server_keys(r->server), doc, "credit_cid") != 0) {
         json_decref(doc);
         brk_reply_error(r, BRK_EINTERNAL, NULL, "cannot sign the credit note");
         return;

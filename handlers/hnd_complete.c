@@ -134,14 +134,13 @@ static void on_completed(brk_req_t *r, const brk_db_result_t *res)
 
 static int check_times(brk_req_t *r, const char *started, const char *completed)
 {
-    time_t s, c;
-    long su, cu;
-    if (hnd_time_parse(started, &s, &su) != 0 || hnd_time_parse(completed, &c, &cu) != 0) {
+    int64_t s, c;
+    if (brk_time_parse_us(started, &s) != 0 || brk_time_parse_us(completed, &c) != 0) {
         brk_reply_error(r, BRK_EINVAL, "invalid_time",
                         "\"started_at\" and \"completed_at\" must be RFC 3339 times");
         return -1;
     }
-    if (c < s || (c == s && cu < su)) {
+    if (c < s) {
         brk_reply_error(r, BRK_ERANGE, "out_of_range", "\"completed_at\" precedes \"started_at\"");
         return -1;
     }

@@ -18,78 +18,6 @@ void hnd_new_id(const char *prefix, char out[HND_ID_LEN + 1])
     brk_hex(rnd, sizeof rnd, out + pl);
 }
 
-void hnd_time_fmt(time_t t, char out[HND_TIME_LEN + 1])
-{
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, HND_TIME_LEN + 1, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static int digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-int hnd_time_parse(const char *s, time_t *out, long *usec)
-{
-    int Y, M, D, h, m, sec, oh = 0, om = 0;
-    struct tm tm = {0};
-    const char *p = s + 19;
-    long frac = 0, scale = 100000;
-
-    if (strlen(s) < 20 || strlen(s) > 40 || digits(s, 4, &Y) || s[4] != '-' ||
-        digits(s + 5, 2, &M) || s[7] != '-' || digits(s + 8, 2, &D) ||
-        (s[10] != 'T' && s[10] != 't') || digits(s + 11, 2, &h) || s[13] != ':' ||
-        digits(s + 14, 2, &m) || s[16] != ':' || digits(s + 17, 2, &sec))
-        return BRK_EINVAL;
-    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60 || Y < 1970)
-        return BRK_EINVAL;
-    if (*p == '.') {
-        if (p[1] < '0' || p[1] > '9')
-            return BRK_EINVAL;
-        for (p++; *p >= '0' && *p <= '9'; p++) {
-            frac += (*p - '0') * scale;
-            scale /= 10;
-        }
-    }
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if ((*p == '+' || *p == '-') && digits(p + 1, 2, &oh) == 0 && p[3] == ':' &&
-               digits(p + 4, 2, &om) == 0 && oh < 24 && om < 60) {
-        int sign = *p == '+' ? 1 : -1;
-        oh *= sign;
-        om *= sign;
-        p += 6;
-    } else {
-        return BRK_EINVAL;
-    }
-    if (*p != '\0')
-        return BRK_EINVAL;
-    tm.tm_year = Y - 1900;
-    tm.tm_mon = M - 1;
-    tm.tm_mday = D;
-    tm.tm_hour = h;
-    tm.tm_min = m;
-    tm.tm_sec = sec;
-    time_t t = timegm(&tm);
-    /* timegm normalizes Feb 30 into March: refuse dates that do not exist */
-    struct tm back;
-    gmtime_r(&t, &back);
-    if (back.tm_mday != D && sec != 60)
-        return BRK_EINVAL;
-    *out = t - (time_t)oh * 3600 - (time_t)om * 60;
-    if (usec)
-        *usec = frac;
-    return 0;
-}
-
 void hnd_principal_did(const brk_req_t *r, char *out, size_t cap)
 {
     char id[129];
@@ -105,25 +33,6 @@ void hnd_principal_did(const brk_req_t *r, char *out, size_t cap)
     id[i] = '\0';
     snprintf(out, cap, "did:web:%s:tenants:%s:keys:%s", id, r->principal.tenant,
              r->principal.key_id);
-}
-
-int hnd_sign_doc(const brk_keyring_t *kr, json_t *doc, const char *cid_field)
-{
-    char *canon = NULL, cid[BRK_CID_LEN + 1], sig[BRK_SIG_STR_MAX];
-    size_t len;
-    int rc;
-    json_object_del(doc, "signature");
-    json_object_del(doc, cid_field);
-    if ((rc = brk_jcs_canonicalize(doc, &canon, &len)) != 0)
-        goto out;
-    brk_cid_of_bytes(canon, len, cid);
-    if ((rc = brk_keyring_sign_str(kr, canon, len, sig, sizeof sig)) != 0)
-        goto out;
-    json_object_set_new(doc, cid_field, json_string(cid));
-    json_object_set_new(doc, "signature", json_string(sig));
-out:
-    free(canon);
-    return rc;
 }
 
 int hnd_caps_parse(const char *s, uint32_t *out)

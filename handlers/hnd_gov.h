@@ -1,10 +1,7 @@
 /*
- * hnd_gov: what the governance route groups share: ids, timestamps, the principal's DID,
- * signing a document (AC, denial receipt) and the accord policy.
- *
- * Signing: the document's canonical bytes (RFC 8785) without "signature" and its CID field
- * are hashed into the CID field and signed with the broker's current Ed25519 key; the
- * signature string is "ed25519:" + base64url without padding. Pure functions; any thread.
+ * hnd_gov: what the governance route groups share: ids, the principal's DID, capability
+ * masks and the accord policy. Documents are signed with brk_doc_sign (broker/brk_sign.h).
+ * Pure functions; any thread.
  */
 #ifndef HND_GOV_H
 #define HND_GOV_H
@@ -16,9 +13,10 @@
 #include "brk_crypto.h"
 #include "brk_http.h"
 #include "brk_jcs.h"
+#include "brk_sign.h"
+#include "brk_time.h"
 
 #define HND_ID_LEN 36            /* "ctx_" / "den_" + 32 hex; "cr_" + 32 hex is shorter */
-#define HND_TIME_LEN 20          /* "2026-11-23T10:00:00Z" */
 #define HND_TTL_MAX 86400
 #define HND_TTL_DEFAULT 300
 #define HND_DESCRIPTION_MAX 256
@@ -32,19 +30,8 @@
 /* hnd_new_id: prefix + 32 random hex digits into out (HND_ID_LEN + 1). */
 void hnd_new_id(const char *prefix, char out[HND_ID_LEN + 1]);
 
-/* hnd_time_fmt: RFC 3339 UTC with seconds and "Z". */
-void hnd_time_fmt(time_t t, char out[HND_TIME_LEN + 1]);
-
-/* hnd_time_parse: RFC 3339 (fractions and offsets allowed) to UTC seconds + microseconds.
- * Returns 0 or BRK_EINVAL. */
-int hnd_time_parse(const char *s, time_t *out, long *usec);
-
 /* hnd_principal_did: "did:web:<broker id>:tenants:<tenant>:keys:<key_id>". */
 void hnd_principal_did(const brk_req_t *r, char *out, size_t cap);
-
-/* hnd_sign_doc: adds cid_field and "signature" to doc (removing old ones first).
- * Returns 0 or BRK_EINVAL / BRK_ECRYPTO. */
-int hnd_sign_doc(const brk_keyring_t *kr, json_t *doc, const char *cid_field);
 
 /* hnd_caps_parse: "0x" + 1..8 hex digits to a 32-bit mask. Returns 0 or BRK_EINVAL. */
 int hnd_caps_parse(const char *s, uint32_t *out);

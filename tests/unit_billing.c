@@ -16,6 +16,7 @@
 #include "bill_invoice.h"
 #include "bill_money.h"
 #include "bill_rate.h"
+#include "brk_time.h"
 #include "brk_crypto.h"
 #include "brk_err.h"
 #include "brk_merkle.h"
@@ -565,11 +566,11 @@ START_TEST(payload_and_time)
     bill_cr_t cr;
     char msg[BILL_MSG_MAX];
     int64_t us;
-    ck_assert_int_eq(bill_time_parse_us("1970-01-01T00:00:01Z", &us), 0);
+    ck_assert_int_eq(brk_time_parse_us("1970-01-01T00:00:01Z", &us), 0);
     ck_assert_int_eq(us, 1000000);
-    ck_assert_int_eq(bill_time_parse_us("1970-01-01T01:00:01.25+01:00", &us), 0);
+    ck_assert_int_eq(brk_time_parse_us("1970-01-01T01:00:01.25+01:00", &us), 0);
     ck_assert_int_eq(us, 1250000);
-    ck_assert_int_eq(bill_time_parse_us("1970-01-01T00:00:00.123456789-00:30", &us), 0);
+    ck_assert_int_eq(brk_time_parse_us("1970-01-01T00:00:00.123456789-00:30", &us), 0);
     ck_assert_int_eq(us, 1800123456);
     const char *bad[] = {"",
                          "2026-02-30T00:00:00Z",
@@ -581,7 +582,7 @@ START_TEST(payload_and_time)
                          "yesterday",
                          NULL};
     for (int i = 0; bad[i]; i++)
-        ck_assert_msg(bill_time_parse_us(bad[i], &us) == BRK_EINVAL, "\"%s\" parsed", bad[i]);
+        ck_assert_msg(brk_time_parse_us(bad[i], &us) == BRK_EINVAL, "\"%s\" parsed", bad[i]);
     const char *bad_payloads[] = {
         "{\"effective_outcome\":\"exploded\",\"flags\":[],\"started_at\":\"2026-01-01T00:00:00Z\","
         "\"completed_at\":\"2026-01-01T00:00:00Z\",\"capability_set\":0}",
