@@ -24,6 +24,7 @@
 #include "brk_err.h"
 #include "hnd_billing.h"
 #include "hnd_gov.h"
+#include "hnd_html.h"
 #include "banned.h"
 
 #define BILL_LIST_MAX "1000"        /* invoices in the list */
@@ -273,53 +274,16 @@ static void list_invoices(brk_req_t *r)
 
 /* ---- one invoice: JSON or a printable page ---- */
 
-typedef struct html {
-    char *p;
-    size_t len, cap;
-} html_t;
-
-static void put(html_t *h, const char *s)
-{
-    size_t n = strlen(s);
-    if (h->len + n >= h->cap)
-        return; /* capped: the page is cut, never the process */
-    memcpy(h->p + h->len, s, n + 1);
-    h->len += n;
-}
-
-static void put_esc(html_t *h, const char *s)
-{
-    char one[2] = {0, 0};
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '<':
-            put(h, "&lt;");
-            break;
-        case '>':
-            put(h, "&gt;");
-            break;
-        case '&':
-            put(h, "&amp;");
-            break;
-        case '"':
-            put(h, "&quot;");
-            break;
-        default:
-            one[0] = *s;
-            put(h, one);
-        }
-    }
-}
 
 /* A JSON member as text: strings as they are, anything else serialized. */
-static void put_member(html_t *h, const json_t *o, const char *k)
+static void put_member(hnd_html_t *h, const json_t *o, const char *k)
 {
     json_t *v = json_object_get(o, k);
     if (json_is_string(v)) {
-        put_esc(h, json_string_value(v));
+        hnd_html_esc(h, json_string_value(v));
     } else {
         char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-        put_esc(h, s ? s : "null");
+        hnd_html_esc(h, s ? s : "null");
         free(s);
     }
 }
@@ -335,64 +299,65 @@ static void reply_html(brk_req_t *r, const json_t *page)
                                             "late",    "lineage_cid", NULL};
     static const char *const credit_keys[] = {"credit_id",  "line_no",    "amount", "reason",
                                               "created_at", "credit_cid", NULL};
-    html_t h = {brk_req_alloc(r, BILL_HTML_MAX), 0, BILL_HTML_MAX};
+    hnd_html_t h;
+    hnd_html_init(&h, r, BILL_HTML_MAX);
     const json_t *inv = json_object_get(page, "invoice");
     size_t i;
     json_t *row;
 
-    put(&h, "<!doctype html><html><head><meta charset=\"utf-8\"><title>Invoice ");
+    hnd_html_put(&h, "<!doctype html><html><head><meta charset=\"utf-8\"><title>Invoice ");
     put_member(&h, inv, "invoice_id");
-    put(&h, "</title><style>body{font:13px sans-serif;margin:2em}table{border-collapse:collapse;"
+    hnd_html_put(&h, "</title><style>body{font:13px sans-serif;margin:2em}table{border-collapse:collapse;"
             "margin-bottom:1.5em}th,td{border:1px solid #999;padding:3px 6px;text-align:left}"
             "td.n{text-align:right}code{word-break:break-all}@media print{body{margin:0}}"
             "</style></head><body>\n<h1>Invoice ");
     put_member(&h, inv, "invoice_id");
-    put(&h, "</h1>\n<table>\n");
+    hnd_html_put(&h, "</h1>\n<table>\n");
     for (int k = 0; head_keys[k]; k++) {
-        put(&h, "<tr><th>");
-        put(&h, head_keys[k]);
-        put(&h, "</th><td><code>");
+        hnd_html_put(&h, "<tr><th>");
+        hnd_html_put(&h, head_keys[k]);
+        hnd_html_put(&h, "</th><td><code>");
         put_member(&h, inv, head_keys[k]);
-        put(&h, "</code></td></tr>\n");
+        hnd_html_put(&h, "</code></td></tr>\n");
     }
-    put(&h, "</table>\n<h2>Lines</h2><table><tr>");
+    hnd_html_put(&h, "</table>\n<h2>Lines</h2><table><tr>");
     for (int k = 0; line_keys[k]; k++) {
-        put(&h, "<th>");
-        put(&h, line_keys[k]);
-        put(&h, "</th>");
+        hnd_html_put(&h, "<th>");
+        hnd_html_put(&h, line_keys[k]);
+        hnd_html_put(&h, "</th>");
     }
-    put(&h, "</tr>\n");
+    hnd_html_put(&h, "</tr>\n");
     json_array_foreach(json_object_get(page, "lines"), i, row)
     {
-        put(&h, "<tr>");
+        hnd_html_put(&h, "<tr>");
         for (int k = 0; line_keys[k]; k++) {
-            put(&h, "<td><code>");
+            hnd_html_put(&h, "<td><code>");
             put_member(&h, row, line_keys[k]);
-            put(&h, "</code></td>");
+            hnd_html_put(&h, "</code></td>");
         }
-        put(&h, "</tr>\n");
+        hnd_html_put(&h, "</tr>\n");
     }
-    put(&h, "</table>\n");
+    hnd_html_put(&h, "</table>\n");
     if (!json_is_null(json_object_get(page, "next_after")))
-        put(&h, "<p>More lines follow: the complete list is <code>lines.csv</code>.</p>\n");
-    put(&h, "<h2>Credit notes</h2><table><tr>");
+        hnd_html_put(&h, "<p>More lines follow: the complete list is <code>lines.csv</code>.</p>\n");
+    hnd_html_put(&h, "<h2>Credit notes</h2><table><tr>");
     for (int k = 0; credit_keys[k]; k++) {
-        put(&h, "<th>");
-        put(&h, credit_keys[k]);
-        put(&h, "</th>");
+        hnd_html_put(&h, "<th>");
+        hnd_html_put(&h, credit_keys[k]);
+        hnd_html_put(&h, "</th>");
     }
-    put(&h, "</tr>\n");
+    hnd_html_put(&h, "</tr>\n");
     json_array_foreach(json_object_get(page, "credit_notes"), i, row)
     {
-        put(&h, "<tr>");
+        hnd_html_put(&h, "<tr>");
         for (int k = 0; credit_keys[k]; k++) {
-            put(&h, "<td><code>");
+            hnd_html_put(&h, "<td><code>");
             put_member(&h, row, credit_keys[k]);
-            put(&h, "</code></td>");
+            hnd_html_put(&h, "</code></td>");
         }
-        put(&h, "</tr>\n");
+        hnd_html_put(&h, "</tr>\n");
     }
-    put(&h, "</table>\n</body></html>\n");
+    hnd_html_put(&h, "</table>\n</body></html>\n");
     brk_reply_raw(r, 200, "text/html; charset=utf-8", h.p, h.len);
 }
 

@@ -14,6 +14,7 @@
 #include "brk_err.h"
 #include "brk_http.h"
 #include "hnd_gov.h"
+#include "hnd_html.h"
 #include "banned.h"
 
 #define SESSION_RECEIPTS_MAX 1000 /* receipts shown on one page */
@@ -34,55 +35,28 @@ static brk_db_stmt_t q_session_crs = {
     "LIMIT 1000) s",
     0};
 
-typedef struct html {
-    char *p;
-    size_t len, cap;
-} html_t;
 
-static void put(html_t *h, const char *s)
+static void row(hnd_html_t *h, const char *k, const char *v)
 {
-    size_t n = strlen(s);
-    if (h->len + n >= h->cap)
-        return; /* capped: the page is cut, never the process */
-    memcpy(h->p + h->len, s, n);
-    h->len += n;
-    h->p[h->len] = '\0';
-}
-
-static void put_esc(html_t *h, const char *s)
-{
-    char one[2] = {0, 0};
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '<': put(h, "&lt;"); break;
-        case '>': put(h, "&gt;"); break;
-        case '&': put(h, "&amp;"); break;
-        case '"': put(h, "&quot;"); break;
-        default: one[0] = *s; put(h, one);
-        }
-    }
-}
-
-static void row(html_t *h, const char *k, const char *v)
-{
-    put(h, "<tr><th>");
-    put_esc(h, k);
-    put(h, "</th><td><code>");
-    put_esc(h, v ? v : "null");
-    put(h, "</code></td></tr>\n");
+    hnd_html_put(h, "<tr><th>");
+    hnd_html_esc(h, k);
+    hnd_html_put(h, "</th><td><code>");
+    hnd_html_esc(h, v ? v : "null");
+    hnd_html_put(h, "</code></td></tr>\n");
 }
 
 static void reply_html(brk_req_t *r, json_t *page)
 {
-    html_t h = {brk_req_alloc(r, HTML_MAX), 0, HTML_MAX};
+    hnd_html_t h;
+    hnd_html_init(&h, r, HTML_MAX);
     json_t *ac = json_object_get(page, "ac"), *op = json_object_get(ac, "operation");
-    put(&h, "<!doctype html><html><head><meta charset=\"utf-8\"><title>GSAP session ");
-    put_esc(&h, json_string_value(json_object_get(ac, "context_id")));
-    put(&h, "</title><style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse;"
+    hnd_html_put(&h, "<!doctype html><html><head><meta charset=\"utf-8\"><title>GSAP session ");
+    hnd_html_esc(&h, json_string_value(json_object_get(ac, "context_id")));
+    hnd_html_put(&h, "</title><style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse;"
             "margin-bottom:1.5em}th,td{border:1px solid #999;padding:4px 8px;text-align:left}"
             "code{word-break:break-all}</style></head><body>\n<h1>Session ");
-    put_esc(&h, json_string_value(json_object_get(ac, "context_id")));
-    put(&h, "</h1>\n<h2>Authorization Context</h2><table>\n");
+    hnd_html_esc(&h, json_string_value(json_object_get(ac, "context_id")));
+    hnd_html_put(&h, "</h1>\n<h2>Authorization Context</h2><table>\n");
     const char *keys[] = {"status", "issued_at", "expires_at", "session_mode", "capability_set",
                           "shell_class", "ac_cid", "key_id", "signature", NULL};
     for (int i = 0; keys[i]; i++) {
@@ -96,7 +70,7 @@ static void reply_html(brk_req_t *r, json_t *page)
     row(&h, "command_hash", json_string_value(json_object_get(op, "command_hash")));
     row(&h, "corpus_entry_cid", json_string_value(json_object_get(op, "corpus_entry_cid")));
     row(&h, "parameters_cid", json_string_value(json_object_get(op, "parameters_cid")));
-    put(&h, "</table>\n<h2>Completion Receipts</h2><table><tr><th>#</th><th>cr_id</th>"
+    hnd_html_put(&h, "</table>\n<h2>Completion Receipts</h2><table><tr><th>#</th><th>cr_id</th>"
             "<th>outcome</th><th>effective</th><th>flags</th><th>lineage_cid</th></tr>\n");
     size_t i;
     json_t *cr;
@@ -105,23 +79,23 @@ static void reply_html(brk_req_t *r, json_t *page)
         char seq[16];
         char *flags = json_dumps(json_object_get(cr, "flags"), JSON_COMPACT);
         snprintf(seq, sizeof seq, "%lld", json_integer_value(json_object_get(cr, "sequence")));
-        put(&h, "<tr><td>");
-        put(&h, seq);
+        hnd_html_put(&h, "<tr><td>");
+        hnd_html_put(&h, seq);
         const char *cols[] = {"cr_id", "outcome", "effective_outcome", NULL};
         for (int k = 0; cols[k]; k++) {
-            put(&h, "</td><td>");
-            put_esc(&h, json_string_value(json_object_get(cr, cols[k])));
+            hnd_html_put(&h, "</td><td>");
+            hnd_html_esc(&h, json_string_value(json_object_get(cr, cols[k])));
         }
-        put(&h, "</td><td>");
-        put_esc(&h, flags);
-        put(&h, "</td><td><code>");
-        put_esc(&h, json_string_value(json_object_get(cr, "lineage_cid")));
-        put(&h, "</code></td></tr>\n");
+        hnd_html_put(&h, "</td><td>");
+        hnd_html_esc(&h, flags);
+        hnd_html_put(&h, "</td><td><code>");
+        hnd_html_esc(&h, json_string_value(json_object_get(cr, "lineage_cid")));
+        hnd_html_put(&h, "</code></td></tr>\n");
         free(flags);
     }
-    put(&h, "</table>\n<p>Lineage head: <code>");
-    put_esc(&h, json_string_value(json_object_get(page, "lineage_head")));
-    put(&h, "</code></p></body></html>\n");
+    hnd_html_put(&h, "</table>\n<p>Lineage head: <code>");
+    hnd_html_esc(&h, json_string_value(json_object_get(page, "lineage_head")));
+    hnd_html_put(&h, "</code></p></body></html>\n");
     brk_reply_raw(r, 200, "text/html; charset=utf-8", h.p, h.len);
 }
 
