@@ -10,7 +10,8 @@
 # and prints requests/s and "ratio broker/h2o" for both broker routes. Not a test: a ratio,
 # measured on this machine with the load generator on the same box.
 #
-# Environment: see bench/common.sh; also BENCH_CONNS (wrk connections, default 64),
+# Environment: see bench/common.sh; also BENCH_ROUNDS (default 1: each round runs all three,
+# the rates printed are the means), BENCH_CONNS (wrk connections, default 64),
 # BENCH_WRK_THREADS (default 1), BENCH_HTTP_PORT (broker, default 55495), BENCH_BASE_PORT
 # (h2o_hello, default 55496). Talks to 127.0.0.1 only; stops everything it started on exit.
 set -euo pipefail
@@ -22,9 +23,11 @@ CONNS=${BENCH_CONNS:-64}
 WRK_THREADS=${BENCH_WRK_THREADS:-1}
 HTTP_PORT=${BENCH_HTTP_PORT:-55495}
 BASE_PORT=${BENCH_BASE_PORT:-55496}
+ROUNDS=${BENCH_ROUNDS:-1}
 WARMUP_SECONDS=1
 
 bench_check_uint BENCH_CONNS "$CONNS" 1 10000
+bench_check_uint BENCH_ROUNDS "$ROUNDS" 1 100
 bench_check_uint BENCH_WRK_THREADS "$WRK_THREADS" 1 64
 bench_check_uint BENCH_HTTP_PORT "$HTTP_PORT" 1024 65535
 bench_check_uint BENCH_BASE_PORT "$BASE_PORT" 1024 65535
@@ -61,16 +64,25 @@ run() {
     [ -n "$RPS" ] || bench_die "no Requests/sec in the wrk report of $name"
 }
 
-run h2o_hello "http://127.0.0.1:$BASE_PORT/"
-base_rps=$RPS base_bad=$BAD
-run healthz "http://127.0.0.1:$HTTP_PORT/healthz"
-healthz_rps=$RPS healthz_bad=$BAD
-run readyz "http://127.0.0.1:$HTTP_PORT/readyz"
-readyz_rps=$RPS readyz_bad=$BAD
+# Each round runs the three targets once; with several rounds the rates are their means, so
+# a burst of other load on the machine weighs less on one side.
+base_sum=0 healthz_sum=0 readyz_sum=0 base_bad=0 healthz_bad=0 readyz_bad=0
+add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a + b }'; }
+for ((round = 1; round <= ROUNDS; round++)); do
+    ((ROUNDS == 1)) || echo "== round $round of $ROUNDS" >&2
+    run h2o_hello "http://127.0.0.1:$BASE_PORT/"
+    base_sum=$(add "$base_sum" "$RPS") base_bad=$((base_bad + BAD))
+    run healthz "http://127.0.0.1:$HTTP_PORT/healthz"
+    healthz_sum=$(add "$healthz_sum" "$RPS") healthz_bad=$((healthz_bad + BAD))
+    run readyz "http://127.0.0.1:$HTTP_PORT/readyz"
+    readyz_sum=$(add "$readyz_sum" "$RPS") readyz_bad=$((readyz_bad + BAD))
+done
+mean() { awk -v s="$1" -v n="$ROUNDS" 'BEGIN { printf "%.0f", s / n }'; }
+base_rps=$(mean "$base_sum") healthz_rps=$(mean "$healthz_sum") readyz_rps=$(mean "$readyz_sum")
 
 echo
-echo "GET rate, $BENCH_THREADS server threads, wrk -t$WRK_THREADS -c$CONNS, ${BENCH_SECONDS} s each, $(nproc) cores, load generator on the same machine"
-printf '  %-28s %10.0f req/s   (non-2xx or socket errors: %s)\n' \
+echo "GET rate, $BENCH_THREADS server threads, wrk -t$WRK_THREADS -c$CONNS, ${BENCH_SECONDS} s each x $ROUNDS round(s), $(nproc) cores, load generator on the same machine"
+printf '  %-28s %10s req/s   (non-2xx or socket errors: %s)\n' \
     "h2o hello world GET /" "$base_rps" "$base_bad" \
     "broker GET /healthz" "$healthz_rps" "$healthz_bad" \
     "broker GET /readyz (db)" "$readyz_rps" "$readyz_bad"
