@@ -61,13 +61,12 @@ bench_init() {
     trap 'exit 143' TERM
 }
 
-# Builds build/gsap-broker only when it is missing (the usual build of tools/test.sh).
+# Brings build/gsap-broker up to date (the usual build of tools/test.sh; a no-op when it is),
+# so a benchmark never measures a binary older than the tree.
 bench_build_broker() {
-    if [ ! -x "$BENCH_BROKER" ]; then
-        echo "bench: building the broker in $BENCH_BUILD" >&2
-        cmake -S "$BENCH_ROOT" -B "$BENCH_BUILD" >/dev/null
-        cmake --build "$BENCH_BUILD" -j"$(nproc)" >/dev/null
-    fi
+    echo "bench: building the broker in $BENCH_BUILD" >&2
+    cmake -S "$BENCH_ROOT" -B "$BENCH_BUILD" >/dev/null
+    cmake --build "$BENCH_BUILD" -j"$(nproc)" >/dev/null
     [ -x "$BENCH_BROKER" ] || bench_die "no broker binary at $BENCH_BROKER"
 }
 
