@@ -58,8 +58,10 @@ typedef struct fn_def {
     const char *name;               /* unique, <= FN_NAME_MAX, stored in fn_runs */
     const char *const *event_types; /* NULL-terminated */
     /*
-     * run: a synchronous function. conn is inside the claim transaction (a savepoint is
-     * open): every write goes through conn and commits with the done mark, or not at all.
+     * run: a synchronous function. conn is inside the run transaction, which holds the pair's
+     * row lock (a savepoint is open): every write goes through conn and commits with the done
+     * mark, or not at all. An attempt that dies with the process still counts (it was
+     * committed when the pair was claimed).
      * Returns 0, or a negative brk_err with a message in err (the pair is retried later).
      */
     int (*run)(const fn_env_t *env, PGconn *conn, const fn_event_t *ev, char *err, size_t errlen);

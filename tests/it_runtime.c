@@ -4,7 +4,8 @@
  * CID, recomputed by tests/npm/gsap_oracle.mjs), retries into dead letters and their replay
  * over the admin routes and metrics, the AC expiry job, a graceful stop with a webhook in
  * flight, backfill when a function is enabled late, two brokers on one database delivering
- * each event exactly once, and a database outage.
+ * each event exactly once, a synchronous run killed with the broker (its attempt still counts,
+ * and repeated deaths end in a dead letter), and a database outage.
  *
  * The receiver is a thread of the test with a listening socket: it records every request
  * (content type, parsed body) and answers a configurable status, or never answers ("hang").
@@ -719,6 +720,104 @@ START_TEST(two_brokers_exactly_once)
 }
 END_TEST
 
+/* The billing function's runs only (it is synchronous, and on whenever the broker runs). */
+#define BRUNS "(SELECT * FROM fn_runs WHERE function = 'billing') br"
+/* A run in progress: the runtime's work connection waits for a lock (the one the test holds). */
+#define RUN_WAITING                                                                                \
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = '" DB "' AND application_name = "       \
+    "'gsap-fn-runtime' AND wait_event_type = 'Lock'"
+#define RUNTIME_CONNS                                                                              \
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = '" DB "' AND application_name = "       \
+    "'gsap-fn-runtime'"
+
+static void exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *res = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK,
+                  "%s: %s", sql, PQerrorMessage(c));
+    PQclear(res);
+}
+
+/*
+ * A synchronous run that dies with the broker still counts its attempt, and after
+ * GSAP_FN_MAX_ATTEMPTS such deaths the pair is a dead letter instead of looping forever.
+ * The crash is made deterministic without a crashing function: the test holds the row lock of
+ * the tenant's billing accounts, which the billing function share-locks first, so each run
+ * provably waits mid-run (its connection shows a lock wait) when the broker gets SIGKILL.
+ * Releasing the lock afterwards lets the orphaned backend notice its client is gone and roll
+ * back; nothing of the run may have committed but its attempt.
+ */
+START_TEST(sync_crash_counts_attempts)
+{
+    tst_broker_t b = {0};
+    tst_resp_t r;
+    const char *env[] = {"GSAP_FN_MAX_ATTEMPTS=2", "GSAP_FN_POLL_MS=100", "GSAP_FN_BACKOFF_MS=100",
+                         NULL};
+    ck_assert_int_eq(tst_broker_start(&b, tst_pg_createdb(DB), env), 0);
+    char *issuer = tst_keys_create(&b, "acme", "issuer"),
+         *exec = tst_keys_create(&b, "acme", "executor"),
+         *admin = tst_keys_create(&b, "acme", "admin");
+    json_t *ac = authorize(b.port, issuer, NULL), *cr = NULL;
+    PGconn *hold = tst_pg_connect(DB);
+
+    for (int crash = 1; crash <= 2; crash++) {
+        exec_ok(hold, "BEGIN");
+        exec_ok(hold, "SELECT 1 FROM billing_accounts WHERE tenant_id = 'acme' FOR UPDATE");
+        if (crash == 1)
+            cr = complete(b.port, exec, str(ac, "context_id"));
+        else
+            ck_assert_int_eq(tst_broker_restart(&b), 0);
+        /* the attempt is committed while the run is still going */
+        char *counted = fmt("SELECT count(*) FROM " BRUNS " WHERE attempts = %d", crash);
+        ck_assert_int_eq(wait_long(counted, 1, 15), 1);
+        ck_assert_int_eq(wait_long(RUN_WAITING, 1, 15), 1);
+        /* and the pair stays locked by the run: no other broker could claim it */
+        ck_assert_int_eq(scalar_long("SELECT count(*) FROM (SELECT 1 FROM fn_runs WHERE "
+                                     "function = 'billing' FOR UPDATE SKIP LOCKED) x"),
+                         0);
+        tst_broker_kill(&b);
+        exec_ok(hold, "ROLLBACK");
+        ck_assert_int_eq(wait_long(RUNTIME_CONNS, 0, 15), 0);
+        ck_assert_int_eq(scalar_long(counted), 1);
+        ck_assert_int_eq(
+            scalar_long("SELECT count(*) FROM " BRUNS " WHERE done_at IS NULL AND dead_at IS NULL"),
+            1);
+        ck_assert_int_eq(scalar_long("SELECT count(*) FROM invoice_lines"), 0);
+        free(counted);
+    }
+
+    /* no attempts left: the next claim dead-letters the pair rather than run it a third time */
+    ck_assert_int_eq(tst_broker_restart(&b), 0);
+    ck_assert_int_eq(wait_long("SELECT count(*) FROM " BRUNS " WHERE dead_at IS NOT NULL", 1, 15),
+                     1);
+    ck_assert_int_eq(scalar_long("SELECT attempts FROM " BRUNS), 2);
+    PGconn *c = tst_pg_connect(DB);
+    char *err = tst_pg_scalar(c, "SELECT last_error FROM " BRUNS);
+    PQfinish(c);
+    ck_assert_str_eq(err, "no result within the lease");
+    ck_assert_int_eq(scalar_long("SELECT count(*) FROM invoice_lines"), 0);
+
+    /* a replay runs it once more, from scratch: exactly one line */
+    long ev = scalar_long("SELECT event_id FROM events WHERE type = 'GSAP_CR_RECEIVED'");
+    char *body = fmt("{\"event_id\":%ld,\"function\":\"billing\"}", ev);
+    ck_assert_int_eq(replay(b.port, admin, body, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    tst_resp_clear(&r);
+    ck_assert_int_eq(wait_long("SELECT count(*) FROM " BRUNS " WHERE done_at IS NOT NULL", 1, 10),
+                     1);
+    ck_assert_int_eq(scalar_long("SELECT attempts FROM " BRUNS), 1);
+    char *line = fmt("SELECT count(*) FROM invoice_lines WHERE cr_id = '%s'", str(cr, "cr_id"));
+    ck_assert_int_eq(scalar_long(line), 1);
+    ck_assert_int_eq(scalar_long("SELECT count(*) FROM invoice_lines"), 1);
+
+    ck_assert_int_eq(tst_broker_stop(&b), 0);
+    tst_broker_clear(&b);
+    PQfinish(hold);
+    json_decref(ac), json_decref(cr);
+    free(issuer), free(exec), free(admin), free(err), free(body), free(line);
+}
+END_TEST
+
 static int sh(const char *fmt_, const char *arg)
 {
     char cmd[1024];
@@ -793,6 +892,7 @@ int main(void)
     tcase_add_test(tc, backfill_when_enabled_later);
     tcase_add_test(tc, two_brokers_exactly_once);
     tcase_add_test(tc, async_inflight_bound);
+    tcase_add_test(tc, sync_crash_counts_attempts);
     suite_add_tcase(s, tc);
     TCase *out = tcase_create("outage");
     tcase_set_timeout(out, 180);
