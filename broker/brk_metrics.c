@@ -24,7 +24,7 @@ static uint64_t g_hist[NROUTE][NBUCKET + 1];
 static uint64_t g_sum_us[NROUTE];
 
 static struct {
-    const char *name, *help;
+    const char *name, *help, *type; /* type: "gauge" or "counter" */
     int64_t value;
 } g_gauges[BRK_METRICS_GAUGES_MAX];
 static int g_ngauges;
@@ -43,7 +43,7 @@ void brk_metrics_observe(int route, int status, uint64_t duration_ns)
     __atomic_add_fetch(&g_sum_us[ri], us, __ATOMIC_RELAXED);
 }
 
-int brk_metrics_gauge(const char *name, const char *help)
+static int slot_for(const char *name, const char *help, const char *type)
 {
     int slot = -1;
     pthread_mutex_lock(&g_gauge_lock);
@@ -54,9 +54,20 @@ int brk_metrics_gauge(const char *name, const char *help)
         slot = g_ngauges++;
         g_gauges[slot].name = name;
         g_gauges[slot].help = help;
+        g_gauges[slot].type = type;
     }
     pthread_mutex_unlock(&g_gauge_lock);
     return slot;
+}
+
+int brk_metrics_gauge(const char *name, const char *help)
+{
+    return slot_for(name, help, "gauge");
+}
+
+int brk_metrics_counter(const char *name, const char *help)
+{
+    return slot_for(name, help, "counter");
 }
 
 void brk_metrics_set(int slot, int64_t v)
@@ -158,8 +169,8 @@ char *brk_metrics_render(size_t *len)
                 strcspn(g_gauges[k].name, "{") == base)
                 first = 0;
         if (first)
-            outf(&o, "# HELP %.*s %s\n# TYPE %.*s gauge\n", (int)base, g_gauges[i].name,
-                 g_gauges[i].help, (int)base, g_gauges[i].name);
+            outf(&o, "# HELP %.*s %s\n# TYPE %.*s %s\n", (int)base, g_gauges[i].name,
+                 g_gauges[i].help, (int)base, g_gauges[i].name, g_gauges[i].type);
         outf(&o, "%s %lld\n", g_gauges[i].name,
              (long long)__atomic_load_n(&g_gauges[i].value, __ATOMIC_RELAXED));
     }

@@ -23,6 +23,9 @@ void brk_metrics_observe(int route, int status, uint64_t duration_ns);
  * when the table is full. Thread-safe. */
 int brk_metrics_gauge(const char *name, const char *help);
 
+/* brk_metrics_counter: the same for a value that only grows (TYPE counter; name it _total). */
+int brk_metrics_counter(const char *name, const char *help);
+
 /* brk_metrics_set / brk_metrics_add: set or add to a gauge slot (ignored for -1). */
 void brk_metrics_set(int slot, int64_t v);
 void brk_metrics_add(int slot, int64_t v);

@@ -223,8 +223,8 @@ static int register_functions(fn_runtime_t *rt, char *err, size_t errlen)
                      "gsap_fn_failures_total{function=\"%s\"}", d->name);
         }
         s->m_runs =
-            brk_metrics_gauge(g_metric_names[i][0], "Function runs finished (any outcome).");
-        s->m_failures = brk_metrics_gauge(g_metric_names[i][1], "Function runs that failed.");
+            brk_metrics_counter(g_metric_names[i][0], "Function runs finished (any outcome).");
+        s->m_failures = brk_metrics_counter(g_metric_names[i][1], "Function runs that failed.");
         if (d->start != NULL)
             rt->nasync++;
         brk_log_info("function enabled", "function", d->name, "kind", d->run ? "sync" : "async");
