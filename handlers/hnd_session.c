@@ -17,7 +17,7 @@
 #include "hnd_html.h"
 #include "banned.h"
 
-#define SESSION_RECEIPTS_MAX 1000 /* receipts shown on one page */
+#define SESSION_RECEIPTS_MAX "1000" /* receipts shown on one page (text: it goes into SQL) */
 #define HTML_MAX (512 * 1024)
 
 static brk_db_stmt_t q_session_ac = {
@@ -32,7 +32,7 @@ static brk_db_stmt_t q_session_crs = {
     "cr_cid, 'chronicle_cid', chronicle_cid, 'lineage_cid', lineage_cid, 'prev_lineage_cid', "
     "prev_lineage_cid, 'received_at', received_at, 'cr', cr) ORDER BY sequence), '[]')::text "
     "FROM (SELECT * FROM crs WHERE tenant_id = $1 AND context_id = $2 ORDER BY sequence "
-    "LIMIT 1000) s",
+    "LIMIT " SESSION_RECEIPTS_MAX ") s",
     0};
 
 
