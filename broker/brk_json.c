@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "brk_err.h"
 #include "banned.h"
@@ -78,6 +79,12 @@ int brk_json_parse_object(const char *p, size_t n, json_t **out, const char **co
     int rc;
 
     *out = NULL;
+    /* A raw NUL is never valid JSON, and jansson 2.14 silently drops one that its number or
+     * literal lexer reads ahead and puts back ({"a":1<NUL>}): refuse them all up front. */
+    if (memchr(p, '\0', n) != NULL) {
+        rc = refuse(code, "invalid_json", msg, msglen, "the body contains a NUL byte");
+        goto out;
+    }
     if (!raw_depth_ok(p, n)) {
         rc = refuse(code, "json_too_deep", msg, msglen, "the body nests deeper than %d levels",
                     BRK_MAX_JSON_DEPTH);

@@ -8,7 +8,8 @@
  *   - an accepted value nests at most BRK_MAX_JSON_DEPTH levels (walked here independently
  *     of the parser's own check, with a recursion capped one level past the limit, so a
  *     parser bug cannot make the walk itself deep);
- *   - nothing is refused that jansson alone reads as an object within the limit;
+ *   - nothing without a NUL byte is refused that jansson alone reads as an object within the
+ *     limit (a raw NUL is refused on purpose: jansson would drop some of them silently);
  *   - nothing leaks (ASan/LSan): the value is released with json_decref.
  * libFuzzer hands over a heap copy of exactly size bytes, so a read past n is an ASan error.
  * Any violation abort()s so libFuzzer records the input.
@@ -85,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
          * been accepted (the raw pre-check may only refuse what the exact check would). */
         json_error_t jerr;
         json_t *ref = json_loadb(buf, size, JSON_REJECT_DUPLICATES, &jerr);
-        int within = ref != NULL && json_is_object(ref) &&
+        int within = memchr(buf, '\0', size) == NULL && ref != NULL && json_is_object(ref) &&
                      depth_of(ref, BRK_MAX_JSON_DEPTH + 1) <= BRK_MAX_JSON_DEPTH;
         json_decref(ref);
         if (within)

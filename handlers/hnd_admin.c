@@ -14,6 +14,8 @@
 #include "hnd_util.h"
 #include "banned.h"
 
+#define HND_ROLES_MAX 6 /* the six roles; a repeat is ignored */
+
 static brk_db_stmt_t q_key_insert = {
     "admin_key_insert",
     "INSERT INTO api_keys (tenant_id, key_id, name, roles, secret_hash, can_delegate) "
@@ -53,7 +55,7 @@ static void keys_create(brk_req_t *r)
 
     if (hnd_reject_unknown(r, r->body, fields) != 0)
         return;
-    if (!json_is_array(roles) || json_array_size(roles) == 0 || json_array_size(roles) > 6) {
+    if (!json_is_array(roles) || json_array_size(roles) == 0 || json_array_size(roles) > HND_ROLES_MAX) {
         brk_reply_error(r, BRK_EINVAL, "invalid_field", "\"roles\" must be a non-empty array");
         return;
     }

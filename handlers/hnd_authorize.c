@@ -303,7 +303,7 @@ static void authorize(brk_req_t *r)
         hnd_opt_string(r, op, "description", HND_DESCRIPTION_MAX, &c->description) != 0 ||
         hnd_opt_bool(r, b, "session_mode", &c->session) != 0 ||
         hnd_opt_int(r, b, "ttl_seconds", 1, HND_TTL_MAX, &c->ttl) != 0 ||
-        hnd_opt_string(r, b, "capability_set", 10, &caps) != 0 ||
+        hnd_opt_string(r, b, "capability_set", HND_CAPS_STR_MAX, &caps) != 0 ||
         hnd_opt_cid(r, b, "environment_commitment", &c->env) != 0 ||
         hnd_opt_string(r, b, "on_behalf_of", HND_DID_MAX, &c->obo) != 0 ||
         hnd_opt_string(r, b, "billing_account", HND_ACCOUNT_MAX, &c->account) != 0)

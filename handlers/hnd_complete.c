@@ -10,6 +10,7 @@
  */
 #include "hnd.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -167,15 +168,15 @@ static void complete(brk_req_t *r)
     if (hnd_reject_unknown(r, b, fields) != 0 ||
         hnd_req_string(r, b, "context_id", HND_ID_LEN, &ctx) != 0 ||
         hnd_req_enum(r, b, "outcome", outcomes, &outcome) != 0 ||
-        hnd_opt_int(r, b, "exit_code", -2147483648LL, 2147483647LL, &exit_code) != 0 ||
-        hnd_req_string(r, b, "started_at", 40, &started) != 0 ||
-        hnd_req_string(r, b, "completed_at", 40, &completed) != 0 ||
+        hnd_opt_int(r, b, "exit_code", INT32_MIN, INT32_MAX, &exit_code) != 0 ||
+        hnd_req_string(r, b, "started_at", HND_TIME_STR_MAX, &started) != 0 ||
+        hnd_req_string(r, b, "completed_at", HND_TIME_STR_MAX, &completed) != 0 ||
         hnd_req_cid(r, b, "command_hash", &command) != 0 ||
         hnd_req_cid(r, b, "corpus_entry_cid", &corpus) != 0 ||
         hnd_req_cid(r, b, "parameters_cid", &params) != 0 ||
         hnd_opt_cid(r, b, "stdout_hash", &dummy) != 0 ||
         hnd_opt_cid(r, b, "stderr_hash", &dummy) != 0 ||
-        hnd_opt_int(r, b, "output_bytes", 0, 9007199254740991LL, &bytes) != 0 ||
+        hnd_opt_int(r, b, "output_bytes", 0, HND_JSON_INT_MAX, &bytes) != 0 ||
         hnd_opt_cid(r, b, "environment_commitment", &env) != 0 ||
         hnd_opt_bool(r, b, "self_authorized", &self_auth) != 0)
         return;

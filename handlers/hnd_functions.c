@@ -20,7 +20,7 @@
 
 #define HND_DEAD_LETTERS_MAX 1000     /* listed per request; "truncated" says when there are more */
 #define HND_DEAD_LETTERS_MAX_S "1001" /* one more, to know whether the list was cut */
-#define HND_EVENT_ID_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON reader */
+#define HND_EVENT_ID_MAX HND_JSON_INT_MAX
 
 static brk_db_stmt_t q_list = {
     "fn_dead_list",

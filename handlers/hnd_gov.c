@@ -127,7 +127,7 @@ int hnd_accord_parse(const json_t *in, const char *name_hint, hnd_accord_t *a, c
     a->ttl_max = 900;
     a->session_allowed = 1;
     a->cap_mask = 0x0000ffff;
-    a->posture = 3;
+    a->posture = 3; /* SPEC.md: the default accord's posture */
     a->shell_class = "Application";
     if ((v = json_object_get(in, "ttl_max_seconds")) != NULL) {
         if (!json_is_integer(v))
@@ -159,7 +159,7 @@ int hnd_accord_parse(const json_t *in, const char *name_hint, hnd_accord_t *a, c
         if (!json_is_integer(v))
             return fail(code, msg, mlen, "invalid_field", BRK_EINVAL, "\"%s\" must be an integer", "posture_level");
         a->posture = (int)json_integer_value(v);
-        if (json_integer_value(v) < 1 || json_integer_value(v) > 5)
+        if (json_integer_value(v) < HND_POSTURE_MIN || json_integer_value(v) > HND_POSTURE_MAX)
             return fail(code, msg, mlen, "out_of_range", BRK_ERANGE, "\"%s\" must be 1..5", "posture_level");
     }
     if ((v = json_object_get(in, "shell_class")) != NULL) {

@@ -26,6 +26,10 @@
 #define HND_IDEMPOTENCY_KEY_MAX 128
 #define HND_CORPUS_ALLOW_MAX 1024 /* entries of an accord's corpus_allow */
 #define HND_SHELL_CLASS_MAX 32
+#define HND_CAPS_STR_MAX 10       /* "0x" + 8 hex digits */
+#define HND_TIME_STR_MAX 40       /* an RFC 3339 time with fractions and an offset */
+#define HND_POSTURE_MIN 1
+#define HND_POSTURE_MAX 5
 
 /* hnd_new_id: prefix + 32 random hex digits into out (HND_ID_LEN + 1). */
 void hnd_new_id(const char *prefix, char out[HND_ID_LEN + 1]);

@@ -120,7 +120,7 @@ int hnd_opt_cid(brk_req_t *r, json_t *obj, const char *key, const char **out)
 int hnd_req_enum(brk_req_t *r, json_t *obj, const char *key, const char *const *values, int *idx)
 {
     const char *s;
-    if (get_string(r, obj, key, 64, &s, 1) != 0)
+    if (get_string(r, obj, key, HND_ENUM_STR_MAX, &s, 1) != 0)
         return -1;
     for (int i = 0; values[i] != NULL; i++) {
         if (strcmp(values[i], s) == 0) {

@@ -12,6 +12,8 @@
 #include "brk_http.h"
 
 #define HND_CID_FIELD_MAX 71
+#define HND_ENUM_STR_MAX 64 /* longest string compared against an enum */
+#define HND_JSON_INT_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON reader */
 
 /* hnd_reject_unknown: -1 (400 unknown_field) when obj has a key not in the NULL-terminated list. */
 int hnd_reject_unknown(brk_req_t *r, json_t *obj, const char *const *fields);
