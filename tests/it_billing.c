@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tst_check.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
 
@@ -1181,9 +1182,5 @@ int main(void)
     tcase_add_test(tc, two_brokers);
     tcase_add_test(tc, crash_kill9);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tst_run(s);
 }

@@ -36,6 +36,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include "tst_check.h"
 #include "brk_db.h"
 #include "brk_http.h"
 #include "tst_broker.h"
@@ -283,9 +284,5 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, queue_limit_both_sides);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tst_run(s);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "tst_check.h"
 #include "tst_broker.h"
 
 /* The token follows the first-start line on its own line. */
@@ -82,9 +83,5 @@ int main(void)
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, first_start_and_restart);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tst_run(s);
 }

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tst_check.h"
 #include "brk_jcs.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
@@ -712,9 +713,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tst_run(suite());
 }

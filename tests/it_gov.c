@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tst_check.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
 
@@ -645,9 +646,5 @@ int main(void)
     tcase_add_test(tc, concurrent_single_use);
     tcase_add_test(tc, accords_cli);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tst_run(s);
 }

@@ -16,6 +16,7 @@
 
 #include <openssl/evp.h>
 
+#include "tst_check.h"
 #include "brk_crypto.h"
 #include "brk_http.h"
 #include "tst_broker.h"
@@ -456,9 +457,5 @@ int main(void)
     tcase_set_timeout(out, 180);
     tcase_add_test(out, readyz_follows_database);
     suite_add_tcase(s, out);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tst_run(s);
 }

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tst_check.h"
 #include "bill_rate.h"
 #include "brk_http.h"
 #include "brk_keys.h"
@@ -798,9 +799,5 @@ int main(void)
     tcase_add_test(tc, accord_limits);
     tcase_add_test(tc, billing_and_replay_limits);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tst_run(s);
 }

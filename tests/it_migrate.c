@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tst_check.h"
 #include "brk_err.h"
 #include "brk_keys.h"
 #include "brk_migrate.h"
@@ -431,11 +432,5 @@ static Suite *migrate_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(migrate_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tst_run(migrate_suite());
 }

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tst_check.h"
 #include "brk_http.h"
 #include "brk_keys.h"
 #include "hnd.h"
@@ -341,9 +342,5 @@ int main(void)
     tcase_add_test(tc, undocumented_paths_have_no_route);
     tcase_add_test(tc, registered_routes_are_documented);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tst_run(s);
 }

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tst_check.h"
 #include "brk_config.h"
 #include "brk_err.h"
 #include "brk_pgembed.h"
@@ -307,11 +308,5 @@ static Suite *pgembed_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(pgembed_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tst_run(pgembed_suite());
 }

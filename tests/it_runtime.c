@@ -26,6 +26,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "tst_check.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
 
@@ -898,9 +899,5 @@ int main(void)
     tcase_set_timeout(out, 180);
     tcase_add_test(out, database_outage);
     suite_add_tcase(s, out);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tst_run(s);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tst_check.h"
 #include "bill_csv.h"
 #include "bill_invoice.h"
 #include "bill_money.h"
@@ -765,9 +766,5 @@ int main(void)
     suite_add_tcase(s, money);
     suite_add_tcase(s, rate);
     suite_add_tcase(s, inv);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tst_run(s);
 }

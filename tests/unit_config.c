@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tst_check.h"
 #include "brk_config.h"
 #include "brk_err.h"
 #include "banned.h"
@@ -329,11 +330,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(config_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tst_run(config_suite());
 }

@@ -6,6 +6,7 @@
  * ring tests run in a fresh temporary directory each and check the file modes the header
  * promises, rotation, and the refusal of a key file others can read.
  */
+#include "tst_check.h"
 #include "brk_crypto.h"
 
 #include <check.h>
@@ -543,11 +544,5 @@ static Suite *crypto_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(crypto_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tst_run(crypto_suite());
 }

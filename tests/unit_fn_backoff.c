@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "tst_check.h"
 #include "fn_runtime.h"
 
 #define CAP_MS 300000u
@@ -58,9 +59,5 @@ int main(void)
     tcase_add_test(tc, capped);
     tcase_add_test(tc, jitter_bounds);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tst_run(s);
 }

@@ -6,6 +6,7 @@
  * dropping it in. The other tests pin what the vectors do not reach: ES6 number formatting
  * at its edges, UTF-16 member order, the depth limit on both sides, and CIDs.
  */
+#include "tst_check.h"
 #include "brk_jcs.h"
 
 #include <check.h>
@@ -402,11 +403,5 @@ static Suite *jcs_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(jcs_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tst_run(jcs_suite());
 }

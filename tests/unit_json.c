@@ -9,6 +9,7 @@
  * (escaped or raw) in a string, trailing garbage, empty input; and the contract around the
  * refusal (*out NULL, a stable code, a message that fits its buffer or no buffer at all).
  */
+#include "tst_check.h"
 #include "brk_json.h"
 
 #include <check.h>
@@ -305,9 +306,5 @@ int main(void)
     tcase_add_test(tc, empty_input);
     tcase_add_test(tc, message_buffer);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tst_run(s);
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tst_check.h"
 #include "brk_crypto.h"
 #include "brk_err.h"
 #include "brk_keys.h"
@@ -270,11 +271,5 @@ static Suite *keys_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(keys_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tst_run(keys_suite());
 }

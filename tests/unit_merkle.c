@@ -4,6 +4,7 @@
  * inclusion and consistency proof of trees up to 8 leaves (and, more briefly, up to 70)
  * generated, verified, and tampered with in each way a proof can be wrong.
  */
+#include "tst_check.h"
 #include "brk_merkle.h"
 
 #include <check.h>
@@ -347,11 +348,5 @@ static Suite *merkle_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(merkle_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tst_run(merkle_suite());
 }
