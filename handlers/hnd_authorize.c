@@ -404,21 +404,31 @@ typedef struct elev_ctx {
     int approve;
 } elev_ctx_t;
 
-static void on_elevated(brk_req_t *r, const brk_db_result_t *res)
+/* The one row of an elevation step whose column col reads want, or NULL after answering:
+ * 503 (database), 404 (no such context), 409 (already decided). */
+static PGresult *elev_row(brk_req_t *r, const brk_db_result_t *res, int col, const char *want)
 {
     if (res->err != 0) {
         brk_reply_db_error(r, res);
-        return;
+        return NULL;
     }
     PGresult *pr = res->res[0];
     if (PQntuples(pr) != 1) {
         brk_reply_error(r, BRK_ENOTFOUND, "context_not_found", "no such context");
-        return;
+        return NULL;
     }
-    if (strcmp(PQgetvalue(pr, 0, 0), "ok") != 0) {
+    if (strcmp(PQgetvalue(pr, 0, col), want) != 0) {
         brk_reply_error(r, BRK_ECONFLICT, "elevation_decided", "this AC is not pending");
-        return;
+        return NULL;
     }
+    return pr;
+}
+
+static void on_elevated(brk_req_t *r, const brk_db_result_t *res)
+{
+    PGresult *pr = elev_row(r, res, 0, "ok");
+    if (pr == NULL)
+        return;
     json_t *ac = hnd_ac_view(PQgetvalue(pr, 0, 1), PQgetvalue(pr, 0, 2), 0,
                              PQgetisnull(pr, 0, 3) ? NULL : PQgetvalue(pr, 0, 3));
     if (ac == NULL) {
@@ -436,19 +446,9 @@ static void on_elev_ac(brk_req_t *r, const brk_db_result_t *res)
     char now[BRK_TIME_LEN + 1], exp[BRK_TIME_LEN + 1];
     json_t *ac = NULL, *el = NULL;
 
-    if (res->err != 0) {
-        brk_reply_db_error(r, res);
+    PGresult *pr = elev_row(r, res, 1, "pending");
+    if (pr == NULL)
         return;
-    }
-    PGresult *pr = res->res[0];
-    if (PQntuples(pr) != 1) {
-        brk_reply_error(r, BRK_ENOTFOUND, "context_not_found", "no such context");
-        return;
-    }
-    if (strcmp(PQgetvalue(pr, 0, 1), "pending") != 0) {
-        brk_reply_error(r, BRK_ECONFLICT, "elevation_decided", "this AC is not pending");
-        return;
-    }
     time_t t = time(NULL);
     long ttl = strtol(PQgetvalue(pr, 0, 4), NULL, 10);
     brk_time_fmt(t, now);
