@@ -12,9 +12,15 @@
  * the "postgres" user (PostgreSQL refuses root): the pg/ tree is chowned to it, and the
  * child drops its groups, gid and uid before exec. GSAP_DATA_DIR then has to let that user
  * pass through (0710 with group postgres: search, no listing), while the broker's own files
- * there (keys/) stay 0700 root. Every directory above GSAP_DATA_DIR must be searchable by
- * postgres too; the child checks this and says so before initdb would fail obscurely.
- * Root reaches the 0700 socket directory because root bypasses file permissions.
+ * there (keys/) stay 0700 root. Root reaches the 0700 socket directory because root bypasses
+ * file permissions.
+ *
+ * When postgres cannot search every directory above GSAP_DATA_DIR (a checkout in /root, mode
+ * 0700 on Debian), the broker does not loosen the user's directories: the cluster moves to
+ * BRK_PGEMBED_SYSTEM_DIR/pg-<16 hex of SHA-256 of GSAP_DATA_DIR's real path>, laid out like
+ * pg/ above, and GSAP_DATA_DIR stays 0700. BRK_PGEMBED_SYSTEM_DIR must be a root-owned
+ * directory that nobody else may write (it is created 0711); the key is the real path, so
+ * the same data directory always finds its cluster again, and one log line says where it is.
  *
  * pg_ctl hands -o to /bin/sh and PostgreSQL splits unix_socket_directories on commas, so a
  * data directory path holding quotes, $, `, \, commas, or whitespace is refused.
@@ -45,7 +51,9 @@
 #include <libpq-fe.h>
 
 #include "brk_alloc.h"
+#include "brk_crypto.h"
 #include "brk_err.h"
+#include "brk_log.h"
 #include "banned.h"
 
 #define PGE_USER "postgres" /* the cluster's user when the broker runs as root */
@@ -130,18 +138,20 @@ static void child_say(const char *a, const char *b, const char *c)
 /*
  * run: forks, becomes id, and execs argv[0] with argv. stdout goes to /dev/null (the broker's
  * stdout carries its JSON log); stderr is inherited, so a failing step explains itself. When
- * need_dir is set, the child first checks that it can use that directory.
+ * need_dir is set, the child first checks that it can use that directory. With argv NULL the
+ * child only checks that it can search need_dir and exits 0 (yes) or 1 (no), silently.
  * Returns the exit status (0..255), or -1 when the child could not be started or was killed.
  */
 static int run(const pge_ident_t *id, char *const argv[], const char *need_dir)
 {
+    const char *what = argv != NULL ? argv[0] : "a directory check";
     pid_t pid, w;
     int status = 0;
 
     fflush(stderr);
     pid = fork();
     if (pid < 0) {
-        pge_err("cannot fork for '%s': %s", argv[0], strerror(errno));
+        pge_err("cannot fork for '%s': %s", what, strerror(errno));
         return -1;
     }
     if (pid == 0) {
@@ -170,6 +180,8 @@ static int run(const pge_ident_t *id, char *const argv[], const char *need_dir)
         }
         if (chdir("/") < 0)
             _exit(126);
+        if (argv == NULL) /* a probe: can this user search need_dir (and all above it)? */
+            _exit(access(need_dir, X_OK) == 0 ? 0 : 1);
         if (need_dir != NULL && access(need_dir, R_OK | W_OK | X_OK) < 0) {
             child_say("cannot use directory '", need_dir,
                       id->drop ? "' as user " PGE_USER
@@ -185,12 +197,12 @@ static int run(const pge_ident_t *id, char *const argv[], const char *need_dir)
         w = waitpid(pid, &status, 0);
     } while (w < 0 && errno == EINTR);
     if (w < 0) {
-        pge_err("cannot wait for '%s': %s", argv[0], strerror(errno));
+        pge_err("cannot wait for '%s': %s", what, strerror(errno));
         return -1;
     }
     if (WIFEXITED(status))
         return WEXITSTATUS(status);
-    pge_err("'%s' was killed by signal %d", argv[0], WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    pge_err("'%s' was killed by signal %d", what, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     return -1;
 }
 
@@ -372,14 +384,54 @@ out:
     return rc;
 }
 
+/*
+ * cluster_root: where the cluster of GSAP_DATA_DIR base lives (see the top of the file):
+ * base/pg when the cluster's user can search the directory above base (base itself it is
+ * let through by its group), else a directory of its own under BRK_PGEMBED_SYSTEM_DIR.
+ * Sets *moved to 1 in the second case.
+ */
+static int cluster_root(const pge_ident_t *id, const char *base, char *out, size_t cap,
+                        int *moved)
+{
+    char parent[PATH_MAX], hex[2 * BRK_SHA256_LEN + 1];
+    uint8_t digest[BRK_SHA256_LEN];
+    struct stat st;
+    char *slash;
+    int rc;
+
+    *moved = 0;
+    snprintf(parent, sizeof parent, "%s", base);
+    slash = strrchr(parent, '/');
+    if (slash != NULL)
+        slash[slash == parent] = '\0'; /* "/x" -> "/", "/a/x" -> "/a" */
+    if (!id->drop || run(id, NULL, parent) == 0)
+        return join(out, cap, base, "/pg");
+
+    rc = ensure_dir(BRK_PGEMBED_SYSTEM_DIR, 0711, 0, 1);
+    if (rc < 0)
+        return rc;
+    if (lstat(BRK_PGEMBED_SYSTEM_DIR, &st) < 0 || st.st_uid != 0) {
+        pge_err("'%s' is not owned by root: refusing to keep a cluster there",
+                BRK_PGEMBED_SYSTEM_DIR);
+        return BRK_EIO;
+    }
+    brk_sha256(base, strlen(base), digest);
+    brk_hex(digest, BRK_PGEMBED_KEY_BYTES, hex);
+    if (snprintf(out, cap, "%s/pg-%s", BRK_PGEMBED_SYSTEM_DIR, hex) >= (int)cap)
+        return BRK_EIO;
+    *moved = 1;
+    return 0;
+}
+
 int brk_pgembed_start(brk_pgembed_t *pe, brk_config_t *cfg)
 {
     pge_ident_t id;
     char *base = NULL;
-    char root[512], prog[PATH_MAX], timeout[16], opts[700], port[8], info[700];
+    char prog[PATH_MAX], timeout[16], opts[700], port[8], info[700];
+    const char *root = pe->root;
     size_t sock_len;
     double t0;
-    int rc, st;
+    int rc, st, moved = 0, own_only;
 
     memset(pe, 0, sizeof *pe);
     snprintf(port, sizeof port, "%d", BRK_PGEMBED_PORT);
@@ -389,10 +441,11 @@ int brk_pgembed_start(brk_pgembed_t *pe, brk_config_t *cfg)
     if (rc < 0)
         goto out;
 
-    /* GSAP_DATA_DIR: 0700, or 0710 with group postgres so that user may pass through. */
-    rc = ensure_dir(cfg->data_dir, id.drop ? 0710 : 0700, id.drop ? id.gid : (gid_t)-1, 0);
-    if (rc < 0)
+    if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST) {
+        pge_err("cannot create directory '%s': %s", cfg->data_dir, strerror(errno));
+        rc = BRK_EIO;
         goto out;
+    }
     base = realpath(cfg->data_dir, NULL);
     if (base == NULL) {
         pge_err("cannot resolve '%s': %s", cfg->data_dir, strerror(errno));
@@ -406,22 +459,31 @@ int brk_pgembed_start(brk_pgembed_t *pe, brk_config_t *cfg)
         rc = BRK_EIO;
         goto out;
     }
-    sock_len = strlen(base) + strlen("/pg/run/.s.PGSQL.") + strlen(port);
+    rc = cluster_root(&id, base, pe->root, sizeof pe->root, &moved);
+    if (rc < 0)
+        goto out;
+    /* GSAP_DATA_DIR: 0700, or 0710 with group postgres when the cluster inside it runs as
+     * postgres, so that user may pass through (search, no listing). */
+    own_only = moved || !id.drop;
+    rc = ensure_dir(cfg->data_dir, own_only ? 0700 : 0710, own_only ? (gid_t)-1 : id.gid, 0);
+    if (rc < 0)
+        goto out;
+    sock_len = strlen(root) + strlen("/run/.s.PGSQL.") + strlen(port);
     if (sock_len > PGE_SUN_PATH_MAX) {
-        pge_err("GSAP_DATA_DIR '%s' is too long: its socket path '%s/pg/run/.s.PGSQL.%s' "
+        pge_err("GSAP_DATA_DIR '%s' is too long: its socket path '%s/run/.s.PGSQL.%s' "
                 "would be %zu bytes, over the %d-byte limit of unix sockets",
-                base, base, port, sock_len, PGE_SUN_PATH_MAX);
+                base, root, port, sock_len, PGE_SUN_PATH_MAX);
         rc = BRK_EIO;
         goto out;
     }
-    if (join(root, sizeof root, base, "/pg") < 0 ||
-        join(pe->datadir, sizeof pe->datadir, root, "/data") < 0 ||
+    if (join(pe->datadir, sizeof pe->datadir, root, "/data") < 0 ||
         join(pe->sockdir, sizeof pe->sockdir, root, "/run") < 0 ||
         join(pe->logfile, sizeof pe->logfile, root, "/server.log") < 0) {
         pge_err("GSAP_DATA_DIR '%s' is too long", base);
         rc = BRK_EIO;
         goto out;
     }
+    brk_log_info("embedded cluster", "cluster_dir", root, "data_dir", base);
 
     rc = ensure_dir(root, 0700, (gid_t)-1, 1);
     if (rc == 0)

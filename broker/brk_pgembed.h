@@ -1,6 +1,7 @@
 /*
  * brk_pgembed: the embedded default database, a private PostgreSQL 15 cluster under
- * GSAP_DATA_DIR/pg that the broker creates on first start, starts, and stops on exit.
+ * GSAP_DATA_DIR/pg (or, when its user cannot reach that directory, under
+ * BRK_PGEMBED_SYSTEM_DIR) that the broker creates on first start, starts, and stops on exit.
  *
  * Unix socket only (listen_addresses=''), socket in GSAP_DATA_DIR/pg/run, fsync on. When the
  * broker runs as root the cluster runs as the unprivileged "postgres" user (PostgreSQL refuses
@@ -15,11 +16,17 @@
 
 #define BRK_PGEMBED_PORT 5432 /* names the socket file only; nothing listens on TCP */
 #define BRK_PGEMBED_START_TIMEOUT_S 60
+/* Where the cluster lives when its user (postgres, for a root broker) cannot reach
+ * GSAP_DATA_DIR: BRK_PGEMBED_SYSTEM_DIR/pg-<hex of the first BRK_PGEMBED_KEY_BYTES of
+ * SHA-256 of GSAP_DATA_DIR's real path>. */
+#define BRK_PGEMBED_SYSTEM_DIR "/var/lib/gsap-broker"
+#define BRK_PGEMBED_KEY_BYTES 8
 
 typedef struct brk_pgembed {
-    char datadir[512];  /* .../pg/data */
-    char sockdir[512];  /* .../pg/run */
-    char logfile[512];  /* .../pg/server.log */
+    char root[512];     /* GSAP_DATA_DIR/pg, or BRK_PGEMBED_SYSTEM_DIR/pg-<key> */
+    char datadir[512];  /* .../data */
+    char sockdir[512];  /* .../run */
+    char logfile[512];  /* .../server.log */
     int created;        /* 1 when this start ran initdb (first start) */
     int started;        /* 1 when this process started the server and must stop it */
 } brk_pgembed_t;

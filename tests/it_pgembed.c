@@ -20,11 +20,28 @@
 
 #include "tst_check.h"
 #include "brk_config.h"
+#include "brk_crypto.h"
 #include "brk_err.h"
 #include "brk_pgembed.h"
 #include "banned.h"
 
 static char base[64]; /* GSAP_DATA_DIR of the whole case, made in the runner process */
+
+/* moved_root_of: where brk_pgembed puts the cluster of data directory dir when the cluster's
+ * user cannot reach it (computed here independently: SHA-256 of the real path). */
+static void moved_root_of(const char *dir, char *out, size_t cap)
+{
+    char hex[2 * BRK_SHA256_LEN + 1], *real = realpath(dir, NULL);
+    uint8_t digest[BRK_SHA256_LEN];
+
+    out[0] = '\0';
+    if (real == NULL)
+        return;
+    brk_sha256(real, strlen(real), digest);
+    free(real);
+    brk_hex(digest, BRK_PGEMBED_KEY_BYTES, hex);
+    snprintf(out, cap, "%s/pg-%s", BRK_PGEMBED_SYSTEM_DIR, hex);
+}
 
 static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
@@ -44,7 +61,7 @@ static void teardown(void)
 {
     brk_config_t cfg;
     brk_pgembed_t pe;
-    char pid[128], err[256];
+    char pid[300], err[256], moved_root[256];
 
     /* Stops a server a failed test left behind, then removes everything. */
     snprintf(pid, sizeof pid, "%s/pg/data/postmaster.pid", base);
@@ -57,7 +74,22 @@ static void teardown(void)
         brk_pgembed_stop(&pe, &cfg);
         brk_config_clear(&cfg);
     }
+    /* the test that makes base/home/var 0700 moves its cluster out of base */
+    snprintf(pid, sizeof pid, "%s/home/var", base);
+    moved_root_of(pid, moved_root, sizeof moved_root);
     nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    if (moved_root[0] != '\0') {
+        snprintf(pid, sizeof pid, "%s/data/postmaster.pid", moved_root);
+        if (access(pid, F_OK) == 0 && brk_config_load(&cfg, err, sizeof err) == 0) {
+            memset(&pe, 0, sizeof pe);
+            snprintf(pe.datadir, sizeof pe.datadir, "%s/data", moved_root);
+            snprintf(pe.logfile, sizeof pe.logfile, "%s/server.log", moved_root);
+            pe.started = 1;
+            brk_pgembed_stop(&pe, &cfg);
+            brk_config_clear(&cfg);
+        }
+        nftw(moved_root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
 }
 
 static void load(brk_config_t *cfg, const char *data_dir)
@@ -289,6 +321,66 @@ START_TEST(hard_link_under_pg_is_not_chowned)
 }
 END_TEST
 
+START_TEST(unreachable_data_dir_moves_the_cluster)
+{
+    brk_config_t cfg;
+    brk_pgembed_t pe;
+    char home[100], dir[128], want[320], pg[160], moved_root[256];
+    struct stat st;
+    struct passwd *pw;
+    PGconn *c;
+    char *v;
+
+    if (geteuid() != 0)
+        return; /* as any other user the cluster runs as that user and reaches its own dirs */
+    /* home is 0700 root, like /root: postgres cannot pass through it */
+    snprintf(home, sizeof home, "%s/home", base);
+    ck_assert_int_eq(mkdir(home, 0700), 0);
+    snprintf(dir, sizeof dir, "%s/var", home);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    moved_root_of(dir, moved_root, sizeof moved_root);
+    load(&cfg, dir);
+
+    ck_assert_int_eq(brk_pgembed_start(&pe, &cfg), 0);
+    ck_assert_str_eq(pe.root, moved_root);
+    ck_assert_int_eq(pe.created, 1);
+    /* the user's directories keep their modes; nothing of the cluster is under them */
+    ck_assert_uint_eq(mode_of(home), 0700);
+    ck_assert_uint_eq(mode_of(dir), 0700);
+    snprintf(pg, sizeof pg, "%s/pg", dir);
+    ck_assert_int_eq(access(pg, F_OK), -1);
+    /* the system directory belongs to root and nobody else may write it */
+    ck_assert_int_eq(lstat(BRK_PGEMBED_SYSTEM_DIR, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+    ck_assert_uint_eq(st.st_uid, 0);
+    ck_assert_uint_eq(st.st_mode & 022, 0);
+    pw = getpwnam("postgres");
+    ck_assert_ptr_nonnull(pw);
+    ck_assert_int_eq(stat(moved_root, &st), 0);
+    ck_assert_uint_eq(st.st_uid, pw->pw_uid);
+    ck_assert_uint_eq(st.st_mode & 07777, 0700);
+
+    snprintf(want, sizeof want, "host=%s/run port=5432 user=postgres dbname=gsap", moved_root);
+    ck_assert_str_eq(cfg.conninfo, want);
+    c = PQconnectdb(cfg.conninfo);
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
+    v = show(c, "SHOW fsync");
+    ck_assert_str_eq(v, "on");
+    free(v);
+    exec(c, "CREATE TABLE kept (x int)");
+    PQfinish(c);
+    brk_pgembed_stop(&pe, &cfg);
+    ck_assert_int_eq(PQping(cfg.conninfo), PQPING_NO_RESPONSE);
+
+    /* the same data directory finds the same cluster again */
+    ck_assert_int_eq(brk_pgembed_start(&pe, &cfg), 0);
+    ck_assert_int_eq(pe.created, 0);
+    ck_assert_str_eq(pe.root, moved_root);
+    brk_pgembed_stop(&pe, &cfg);
+    brk_config_clear(&cfg);
+}
+END_TEST
+
 static Suite *pgembed_suite(void)
 {
     Suite *s = suite_create("pgembed");
@@ -302,6 +394,7 @@ static Suite *pgembed_suite(void)
     tcase_add_test(tc, symlink_under_pg_is_refused);
     tcase_add_test(tc, hard_link_under_pg_is_not_chowned);
     tcase_add_test(tc, create_reuse_restart);
+    tcase_add_test(tc, unreachable_data_dir_moves_the_cluster);
     suite_add_tcase(s, tc);
     return s;
 }

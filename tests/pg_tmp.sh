@@ -10,7 +10,8 @@ start)
     if [ -f "$dir/data/postmaster.pid" ]; then
         as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
     fi
-    rm -rf "$dir"; mkdir -p "$dir"
+    # a fresh directory; mkdir (not -p) fails rather than reuse one that appeared meanwhile
+    rm -rf "$dir"; mkdir -m 0700 "$dir"
     [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
     as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >"$dir/initdb.log"
     as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
@@ -18,6 +19,8 @@ start)
     ;;
 stop)
     as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop || true
+    # the suite's clusters live under /tmp: leave nothing behind unless asked to
+    [ -n "${GSAP_TEST_KEEP:-}" ] || case $dir in /tmp/gsap-pgtest.*) rm -rf "$dir" ;; esac
     ;;
 resume)
     # start an existing cluster again (after stop), keeping its data

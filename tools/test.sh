@@ -6,12 +6,14 @@
 #   3. builds build-asan/ (ASan + UBSan, its own test PostgreSQL port) and runs ctest there
 #      with leak detection on and every sanitizer report fatal;
 #   4. builds the libFuzzer targets in build-fuzz/ (clang) and runs each one for a bounded
-#      time on a copy of its seed corpus (crashes land in build-fuzz/artifacts/).
+#      time on a copy of its seed corpus (crashes land in build-fuzz/artifacts/);
+#   5. clones HEAD into a fresh 0700 directory with nothing beside it and runs the README's
+#      two commands there (tools/clone_check.sh).
 #
 # Prints "N passed, M failed" at the end (one count per ctest run and per fuzz target; a
 # failed build or setup step counts as a failure too) and exits nonzero when M > 0.
 #
-# Options: --no-asan, --no-fuzz (quicker local runs; CI runs everything).
+# Options: --no-asan, --no-fuzz, --no-clone (quicker local runs; CI runs everything).
 # Environment: GSAP_FUZZ_SECONDS (default 20) per fuzz target.
 set -uo pipefail
 
@@ -20,12 +22,15 @@ root=$PWD
 
 run_asan=1
 run_fuzz=1
+run_clone=1
+[ -n "${GSAP_IN_CLONE_CHECK:-}" ] && run_clone=0 # already the clone: no clone of the clone
 for arg in "$@"; do
     case $arg in
     --no-asan) run_asan=0 ;;
     --no-fuzz) run_fuzz=0 ;;
+    --no-clone) run_clone=0 ;;
     *)
-        echo "usage: tools/test.sh [--no-asan] [--no-fuzz]" >&2
+        echo "usage: tools/test.sh [--no-asan] [--no-fuzz] [--no-clone]" >&2
         exit 2
         ;;
     esac
@@ -151,6 +156,11 @@ if [ "$run_fuzz" = 1 ]; then
         done
     fi
     shopt -u nullglob
+fi
+
+if [ "$run_clone" = 1 ]; then
+    section "fresh clone (0700, nothing beside it): tools/run.sh and tools/test.sh"
+    if tools/clone_check.sh; then pass "fresh clone"; else fail "fresh clone"; fi
 fi
 
 section "summary"
