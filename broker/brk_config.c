@@ -145,6 +145,30 @@ static int broker_id_valid(const char *s)
     return i > 0 && i <= BRK_CONFIG_BROKER_ID_MAX;
 }
 
+/*
+ * conninfo_env: checks the libpq connection string in variable name (value, NULL when unset)
+ * and copies it into *out. Checked here so a typo stops the start instead of every
+ * connection attempt; libpq's message may quote part of the string (a password), so it is
+ * not shown.
+ */
+static int conninfo_env(const char *name, const char *value, char **out, char *err,
+                        size_t errlen)
+{
+    PQconninfoOption *opts;
+
+    if (value == NULL)
+        return 0;
+    opts = PQconninfoParse(value, NULL);
+    if (opts == NULL) {
+        snprintf(err, errlen, "invalid %s: not a libpq connection string or postgresql:// uri",
+                 name);
+        return BRK_EINVAL;
+    }
+    PQconninfoFree(opts);
+    *out = brk_strdup(value);
+    return 0;
+}
+
 int brk_config_load(brk_config_t *cfg, char *err, size_t errlen)
 {
     const char *v;
@@ -232,19 +256,18 @@ int brk_config_load(brk_config_t *cfg, char *err, size_t errlen)
         goto out;
 
     cfg->database_url = env("GSAP_DATABASE_URL");
-    if (cfg->database_url != NULL) {
-        /* Checked here so a typo stops the start instead of every connection attempt.
-         * libpq's message may quote part of the string (a password), so it is not shown. */
-        PQconninfoOption *opts = PQconninfoParse(cfg->database_url, NULL);
-        if (opts == NULL) {
-            snprintf(err, errlen,
-                     "invalid GSAP_DATABASE_URL: not a libpq connection string or "
-                     "postgresql:// uri");
-            rc = BRK_EINVAL;
-            goto out;
-        }
-        PQconninfoFree(opts);
-        cfg->conninfo = brk_strdup(cfg->database_url);
+    rc = conninfo_env("GSAP_DATABASE_URL", cfg->database_url, &cfg->conninfo, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = conninfo_env("GSAP_OWNER_DATABASE_URL", env("GSAP_OWNER_DATABASE_URL"),
+                      &cfg->owner_conninfo, err, errlen);
+    if (rc < 0)
+        goto out;
+    if (cfg->owner_conninfo != NULL && cfg->database_url == NULL) {
+        snprintf(err, errlen, "GSAP_OWNER_DATABASE_URL needs GSAP_DATABASE_URL (the embedded "
+                              "cluster makes its own roles)");
+        rc = BRK_EINVAL;
+        goto out;
     }
 
 out:
@@ -257,4 +280,6 @@ void brk_config_clear(brk_config_t *cfg)
 {
     free(cfg->conninfo);
     cfg->conninfo = NULL;
+    free(cfg->owner_conninfo);
+    cfg->owner_conninfo = NULL;
 }

@@ -34,7 +34,10 @@ typedef struct brk_config {
     unsigned db_queue_max;    /* GSAP_DB_QUEUE_MAX per loop */
     unsigned db_timeout_ms;   /* GSAP_DB_TIMEOUT_MS */
     char public_url[256];     /* GSAP_PUBLIC_URL, default http(s)://GSAP_LISTEN, no trailing / */
-    char *conninfo;           /* resolved libpq conninfo (owned) */
+    char *conninfo;           /* resolved libpq conninfo of the runtime role (owned) */
+    char *owner_conninfo;     /* the schema owner's (GSAP_OWNER_DATABASE_URL or the embedded
+                               * cluster's owner role), for migrations and the CLI; NULL:
+                               * conninfo does both (owned) */
 } brk_config_t;
 
 /*

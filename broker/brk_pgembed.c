@@ -54,6 +54,7 @@
 #include "brk_crypto.h"
 #include "brk_err.h"
 #include "brk_log.h"
+#include "brk_pgroles.h"
 #include "banned.h"
 
 #define PGE_USER "postgres" /* the cluster's user when the broker runs as root */
@@ -346,40 +347,73 @@ static int wait_ready(const brk_pgembed_t *pe, const char *port, double deadline
     }
 }
 
-/* create_db: CREATE DATABASE gsap unless it exists (another starter may win the race). */
-static int create_db(const brk_pgembed_t *pe, const char *port)
+/* conninfo_of: libpq conninfo for user on database db of the cluster, with the password
+ * file (paths are free of spaces and quotes: path_chars_ok). BRK_EIO when cut. */
+static int conninfo_of(char *out, size_t cap, const brk_pgembed_t *pe, const char *port,
+                       const char *user, const char *db, const char *passfile)
 {
-    const char *const keys[] = {"host", "port", "user", "dbname", NULL};
-    const char *const vals[] = {pe->sockdir, port, "postgres", "postgres", NULL};
+    int n = snprintf(out, cap, "host=%s port=%s user=%s dbname=%s passfile=%s", pe->sockdir,
+                     port, user, db, passfile);
+    return n < 0 || (size_t)n >= cap ? BRK_EIO : 0;
+}
+
+/*
+ * write_pwfile: the superuser's password for initdb, in a file of the cluster's user inside
+ * the cluster's 0700 root (initdb runs as that user and reads it; removed right after).
+ */
+static int write_pwfile(const pge_ident_t *id, const char *path, const char *password)
+{
+    int fd, rc = 0;
+    size_t n = strlen(password);
+
+    unlink(path); /* left by a start that died during initdb */
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        pge_err("cannot create '%s': %s", path, strerror(errno));
+        return BRK_EIO;
+    }
+    if (write(fd, password, n) != (ssize_t)n || write(fd, "\n", 1) != 1 ||
+        (id->drop && fchown(fd, id->uid, id->gid) < 0))
+        rc = BRK_EIO;
+    if (close(fd) < 0)
+        rc = BRK_EIO;
+    if (rc < 0) {
+        pge_err("cannot write '%s'", path);
+        unlink(path);
+    }
+    return rc;
+}
+
+/*
+ * bootstrap: connects as the superuser with the password file and lets brk_pgroles set up
+ * roles, database, configuration and pg_hba.conf. A password file made just now for a
+ * cluster that already demands passwords cannot work: it is removed again, so the original
+ * can be put back, and the message says so.
+ */
+static int bootstrap(const brk_pgembed_t *pe, const char *port, const char *passfile,
+                     const brk_pgroles_secrets_t *sec, int fresh_secrets)
+{
+    char info[2048], hba[600];
     PGconn *c = NULL;
-    PGresult *r = NULL;
     int rc = BRK_EIO;
 
-    c = PQconnectdbParams(keys, vals, 0);
+    if (conninfo_of(info, sizeof info, pe, port, BRK_PGROLES_SUPER, "postgres", passfile) < 0)
+        goto out;
+    c = PQconnectdb(info);
     if (PQstatus(c) != CONNECTION_OK) {
         pge_err("cannot connect to the embedded cluster at '%s': %s", pe->sockdir,
                 PQerrorMessage(c));
-        goto out;
-    }
-    r = PQexec(c, "SELECT 1 FROM pg_database WHERE datname = '" PGE_DBNAME "'");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        pge_err("cannot list databases: %s", PQerrorMessage(c));
-        goto out;
-    }
-    if (PQntuples(r) == 0) {
-        const char *state;
-        PQclear(r);
-        r = PQexec(c, "CREATE DATABASE " PGE_DBNAME);
-        state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK &&
-            !(state != NULL && (strcmp(state, "42P04") == 0 || strcmp(state, "23505") == 0))) {
-            pge_err("cannot create database '%s': %s", PGE_DBNAME, PQerrorMessage(c));
-            goto out;
+        if (fresh_secrets) {
+            pge_err("its passwords were in '%s', which was missing; restore that file", passfile);
+            unlink(passfile);
         }
+        goto out;
     }
-    rc = 0;
+    if (conninfo_of(info, sizeof info, pe, port, BRK_PGROLES_SUPER, PGE_DBNAME, passfile) < 0 ||
+        join(hba, sizeof hba, pe->datadir, "/pg_hba.conf") < 0)
+        goto out;
+    rc = brk_pgroles_bootstrap(c, info, PGE_DBNAME, hba, sec) < 0 ? BRK_EIO : 0;
 out:
-    PQclear(r);
     PQfinish(c);
     return rc;
 }
@@ -427,7 +461,10 @@ int brk_pgembed_start(brk_pgembed_t *pe, brk_config_t *cfg)
 {
     pge_ident_t id;
     char *base = NULL;
-    char prog[PATH_MAX], timeout[16], opts[700], port[8], info[700];
+    char prog[PATH_MAX], timeout[16], opts[700], port[8], info[2048];
+    char passfile[600], pwfile[600];
+    brk_pgroles_secrets_t sec;
+    int fresh_secrets = 0;
     const char *root = pe->root;
     size_t sock_len;
     double t0;
@@ -484,6 +521,14 @@ int brk_pgembed_start(brk_pgembed_t *pe, brk_config_t *cfg)
         goto out;
     }
     brk_log_info("embedded cluster", "cluster_dir", root, "data_dir", base);
+    if (join(passfile, sizeof passfile, base, "/" BRK_PGROLES_PASSFILE) < 0 ||
+        join(pwfile, sizeof pwfile, root, "/initdb.pw") < 0) {
+        rc = BRK_EIO;
+        goto out;
+    }
+    rc = brk_pgroles_secrets_load(passfile, &sec, &fresh_secrets);
+    if (rc < 0)
+        goto out;
 
     rc = ensure_dir(root, 0700, (gid_t)-1, 1);
     if (rc == 0)
@@ -494,13 +539,18 @@ int brk_pgembed_start(brk_pgembed_t *pe, brk_config_t *cfg)
         goto out;
 
     if (!is_cluster(pe->datadir)) {
-        char *argv[] = {prog, "-D",   pe->datadir,        "-U", "postgres", "-A", "trust",
-                        "-E", "UTF8", "--locale=C.UTF-8", NULL};
-        if (join(prog, sizeof prog, cfg->pg_bin, "/initdb") < 0) {
+        char pwarg[700];
+        char *argv[] = {prog, "-D",  pe->datadir, "-U",   BRK_PGROLES_SUPER, "-A", "scram-sha-256",
+                        pwarg, "-E", "UTF8",      "--locale=C.UTF-8", NULL};
+        if (join(prog, sizeof prog, cfg->pg_bin, "/initdb") < 0 ||
+            join(pwarg, sizeof pwarg, "--pwfile=", pwfile) < 0 ||
+            write_pwfile(&id, pwfile, sec.super) < 0) {
             rc = BRK_EIO;
             goto out;
         }
-        if (run(&id, argv, root) != 0) {
+        st = run(&id, argv, root);
+        unlink(pwfile);
+        if (st != 0) {
             pge_err("initdb of '%s' failed", pe->datadir);
             rc = BRK_EIO;
             goto out;
@@ -536,15 +586,22 @@ int brk_pgembed_start(brk_pgembed_t *pe, brk_config_t *cfg)
     rc = wait_ready(pe, port, t0 + BRK_PGEMBED_START_TIMEOUT_S);
     if (rc < 0)
         goto out;
-    rc = create_db(pe, port);
+    rc = bootstrap(pe, port, passfile, &sec, fresh_secrets);
     if (rc < 0)
         goto out;
 
-    snprintf(info, sizeof info, "host=%s port=%s user=postgres dbname=%s", pe->sockdir, port,
-             PGE_DBNAME);
+    rc = conninfo_of(info, sizeof info, pe, port, BRK_PGROLES_APP, PGE_DBNAME, passfile);
+    if (rc < 0)
+        goto out;
     free(cfg->conninfo);
     cfg->conninfo = brk_strdup(info);
+    rc = conninfo_of(info, sizeof info, pe, port, BRK_PGROLES_OWNER, PGE_DBNAME, passfile);
+    if (rc < 0)
+        goto out;
+    free(cfg->owner_conninfo);
+    cfg->owner_conninfo = brk_strdup(info);
 out:
+    memset(&sec, 0, sizeof sec);
     if (rc < 0 && pe->started)
         brk_pgembed_stop(pe, cfg);
     free(base);

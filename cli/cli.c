@@ -12,6 +12,7 @@
 
 #include "brk_err.h"
 #include "brk_migrate.h"
+#include "brk_pgroles.h"
 #include "banned.h"
 
 /* Loads the configuration and makes the database reachable (starting the embedded one). */
@@ -48,7 +49,8 @@ void cli_app_close(app_t *a)
 
 PGconn *cli_connect(const app_t *a)
 {
-    PGconn *c = PQconnectdb(a->cfg.conninfo);
+    /* the operator's commands and the migrations run as the schema's owner */
+    PGconn *c = PQconnectdb(a->cfg.owner_conninfo ? a->cfg.owner_conninfo : a->cfg.conninfo);
     if (PQstatus(c) != CONNECTION_OK) {
         fprintf(stderr, "gsap-broker: cannot connect to the database: %s", PQerrorMessage(c));
         PQfinish(c);
@@ -61,6 +63,12 @@ int cli_migrate(const app_t *a, PGconn *c)
 {
     char err[1024];
     if (brk_migrate_run(c, a->cfg.migrations_dir, err, sizeof err) != 0) {
+        fprintf(stderr, "gsap-broker: %s\n", err);
+        return BRK_EDB;
+    }
+    /* with two roles, the runtime one gets its privileges on whatever the migrations made */
+    if (a->cfg.owner_conninfo != NULL &&
+        brk_pgroles_grant_runtime(c, a->cfg.conninfo, err, sizeof err) != 0) {
         fprintf(stderr, "gsap-broker: %s\n", err);
         return BRK_EDB;
     }

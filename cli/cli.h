@@ -23,7 +23,8 @@ int cli_app_open(app_t *a);
 /* cli_app_close: stops the embedded cluster if this process started it; clears the config. */
 void cli_app_close(app_t *a);
 
-/* cli_connect: a blocking connection to the configured database (caller PQfinish()es), or
+/* cli_connect: a blocking connection to the configured database as the schema owner
+ * (owner_conninfo when set; caller PQfinish()es), or
  * NULL after printing why. */
 PGconn *cli_connect(const app_t *a);
 

@@ -121,6 +121,55 @@ static void exec(PGconn *c, const char *sql)
     PQclear(r);
 }
 
+/* sql_error: runs sql, which must fail; returns its SQLSTATE (static buffer). */
+static const char *sql_error(PGconn *c, const char *sql)
+{
+    static char state[8];
+    PGresult *r = PQexec(c, sql);
+    const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+    ck_assert_msg(PQresultStatus(r) == PGRES_FATAL_ERROR, "%s: did not fail", sql);
+    snprintf(state, sizeof state, "%s", s ? s : "");
+    PQclear(r);
+    return state;
+}
+
+static unsigned mode_of(const char *path);
+
+/*
+ * assert_locked_down: the cluster of data directory dir (socket in sock, data in data) asks
+ * every local connection for a password, has listen_addresses = '' in its configuration
+ * file (not only on the command line), and keeps its passwords in a 0600 file in dir.
+ */
+static void assert_locked_down(const char *dir, const char *sock, const char *data)
+{
+    char path[600], info[700], buf[4096];
+    const char *const users[] = {"postgres", "gsap_owner", "gsap_app", NULL};
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof path, "%s/pgpass", dir);
+    ck_assert_uint_eq(mode_of(path), 0600);
+    for (int i = 0; users[i] != NULL; i++) {
+        PGconn *c;
+        snprintf(info, sizeof info, "host=%s port=5432 user=%s dbname=gsap passfile=/dev/null",
+                 sock, users[i]);
+        c = PQconnectdb(info);
+        ck_assert_msg(PQstatus(c) == CONNECTION_BAD, "%s connected without a password",
+                      users[i]);
+        ck_assert_msg(strstr(PQerrorMessage(c), "password") != NULL, "%s: %s", users[i],
+                      PQerrorMessage(c));
+        PQfinish(c);
+    }
+    snprintf(path, sizeof path, "%s/postgresql.auto.conf", data);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    ck_assert_msg(strstr(buf, "listen_addresses = ''") != NULL, "%s: %s", path, buf);
+}
+
 static unsigned mode_of(const char *path)
 {
     struct stat st;
@@ -134,7 +183,7 @@ START_TEST(create_reuse_restart)
     brk_config_t cfg;
     brk_pgembed_t pe, pe2;
     PGconn *c;
-    char want[256], *v, *real;
+    char want[600], *v, *real;
     struct stat st;
 
     /* an existing GSAP_DATA_DIR with wider permissions is narrowed */
@@ -157,9 +206,15 @@ START_TEST(create_reuse_restart)
         ck_assert_uint_eq(st.st_gid, pw->pw_gid);
     }
     real = realpath(base, NULL);
-    snprintf(want, sizeof want, "host=%s/pg/run port=5432 user=postgres dbname=gsap", real);
-    free(real);
+    snprintf(want, sizeof want,
+             "host=%s/pg/run port=5432 user=gsap_app dbname=gsap passfile=%s/pgpass", real, real);
     ck_assert_str_eq(cfg.conninfo, want);
+    snprintf(want, sizeof want,
+             "host=%s/pg/run port=5432 user=gsap_owner dbname=gsap passfile=%s/pgpass", real,
+             real);
+    ck_assert_str_eq(cfg.owner_conninfo, want);
+    free(real);
+    assert_locked_down(base, pe.sockdir, pe.datadir);
 
     c = PQconnectdb(cfg.conninfo);
     ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
@@ -172,15 +227,21 @@ START_TEST(create_reuse_restart)
     v = show(c, "SELECT current_database()");
     ck_assert_str_eq(v, "gsap");
     free(v);
+    /* the runtime role creates nothing; the owner does */
+    ck_assert_str_eq(sql_error(c, "CREATE TABLE kept (x int)"), "42501");
+    PQfinish(c);
+    c = PQconnectdb(cfg.owner_conninfo);
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
     exec(c, "CREATE TABLE kept (x int)");
     exec(c, "INSERT INTO kept VALUES (42)");
+    exec(c, "GRANT SELECT ON kept TO gsap_app");
     PQfinish(c);
 
     /* a second start finds the server running: reused, and not ours to stop */
     ck_assert_int_eq(brk_pgembed_start(&pe2, &cfg), 0);
     ck_assert_int_eq(pe2.created, 0);
     ck_assert_int_eq(pe2.started, 0);
-    ck_assert_str_eq(cfg.conninfo, want);
+    ck_assert_str_eq(cfg.owner_conninfo, want);
     brk_pgembed_stop(&pe2, &cfg);
     ck_assert_int_eq(PQping(cfg.conninfo), PQPING_OK);
 
@@ -325,7 +386,7 @@ START_TEST(unreachable_data_dir_moves_the_cluster)
 {
     brk_config_t cfg;
     brk_pgembed_t pe;
-    char home[100], dir[128], want[320], pg[160], moved_root[256];
+    char home[100], dir[128], want[600], pg[160], moved_root[256], *real;
     struct stat st;
     struct passwd *pw;
     PGconn *c;
@@ -360,14 +421,17 @@ START_TEST(unreachable_data_dir_moves_the_cluster)
     ck_assert_uint_eq(st.st_uid, pw->pw_uid);
     ck_assert_uint_eq(st.st_mode & 07777, 0700);
 
-    snprintf(want, sizeof want, "host=%s/run port=5432 user=postgres dbname=gsap", moved_root);
+    real = realpath(dir, NULL);
+    snprintf(want, sizeof want, "host=%s/run port=5432 user=gsap_app dbname=gsap passfile=%s/pgpass",
+             moved_root, real);
+    free(real);
     ck_assert_str_eq(cfg.conninfo, want);
+    assert_locked_down(dir, pe.sockdir, pe.datadir);
     c = PQconnectdb(cfg.conninfo);
     ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
     v = show(c, "SHOW fsync");
     ck_assert_str_eq(v, "on");
     free(v);
-    exec(c, "CREATE TABLE kept (x int)");
     PQfinish(c);
     brk_pgembed_stop(&pe, &cfg);
     ck_assert_int_eq(PQping(cfg.conninfo), PQPING_NO_RESPONSE);
@@ -376,6 +440,50 @@ START_TEST(unreachable_data_dir_moves_the_cluster)
     ck_assert_int_eq(brk_pgembed_start(&pe, &cfg), 0);
     ck_assert_int_eq(pe.created, 0);
     ck_assert_str_eq(pe.root, moved_root);
+    brk_pgembed_stop(&pe, &cfg);
+    brk_config_clear(&cfg);
+}
+END_TEST
+
+START_TEST(trust_cluster_of_an_earlier_version_is_locked_down)
+{
+    brk_config_t cfg;
+    brk_pgembed_t pe;
+    char dir[128], cmd[2048], *v;
+    const char *as_pg = geteuid() == 0 ? "runuser -u postgres --" : "";
+    const char *bin = getenv("GSAP_PG_BIN") ? getenv("GSAP_PG_BIN") : "/usr/lib/postgresql/15/bin";
+    PGconn *c;
+
+    /* what earlier versions left: a trust cluster, objects owned by the superuser */
+    ck_assert_int_eq(chmod(base, 0711), 0);
+    snprintf(dir, sizeof dir, "%s/old", base);
+    snprintf(cmd, sizeof cmd,
+             "set -e; mkdir -p %s/pg/run; %s%s; "
+             "%s %s/initdb -D %s/pg/data -U postgres -A trust -E UTF8 --locale=C.UTF-8 "
+             "--no-sync >/dev/null; "
+             "%s %s/pg_ctl -D %s/pg/data -l %s/pg/server.log -w -o \"-k %s/pg/run -p 5432 "
+             "-c listen_addresses=''\" start >/dev/null; "
+             "%s psql -qX -h %s/pg/run -U postgres -d postgres -c 'CREATE DATABASE gsap'; "
+             "%s psql -qX -h %s/pg/run -U postgres -d gsap -c 'CREATE TABLE legacy (x int)'; "
+             "%s %s/pg_ctl -D %s/pg/data -m fast -w stop >/dev/null",
+             dir, geteuid() == 0 ? "chown -R postgres:postgres " : "true ",
+             geteuid() == 0 ? dir : "", as_pg, bin, dir, as_pg, bin, dir, dir, dir, as_pg, dir,
+             as_pg, dir, as_pg, bin, dir);
+    ck_assert_msg(system(cmd) == 0, "%s", cmd);
+    load(&cfg, dir);
+
+    ck_assert_int_eq(brk_pgembed_start(&pe, &cfg), 0);
+    ck_assert_int_eq(pe.created, 0);
+    assert_locked_down(dir, pe.sockdir, pe.datadir);
+    c = PQconnectdb(cfg.owner_conninfo);
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
+    v = show(c, "SELECT tableowner FROM pg_tables WHERE tablename = 'legacy'");
+    ck_assert_str_eq(v, "gsap_owner");
+    free(v);
+    v = show(c, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'gsap'");
+    ck_assert_str_eq(v, "gsap_owner");
+    free(v);
+    PQfinish(c);
     brk_pgembed_stop(&pe, &cfg);
     brk_config_clear(&cfg);
 }
@@ -395,6 +503,7 @@ static Suite *pgembed_suite(void)
     tcase_add_test(tc, hard_link_under_pg_is_not_chowned);
     tcase_add_test(tc, create_reuse_restart);
     tcase_add_test(tc, unreachable_data_dir_moves_the_cluster);
+    tcase_add_test(tc, trust_cluster_of_an_earlier_version_is_locked_down);
     suite_add_tcase(s, tc);
     return s;
 }
