@@ -18,7 +18,7 @@ static const char *const vars[] = {"GSAP_LISTEN",        "GSAP_THREADS",
                                    "GSAP_PG_BIN",        "GSAP_MIGRATIONS_DIR",
                                    "GSAP_BROKER_ID",     "CHRONICLE_WEBHOOK_URL",
                                    "GSAP_DB_CONNS",      "GSAP_DB_QUEUE_MAX",
-                                   "GSAP_DB_TIMEOUT_MS", NULL};
+                                   "GSAP_DB_TIMEOUT_MS", "GSAP_OWNER_DATABASE_URL", NULL};
 
 static void clean_env(void)
 {
@@ -151,6 +151,36 @@ START_TEST(database_url_secret_not_echoed)
     setenv("GSAP_DATABASE_URL", "password=hunter2 nonsense", 1);
     ck_assert_int_eq(brk_config_load(&cfg, err, sizeof err), BRK_EINVAL);
     ck_assert_ptr_null(strstr(err, "hunter2"));
+}
+END_TEST
+
+START_TEST(owner_database_url)
+{
+    brk_config_t cfg;
+    char err[256] = "";
+
+    load_ok(NULL, NULL, &cfg);
+    ck_assert_ptr_null(cfg.owner_conninfo);
+    brk_config_clear(&cfg);
+
+    clean_env();
+    setenv("GSAP_DATABASE_URL", "host=/run/postgresql dbname=gsap user=gsap_app", 1);
+    setenv("GSAP_OWNER_DATABASE_URL", "host=/run/postgresql dbname=gsap user=gsap_owner", 1);
+    ck_assert_int_eq(brk_config_load(&cfg, err, sizeof err), 0);
+    ck_assert_str_eq(cfg.conninfo, "host=/run/postgresql dbname=gsap user=gsap_app");
+    ck_assert_str_eq(cfg.owner_conninfo, "host=/run/postgresql dbname=gsap user=gsap_owner");
+    brk_config_clear(&cfg);
+    ck_assert_ptr_null(cfg.owner_conninfo);
+
+    /* malformed, and never echoed */
+    setenv("GSAP_OWNER_DATABASE_URL", "password=hunter2 nonsense", 1);
+    ck_assert_int_eq(brk_config_load(&cfg, err, sizeof err), BRK_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "GSAP_OWNER_DATABASE_URL"));
+    ck_assert_ptr_null(strstr(err, "hunter2"));
+
+    /* the embedded cluster makes its own roles: an owner URL alone is a mistake */
+    load_err("GSAP_OWNER_DATABASE_URL", "host=/run/postgresql dbname=gsap",
+             "GSAP_OWNER_DATABASE_URL needs GSAP_DATABASE_URL");
 }
 END_TEST
 
@@ -312,6 +342,7 @@ static Suite *config_suite(void)
     TCase *tc = tcase_create("load");
 
     tcase_add_test(tc, defaults);
+    tcase_add_test(tc, owner_database_url);
     tcase_add_test(tc, empty_means_unset);
     tcase_add_test(tc, strings);
     tcase_add_test(tc, database_url);
