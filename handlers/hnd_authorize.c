@@ -506,7 +506,8 @@ static void on_elev_ac(brk_req_t *r, const brk_db_result_t *res)
         brk_reply_error(r, BRK_ENOTFOUND, "context_not_found", "no such context");
         return;
     }
-    if (strcmp(PQgetvalue(pr, 0, 1), "pending") != 0) {
+    /* Expired (even before the expiry job marked it so) is not pending. */
+    if (strcmp(PQgetvalue(pr, 0, 1), "pending") != 0 || PQgetvalue(pr, 0, 2)[0] == 't') {
         brk_reply_error(r, BRK_ECONFLICT, "elevation_decided", "this AC is not pending");
         return;
     }

@@ -169,7 +169,7 @@ DROP FUNCTION gsap_elevate(text, text, boolean, jsonb, jsonb, gsap_cid, timestam
 -- as it will be after this decision (p_elevation) and, when this approval completes the
 -- count, the AC re-signed as authorized (p_ac, p_ac_cid, issued p_decided, expiring
 -- p_expires; NULL otherwise).
--- code: 'ok'; 'not_found'; 'decided' (not pending any more); 'self' (the approver's key or
+-- code: 'ok'; 'not_found'; 'decided' (not pending any more, or expired); 'self' (the approver's key or
 -- DID requested the AC: separation of duties); 'duplicate' (this key or DID has decided
 -- already); 'stale' (another decision was recorded since the caller read the AC: read
 -- again and retry). Nothing is written unless the code is 'ok'.
@@ -191,7 +191,9 @@ BEGIN
         RETURN QUERY SELECT 'not_found'::text, NULL::jsonb, NULL::text, NULL::jsonb;
         RETURN;
     END IF;
-    IF a.status <> 'pending' THEN
+    -- Past its expires_at a pending AC is expired, whether or not the expiry job has marked
+    -- it yet: an approval cannot revive it.
+    IF a.status <> 'pending' OR a.expires_at < now() THEN
         RETURN QUERY SELECT 'decided'::text, a.ac, a.status, a.elevation;
         RETURN;
     END IF;

@@ -672,6 +672,31 @@ START_TEST(ratecard_bounds_and_rollover)
     ck_assert_int_eq(longf(pg, "SELECT count(DISTINCT period) FROM invoices WHERE "
                                "account_id = 'roll'"),
                      1);
+    /* at the cap exactly a line still fits; one minor unit past it, it rolls over */
+    put_account("edge",
+                "{\"currency\":\"USD\",\"rate_card\":" CARD(100, 100, 100, 100, 100, 1, "{}", "{}", "") "}");
+    json_t *ec[3];
+    bill_n(pg, "edge", 1, ec);
+    char *edge = open_invoice(pg, "edge");
+    sql = fmt("UPDATE invoices SET total_minor = %lld - 101 WHERE invoice_id = '%s' RETURNING 1",
+              BILL_INVOICE_TOTAL_MAX, edge);
+    ck_assert_int_eq(tst_pg_long(pg, sql), 1);
+    free(sql);
+    bill_n(pg, "edge", 1, ec + 1);
+    head = scalarf(pg, "SELECT status || ' ' || line_count || ' ' || total_minor FROM invoices "
+                       "WHERE invoice_id = '%s'", edge);
+    want = fmt("open 2 %lld", BILL_INVOICE_TOTAL_MAX);
+    ck_assert_str_eq(head, want);
+    free(head), free(want);
+    bill_n(pg, "edge", 1, ec + 2);
+    char *edge2 = open_invoice(pg, "edge");
+    ck_assert_str_ne(edge, edge2);
+    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM invoice_lines WHERE invoice_id = '%s'", edge2),
+                     1);
+    for (int i = 0; i < 3; i++)
+        json_decref(ec[i]);
+    free(edge), free(edge2);
+
     /* the continuation is an ordinary invoice: it finalizes and verifies */
     json_t *fin = finalize(second);
     ck_assert_int_eq(num(json_object_get(fin, "invoice"), "line_count"), 2);

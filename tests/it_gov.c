@@ -846,9 +846,19 @@ START_TEST(never_approved_never_usable)
     ck_assert_int_eq(tst_http(B.port, "GET", path, hdr, NULL, 0, &r), 0);
     ck_assert_ptr_nonnull(strstr(r.body, "Refused receipts"));
     tst_resp_clear(&r);
-    /* an approval after expiry cannot revive it */
+    /* an approval after expiry cannot revive it, nor one past expires_at that the expiry
+     * job has not marked yet */
     e = decide(APPROVER, pend, "approve", 409, "elevation_decided");
     json_decref(e);
+    json_t *late = pending_ac("ops", ISSUER, NULL);
+    sql = fmt("UPDATE acs SET expires_at = now() - interval '1 second' WHERE context_id = '%s' "
+              "AND status = 'pending' RETURNING 1", str(late, "context_id"));
+    ck_assert_int_eq(tst_pg_long(pg, sql), 1);
+    free(sql);
+    e = decide(APPROVER, late, "approve", 409, "elevation_decided");
+    json_decref(e);
+    ck_assert_int_eq(ctx_count(pg, "ac_approvals WHERE true", late), 0);
+    json_decref(late);
     PQfinish(pg);
     free(cp), free(cv), free(path), free(hdr);
     json_decref(pend), json_decref(rev);
