@@ -13,6 +13,21 @@
 #include "brk_time.h"
 #include "banned.h"
 
+/* The bounds of bill_rate.h, proved once here: the worst line of a valid card fits
+ * BILL_LINE_MAX (the second term bounds what the roundings add: at most 1/2 per multiplier,
+ * magnified by at most the largest factor), and an invoice at its cap still takes a line
+ * without leaving int64_t. */
+_Static_assert((BILL_PRICE_MAX + BILL_PER_SECOND_MAX * BILL_LINE_SECONDS_MAX) *
+                       (BILL_MULT_PRODUCT_MAX / BILL_PPM) +
+                   (1 + BILL_CAP_BITS) * (BILL_MULT_PRODUCT_MAX / BILL_PPM) + BILL_PRICE_MAX <=
+               BILL_LINE_MAX,
+               "the worst line of a valid rate card must fit BILL_LINE_MAX");
+_Static_assert(BILL_LINE_MAX <= BILL_INVOICE_TOTAL_MAX, "an empty invoice must take any line");
+_Static_assert(BILL_INVOICE_TOTAL_MAX <= INT64_MAX - BILL_LINE_MAX,
+               "an invoice total plus one line must fit int64_t");
+_Static_assert(BILL_MULT_PRODUCT_MAX <= INT64_MAX / BILL_MULT_MAX,
+               "the factor check must not overflow");
+
 /* NULL-terminated, so it doubles as the list of per_cr's members. */
 static const char *const outcome_names[BILL_OUTCOMES + 1] = {"completed", "failed",      "violated",
                                                              "timed_out", "session_end", NULL};
@@ -54,19 +69,37 @@ static int only_members(const json_t *obj, const char *const *names, const char 
     return 0;
 }
 
-/* A price: an integer 0..BILL_PRICE_MAX. */
-static int price(const json_t *v, const char *what, int64_t *out, const char **code, char *msg,
-                 size_t mlen)
+/* A price: an integer 0..max (BILL_PRICE_MAX or BILL_PER_SECOND_MAX). */
+static int price(const json_t *v, const char *what, int64_t max, int64_t *out, const char **code,
+                 char *msg, size_t mlen)
 {
     if (!json_is_integer(v))
         return fail(code, msg, mlen, "invalid_field", BRK_EINVAL,
                     "\"%s\" must be an integer count of minor units", what);
     json_int_t x = json_integer_value(v);
-    if (x < 0 || x > BILL_PRICE_MAX)
-        return fail(code, msg, mlen, "out_of_range", BRK_ERANGE,
-                    "\"%s\" must be between 0 and 1000000000000 minor units", what);
+    if (x < 0 || x > max) {
+        *code = "out_of_range";
+        snprintf(msg, mlen, "\"%s\" must be between 0 and %lld minor units", what,
+                 (long long)max);
+        return BRK_ERANGE;
+    }
     *out = (int64_t)x;
     return 0;
+}
+
+/* The largest factor one line can get (see bill_rate.h), in ppm, rounded up at each step so
+ * that it never understates; stops early once past BILL_MULT_PRODUCT_MAX, so every product
+ * stays below BILL_MULT_PRODUCT_MAX * BILL_MULT_MAX. */
+static int64_t worst_factor(const bill_ratecard_t *rc)
+{
+    int64_t f = BILL_PPM;
+    for (size_t i = 0; i < rc->nshell; i++)
+        if (rc->shell[i].ppm > f)
+            f = rc->shell[i].ppm;
+    for (int b = 0; b < BILL_CAP_BITS && f <= BILL_MULT_PRODUCT_MAX; b++)
+        if ((rc->cap_has & ((uint32_t)1 << b)) && rc->cap_ppm[b] > BILL_PPM)
+            f = (f * rc->cap_ppm[b] + BILL_PPM - 1) / BILL_PPM;
+    return f;
 }
 
 /* A multiplier: a decimal string, exact to 6 places, 0..BILL_MULT_MAX. Numbers are refused
@@ -144,16 +177,18 @@ int bill_ratecard_parse(const json_t *in, bill_ratecard_t *rc, const char **code
         if ((v = json_object_get(per_cr, outcome_names[o])) == NULL)
             return fail(code, msg, mlen, "missing_field", BRK_EINVAL,
                         "\"per_cr\" needs a price for \"%s\"", outcome_names[o]);
-        if ((r = price(v, outcome_names[o], &rc->per_cr[o], code, msg, mlen)) != 0)
+        if ((r = price(v, outcome_names[o], BILL_PRICE_MAX, &rc->per_cr[o], code, msg, mlen)) !=
+            0)
             return r;
     }
     if ((v = json_object_get(in, "per_second")) == NULL)
         return fail(code, msg, mlen, "missing_field", BRK_EINVAL, "\"%s\" is required",
                     "per_second");
-    if ((r = price(v, "per_second", &rc->per_second, code, msg, mlen)) != 0)
+    if ((r = price(v, "per_second", BILL_PER_SECOND_MAX, &rc->per_second, code, msg, mlen)) != 0)
         return r;
     if ((v = json_object_get(in, "flagged_surcharge")) != NULL &&
-        (r = price(v, "flagged_surcharge", &rc->flagged_surcharge, code, msg, mlen)) != 0)
+        (r = price(v, "flagged_surcharge", BILL_PRICE_MAX, &rc->flagged_surcharge, code, msg,
+                   mlen)) != 0)
         return r;
 
     v = json_object_get(in, "shell_class_multipliers");
@@ -187,6 +222,18 @@ int bill_ratecard_parse(const json_t *in, bill_ratecard_t *rc, const char **code
         if ((r = multiplier(m, k, &rc->cap_ppm[b], code, msg, mlen)) != 0)
             return r;
         rc->cap_has |= (uint32_t)1 << b;
+    }
+    /* Each multiplier within its range can still multiply to an overflow together. */
+    int64_t f = worst_factor(rc);
+    if (f > BILL_MULT_PRODUCT_MAX) {
+        char num[BILL_AMOUNT_STR_MAX];
+        bill_format_ppm(f, num);
+        *code = "rate_card_too_large";
+        snprintf(msg, mlen,
+                 "one line could be multiplied by at least %s: the largest shell class "
+                 "multiplier times every capability multiplier above 1 must be at most 1000",
+                 num);
+        return BRK_ERANGE;
     }
     return 0;
 }
@@ -306,6 +353,12 @@ int bill_rate(const bill_ratecard_t *rc, const bill_cr_t *cr, bill_rating_t *out
         return BRK_EINVAL;
     /* started seconds: a run of 0.2 s is one started second, 0 s is none */
     out->quantity = d <= 0 ? 0 : d / 1000000 + (d % 1000000 != 0);
+    /* No run is billed beyond BILL_LINE_SECONDS_MAX, whatever span it claims: the bound
+     * that keeps every line of a valid card within BILL_LINE_MAX. */
+    if (out->quantity > BILL_LINE_SECONDS_MAX) {
+        out->quantity = BILL_LINE_SECONDS_MAX;
+        out->quantity_capped = 1;
+    }
     out->unit_minor = rc->per_second;
     out->base_minor = rc->per_cr[cr->outcome];
     if ((r = bill_mul(out->quantity, out->unit_minor, &run)) != 0 ||
@@ -344,8 +397,12 @@ json_t *bill_rating_json(const bill_rating_t *r, const char *shell_class)
                 ? json_pack("{s:s,s:s}", "shell_class", shell_class, "multiplier", num)
                 : json_pack("{s:i,s:s}", "capability_bit", r->mult[i].bit, "multiplier", num));
     }
-    return json_pack("{s:I,s:I,s:I,s:o,s:I,s:I}", "base_minor", (json_int_t)r->base_minor,
-                     "quantity", (json_int_t)r->quantity, "unit_minor", (json_int_t)r->unit_minor,
-                     "multipliers", mults, "surcharge_minor", (json_int_t)r->surcharge_minor,
-                     "total_minor", (json_int_t)r->total_minor);
+    json_t *j = json_pack("{s:I,s:I,s:I,s:o,s:I,s:I}", "base_minor", (json_int_t)r->base_minor,
+                          "quantity", (json_int_t)r->quantity, "unit_minor",
+                          (json_int_t)r->unit_minor, "multipliers", mults, "surcharge_minor",
+                          (json_int_t)r->surcharge_minor, "total_minor",
+                          (json_int_t)r->total_minor);
+    if (j != NULL && r->quantity_capped)
+        json_object_set_new(j, "quantity_capped", json_true());
+    return j;
 }

@@ -12,13 +12,18 @@
  *     "flagged_surcharge": 0 }
  *
  * per_cr (all five outcomes) and per_second are required; the multiplier maps and the
- * surcharge default to {} and 0. Prices are 0..BILL_PRICE_MAX, multipliers 0..BILL_MULT_MAX
- * ("1" is neutral), capability keys are bit numbers "0".."31". Unknown members are refused.
+ * surcharge default to {} and 0. per_cr prices and the surcharge are 0..BILL_PRICE_MAX,
+ * per_second 0..BILL_PER_SECOND_MAX, multipliers 0..BILL_MULT_MAX ("1" is neutral),
+ * capability keys are bit numbers "0".."31". Unknown members are refused. The largest factor
+ * one line can get -- the largest shell class multiplier (at least 1) times every capability
+ * multiplier above 1, since a CR has one shell class but may set every bit -- must be at most
+ * BILL_MULT_PRODUCT_MAX ("rate_card_too_large" otherwise).
  *
  * Rating (bill_rate), for a CR with effective outcome o, run time d = completed_at -
  * started_at, shell class c and capability set caps:
  *
- *   quantity = ceil(d / 1 s), the started seconds of run time (0 when d <= 0)
+ *   quantity = min(ceil(d / 1 s), BILL_LINE_SECONDS_MAX), the started seconds of run time
+ *              (0 when d <= 0); a capped quantity is marked in the breakdown
  *   unit     = per_second
  *   base     = per_cr[o]
  *   amount   = base + quantity * unit                         exact
@@ -28,9 +33,17 @@
  *   total    = amount + (flags not empty ? flagged_surcharge : 0)
  *
  * Each multiplication by a multiplier is rounded on its own (bill_money's one rule), in the
- * fixed order above, so a line's total is reproducible from its rating breakdown. Any step
- * that leaves int64_t fails with BRK_ERANGE: the line is not written and the billing
- * function's run fails (retried, then dead-lettered) rather than billing a wrapped amount.
+ * fixed order above, so a line's total is reproducible from its rating breakdown.
+ *
+ * Bounds: with every value of a card that bill_ratecard_parse accepted, the worst line is
+ *   (BILL_PRICE_MAX + BILL_PER_SECOND_MAX * BILL_LINE_SECONDS_MAX) * 1000
+ *     + 33 * 1000 (each of at most 33 roundings adds at most 1/2, later magnified)
+ *     + BILL_PRICE_MAX  =  268,841,000,000,033,000 + 10^12  <  BILL_LINE_MAX = 10^18,
+ * checked at compile time in bill_rate.c, so bill_rate never fails on a valid card, and an
+ * invoice holds lines only up to BILL_INVOICE_TOTAL_MAX (bill_add_line rolls a full invoice
+ * over to a continuation invoice of the same period, migrations/0008_approvals.sql), so
+ * total + line <= 9 * 10^18 < 2^63 - 1: billing never fails on arithmetic. The BRK_ERANGE
+ * checks stay as a second line of defence.
  *
  * Pure functions: any thread.
  */
@@ -43,8 +56,15 @@
 
 #include "bill_money.h"
 
-#define BILL_PRICE_MAX 1000000000000LL    /* 10^12 minor units: any one price */
+#define BILL_PRICE_MAX 1000000000000LL    /* 10^12 minor units: a per_cr price, the surcharge */
+#define BILL_PER_SECOND_MAX 100000000LL   /* 10^8 minor units per started second */
 #define BILL_MULT_MAX (1000LL * BILL_PPM) /* a multiplier of at most 1000 */
+#define BILL_MULT_PRODUCT_MAX (1000LL * BILL_PPM) /* the largest factor of one line */
+#define BILL_LINE_SECONDS_MAX (31LL * 86400) /* billable seconds of one line: a month */
+#define BILL_LINE_MAX 1000000000000000000LL  /* 10^18: no line is larger (see above) */
+/* An invoice's total stays at most this: the next line goes on a continuation invoice.
+ * Mirrored as a literal in bill_add_line (migrations/0008_approvals.sql). */
+#define BILL_INVOICE_TOTAL_MAX 8000000000000000000LL
 #define BILL_SHELL_CLASSES_MAX 32         /* entries of shell_class_multipliers */
 #define BILL_SHELL_CLASS_MAX 32           /* bytes of a shell class name */
 #define BILL_CAP_BITS 32                  /* capability bits (capability_set is 32-bit) */
@@ -124,7 +144,8 @@ int bill_cr_from_payload(const json_t *payload, bill_cr_t *cr, char *msg, size_t
 
 /* The result of rating, with the breakdown that reproduces total. */
 typedef struct bill_rating {
-    int64_t quantity;   /* started seconds */
+    int64_t quantity;   /* started seconds, at most BILL_LINE_SECONDS_MAX */
+    int quantity_capped; /* the run was longer than BILL_LINE_SECONDS_MAX */
     int64_t unit_minor; /* per_second */
     int64_t base_minor; /* per_cr[outcome] */
     int64_t surcharge_minor;
@@ -141,7 +162,8 @@ int bill_rate(const bill_ratecard_t *rc, const bill_cr_t *cr, bill_rating_t *out
 
 /* bill_rating_json: the breakdown as stored with the line: {"base_minor", "quantity",
  * "unit_minor", "multipliers": [{"shell_class"|"capability_bit", "multiplier"}],
- * "surcharge_minor", "total_minor"}. shell_class is the CR's (borrowed). New reference. */
+ * "surcharge_minor", "total_minor"}, plus "quantity_capped": true when the quantity was
+ * capped. shell_class is the CR's (borrowed). New reference. */
 json_t *bill_rating_json(const bill_rating_t *r, const char *shell_class);
 
 #endif

@@ -65,9 +65,11 @@ static const char *const emit_types[] = {
     "GSAP_AC_ISSUED",
     "GSAP_AC_PENDING",
     "GSAP_AC_DENIED",
+    "GSAP_ELEVATION_APPROVAL_RECORDED",
     "GSAP_ELEVATION_APPROVED",
     "GSAP_ELEVATION_REFUSED",
     "GSAP_CR_RECEIVED",
+    "GSAP_CR_REFUSED",
     NULL,
 };
 

@@ -8,7 +8,7 @@
  * in gsap_issue, and the loser returns the winner's AC.
  *
  * The signed AC never changes except when an elevation is approved (re-signed with status
- * authorized). Polling shows the current status over the signed document (docs/protocol.md).
+ * authorized, once the accord's approvals_required distinct approvers approved). Polling shows the current status over the signed document (docs/protocol.md).
  */
 #include "hnd.h"
 
@@ -47,10 +47,11 @@ static brk_db_stmt_t q_ac_get = {
     "SELECT ac::text, status, expires_at < now(), elevation::text, ttl_seconds, issuer_key_id "
     "FROM acs WHERE tenant_id = $1 AND context_id = $2",
     0};
-static brk_db_stmt_t q_elevate = {
-    "gov_elevate",
-    "SELECT code, ac::text, status, elevation::text FROM gsap_elevate($1, $2, $3::boolean, $4::jsonb, $5::jsonb, "
-    "$6, $7::timestamptz, $8::timestamptz)",
+static brk_db_stmt_t q_approve = {
+    "gov_approve",
+    "SELECT code, ac::text, status, elevation::text FROM gsap_approve($1, $2, $3, $4, "
+    "$5::boolean, $6, $7::timestamptz, $8::integer, $9::jsonb, $10::jsonb, $11, "
+    "$12::timestamptz)",
     0};
 
 typedef struct issue_ctx {
@@ -191,7 +192,8 @@ static void issue(brk_req_t *r, issue_ctx_t *c, const hnd_accord_t *a, const hnd
     if (ac != NULL && d->pending) {
         char need[11];
         hnd_caps_fmt(c->caps & a->elevation_required, need);
-        elev = json_pack("{s:s,s:s}", "required", need, "status", "pending");
+        elev = json_pack("{s:s,s:s,s:i,s:[]}", "required", need, "status", "pending",
+                         "approvals_required", a->approvals_required, "approvals");
         json_object_set(ac, "elevation", elev);
     }
     if (ac == NULL || brk_doc_sign(kr, ac, "ac_cid") != 0) {
@@ -399,36 +401,73 @@ static void poll_ac(brk_req_t *r)
 
 /* ---- POST /governance/elevate/ ---- */
 
+/*
+ * Every decision is a row of ac_approvals (migrations/0008_approvals.sql) and an entry of
+ * the AC's elevation record: {"required", "approvals_required", "approvals": [{"key_id",
+ * "principal", "decision", "decided_at", "reason"}], "status", ...}. The AC becomes
+ * authorized (and is re-signed, its TTL starting then) only with the approvals_required-th
+ * distinct approval; one refusal revokes it. The key that requested the AC, and the
+ * principal it was requested for (or by, when delegated), never decide on it.
+ *
+ * The decision is built here from the AC as read, then gsap_approve re-checks everything
+ * under the AC's row lock, including that no other decision was recorded in between (else
+ * "stale": read again and rebuild, at most HND_ELEVATE_ATTEMPTS times in all).
+ */
+#define HND_ELEVATE_ATTEMPTS 3
+
 typedef struct elev_ctx {
     const char *context_id, *reason;
     int approve;
+    int attempts;
+    char did[HND_DID_MAX + 1]; /* the approver's principal */
 } elev_ctx_t;
 
-/* The one row of an elevation step whose column col reads want, or NULL after answering:
- * 503 (database), 404 (no such context), 409 (already decided). */
-static PGresult *elev_row(brk_req_t *r, const brk_db_result_t *res, int col, const char *want)
+static void on_elev_ac(brk_req_t *r, const brk_db_result_t *res);
+
+static void elev_read(brk_req_t *r)
 {
-    if (res->err != 0) {
-        brk_reply_db_error(r, res);
-        return NULL;
-    }
-    PGresult *pr = res->res[0];
-    if (PQntuples(pr) != 1) {
-        brk_reply_error(r, BRK_ENOTFOUND, "context_not_found", "no such context");
-        return NULL;
-    }
-    if (strcmp(PQgetvalue(pr, 0, col), want) != 0) {
-        brk_reply_error(r, BRK_ECONFLICT, "elevation_decided", "this AC is not pending");
-        return NULL;
-    }
-    return pr;
+    elev_ctx_t *c = r->ctx;
+    c->attempts++;
+    brk_db_op_t op = {&q_ac_get, 2, {r->principal.tenant, c->context_id}};
+    brk_req_db(r, &op, 1, on_elev_ac);
 }
 
 static void on_elevated(brk_req_t *r, const brk_db_result_t *res)
 {
-    PGresult *pr = elev_row(r, res, 0, "ok");
-    if (pr == NULL)
+    elev_ctx_t *c = r->ctx;
+    if (res->err != 0) {
+        brk_reply_db_error(r, res);
         return;
+    }
+    PGresult *pr = res->res[0];
+    const char *code = PQntuples(pr) == 1 ? PQgetvalue(pr, 0, 0) : "not_found";
+    if (strcmp(code, "not_found") == 0) {
+        brk_reply_error(r, BRK_ENOTFOUND, "context_not_found", "no such context");
+        return;
+    }
+    if (strcmp(code, "decided") == 0) {
+        brk_reply_error(r, BRK_ECONFLICT, "elevation_decided", "this AC is not pending");
+        return;
+    }
+    if (strcmp(code, "self") == 0) {
+        brk_reply_error(r, BRK_EFORBIDDEN, "self_approval_forbidden",
+                        "the key or principal that requested this AC cannot decide on it");
+        return;
+    }
+    if (strcmp(code, "duplicate") == 0) {
+        brk_reply_error(r, BRK_ECONFLICT, "approval_duplicate",
+                        "this key has already decided on this AC");
+        return;
+    }
+    if (strcmp(code, "stale") == 0) {
+        if (c->attempts < HND_ELEVATE_ATTEMPTS) {
+            elev_read(r);
+            return;
+        }
+        brk_reply_error(r, BRK_ECONFLICT, "elevation_conflict",
+                        "other decisions on this AC were being recorded at the same time; retry");
+        return;
+    }
     json_t *ac = hnd_ac_view(PQgetvalue(pr, 0, 1), PQgetvalue(pr, 0, 2), 0,
                              PQgetisnull(pr, 0, 3) ? NULL : PQgetvalue(pr, 0, 3));
     if (ac == NULL) {
@@ -439,32 +478,91 @@ static void on_elevated(brk_req_t *r, const brk_db_result_t *res)
     json_decref(ac);
 }
 
+/* 1 when the approver (key id, DID) is the one that requested ac (issued by issuer_key). */
+static int is_requester(const brk_req_t *r, const char *did, const char *issuer_key,
+                        const json_t *ac)
+{
+    const char *pdid = json_string_value(json_object_get(json_object_get(ac, "principal"), "did"));
+    const char *by = json_string_value(
+        json_object_get(json_object_get(ac, "identity_proof"), "delegated_by"));
+    return strcmp(issuer_key, r->principal.key_id) == 0 || (pdid && strcmp(pdid, did) == 0) ||
+           (by && strcmp(by, did) == 0);
+}
+
 static void on_elev_ac(brk_req_t *r, const brk_db_result_t *res)
 {
     elev_ctx_t *c = r->ctx;
     const brk_keyring_t *kr = brk_server_keys(r->server);
     char now[BRK_TIME_LEN + 1], exp[BRK_TIME_LEN + 1];
-    json_t *ac = NULL, *el = NULL;
+    json_t *ac = NULL, *el = NULL, *approvals, *e;
+    size_t i;
 
-    PGresult *pr = elev_row(r, res, 1, "pending");
-    if (pr == NULL)
+    if (res->err != 0) {
+        brk_reply_db_error(r, res);
         return;
+    }
+    PGresult *pr = res->res[0];
+    if (PQntuples(pr) != 1) {
+        brk_reply_error(r, BRK_ENOTFOUND, "context_not_found", "no such context");
+        return;
+    }
+    /* Expired (even before the expiry job marked it so) is not pending. */
+    if (strcmp(PQgetvalue(pr, 0, 1), "pending") != 0 || PQgetvalue(pr, 0, 2)[0] == 't') {
+        brk_reply_error(r, BRK_ECONFLICT, "elevation_decided", "this AC is not pending");
+        return;
+    }
     time_t t = time(NULL);
     long ttl = strtol(PQgetvalue(pr, 0, 4), NULL, 10);
     brk_time_fmt(t, now);
     brk_time_fmt(t + ttl, exp);
     ac = json_loads(PQgetvalue(pr, 0, 0), 0, NULL);
     el = json_loads(PQgetisnull(pr, 0, 3) ? "{}" : PQgetvalue(pr, 0, 3), 0, NULL);
-    if (ac == NULL || el == NULL) {
+    if (ac == NULL || !json_is_object(el)) {
         brk_reply_error(r, BRK_EINTERNAL, NULL, "the stored AC does not parse");
         goto out;
     }
-    json_object_set_new(el, "status", json_string(c->approve ? "approved" : "refused"));
-    json_object_set_new(el, "decided_at", json_string(now));
-    json_object_set_new(el, "approver", json_string(r->principal.key_id));
-    json_object_set_new(el, "reason", c->reason ? json_string(c->reason) : json_null());
-    if (c->approve) {
-        /* Approval issues the AC anew: status authorized, its TTL starting now. */
+    if (is_requester(r, c->did, PQgetvalue(pr, 0, 5), ac)) {
+        brk_reply_error(r, BRK_EFORBIDDEN, "self_approval_forbidden",
+                        "the key or principal that requested this AC cannot decide on it");
+        goto out;
+    }
+    /* An elevation recorded before approvals existed has neither member: one approval. */
+    approvals = json_object_get(el, "approvals");
+    if (!json_is_array(approvals)) {
+        approvals = json_array();
+        json_object_set_new(el, "approvals", approvals);
+    }
+    json_array_foreach(approvals, i, e)
+    {
+        const char *k = json_string_value(json_object_get(e, "key_id"));
+        const char *p = json_string_value(json_object_get(e, "principal"));
+        if ((k && strcmp(k, r->principal.key_id) == 0) || (p && strcmp(p, c->did) == 0)) {
+            brk_reply_error(r, BRK_ECONFLICT, "approval_duplicate",
+                            "this key has already decided on this AC");
+            goto out;
+        }
+    }
+    json_int_t required = json_integer_value(json_object_get(el, "approvals_required"));
+    if (required < HND_APPROVALS_MIN)
+        required = HND_APPROVALS_MIN;
+    json_object_set_new(el, "approvals_required", json_integer(required));
+    size_t seen = json_array_size(approvals);
+    int final = !c->approve || (json_int_t)seen + 1 >= required;
+    json_array_append_new(approvals,
+                          json_pack("{s:s,s:s,s:s,s:s,s:o}", "key_id", r->principal.key_id,
+                                    "principal", c->did, "decision",
+                                    c->approve ? "approve" : "refuse", "decided_at", now,
+                                    "reason", c->reason ? json_string(c->reason) : json_null()));
+    if (final) {
+        json_object_set_new(el, "status", json_string(c->approve ? "approved" : "refused"));
+        json_object_set_new(el, "decided_at", json_string(now));
+        json_object_set_new(el, "approver", json_string(r->principal.key_id));
+        json_object_set_new(el, "reason", c->reason ? json_string(c->reason) : json_null());
+    }
+    int sign = c->approve && final;
+    if (sign) {
+        /* The last approval issues the AC anew: status authorized, its TTL starting now,
+         * with every approval in the signed elevation record. */
         json_object_set_new(ac, "status", json_string("authorized"));
         json_object_set_new(ac, "issued_at", json_string(now));
         json_object_set_new(ac, "expires_at", json_string(exp));
@@ -475,10 +573,13 @@ static void on_elev_ac(brk_req_t *r, const brk_db_result_t *res)
             goto out;
         }
     }
-    brk_db_op_t op = {&q_elevate, 8,
-                      {r->principal.tenant, c->context_id, c->approve ? "true" : "false",
-                       hnd_json_dump(r, el), hnd_json_dump(r, ac),
-                       json_string_value(json_object_get(ac, "ac_cid")), now, exp}};
+    char seen_s[24];
+    snprintf(seen_s, sizeof seen_s, "%zu", seen);
+    brk_db_op_t op = {&q_approve, 12,
+                      {r->principal.tenant, c->context_id, r->principal.key_id, c->did,
+                       c->approve ? "true" : "false", c->reason, now, seen_s,
+                       hnd_json_dump(r, el), sign ? hnd_json_dump(r, ac) : NULL,
+                       sign ? json_string_value(json_object_get(ac, "ac_cid")) : NULL, exp}};
     brk_req_db(r, &op, 1, on_elevated);
 out:
     json_decref(ac);
@@ -497,9 +598,10 @@ static void elevate(brk_req_t *r)
         hnd_opt_string(r, r->body, "reason", HND_DESCRIPTION_MAX, &c->reason) != 0)
         return;
     c->approve = d == 0;
+    c->attempts = 0;
+    hnd_principal_did(r, c->did, sizeof c->did);
     r->ctx = c;
-    brk_db_op_t op = {&q_ac_get, 2, {r->principal.tenant, c->context_id}};
-    brk_req_db(r, &op, 1, on_elev_ac);
+    elev_read(r);
 }
 
 static const brk_route_t routes[] = {
@@ -510,7 +612,7 @@ static const brk_route_t routes[] = {
 
 int hnd_authorize_register(void)
 {
-    brk_db_stmt_t *stmts[] = {&q_accord, &q_account, &q_idem, &q_issue, &q_deny, &q_ac_get, &q_elevate};
+    brk_db_stmt_t *stmts[] = {&q_accord, &q_account, &q_idem, &q_issue, &q_deny, &q_ac_get, &q_approve};
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
         if (brk_db_register(stmts[i]) != 0)
             return BRK_ENOMEM;

@@ -107,12 +107,16 @@ static void on_completed(brk_req_t *r, const brk_db_result_t *res)
         brk_reply_error(r, BRK_ECONFLICT, "ac_consumed", "this AC has already been used");
         return;
     }
-    if (strcmp(code, "pending") == 0) {
-        brk_reply_error(r, BRK_ECONFLICT, "ac_pending", "this AC awaits an elevation decision");
+    /* An AC that was never approved (pending, or pending until it expired) or was revoked
+     * takes no CR: 409 with one code each, the same before and after expiry. The attempt
+     * was recorded as a GSAP_CR_REFUSED event (migrations/0008_approvals.sql). */
+    if (strcmp(code, "not_approved") == 0 || strcmp(code, "pending") == 0) {
+        brk_reply_error(r, BRK_ECONFLICT, "ac_not_approved",
+                        "this AC's elevation was never approved: it cannot be used");
         return;
     }
     if (strcmp(code, "revoked") == 0) {
-        brk_reply_error(r, BRK_EFORBIDDEN, "ac_revoked", "this AC was revoked");
+        brk_reply_error(r, BRK_ECONFLICT, "ac_revoked", "this AC was revoked");
         return;
     }
     char url[512];

@@ -87,7 +87,7 @@ int hnd_accord_parse(const json_t *in, const char *name_hint, hnd_accord_t *a, c
     static const char *const fields[] = {"name", "ttl_max_seconds", "session_mode_allowed",
                                          "capability_mask", "elevation_required", "corpus_allow",
                                          "environment_commitment", "posture_level", "shell_class",
-                                         "signed_receipts", NULL};
+                                         "signed_receipts", "approvals_required", NULL};
     const char *k, *name;
     json_t *v, *body = NULL;
     int rc = 0;
@@ -129,6 +129,14 @@ int hnd_accord_parse(const json_t *in, const char *name_hint, hnd_accord_t *a, c
     a->cap_mask = 0x0000ffff;
     a->posture = 3; /* SPEC.md: the default accord's posture */
     a->shell_class = "Application";
+    a->approvals_required = HND_APPROVALS_MIN;
+    if ((v = json_object_get(in, "approvals_required")) != NULL) {
+        if (!json_is_integer(v))
+            return fail(code, msg, mlen, "invalid_field", BRK_EINVAL, "\"%s\" must be an integer", "approvals_required");
+        if (json_integer_value(v) < HND_APPROVALS_MIN || json_integer_value(v) > HND_APPROVALS_MAX)
+            return fail(code, msg, mlen, "out_of_range", BRK_ERANGE, "\"%s\" must be 1..5", "approvals_required");
+        a->approvals_required = (int)json_integer_value(v);
+    }
     if ((v = json_object_get(in, "ttl_max_seconds")) != NULL) {
         if (!json_is_integer(v))
             return fail(code, msg, mlen, "invalid_field", BRK_EINVAL, "\"%s\" must be an integer", "ttl_max_seconds");
@@ -196,6 +204,9 @@ int hnd_accord_parse(const json_t *in, const char *name_hint, hnd_accord_t *a, c
                      a->shell_class, "signed_receipts", a->signed_receipts);
     if (body == NULL)
         return fail(code, msg, mlen, "internal", BRK_EINTERNAL, "cannot build the accord%s", "");
+    /* Left out at its default, so existing accords keep their hash (see hnd_gov.h). */
+    if (a->approvals_required != HND_APPROVALS_MIN)
+        json_object_set_new(body, "approvals_required", json_integer(a->approvals_required));
     a->body = body;
     a->corpus_allow = json_object_get(body, "corpus_allow");
     a->env_commitment = json_string_value(json_object_get(body, "environment_commitment"));

@@ -30,6 +30,10 @@
 #define HND_TIME_STR_MAX 40       /* an RFC 3339 time with fractions and an offset */
 #define HND_POSTURE_MIN 1
 #define HND_POSTURE_MAX 5
+/* Distinct approvers an accord may require before a pending AC becomes authorized (the
+ * two-person rule and beyond); 1 is the default and the behaviour before the setting. */
+#define HND_APPROVALS_MIN 1
+#define HND_APPROVALS_MAX 5
 
 /* hnd_new_id: prefix + 32 random hex digits into out (HND_ID_LEN + 1). */
 void hnd_new_id(const char *prefix, char out[HND_ID_LEN + 1]);
@@ -58,6 +62,7 @@ typedef struct hnd_accord {
     int posture;
     const char *shell_class;    /* borrowed from body */
     int signed_receipts;
+    int approvals_required;     /* HND_APPROVALS_MIN..HND_APPROVALS_MAX */
     json_t *body;               /* the normalized JSON form (owned: hnd_accord_clear) */
     char accord_hash[BRK_CID_LEN + 1];
 } hnd_accord_t;
@@ -65,7 +70,9 @@ typedef struct hnd_accord {
 /*
  * hnd_accord_parse: validates an accord's JSON form and fills a with it, defaults applied
  * (SPEC.md: TTL cap 900, sessions allowed, mask 0x0000ffff, no elevation, any corpus,
- * posture 3, shell class Application). name_hint, when not NULL, is the name the caller
+ * posture 3, shell class Application, one approval). approvals_required appears in the
+ * normalized form only when it is not 1, so the accord_hash of an accord that does not use
+ * it is the one it had before the setting existed. name_hint, when not NULL, is the name the caller
  * addresses (a body "name" must equal it). On error returns BRK_EINVAL (wrong type or shape)
  * or BRK_ERANGE (value out of range) with a stable code and a message.
  */

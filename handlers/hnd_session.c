@@ -34,6 +34,16 @@ static brk_db_stmt_t q_session_crs = {
     "FROM (SELECT * FROM crs WHERE tenant_id = $1 AND context_id = $2 ORDER BY sequence "
     "LIMIT " SESSION_RECEIPTS_MAX ") s",
     0};
+/* Refused CR attempts (an AC never approved, or revoked): evidence for the auditor too. */
+static brk_db_stmt_t q_session_refused = {
+    "gov_session_refused",
+    "SELECT coalesce(json_agg(json_build_object('reason', payload->'reason', 'ac_status', "
+    "payload->'ac_status', 'executor_key_id', payload->'executor_key_id', 'cr_cid', "
+    "payload->'cr_cid', 'outcome', payload->'outcome', 'attempted_at', payload->'attempted_at') "
+    "ORDER BY event_id), '[]')::text "
+    "FROM (SELECT event_id, payload FROM events WHERE tenant_id = $1 AND context_id = $2 "
+    "AND type = 'GSAP_CR_REFUSED' ORDER BY event_id LIMIT " SESSION_RECEIPTS_MAX ") s",
+    0};
 
 
 static void row(hnd_html_t *h, const char *k, const char *v)
@@ -43,6 +53,62 @@ static void row(hnd_html_t *h, const char *k, const char *v)
     hnd_html_put(h, "</th><td><code>");
     hnd_html_esc(h, v ? v : "null");
     hnd_html_put(h, "</code></td></tr>\n");
+}
+
+/* One table row per object of arr, one cell per member named in cols. */
+static void html_rows(hnd_html_t *h, const json_t *arr, const char *const *cols)
+{
+    size_t i;
+    json_t *o;
+    hnd_html_put(h, "<table><tr>");
+    for (int k = 0; cols[k]; k++) {
+        hnd_html_put(h, "<th>");
+        hnd_html_esc(h, cols[k]);
+        hnd_html_put(h, "</th>");
+    }
+    hnd_html_put(h, "</tr>\n");
+    json_array_foreach(arr, i, o)
+    {
+        hnd_html_put(h, "<tr>");
+        for (int k = 0; cols[k]; k++) {
+            json_t *v = json_object_get(o, cols[k]);
+            char *s = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY);
+            hnd_html_put(h, "<td><code>");
+            hnd_html_esc(h, json_is_string(v) ? json_string_value(v) : s ? s : "null");
+            hnd_html_put(h, "</code></td>");
+            free(s);
+        }
+        hnd_html_put(h, "</tr>\n");
+    }
+    hnd_html_put(h, "</table>\n");
+}
+
+/* The elevation record: who decided, how many approvals the accord required. */
+static void html_elevation(hnd_html_t *h, const json_t *el)
+{
+    static const char *const cols[] = {"key_id", "principal", "decision", "decided_at", "reason",
+                                       NULL};
+    char n[24];
+    if (!json_is_object(el))
+        return;
+    hnd_html_put(h, "<h2>Elevation</h2><table>\n");
+    row(h, "status", json_string_value(json_object_get(el, "status")));
+    row(h, "required", json_string_value(json_object_get(el, "required")));
+    json_int_t need = json_integer_value(json_object_get(el, "approvals_required"));
+    snprintf(n, sizeof n, "%lld", (long long)(need > 0 ? need : 1));
+    row(h, "approvals_required", n);
+    hnd_html_put(h, "</table>\n<h3>Approvals</h3>");
+    html_rows(h, json_object_get(el, "approvals"), cols);
+}
+
+static void html_refused(hnd_html_t *h, const json_t *refused)
+{
+    static const char *const cols[] = {"attempted_at", "reason", "ac_status", "executor_key_id",
+                                       "cr_cid", NULL};
+    if (json_array_size(refused) == 0)
+        return;
+    hnd_html_put(h, "<h2>Refused receipts</h2>");
+    html_rows(h, refused, cols);
 }
 
 static void reply_html(brk_req_t *r, json_t *page)
@@ -70,7 +136,9 @@ static void reply_html(brk_req_t *r, json_t *page)
     row(&h, "command_hash", json_string_value(json_object_get(op, "command_hash")));
     row(&h, "corpus_entry_cid", json_string_value(json_object_get(op, "corpus_entry_cid")));
     row(&h, "parameters_cid", json_string_value(json_object_get(op, "parameters_cid")));
-    hnd_html_put(&h, "</table>\n<h2>Completion Receipts</h2><table><tr><th>#</th><th>cr_id</th>"
+    hnd_html_put(&h, "</table>\n");
+    html_elevation(&h, json_object_get(ac, "elevation"));
+    hnd_html_put(&h, "<h2>Completion Receipts</h2><table><tr><th>#</th><th>cr_id</th>"
             "<th>outcome</th><th>effective</th><th>flags</th><th>lineage_cid</th></tr>\n");
     size_t i;
     json_t *cr;
@@ -93,7 +161,9 @@ static void reply_html(brk_req_t *r, json_t *page)
         hnd_html_put(&h, "</code></td></tr>\n");
         free(flags);
     }
-    hnd_html_put(&h, "</table>\n<p>Lineage head: <code>");
+    hnd_html_put(&h, "</table>\n");
+    html_refused(&h, json_object_get(page, "refused_receipts"));
+    hnd_html_put(&h, "<p>Lineage head: <code>");
     hnd_html_esc(&h, json_string_value(json_object_get(page, "lineage_head")));
     hnd_html_put(&h, "</code></p></body></html>\n");
     brk_reply_raw(r, 200, "text/html; charset=utf-8", h.p, h.len);
@@ -120,8 +190,10 @@ static void on_session(brk_req_t *r, const brk_db_result_t *res)
     json_t *ac = hnd_ac_view(PQgetvalue(a, 0, 0), PQgetvalue(a, 0, 1), PQgetvalue(a, 0, 2)[0] == 't',
                              PQgetisnull(a, 0, 3) ? NULL : PQgetvalue(a, 0, 3));
     json_t *crs = json_loads(PQgetvalue(res->res[1], 0, 0), 0, NULL);
-    json_t *page = json_pack("{s:o,s:o,s:o}", "ac", ac ? ac : json_null(), "receipts",
-                             crs ? crs : json_array(), "lineage_head",
+    json_t *refused = json_loads(PQgetvalue(res->res[2], 0, 0), 0, NULL);
+    json_t *page = json_pack("{s:o,s:o,s:o,s:o}", "ac", ac ? ac : json_null(), "receipts",
+                             crs ? crs : json_array(), "refused_receipts",
+                             refused ? refused : json_array(), "lineage_head",
                              PQgetisnull(a, 0, 6) ? json_null() : json_string(PQgetvalue(a, 0, 6)));
     if (brk_req_accepts_html(r) || brk_req_header(r, "accept").base == NULL)
         reply_html(r, page);
@@ -135,9 +207,10 @@ static void session(brk_req_t *r)
     char *ctx = brk_req_alloc(r, HND_ID_LEN + 1);
     if (hnd_context_param(r, ctx) != 0)
         return;
-    brk_db_op_t ops[2] = {{&q_session_ac, 2, {r->principal.tenant, ctx}},
-                          {&q_session_crs, 2, {r->principal.tenant, ctx}}};
-    brk_req_db(r, ops, 2, on_session);
+    brk_db_op_t ops[3] = {{&q_session_ac, 2, {r->principal.tenant, ctx}},
+                          {&q_session_crs, 2, {r->principal.tenant, ctx}},
+                          {&q_session_refused, 2, {r->principal.tenant, ctx}}};
+    brk_req_db(r, ops, 3, on_session);
 }
 
 static void drivers(brk_req_t *r)
@@ -159,5 +232,7 @@ int hnd_session_register(void)
     int rc = brk_db_register(&q_session_ac);
     if (rc == 0)
         rc = brk_db_register(&q_session_crs);
+    if (rc == 0)
+        rc = brk_db_register(&q_session_refused);
     return rc ? rc : brk_router_add(routes, sizeof(routes) / sizeof(routes[0]));
 }

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bill_rate.h"
 #include "tst_check.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
@@ -590,6 +591,123 @@ static void bill_n(PGconn *pg, const char *account, int n, json_t **rc)
         wait_line(pg, str(rc[i], "cr_id"));
     free(extra);
 }
+
+/* Rate cards that could overflow a line are refused at PUT (422, nothing stored, an
+ * existing card unchanged; the CLI too); a line that would take an invoice past
+ * BILL_INVOICE_TOTAL_MAX goes on a continuation invoice of the same period, not late, and
+ * the full one is frozen for finalizing. */
+START_TEST(ratecard_bounds_and_rollover)
+{
+    PGconn *pg = tst_pg_connect(DB);
+    char *max_card = fmt("{\"per_cr\":{\"completed\":%lld,\"failed\":%lld,\"violated\":%lld,"
+                         "\"timed_out\":%lld,\"session_end\":%lld},\"per_second\":%lld,"
+                         "\"flagged_surcharge\":%lld,\"shell_class_multipliers\":{\"X\":\"10\"},"
+                         "\"capability_multipliers\":{\"0\":\"10\",\"1\":\"10\"}}",
+                         BILL_PRICE_MAX, BILL_PRICE_MAX, BILL_PRICE_MAX, BILL_PRICE_MAX,
+                         BILL_PRICE_MAX, BILL_PER_SECOND_MAX, BILL_PRICE_MAX);
+    char *body = fmt("{\"currency\":\"USD\",\"rate_card\":%s}", max_card);
+    put_account("big", body);
+    free(body);
+    struct {
+        const char *card, *code;
+    } bad[] = {
+        {CARD(1, 1, 1, 1, 1, 100000001, "{}", "{}", ""), "out_of_range"},
+        {CARD(1, 1, 1, 1, 1, 1, "{\"X\":\"10\"}", "{\"0\":\"10\",\"1\":\"10.000001\"}", ""),
+         "rate_card_too_large"},
+        {CARD(1, 1, 1, 1, 1, 1, "{}", "{\"0\":\"1000\",\"1\":\"1000\"}", ""),
+         "rate_card_too_large"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        body = fmt("{\"currency\":\"USD\",\"rate_card\":%s}", bad[i].card);
+        expect_status("PUT", "/admin/accounts/big2", ADMIN, body, 422, bad[i].code);
+        expect_status("GET", "/admin/accounts/big2", ADMIN, NULL, 404, "account_not_found");
+        expect_status("PUT", "/admin/accounts/big", ADMIN, body, 422, bad[i].code);
+        free(body);
+    }
+    ck_assert_int_eq(longf(pg, "SELECT (rate_card->>'per_second')::bigint FROM billing_accounts "
+                               "WHERE tenant_id = 'acme' AND account_id = 'big'"),
+                     BILL_PER_SECOND_MAX);
+    char *mult = scalarf(pg, "SELECT rate_card->'capability_multipliers'->>'1' FROM "
+                             "billing_accounts WHERE tenant_id = 'acme' AND account_id = 'big'");
+    ck_assert_str_eq(mult, "10");
+    free(mult);
+    body = fmt("{\"currency\":\"USD\",\"rate_card\":%s}", bad[1].card);
+    char *path = save(body, strlen(body));
+    int st;
+    free(tst_broker_cli(&B, &st, "accounts", "put", "--tenant", "acme", "--account", "cli-big",
+                        "--file", path, NULL));
+    ck_assert_int_ne(st, 0);
+    expect_status("GET", "/admin/accounts/cli-big", ADMIN, NULL, 404, "account_not_found");
+    unlink(path);
+    free(path), free(body), free(max_card);
+
+    /* rollover: a line of 101 does not fit an invoice 50 short of the cap */
+    put_account("roll",
+                "{\"currency\":\"USD\",\"rate_card\":" CARD(100, 100, 100, 100, 100, 1, "{}", "{}", "") "}");
+    json_t *rc[3];
+    bill_n(pg, "roll", 1, rc);
+    char *first = open_invoice(pg, "roll");
+    ck_assert_ptr_nonnull(first);
+    char *sql = fmt("UPDATE invoices SET total_minor = %lld - 50 WHERE invoice_id = '%s' "
+                    "RETURNING 1", BILL_INVOICE_TOTAL_MAX, first);
+    ck_assert_int_eq(tst_pg_long(pg, sql), 1);
+    free(sql);
+    bill_n(pg, "roll", 2, rc + 1);
+    char *second = open_invoice(pg, "roll");
+    ck_assert_ptr_nonnull(second);
+    ck_assert_str_ne(first, second);
+    for (int i = 1; i < 3; i++) {
+        char *inv = scalarf(pg, "SELECT invoice_id || ' ' || line_no || ' ' || late || ' ' || "
+                                "total_minor FROM invoice_lines WHERE cr_id = '%s'",
+                            str(rc[i], "cr_id"));
+        char *want = fmt("%s %d false 101", second, i);
+        ck_assert_str_eq(inv, want);
+        free(inv), free(want);
+    }
+    char *head = scalarf(pg, "SELECT status || ' ' || rolled_over || ' ' || line_count || ' ' "
+                             "|| total_minor FROM invoices WHERE invoice_id = '%s'", first);
+    char *want = fmt("finalizing true 1 %lld", BILL_INVOICE_TOTAL_MAX - 50);
+    ck_assert_str_eq(head, want);
+    free(head), free(want);
+    ck_assert_int_eq(longf(pg, "SELECT count(DISTINCT period) FROM invoices WHERE "
+                               "account_id = 'roll'"),
+                     1);
+    /* at the cap exactly a line still fits; one minor unit past it, it rolls over */
+    put_account("edge",
+                "{\"currency\":\"USD\",\"rate_card\":" CARD(100, 100, 100, 100, 100, 1, "{}", "{}", "") "}");
+    json_t *ec[3];
+    bill_n(pg, "edge", 1, ec);
+    char *edge = open_invoice(pg, "edge");
+    sql = fmt("UPDATE invoices SET total_minor = %lld - 101 WHERE invoice_id = '%s' RETURNING 1",
+              BILL_INVOICE_TOTAL_MAX, edge);
+    ck_assert_int_eq(tst_pg_long(pg, sql), 1);
+    free(sql);
+    bill_n(pg, "edge", 1, ec + 1);
+    head = scalarf(pg, "SELECT status || ' ' || line_count || ' ' || total_minor FROM invoices "
+                       "WHERE invoice_id = '%s'", edge);
+    want = fmt("open 2 %lld", BILL_INVOICE_TOTAL_MAX);
+    ck_assert_str_eq(head, want);
+    free(head), free(want);
+    bill_n(pg, "edge", 1, ec + 2);
+    char *edge2 = open_invoice(pg, "edge");
+    ck_assert_str_ne(edge, edge2);
+    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM invoice_lines WHERE invoice_id = '%s'", edge2),
+                     1);
+    for (int i = 0; i < 3; i++)
+        json_decref(ec[i]);
+    free(edge), free(edge2);
+
+    /* the continuation is an ordinary invoice: it finalizes and verifies */
+    json_t *fin = finalize(second);
+    ck_assert_int_eq(num(json_object_get(fin, "invoice"), "line_count"), 2);
+    json_decref(fin);
+    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM fn_runs WHERE dead_at IS NOT NULL"), 0);
+    for (int i = 0; i < 3; i++)
+        json_decref(rc[i]);
+    free(first), free(second);
+    PQfinish(pg);
+}
+END_TEST
 
 /* The invoice's lines_root recomputed independently from the lineage CIDs in the database. */
 static char *independent_root(PGconn *pg, const char *inv)
@@ -1173,6 +1291,7 @@ int main(void)
     tcase_add_test(tc, lines_appear);
     tcase_add_test(tc, money_per_currency);
     tcase_add_test(tc, accounts_cli);
+    tcase_add_test(tc, ratecard_bounds_and_rollover);
     tcase_add_test(tc, finalize_and_trigger);
     tcase_add_test(tc, late_lines);
     tcase_add_test(tc, credit_notes);

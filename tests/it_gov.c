@@ -482,7 +482,7 @@ START_TEST(elevation)
     /* a CR before the decision is refused and stored nowhere */
     char *cr = cr_body(str(acs[0], "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
     json_t *e = complete(cr, 409);
-    ck_assert_str_eq(err_code(e), "ac_pending");
+    ck_assert_str_eq(err_code(e), "ac_not_approved");
     json_decref(e);
     /* approve: re-signed, authorized; refuse: revoked; deciding twice: 409 */
     char *dec = fmt("{\"context_id\":\"%s\",\"decision\":\"approve\",\"reason\":\"change 42\"}",
@@ -524,6 +524,344 @@ START_TEST(elevation)
     PQfinish(pg);
     free(dec), free(poll), free(cr), free(body), free(hdr);
     json_decref(acs[0]), json_decref(acs[1]);
+}
+END_TEST
+
+
+/* ---- separation of duties, N-of-M approvals, ACs that were never approved ---- */
+
+/* The key id of a token "gsap.<tenant>.<key_id>.<secret>" (static buffer). */
+static const char *key_id_of(const char *token)
+{
+    static char id[64];
+    const char *a = strchr(token, '.'), *b = a ? strchr(a + 1, '.') : NULL;
+    const char *c = b ? strchr(b + 1, '.') : NULL;
+    ck_assert_ptr_nonnull(c);
+    snprintf(id, sizeof id, "%.*s", (int)(c - b - 1), b + 1);
+    return id;
+}
+
+static void put_accord(const char *name, const char *body, int expect, const char *code)
+{
+    tst_resp_t r;
+    char *hdr = fmt("Authorization: Bearer %s\r\nContent-Type: application/json\r\n", ADMIN);
+    char *path = fmt("/admin/accords/%s", name);
+    ck_assert_int_eq(tst_http(B.port, "PUT", path, hdr, body, strlen(body), &r), 0);
+    ck_assert_msg(r.status == expect, "PUT %s: %d %s", name, r.status, r.body);
+    if (code != NULL)
+        ck_assert_str_eq(err_code(r.json), code);
+    tst_resp_clear(&r);
+    free(hdr), free(path);
+}
+
+/* A pending AC of accord name (which must require elevation for bit 7), issued by token,
+ * with extra request members (may be NULL). */
+static json_t *pending_ac(const char *name, const char *token, const char *extra)
+{
+    tst_resp_t r;
+    char *body = fmt("{\"accord_template\":\"%s\",\"capability_set\":\"0x00000081\","
+                     "\"operation\":{\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\","
+                     "\"parameters_cid\":\"%s\"}%s%s}",
+                     name, CMD, CORPUS, PARAMS, extra ? "," : "", extra ? extra : "");
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", token, body, &r), 0);
+    ck_assert_msg(r.status == 200, "authorize: %d %s", r.status, r.body);
+    ck_assert_str_eq(str(r.json, "status"), "pending");
+    json_t *j = json_incref(r.json);
+    tst_resp_clear(&r);
+    free(body);
+    return j;
+}
+
+/* POSTs a decision by token; checks the status (and the error code when code is not NULL);
+ * returns the body. */
+static json_t *decide(const char *token, const json_t *ac, const char *decision, int expect,
+                      const char *code)
+{
+    tst_resp_t r;
+    char *dec = fmt("{\"context_id\":\"%s\",\"decision\":\"%s\",\"reason\":\"change 7\"}",
+                    str(ac, "context_id"), decision);
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/elevate/", token, dec, &r), 0);
+    ck_assert_msg(r.status == expect, "elevate: %d %s", r.status, r.body);
+    if (code != NULL)
+        ck_assert_str_eq(err_code(r.json), code);
+    json_t *j = json_incref(r.json);
+    tst_resp_clear(&r);
+    free(dec);
+    return j;
+}
+
+static long ctx_count(PGconn *pg, const char *table_where, const json_t *ac)
+{
+    char *sql = fmt("SELECT count(*) FROM %s AND context_id = '%s'", table_where,
+                    str(ac, "context_id"));
+    long n = tst_pg_long(pg, sql);
+    free(sql);
+    return n;
+}
+
+START_TEST(self_approval_forbidden)
+{
+    put_accord("ops", "{\"capability_mask\":\"0x000000ff\",\"elevation_required\":\"0x00000080\"}",
+               200, NULL);
+    PGconn *pg = tst_pg_connect("it_gov");
+    /* the same key: it may issue and approve, but not its own request */
+    char *both = tst_keys_create(&B, "acme", "issuer,approver");
+    json_t *ac = pending_ac("ops", both, NULL);
+    json_t *e = decide(both, ac, "approve", 403, "self_approval_forbidden");
+    json_decref(e);
+    e = decide(both, ac, "refuse", 403, "self_approval_forbidden");
+    json_decref(e);
+    ck_assert_int_eq(ctx_count(pg, "ac_approvals WHERE true", ac), 0);
+    ck_assert_int_eq(ctx_count(pg, "acs WHERE status = 'pending'", ac), 1);
+    json_decref(ac);
+
+    /* the same principal through another key: a delegating issuer asks on behalf of the
+     * approver's own DID; that approver may not decide, another one may */
+    int st;
+    char *deleg = tst_broker_cli(&B, &st, "keys", "create", "--tenant", "acme", "--role",
+                                 "issuer", "--delegate", NULL);
+    ck_assert_int_eq(st, 0);
+    json_t *mine = authorize(ISSUER, NULL, NULL, 200);
+    const char *issuer_did = str(json_object_get(mine, "principal"), "did");
+    char *approver_did = fmt("%.*s%s", (int)(strrchr(issuer_did, ':') + 1 - issuer_did),
+                             issuer_did, key_id_of(APPROVER));
+    char *obo = fmt("\"on_behalf_of\":\"%s\"", approver_did);
+    ac = pending_ac("ops", deleg, obo);
+    ck_assert_str_eq(str(json_object_get(ac, "principal"), "did"), approver_did);
+    e = decide(APPROVER, ac, "approve", 403, "self_approval_forbidden");
+    json_decref(e);
+    ck_assert_int_eq(ctx_count(pg, "ac_approvals WHERE true", ac), 0);
+    char *other = tst_keys_create(&B, "acme", "approver");
+    e = decide(other, ac, "approve", 200, NULL);
+    ck_assert_str_eq(str(e, "status"), "authorized");
+    assert_signed(e, "ac_cid");
+    json_decref(e);
+    PQfinish(pg);
+    free(both), free(deleg), free(approver_did), free(obo), free(other);
+    json_decref(ac), json_decref(mine);
+}
+END_TEST
+
+START_TEST(two_person_rule)
+{
+    tst_resp_t r;
+    const char *base = "\"capability_mask\":\"0x000000ff\",\"elevation_required\":\"0x00000080\"";
+    char *body;
+    /* approvals_required: 1 and 5 accepted, 0 and 6 refused (422), not an integer 400;
+     * a refused accord stores nothing */
+    const struct {
+        const char *name, *value;
+        int status;
+        const char *code;
+    } cases[] = {{"two", "2", 200, NULL},         {"five", "5", 200, NULL},
+                 {"one", "1", 200, NULL},         {"zero", "0", 422, "out_of_range"},
+                 {"six", "6", 422, "out_of_range"}, {"str", "\"2\"", 400, "invalid_field"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        body = fmt("{%s,\"approvals_required\":%s}", base, cases[i].value);
+        put_accord(cases[i].name, body, cases[i].status, cases[i].code);
+        free(body);
+        char *path = fmt("/admin/accords/%s", cases[i].name);
+        ck_assert_int_eq(tst_get(B.port, path, ADMIN, &r), 0);
+        ck_assert_int_eq(r.status, cases[i].status == 200 ? 200 : 404);
+        tst_resp_clear(&r);
+        free(path);
+    }
+    ck_assert_int_eq(tst_get(B.port, "/admin/accords/two", ADMIN, &r), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(r.json, "approvals_required")), 2);
+    tst_resp_clear(&r);
+    /* at its default the setting is left out, so an accord keeps the hash it had */
+    ck_assert_int_eq(tst_get(B.port, "/admin/accords/one", ADMIN, &r), 0);
+    ck_assert_ptr_null(json_object_get(r.json, "approvals_required"));
+    tst_resp_clear(&r);
+
+    PGconn *pg = tst_pg_connect("it_gov");
+    char *second = tst_keys_create(&B, "acme", "approver");
+    json_t *ac = pending_ac("two", ISSUER, NULL);
+    json_t *el = json_object_get(ac, "elevation");
+    ck_assert_int_eq(json_integer_value(json_object_get(el, "approvals_required")), 2);
+    ck_assert_int_eq(json_array_size(json_object_get(el, "approvals")), 0);
+    assert_signed(ac, "ac_cid");
+
+    /* first approval: recorded, still pending, still unusable */
+    json_t *d1 = decide(APPROVER, ac, "approve", 200, NULL);
+    ck_assert_str_eq(str(d1, "status"), "pending");
+    el = json_object_get(d1, "elevation");
+    ck_assert_str_eq(str(el, "status"), "pending");
+    ck_assert_int_eq(json_array_size(json_object_get(el, "approvals")), 1);
+    json_t *a0 = json_array_get(json_object_get(el, "approvals"), 0);
+    ck_assert_str_eq(str(a0, "key_id"), key_id_of(APPROVER));
+    ck_assert_str_eq(str(a0, "decision"), "approve");
+    ck_assert_str_eq(str(a0, "reason"), "change 7");
+    ck_assert_int_eq(strncmp(str(a0, "principal"), "did:web:", 8), 0);
+    ck_assert_ptr_nonnull(str(a0, "decided_at"));
+    ck_assert_str_eq(str(d1, "ac_cid"), str(ac, "ac_cid")); /* not re-signed yet */
+    char *cr = cr_body(str(ac, "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
+    json_t *e = complete(cr, 409);
+    ck_assert_str_eq(err_code(e), "ac_not_approved");
+    json_decref(e);
+    /* the same key twice: 409, nothing recorded */
+    e = decide(APPROVER, ac, "approve", 409, "approval_duplicate");
+    json_decref(e);
+    e = decide(APPROVER, ac, "refuse", 409, "approval_duplicate");
+    json_decref(e);
+    ck_assert_int_eq(ctx_count(pg, "ac_approvals WHERE true", ac), 1);
+
+    /* second approver: authorized, re-signed, both approvals in the signed record */
+    json_t *d2 = decide(second, ac, "approve", 200, NULL);
+    ck_assert_str_eq(str(d2, "status"), "authorized");
+    el = json_object_get(d2, "elevation");
+    ck_assert_str_eq(str(el, "status"), "approved");
+    ck_assert_int_eq(json_array_size(json_object_get(el, "approvals")), 2);
+    ck_assert_str_eq(str(json_array_get(json_object_get(el, "approvals"), 1), "key_id"),
+                     key_id_of(second));
+    ck_assert_str_ne(str(d2, "ac_cid"), str(ac, "ac_cid"));
+    assert_signed(d2, "ac_cid");
+    ck_assert_int_eq(ctx_count(pg, "ac_approvals WHERE decision = 'approve'", ac), 2);
+    ck_assert_int_eq(ctx_count(pg, "events WHERE type = 'GSAP_ELEVATION_APPROVAL_RECORDED'", ac), 1);
+    ck_assert_int_eq(ctx_count(pg, "events WHERE type = 'GSAP_ELEVATION_APPROVED'", ac), 1);
+    e = decide(APPROVER, ac, "approve", 409, "elevation_decided");
+    json_decref(e);
+
+    /* polling and the session page (JSON and HTML) show the approvals */
+    char *poll = fmt("/governance/authorize/%s/", str(ac, "context_id"));
+    ck_assert_int_eq(tst_get(B.port, poll, ISSUER, &r), 0);
+    ck_assert_str_eq(str(r.json, "status"), "authorized");
+    el = json_object_get(r.json, "elevation");
+    ck_assert_int_eq(json_integer_value(json_object_get(el, "approvals_required")), 2);
+    ck_assert_int_eq(json_array_size(json_object_get(el, "approvals")), 2);
+    tst_resp_clear(&r);
+    char *path = fmt("/governance/session/%s/", str(ac, "context_id"));
+    char *hdr = fmt("Authorization: Bearer %s\r\nAccept: application/json\r\n", AUDITOR);
+    ck_assert_int_eq(tst_http(B.port, "GET", path, hdr, NULL, 0, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    el = json_object_get(json_object_get(r.json, "ac"), "elevation");
+    ck_assert_int_eq(json_array_size(json_object_get(el, "approvals")), 2);
+    tst_resp_clear(&r);
+    free(hdr);
+    hdr = fmt("Authorization: Bearer %s\r\nAccept: text/html\r\n", AUDITOR);
+    ck_assert_int_eq(tst_http(B.port, "GET", path, hdr, NULL, 0, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "Approvals"));
+    ck_assert_ptr_nonnull(strstr(r.body, key_id_of(APPROVER)));
+    ck_assert_ptr_nonnull(strstr(r.body, key_id_of(second)));
+    tst_resp_clear(&r);
+    e = complete(cr, 200);
+    json_decref(e);
+
+    /* one refusal refuses, even after an approval */
+    json_t *ac2 = pending_ac("two", ISSUER, NULL);
+    e = decide(APPROVER, ac2, "approve", 200, NULL);
+    json_decref(e);
+    e = decide(second, ac2, "refuse", 200, NULL);
+    ck_assert_str_eq(str(e, "status"), "revoked");
+    ck_assert_str_eq(str(json_object_get(e, "elevation"), "status"), "refused");
+    ck_assert_int_eq(json_array_size(json_object_get(json_object_get(e, "elevation"), "approvals")), 2);
+    json_decref(e);
+    ck_assert_int_eq(ctx_count(pg, "ac_approvals WHERE decision = 'refuse'", ac2), 1);
+    free(cr);
+    cr = cr_body(str(ac2, "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
+    e = complete(cr, 409);
+    ck_assert_str_eq(err_code(e), "ac_revoked");
+    json_decref(e);
+    PQfinish(pg);
+    free(second), free(cr), free(poll), free(path), free(hdr);
+    json_decref(ac), json_decref(ac2), json_decref(d1), json_decref(d2);
+}
+END_TEST
+
+/* Waits (up to 20 s) for the expiry job to mark the AC expired. */
+static void wait_expired(PGconn *pg, const json_t *ac)
+{
+    char *sql = fmt("UPDATE acs SET expires_at = now() - interval '1 second' "
+                    "WHERE context_id = '%s' RETURNING 1", str(ac, "context_id"));
+    ck_assert_int_eq(tst_pg_long(pg, sql), 1);
+    free(sql);
+    for (int i = 0; i < 200 && ctx_count(pg, "acs WHERE status = 'expired'", ac) == 0; i++)
+        usleep(100 * 1000);
+    ck_assert_int_eq(ctx_count(pg, "acs WHERE status = 'expired'", ac), 1);
+}
+
+START_TEST(never_approved_never_usable)
+{
+    put_accord("ops", "{\"capability_mask\":\"0x000000ff\",\"elevation_required\":\"0x00000080\"}",
+               200, NULL);
+    PGconn *pg = tst_pg_connect("it_gov");
+    json_t *pend = pending_ac("ops", ISSUER, NULL), *rev = pending_ac("ops", ISSUER, NULL);
+    json_t *e = decide(APPROVER, rev, "refuse", 200, NULL);
+    json_decref(e);
+    char *cp = cr_body(str(pend, "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
+    char *cv = cr_body(str(rev, "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
+    /* before expiry */
+    e = complete(cp, 409);
+    ck_assert_str_eq(err_code(e), "ac_not_approved");
+    json_decref(e);
+    e = complete(cv, 409);
+    ck_assert_str_eq(err_code(e), "ac_revoked");
+    json_decref(e);
+    /* after the expiry job moved the pending AC to expired: the same answers */
+    wait_expired(pg, pend);
+    char *sql = fmt("UPDATE acs SET expires_at = now() - interval '1 second' "
+                    "WHERE context_id = '%s' RETURNING 1", str(rev, "context_id"));
+    ck_assert_int_eq(tst_pg_long(pg, sql), 1);
+    free(sql);
+    e = complete(cp, 409);
+    ck_assert_str_eq(err_code(e), "ac_not_approved");
+    json_decref(e);
+    e = complete(cv, 409);
+    ck_assert_str_eq(err_code(e), "ac_revoked");
+    json_decref(e);
+    /* nothing stored or billed; every attempt is an event with its reason and key */
+    const json_t *acs[2] = {pend, rev};
+    const char *reasons[2] = {"not_approved", "revoked"};
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(ctx_count(pg, "crs WHERE true", acs[i]), 0);
+        ck_assert_int_eq(ctx_count(pg, "events WHERE type = 'GSAP_CR_RECEIVED'", acs[i]), 0);
+        ck_assert_int_eq(ctx_count(pg, "invoice_lines WHERE true", acs[i]), 0);
+        char *w = fmt("events WHERE type = 'GSAP_CR_REFUSED' AND payload->>'reason' = '%s' "
+                      "AND payload->>'executor_key_id' = '%s' AND payload->>'cr_cid' LIKE 'sha256:%%'",
+                      reasons[i], key_id_of(EXECUTOR));
+        ck_assert_int_eq(ctx_count(pg, w, acs[i]), 2);
+        free(w);
+    }
+    /* billing subscribes to none of them */
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM fn_runs r JOIN events e USING "
+                                     "(tenant_id, event_id) WHERE e.type = 'GSAP_CR_REFUSED' "
+                                     "AND r.function = 'billing'"),
+                     0);
+    /* the auditor sees the attempts on the session page */
+    tst_resp_t r;
+    char *path = fmt("/governance/session/%s/", str(pend, "context_id"));
+    char *hdr = fmt("Authorization: Bearer %s\r\nAccept: application/json\r\n", AUDITOR);
+    ck_assert_int_eq(tst_http(B.port, "GET", path, hdr, NULL, 0, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    json_t *ref = json_object_get(r.json, "refused_receipts");
+    ck_assert_int_eq(json_array_size(ref), 2);
+    ck_assert_str_eq(str(json_array_get(ref, 0), "reason"), "not_approved");
+    ck_assert_str_eq(str(json_array_get(ref, 0), "ac_status"), "pending");
+    ck_assert_str_eq(str(json_array_get(ref, 1), "ac_status"), "expired");
+    ck_assert_int_eq(json_array_size(json_object_get(r.json, "receipts")), 0);
+    tst_resp_clear(&r);
+    free(hdr);
+    hdr = fmt("Authorization: Bearer %s\r\nAccept: text/html\r\n", AUDITOR);
+    ck_assert_int_eq(tst_http(B.port, "GET", path, hdr, NULL, 0, &r), 0);
+    ck_assert_ptr_nonnull(strstr(r.body, "Refused receipts"));
+    tst_resp_clear(&r);
+    /* an approval after expiry cannot revive it, nor one past expires_at that the expiry
+     * job has not marked yet */
+    e = decide(APPROVER, pend, "approve", 409, "elevation_decided");
+    json_decref(e);
+    json_t *late = pending_ac("ops", ISSUER, NULL);
+    sql = fmt("UPDATE acs SET expires_at = now() - interval '1 second' WHERE context_id = '%s' "
+              "AND status = 'pending' RETURNING 1", str(late, "context_id"));
+    ck_assert_int_eq(tst_pg_long(pg, sql), 1);
+    free(sql);
+    e = decide(APPROVER, late, "approve", 409, "elevation_decided");
+    json_decref(e);
+    ck_assert_int_eq(ctx_count(pg, "ac_approvals WHERE true", late), 0);
+    json_decref(late);
+    PQfinish(pg);
+    free(cp), free(cv), free(path), free(hdr);
+    json_decref(pend), json_decref(rev);
 }
 END_TEST
 
@@ -643,6 +981,9 @@ int main(void)
     tcase_add_test(tc, evidence_flags);
     tcase_add_test(tc, session_ac);
     tcase_add_test(tc, elevation);
+    tcase_add_test(tc, self_approval_forbidden);
+    tcase_add_test(tc, two_person_rule);
+    tcase_add_test(tc, never_approved_never_usable);
     tcase_add_test(tc, concurrent_single_use);
     tcase_add_test(tc, accords_cli);
     suite_add_tcase(s, tc);

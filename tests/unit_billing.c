@@ -319,11 +319,12 @@ START_TEST(ratecard_limits_both_sides)
     char v[256];
     /* prices: 0 and BILL_PRICE_MAX accepted; -1 and BILL_PRICE_MAX + 1 refused; reals refused */
     const char *price_members[] = {"per_second", "flagged_surcharge"};
+    const long long price_max[] = {BILL_PER_SECOND_MAX, BILL_PRICE_MAX};
     for (int i = 0; i < 2; i++) {
         ck_assert_int_eq(card_with(price_members[i], "0", &code), 0);
-        snprintf(v, sizeof v, "%lld", BILL_PRICE_MAX);
+        snprintf(v, sizeof v, "%lld", price_max[i]);
         ck_assert_int_eq(card_with(price_members[i], v, &code), 0);
-        snprintf(v, sizeof v, "%lld", BILL_PRICE_MAX + 1);
+        snprintf(v, sizeof v, "%lld", price_max[i] + 1);
         ck_assert_int_eq(card_with(price_members[i], v, &code), BRK_ERANGE);
         ck_assert_str_eq(code, "out_of_range");
         ck_assert_int_eq(card_with(price_members[i], "-1", &code), BRK_ERANGE);
@@ -543,22 +544,131 @@ START_TEST(rating_examples)
     ck_assert_int_eq(r.quantity, 1);
     ck_assert_int_eq(r.total_minor, 4); /* 3 * 1.25 = 3.75 -> 4 */
 
-    /* overflow anywhere is refused, never wrapped */
-    ck_assert_int_eq(parse_card("{\"per_cr\":{\"completed\":1000000000000,\"failed\":0,"
-                                "\"violated\":0,\"timed_out\":0,\"session_end\":0},"
-                                "\"per_second\":1000000000000,"
-                                "\"capability_multipliers\":{\"0\":\"1000\",\"1\":\"1000\"}}",
-                                &rc, &code),
-                     0);
+    /* such a card is refused now (per_second above BILL_PER_SECOND_MAX, then a factor of
+     * 10^6); built by hand, past validation, overflow anywhere is still refused, never
+     * wrapped (the second line of defence) */
+    const char *huge = "{\"per_cr\":{\"completed\":1000000000000,\"failed\":0,"
+                       "\"violated\":0,\"timed_out\":0,\"session_end\":0},"
+                       "\"per_second\":1000000000000,"
+                       "\"capability_multipliers\":{\"0\":\"1000\",\"1\":\"1000\"}}";
+    ck_assert_int_eq(parse_card(huge, &rc, &code), BRK_ERANGE);
+    ck_assert_str_eq(code, "out_of_range");
+    memset(&rc, 0, sizeof rc);
+    rc.per_cr[BILL_COMPLETED] = BILL_PRICE_MAX;
+    rc.per_second = 1000000000000LL;
+    rc.cap_has = 3;
+    rc.cap_ppm[0] = rc.cap_ppm[1] = BILL_MULT_MAX;
     cr.outcome = BILL_COMPLETED;
     cr.capability_set = 0;
-    cr.completed_us = cr.started_us + 9223372LL * 1000000; /* 9223372 s * 10^12 + 10^12 > 2^63 */
-    ck_assert_int_eq(bill_rate(&rc, &cr, &r), BRK_ERANGE);
-    cr.completed_us = cr.started_us + 1000000LL * 1000000;
+    cr.completed_us = cr.started_us + 10000000LL * 1000000; /* 10^7 s: capped at a month */
     ck_assert_int_eq(bill_rate(&rc, &cr, &r), 0);
-    ck_assert_int_eq(r.total_minor, 1000001000000000000LL);
+    ck_assert_int_eq(r.quantity, BILL_LINE_SECONDS_MAX);
+    ck_assert_int_eq(r.total_minor, BILL_PRICE_MAX + 1000000000000LL * BILL_LINE_SECONDS_MAX);
     cr.capability_set = 3; /* * 1000 * 1000 */
     ck_assert_int_eq(bill_rate(&rc, &cr, &r), BRK_ERANGE);
+}
+END_TEST
+
+
+START_TEST(ratecard_factor_bound)
+{
+    const char *code;
+    /* the largest factor of one line: at BILL_MULT_PRODUCT_MAX accepted, one ppm past it
+     * refused, however it is made up */
+    const char *ok[] = {
+        "\"capability_multipliers\":{\"0\":\"1000\"}",
+        "\"shell_class_multipliers\":{\"A\":\"1000\",\"B\":\"1000\"}", /* one class per CR */
+        "\"shell_class_multipliers\":{\"A\":\"10\"},\"capability_multipliers\":{\"0\":\"10\","
+        "\"31\":\"10\"}",
+        "\"shell_class_multipliers\":{\"A\":\"1000\"},\"capability_multipliers\":{\"0\":\"0.5\","
+        "\"1\":\"1\",\"2\":\"0\"}",
+        "\"capability_multipliers\":{\"0\":\"2\",\"1\":\"2\",\"2\":\"2\",\"3\":\"2\",\"4\":\"2\","
+        "\"5\":\"2\",\"6\":\"2\",\"7\":\"2\",\"8\":\"2\",\"9\":\"1.953125\"}", /* 2^9 * 1.953125 */
+    };
+    const char *over[] = {
+        "\"capability_multipliers\":{\"0\":\"1000\",\"1\":\"1.000001\"}",
+        "\"shell_class_multipliers\":{\"A\":\"1000\"},\"capability_multipliers\":{\"7\":\"1.000001\"}",
+        "\"shell_class_multipliers\":{\"A\":\"10\"},\"capability_multipliers\":{\"0\":\"10\","
+        "\"31\":\"10.000001\"}",
+        "\"capability_multipliers\":{\"0\":\"1000\",\"1\":\"1000\",\"2\":\"1000\",\"3\":\"1000\"}",
+        "\"capability_multipliers\":{\"0\":\"2\",\"1\":\"2\",\"2\":\"2\",\"3\":\"2\",\"4\":\"2\","
+        "\"5\":\"2\",\"6\":\"2\",\"7\":\"2\",\"8\":\"2\",\"9\":\"1.953126\"}",
+    };
+    char text[1024];
+    bill_ratecard_t rc;
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        snprintf(text, sizeof text, "%.*s,%s}", (int)strlen(CARD_OK) - 1, CARD_OK, ok[i]);
+        ck_assert_msg(parse_card(text, &rc, &code) == 0, "refused: %s", text);
+    }
+    for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) {
+        snprintf(text, sizeof text, "%.*s,%s}", (int)strlen(CARD_OK) - 1, CARD_OK, over[i]);
+        ck_assert_msg(parse_card(text, &rc, &code) == BRK_ERANGE, "accepted: %s", text);
+        ck_assert_str_eq(code, "rate_card_too_large");
+    }
+}
+END_TEST
+
+/* The extreme values: every price at its maximum, a factor of exactly 1000 (and one with
+ * roundings at every step), every capability bit set, flagged, a run from 1970 to 9999.
+ * bill_rate succeeds, bills at most BILL_LINE_SECONDS_MAX seconds, and the line fits
+ * BILL_LINE_MAX; an invoice at its cap plus such a line still fits int64_t. */
+START_TEST(extreme_line_fits)
+{
+    char text[2048];
+    const char *code;
+    bill_ratecard_t rc;
+    bill_rating_t r;
+    int64_t sum;
+    const char *factors[] = {
+        "\"shell_class_multipliers\":{\"X\":\"10\"},\"capability_multipliers\":{\"0\":\"10\","
+        "\"1\":\"10\"}",
+        /* 9.999999 * 9.999999 * 10 * 0.999999 rounds at every step */
+        "\"shell_class_multipliers\":{\"X\":\"9.999999\"},\"capability_multipliers\":{\"0\":"
+        "\"9.999999\",\"5\":\"10\",\"6\":\"0.999999\",\"7\":\"1\"}",
+        "\"shell_class_multipliers\":{\"X\":\"1000\"}",
+    };
+    for (size_t f = 0; f < sizeof factors / sizeof factors[0]; f++) {
+        snprintf(text, sizeof text,
+                 "{\"per_cr\":{\"completed\":%lld,\"failed\":%lld,\"violated\":%lld,"
+                 "\"timed_out\":%lld,\"session_end\":%lld},\"per_second\":%lld,"
+                 "\"flagged_surcharge\":%lld,%s}",
+                 BILL_PRICE_MAX, BILL_PRICE_MAX, BILL_PRICE_MAX, BILL_PRICE_MAX, BILL_PRICE_MAX,
+                 BILL_PER_SECOND_MAX, BILL_PRICE_MAX, factors[f]);
+        ck_assert_msg(parse_card(text, &rc, &code) == 0, "refused: %s", text);
+        bill_cr_t cr = cr_of("{\"effective_outcome\":\"violated\",\"flags\":[\"overage\"],"
+                             "\"started_at\":\"1970-01-01T00:00:00Z\","
+                             "\"completed_at\":\"9999-12-31T23:59:59.999999Z\","
+                             "\"shell_class\":\"X\",\"capability_set\":4294967295}");
+        ck_assert_int_eq(bill_rate(&rc, &cr, &r), 0);
+        ck_assert_int_eq(r.quantity, BILL_LINE_SECONDS_MAX);
+        ck_assert(r.quantity_capped);
+        ck_assert_int_le(r.total_minor, BILL_LINE_MAX);
+        if (f == 0) /* exact: (10^12 + 10^8 * 2678400) * 1000 + 10^12 */
+            ck_assert_int_eq(r.total_minor, 268841000000000000LL);
+        json_t *j = bill_rating_json(&r, cr.shell_class);
+        ck_assert(json_is_true(json_object_get(j, "quantity_capped")));
+        json_decref(j);
+        ck_assert_int_eq(bill_add(BILL_INVOICE_TOTAL_MAX, r.total_minor, &sum), 0);
+        free((char *)cr.shell_class);
+    }
+    /* one second under the cap is billed as claimed and not marked */
+    bill_cr_t cr = cr_of("{\"effective_outcome\":\"completed\",\"flags\":[],"
+                         "\"started_at\":\"2026-01-01T00:00:00Z\","
+                         "\"completed_at\":\"2026-02-01T00:00:00Z\","
+                         "\"shell_class\":null,\"capability_set\":0}");
+    ck_assert_int_eq(bill_rate(&rc, &cr, &r), 0);
+    ck_assert_int_eq(r.quantity, BILL_LINE_SECONDS_MAX); /* January: exactly 31 days */
+    ck_assert(!r.quantity_capped);
+    cr.completed_us += 1;
+    ck_assert_int_eq(bill_rate(&rc, &cr, &r), 0);
+    ck_assert_int_eq(r.quantity, BILL_LINE_SECONDS_MAX);
+    ck_assert(r.quantity_capped);
+    json_t *j = bill_rating_json(&r, NULL);
+    ck_assert(json_is_true(json_object_get(j, "quantity_capped")));
+    json_decref(j);
+    /* the invoice bound: total + any line fits, and an empty invoice takes any line */
+    ck_assert_int_eq(bill_add(BILL_INVOICE_TOTAL_MAX, BILL_LINE_MAX, &sum), 0);
+    ck_assert_int_le(BILL_LINE_MAX, BILL_INVOICE_TOTAL_MAX);
 }
 END_TEST
 
@@ -759,6 +869,8 @@ int main(void)
     tcase_add_test(rate, ratecard_limits_both_sides);
     tcase_add_test(rate, account_parse);
     tcase_add_test(rate, rating_examples);
+    tcase_add_test(rate, ratecard_factor_bound);
+    tcase_add_test(rate, extreme_line_fits);
     tcase_add_test(rate, payload_and_time);
     tcase_add_test(inv, incremental_merkle_matches_rfc6962);
     tcase_add_test(inv, csv_records);
