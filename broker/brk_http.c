@@ -474,7 +474,12 @@ static void on_auth(brk_req_t *r, const brk_db_result_t *res)
     }
     if (rate_check(r, pr) != 0)
         return;
-    if (PQgetvalue(pr, 0, 6)[0] == 't') {
+    /* Due by the database's clock, and not yet sent by another worker of this broker. */
+    char key[BRK_TENANT_MAX + BRK_KEY_ID_HEX + 2];
+    int kn = snprintf(key, sizeof key, "%s/%s", r->principal.tenant, r->principal.key_id);
+    if (PQgetvalue(pr, 0, 6)[0] == 't' &&
+        brk_rate_once(r->server->rate_keys, key, (size_t)kn,
+                      (uint64_t)BRK_KEY_TOUCH_INTERVAL_S * 1000000000u, mono_ns())) {
         /* Its own batch, not waited for: the route does not pay for it. */
         brk_db_op_t op = {&q_touch, 2, {r->principal.tenant, r->principal.key_id}};
         brk_db_submit(r->worker->db, &op, 1, on_touched, NULL);

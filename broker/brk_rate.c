@@ -27,6 +27,7 @@ typedef struct entry {
     uint64_t units;   /* bucket: micro-tokens; failure counter: failures in the window */
     uint64_t t_ns;    /* bucket: last refill; failure counter: window start */
     uint64_t seen_ns; /* last use, for eviction */
+    uint64_t once_ns; /* last time brk_rate_once said 1; 0: never */
     uint32_t rate, burst, window_s;
     uint8_t used, klen;
     char key[BRK_RATE_KEY_MAX];
@@ -203,6 +204,22 @@ void brk_rate_take(brk_rate_table_t *t, const void *key, size_t klen, uint32_t r
     uint64_t full_ns = (missing * 1000u + rate - 1) / rate;
     v->reset_s = (uint32_t)((full_ns + NS_PER_S - 1) / NS_PER_S);
     pthread_mutex_unlock(&s->mu);
+}
+
+int brk_rate_once(brk_rate_table_t *t, const void *key, size_t klen, uint64_t every_ns,
+                  uint64_t now_ns)
+{
+    set_t *s;
+    int due = 0;
+    if (klen > BRK_RATE_KEY_MAX)
+        klen = BRK_RATE_KEY_MAX;
+    entry_t *e = find(t, key, klen, now_ns, 0, &s);
+    if (e != NULL && (e->once_ns == 0 || since(e->once_ns, now_ns) >= every_ns)) {
+        e->once_ns = now_ns;
+        due = 1;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return due;
 }
 
 int brk_rate_fail_blocked(brk_rate_table_t *t, const void *key, size_t klen, uint32_t max,

@@ -62,6 +62,14 @@ void brk_rate_take(brk_rate_table_t *t, const void *key, size_t klen, uint32_t r
                    uint32_t burst, uint64_t now_ns, brk_rate_verdict_t *v);
 
 /*
+ * brk_rate_once: 1 when key's bucket (an existing one; see brk_rate_take) has not answered 1
+ * within the last every_ns, and then marks it; else 0. Lets one broker issue a periodic
+ * write for a key (its last use) once per period instead of once per worker or request.
+ */
+int brk_rate_once(brk_rate_table_t *t, const void *key, size_t klen, uint64_t every_ns,
+                  uint64_t now_ns);
+
+/*
  * brk_rate_fail_blocked: 1 when key has max or more failures recorded in its current window
  * of window_s seconds (then *retry_after_s gets the seconds until the window ends, >= 1),
  * else 0. Records nothing.

@@ -143,6 +143,22 @@ START_TEST(bounded_with_eviction)
 }
 END_TEST
 
+START_TEST(once_per_period)
+{
+    brk_rate_table_t *t = brk_rate_table_new(64);
+    brk_rate_verdict_t v;
+
+    /* only for a bucket that exists */
+    ck_assert_int_eq(brk_rate_once(t, "k", 1, S(60), T0), 0);
+    take(t, "k", 1, 5, T0, &v);
+    ck_assert_int_eq(brk_rate_once(t, "k", 1, S(60), T0), 1);
+    ck_assert_int_eq(brk_rate_once(t, "k", 1, S(60), T0 + S(59)), 0);
+    ck_assert_int_eq(brk_rate_once(t, "k", 1, S(60), T0 + S(60)), 1);
+    ck_assert_int_eq(brk_rate_once(t, "k", 1, S(60), T0 + S(61)), 0);
+    brk_rate_table_free(t);
+}
+END_TEST
+
 START_TEST(failure_window)
 {
     brk_rate_table_t *t = brk_rate_table_new(64);
@@ -178,6 +194,7 @@ int main(void)
     tcase_add_test(tc, no_overflow_at_the_bounds);
     tcase_add_test(tc, override_applies_at_once);
     tcase_add_test(tc, bounded_with_eviction);
+    tcase_add_test(tc, once_per_period);
     tcase_add_test(tc, failure_window);
     suite_add_tcase(s, tc);
     return tst_run(s);
