@@ -19,7 +19,7 @@
 #define BRK_MAX_THREADS 64
 /* Rate limits (broker/brk_rate.h): per API key, shared by all workers of one broker. */
 #define BRK_DEFAULT_RATE_PER_S 100       /* GSAP_RATE_PER_S: sustained requests per second per key */
-#define BRK_DEFAULT_RATE_BURST 200       /* GSAP_RATE_BURST: requests a key may send at once */
+#define BRK_DEFAULT_RATE_BURST 1000      /* GSAP_RATE_BURST: requests a key may send at once (a spool flush, a bulk import) */
 #define BRK_DEFAULT_AUTH_FAIL_MAX 20     /* GSAP_AUTH_FAIL_MAX: failed authentications per address */
 #define BRK_DEFAULT_AUTH_FAIL_WINDOW_S 60 /* GSAP_AUTH_FAIL_WINDOW_S: ... within this window */
 #define BRK_CONFIG_RATE_MAX 1000000      /* upper bound of the three counts above */

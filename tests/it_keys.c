@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "tst_check.h"
+#include "brk_config.h"
 #include "brk_keys.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
@@ -467,7 +468,8 @@ START_TEST(tenant_override)
     ck_assert_int_eq(tst_get(B.port, "/admin/tenant/rate-limit", ADMIN, &r), 0);
     ck_assert_int_eq(r.status, 200);
     ck_assert(json_is_null(json_object_get(r.json, "rate_per_s")));
-    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(r.json, "effective"), "burst")), 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(r.json, "effective"), "burst")),
+                     BRK_DEFAULT_RATE_BURST);
     tst_resp_clear(&r);
     /* bounds: 1 and 1000000 are fine, 0 and 1000001 are 422, a string is 400 */
     const char *bad422[] = {"{\"burst\":0}", "{\"burst\":1000001}", "{\"rate_per_s\":0}",
@@ -524,7 +526,10 @@ START_TEST(tenant_override)
     tst_resp_clear(&r);
     ck_assert_int_eq(tst_get(B.port, "/governance/drivers/", ISSUER, &r), 0);
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(tst_resp_header(&r, "ratelimit-policy", v, sizeof v), "\"key\";q=200;w=2");
+    char want[64];
+    snprintf(want, sizeof want, "\"key\";q=%d;w=%d", BRK_DEFAULT_RATE_BURST,
+             (BRK_DEFAULT_RATE_BURST + BRK_DEFAULT_RATE_PER_S - 1) / BRK_DEFAULT_RATE_PER_S);
+    ck_assert_str_eq(tst_resp_header(&r, "ratelimit-policy", v, sizeof v), want);
     tst_resp_clear(&r);
     free(neighbour);
 }
