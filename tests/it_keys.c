@@ -154,6 +154,9 @@ START_TEST(revoke_refused_at_once_on_every_worker_and_broker)
     PQfinish(c);
     free(revoked_at);
     free(victim);
+    /* a clean stop: under the sanitizers, a leak or an error is a nonzero exit */
+    ck_assert_int_eq(tst_broker_stop(&B2), 0);
+    ck_assert_int_eq(tst_broker_stop(&B), 0);
 }
 END_TEST
 
@@ -312,6 +315,7 @@ START_TEST(list_shows_no_secret)
     tst_resp_clear(&r);
     PQfinish(c);
     free(other);
+    ck_assert_int_eq(tst_broker_stop(&B), 0);
 }
 END_TEST
 
@@ -454,6 +458,7 @@ START_TEST(key_bucket_429_and_headers)
     /* after Retry-After (and a second of slack), the key is served again */
     sleep(2);
     ck_assert_int_eq(status_of(B.port, "GET", "/governance/drivers/", ISSUER), 200);
+    ck_assert_int_eq(tst_broker_stop(&B), 0);
 }
 END_TEST
 
@@ -532,6 +537,8 @@ START_TEST(tenant_override)
     ck_assert_str_eq(tst_resp_header(&r, "ratelimit-policy", v, sizeof v), want);
     tst_resp_clear(&r);
     free(neighbour);
+    ck_assert_int_eq(tst_broker_stop(&B2), 0);
+    ck_assert_int_eq(tst_broker_stop(&B), 0);
 }
 END_TEST
 
@@ -594,6 +601,7 @@ START_TEST(failed_auth_limited_per_address)
     /* counted: 3 failures, 2 refusals for the address */
     ck_assert_int_eq(metric(B.port, "gsap_auth_failures_total"), 3);
     ck_assert_int_eq(metric(B.port, "gsap_rate_limited_total{reason=\"auth_failures\"}"), 2);
+    ck_assert_int_eq(tst_broker_stop(&B), 0);
 }
 END_TEST
 
