@@ -464,6 +464,9 @@ static void on_auth(brk_req_t *r, const brk_db_result_t *res)
     r->principal.can_delegate = PQgetvalue(pr, 0, 2)[0] == 't';
     snprintf(r->principal.name, sizeof r->principal.name, "%s", PQgetvalue(pr, 0, 3));
     r->principal.authenticated = 1;
+    /* Every authenticated request counts, refused ones (403) included. */
+    if (rate_check(r, pr) != 0)
+        return;
     /* A caller may name the tenant it means to act in; a key acts only in its own. */
     h2o_iovec_t t = brk_req_header(r, "x-gsap-tenant");
     if (t.base != NULL &&
@@ -472,8 +475,6 @@ static void on_auth(brk_req_t *r, const brk_db_result_t *res)
                         "this key does not belong to the tenant named in X-GSAP-Tenant");
         return;
     }
-    if (rate_check(r, pr) != 0)
-        return;
     /* Due by the database's clock, and not yet sent by another worker of this broker. */
     char key[BRK_TENANT_MAX + BRK_KEY_ID_HEX + 2];
     int kn = snprintf(key, sizeof key, "%s/%s", r->principal.tenant, r->principal.key_id);

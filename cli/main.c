@@ -316,8 +316,10 @@ static int first_start_token(app_t *a, PGconn *c)
         snprintf(path, sizeof path, "%s/" CLI_ADMIN_TOKEN_FILE, a->cfg.data_dir);
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0) {
-            brk_log_error("cannot create the admin token file; remove it and start again, or "
-                          "create a key with gsap-broker keys create",
+            /* Refusing to start keeps a planted file or symlink from receiving the token.
+             * No key was made; the operator makes one with the CLI. */
+            brk_log_error("cannot create the admin token file (no admin key was created; make "
+                          "one with: gsap-broker keys create --tenant default --role admin)",
                           "path", path, "error", strerror(errno));
             return BRK_EIO;
         }

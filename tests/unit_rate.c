@@ -125,6 +125,15 @@ START_TEST(bounded_with_eviction)
     ck_assert_uint_eq(brk_rate_table_size(t), BRK_RATE_WAYS * 2);
     brk_rate_table_free(t);
 
+    /* the broker's table: full at BRK_RATE_TABLE_ENTRIES, never more */
+    t = brk_rate_table_new(BRK_RATE_TABLE_ENTRIES);
+    for (int i = 0; i < BRK_RATE_TABLE_ENTRIES * 4; i++) {
+        snprintf(key, sizeof key, "t/%d", i);
+        take(t, key, 1, 5, T0, &v);
+    }
+    ck_assert_uint_eq(brk_rate_table_size(t), BRK_RATE_TABLE_ENTRIES);
+    brk_rate_table_free(t);
+
     /* one set: a drained bucket survives while refilled ones are there to evict, even
      * though it is the entry seen longest ago */
     t = brk_rate_table_new(BRK_RATE_WAYS);
