@@ -255,6 +255,23 @@ int brk_config_load(brk_config_t *cfg, char *err, size_t errlen)
     if (rc < 0)
         goto out;
 
+    rc = env_uint("GSAP_RATE_PER_S", BRK_DEFAULT_RATE_PER_S, 1, BRK_CONFIG_RATE_MAX,
+                  &cfg->rate_per_s, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = env_uint("GSAP_RATE_BURST", BRK_DEFAULT_RATE_BURST, 1, BRK_CONFIG_RATE_MAX,
+                  &cfg->rate_burst, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = env_uint("GSAP_AUTH_FAIL_MAX", BRK_DEFAULT_AUTH_FAIL_MAX, 1, BRK_CONFIG_RATE_MAX,
+                  &cfg->auth_fail_max, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = env_uint("GSAP_AUTH_FAIL_WINDOW_S", BRK_DEFAULT_AUTH_FAIL_WINDOW_S, 1,
+                  BRK_CONFIG_AUTH_FAIL_WINDOW_MAX_S, &cfg->auth_fail_window_s, err, errlen);
+    if (rc < 0)
+        goto out;
+
     cfg->database_url = env("GSAP_DATABASE_URL");
     rc = conninfo_env("GSAP_DATABASE_URL", cfg->database_url, &cfg->conninfo, err, errlen);
     if (rc < 0)

@@ -17,6 +17,13 @@
 #define BRK_DEFAULT_DB_TIMEOUT_MS 10000 /* a statement batch that takes longer fails with 503 */
 #define BRK_DEFAULT_DB_CONNS 1          /* pipelined connections per loop */
 #define BRK_MAX_THREADS 64
+/* Rate limits (broker/brk_rate.h): per API key, shared by all workers of one broker. */
+#define BRK_DEFAULT_RATE_PER_S 100       /* GSAP_RATE_PER_S: sustained requests per second per key */
+#define BRK_DEFAULT_RATE_BURST 1000      /* GSAP_RATE_BURST: requests a key may send at once (a spool flush, a bulk import) */
+#define BRK_DEFAULT_AUTH_FAIL_MAX 20     /* GSAP_AUTH_FAIL_MAX: failed authentications per address */
+#define BRK_DEFAULT_AUTH_FAIL_WINDOW_S 60 /* GSAP_AUTH_FAIL_WINDOW_S: ... within this window */
+#define BRK_CONFIG_RATE_MAX 1000000      /* upper bound of the three counts above */
+#define BRK_CONFIG_AUTH_FAIL_WINDOW_MAX_S 86400 /* one day */
 
 typedef struct brk_config {
     char listen_host[64];     /* GSAP_LISTEN host part */
@@ -33,6 +40,10 @@ typedef struct brk_config {
     unsigned db_conns;        /* GSAP_DB_CONNS per loop */
     unsigned db_queue_max;    /* GSAP_DB_QUEUE_MAX per loop */
     unsigned db_timeout_ms;   /* GSAP_DB_TIMEOUT_MS */
+    unsigned rate_per_s;      /* GSAP_RATE_PER_S (1..BRK_CONFIG_RATE_MAX) */
+    unsigned rate_burst;      /* GSAP_RATE_BURST (1..BRK_CONFIG_RATE_MAX) */
+    unsigned auth_fail_max;   /* GSAP_AUTH_FAIL_MAX (1..BRK_CONFIG_RATE_MAX) */
+    unsigned auth_fail_window_s; /* GSAP_AUTH_FAIL_WINDOW_S (1..BRK_CONFIG_AUTH_FAIL_WINDOW_MAX_S) */
     char public_url[256];     /* GSAP_PUBLIC_URL, default http(s)://GSAP_LISTEN, no trailing / */
     char *conninfo;           /* resolved libpq conninfo of the runtime role (owned) */
     char *owner_conninfo;     /* the schema owner's (GSAP_OWNER_DATABASE_URL or the embedded

@@ -196,8 +196,14 @@ out:
 int brk_keys_create(PGconn *conn, const char *tenant, unsigned roles, const char *name,
                     int can_delegate, char *token, size_t cap)
 {
-    char key_id[BRK_KEY_ID_HEX + 1], hash[65], rl[96];
-    const char *params[6];
+    return brk_keys_create_expiring(conn, tenant, roles, name, can_delegate, 0, token, cap);
+}
+
+int brk_keys_create_expiring(PGconn *conn, const char *tenant, unsigned roles, const char *name,
+                             int can_delegate, long long expires_in_s, char *token, size_t cap)
+{
+    char key_id[BRK_KEY_ID_HEX + 1], hash[65], rl[96], exp[24];
+    const char *params[7];
     int rc = 0, in_tx = 0;
 
     if (tenant == NULL || !brk_tenant_valid(tenant, strlen(tenant)) || roles == 0 ||
@@ -206,9 +212,14 @@ int brk_keys_create(PGconn *conn, const char *tenant, unsigned roles, const char
         rc = BRK_EINVAL;
         goto out;
     }
+    if (expires_in_s < 0 || expires_in_s > BRK_KEY_EXPIRES_MAX_S) {
+        rc = BRK_ERANGE;
+        goto out;
+    }
     if ((rc = brk_keys_mint(tenant, key_id, hash, token, cap)) != 0)
         goto out;
     roles_literal(roles, rl, sizeof rl);
+    snprintf(exp, sizeof exp, "%lld", expires_in_s);
 
     rc = exec_cmd(conn, "BEGIN", 0, NULL);
     if (rc < 0)
@@ -224,10 +235,12 @@ int brk_keys_create(PGconn *conn, const char *tenant, unsigned roles, const char
     params[3] = rl;
     params[4] = hash;
     params[5] = can_delegate ? "true" : "false";
+    params[6] = expires_in_s > 0 ? exp : NULL;
     rc = exec_cmd(conn,
                   "INSERT INTO api_keys (tenant_id, key_id, name, roles, secret_hash, "
-                  "can_delegate) VALUES ($1, $2, $3, $4::text[], $5, $6::boolean)",
-                  6, params);
+                  "can_delegate, expires_at) VALUES ($1, $2, $3, $4::text[], $5, $6::boolean, "
+                  "now() + make_interval(secs => $7::bigint))",
+                  7, params);
     if (rc < 0)
         goto out;
     rc = exec_cmd(conn, "COMMIT", 0, NULL);
@@ -239,5 +252,106 @@ out:
         PQclear(PQexec(conn, "ROLLBACK"));
     if (rc < 0 && token != NULL && cap > 0)
         explicit_bzero(token, cap);
+    return rc;
+}
+
+int brk_key_id_valid(const char *s, size_t n)
+{
+    size_t i;
+
+    if (s == NULL || n != BRK_KEY_ID_HEX)
+        return 0;
+    for (i = 0; i < n; i++) {
+        if (!is_lower_hex(s[i]))
+            return 0;
+    }
+    return 1;
+}
+
+/* ts_or_null: a formatted timestamp column, or JSON null. */
+static json_t *ts_or_null(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
+}
+
+json_t *brk_keys_row_json(const PGresult *res, int row)
+{
+    json_t *roles = json_array();
+    const char *rl = PQgetvalue(res, row, 2), *comma;
+    const char *status = !PQgetisnull(res, row, 7)     ? "revoked"
+                         : PQgetvalue(res, row, 8)[0] == 't' ? "expired"
+                                                              : "active";
+
+    while (*rl != '\0') {
+        comma = strchr(rl, ',');
+        size_t n = comma ? (size_t)(comma - rl) : strlen(rl);
+        json_array_append_new(roles, json_stringn(rl, n));
+        rl += n + (comma != NULL);
+    }
+    return json_pack("{s:s,s:o,s:o,s:b,s:o,s:o,s:o,s:o,s:s}", "key_id", PQgetvalue(res, row, 0),
+                     "name", PQgetisnull(res, row, 1) ? json_null()
+                                                      : json_string(PQgetvalue(res, row, 1)),
+                     "roles", roles, "can_delegate", PQgetvalue(res, row, 3)[0] == 't',
+                     "created_at", ts_or_null(res, row, 4), "last_used_at",
+                     ts_or_null(res, row, 5), "expires_at", ts_or_null(res, row, 6),
+                     "revoked_at", ts_or_null(res, row, 7), "status", status);
+}
+
+int brk_keys_list(PGconn *conn, const char *tenant, json_t **out)
+{
+    char lim[16];
+    const char *params[2] = {tenant, lim};
+    PGresult *r = NULL;
+    json_t *keys = NULL;
+    int rc = 0, n, i;
+
+    *out = NULL;
+    if (tenant == NULL || !brk_tenant_valid(tenant, strlen(tenant)))
+        return BRK_EINVAL;
+    /* One more than shown, to tell a full page from a cut one. */
+    snprintf(lim, sizeof lim, "%d", BRK_KEYS_LIST_MAX + 1);
+    r = PQexecParams(conn, BRK_KEYS_LIST_SQL, 2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = BRK_EDB;
+        goto out;
+    }
+    n = PQntuples(r);
+    keys = json_array();
+    for (i = 0; i < n && i < BRK_KEYS_LIST_MAX; i++)
+        json_array_append_new(keys, brk_keys_row_json(r, i));
+    *out = json_pack("{s:s,s:o,s:b}", "tenant_id", tenant, "keys", keys, "truncated",
+                     n > BRK_KEYS_LIST_MAX);
+    keys = NULL;
+out:
+    json_decref(keys);
+    PQclear(r);
+    return rc;
+}
+
+int brk_keys_revoke(PGconn *conn, const char *tenant, const char *key_id, const char *by,
+                    json_t **out)
+{
+    const char *params[3] = {tenant, key_id, by};
+    PGresult *r = NULL;
+    int rc = 0;
+
+    *out = NULL;
+    if (tenant == NULL || !brk_tenant_valid(tenant, strlen(tenant)) || key_id == NULL ||
+        by == NULL)
+        return BRK_EINVAL;
+    if (!brk_key_id_valid(key_id, strlen(key_id)))
+        return BRK_ENOTFOUND;
+    r = PQexecParams(conn, BRK_KEYS_REVOKE_SQL, 3, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = BRK_EDB;
+        goto out;
+    }
+    if (PQntuples(r) != 1) {
+        rc = BRK_ENOTFOUND;
+        goto out;
+    }
+    *out = brk_keys_row_json(r, 0);
+out:
+    PQclear(r);
     return rc;
 }

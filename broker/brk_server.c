@@ -69,6 +69,8 @@ brk_server_t *brk_server_new(const brk_config_t *cfg, const brk_keyring_t *keys)
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("gsap-broker"));
     s->hostconf = h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")),
                                            65535);
+    s->rate_keys = brk_rate_table_new(BRK_RATE_TABLE_ENTRIES);
+    s->rate_fail = brk_rate_table_new(BRK_RATE_TABLE_ENTRIES);
     brk__http_register(s);
     brk__http_register_stmts();
     return s;
@@ -79,6 +81,8 @@ void brk_server_free(brk_server_t *s)
     if (s == NULL)
         return;
     h2o_config_dispose(&s->globalconf);
+    brk_rate_table_free(s->rate_keys);
+    brk_rate_table_free(s->rate_fail);
     if (s->ssl != NULL)
         SSL_CTX_free(s->ssl);
     free(s);

@@ -9,6 +9,7 @@
 
 #include <h2o.h>
 
+#include "brk_rate.h"
 #include "brk_server.h"
 
 struct brk_worker {
@@ -40,6 +41,8 @@ struct brk_server {
     int expected_migrations;
     pthread_barrier_t ready; /* workers + main: every stop receiver is registered */
     char boot_id[9]; /* random per process; prefixes request ids */
+    brk_rate_table_t *rate_keys; /* token buckets per "tenant/key_id", shared by all workers */
+    brk_rate_table_t *rate_fail; /* failed authentications per client address */
 };
 
 /* brk__http_register: installs the request handler and error filter on the host's paths. */

@@ -3,7 +3,9 @@
  *
  *   gsap-broker [serve]                     run the broker (the default)
  *   gsap-broker migrate                     apply pending migrations and exit
- *   gsap-broker keys create --tenant T --role R[,R...] [--name N] [--delegate]
+ *   gsap-broker keys create --tenant T --role R[,R...] [--name N] [--delegate] [--expires-in S]
+ *   gsap-broker keys list --tenant T        the tenant's keys as JSON (never a secret)
+ *   gsap-broker keys revoke --tenant T --key-id K
  *   gsap-broker keys rotate-signing         add a new signing key and make it current
  *   gsap-broker version
  *
@@ -12,11 +14,13 @@
  * cluster is started when it is not already running, and stopped again by whoever started it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "brk_config.h"
 #include "brk_crypto.h"
@@ -35,6 +39,7 @@
 #include "banned.h"
 
 #define GSAP_BROKER_VERSION "0.1.0"
+#define CLI_ADMIN_TOKEN_FILE "admin-token" /* under GSAP_DATA_DIR, first start without a tty */
 
 
 static int usage(FILE *f)
@@ -42,6 +47,9 @@ static int usage(FILE *f)
     fprintf(f, "usage: gsap-broker [serve]\n"
                "       gsap-broker migrate\n"
                "       gsap-broker keys create --tenant T --role R[,R...] [--name N] [--delegate]\n"
+               "                               [--expires-in SECONDS]\n"
+               "       gsap-broker keys list --tenant T\n"
+               "       gsap-broker keys revoke --tenant T --key-id K\n"
                "       gsap-broker keys rotate-signing\n"
                "       gsap-broker accords put --tenant T --file accord.json\n"
                "       gsap-broker accounts put --tenant T --account A --file account.json\n"
@@ -65,14 +73,33 @@ static int cmd_migrate(void)
     return rc == 0 ? 0 : 1;
 }
 
+/* parse_seconds: s as a whole number of seconds in 1..BRK_KEY_EXPIRES_MAX_S. */
+static int parse_seconds(const char *s, long long *out)
+{
+    long long v = 0;
+    size_t i;
+
+    for (i = 0; s[i] != '\0'; i++) {
+        if (s[i] < '0' || s[i] > '9' || i >= 12)
+            return BRK_EINVAL;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (i == 0 || v < 1 || v > BRK_KEY_EXPIRES_MAX_S)
+        return BRK_EINVAL;
+    *out = v;
+    return 0;
+}
+
 static int cmd_keys_create(int argc, char **argv)
 {
     static const struct option opts[] = {{"tenant", required_argument, NULL, 't'},
                                          {"role", required_argument, NULL, 'r'},
                                          {"name", required_argument, NULL, 'n'},
                                          {"delegate", no_argument, NULL, 'd'},
+                                         {"expires-in", required_argument, NULL, 'e'},
                                          {NULL, 0, NULL, 0}};
-    const char *tenant = NULL, *roles = NULL, *name = NULL;
+    const char *tenant = NULL, *roles = NULL, *name = NULL, *expires = NULL;
+    long long expires_in = 0;
     int delegate = 0, ch, rc;
     unsigned mask;
     app_t a = {0};
@@ -86,8 +113,14 @@ static int cmd_keys_create(int argc, char **argv)
         case 'r': roles = optarg; break;
         case 'n': name = optarg; break;
         case 'd': delegate = 1; break;
+        case 'e': expires = optarg; break;
         default: return usage(stderr);
         }
+    }
+    if (expires != NULL && parse_seconds(expires, &expires_in) != 0) {
+        fprintf(stderr, "gsap-broker: --expires-in must be a number of seconds from 1 to %d\n",
+                BRK_KEY_EXPIRES_MAX_S);
+        return 2;
     }
     if (tenant == NULL || roles == NULL) {
         fprintf(stderr, "gsap-broker: keys create needs --tenant and --role\n");
@@ -112,10 +145,62 @@ static int cmd_keys_create(int argc, char **argv)
         rc = BRK_EDB;
     if (rc == 0)
         rc = cli_migrate(&a, c);
-    if (rc == 0 && (rc = brk_keys_create(c, tenant, mask, name, delegate, token, sizeof token)) != 0)
+    if (rc == 0 && (rc = brk_keys_create_expiring(c, tenant, mask, name, delegate, expires_in,
+                                                  token, sizeof token)) != 0)
         fprintf(stderr, "gsap-broker: cannot create the key: %s\n", brk_strerror(rc));
     if (rc == 0)
         printf("%s\n", token);
+    if (c)
+        PQfinish(c);
+    cli_app_close(&a);
+    return rc == 0 ? 0 : 1;
+}
+
+/* keys list / keys revoke: --tenant T [--key-id K]; prints JSON on stdout. */
+static int cmd_keys_admin(int argc, char **argv, int revoke)
+{
+    static const struct option opts[] = {{"tenant", required_argument, NULL, 't'},
+                                         {"key-id", required_argument, NULL, 'k'},
+                                         {NULL, 0, NULL, 0}};
+    const char *tenant = NULL, *key_id = NULL;
+    int ch, rc;
+    app_t a = {0};
+    PGconn *c = NULL;
+    json_t *out = NULL;
+
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 't': tenant = optarg; break;
+        case 'k': key_id = optarg; break;
+        default: return usage(stderr);
+        }
+    }
+    if (tenant == NULL || !brk_tenant_valid(tenant, strlen(tenant)) ||
+        (revoke && key_id == NULL) || (!revoke && key_id != NULL)) {
+        fprintf(stderr, revoke ? "gsap-broker: keys revoke needs --tenant and --key-id\n"
+                               : "gsap-broker: keys list needs --tenant (a valid tenant id)\n");
+        return 2;
+    }
+    brk_log_set_quiet(1);
+    rc = cli_app_open(&a);
+    if (rc == 0 && (c = cli_connect(&a)) == NULL)
+        rc = BRK_EDB;
+    if (rc == 0)
+        rc = cli_migrate(&a, c);
+    if (rc == 0)
+        rc = revoke ? brk_keys_revoke(c, tenant, key_id, "cli", &out)
+                    : brk_keys_list(c, tenant, &out);
+    if (rc == BRK_ENOTFOUND)
+        fprintf(stderr, "gsap-broker: tenant \"%s\" has no key \"%.64s\"\n", tenant, key_id);
+    else if (rc != 0)
+        fprintf(stderr, "gsap-broker: cannot %s: %s\n", revoke ? "revoke the key" : "list keys",
+                brk_strerror(rc));
+    if (rc == 0) {
+        json_dumpf(out, stdout, JSON_INDENT(2));
+        printf("\n");
+    }
+    json_decref(out);
     if (c)
         PQfinish(c);
     cli_app_close(&a);
@@ -215,6 +300,56 @@ static void on_ready(void *arg)
                  cfg->tls_cert ? "on" : "off");
 }
 
+/*
+ * first_start_token: creates the first admin key of tenant "default" and hands its token to
+ * the operator: on the terminal when stdout is one, else (a service manager, a container
+ * log, a CI job) into GSAP_DATA_DIR/admin-token, created new (O_EXCL, no symlink followed)
+ * with mode 0600, and the log names the file, never the token. Logs are copied to places a
+ * token must not go; a file readable only by the broker's user is not.
+ */
+static int first_start_token(app_t *a, PGconn *c)
+{
+    char token[BRK_TOKEN_MAX], path[700];
+    int rc, fd = -1, tty = isatty(STDOUT_FILENO);
+
+    if (!tty) {
+        snprintf(path, sizeof path, "%s/" CLI_ADMIN_TOKEN_FILE, a->cfg.data_dir);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            /* Refusing to start keeps a planted file or symlink from receiving the token.
+             * No key was made; the operator makes one with the CLI. */
+            brk_log_error("cannot create the admin token file (no admin key was created; make "
+                          "one with: gsap-broker keys create --tenant default --role admin)",
+                          "path", path, "error", strerror(errno));
+            return BRK_EIO;
+        }
+    }
+    if ((rc = brk_keys_create(c, "default", BRK_ROLE_ALL, "first-start admin", 1, token,
+                              sizeof token)) != 0)
+        goto out;
+    if (tty) {
+        printf("gsap-broker: first start; admin token for tenant \"default\" (shown once):\n%s\n",
+               token);
+        fflush(stdout);
+        goto out;
+    }
+    size_t n = strlen(token);
+    token[n] = '\n';
+    if (write(fd, token, n + 1) != (ssize_t)(n + 1) || fsync(fd) != 0) {
+        brk_log_error("cannot write the admin token file", "path", path, "error",
+                      strerror(errno));
+        rc = BRK_EIO;
+        goto out;
+    }
+    brk_log_info("first start: admin token for tenant \"default\" written (mode 0600)", "path",
+                 path);
+out:
+    if (fd >= 0)
+        close(fd);
+    explicit_bzero(token, sizeof token);
+    return rc;
+}
+
 static int cmd_serve(void)
 {
     app_t a = {0};
@@ -231,15 +366,8 @@ static int cmd_serve(void)
         rc = BRK_EDB;
         goto out;
     }
-    if (a.embedded && a.pe.created) {
-        char token[BRK_TOKEN_MAX];
-        if ((rc = brk_keys_create(c, "default", BRK_ROLE_ALL, "first-start admin", 1, token,
-                                  sizeof token)) != 0)
-            goto out;
-        printf("gsap-broker: first start; admin token for tenant \"default\" (shown once):\n%s\n",
-               token);
-        fflush(stdout);
-    }
+    if (a.embedded && a.pe.created && (rc = first_start_token(&a, c)) != 0)
+        goto out;
     PQfinish(c);
     c = NULL;
     snprintf(dir, sizeof dir, "%s/keys", a.cfg.data_dir);
@@ -282,6 +410,10 @@ int main(int argc, char **argv)
         return cmd_migrate();
     if (strcmp(cmd, "keys") == 0 && argc > 2 && strcmp(argv[2], "create") == 0)
         return cmd_keys_create(argc - 2, argv + 2);
+    if (strcmp(cmd, "keys") == 0 && argc > 2 && strcmp(argv[2], "list") == 0)
+        return cmd_keys_admin(argc - 2, argv + 2, 0);
+    if (strcmp(cmd, "keys") == 0 && argc > 2 && strcmp(argv[2], "revoke") == 0)
+        return cmd_keys_admin(argc - 2, argv + 2, 1);
     if (strcmp(cmd, "keys") == 0 && argc > 2 && strcmp(argv[2], "rotate-signing") == 0)
         return cmd_rotate();
     if (strcmp(cmd, "exec") == 0)

@@ -3,6 +3,7 @@
  * from an environment with every GSAP_* variable unset, then sets what it needs.
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,7 +19,9 @@ static const char *const vars[] = {"GSAP_LISTEN",        "GSAP_THREADS",
                                    "GSAP_PG_BIN",        "GSAP_MIGRATIONS_DIR",
                                    "GSAP_BROKER_ID",     "CHRONICLE_WEBHOOK_URL",
                                    "GSAP_DB_CONNS",      "GSAP_DB_QUEUE_MAX",
-                                   "GSAP_DB_TIMEOUT_MS", "GSAP_OWNER_DATABASE_URL", NULL};
+                                   "GSAP_DB_TIMEOUT_MS", "GSAP_RATE_PER_S",
+                                   "GSAP_RATE_BURST",    "GSAP_AUTH_FAIL_MAX",
+                                   "GSAP_AUTH_FAIL_WINDOW_S", "GSAP_OWNER_DATABASE_URL", NULL};
 
 static void clean_env(void)
 {
@@ -78,6 +81,10 @@ START_TEST(defaults)
     ck_assert_uint_eq(cfg.db_conns, BRK_DEFAULT_DB_CONNS);
     ck_assert_uint_eq(cfg.db_queue_max, BRK_DEFAULT_DB_QUEUE_MAX);
     ck_assert_uint_eq(cfg.db_timeout_ms, BRK_DEFAULT_DB_TIMEOUT_MS);
+    ck_assert_uint_eq(cfg.rate_per_s, BRK_DEFAULT_RATE_PER_S);
+    ck_assert_uint_eq(cfg.rate_burst, BRK_DEFAULT_RATE_BURST);
+    ck_assert_uint_eq(cfg.auth_fail_max, BRK_DEFAULT_AUTH_FAIL_MAX);
+    ck_assert_uint_eq(cfg.auth_fail_window_s, BRK_DEFAULT_AUTH_FAIL_WINDOW_S);
     brk_config_clear(&cfg);
 }
 END_TEST
@@ -284,6 +291,39 @@ START_TEST(db_numbers)
 }
 END_TEST
 
+/* Rate limits: each count from 1 to BRK_CONFIG_RATE_MAX, the window up to one day. */
+START_TEST(rate_numbers)
+{
+    static const char *const counts[] = {"GSAP_RATE_PER_S", "GSAP_RATE_BURST",
+                                         "GSAP_AUTH_FAIL_MAX", NULL};
+    brk_config_t cfg;
+    char max[32], over[32];
+
+    snprintf(max, sizeof max, "%d", BRK_CONFIG_RATE_MAX);
+    snprintf(over, sizeof over, "%d", BRK_CONFIG_RATE_MAX + 1);
+    for (size_t i = 0; counts[i] != NULL; i++) {
+        load_ok(counts[i], "1", &cfg);
+        load_ok(counts[i], max, &cfg);
+        load_err(counts[i], over, counts[i]);
+        load_err(counts[i], "0", counts[i]);
+        load_err(counts[i], "-5", counts[i]);
+        load_err(counts[i], "2.5", counts[i]);
+    }
+    load_ok("GSAP_RATE_PER_S", "7", &cfg);
+    ck_assert_uint_eq(cfg.rate_per_s, 7);
+    load_ok("GSAP_RATE_BURST", max, &cfg);
+    ck_assert_uint_eq(cfg.rate_burst, BRK_CONFIG_RATE_MAX);
+    load_ok("GSAP_AUTH_FAIL_MAX", "3", &cfg);
+    ck_assert_uint_eq(cfg.auth_fail_max, 3);
+    load_ok("GSAP_AUTH_FAIL_WINDOW_S", "1", &cfg);
+    ck_assert_uint_eq(cfg.auth_fail_window_s, 1);
+    load_ok("GSAP_AUTH_FAIL_WINDOW_S", "86400", &cfg);
+    ck_assert_uint_eq(cfg.auth_fail_window_s, BRK_CONFIG_AUTH_FAIL_WINDOW_MAX_S);
+    load_err("GSAP_AUTH_FAIL_WINDOW_S", "86401", "GSAP_AUTH_FAIL_WINDOW_S");
+    load_err("GSAP_AUTH_FAIL_WINDOW_S", "0", "GSAP_AUTH_FAIL_WINDOW_S");
+}
+END_TEST
+
 START_TEST(tls_pair)
 {
     brk_config_t cfg;
@@ -352,6 +392,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, listen_bad);
     tcase_add_test(tc, threads);
     tcase_add_test(tc, db_numbers);
+    tcase_add_test(tc, rate_numbers);
     tcase_add_test(tc, tls_pair);
     tcase_add_test(tc, broker_id_and_webhook);
     tcase_add_test(tc, error_message_style);
