@@ -316,12 +316,13 @@ static int first_start_token(app_t *a, PGconn *c)
         snprintf(path, sizeof path, "%s/" CLI_ADMIN_TOKEN_FILE, a->cfg.data_dir);
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0) {
-            /* Refusing to start keeps a planted file or symlink from receiving the token.
-             * No key was made; the operator makes one with the CLI. */
-            brk_log_error("cannot create the admin token file (no admin key was created; make "
-                          "one with: gsap-broker keys create --tenant default --role admin)",
-                          "path", path, "error", strerror(errno));
-            return BRK_EIO;
+            /* A file already there (an earlier first start whose cluster was removed, or a
+             * planted file or symlink) never receives a token: no key is made, the broker
+             * starts anyway, and the operator makes a key with the CLI. */
+            brk_log_warn("cannot create the admin token file (no admin key was created; make "
+                         "one with: gsap-broker keys create --tenant default --role admin)",
+                         "path", path, "error", strerror(errno));
+            return 0;
         }
     }
     if ((rc = brk_keys_create(c, "default", BRK_ROLE_ALL, "first-start admin", 1, token,
