@@ -230,6 +230,10 @@ int brk_config_load(brk_config_t *cfg, char *err, size_t errlen)
                   BRK_CONFIG_DB_TIMEOUT_MAX_MS, &cfg->db_timeout_ms, err, errlen);
     if (rc < 0)
         goto out;
+    rc = env_uint("GSAP_TIME_SKEW_S", BRK_DEFAULT_TIME_SKEW_S, 0, BRK_TIME_SKEW_MAX_S,
+                  &cfg->time_skew_s, err, errlen);
+    if (rc < 0)
+        goto out;
 
     cfg->database_url = env("GSAP_DATABASE_URL");
     if (cfg->database_url != NULL) {

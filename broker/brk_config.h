@@ -17,6 +17,10 @@
 #define BRK_DEFAULT_DB_TIMEOUT_MS 10000 /* a statement batch that takes longer fails with 503 */
 #define BRK_DEFAULT_DB_CONNS 1          /* pipelined connections per loop */
 #define BRK_MAX_THREADS 64
+/* Clock skew allowed between an executor and the broker when a CR's started_at/completed_at
+ * are checked against the AC's issued_at and the received time (migrations/0007). */
+#define BRK_DEFAULT_TIME_SKEW_S 30
+#define BRK_TIME_SKEW_MAX_S 3600 /* more than an hour is not skew but a wrong clock */
 
 typedef struct brk_config {
     char listen_host[64];     /* GSAP_LISTEN host part */
@@ -33,6 +37,7 @@ typedef struct brk_config {
     unsigned db_conns;        /* GSAP_DB_CONNS per loop */
     unsigned db_queue_max;    /* GSAP_DB_QUEUE_MAX per loop */
     unsigned db_timeout_ms;   /* GSAP_DB_TIMEOUT_MS */
+    unsigned time_skew_s;     /* GSAP_TIME_SKEW_S, 0..BRK_TIME_SKEW_MAX_S */
     char public_url[256];     /* GSAP_PUBLIC_URL, default http(s)://GSAP_LISTEN, no trailing / */
     char *conninfo;           /* resolved libpq conninfo (owned) */
 } brk_config_t;
