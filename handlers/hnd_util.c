@@ -1,6 +1,7 @@
 /* hnd_util: the shared field validators; see hnd_util.h. */
 #include "hnd_util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -60,13 +61,15 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-json_t *hnd_collect_unknown(brk_req_t *r, json_t *obj, const char *const *fields)
+int hnd_unknown_names(const json_t *obj, const char *const *fields, json_t **names, char *msg,
+                      size_t mlen)
 {
-    const char *k, *names[HND_UNKNOWN_MAX];
-    json_t *v, *out = NULL;
+    const char *k, *found[HND_UNKNOWN_MAX];
+    json_t *v;
     size_t n = 0, bytes = 0;
 
-    json_object_foreach(obj, k, v)
+    *names = NULL;
+    json_object_foreach((json_t *)obj, k, v)
     {
         size_t i;
         for (i = 0; fields[i] != NULL && strcmp(fields[i], k) != 0; i++)
@@ -74,37 +77,45 @@ json_t *hnd_collect_unknown(brk_req_t *r, json_t *obj, const char *const *fields
         if (fields[i] != NULL)
             continue;
         if (n == HND_UNKNOWN_MAX) {
-            brk_reply_error(r, BRK_EINVAL, "unrecognized_fields_over_limit",
-                            "at most %d unrecognized fields are kept", HND_UNKNOWN_MAX);
-            return NULL;
+            snprintf(msg, mlen, "at most %d unrecognized fields are kept", HND_UNKNOWN_MAX);
+            return BRK_EINVAL;
         }
         if (strlen(k) > HND_UNKNOWN_KEY_MAX) {
-            brk_reply_error(r, BRK_EINVAL, "unrecognized_fields_over_limit",
-                            "an unrecognized field's name is longer than %d bytes",
-                            HND_UNKNOWN_KEY_MAX);
-            return NULL;
+            snprintf(msg, mlen, "an unrecognized field's name is longer than %d bytes",
+                     HND_UNKNOWN_KEY_MAX);
+            return BRK_EINVAL;
         }
         if (json_depth(v, HND_UNKNOWN_DEPTH_MAX) > HND_UNKNOWN_DEPTH_MAX) {
-            brk_reply_error(r, BRK_EINVAL, "unrecognized_fields_over_limit",
-                            "unrecognized field \"%s\" is nested deeper than %d levels", k,
-                            HND_UNKNOWN_DEPTH_MAX);
-            return NULL;
+            snprintf(msg, mlen, "unrecognized field \"%s\" is nested deeper than %d levels", k,
+                     HND_UNKNOWN_DEPTH_MAX);
+            return BRK_EINVAL;
         }
         char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         bytes += strlen(k) + (s ? strlen(s) : 0);
         free(s);
         if (bytes > HND_UNKNOWN_BYTES_MAX) {
-            brk_reply_error(r, BRK_EINVAL, "unrecognized_fields_over_limit",
-                            "unrecognized fields hold more than %d bytes", HND_UNKNOWN_BYTES_MAX);
-            return NULL;
+            snprintf(msg, mlen, "unrecognized fields hold more than %d bytes",
+                     HND_UNKNOWN_BYTES_MAX);
+            return BRK_EINVAL;
         }
-        names[n++] = k;
+        found[n++] = k;
     }
-    qsort(names, n, sizeof names[0], cmp_names);
-    out = json_array();
+    qsort(found, n, sizeof found[0], cmp_names);
+    *names = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(out, json_string(names[i]));
-    return out;
+        json_array_append_new(*names, json_string(found[i]));
+    return 0;
+}
+
+json_t *hnd_collect_unknown(brk_req_t *r, json_t *obj, const char *const *fields)
+{
+    json_t *names;
+    char msg[160];
+    if (hnd_unknown_names(obj, fields, &names, msg, sizeof msg) != 0) {
+        brk_reply_error(r, BRK_EINVAL, "unrecognized_fields_over_limit", "%s", msg);
+        return NULL;
+    }
+    return names;
 }
 
 int hnd_looks_secret(const char *k)

@@ -26,11 +26,16 @@
 int hnd_reject_unknown(brk_req_t *r, json_t *obj, const char *const *fields);
 
 /*
- * hnd_collect_unknown: the names of obj's members that are not in the NULL-terminated list,
- * sorted (bytewise), as a new JSON array owned by the caller (empty when there are none).
- * When they exceed the HND_UNKNOWN_* bounds, answers 400 unrecognized_fields_over_limit and
- * returns NULL. obj stays the caller's.
+ * hnd_unknown_names: the names of obj's members that are not in the NULL-terminated list,
+ * sorted (bytewise), into *names as a new JSON array owned by the caller (empty when there
+ * are none). Returns 0, or BRK_EINVAL with a message in msg (and *names NULL) when they
+ * exceed the HND_UNKNOWN_* bounds. Pure; any thread. obj stays the caller's.
  */
+int hnd_unknown_names(const json_t *obj, const char *const *fields, json_t **names, char *msg,
+                      size_t mlen);
+
+/* hnd_collect_unknown: hnd_unknown_names for a request: NULL after answering 400
+ * unrecognized_fields_over_limit. */
 json_t *hnd_collect_unknown(brk_req_t *r, json_t *obj, const char *const *fields);
 
 /* hnd_looks_secret: 1 when a member name looks like it names a secret (token, password, key,
