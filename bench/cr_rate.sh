@@ -12,7 +12,7 @@
 #     then wrk + bench/complete.lua for BENCH_SECONDS: POST /governance/complete/ with a
 #     distinct context id per request (every AC accepts one CR), counting 200s;
 #  4. pgbench -M prepared -n -c 16 -j 2 -T BENCH_SECONDS running the statement the broker sends
-#     (handlers/hnd_complete.c: SELECT ... FROM gsap_complete(18 parameters)) with the same
+#     (handlers/hnd_complete.c: SELECT ... FROM gsap_complete(23 parameters)) with the same
 #     values, each call consuming a fresh AC of the second set;
 #  5. prints both rates and "ratio broker/pgbench".
 #
@@ -172,7 +172,7 @@ json_head=${CR_BODY%%CTX*} json_tail=${CR_BODY#*CTX}
 cat >"$BENCH_TMP/complete.sql" <<SQL
 \\set n :n + 1
 \\set id :client_id * $stride + :n
-SELECT code, cr_id, sequence, lineage_cid, prev_lineage_cid, ac_status, array_to_json(flags)::text, effective_outcome, cr_cid, chronicle_cid, ac_cid, outcome FROM gsap_complete('$TENANT', $ctx, 'cr_' || lpad(to_hex(:id::bigint), 32, '0'), ('$json_head' || $ctx || '$json_tail')::jsonb, '$CR_CID', '$CH_CID', '$OUTH', 'completed', 'verified', '$CMD', '$CORPUS', '$PARAMS', NULL, 'false'::boolean, '0'::integer, '$STARTED'::timestamptz, '$COMPLETED'::timestamptz, '$KEY_ID');
+SELECT code, cr_id, sequence, lineage_cid, prev_lineage_cid, ac_status, array_to_json(flags)::text, effective_outcome, cr_cid, chronicle_cid, ac_cid, outcome FROM gsap_complete('$TENANT', $ctx, 'cr_' || lpad(to_hex(:id::bigint), 32, '0'), ('$json_head' || $ctx || '$json_tail')::jsonb, '$CR_CID', '$CH_CID', '$OUTH', 'completed', 'verified', '$CMD', '$CORPUS', '$PARAMS', NULL, 'false'::boolean, '0'::integer, '$STARTED'::timestamptz, '$COMPLETED'::timestamptz, '$KEY_ID', 30, NULL, NULL, 'default', 604800);
 SQL
 echo "== pgbench -M prepared -n -c $PGB_CLIENTS -j $PGB_JOBS -T $BENCH_SECONDS (gsap_complete, one fresh AC per call)" >&2
 before=$(scalar "SELECT count(*) FROM crs")

@@ -322,11 +322,18 @@ int bill_cr_from_payload(const json_t *payload, bill_cr_t *cr, char *msg, size_t
         return BRK_EINVAL;
     }
     cr->flagged = json_array_size(flags) > 0;
-    if (brk_time_parse_us(json_string_value(json_object_get(payload, "started_at")),
-                           &cr->started_us) != 0 ||
-        brk_time_parse_us(json_string_value(json_object_get(payload, "completed_at")),
-                           &cr->completed_us) != 0) {
-        snprintf(msg, mlen, "the payload's \"started_at\" or \"completed_at\" is not a time");
+    /* The run time billed is the span the broker saw (migrations/0007: the claims clamped to
+     * the AC's issued_at and the received time), never the executor's claims. Only events
+     * written before 0007 lack it; their claims were all the broker had then. */
+    const char *ks = "billed_started_at", *kc = "billed_completed_at";
+    if (json_object_get(payload, ks) == NULL && json_object_get(payload, kc) == NULL) {
+        ks = "started_at";
+        kc = "completed_at";
+    }
+    if (brk_time_parse_us(json_string_value(json_object_get(payload, ks)), &cr->started_us) != 0 ||
+        brk_time_parse_us(json_string_value(json_object_get(payload, kc)), &cr->completed_us) !=
+            0) {
+        snprintf(msg, mlen, "the payload's \"%s\" or \"%s\" is not a time", ks, kc);
         return BRK_EINVAL;
     }
     if (!json_is_integer(caps) || json_integer_value(caps) < 0 ||

@@ -19,8 +19,9 @@
  * multiplier above 1, since a CR has one shell class but may set every bit -- must be at most
  * BILL_MULT_PRODUCT_MAX ("rate_card_too_large" otherwise).
  *
- * Rating (bill_rate), for a CR with effective outcome o, run time d = completed_at -
- * started_at, shell class c and capability set caps:
+ * Rating (bill_rate), for a CR with effective outcome o, run time d = billed_completed_at -
+ * billed_started_at (the span the broker saw, not the executor's claims), shell class c and
+ * capability set caps:
  *
  *   quantity = min(ceil(d / 1 s), BILL_LINE_SECONDS_MAX), the started seconds of run time
  *              (0 when d <= 0); a capped quantity is marked in the breakdown
@@ -136,9 +137,10 @@ typedef struct bill_cr {
     uint32_t capability_set;
 } bill_cr_t;
 
-/* bill_cr_from_payload: reads effective_outcome, flags, started_at, completed_at,
- * shell_class and capability_set of a GSAP_CR_RECEIVED payload (migrations/0002). Returns 0
- * or BRK_EINVAL with a message. */
+/* bill_cr_from_payload: reads effective_outcome, flags, billed_started_at,
+ * billed_completed_at (the clamped span, migrations/0007; started_at and completed_at only
+ * for a payload that has neither, written before 0007), shell_class and capability_set of a
+ * GSAP_CR_RECEIVED payload. Returns 0 or BRK_EINVAL with a message. */
 int bill_cr_from_payload(const json_t *payload, bill_cr_t *cr, char *msg, size_t mlen);
 
 

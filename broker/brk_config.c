@@ -254,6 +254,10 @@ int brk_config_load(brk_config_t *cfg, char *err, size_t errlen)
                   BRK_CONFIG_DB_TIMEOUT_MAX_MS, &cfg->db_timeout_ms, err, errlen);
     if (rc < 0)
         goto out;
+    rc = env_uint("GSAP_TIME_SKEW_S", BRK_DEFAULT_TIME_SKEW_S, 0, BRK_TIME_SKEW_MAX_S,
+                  &cfg->time_skew_s, err, errlen);
+    if (rc < 0)
+        goto out;
 
     rc = env_uint("GSAP_RATE_PER_S", BRK_DEFAULT_RATE_PER_S, 1, BRK_CONFIG_RATE_MAX,
                   &cfg->rate_per_s, err, errlen);

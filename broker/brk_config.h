@@ -24,6 +24,10 @@
 #define BRK_DEFAULT_AUTH_FAIL_WINDOW_S 60 /* GSAP_AUTH_FAIL_WINDOW_S: ... within this window */
 #define BRK_CONFIG_RATE_MAX 1000000      /* upper bound of the three counts above */
 #define BRK_CONFIG_AUTH_FAIL_WINDOW_MAX_S 86400 /* one day */
+/* Clock skew allowed between an executor and the broker when a CR's started_at/completed_at
+ * are checked against the AC's issued_at and the received time (migrations/0007). */
+#define BRK_DEFAULT_TIME_SKEW_S 30
+#define BRK_TIME_SKEW_MAX_S 3600 /* more than an hour is not skew but a wrong clock */
 
 typedef struct brk_config {
     char listen_host[64];     /* GSAP_LISTEN host part */
@@ -44,6 +48,7 @@ typedef struct brk_config {
     unsigned rate_burst;      /* GSAP_RATE_BURST (1..BRK_CONFIG_RATE_MAX) */
     unsigned auth_fail_max;   /* GSAP_AUTH_FAIL_MAX (1..BRK_CONFIG_RATE_MAX) */
     unsigned auth_fail_window_s; /* GSAP_AUTH_FAIL_WINDOW_S (1..BRK_CONFIG_AUTH_FAIL_WINDOW_MAX_S) */
+    unsigned time_skew_s;     /* GSAP_TIME_SKEW_S, 0..BRK_TIME_SKEW_MAX_S */
     char public_url[256];     /* GSAP_PUBLIC_URL, default http(s)://GSAP_LISTEN, no trailing / */
     char *conninfo;           /* resolved libpq conninfo of the runtime role (owned) */
     char *owner_conninfo;     /* the schema owner's (GSAP_OWNER_DATABASE_URL or the embedded

@@ -8,7 +8,13 @@
  * in gsap_issue, and the loser returns the winner's AC.
  *
  * The signed AC never changes except when an elevation is approved (re-signed with status
- * authorized, once the accord's approvals_required distinct approvers approved). Polling shows the current status over the signed document (docs/protocol.md).
+ * authorized, once the accord's approvals_required distinct approvers approved). Polling shows
+ * the current status over the signed document (docs/protocol.md).
+ *
+ * Members of the request this broker does not know are not refused (a newer gsh or SK plugin
+ * may add some): bounded (HND_UNKNOWN_*), their names go into the signed AC as
+ * "unrecognized_fields" (so the AC says what it was issued without acting on), and their
+ * values into acs.unrecognized, in the same transaction as the AC.
  */
 #include "hnd.h"
 
@@ -40,6 +46,12 @@ static brk_db_stmt_t q_issue = {
     "$6::bigint, $7, $8, $9, $10, $11, $12::integer, $13::timestamptz, $14::timestamptz, $15, "
     "$16, $17::jsonb, $18, $19, $20, $21::jsonb)",
     0};
+/* The unrecognized members of the request, next to the AC gsap_issue just stored. When
+ * gsap_issue found an earlier AC under the Idempotency-Key instead, no row has this new
+ * context id and nothing changes. */
+static brk_db_stmt_t q_unrecognized = {
+    "gov_unrecognized",
+    "UPDATE acs SET unrecognized = $3::jsonb WHERE tenant_id = $1 AND context_id = $2", 0};
 static brk_db_stmt_t q_deny = {
     "gov_deny", "SELECT gsap_deny($1, $2, $3, $4, $5, $6::jsonb, $7)", 0};
 static brk_db_stmt_t q_ac_get = {
@@ -60,6 +72,8 @@ typedef struct issue_ctx {
     long long ttl;
     uint32_t caps;
     char request_hash[65];
+    const char *unknown_names;  /* JSON array text, NULL when the request had none */
+    const char *unknown_values; /* JSON object text (secret-looking values masked), or NULL */
 } issue_ctx_t;
 
 /* ---- the view of a stored AC ---- */
@@ -143,6 +157,8 @@ static void deny(brk_req_t *r, issue_ctx_t *c, const hnd_accord_t *a, const hnd_
     }
     b = json_pack("{s:{s:s,s:s,s:s},s:O}", "error", "code", "policy_denied", "message", d->reason,
                   "request_id", r->request_id, "denial", denial);
+    if (b != NULL && c->unknown_names != NULL)
+        json_object_set_new(b, "unrecognized_fields", json_loads(c->unknown_names, 0, NULL));
     r->ctx = (void *)hnd_json_dump(r, b);
     brk_db_op_t op = {&q_deny, 7,
                       {r->principal.tenant, id, d->deny_code, a->name, r->principal.key_id,
@@ -189,6 +205,8 @@ static void issue(brk_req_t *r, issue_ctx_t *c, const hnd_accord_t *a, const hnd
                    c->env ? json_string(c->env) : json_null(), "billing_account",
                    c->account, "tenant", r->principal.tenant, "session_url", url, "key_id",
                    brk_keyring_current_id(kr));
+    if (ac != NULL && c->unknown_names != NULL)
+        json_object_set_new(ac, "unrecognized_fields", json_loads(c->unknown_names, 0, NULL));
     if (ac != NULL && d->pending) {
         char need[11];
         hnd_caps_fmt(c->caps & a->elevation_required, need);
@@ -208,7 +226,9 @@ static void issue(brk_req_t *r, issue_ctx_t *c, const hnd_accord_t *a, const hnd
                        issued, expires, r->principal.key_id, c->account, hnd_json_dump(r, ac),
                        json_string_value(json_object_get(ac, "ac_cid")), c->idem,
                        c->request_hash, elev ? hnd_json_dump(r, elev) : NULL}};
-    brk_req_db(r, &op, 1, on_issued);
+    brk_db_op_t ops[2] = {op, {&q_unrecognized, 3,
+                               {r->principal.tenant, ctx, c->unknown_values}}};
+    brk_req_db(r, ops, c->unknown_values ? 2 : 1, on_issued);
 out:
     json_decref(ac);
     json_decref(elev);
@@ -287,11 +307,27 @@ static void authorize(brk_req_t *r)
     char *canon = NULL;
     size_t len;
     uint8_t md[BRK_SHA256_LEN];
+    json_t *unknown = hnd_collect_unknown(r, b, fields);
 
+    if (unknown == NULL)
+        return;
+    if (json_array_size(unknown) > 0) {
+        json_t *vals = json_object(), *n;
+        size_t i;
+        json_array_foreach(unknown, i, n)
+        {
+            const char *k = json_string_value(n);
+            json_object_set_new(vals, k, hnd_looks_secret(k) ? json_string("***")
+                                                             : json_incref(json_object_get(b, k)));
+        }
+        c->unknown_names = hnd_json_dump(r, unknown);
+        c->unknown_values = hnd_json_dump(r, vals);
+        json_decref(vals);
+    }
+    json_decref(unknown);
     c->ttl = HND_TTL_DEFAULT;
     c->account = "default";
-    if (hnd_reject_unknown(r, b, fields) != 0 ||
-        hnd_req_string(r, b, "accord_template", HND_ACCORD_NAME_MAX, &c->accord) != 0)
+    if (hnd_req_string(r, b, "accord_template", HND_ACCORD_NAME_MAX, &c->accord) != 0)
         return;
     if (!json_is_object(op)) {
         brk_reply_error(r, BRK_EINVAL, op ? "invalid_field" : "missing_field",
@@ -378,10 +414,11 @@ static void on_poll(brk_req_t *r, const brk_db_result_t *res)
     json_decref(ac);
 }
 
-int hnd_context_param(brk_req_t *r, char out[HND_ID_LEN + 1])
+int hnd_context_param(brk_req_t *r, char out[HND_CONTEXT_ID_MAX + 1])
 {
     h2o_iovec_t p = brk_req_param(r, 0);
-    if (p.len < 5 || p.len > HND_ID_LEN) {
+    /* HND_CONTEXT_ID_MAX, not HND_ID_LEN: self-authorized contexts are read here too */
+    if (p.len < 5 || p.len > HND_CONTEXT_ID_MAX) {
         brk_reply_error(r, BRK_ENOTFOUND, "context_not_found", "no such context");
         return -1;
     }
@@ -392,7 +429,7 @@ int hnd_context_param(brk_req_t *r, char out[HND_ID_LEN + 1])
 
 static void poll_ac(brk_req_t *r)
 {
-    char *ctx = brk_req_alloc(r, HND_ID_LEN + 1);
+    char *ctx = brk_req_alloc(r, HND_CONTEXT_ID_MAX + 1);
     if (hnd_context_param(r, ctx) != 0)
         return;
     brk_db_op_t op = {&q_ac_get, 2, {r->principal.tenant, ctx}};
@@ -612,7 +649,8 @@ static const brk_route_t routes[] = {
 
 int hnd_authorize_register(void)
 {
-    brk_db_stmt_t *stmts[] = {&q_accord, &q_account, &q_idem, &q_issue, &q_deny, &q_ac_get, &q_approve};
+    brk_db_stmt_t *stmts[] = {&q_accord, &q_account, &q_idem,    &q_issue,
+                              &q_deny,   &q_ac_get,  &q_approve, &q_unrecognized};
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
         if (brk_db_register(stmts[i]) != 0)
             return BRK_ENOMEM;

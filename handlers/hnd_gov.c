@@ -35,6 +35,20 @@ void hnd_principal_did(const brk_req_t *r, char *out, size_t cap)
              r->principal.key_id);
 }
 
+int hnd_self_context_valid(const char *s)
+{
+    size_t pl = strlen(HND_SELF_CONTEXT_PREFIX), n = strlen(s);
+    if (n <= pl || n > HND_CONTEXT_ID_MAX || strncmp(s, HND_SELF_CONTEXT_PREFIX, pl) != 0)
+        return 0;
+    for (size_t i = pl; i < n; i++) {
+        char c = s[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && (i == pl || (c != '.' && c != '_' && c != '-')))
+            return 0;
+    }
+    return 1;
+}
+
 int hnd_caps_parse(const char *s, uint32_t *out)
 {
     size_t n = strlen(s);
@@ -87,7 +101,8 @@ int hnd_accord_parse(const json_t *in, const char *name_hint, hnd_accord_t *a, c
     static const char *const fields[] = {"name", "ttl_max_seconds", "session_mode_allowed",
                                          "capability_mask", "elevation_required", "corpus_allow",
                                          "environment_commitment", "posture_level", "shell_class",
-                                         "signed_receipts", "approvals_required", NULL};
+                                         "signed_receipts", "approvals_required",
+                                         "self_authorized_allowed", NULL};
     const char *k, *name;
     json_t *v, *body = NULL;
     int rc = 0;
@@ -154,6 +169,11 @@ int hnd_accord_parse(const json_t *in, const char *name_hint, hnd_accord_t *a, c
             return fail(code, msg, mlen, "invalid_field", BRK_EINVAL, "\"%s\" must be a boolean", "signed_receipts");
         a->signed_receipts = json_is_true(v);
     }
+    if ((v = json_object_get(in, "self_authorized_allowed")) != NULL) {
+        if (!json_is_boolean(v))
+            return fail(code, msg, mlen, "invalid_field", BRK_EINVAL, "\"%s\" must be a boolean", "self_authorized_allowed");
+        a->self_authorized_allowed = json_is_true(v);
+    }
     const char *caps_fields[2] = {"capability_mask", "elevation_required"};
     uint32_t *caps_out[2] = {&a->cap_mask, &a->elevation_required};
     for (int i = 0; i < 2; i++) {
@@ -207,6 +227,10 @@ int hnd_accord_parse(const json_t *in, const char *name_hint, hnd_accord_t *a, c
     /* Left out at its default, so existing accords keep their hash (see hnd_gov.h). */
     if (a->approvals_required != HND_APPROVALS_MIN)
         json_object_set_new(body, "approvals_required", json_integer(a->approvals_required));
+    /* Present only when true, so the normalized form (and accord_hash) of every accord that
+     * does not use it is the same as before the setting existed. */
+    if (a->self_authorized_allowed)
+        json_object_set_new(body, "self_authorized_allowed", json_true());
     a->body = body;
     a->corpus_allow = json_object_get(body, "corpus_allow");
     a->env_commitment = json_string_value(json_object_get(body, "environment_commitment"));

@@ -17,6 +17,10 @@
 #include "brk_time.h"
 
 #define HND_ID_LEN 36            /* "ctx_" / "den_" + 32 hex; "cr_" + 32 hex is shorter */
+/* A context id as clients may send it: the broker's "ctx_" + 32 hex, or a self-authorized
+ * one that gsh made up offline, "self-" + 1..59 of [A-Za-z0-9._-] (a UUID fits). */
+#define HND_CONTEXT_ID_MAX 64
+#define HND_SELF_CONTEXT_PREFIX "self-"
 #define HND_TTL_MAX 86400
 #define HND_TTL_DEFAULT 300
 #define HND_DESCRIPTION_MAX 256
@@ -41,6 +45,10 @@ void hnd_new_id(const char *prefix, char out[HND_ID_LEN + 1]);
 /* hnd_principal_did: "did:web:<broker id>:tenants:<tenant>:keys:<key_id>". */
 void hnd_principal_did(const brk_req_t *r, char *out, size_t cap);
 
+/* hnd_self_context_valid: 1 when s has the self-authorized context id form above (the same
+ * form the acs check constraint enforces, migrations/0007). */
+int hnd_self_context_valid(const char *s);
+
 /* hnd_caps_parse: "0x" + 1..8 hex digits to a 32-bit mask. Returns 0 or BRK_EINVAL. */
 int hnd_caps_parse(const char *s, uint32_t *out);
 
@@ -63,6 +71,7 @@ typedef struct hnd_accord {
     const char *shell_class;    /* borrowed from body */
     int signed_receipts;
     int approvals_required;     /* HND_APPROVALS_MIN..HND_APPROVALS_MAX */
+    int self_authorized_allowed; /* gsh's self-authorized receipts count (else: violated) */
     json_t *body;               /* the normalized JSON form (owned: hnd_accord_clear) */
     char accord_hash[BRK_CID_LEN + 1];
 } hnd_accord_t;
@@ -97,6 +106,6 @@ json_t *hnd_ac_view(const char *ac_text, const char *status, int expired, const 
 
 /* hnd_context_param: the {context_id} path parameter into out; answers 404 and returns -1
  * when it cannot be one. */
-int hnd_context_param(brk_req_t *r, char out[HND_ID_LEN + 1]);
+int hnd_context_param(brk_req_t *r, char out[HND_CONTEXT_ID_MAX + 1]);
 
 #endif

@@ -204,7 +204,7 @@ static void on_session(brk_req_t *r, const brk_db_result_t *res)
 
 static void session(brk_req_t *r)
 {
-    char *ctx = brk_req_alloc(r, HND_ID_LEN + 1);
+    char *ctx = brk_req_alloc(r, HND_CONTEXT_ID_MAX + 1);
     if (hnd_context_param(r, ctx) != 0)
         return;
     brk_db_op_t ops[3] = {{&q_session_ac, 2, {r->principal.tenant, ctx}},

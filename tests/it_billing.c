@@ -165,6 +165,19 @@ typedef struct cr_opts {
     const char *between;  /* SQL run after the AC is issued, before the CR is posted */
 } cr_opts_t;
 
+/* The cases here run at fixed times on 2026-01-01, which the broker would flag as starting
+ * before their AC was issued (time_implausible, migrations/0007) and bill on the clamped span:
+ * the AC's issued_at is moved back to that day so they are plausible and billed as claimed. */
+static void backdate(const char *ctx)
+{
+    PGconn *pg = tst_pg_connect(DB);
+    char *sql = fmt("UPDATE acs SET issued_at = '2026-01-01T00:00:00Z' WHERE context_id = '%s' "
+                    "RETURNING 1", ctx);
+    free(tst_pg_scalar(pg, sql));
+    free(sql);
+    PQfinish(pg);
+}
+
 static json_t *post_cr_on(unsigned short port, const char *token, const cr_opts_t *o, int lenient)
 {
     tst_resp_t r;
@@ -179,12 +192,13 @@ static json_t *post_cr_on(unsigned short port, const char *token, const cr_opts_
     }
     char *ctx = strdup(str(r.json, "context_id"));
     tst_resp_clear(&r);
+    backdate(ctx);
     if (o->between) {
         PGconn *pg = tst_pg_connect(DB);
         free(tst_pg_scalar(pg, o->between));
         PQfinish(pg);
     }
-    char *cb = fmt("{\"context_id\":\"%s\",\"outcome\":\"%s\",\"started_at\":\"%s\","
+    char *cb = fmt("{\"context_id\":\"%s\",\"outcome\":\"%s\",\"exit_code\":0,\"started_at\":\"%s\","
                    "\"completed_at\":\"%s\",\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\","
                    "\"parameters_cid\":\"%s\",\"chronicle\":{\"session_id\":\"s\","
                    "\"behavior_state\":\"%s\"%s}}",
@@ -1021,6 +1035,7 @@ START_TEST(csv_export)
     ck_assert_int_eq(r.status, 200);
     char *ctx = strdup(str(r.json, "context_id"));
     tst_resp_clear(&r);
+    backdate(ctx);
     for (int i = 0; i < BULK - 2; i++) {
         char *b = fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":%d,"
                       "\"started_at\":\"2026-01-01T00:00:00Z\",\"completed_at\":"

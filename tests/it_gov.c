@@ -126,16 +126,31 @@ static json_t *authorize(const char *token, const char *extra, const char *idem,
     return j;
 }
 
+/* The current UTC time to the second, as a CR's times are written. */
+static const char *now_utc(void)
+{
+    static char buf[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+/* A CR on ctx. Its times are plausible (migrations/0007): started_at (default: now, which is
+ * not before the AC just issued) and completed_at now. */
 static char *cr_body(const char *ctx, const char *outcome, int exit_code, const char *params,
                      const char *behavior, const char *started, const char *extra)
 {
+    char now[32];
+    snprintf(now, sizeof now, "%s", now_utc());
     return fmt("{\"context_id\":\"%s\",\"outcome\":\"%s\",\"exit_code\":%d,"
-               "\"started_at\":\"%s\",\"completed_at\":\"2030-01-01T00:00:00Z\","
+               "\"started_at\":\"%s\",\"completed_at\":\"%s\","
                "\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\","
                "\"stdout_hash\":\"%s\",\"output_bytes\":12,"
                "\"chronicle\":{\"session_id\":\"chr-1\",\"behavior_state\":\"%s\","
                "\"merkle_root\":\"%s\"}%s%s}",
-               ctx, outcome, exit_code, started ? started : "2026-01-01T00:00:00Z", CMD, CORPUS,
+               ctx, outcome, exit_code, started ? started : now, now, CMD, CORPUS,
                params ? params : PARAMS, OTHER, behavior ? behavior : "verified", OTHER,
                extra ? "," : "", extra ? extra : "");
 }
@@ -265,9 +280,14 @@ START_TEST(denials_and_errors)
     json_decref(e);
     e = authorize(ISSUER, "\"ttl_seconds\":\"5\"", NULL, 400);
     json_decref(e);
-    e = authorize(ISSUER, "\"surprise\":1", NULL, 400);
-    ck_assert_str_eq(err_code(e), "unknown_field");
-    json_decref(e);
+    /* unknown top-level members are kept (it_receipts); inside "operation" they are refused */
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", ISSUER,
+                                   "{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"" CMD
+                                   "\",\"corpus_entry_cid\":\"" CORPUS "\",\"parameters_cid\":\"" PARAMS
+                                   "\",\"surprise\":1}}", &r), 0);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_str_eq(err_code(r.json), "unknown_field");
+    tst_resp_clear(&r);
     ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", ISSUER,
                                    "{\"accord_template\":\"nope\",\"operation\":{\"command_hash\":\"" CMD
                                    "\",\"corpus_entry_cid\":\"" CORPUS "\",\"parameters_cid\":\"" PARAMS "\"}}", &r), 0);
@@ -382,15 +402,21 @@ START_TEST(evidence_flags)
     ck_assert_str_eq(str(rc, "effective_outcome"), "completed");
     free(f), free(body);
     json_decref(rc);
-    body = cr_body(str(ac2, "context_id"), "completed", 0, NULL, NULL, "2031-01-01T00:00:00Z", NULL);
-    /* completed_at (2030) precedes started_at (2031): refused as out of range */
-    rc = complete(body, 422);
-    json_decref(rc);
+    /* started after it was posted (and after expiry), so completed before it started: not
+     * refused but stored, flagged time_implausible, effective outcome violated (0007) */
+    json_t *ac3 = authorize(ISSUER, "\"ttl_seconds\":1", NULL, 200);
+    body = cr_body(str(ac3, "context_id"), "completed", 0, NULL, NULL, "2031-01-01T00:00:00Z", NULL);
+    rc = complete(body, 200);
+    f = json_dumps(json_object_get(rc, "flags"), JSON_COMPACT);
+    ck_assert_str_eq(f, "[\"time_implausible\",\"started_after_expiry\"]");
+    ck_assert_str_eq(str(rc, "effective_outcome"), "violated");
+    free(f);
+    json_decref(rc), json_decref(ac3);
     free(body);
-    body = fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"started_at\":\"2030-01-01T00:00:00Z\","
-               "\"completed_at\":\"2030-01-01T00:00:01Z\",\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\","
+    body = fmt("{\"context_id\":\"%s\",\"outcome\":\"timed_out\",\"started_at\":\"%s\","
+               "\"completed_at\":\"%s\",\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\","
                "\"parameters_cid\":\"%s\",\"chronicle\":{\"behavior_state\":\"unavailable\"}}",
-               str(ac2, "context_id"), CMD, CORPUS, PARAMS);
+               str(ac2, "context_id"), now_utc(), now_utc(), CMD, CORPUS, PARAMS);
     /* an unused AC past its expiry reads as expired */
     tst_resp_t pr;
     char *poll = fmt("/governance/authorize/%s", str(ac2, "context_id"));

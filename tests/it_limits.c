@@ -11,7 +11,8 @@
  *             HND_ACCOUNT_MAX, HND_IDEMPOTENCY_KEY_MAX, capability_set's 10 characters;
  *             elevate: reason (HND_DESCRIPTION_MAX) and context_id (HND_ID_LEN)
  *   complete  exit_code (int32), output_bytes (0..2^53-1), CR_SESSION_ID_MAX,
- *             CR_METADATA_MAX_KEYS, CR_METADATA_VALUE_MAX, CR_METADATA_KEY_MAX, HND_ID_LEN
+ *             CR_METADATA_MAX_KEYS, CR_METADATA_VALUE_MAX, CR_METADATA_KEY_MAX,
+ *             HND_CONTEXT_ID_MAX (the HND_UNKNOWN_* bounds: it_receipts)
  *   accords   HND_ACCORD_NAME_MAX (HTTP path and CLI), ttl_max_seconds (HND_TTL_MAX),
  *             posture_level 1..5, HND_CORPUS_ALLOW_MAX, HND_SHELL_CLASS_MAX
  *   billing   BILL_ACCOUNT_ID_MAX, BILL_PRICE_MAX, BILL_MULT_MAX, BILL_SHELL_CLASSES_MAX,
@@ -439,9 +440,9 @@ END_TEST
 
 /* ---- receipts ---- */
 
-/* A CR on ctx; each part NULL for absent: exit_code, output_bytes (JSON numbers as text),
- * chronicle.session_id (a JSON string's contents), metadata (a JSON object) and context_id
- * override. */
+/* A CR on ctx; each part NULL for absent: exit_code (then 0: "completed" requires one),
+ * output_bytes (JSON numbers as text), chronicle.session_id (a JSON string's contents),
+ * metadata (a JSON object) and context_id override. */
 static char *cr(const char *ctx, const char *exit_code, const char *bytes, const char *session,
                 const char *metadata)
 {
@@ -450,8 +451,7 @@ static char *cr(const char *ctx, const char *exit_code, const char *bytes, const
                "\"command_hash\":\"" CMD "\",\"corpus_entry_cid\":\"" CORPUS "\","
                "\"parameters_cid\":\"" PARAMS "\",\"chronicle\":{%s%s%s\"behavior_state\":\"verified\"}"
                "%s%s}",
-               ctx, exit_code ? "\"exit_code\":" : "", exit_code ? exit_code : "",
-               exit_code ? "," : "", bytes ? "\"output_bytes\":" : "", bytes ? bytes : "",
+               ctx, "\"exit_code\":", exit_code ? exit_code : "0", ",", bytes ? "\"output_bytes\":" : "", bytes ? bytes : "",
                bytes ? "," : "", session ? "\"session_id\":\"" : "", session ? session : "",
                session ? "\"," : "", metadata ? ",\"metadata\":" : "", metadata ? metadata : "");
 }
@@ -567,12 +567,14 @@ START_TEST(complete_limits)
     ck_assert_int_eq(count(sql), CR_METADATA_VALUE_MAX);
     free(sql);
 
-    /* context_id: HND_ID_LEN characters are looked up, one more is 400 */
-    char *other = fmt("ctx_%032d", 0);
+    /* context_id: HND_CONTEXT_ID_MAX characters are looked up (a self-authorized id may be
+     * that long), one more is 400 */
+    char *other = fmt("ctx_%060d", 0);
     long none = 0;
+    ck_assert_uint_eq(strlen(other), HND_CONTEXT_ID_MAX);
     post_cr(cr(other, NULL, NULL, NULL, NULL), 404, "context_not_found", &none, other);
     free(other);
-    other = fmt("%s0", ctx);
+    other = fmt("ctx_%061d", 0);
     post_cr(cr(other, NULL, NULL, NULL, NULL), 400, "field_too_long", &none, other);
     free(other);
     ck_assert_int_eq(count("SELECT count(*) FROM crs"), n);

@@ -722,6 +722,39 @@ START_TEST(payload_and_time)
 }
 END_TEST
 
+/* Billing rates the span the broker saw (billed_*), never the executor's claimed times. */
+START_TEST(payload_billed_span)
+{
+    bill_cr_t cr;
+    char msg[BILL_MSG_MAX];
+    json_t *p = json_loads("{\"effective_outcome\":\"violated\",\"flags\":[\"time_implausible\"],"
+                           "\"started_at\":\"1970-01-01T00:00:00Z\","
+                           "\"completed_at\":\"9999-12-31T23:59:59Z\","
+                           "\"billed_started_at\":\"2026-11-30T06:00:00.25+00:00\","
+                           "\"billed_completed_at\":\"2026-11-30T06:00:05+00:00\","
+                           "\"capability_set\":0}",
+                           0, NULL);
+    ck_assert_int_eq(bill_cr_from_payload(p, &cr, msg, sizeof msg), 0);
+    ck_assert_int_eq(cr.completed_us - cr.started_us, 4750000);
+    json_decref(p);
+    /* one of the pair missing, or not a time: refused, never a fallback to the claims */
+    const char *bad[] = {
+        "{\"effective_outcome\":\"failed\",\"flags\":[],\"started_at\":\"2026-01-01T00:00:00Z\","
+        "\"completed_at\":\"2026-01-01T00:00:00Z\",\"billed_started_at\":"
+        "\"2026-01-01T00:00:00Z\",\"capability_set\":0}",
+        "{\"effective_outcome\":\"failed\",\"flags\":[],\"started_at\":\"2026-01-01T00:00:00Z\","
+        "\"completed_at\":\"2026-01-01T00:00:00Z\",\"billed_started_at\":null,"
+        "\"billed_completed_at\":\"2026-01-01T00:00:00Z\",\"capability_set\":0}",
+        NULL};
+    for (int i = 0; bad[i]; i++) {
+        p = json_loads(bad[i], 0, NULL);
+        ck_assert_int_eq(bill_cr_from_payload(p, &cr, msg, sizeof msg), BRK_EINVAL);
+        ck_assert_ptr_nonnull(strstr(msg, "billed_started_at"));
+        json_decref(p);
+    }
+}
+END_TEST
+
 /* ---- Merkle, CSV, finalizer ---- */
 
 START_TEST(incremental_merkle_matches_rfc6962)
@@ -872,6 +905,7 @@ int main(void)
     tcase_add_test(rate, ratecard_factor_bound);
     tcase_add_test(rate, extreme_line_fits);
     tcase_add_test(rate, payload_and_time);
+    tcase_add_test(rate, payload_billed_span);
     tcase_add_test(inv, incremental_merkle_matches_rfc6962);
     tcase_add_test(inv, csv_records);
     tcase_add_test(inv, finalizer_document);

@@ -21,7 +21,8 @@ static const char *const vars[] = {"GSAP_LISTEN",        "GSAP_THREADS",
                                    "GSAP_DB_CONNS",      "GSAP_DB_QUEUE_MAX",
                                    "GSAP_DB_TIMEOUT_MS", "GSAP_RATE_PER_S",
                                    "GSAP_RATE_BURST",    "GSAP_AUTH_FAIL_MAX",
-                                   "GSAP_AUTH_FAIL_WINDOW_S", "GSAP_OWNER_DATABASE_URL", NULL};
+                                   "GSAP_AUTH_FAIL_WINDOW_S", "GSAP_OWNER_DATABASE_URL",
+                                   "GSAP_TIME_SKEW_S", NULL};
 
 static void clean_env(void)
 {
@@ -85,6 +86,8 @@ START_TEST(defaults)
     ck_assert_uint_eq(cfg.rate_burst, BRK_DEFAULT_RATE_BURST);
     ck_assert_uint_eq(cfg.auth_fail_max, BRK_DEFAULT_AUTH_FAIL_MAX);
     ck_assert_uint_eq(cfg.auth_fail_window_s, BRK_DEFAULT_AUTH_FAIL_WINDOW_S);
+    ck_assert_uint_eq(cfg.time_skew_s, BRK_DEFAULT_TIME_SKEW_S);
+    ck_assert_uint_eq(cfg.time_skew_s, 30);
     brk_config_clear(&cfg);
 }
 END_TEST
@@ -324,6 +327,23 @@ START_TEST(rate_numbers)
 }
 END_TEST
 
+/* GSAP_TIME_SKEW_S: 0 (no allowance) .. BRK_TIME_SKEW_MAX_S, at and one past each end */
+START_TEST(time_skew)
+{
+    brk_config_t cfg;
+
+    load_ok("GSAP_TIME_SKEW_S", "0", &cfg);
+    ck_assert_uint_eq(cfg.time_skew_s, 0);
+    load_ok("GSAP_TIME_SKEW_S", "3600", &cfg);
+    ck_assert_uint_eq(cfg.time_skew_s, BRK_TIME_SKEW_MAX_S);
+    load_err("GSAP_TIME_SKEW_S", "3601", "GSAP_TIME_SKEW_S");
+    load_err("GSAP_TIME_SKEW_S", "-1", "GSAP_TIME_SKEW_S");
+    load_err("GSAP_TIME_SKEW_S", "30s", "GSAP_TIME_SKEW_S");
+    load_ok("GSAP_TIME_SKEW_S", "", &cfg);
+    ck_assert_uint_eq(cfg.time_skew_s, BRK_DEFAULT_TIME_SKEW_S);
+}
+END_TEST
+
 START_TEST(tls_pair)
 {
     brk_config_t cfg;
@@ -393,6 +413,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, threads);
     tcase_add_test(tc, db_numbers);
     tcase_add_test(tc, rate_numbers);
+    tcase_add_test(tc, time_skew);
     tcase_add_test(tc, tls_pair);
     tcase_add_test(tc, broker_id_and_webhook);
     tcase_add_test(tc, error_message_style);
