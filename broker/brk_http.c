@@ -204,6 +204,7 @@ static void log_request(brk_req_t *r, int status)
             break;
         }
     snprintf(path, sizeof path, "%.*s", (int)brk_utf8_cut(q->path.base, pl, 255), q->path.base);
+    brk_utf8_scrub(path); /* a refused path's raw bytes must not make the log line ill-formed */
     brk_log_kv("info", "request", "method", method, "path", path, "status", st, "duration_ms", dur,
                "request_id", r->request_id, "tenant",
                r->principal.authenticated ? r->principal.tenant : NULL, (const char *)NULL);

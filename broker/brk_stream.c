@@ -87,6 +87,7 @@ static void log_start(brk_req_t *r, int status)
     snprintf(method, sizeof method, "%.*s", (int)(q->method.len < 15 ? q->method.len : 15),
              q->method.base);
     snprintf(path, sizeof path, "%.*s", (int)brk_utf8_cut(q->path.base, pl, 255), q->path.base);
+    brk_utf8_scrub(path); /* a refused path's raw bytes must not make the log line ill-formed */
     brk_log_kv("info", "request", "method", method, "path", path, "status", st, "duration_ms", dur,
                "request_id", r->request_id, "tenant",
                r->principal.authenticated ? r->principal.tenant : NULL, "streamed", "true",

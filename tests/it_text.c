@@ -178,6 +178,12 @@ START_TEST(bad_path_params)
     /* a bad byte in a literal segment is refused the same way, not routed */
     refused("GET", "/governance/%00session/ctx_1", ALL, NULL, 0, 400, "invalid_path");
     refused("GET", "/nowhere%ff", NULL, NULL, 0, 400, "invalid_path");
+    /* the request log quotes refused paths, raw bytes and all, yet stays well-formed UTF-8 */
+    char *log = tst_broker_log(&B);
+    ck_assert_ptr_nonnull(log);
+    ck_assert_ptr_nonnull(strstr(log, "/admin/accords/??")); /* "\xff\xfe", replaced */
+    ck_assert_uint_eq(brk_utf8_valid_prefix(log, strlen(log)), strlen(log));
+    free(log);
 }
 END_TEST
 
