@@ -25,7 +25,7 @@ int hnd_ctx_may_read(const hnd_ctx_facts_t *f, enum hnd_ctx_view v)
         return 1;
     if ((f->roles & BRK_ROLE_EXECUTOR) && f->executed)
         return 1;
-    if ((f->roles & BRK_ROLE_APPROVER) && (pending || same(f->key_id, f->approver)))
+    if ((f->roles & BRK_ROLE_APPROVER) && (pending || f->decided))
         return 1;
     if (v == HND_VIEW_POLL && (f->roles & BRK_ROLE_EXECUTOR) && open)
         return 1;
@@ -38,7 +38,7 @@ int hnd_ctx_row_readable(const brk_req_t *r, const PGresult *pr, enum hnd_ctx_vi
         .roles = r->principal.roles,
         .key_id = r->principal.key_id,
         .issuer_key = PQgetvalue(pr, 0, 5),
-        .approver = PQgetisnull(pr, 0, 6) ? NULL : PQgetvalue(pr, 0, 6),
+        .decided = PQgetvalue(pr, 0, 6)[0] == 't',
         .status = PQgetvalue(pr, 0, 1),
         .expired = PQgetvalue(pr, 0, 2)[0] == 't',
         .executed = PQgetvalue(pr, 0, 7)[0] == 't',

@@ -6,7 +6,7 @@
  *   - the key that issued the AC reads it (acs.issuer_key_id);
  *   - a key that posted a receipt in the context reads it (crs.executor_key_id);
  *   - an approver reads an AC that awaits a decision (pending and not expired) and one whose
- *     elevation it decided itself (acs.elevation->>'approver');
+ *     elevation it decided itself (acs.elevation's "approver", or its "approvals" entries);
  *   - polling only (GET /governance/authorize/{id}/): an executor reads an AC that is still
  *     open to a receipt (pending, authorized or active, and not expired). The broker does not
  *     bind an AC to one executor: any executor of the tenant may post its receipt, so gsh
@@ -34,7 +34,7 @@ typedef struct hnd_ctx_facts {
     unsigned roles;         /* the caller's enum brk_role bits */
     const char *key_id;     /* the caller's key id */
     const char *issuer_key; /* acs.issuer_key_id */
-    const char *approver;   /* the key that decided the elevation, or NULL */
+    int decided;            /* the caller's key recorded a decision on the AC's elevation */
     const char *status;     /* acs.status as stored */
     int expired;            /* expires_at is past */
     int executed;           /* the caller's key posted a receipt in this context */
@@ -45,8 +45,8 @@ int hnd_ctx_may_read(const hnd_ctx_facts_t *f, enum hnd_ctx_view v);
 
 /*
  * hnd_ctx_row_readable: hnd_ctx_may_read for r's principal over row 0 of pr, whose columns
- * are, in order: ac, status, expired (bool), elevation, ttl_seconds, issuer_key_id, the
- * deciding approver's key id (NULL when none), executed by the caller's key (bool).
+ * are, in order: ac, status, expired (bool), elevation, ttl_seconds, issuer_key_id, decided
+ * by the caller's key (bool), executed by the caller's key (bool).
  */
 int hnd_ctx_row_readable(const brk_req_t *r, const PGresult *pr, enum hnd_ctx_view v);
 

@@ -48,12 +48,15 @@ static brk_db_stmt_t q_ac_get = {
     "SELECT ac::text, status, expires_at < now(), elevation::text, ttl_seconds, issuer_key_id "
     "FROM acs WHERE tenant_id = $1 AND context_id = $2",
     0};
-/* Polling reads what hnd_access decides on as well: the deciding approver, and whether the
- * caller's key posted a receipt here (crs' primary key starts with tenant and context). */
+/* Polling reads what hnd_access decides on as well: whether the caller's key decided the
+ * elevation (the elevation record's "approver", or an entry of its "approvals" list where
+ * several approvals are recorded) and whether it posted a receipt here (crs' primary key
+ * starts with tenant and context, so the EXISTS is one index probe). */
 static brk_db_stmt_t q_ac_read = {
     "gov_ac_read",
     "SELECT ac::text, status, expires_at < now(), elevation::text, ttl_seconds, issuer_key_id, "
-    "elevation->>'approver', EXISTS (SELECT 1 FROM crs c WHERE c.tenant_id = $1 AND "
+    "(elevation->>'approver' = $3 OR coalesce(elevation->'approvals', '[]'::jsonb) @> "
+    "jsonb_build_array(jsonb_build_object('key_id', $3::text))), EXISTS (SELECT 1 FROM crs c WHERE c.tenant_id = $1 AND "
     "c.context_id = $2 AND c.executor_key_id = $3) "
     "FROM acs WHERE tenant_id = $1 AND context_id = $2",
     0};

@@ -26,7 +26,8 @@
 static brk_db_stmt_t q_session_ac = {
     "gov_session_ac",
     "SELECT ac::text, status, expires_at < now(), elevation::text, ttl_seconds, issuer_key_id, "
-    "elevation->>'approver', EXISTS (SELECT 1 FROM crs c WHERE c.tenant_id = $1 AND "
+    "(elevation->>'approver' = $3 OR coalesce(elevation->'approvals', '[]'::jsonb) @> "
+    "jsonb_build_array(jsonb_build_object('key_id', $3::text))), EXISTS (SELECT 1 FROM crs c WHERE c.tenant_id = $1 AND "
     "c.context_id = $2 AND c.executor_key_id = $3), last_lineage_cid "
     "FROM acs WHERE tenant_id = $1 AND context_id = $2",
     0};

@@ -512,6 +512,38 @@ START_TEST(refused_read_is_not_found)
 }
 END_TEST
 
+/* An approver that recorded a decision in the elevation's "approvals" list (where several
+ * approvals are recorded, without a single "approver") reads the AC as well. */
+START_TEST(decision_in_approvals_list)
+{
+    tst_resp_t r;
+    const char *ctx = object("AC another approver refused")->value;
+    char *path = fmt("/governance/session/%s/", ctx);
+    char key_id[17];
+    /* the key id is the token's third part: gsap.<tenant>.<key_id>.<secret> */
+    ck_assert_int_eq(sscanf(OWN[3].token, "gsap.acme.%16[0-9a-f].", key_id), 1);
+    call("GET", path, OWN[3].token, NULL, &r);
+    ck_assert_int_eq(r.status, 404);
+    tst_resp_clear(&r);
+    char *sql = fmt("UPDATE acs SET elevation = (elevation - 'approver') || "
+                    "jsonb_build_object('approvals', jsonb_build_array(jsonb_build_object("
+                    "'key_id', 'fedcba9876543210', 'decision', 'approve'), jsonb_build_object("
+                    "'key_id', '%s', 'decision', 'refuse'))) WHERE context_id = '%s' "
+                    "RETURNING 1",
+                    key_id, ctx);
+    char *one = tst_pg_scalar(PG, sql);
+    ck_assert_str_eq(one, "1");
+    free(one), free(sql);
+    call("GET", path, OWN[3].token, NULL, &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    tst_resp_clear(&r);
+    call("GET", path, APPROVER2, NULL, &r); /* its "approver" mark is gone with the edit */
+    ck_assert_int_eq(r.status, 404);
+    tst_resp_clear(&r);
+    free(path);
+}
+END_TEST
+
 static Suite *access_suite(void)
 {
     Suite *s = suite_create("access");
@@ -520,6 +552,7 @@ static Suite *access_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, matrix);
     tcase_add_test(tc, refused_read_is_not_found);
+    tcase_add_test(tc, decision_in_approvals_list);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -4,6 +4,7 @@
  */
 #include <check.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "tst_check.h"
 #include "brk_keys.h"
@@ -13,10 +14,12 @@
 #define ME "0123456789abcdef"
 #define OTHER "fedcba9876543210"
 
+/* approver: ME when the caller decided the elevation, anything else when it did not */
 static int may(unsigned roles, const char *issuer, const char *approver, const char *status,
                int expired, int executed, enum hnd_ctx_view v)
 {
-    hnd_ctx_facts_t f = {roles, ME, issuer, approver, status, expired, executed};
+    int decided = approver != NULL && strcmp(approver, ME) == 0;
+    hnd_ctx_facts_t f = {roles, ME, issuer, decided, status, expired, executed};
     return hnd_ctx_may_read(&f, v);
 }
 
