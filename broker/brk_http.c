@@ -28,6 +28,7 @@
 #include "brk_log.h"
 #include "brk_metrics.h"
 #include "brk_server_int.h"
+#include "brk_uri.h"
 #include "banned.h"
 
 #define ERR_MESSAGE_MAX 512
@@ -168,6 +169,19 @@ h2o_iovec_t brk_req_param(const brk_req_t *r, size_t i)
     return i < r->nparams ? r->params[i] : h2o_iovec_init(NULL, 0);
 }
 
+int brk_req_query(const brk_req_t *r, const char *name, char *out, size_t cap, size_t *len)
+{
+    const h2o_req_t *q = r->h2o;
+    if (q->query_at == SIZE_MAX) {
+        if (cap > 0)
+            out[0] = '\0';
+        *len = 0;
+        return BRK_ENOTFOUND;
+    }
+    return brk_query_get(q->path.base + q->query_at + 1, q->path.len - q->query_at - 1, name,
+                         out, cap, len);
+}
+
 h2o_iovec_t brk_req_header(const brk_req_t *r, const char *name)
 {
     size_t nl = strlen(name);
@@ -224,7 +238,8 @@ static void log_request(brk_req_t *r, int status)
             pl = i; /* a query string may carry what the log must not */
             break;
         }
-    snprintf(path, sizeof path, "%.*s", (int)(pl < 255 ? pl : 255), q->path.base);
+    snprintf(path, sizeof path, "%.*s", (int)brk_utf8_cut(q->path.base, pl, 255), q->path.base);
+    brk_utf8_scrub(path); /* a refused path's raw bytes must not make the log line ill-formed */
     brk_log_kv("info", "request", "method", method, "path", path, "status", st, "duration_ms", dur,
                "request_id", r->request_id, "tenant",
                r->principal.authenticated ? r->principal.tenant : NULL, (const char *)NULL);
@@ -278,7 +293,14 @@ void brk_reply_json(brk_req_t *r, int status, json_t *body)
 static void reply_error_v(brk_req_t *r, int status, const char *code, const char *fmt, va_list ap)
 {
     char msg[ERR_MESSAGE_MAX];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    /* A message may quote what the client sent ("%.64s" of a field name, a path): cut to
+     * the buffer or to a precision, that can end inside a character, and json_pack would
+     * then refuse the whole reply. Cut at a character boundary, and neutralize anything
+     * ill-formed or a control character, so an error reply is always the error asked for. */
+    if (n >= (int)sizeof msg)
+        msg[brk_utf8_cut(msg, sizeof msg - 1, sizeof msg - 1 - 3)] = '\0';
+    brk_utf8_scrub(msg);
     json_t *body = json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message", msg,
                              "request_id", r->request_id);
     if (status == 503)
@@ -346,6 +368,10 @@ int brk_req_db(brk_req_t *r, const brk_db_op_t *ops, size_t n, brk_db_cont cont)
 
 /* ---- authentication ---- */
 
+static int parse_body(brk_req_t *r);
+
+/* run_route: the handler, once the caller may call it. The body is parsed only then, so a
+ * caller without a valid token or role learns nothing from it and costs no parsing. */
 static void run_route(brk_req_t *r)
 {
     if (r->route->roles != 0 && r->principal.authenticated &&
@@ -354,6 +380,8 @@ static void run_route(brk_req_t *r)
                         r->route->method, r->route->pattern);
         return;
     }
+    if ((r->route->flags & BRK_ROUTE_JSON) && parse_body(r) != 0)
+        return;
     r->route->fn(r);
 }
 
@@ -498,7 +526,7 @@ static void authenticate(brk_req_t *r)
 
     if (a.base == NULL) {
         if ((r->route->flags & BRK_ROUTE_LOCAL_OK) && brk_req_is_local(r)) {
-            r->route->fn(r);
+            run_route(r);
             return;
         }
         brk_reply_error(r, BRK_EAUTH, "missing_token", "an Authorization: Bearer token is required");
@@ -628,10 +656,27 @@ static int on_req(h2o_handler_t *self, h2o_req_t *q)
                                BRK_MAX_PATH);
         return 0;
     }
+    /* h2o has percent-decoded the path (%00 and %2F too), and the {param} values the router
+     * hands to handlers are slices of it: one check here keeps NUL, ill-formed UTF-8 and
+     * control characters away from every handler, C string and SQL parameter. */
+    if (!brk_utf8_text_ok(path, plen)) {
+        brk_reply_error(r, BRK_EINVAL, "invalid_path",
+                        "the path must be UTF-8 text without control characters once "
+                        "percent-decoded");
+        return 0;
+    }
+    if (q->query_at != SIZE_MAX &&
+        brk_query_check(q->path.base + q->query_at + 1, q->path.len - q->query_at - 1) != 0) {
+        brk_reply_error(r, BRK_EINVAL, "invalid_query",
+                        "the query string must be name=value pairs (at most %d) of UTF-8 text "
+                        "without control characters, with valid percent escapes",
+                        BRK_QUERY_MAX_PARAMS);
+        return 0;
+    }
     ri = brk_router_match(q->method.base, q->method.len, path, plen, r->params, &r->nparams);
     if (ri == BRK_ENOTFOUND) {
         brk_reply_error(r, BRK_ENOTFOUND, NULL, "no route for \"%.*s\"",
-                        (int)(plen < 200 ? plen : 200), path);
+                        (int)brk_utf8_cut(path, plen, 200), path);
         return 0;
     }
     if (ri == BRK_EMETHOD) {
@@ -642,10 +687,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *q)
     }
     r->route_index = ri;
     r->route = brk_router_get((size_t)ri);
-    if ((r->route->flags & BRK_ROUTE_JSON) && parse_body(r) != 0)
-        return 0;
     if (r->route->roles == 0)
-        r->route->fn(r);
+        run_route(r);
     else
         authenticate(r);
     return 0;

@@ -3,7 +3,9 @@
  *
  * One h2o evloop per worker thread, each with its own SO_REUSEPORT listener, h2o context
  * and brk_db pool. Every request goes through one handler: limits (header count and size,
- * body size), routing (literal and {param} segments, with or without a trailing slash), a
+ * body size), request text (the decoded path and the query string are UTF-8 without NUL or
+ * other control characters, else 400 invalid_path / invalid_query; see brk_uri.h), routing
+ * (literal and {param} segments, with or without a trailing slash), a
  * request id, bearer authentication (an async key lookup on the loop's pool), then the
  * route's function. Errors leave through brk_reply_error, so every route answers them in
  * the spec's shape: {"error":{"code","message","request_id"}}.
@@ -102,6 +104,11 @@ void *brk_req_alloc(brk_req_t *r, size_t n);
 
 /* brk_req_param: the {param} named name, or an empty iovec. */
 h2o_iovec_t brk_req_param(const brk_req_t *r, size_t i);
+
+/* brk_req_query: the percent-decoded value of query parameter name, as brk_query_get
+ * (brk_uri.h): 0, BRK_ENOTFOUND, BRK_ETOOBIG or BRK_EINVAL. Intake has already refused a
+ * query that is not request text (400 invalid_query), so a value found here is clean. */
+int brk_req_query(const brk_req_t *r, const char *name, char *out, size_t cap, size_t *len);
 
 /* brk_req_header: the first request header named name (lowercase), or {NULL, 0}. */
 h2o_iovec_t brk_req_header(const brk_req_t *r, const char *name);

@@ -17,6 +17,7 @@
 #include "brk_err.h"
 #include "brk_log.h"
 #include "brk_metrics.h"
+#include "brk_uri.h"
 #include "banned.h"
 
 #define STREAM_FIRST_CAP 16384
@@ -85,7 +86,8 @@ static void log_start(brk_req_t *r, int status)
     snprintf(dur, sizeof dur, "%.3f", (double)ns / 1e6);
     snprintf(method, sizeof method, "%.*s", (int)(q->method.len < 15 ? q->method.len : 15),
              q->method.base);
-    snprintf(path, sizeof path, "%.*s", (int)(pl < 255 ? pl : 255), q->path.base);
+    snprintf(path, sizeof path, "%.*s", (int)brk_utf8_cut(q->path.base, pl, 255), q->path.base);
+    brk_utf8_scrub(path); /* a refused path's raw bytes must not make the log line ill-formed */
     brk_log_kv("info", "request", "method", method, "path", path, "status", st, "duration_ms", dur,
                "request_id", r->request_id, "tenant",
                r->principal.authenticated ? r->principal.tenant : NULL, "streamed", "true",

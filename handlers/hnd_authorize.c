@@ -27,6 +27,7 @@
 #include "brk_err.h"
 #include "brk_jcs.h"
 #include "brk_server.h"
+#include "hnd_access.h"
 #include "hnd_gov.h"
 #include "hnd_util.h"
 #include "banned.h"
@@ -57,6 +58,18 @@ static brk_db_stmt_t q_deny = {
 static brk_db_stmt_t q_ac_get = {
     "gov_ac_get",
     "SELECT ac::text, status, expires_at < now(), elevation::text, ttl_seconds, issuer_key_id "
+    "FROM acs WHERE tenant_id = $1 AND context_id = $2",
+    0};
+/* Polling reads what hnd_access decides on as well: whether the caller's key decided the
+ * elevation (the elevation record's "approver", or an entry of its "approvals" list where
+ * several approvals are recorded) and whether it posted a receipt here (crs' primary key
+ * starts with tenant and context, so the EXISTS is one index probe). */
+static brk_db_stmt_t q_ac_read = {
+    "gov_ac_read",
+    "SELECT ac::text, status, expires_at < now(), elevation::text, ttl_seconds, issuer_key_id, "
+    "(elevation->>'approver' = $3 OR coalesce(elevation->'approvals', '[]'::jsonb) @> "
+    "jsonb_build_array(jsonb_build_object('key_id', $3::text))), EXISTS (SELECT 1 FROM crs c WHERE c.tenant_id = $1 AND "
+    "c.context_id = $2 AND c.executor_key_id = $3) "
     "FROM acs WHERE tenant_id = $1 AND context_id = $2",
     0};
 static brk_db_stmt_t q_approve = {
@@ -399,7 +412,8 @@ static void on_poll(brk_req_t *r, const brk_db_result_t *res)
         return;
     }
     PGresult *pr = res->res[0];
-    if (PQntuples(pr) != 1) {
+    /* A context the caller may not read is answered exactly as one that does not exist. */
+    if (PQntuples(pr) != 1 || !hnd_ctx_row_readable(r, pr, HND_VIEW_POLL)) {
         brk_reply_error(r, BRK_ENOTFOUND, "context_not_found", "no such context");
         return;
     }
@@ -432,7 +446,7 @@ static void poll_ac(brk_req_t *r)
     char *ctx = brk_req_alloc(r, HND_CONTEXT_ID_MAX + 1);
     if (hnd_context_param(r, ctx) != 0)
         return;
-    brk_db_op_t op = {&q_ac_get, 2, {r->principal.tenant, ctx}};
+    brk_db_op_t op = {&q_ac_read, 3, {r->principal.tenant, ctx, r->principal.key_id}};
     brk_req_db(r, &op, 1, on_poll);
 }
 
@@ -643,14 +657,15 @@ static void elevate(brk_req_t *r)
 
 static const brk_route_t routes[] = {
     {"POST", "/governance/authorize", BRK_ROLE_ISSUER, BRK_ROUTE_JSON, authorize},
-    {"GET", "/governance/authorize/{context_id}", BRK_ROLE_ISSUER | BRK_ROLE_EXECUTOR, 0, poll_ac},
+    {"GET", "/governance/authorize/{context_id}",
+     BRK_ROLE_ISSUER | BRK_ROLE_EXECUTOR | BRK_ROLE_APPROVER | BRK_ROLE_AUDITOR, 0, poll_ac},
     {"POST", "/governance/elevate", BRK_ROLE_APPROVER, BRK_ROUTE_JSON, elevate},
 };
 
 int hnd_authorize_register(void)
 {
-    brk_db_stmt_t *stmts[] = {&q_accord, &q_account, &q_idem,    &q_issue,
-                              &q_deny,   &q_ac_get,  &q_approve, &q_unrecognized};
+    brk_db_stmt_t *stmts[] = {&q_accord, &q_account, &q_idem,    &q_issue,       &q_deny,
+                              &q_ac_get, &q_ac_read, &q_approve, &q_unrecognized};
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
         if (brk_db_register(stmts[i]) != 0)
             return BRK_ENOMEM;

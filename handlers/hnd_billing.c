@@ -423,32 +423,24 @@ static void on_invoice(brk_req_t *r, const brk_db_result_t *res)
     json_decref(page);
 }
 
-/* ?after=N: the line number to continue after (0 when absent). -1 (400) when malformed. */
+/* ?after=N: the line number to continue after (0 when absent). -1 (400) when malformed.
+ * Intake has already refused a query that is not text (400 invalid_query). */
 static int after_param(brk_req_t *r, char out[24])
 {
-    h2o_req_t *q = r->h2o;
+    char num[24];
+    size_t len;
+    char *e;
+    int rc = brk_req_query(r, "after", num, sizeof num, &len);
     snprintf(out, 24, "0");
-    if (q->query_at == SIZE_MAX)
-        return 0;
-    const char *p = q->path.base + q->query_at + 1, *end = q->path.base + q->path.len;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        size_t n = amp ? (size_t)(amp - p) : (size_t)(end - p);
-        if (n > 6 && memcmp(p, "after=", 6) == 0) {
-            char num[24];
-            char *e;
-            if (n - 6 >= sizeof num)
-                goto bad;
-            memcpy(num, p + 6, n - 6);
-            num[n - 6] = '\0';
-            errno = 0;
-            long long v = strtoll(num, &e, 10);
-            if (errno != 0 || *e != '\0' || v < 0 || num[0] < '0' || num[0] > '9')
-                goto bad;
-            snprintf(out, 24, "%lld", v);
-        }
-        p += n + 1;
-    }
+    if (rc == BRK_ENOTFOUND || (rc == 0 && len == 0))
+        return 0; /* absent, or "after=" with nothing: from the start, as before */
+    if (rc != 0 || num[0] < '0' || num[0] > '9')
+        goto bad;
+    errno = 0;
+    long long v = strtoll(num, &e, 10);
+    if (errno != 0 || *e != '\0' || v < 0)
+        goto bad;
+    snprintf(out, 24, "%lld", v);
     return 0;
 bad:
     brk_reply_error(r, BRK_EINVAL, "invalid_query", "\"after\" must be a line number");

@@ -2,8 +2,10 @@
  * hnd_session: the session page (an AC with its receipts and lineage, as JSON or printable
  * HTML) and the identity-driver listing.
  *
- * Who may read a session: auditors of the tenant, the key that issued the AC, and executors
- * of the tenant (gsh links to it after posting). Anything of another tenant is 404.
+ * Who may read a session (hnd_access.h): auditors of the tenant, the key that issued the AC,
+ * a key that posted a receipt in it (gsh links to the page after posting), and approvers
+ * while the AC awaits a decision or when they decided it. Anyone else of the tenant, and
+ * anything of another tenant, is 404.
  */
 #include "hnd.h"
 
@@ -13,6 +15,7 @@
 
 #include "brk_err.h"
 #include "brk_http.h"
+#include "hnd_access.h"
 #include "hnd_gov.h"
 #include "hnd_html.h"
 #include "banned.h"
@@ -23,7 +26,10 @@
 static brk_db_stmt_t q_session_ac = {
     "gov_session_ac",
     "SELECT ac::text, status, expires_at < now(), elevation::text, ttl_seconds, issuer_key_id, "
-    "last_lineage_cid FROM acs WHERE tenant_id = $1 AND context_id = $2",
+    "(elevation->>'approver' = $3 OR coalesce(elevation->'approvals', '[]'::jsonb) @> "
+    "jsonb_build_array(jsonb_build_object('key_id', $3::text))), EXISTS (SELECT 1 FROM crs c WHERE c.tenant_id = $1 AND "
+    "c.context_id = $2 AND c.executor_key_id = $3), last_lineage_cid "
+    "FROM acs WHERE tenant_id = $1 AND context_id = $2",
     0};
 static brk_db_stmt_t q_session_crs = {
     "gov_session_crs",
@@ -176,14 +182,8 @@ static void on_session(brk_req_t *r, const brk_db_result_t *res)
         return;
     }
     PGresult *a = res->res[0];
-    if (PQntuples(a) != 1) {
-        brk_reply_error(r, BRK_ENOTFOUND, "context_not_found", "no such context");
-        return;
-    }
-    /* An issuer (without auditor) sees only the sessions of the ACs it issued itself. */
-    unsigned roles = r->principal.roles;
-    if (!(roles & (BRK_ROLE_AUDITOR | BRK_ROLE_EXECUTOR)) &&
-        strcmp(PQgetvalue(a, 0, 5), r->principal.key_id) != 0) {
+    /* A session the caller may not read is answered exactly as one that does not exist. */
+    if (PQntuples(a) != 1 || !hnd_ctx_row_readable(r, a, HND_VIEW_SESSION)) {
         brk_reply_error(r, BRK_ENOTFOUND, "context_not_found", "no such context");
         return;
     }
@@ -194,7 +194,7 @@ static void on_session(brk_req_t *r, const brk_db_result_t *res)
     json_t *page = json_pack("{s:o,s:o,s:o,s:o}", "ac", ac ? ac : json_null(), "receipts",
                              crs ? crs : json_array(), "refused_receipts",
                              refused ? refused : json_array(), "lineage_head",
-                             PQgetisnull(a, 0, 6) ? json_null() : json_string(PQgetvalue(a, 0, 6)));
+                             PQgetisnull(a, 0, 8) ? json_null() : json_string(PQgetvalue(a, 0, 8)));
     if (brk_req_accepts_html(r) || brk_req_header(r, "accept").base == NULL)
         reply_html(r, page);
     else
@@ -207,7 +207,7 @@ static void session(brk_req_t *r)
     char *ctx = brk_req_alloc(r, HND_CONTEXT_ID_MAX + 1);
     if (hnd_context_param(r, ctx) != 0)
         return;
-    brk_db_op_t ops[3] = {{&q_session_ac, 2, {r->principal.tenant, ctx}},
+    brk_db_op_t ops[3] = {{&q_session_ac, 3, {r->principal.tenant, ctx, r->principal.key_id}},
                           {&q_session_crs, 2, {r->principal.tenant, ctx}},
                           {&q_session_refused, 2, {r->principal.tenant, ctx}}};
     brk_req_db(r, ops, 3, on_session);
@@ -223,7 +223,7 @@ static void drivers(brk_req_t *r)
 
 static const brk_route_t routes[] = {
     {"GET", "/governance/session/{context_id}",
-     BRK_ROLE_AUDITOR | BRK_ROLE_ISSUER | BRK_ROLE_EXECUTOR, 0, session},
+     BRK_ROLE_AUDITOR | BRK_ROLE_ISSUER | BRK_ROLE_EXECUTOR | BRK_ROLE_APPROVER, 0, session},
     {"GET", "/governance/drivers", BRK_ROLE_ALL, 0, drivers},
 };
 
