@@ -140,7 +140,10 @@ int brk_tls_client_failure(struct bufferevent *bev, const brk_tls_diag_t *diag, 
         snprintf(buf, cap, "%s", diag->reason);
         return 1;
     }
-    if (bev && (e = bufferevent_get_openssl_error(bev)) != 0) {
+    /* libevent also queues plain socket errors (a refused connection) here: only an error of
+     * an OpenSSL library is a TLS failure. */
+    if (bev && (e = bufferevent_get_openssl_error(bev)) != 0 && !ERR_SYSTEM_ERROR(e) &&
+        ERR_GET_LIB(e) != 0 && ERR_GET_LIB(e) != ERR_LIB_SYS) {
         char r[256];
         ERR_error_string_n(e, r, sizeof r);
         while (bufferevent_get_openssl_error(bev) != 0)

@@ -131,12 +131,16 @@ out:
 
 char *cli_env_take_secret(const char *name)
 {
-    char *v = getenv(name), *copy;
-    if (v == NULL || *v == '\0')
-        return NULL;
-    copy = brk_strdup(v);
-    /* In place: /proc/<pid>/environ reads the original block, not a copy of it. */
-    explicit_bzero(v, strlen(v));
+    char *v = getenv(name), *copy = NULL;
+    size_t nl = strlen(name);
+
+    if (v != NULL && *v != '\0')
+        copy = brk_strdup(v);
+    /* In place, and every occurrence (an environment may name a variable twice):
+     * /proc/<pid>/environ reads the original block, not a copy of it. */
+    for (char **e = environ; e && *e; e++)
+        if (strncmp(*e, name, nl) == 0 && (*e)[nl] == '=')
+            explicit_bzero(*e + nl + 1, strlen(*e + nl + 1));
     return copy;
 }
 

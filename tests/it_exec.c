@@ -22,13 +22,16 @@
 #include <unistd.h>
 
 #include "tst_check.h"
+#include "brk_crypto.h"
 #include "brk_jcs.h"
+#include "../cli/exec_spool.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
 
 #define DB "it_exec"
 #define EXEC_TIMEOUT_MS 60000
 #define ENV_MAX 32
+#define INHERITED_FD 7
 
 static tst_broker_t B;
 static char *TOKEN, *ADMIN, *APPROVER;
@@ -84,7 +87,16 @@ static void result_clear(result_t *r)
  * GSAP_BROKER_URL and GSAP_TOKEN, and env (NULL-terminated "NAME=value" entries, which come
  * first and so win over the defaults: glibc's getenv returns the first match).
  */
+static child_t spawn_exec_fd(const char *const *env, const char *const *args, int extra_fd);
+
 static child_t spawn_exec(const char *const *env, const char *const *args)
+{
+    return spawn_exec_fd(env, args, -1);
+}
+
+/* As spawn_exec; extra_fd (when >= 0) is also inherited by the client, as descriptor
+ * INHERITED_FD without close-on-exec, the way a careless parent would leave one open. */
+static child_t spawn_exec_fd(const char *const *env, const char *const *args, int extra_fd)
 {
     static const char *const pass[] = {"PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
                                        NULL};
@@ -120,6 +132,8 @@ static child_t spawn_exec(const char *const *env, const char *const *args)
     if (c.pid == 0) {
         int nul = open("/dev/null", O_RDONLY);
         if (nul < 0 || dup2(nul, 0) < 0 || dup2(op[1], 1) < 0 || dup2(ep[1], 2) < 0)
+            _exit(127);
+        if (extra_fd >= 0 && dup2(extra_fd, INHERITED_FD) < 0)
             _exit(127);
         execve(bin, argv, envp);
         _exit(127);
@@ -296,6 +310,7 @@ START_TEST(governed_run)
     ck_assert(json_is_true(json_object_get(r.json, "success")));
     ck_assert_int_eq(json_integer_value(json_object_get(r.json, "exit_code")), 0);
     ck_assert_str_eq(jget(&r, "stdout"), "hello\n");
+    ck_assert_str_eq(jget(&r, "output"), "hello\n"); /* gsh's name for it */
     ck_assert_str_eq(jget(&r, "ac_mode"), "single");
     ck_assert(brk_cid_valid(jget(&r, "lineage_cid")));
     ck_assert(brk_cid_valid(jget(&r, "chronicle_cid")));
@@ -543,10 +558,14 @@ START_TEST(bad_config)
     ck_assert_int_eq(r.status, 125);
     ck_assert_ptr_nonnull(strstr(r.err, "GSAP_CORPUS_CID"));
     result_clear(&r);
-    /* https, a malformed CID, no command */
-    r = run_exec((const char *const[]){"GSAP_BROKER_URL=https://127.0.0.1:1", corpus_env, NULL},
+    /* another scheme, a malformed CID, no command */
+    r = run_exec((const char *const[]){"GSAP_BROKER_URL=ftp://127.0.0.1:1", corpus_env, NULL},
                  args);
     ck_assert_int_eq(r.status, 125);
+    result_clear(&r);
+    r = run_exec((const char *const[]){"GSAP_SELF_AUTH=1", corpus_env, NULL}, args);
+    ck_assert_int_eq(r.status, 125);
+    ck_assert_ptr_nonnull(strstr(r.err, "GSAP_SPOOL_DIR"));
     result_clear(&r);
     r = run_exec((const char *const[]){"GSAP_CORPUS_CID=sha256:12", NULL}, args);
     ck_assert_int_eq(r.status, 125);
@@ -569,12 +588,24 @@ START_TEST(broker_unreachable)
 {
     char corpus_env[100];
     snprintf(corpus_env, sizeof corpus_env, "GSAP_CORPUS_CID=%s", CORPUS);
-    /* port 1 on loopback: connection refused, retried, then 125 */
+    /* port 1 on loopback: connection refused, retried, then exit 4 (not 125: gsh tells an
+     * absent broker from a broken configuration), over http and https alike */
     result_t r =
         run_exec((const char *const[]){"GSAP_BROKER_URL=http://127.0.0.1:1", corpus_env, NULL},
                  (const char *const[]){"--json", "--exec", "echo x", NULL});
-    ck_assert_int_eq(r.status, 125);
+    ck_assert_int_eq(r.status, 4);
     ck_assert_ptr_nonnull(strstr(jget(&r, "error"), "cannot reach"));
+    ck_assert(json_is_false(json_object_get(r.json, "success")));
+    ck_assert(json_is_null(json_object_get(r.json, "exit_code")));
+    result_clear(&r);
+    r = run_exec((const char *const[]){"GSAP_BROKER_URL=https://127.0.0.1:1", corpus_env, NULL},
+                 (const char *const[]){"--exec", "echo x", NULL});
+    ck_assert_int_eq(r.status, 4);
+    result_clear(&r);
+    /* the help names the exit codes */
+    r = run_exec((const char *const[]){NULL}, (const char *const[]){"--help", NULL});
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "4 broker unreachable"));
     result_clear(&r);
 }
 END_TEST
@@ -688,6 +719,127 @@ START_TEST(denied)
 }
 END_TEST
 
+
+/* ---- the governed command cannot forge its own receipt ------------------------------------ */
+
+/* The whole file (NUL-terminated, caller frees), or NULL when it cannot be read. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t len = 0, n;
+    char chunk[4096];
+    if (f == NULL)
+        return NULL;
+    append(&buf, &len, "", 0);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        append(&buf, &len, chunk, n);
+    fclose(f);
+    return buf;
+}
+
+static void write_file(const char *path, const char *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static void rm_rf(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/*
+ * Hole 1: the command is what is governed. It looks for credentials everywhere it could (its
+ * environment, exec's /proc/<pid>/environ, its descriptors) and posts a CR for the context
+ * with whatever token it found, before exec posts the real one. Its environment has no GSAP_*
+ * or CHRONICLE_* variable, it inherits no descriptor but 0-2 (exec itself was handed one), the
+ * forgery is refused, and the one CR stored is exec's, with the run's hashes.
+ */
+START_TEST(command_cannot_forge_receipt)
+{
+    char dir[] = "/tmp/it_exec_forge.XXXXXX", cmd[4096], path[256], hash[BRK_CID_LEN + 1];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(
+        cmd, sizeof cmd,
+        "D=%s; env > $D/env; ls -l /proc/$$/fd > $D/fds; "
+        "tr '\\0' '\\n' < /proc/$PPID/environ > $D/penv; "
+        "tok=${GSAP_TOKEN:-$(sed -n 's/^GSAP_TOKEN=//p' $D/penv)}; "
+        "ac=${GSAP_AC:-$(sed -n 's/^GSAP_AC=//p' $D/penv)}; "
+        "ctx=$(printf '%%s' \"$ac\" | sed -n 's/.*\"context_id\":\"\\([^\"]*\\)\".*/\\1/p'); "
+        "now=$(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ); "
+        "curl -s -o $D/forge.body -w '%%{http_code}' -H \"Authorization: Bearer $tok\" "
+        "-H 'Content-Type: application/json' -d "
+        "\"{\\\"context_id\\\":\\\"$ctx\\\",\\\"outcome\\\":\\\"completed\\\",\\\"exit_code\\\":0,"
+        "\\\"started_at\\\":\\\"$now\\\",\\\"completed_at\\\":\\\"$now\\\","
+        "\\\"command_hash\\\":\\\"%s\\\",\\\"corpus_entry_cid\\\":\\\"%s\\\","
+        "\\\"parameters_cid\\\":\\\"%s\\\",\\\"chronicle\\\":{\\\"behavior_state\\\":"
+        "\\\"unavailable\\\"}}\" http://127.0.0.1:%u/governance/complete/ > $D/forge.status; "
+        "echo real",
+        dir, CORPUS, CORPUS, PARAMS, B.port);
+    char *ac = issue_ac(cmd, CORPUS, 300);
+    char *ctx = ac_context(ac), *e = ac_env(ac);
+    const char *env[] = {e, "CHRONICLE_SESSION_ID=sess-forge", "GSAP_INSECURE=0", NULL};
+    snprintf(path, sizeof path, "%s/secret", dir);
+    write_file(path, "x", 1);
+    int fd = open(path, O_RDONLY); /* no O_CLOEXEC: the client inherits it */
+    ck_assert_int_ge(fd, 0);
+
+    result_t r = wait_exec(spawn_exec_fd(env, (const char *const[]){"--exec", cmd, NULL}, fd));
+    close(fd);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.out, "real\n");
+    result_clear(&r);
+
+    /* what the command saw */
+    snprintf(path, sizeof path, "%s/env", dir);
+    char *seen = slurp(path);
+    ck_assert_ptr_nonnull(seen);
+    ck_assert_ptr_nonnull(strstr(seen, "PATH="));
+    for (char *l = seen; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l))
+        ck_assert_msg(strncmp(l, "GSAP_", 5) != 0 && strncmp(l, "CHRONICLE_", 10) != 0,
+                      "the command saw %.40s", l);
+    free(seen);
+    snprintf(path, sizeof path, "%s/penv", dir);
+    seen = slurp(path);
+    ck_assert_ptr_nonnull(seen);
+    ck_assert_ptr_null(strstr(seen, TOKEN)); /* exec's own environ no longer shows it */
+    free(seen);
+    snprintf(path, sizeof path, "%s/fds", dir);
+    seen = slurp(path);
+    /* (the shell keeps descriptors of its own, such as a saved copy of 1 at 10) */
+    ck_assert_ptr_nonnull(strstr(seen, " 0 -> "));
+    ck_assert_ptr_null(strstr(seen, "secret"));
+    ck_assert_ptr_null(strstr(seen, "socket:"));
+    free(seen);
+    snprintf(path, sizeof path, "%s/forge.status", dir);
+    seen = slurp(path);
+    ck_assert_ptr_nonnull(seen);
+    ck_assert_str_eq(seen, "401");
+    free(seen);
+
+    /* the broker holds exactly one CR for the context: exec's */
+    ck_assert_int_eq(crs_count(ctx), 1);
+    char *v = crs_value(ctx, "exit_code || ' ' || (cr->>'stdout_hash') || ' ' || "
+                             "(cr->>'command_hash')");
+    char want[3 * BRK_CID_LEN];
+    cid_of("real\n", hash);
+    snprintf(want, sizeof want, "0 %s ", hash);
+    cid_of(cmd, hash);
+    snprintf(want + strlen(want), sizeof want - strlen(want), "%s", hash);
+    ck_assert_str_eq(v, want);
+    free(v);
+    rm_rf(dir);
+    free(ac);
+    free(ctx);
+    free(e);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("it_exec");
@@ -707,6 +859,7 @@ static Suite *suite(void)
     tcase_add_test(tc, session_ac);
     tcase_add_test(tc, elevation);
     tcase_add_test(tc, denied);
+    tcase_add_test(tc, command_cannot_forge_receipt);
     suite_add_tcase(s, tc);
     return s;
 }
