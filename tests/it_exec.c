@@ -24,7 +24,8 @@
 #include "tst_check.h"
 #include "brk_crypto.h"
 #include "brk_jcs.h"
-#include "../cli/exec_spool.h"
+#include "../cli/exec_env.h"   /* CLI_AC_MAX (constants only: no link) */
+#include "../cli/exec_spool.h" /* CLI_SPOOL_MAX_FILES, ... */
 #include "tst_broker.h"
 #include "tst_pg.h"
 
@@ -840,6 +841,172 @@ START_TEST(command_cannot_forge_receipt)
 }
 END_TEST
 
+
+/* ---- gsh compatibility: the AC's forms, the plain-http rule --------------------------------- */
+
+/* base64 of s, standard alphabet with padding (url: '-', '_' and no padding). */
+static char *b64(const char *s, int url)
+{
+    size_t n = strlen(s), o = 0;
+    char *enc = malloc(brk_b64url_len(n) + 4);
+    brk_b64url_encode((const uint8_t *)s, n, enc);
+    o = strlen(enc);
+    if (!url) {
+        for (size_t i = 0; i < o; i++)
+            enc[i] = enc[i] == '-' ? '+' : enc[i] == '_' ? '/' : enc[i];
+        while (o % 4)
+            enc[o++] = '=';
+        enc[o] = '\0';
+    }
+    return enc;
+}
+
+/* Runs `echo <word>` under a fresh AC given as env or file (text made by encode). */
+static void run_with_ac(const char *word, int as_file, int url, int base64, int want_status)
+{
+    char cmd[64], dir[] = "/tmp/it_exec_ac.XXXXXX", path[128];
+    snprintf(cmd, sizeof cmd, "echo %s", word);
+    char *ac = issue_ac(cmd, CORPUS, 300), *ctx = ac_context(ac);
+    char *text = base64 ? b64(ac, url) : strdup(ac);
+    char *e = ac_env(text);
+    result_t r;
+
+    if (as_file) {
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(path, sizeof path, "%s/ac", dir);
+        write_file(path, text, strlen(text));
+        r = run_exec((const char *const[]){NULL},
+                     (const char *const[]){"--json", "--ac", path, "--exec", cmd, NULL});
+        rm_rf(dir);
+    } else {
+        r = run_exec((const char *const[]){e, NULL},
+                     (const char *const[]){"--json", "--exec", cmd, NULL});
+    }
+    ck_assert_msg(r.status == want_status, "%s: exit %d", word, r.status);
+    if (want_status == 0) {
+        ck_assert_str_eq(jget(&r, "ac_id"), ctx);
+        ck_assert_int_eq(crs_count(ctx), 1);
+    }
+    result_clear(&r);
+    free(ac), free(ctx), free(text), free(e);
+}
+
+START_TEST(ac_forms)
+{
+    run_with_ac("json-env", 0, 0, 0, 0);
+    run_with_ac("b64-env", 0, 0, 1, 0);
+    run_with_ac("b64url-env", 0, 1, 1, 0);
+    run_with_ac("json-file", 1, 0, 0, 0);
+    run_with_ac("b64-file", 1, 0, 1, 0);
+    run_with_ac("b64url-file", 1, 1, 1, 0);
+
+    /* decoded or not, a changed AC fails its signature (exit 2), and garbage is refused */
+    char *ac = issue_ac("echo tampered", CORPUS, 300);
+    json_t *j = json_loads(ac, 0, NULL);
+    json_object_set_new(j, "capability_set", json_string("0x0000ffff"));
+    char *bad = json_dumps(j, JSON_COMPACT), *enc = b64(bad, 0), *e = ac_env(enc);
+    result_t r = run_exec((const char *const[]){e, NULL},
+                          (const char *const[]){"--exec", "echo tampered", NULL});
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "signature"));
+    result_clear(&r);
+    r = run_exec((const char *const[]){"GSAP_AC=not*base64", NULL},
+                 (const char *const[]){"--exec", "echo tampered", NULL});
+    ck_assert_int_eq(r.status, 125);
+    ck_assert_ptr_nonnull(strstr(r.err, "neither JSON nor base64"));
+    result_clear(&r);
+    r = run_exec((const char *const[]){NULL}, (const char *const[]){"--ac", "/nonexistent/ac",
+                                                                     "--exec", "echo x", NULL});
+    ck_assert_int_eq(r.status, 125);
+    result_clear(&r);
+    json_decref(j);
+    free(ac), free(bad), free(enc), free(e);
+}
+END_TEST
+
+/* CLI_AC_MAX: an AC padded with white space to exactly the limit is read; one byte more is
+ * refused before anything runs. */
+START_TEST(ac_size_limit)
+{
+    char dir[] = "/tmp/it_exec_acmax.XXXXXX", path[128];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/ac", dir);
+    for (int extra = 0; extra <= 1; extra++) {
+        char cmd[64];
+        snprintf(cmd, sizeof cmd, "echo max%d", extra);
+        char *ac = issue_ac(cmd, CORPUS, 300), *ctx = ac_context(ac);
+        size_t n = CLI_AC_MAX + (size_t)extra, len = strlen(ac);
+        char *padded = malloc(n + 1);
+        ck_assert_uint_lt(len, n);
+        memcpy(padded, ac, len);
+        memset(padded + len, ' ', n - len);
+        padded[n] = '\0';
+        write_file(path, padded, n);
+        result_t r = run_exec((const char *const[]){NULL},
+                              (const char *const[]){"--ac", path, "--exec", cmd, NULL});
+        if (extra == 0) {
+            ck_assert_int_eq(r.status, 0);
+            ck_assert_int_eq(crs_count(ctx), 1);
+        } else {
+            ck_assert_int_eq(r.status, 125);
+            ck_assert_ptr_nonnull(strstr(r.err, "larger than"));
+            ck_assert_str_eq(r.out, "");
+            ck_assert_int_eq(crs_count(ctx), 0);
+        }
+        result_clear(&r);
+        /* the same through the environment */
+        char *e = ac_env(padded);
+        if (extra == 1) {
+            r = run_exec((const char *const[]){e, NULL},
+                         (const char *const[]){"--exec", cmd, NULL});
+            ck_assert_int_eq(r.status, 125);
+            ck_assert_ptr_nonnull(strstr(r.err, "larger than"));
+            result_clear(&r);
+        }
+        free(e), free(padded), free(ac), free(ctx);
+    }
+    rm_rf(dir);
+}
+END_TEST
+
+/*
+ * The SandboxExec rule: a token goes over plain http only to loopback. 0.0.0.0 reaches this
+ * machine but is not a loopback address, so it shows the refusal (nothing is sent, no AC is
+ * issued) and, with GSAP_INSECURE=1, the same broker working.
+ */
+START_TEST(plain_http_only_to_loopback)
+{
+    char url0[64], urll[64], corpus_env[100];
+    snprintf(url0, sizeof url0, "GSAP_BROKER_URL=http://0.0.0.0:%u", B.port);
+    snprintf(urll, sizeof urll, "GSAP_BROKER_URL=http://localhost:%u", B.port);
+    snprintf(corpus_env, sizeof corpus_env, "GSAP_CORPUS_CID=%s", CORPUS);
+    PGconn *c = tst_pg_connect(DB);
+
+    result_t r = run_exec((const char *const[]){url0, corpus_env, NULL},
+                          (const char *const[]){"--exec", "echo remote", NULL});
+    ck_assert_int_eq(r.status, 125);
+    ck_assert_ptr_nonnull(strstr(r.err, "refusing to send GSAP_TOKEN over plain http"));
+    ck_assert_str_eq(r.out, "");
+    ck_assert_int_eq(tst_pg_long(c, "SELECT count(*) FROM acs"), 0);
+    result_clear(&r);
+    r = run_exec((const char *const[]){url0, corpus_env, "GSAP_INSECURE=1", NULL},
+                 (const char *const[]){"--exec", "echo remote", NULL});
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.out, "remote\n");
+    result_clear(&r);
+    r = run_exec((const char *const[]){urll, corpus_env, NULL},
+                 (const char *const[]){"--exec", "echo local", NULL});
+    ck_assert_int_eq(r.status, 0);
+    result_clear(&r);
+    r = run_exec((const char *const[]){url0, corpus_env, "GSAP_INSECURE=yes", NULL},
+                 (const char *const[]){"--exec", "echo remote", NULL});
+    ck_assert_int_eq(r.status, 125);
+    result_clear(&r);
+    ck_assert_int_eq(tst_pg_long(c, "SELECT count(*) FROM acs"), 2);
+    PQfinish(c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("it_exec");
@@ -860,6 +1027,9 @@ static Suite *suite(void)
     tcase_add_test(tc, elevation);
     tcase_add_test(tc, denied);
     tcase_add_test(tc, command_cannot_forge_receipt);
+    tcase_add_test(tc, ac_forms);
+    tcase_add_test(tc, ac_size_limit);
+    tcase_add_test(tc, plain_http_only_to_loopback);
     suite_add_tcase(s, tc);
     return s;
 }
