@@ -20,6 +20,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "tst_check.h"
 #include "brk_crypto.h"
@@ -1007,6 +1010,141 @@ START_TEST(plain_http_only_to_loopback)
 }
 END_TEST
 
+
+/* ---- https ------------------------------------------------------------------------------------ */
+
+static unsigned short free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* A self-signed certificate (its own CA) for the names in san ("DNS:localhost", ...). */
+static void make_cert(const char *dir, const char *name, const char *san)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
+             "-subj /CN=%s -addext 'subjectAltName=%s' -keyout %s/%s.key -out %s/%s.pem "
+             "2>/dev/null",
+             name, san, dir, name, dir, name);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* A second broker on B's database and data directory (so the same keys), serving https with
+ * dir/<name>.pem. Returns its pid once GET /healthz answers 200 over https. */
+static pid_t start_tls_broker(const char *dir, const char *name, unsigned short port)
+{
+    char listen[64], db[600], data[300], cert[300], key[300], path[1200], logp[300], cmd[1024];
+    const char *bin = getenv("GSAP_BROKER_BIN");
+    snprintf(listen, sizeof listen, "GSAP_LISTEN=127.0.0.1:%u", port);
+    snprintf(db, sizeof db, "GSAP_DATABASE_URL=%s", B.conninfo);
+    snprintf(data, sizeof data, "GSAP_DATA_DIR=%s", B.dir);
+    snprintf(cert, sizeof cert, "GSAP_TLS_CERT=%s/%s.pem", dir, name);
+    snprintf(key, sizeof key, "GSAP_TLS_KEY=%s/%s.key", dir, name);
+    snprintf(path, sizeof path, "PATH=%s", getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+    snprintf(logp, sizeof logp, "%s/tls-broker.log", dir);
+    char *envp[] = {listen, db, data, cert, key, path, "GSAP_THREADS=1", NULL};
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+            _exit(127);
+        execve(bin, (char *[]){(char *)bin, "serve", NULL}, envp);
+        _exit(127);
+    }
+    snprintf(cmd, sizeof cmd,
+             "curl -s --cacert %s/%s.pem -o /dev/null -w '%%{http_code}' "
+             "https://localhost:%u/healthz",
+             dir, name, port);
+    for (int i = 0; i < 300; i++) {
+        char out[16] = "";
+        FILE *p = popen(cmd, "r");
+        size_t n = fread(out, 1, sizeof out - 1, p);
+        out[n] = '\0';
+        pclose(p);
+        if (strcmp(out, "200") == 0)
+            return pid;
+        usleep(100 * 1000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ck_abort_msg("the https broker did not get healthy (see %s)", logp);
+    return -1;
+}
+
+static void stop_tls_broker(pid_t pid)
+{
+    int st;
+    kill(pid, SIGTERM);
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+}
+
+/*
+ * exec over https: the broker's certificate (for DNS:localhost only) verifies against
+ * GSAP_CA_FILE and the run is stored; the same broker reached as 127.0.0.1 (a name the
+ * certificate does not carry), under another CA, or with the system store (which does not know
+ * this CA) is refused before any request is sent: exit 125, no AC issued.
+ */
+START_TEST(https_broker)
+{
+    char dir[] = "/tmp/it_exec_tls.XXXXXX", ca[200], wrong_ca[200], url_name[80], url_ip[80];
+    char corpus_env[100];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    make_cert(dir, "broker", "DNS:localhost");
+    make_cert(dir, "other", "DNS:localhost");
+    unsigned short port = free_port();
+    pid_t pid = start_tls_broker(dir, "broker", port);
+    snprintf(ca, sizeof ca, "GSAP_CA_FILE=%s/broker.pem", dir);
+    snprintf(wrong_ca, sizeof wrong_ca, "GSAP_CA_FILE=%s/other.pem", dir);
+    snprintf(url_name, sizeof url_name, "GSAP_BROKER_URL=https://localhost:%u", port);
+    snprintf(url_ip, sizeof url_ip, "GSAP_BROKER_URL=https://127.0.0.1:%u", port);
+    snprintf(corpus_env, sizeof corpus_env, "GSAP_CORPUS_CID=%s", CORPUS);
+    PGconn *c = tst_pg_connect(DB);
+
+    result_t r = run_exec((const char *const[]){url_name, ca, corpus_env, NULL},
+                          (const char *const[]){"--json", "--exec", "echo tls", NULL});
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(jget(&r, "output"), "tls\n");
+    ck_assert_int_eq(crs_count(jget(&r, "ac_id")), 1);
+    result_clear(&r);
+    ck_assert_int_eq(tst_pg_long(c, "SELECT count(*) FROM acs"), 1);
+
+    const char *const *bad[] = {
+        (const char *const[]){url_name, wrong_ca, corpus_env, NULL},
+        (const char *const[]){url_ip, ca, corpus_env, NULL},
+        (const char *const[]){url_name, corpus_env, NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = run_exec(bad[i], (const char *const[]){"--exec", "echo tls", NULL});
+        ck_assert_msg(r.status == 125, "case %zu: exit %d", i, r.status);
+        ck_assert_ptr_nonnull(strstr(r.err, "certificate verify failed"));
+        ck_assert_str_eq(r.out, "");
+        result_clear(&r);
+    }
+    /* a CA file that is not there is a configuration error */
+    r = run_exec((const char *const[]){url_name, "GSAP_CA_FILE=/nonexistent.pem", corpus_env,
+                                       NULL},
+                 (const char *const[]){"--exec", "echo tls", NULL});
+    ck_assert_int_eq(r.status, 125);
+    ck_assert_ptr_nonnull(strstr(r.err, "CA file"));
+    result_clear(&r);
+    ck_assert_int_eq(tst_pg_long(c, "SELECT count(*) FROM acs"), 1);
+    PQfinish(c);
+    stop_tls_broker(pid);
+    rm_rf(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("it_exec");
@@ -1030,6 +1168,7 @@ static Suite *suite(void)
     tcase_add_test(tc, ac_forms);
     tcase_add_test(tc, ac_size_limit);
     tcase_add_test(tc, plain_http_only_to_loopback);
+    tcase_add_test(tc, https_broker);
     suite_add_tcase(s, tc);
     return s;
 }
