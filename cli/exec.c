@@ -1151,10 +1151,12 @@ static int self_authorized(const exec_cfg_t *cfg, exec_run_t *st, const struct s
         goto out;
     }
     if ((n = cli_spool_count(dirfd)) < 0 || n >= CLI_SPOOL_MAX_FILES) {
+        char why[EXEC_ERR_MAX / 2]; /* fail() rewrites st->error: not an argument of its own */
+        snprintf(why, sizeof why, "%s", st->error);
         code = fail(st, CLI_EXEC_UNREACHABLE,
                     "%s; not running self-authorized: the spool %s (flush it with "
                     "`gsap-broker exec --flush-spool`)",
-                    st->error, n < 0 ? "cannot be listed" : "is full");
+                    why, n < 0 ? "cannot be listed" : "is full");
         goto out;
     }
     if (self_context_id(st->self_id) != 0) {
