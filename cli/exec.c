@@ -66,61 +66,19 @@
 #include "brk_json.h"
 #include "brk_tls_client.h"
 #include "exec_env.h"
+#include "exec_int.h"
 #include "exec_http.h"
 #include "exec_spool.h"
 #include "banned.h"
 
-#define EXEC_MAX_CAPTURE (1024 * 1024) /* output bytes kept for --json; hashing covers all */
 #define EXEC_POLL_MS 500               /* between polls of a pending AC */
 #define EXEC_ELEVATION_WAIT_S 60       /* default of GSAP_ELEVATION_WAIT_S */
 #define EXEC_ELEVATION_WAIT_MAX_S 86400
 #define EXEC_CTX_ID_MAX 128 /* a context id we put into a path */
-#define EXEC_ERR_MAX 512
 #define EXEC_IO_CHUNK 65536
-#define EXEC_TIME_MAX 32 /* "2026-11-23T10:00:00.123Z" */
 #define EXEC_SIG_PREFIX "ed25519:"
 #define EXEC_SHELL "/bin/sh"
 #define EXEC_SELF_PREFIX "self-" /* context ids of self-authorized runs */
-#define EXEC_SELF_ID_MAX 48      /* "self-" + a UUID */
-
-typedef struct exec_cfg {
-    int json, dry_run, flush_spool;
-    const char *command;
-    char command_hash[BRK_CID_LEN + 1];
-    const char *url;
-    cli_http_t *http; /* the broker (owned by cli_exec) */
-    char *token;      /* GSAP_TOKEN, taken out of our environment (owned) */
-    char *ac_text;    /* GSAP_AC or the --ac file (owned) */
-    size_t ac_len;
-    const char *ac_file; /* --ac */
-    const char *corpus_cid; /* NULL when unset */
-    const char *accord;
-    const char *params_cid; /* NULL when unset */
-    char params_default[BRK_CID_LEN + 1];
-    const char *capability_set;
-    const char *chronicle_session;
-    const char *behavior_state;
-    const char *merkle_root;
-    long elevation_wait_s;
-    int self_auth;         /* GSAP_SELF_AUTH=1 */
-    const char *spool_dir; /* GSAP_SPOOL_DIR */
-} exec_cfg_t;
-
-typedef struct exec_run {
-    json_t *ac;      /* the AC in use (owned) */
-    json_t *receipt; /* the broker's answer to the CR (owned) */
-    int ran;         /* the command was started */
-    int cmd_exit;    /* its exit code, 128 + signal when a signal ended it */
-    char started_at[EXEC_TIME_MAX], completed_at[EXEC_TIME_MAX];
-    char stdout_hash[BRK_CID_LEN + 1], stderr_hash[BRK_CID_LEN + 1];
-    uint64_t output_bytes;
-    char *captured; /* --json: stdout, at most EXEC_MAX_CAPTURE bytes (owned) */
-    size_t captured_len;
-    int captured_truncated;
-    char self_id[EXEC_SELF_ID_MAX]; /* a self-authorized run's context id, else "" */
-    char spooled[CLI_SPOOL_NAME_MAX]; /* the spool file of its receipt, else "" */
-    char error[EXEC_ERR_MAX];
-} exec_run_t;
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -988,135 +946,6 @@ out:
     return code;
 }
 
-/* ---- reporting ------------------------------------------------------------------------------ */
-
-/* The length of the valid UTF-8 sequence at p (n bytes left), or 0 (RFC 3629: no overlong
- * forms, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-    size_t len;
-    unsigned lo = 0x80, hi = 0xbf;
-
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] < 0xc2 || p[0] > 0xf4)
-        return 0;
-    len = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
-    if (p[0] == 0xe0)
-        lo = 0xa0; /* overlong */
-    else if (p[0] == 0xed)
-        hi = 0x9f; /* surrogates */
-    else if (p[0] == 0xf0)
-        lo = 0x90; /* overlong */
-    else if (p[0] == 0xf4)
-        hi = 0x8f; /* above U+10FFFF */
-    if (len > n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf)
-            return 0;
-    return len;
-}
-
-/* JSON strings must be UTF-8: invalid bytes of the captured output become U+FFFD. */
-static json_t *utf8_string(const char *p, size_t n)
-{
-    json_t *s = json_stringn(p, n);
-    char *fixed;
-    size_t o = 0;
-
-    if (s)
-        return s;
-    fixed = brk_malloc(n * 3 + 1);
-    for (size_t i = 0; i < n;) {
-        size_t len = utf8_seq((const unsigned char *)p + i, n - i);
-        if (len > 0) {
-            memcpy(fixed + o, p + i, len);
-            o += len;
-            i += len;
-        } else {
-            memcpy(fixed + o, "\xef\xbf\xbd", 3);
-            o += 3;
-            i++;
-        }
-    }
-    s = json_stringn(fixed, o);
-    free(fixed);
-    return s;
-}
-
-/* A string member of the receipt, else of the AC, as a JSON string or null. */
-static json_t *field(const json_t *primary, const json_t *fallback, const char *key)
-{
-    const char *v = jstr(primary, key) ? jstr(primary, key) : jstr(fallback, key);
-    return v ? json_string(v) : json_null();
-}
-
-/* The --json summary: one object on one line. */
-static void report_json(const exec_cfg_t *cfg, const exec_run_t *st, int code)
-{
-    json_t *o = json_object();
-    char *text;
-
-    json_object_set_new(o, "success", json_boolean(code == CLI_EXEC_OK));
-    json_object_set_new(o, "exit_code", st->ran ? json_integer(st->cmd_exit) : json_null());
-    json_object_set_new(o, "ac_id", st->self_id[0] ? json_string(st->self_id)
-                                                   : field(st->ac, NULL, "context_id"));
-    json_object_set_new(o, "cr_id", field(st->receipt, NULL, "cr_id"));
-    json_object_set_new(o, "chronicle_cid", field(st->receipt, NULL, "chronicle_cid"));
-    json_object_set_new(o, "lineage_cid", field(st->receipt, NULL, "lineage_cid"));
-    json_object_set_new(o, "session_url", field(st->receipt, st->ac, "session_url"));
-    json_object_set_new(o, "ac_mode",
-                        st->ac == NULL ? json_null()
-                        : json_is_true(json_object_get(st->ac, "session_mode"))
-                            ? json_string("session")
-                            : json_string("single"));
-    if (st->receipt)
-        json_object_set_new(o, "effective_outcome", field(st->receipt, NULL, "effective_outcome"));
-    if (cfg->dry_run)
-        json_object_set_new(o, "dry_run", json_true());
-    if (st->self_id[0]) {
-        json_object_set_new(o, "self_authorized", json_true());
-        json_object_set_new(o, "spool_file", st->spooled[0] ? json_string(st->spooled)
-                                                            : json_null());
-    }
-    /* gsh's "output": the command's stdout as captured (EXEC_MAX_CAPTURE bytes at most; the
-     * receipt's stdout_hash covers all of it); "stdout" is the same, for older readers. */
-    if (st->ran) {
-        json_t *out = utf8_string(st->captured ? st->captured : "", st->captured_len);
-        json_object_set(o, "output", out);
-        json_object_set_new(o, "stdout", out);
-        if (st->captured_truncated) {
-            json_object_set_new(o, "output_truncated", json_true());
-            json_object_set_new(o, "stdout_truncated", json_true());
-        }
-    } else {
-        json_object_set_new(o, "output", json_null());
-    }
-    if (code != CLI_EXEC_OK)
-        json_object_set_new(o, "error", json_string(st->error[0] ? st->error : "failed"));
-    text = json_dumps(o, JSON_COMPACT);
-    if (text)
-        printf("%s\n", text);
-    free(text);
-    json_decref(o);
-}
-
-static void report(const exec_cfg_t *cfg, const exec_run_t *st, int code)
-{
-    if (cfg->json) {
-        report_json(cfg, st, code);
-    } else if (code != CLI_EXEC_OK) {
-        fprintf(stderr, "gsap-broker exec: %s\n", st->error[0] ? st->error : "failed");
-    } else if (cfg->dry_run && st->ac) {
-        char *text = json_dumps(st->ac, JSON_INDENT(2));
-        if (text)
-            printf("%s\n", text);
-        free(text);
-    }
-    fflush(stdout);
-}
-
 /* ---- the self-authorized fallback ---------------------------------------------------------- */
 
 /* A random (version 4) UUID after EXEC_SELF_PREFIX: the context id of a self-authorized run. */
@@ -1293,7 +1122,7 @@ int cli_exec(int argc, char **argv)
     } else {
         if (code == CLI_EXEC_OK)
             code = run(&cfg, &st, &old_pipe);
-        report(&cfg, &st, code);
+        cli_exec__report(&cfg, &st, code);
     }
     sigaction(SIGPIPE, &old_pipe, NULL);
     cli_http_clear(&http);
