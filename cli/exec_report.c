@@ -105,11 +105,11 @@ static void report_json(const exec_cfg_t *cfg, const exec_run_t *st, int code)
         json_object_set_new(o, "effective_outcome", field(st->receipt, NULL, "effective_outcome"));
     if (cfg->dry_run)
         json_object_set_new(o, "dry_run", json_true());
-    if (st->self_id[0]) {
+    if (st->self_id[0])
         json_object_set_new(o, "self_authorized", json_true());
+    if (st->self_id[0] || st->spooled[0])
         json_object_set_new(o, "spool_file", st->spooled[0] ? json_string(st->spooled)
                                                             : json_null());
-    }
     /* gsh's "output": the command's stdout as captured (EXEC_MAX_CAPTURE bytes at most; the
      * receipt's stdout_hash covers all of it); "stdout" is the same, for older readers. */
     if (st->ran) {

@@ -1480,6 +1480,63 @@ START_TEST(flush_spool_rejects_and_limits)
 }
 END_TEST
 
+
+/*
+ * The broker dies while the command runs: under GSAP_SELF_AUTH the receipt (for the broker's
+ * own context) is spooled instead of lost, and --flush-spool posts it once the broker is back:
+ * 200, the file removed, the CR stored with the run's hashes.
+ */
+START_TEST(receipt_spooled_when_broker_goes_away)
+{
+    char dir[] = "/tmp/it_exec_away.XXXXXX", spool[128], spool_env[160], corpus_env[100];
+    char marker[160], cmd[256], hash[BRK_CID_LEN + 1];
+    struct stat sb;
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(spool, sizeof spool, "%s/spool", dir);
+    snprintf(spool_env, sizeof spool_env, "GSAP_SPOOL_DIR=%s", spool);
+    snprintf(corpus_env, sizeof corpus_env, "GSAP_CORPUS_CID=%s", CORPUS);
+    snprintf(marker, sizeof marker, "%s/started", dir);
+    snprintf(cmd, sizeof cmd, "touch %s; sleep 2; echo done", marker);
+
+    child_t c = spawn_exec((const char *const[]){corpus_env, spool_env, "GSAP_SELF_AUTH=1", NULL},
+                           (const char *const[]){"--json", "--exec", cmd, NULL});
+    for (int i = 0; i < 400 && stat(marker, &sb) != 0; i++)
+        usleep(25000);
+    ck_assert_int_eq(stat(marker, &sb), 0);
+    tst_broker_kill(&B);
+    result_t r = wait_exec(c);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_null(json_object_get(r.json, "self_authorized"));
+    ck_assert_ptr_nonnull(jget(&r, "spool_file"));
+    char *ctx = strdup(jget(&r, "ac_id"));
+    result_clear(&r);
+    ck_assert_int_eq(spool_files(spool, ".json", NULL, 0), 1);
+
+    ck_assert_int_eq(tst_broker_restart(&B), 0);
+    ck_assert_int_eq(crs_count(ctx), 0);
+    r = run_exec((const char *const[]){spool_env, NULL},
+                 (const char *const[]){"--json", "--flush-spool", NULL});
+    ck_assert_int_eq(r.status, 0);
+    ck_assert(json_is_true(json_object_get(r.json, "success")));
+    ck_assert_int_eq(json_integer_value(json_object_get(r.json, "posted")), 1);
+    result_clear(&r);
+    ck_assert_int_eq(spool_files(spool, "", NULL, 0), 0);
+    ck_assert_int_eq(crs_count(ctx), 1);
+    char *v = crs_value(ctx, "cr->>'stdout_hash'");
+    cid_of("done\n", hash);
+    ck_assert_str_eq(v, hash);
+    free(v);
+    /* nothing left: a second flush posts nothing and succeeds */
+    r = run_exec((const char *const[]){spool_env, NULL},
+                 (const char *const[]){"--flush-spool", NULL});
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.out, "posted 0, kept 0, rejected 0\n");
+    result_clear(&r);
+    free(ctx);
+    rm_rf(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("it_exec");
@@ -1507,6 +1564,7 @@ static Suite *suite(void)
     tcase_add_test(tc, self_authorized_run_is_spooled);
     tcase_add_test(tc, flush_spool);
     tcase_add_test(tc, flush_spool_rejects_and_limits);
+    tcase_add_test(tc, receipt_spooled_when_broker_goes_away);
     suite_add_tcase(s, tc);
     return s;
 }
