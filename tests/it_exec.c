@@ -1505,7 +1505,7 @@ START_TEST(receipt_spooled_when_broker_goes_away)
     ck_assert_int_eq(stat(marker, &sb), 0);
     tst_broker_kill(&B);
     result_t r = wait_exec(c);
-    ck_assert_int_eq(r.status, 0);
+    ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.out);
     ck_assert_ptr_null(json_object_get(r.json, "self_authorized"));
     ck_assert_ptr_nonnull(jget(&r, "spool_file"));
     char *ctx = strdup(jget(&r, "ac_id"));
