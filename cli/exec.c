@@ -71,8 +71,8 @@
 #include "exec_spool.h"
 #include "banned.h"
 
-#define EXEC_POLL_MS 500               /* between polls of a pending AC */
-#define EXEC_ELEVATION_WAIT_S 60       /* default of GSAP_ELEVATION_WAIT_S */
+#define EXEC_POLL_MS 500         /* between polls of a pending AC */
+#define EXEC_ELEVATION_WAIT_S 60 /* default of GSAP_ELEVATION_WAIT_S */
 #define EXEC_ELEVATION_WAIT_MAX_S 86400
 #define EXEC_CTX_ID_MAX 128 /* a context id we put into a path */
 #define EXEC_IO_CHUNK 65536
@@ -567,7 +567,8 @@ static int published_key(const exec_cfg_t *cfg, exec_run_t *st, const char *key_
     cli_http_resp_t r = {0};
     const json_t *keys, *k;
     size_t i;
-    int rc = cli_http_retry(cfg->http, EVHTTP_REQ_GET, "/.well-known/gsap-broker.json", NULL, NULL, &r);
+    int rc =
+        cli_http_retry(cfg->http, EVHTTP_REQ_GET, "/.well-known/gsap-broker.json", NULL, NULL, &r);
     int code = CLI_EXEC_AUTH;
 
     if (rc != 0) {
@@ -889,13 +890,13 @@ static json_t *completion_request(const exec_cfg_t *cfg, const exec_run_t *st)
         json_pack("{s:s*,s:s,s:s?}", "session_id", cfg->chronicle_session, "behavior_state",
                   cfg->behavior_state, "merkle_root", cfg->merkle_root);
 
-    return json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s?,s:s?,s:s,s:s,s:I,s:o,s:b}", "context_id",
-                     ctx, "outcome",
-                     st->cmd_exit == 0 ? "completed" : "failed", "exit_code", st->cmd_exit,
-                     "started_at", st->started_at, "completed_at", st->completed_at, "command_hash",
-                     cfg->command_hash, "corpus_entry_cid", corpus, "parameters_cid", params,
-                     "stdout_hash", st->stdout_hash, "stderr_hash", st->stderr_hash, "output_bytes",
-                     (json_int_t)st->output_bytes, "chronicle", chronicle, "self_authorized", self);
+    return json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s?,s:s?,s:s,s:s,s:I,s:o,s:b}", "context_id", ctx,
+                     "outcome", st->cmd_exit == 0 ? "completed" : "failed", "exit_code",
+                     st->cmd_exit, "started_at", st->started_at, "completed_at", st->completed_at,
+                     "command_hash", cfg->command_hash, "corpus_entry_cid", corpus,
+                     "parameters_cid", params, "stdout_hash", st->stdout_hash, "stderr_hash",
+                     st->stderr_hash, "output_bytes", (json_int_t)st->output_bytes, "chronicle",
+                     chronicle, "self_authorized", self);
 }
 
 /* The broker's judgement of an accepted CR: a violated receipt is a governance violation. */
@@ -1066,8 +1067,7 @@ static int flush_spool(exec_cfg_t *cfg, exec_run_t *st)
     if (rep.stop_rc != 0)
         code = transfer_failed(cfg, st, rep.stop_rc, "flush the spool");
     else if (rep.stop_status == 401 || rep.stop_status == 403)
-        code = fail(st, CLI_EXEC_AUTH, "flush the spool: the broker answered %d",
-                    rep.stop_status);
+        code = fail(st, CLI_EXEC_AUTH, "flush the spool: the broker answered %d", rep.stop_status);
     else if (rep.kept || rep.rejected)
         code = fail(st, CLI_EXEC_FAILED, "flush the spool: %d receipt(s) kept, %d rejected",
                     rep.kept, rep.rejected);

@@ -23,7 +23,10 @@
 #define CLI_AC_MAX (64 * 1024) /* bytes of GSAP_AC or of an --ac file, encoded */
 
 /* The prefixes of the variables the command never sees. */
-#define CLI_ENV_STRIP_PREFIXES {"GSAP_", "CHRONICLE_", NULL}
+#define CLI_ENV_STRIP_PREFIXES                                                                     \
+    {                                                                                              \
+        "GSAP_", "CHRONICLE_", NULL                                                                \
+    }
 
 /*
  * cli_ac_decode: the AC in text (len bytes; JSON, or base64/base64url of JSON; surrounding

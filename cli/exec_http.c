@@ -62,8 +62,10 @@ int cli_http_init(cli_http_t *h, const char *url, const char *token, const char 
     h->tls = strcasecmp(scheme, "https") == 0;
     if (host == NULL || (hl = strlen(host)) == 0 || hl >= sizeof h->host ||
         evhttp_uri_get_userinfo(u) != NULL || port == 0 || port > 65535) {
-        snprintf(err, errlen, "GSAP_BROKER_URL \"%s\" needs a host, an optional port and no user "
-                 "info", url);
+        snprintf(err, errlen,
+                 "GSAP_BROKER_URL \"%s\" needs a host, an optional port and no user "
+                 "info",
+                 url);
         goto out;
     }
     h->port = (unsigned short)(port < 0 ? (h->tls ? 443 : 80) : port);
@@ -187,8 +189,8 @@ static void http_add_headers(const cli_http_t *h, struct evhttp_request *req, co
         evhttp_add_header(hd, "Idempotency-Key", idempotency_key);
 }
 
-int cli_http_once(cli_http_t *h, enum evhttp_cmd_type method, const char *path,
-                  const char *body, const char *idempotency_key, cli_http_resp_t *out)
+int cli_http_once(cli_http_t *h, enum evhttp_cmd_type method, const char *path, const char *body,
+                  const char *idempotency_key, cli_http_resp_t *out)
 {
     struct event_base *base = NULL;
     struct evhttp_connection *conn = NULL;
@@ -254,8 +256,8 @@ out:
     return rc;
 }
 
-int cli_http_retry(cli_http_t *h, enum evhttp_cmd_type method, const char *path,
-                   const char *body, const char *idempotency_key, cli_http_resp_t *out)
+int cli_http_retry(cli_http_t *h, enum evhttp_cmd_type method, const char *path, const char *body,
+                   const char *idempotency_key, cli_http_resp_t *out)
 {
     long pause = CLI_HTTP_BACKOFF_MS;
     for (int attempt = 0;; attempt++) {

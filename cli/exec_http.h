@@ -29,8 +29,8 @@
 
 /* A broker to talk to. Filled by cli_http_init, released by cli_http_clear. */
 typedef struct cli_http {
-    const char *url; /* as given (borrowed) */
-    int tls;         /* https */
+    const char *url;              /* as given (borrowed) */
+    int tls;                      /* https */
     char host[CLI_HTTP_HOST_MAX]; /* for connect(), IPv6 brackets removed */
     char host_header[CLI_HTTP_HOST_MAX + 8];
     unsigned short port;
@@ -69,16 +69,16 @@ void cli_http_clear(cli_http_t *h);
  * BRK_ETIMEDOUT, BRK_ECRYPTO (TLS failed: h->tls_error says why), BRK_ETOOBIG (body over
  * CLI_HTTP_MAX_RESPONSE), BRK_ENOMEM.
  */
-int cli_http_once(cli_http_t *h, enum evhttp_cmd_type method, const char *path,
-                  const char *body, const char *idempotency_key, cli_http_resp_t *out);
+int cli_http_once(cli_http_t *h, enum evhttp_cmd_type method, const char *path, const char *body,
+                  const char *idempotency_key, cli_http_resp_t *out);
 
 /*
  * cli_http_retry: cli_http_once, tried again up to CLI_HTTP_RETRIES times after BRK_EIO,
  * BRK_ETIMEDOUT or a 5xx, with a doubling pause. Only for requests whose repetition is
  * harmless (GETs, a POST under an Idempotency-Key, an identical CR). Returns as the last try.
  */
-int cli_http_retry(cli_http_t *h, enum evhttp_cmd_type method, const char *path,
-                   const char *body, const char *idempotency_key, cli_http_resp_t *out);
+int cli_http_retry(cli_http_t *h, enum evhttp_cmd_type method, const char *path, const char *body,
+                   const char *idempotency_key, cli_http_resp_t *out);
 
 /* cli_http_unreachable: 1 when rc (from the functions above) means the broker could not be
  * reached at all (refused, reset, timed out), as opposed to a TLS or protocol failure. */

@@ -17,7 +17,7 @@
 
 #define EXEC_MAX_CAPTURE (1024 * 1024) /* output bytes kept for --json; hashing covers all */
 #define EXEC_ERR_MAX 512
-#define EXEC_TIME_MAX 32 /* "2026-11-23T10:00:00.123Z" */
+#define EXEC_TIME_MAX 32    /* "2026-11-23T10:00:00.123Z" */
 #define EXEC_SELF_ID_MAX 48 /* "self-" + a UUID */
 
 typedef struct exec_cfg {
@@ -29,7 +29,7 @@ typedef struct exec_cfg {
     char *token;      /* GSAP_TOKEN, taken out of our environment (owned) */
     char *ac_text;    /* GSAP_AC or the --ac file (owned) */
     size_t ac_len;
-    const char *ac_file; /* --ac */
+    const char *ac_file;    /* --ac */
     const char *corpus_cid; /* NULL when unset */
     const char *accord;
     const char *params_cid; /* NULL when unset */
@@ -54,7 +54,7 @@ typedef struct exec_run {
     char *captured; /* --json: stdout, at most EXEC_MAX_CAPTURE bytes (owned) */
     size_t captured_len;
     int captured_truncated;
-    char self_id[EXEC_SELF_ID_MAX]; /* a self-authorized run's context id, else "" */
+    char self_id[EXEC_SELF_ID_MAX];   /* a self-authorized run's context id, else "" */
     char spooled[CLI_SPOOL_NAME_MAX]; /* the spool file of its receipt, else "" */
     char error[EXEC_ERR_MAX];
 } exec_run_t;

@@ -90,8 +90,8 @@ static void report_json(const exec_cfg_t *cfg, const exec_run_t *st, int code)
 
     json_object_set_new(o, "success", json_boolean(code == CLI_EXEC_OK));
     json_object_set_new(o, "exit_code", st->ran ? json_integer(st->cmd_exit) : json_null());
-    json_object_set_new(o, "ac_id", st->self_id[0] ? json_string(st->self_id)
-                                                   : field(st->ac, NULL, "context_id"));
+    json_object_set_new(
+        o, "ac_id", st->self_id[0] ? json_string(st->self_id) : field(st->ac, NULL, "context_id"));
     json_object_set_new(o, "cr_id", field(st->receipt, NULL, "cr_id"));
     json_object_set_new(o, "chronicle_cid", field(st->receipt, NULL, "chronicle_cid"));
     json_object_set_new(o, "lineage_cid", field(st->receipt, NULL, "lineage_cid"));
@@ -108,8 +108,8 @@ static void report_json(const exec_cfg_t *cfg, const exec_run_t *st, int code)
     if (st->self_id[0])
         json_object_set_new(o, "self_authorized", json_true());
     if (st->self_id[0] || st->spooled[0])
-        json_object_set_new(o, "spool_file", st->spooled[0] ? json_string(st->spooled)
-                                                            : json_null());
+        json_object_set_new(o, "spool_file",
+                            st->spooled[0] ? json_string(st->spooled) : json_null());
     /* gsh's "output": the command's stdout as captured (EXEC_MAX_CAPTURE bytes at most; the
      * receipt's stdout_hash covers all of it); "stdout" is the same, for older readers. */
     if (st->ran) {

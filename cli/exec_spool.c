@@ -36,14 +36,12 @@ int cli_spool_open(const char *dir, int create, int *dirfd, char *err, size_t er
 
     *dirfd = -1;
     if (create && mkdir(dir, CLI_SPOOL_DIR_MODE) < 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create the spool directory \"%s\": %s", dir,
-                 strerror(errno));
+        snprintf(err, errlen, "cannot create the spool directory \"%s\": %s", dir, strerror(errno));
         return BRK_EIO;
     }
     fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot open the spool directory \"%s\": %s", dir,
-                 strerror(errno));
+        snprintf(err, errlen, "cannot open the spool directory \"%s\": %s", dir, strerror(errno));
         return BRK_EIO;
     }
     if (fstat(fd, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
@@ -156,8 +154,10 @@ int cli_spool_write(int dirfd, const char *body, char name[CLI_SPOOL_NAME_MAX], 
         return BRK_EIO;
     }
     if (n >= CLI_SPOOL_MAX_FILES) {
-        snprintf(err, errlen, "the spool already holds %d receipts (flush it with "
-                 "`gsap-broker exec --flush-spool`)", CLI_SPOOL_MAX_FILES);
+        snprintf(err, errlen,
+                 "the spool already holds %d receipts (flush it with "
+                 "`gsap-broker exec --flush-spool`)",
+                 CLI_SPOOL_MAX_FILES);
         return BRK_ELIMIT;
     }
     if (brk_random(rnd, sizeof rnd) != 0) {
@@ -168,8 +168,7 @@ int cli_spool_write(int dirfd, const char *body, char name[CLI_SPOOL_NAME_MAX], 
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(name, CLI_SPOOL_NAME_MAX, "%s%s-%s%s", CLI_SPOOL_PREFIX, stamp, hex,
-             CLI_SPOOL_SUFFIX);
+    snprintf(name, CLI_SPOOL_NAME_MAX, "%s%s-%s%s", CLI_SPOOL_PREFIX, stamp, hex, CLI_SPOOL_SUFFIX);
     snprintf(tmp, sizeof tmp, "%s%s", SPOOL_TMP_PREFIX, hex);
     fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                 CLI_SPOOL_FILE_MODE);
@@ -261,8 +260,8 @@ out:
  * self-authorized contexts. */
 static int retryable_4xx(const cli_http_resp_t *r)
 {
-    const char *code = json_string_value(json_object_get(json_object_get(r->json, "error"),
-                                                         "code"));
+    const char *code =
+        json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
     if (r->status == 401 || r->status == 403 || r->status == 408 || r->status == 429)
         return 1;
     return r->status == 404 && code && strcmp(code, "context_not_found") == 0;
@@ -273,8 +272,8 @@ static void answer_text(const cli_http_resp_t *r, char *buf, size_t cap)
     const json_t *e = json_object_get(r->json, "error");
     const char *code = json_string_value(json_object_get(e, "code"));
     const char *msg = json_string_value(json_object_get(e, "message"));
-    snprintf(buf, cap, "broker answered %d %s%s%s", r->status, code ? code : "",
-             msg ? ": " : "", msg ? msg : "");
+    snprintf(buf, cap, "broker answered %d %s%s%s", r->status, code ? code : "", msg ? ": " : "",
+             msg ? msg : "");
 }
 
 void cli_spool_flush(int dirfd, cli_http_t *h, FILE *log, cli_spool_report_t *rep)
@@ -313,8 +312,8 @@ void cli_spool_flush(int dirfd, cli_http_t *h, FILE *log, cli_spool_report_t *re
             if (unlinkat(dirfd, names[i], 0) == 0) {
                 rep->posted++;
             } else {
-                fprintf(log, "gsap-broker exec: %s: posted, but cannot remove it: %s\n",
-                        names[i], strerror(errno));
+                fprintf(log, "gsap-broker exec: %s: posted, but cannot remove it: %s\n", names[i],
+                        strerror(errno));
                 rep->kept++;
             }
         } else if (r.status >= 500 || (r.status >= 400 && retryable_4xx(&r))) {

@@ -24,7 +24,7 @@
 
 #include "exec_http.h"
 
-#define CLI_SPOOL_MAX_FILES 1000       /* spooled and rejected receipts kept at most */
+#define CLI_SPOOL_MAX_FILES 1000        /* spooled and rejected receipts kept at most */
 #define CLI_SPOOL_MAX_BYTES (64 * 1024) /* one spooled receipt, bytes */
 #define CLI_SPOOL_DIR_MODE 0700
 #define CLI_SPOOL_FILE_MODE 0600

@@ -231,8 +231,8 @@ static int emit_start(const fn_env_t *env, const fn_event_t *ev, fn_async_t *job
         goto out;
     }
     /* The connection owns bev from here (NULL: a plain socket it makes itself). */
-    e->conn = evhttp_connection_base_bufferevent_new(env->base, NULL, bev, bare,
-                                                     (unsigned short)port);
+    e->conn =
+        evhttp_connection_base_bufferevent_new(env->base, NULL, bev, bare, (unsigned short)port);
     if (e->conn == NULL && bev)
         bufferevent_free(bev);
     if (e->conn == NULL || (req = evhttp_request_new(on_response, e)) == NULL) {

@@ -15,12 +15,21 @@
 
 START_TEST(loopback_forms)
 {
-    static const char *const yes[] = {"127.0.0.1", "127.255.255.254", "127.0.0.0", "::1",
-                                      "localhost", "LocalHost", "localhost.", "::ffff:127.0.0.1",
-                                      "0:0:0:0:0:0:0:1", NULL};
-    static const char *const no[] = {"128.0.0.1", "126.255.255.255", "0.0.0.0", "::",
-                                     "localhost.example", "[::1]", "127.0.0.1.nip.io",
-                                     "::ffff:10.0.0.1", "10.0.0.1", "", "127.1", NULL};
+    static const char *const yes[] = {
+        "127.0.0.1",  "127.255.255.254",  "127.0.0.0",       "::1", "localhost", "LocalHost",
+        "localhost.", "::ffff:127.0.0.1", "0:0:0:0:0:0:0:1", NULL};
+    static const char *const no[] = {"128.0.0.1",
+                                     "126.255.255.255",
+                                     "0.0.0.0",
+                                     "::",
+                                     "localhost.example",
+                                     "[::1]",
+                                     "127.0.0.1.nip.io",
+                                     "::ffff:10.0.0.1",
+                                     "10.0.0.1",
+                                     "",
+                                     "127.1",
+                                     NULL};
     for (int i = 0; yes[i]; i++)
         ck_assert_msg(brk_host_is_loopback(yes[i]) == 1, "%s", yes[i]);
     for (int i = 0; no[i]; i++)
