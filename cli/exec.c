@@ -1,35 +1,41 @@
 /*
- * exec: `gsap-broker exec [--json] [--dry-run] --exec COMMAND`, a gsh-compatible client of
- * this broker for demos and end-to-end tests.
+ * exec: `gsap-broker exec [--json] [--dry-run] [--ac FILE] --exec COMMAND` and
+ * `gsap-broker exec [--json] --flush-spool`, a gsh-compatible client of this broker.
  *
  * The steps, each of which decides the exit code when it fails:
- *   1. obtain an AC: GSAP_AC as given, or POST /governance/authorize/ (and, for a pending AC,
- *      poll GET /governance/authorize/{id}/ until an approver decides or the wait runs out);
+ *   1. obtain an AC: GSAP_AC or --ac FILE as given (JSON, or base64 of it), or POST
+ *      /governance/authorize/ (and, for a pending AC, poll GET /governance/authorize/{id}/
+ *      until an approver decides or the wait runs out);
  *   2. check it offline: the Ed25519 signature against /.well-known/gsap-broker.json, the
  *      ac_cid, expires_at, and that it authorizes this command, this corpus entry and (when
- *      GSAP_PARAMETERS_CID is set) these parameters; for a pre-issued GSAP_AC, ask the broker
- * whether it is still usable (not consumed, expired or revoked), so a replayed AC does not run its
- * command a second time;
- *   3. run `sh -c COMMAND`, streaming stdout and stderr through SHA-256 to our own streams;
+ *      GSAP_PARAMETERS_CID is set) these parameters; for a pre-issued AC, ask the broker
+ *      whether it is still usable (not consumed, expired or revoked), so a replayed AC does
+ *      not run its command a second time;
+ *   3. run `sh -c COMMAND` with no GSAP_* or CHRONICLE_* variable and no descriptor but 0, 1
+ *      and 2 (exec_env.h says why), streaming stdout and stderr through SHA-256;
  *   4. POST /governance/complete/, retried on connection errors and 5xx (the broker answers
  *      an identical retry with the same receipt).
+ * When the broker cannot be reached in steps 1-2 and GSAP_SELF_AUTH=1, the command runs
+ * anyway and its receipt ("self_authorized": true, context "self-<uuid>") is spooled
+ * (exec_spool.h) for `--flush-spool`.
  * Exit codes are gsh's (enum cli_exec_exit). The step functions return that enum rather than
  * a brk_err because choosing the exit code is their whole job; the helpers below them keep
  * the 0 / negative enum brk_err convention.
  *
- * Environment: GSAP_BROKER_URL (http://host[:port][/prefix]; plain HTTP only: a demo and test
- * client, meant for a broker on loopback or behind a TLS-terminating proxy), GSAP_TOKEN,
- * GSAP_AC, GSAP_CORPUS_CID, GSAP_ACCORD_TEMPLATE ("default"), GSAP_PARAMETERS_CID (the CID of
- * {} for the authorize request), GSAP_CAPABILITY_SET, GSAP_ELEVATION_WAIT_S (60),
- * CHRONICLE_SESSION_ID, CHRONICLE_BEHAVIOR_STATE ("unavailable"), CHRONICLE_MERKLE_ROOT.
+ * Environment: GSAP_BROKER_URL (http[s]://host[:port][/prefix]), GSAP_TOKEN, GSAP_CA_FILE,
+ * GSAP_INSECURE, GSAP_AC, GSAP_CORPUS_CID, GSAP_ACCORD_TEMPLATE ("default"),
+ * GSAP_PARAMETERS_CID (the CID of {} for the authorize request), GSAP_CAPABILITY_SET,
+ * GSAP_ELEVATION_WAIT_S (60), GSAP_SELF_AUTH, GSAP_SPOOL_DIR, CHRONICLE_SESSION_ID,
+ * CHRONICLE_BEHAVIOR_STATE ("unavailable"), CHRONICLE_MERKLE_ROOT.
  * An empty variable counts as unset. When GSAP_CORPUS_CID or GSAP_PARAMETERS_CID is unset the
  * receipt repeats the AC's value: the client has no observation of its own to report, and
  * inventing one would make the broker flag a mismatch that did not happen.
  *
- * Caveats: HTTP goes through libevent's evhttp, one connection and one event_base per request
- * (a CLI has nothing else to do meanwhile). Response bodies above EXEC_MAX_RESPONSE are
- * refused. The command's output is read until both pipes close, so a command that leaves a
- * background process holding them keeps exec waiting, as with any shell pipeline.
+ * Caveats: the transport is exec_http (one connection per request). The command's output is
+ * read until both pipes close, so a command that leaves a background process holding them
+ * keeps exec waiting, as with any shell pipeline. The command runs as our user: it cannot see
+ * the token in its environment, in /proc/<exec>/environ or through an inherited socket, and
+ * exec is not dumpable (no ptrace by the same user), but root can still read our memory.
  */
 #include "exec.h"
 
@@ -46,12 +52,10 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
-#include <event2/buffer.h>
-#include <event2/event.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 
@@ -60,68 +64,21 @@
 #include "brk_err.h"
 #include "brk_jcs.h"
 #include "brk_json.h"
+#include "brk_tls_client.h"
+#include "exec_env.h"
+#include "exec_int.h"
+#include "exec_http.h"
+#include "exec_spool.h"
 #include "banned.h"
 
-#define EXEC_MAX_RESPONSE (1024 * 1024) /* bytes of a broker response body read at most */
-#define EXEC_MAX_CAPTURE (1024 * 1024)  /* stdout bytes kept for --json; hashing covers all */
-#define EXEC_HTTP_TIMEOUT_S 30          /* connect, send and receive, per request */
-#define EXEC_RETRIES 3                  /* extra tries after a connection error or a 5xx */
-#define EXEC_BACKOFF_MS 250             /* before the first retry; doubled for each next one */
-#define EXEC_POLL_MS 500                /* between polls of a pending AC */
-#define EXEC_ELEVATION_WAIT_S 60        /* default of GSAP_ELEVATION_WAIT_S */
+#define EXEC_POLL_MS 500         /* between polls of a pending AC */
+#define EXEC_ELEVATION_WAIT_S 60 /* default of GSAP_ELEVATION_WAIT_S */
 #define EXEC_ELEVATION_WAIT_MAX_S 86400
-#define EXEC_HOST_MAX 256
-#define EXEC_PREFIX_MAX 512 /* path prefix of GSAP_BROKER_URL */
 #define EXEC_CTX_ID_MAX 128 /* a context id we put into a path */
-#define EXEC_ERR_MAX 512
 #define EXEC_IO_CHUNK 65536
-#define EXEC_TIME_MAX 32 /* "2026-11-23T10:00:00.123Z" */
 #define EXEC_SIG_PREFIX "ed25519:"
 #define EXEC_SHELL "/bin/sh"
-#define EXEC_USER_AGENT "gsap-broker-exec/1"
-
-typedef struct exec_cfg {
-    int json, dry_run;
-    const char *command;
-    char command_hash[BRK_CID_LEN + 1];
-    const char *url;
-    char host[EXEC_HOST_MAX]; /* for connect(), IPv6 brackets removed */
-    char host_header[EXEC_HOST_MAX + 8];
-    unsigned short port;
-    char prefix[EXEC_PREFIX_MAX]; /* path of the URL without trailing slashes */
-    const char *token;
-    const char *ac_env;     /* GSAP_AC */
-    const char *corpus_cid; /* NULL when unset */
-    const char *accord;
-    const char *params_cid; /* NULL when unset */
-    char params_default[BRK_CID_LEN + 1];
-    const char *capability_set;
-    const char *chronicle_session;
-    const char *behavior_state;
-    const char *merkle_root;
-    long elevation_wait_s;
-} exec_cfg_t;
-
-typedef struct exec_run {
-    json_t *ac;      /* the AC in use (owned) */
-    json_t *receipt; /* the broker's answer to the CR (owned) */
-    int ran;         /* the command was started */
-    int cmd_exit;    /* its exit code, 128 + signal when a signal ended it */
-    char started_at[EXEC_TIME_MAX], completed_at[EXEC_TIME_MAX];
-    char stdout_hash[BRK_CID_LEN + 1], stderr_hash[BRK_CID_LEN + 1];
-    uint64_t output_bytes;
-    char *captured; /* --json: stdout, at most EXEC_MAX_CAPTURE bytes (owned) */
-    size_t captured_len;
-    int captured_truncated;
-    char error[EXEC_ERR_MAX];
-} exec_run_t;
-
-typedef struct http_resp {
-    int status; /* HTTP status */
-    char *body; /* NUL-terminated (owned); NULL when empty */
-    size_t len;
-    json_t *json; /* the body when it is a JSON object (owned), else NULL */
-} http_resp_t;
+#define EXEC_SELF_PREFIX "self-" /* context ids of self-authorized runs */
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -149,13 +106,6 @@ static long long now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
 }
 
 /* RFC 3339 UTC with milliseconds and "Z", from the wall clock. */
@@ -241,161 +191,10 @@ static int context_id_valid(const char *id)
     return 1;
 }
 
-/* ---- HTTP (libevent evhttp, one connection per request) --------------------------------- */
-
-typedef struct http_call {
-    struct event_base *base;
-    http_resp_t *out;
-    int err; /* 0, or how the transfer failed */
-} http_call_t;
-
-static void http_resp_clear(http_resp_t *r)
-{
-    free(r->body);
-    if (r->json)
-        json_decref(r->json);
-    memset(r, 0, sizeof *r);
-}
-
-/* Called before http_on_done when the transfer fails; keeps the most telling reason. */
-static void http_on_error(enum evhttp_request_error e, void *arg)
-{
-    http_call_t *c = arg;
-    c->err = e == EVREQ_HTTP_DATA_TOO_LONG ? BRK_ETOOBIG
-             : e == EVREQ_HTTP_TIMEOUT     ? BRK_ETIMEDOUT
-                                           : BRK_EIO;
-}
-
-static void http_on_done(struct evhttp_request *req, void *arg)
-{
-    http_call_t *c = arg;
-    struct evbuffer *in;
-    size_t n;
-
-    /* One request per base: whatever happened, this dispatch is over. */
-    event_base_loopbreak(c->base);
-    if (req == NULL || evhttp_request_get_response_code(req) == 0) {
-        if (c->err == 0)
-            c->err = BRK_EIO;
-        return;
-    }
-    in = evhttp_request_get_input_buffer(req);
-    n = evbuffer_get_length(in);
-    if (n > EXEC_MAX_RESPONSE) {
-        c->err = BRK_ETOOBIG;
-        return;
-    }
-    c->out->status = evhttp_request_get_response_code(req);
-    if (n > 0) {
-        c->out->body = brk_malloc(n + 1);
-        if (evbuffer_remove(in, c->out->body, n) != (int)n) {
-            c->err = BRK_EIO;
-            return;
-        }
-        c->out->body[n] = '\0';
-        c->out->len = n;
-    }
-}
-
-static void http_add_headers(const exec_cfg_t *cfg, struct evhttp_request *req, const char *path,
-                             int has_body, const char *idempotency_key)
-{
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    char auth[1024];
-
-    evhttp_add_header(h, "Host", cfg->host_header);
-    evhttp_add_header(h, "Accept", "application/json");
-    evhttp_add_header(h, "User-Agent", EXEC_USER_AGENT);
-    evhttp_add_header(h, "Connection", "close");
-    /* The token goes only where a role is needed, not to the public key document. */
-    if (cfg->token && strncmp(path, "/.well-known/", 13) != 0) {
-        snprintf(auth, sizeof auth, "Bearer %s", cfg->token);
-        evhttp_add_header(h, "Authorization", auth);
-    }
-    if (has_body)
-        evhttp_add_header(h, "Content-Type", "application/json");
-    if (idempotency_key)
-        evhttp_add_header(h, "Idempotency-Key", idempotency_key);
-}
-
-/*
- * One request to the broker. body (NUL-terminated JSON) may be NULL. On 0, *out holds the
- * response (any status); the caller clears it. Returns BRK_EIO (no connection, reset),
- * BRK_ETIMEDOUT, BRK_ETOOBIG (body over EXEC_MAX_RESPONSE) or BRK_ENOMEM, with *out empty.
- */
-static int http_once(const exec_cfg_t *cfg, enum evhttp_cmd_type method, const char *path,
-                     const char *body, const char *idempotency_key, http_resp_t *out)
-{
-    struct event_base *base = NULL;
-    struct evhttp_connection *conn = NULL;
-    struct evhttp_request *req = NULL;
-    http_call_t call = {0};
-    char uri[EXEC_PREFIX_MAX + 256];
-    int rc = BRK_ENOMEM;
-
-    memset(out, 0, sizeof *out);
-    snprintf(uri, sizeof uri, "%s%s", cfg->prefix, path);
-    if ((base = event_base_new()) == NULL ||
-        (conn = evhttp_connection_base_new(base, NULL, cfg->host, cfg->port)) == NULL)
-        goto out;
-    evhttp_connection_set_timeout(conn, EXEC_HTTP_TIMEOUT_S);
-    evhttp_connection_set_max_body_size(conn, EXEC_MAX_RESPONSE);
-    call.base = base;
-    call.out = out;
-    if ((req = evhttp_request_new(http_on_done, &call)) == NULL)
-        goto out;
-    evhttp_request_set_error_cb(req, http_on_error);
-    http_add_headers(cfg, req, path, body != NULL, idempotency_key);
-    if (body && evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body)) != 0) {
-        evhttp_request_free(req);
-        goto out;
-    }
-    /* The connection owns the request from here, also when this fails. */
-    if (evhttp_make_request(conn, req, method, uri) != 0) {
-        rc = BRK_EIO;
-        goto out;
-    }
-    event_base_dispatch(base);
-    rc = call.err;
-    if (rc == 0 && out->status == 0)
-        rc = BRK_EIO;
-    if (rc == 0 && out->len > 0) {
-        const char *code;
-        /* Not an object (or not JSON): json stays NULL and callers judge by status. */
-        brk_json_parse_object(out->body, out->len, &out->json, &code, NULL, 0);
-    }
-out:
-    if (conn)
-        evhttp_connection_free(conn);
-    if (base)
-        event_base_free(base);
-    if (rc != 0)
-        http_resp_clear(out);
-    return rc;
-}
-
-/*
- * http_once, tried again up to EXEC_RETRIES times after a failed transfer or a 5xx, with a
- * doubling pause. Only for requests whose repetition is harmless: GETs, the authorize POST
- * under its Idempotency-Key, and an identical CR. Returns as http_once (the last try).
- */
-static int http_retry(const exec_cfg_t *cfg, enum evhttp_cmd_type method, const char *path,
-                      const char *body, const char *idempotency_key, http_resp_t *out)
-{
-    long pause = EXEC_BACKOFF_MS;
-    for (int attempt = 0;; attempt++) {
-        int rc = http_once(cfg, method, path, body, idempotency_key, out);
-        int transient = rc == BRK_EIO || rc == BRK_ETIMEDOUT || (rc == 0 && out->status >= 500);
-        if (!transient || attempt == EXEC_RETRIES)
-            return rc;
-        http_resp_clear(out);
-        sleep_ms(pause);
-        pause *= 2;
-    }
-}
+/* ---- broker replies ---------------------------------------------------------------------- */
 
 /* "403 policy_denied: <message>" from an error reply, for diagnostics. */
-static void broker_error(const http_resp_t *r, char *buf, size_t cap)
+static void broker_error(const cli_http_resp_t *r, char *buf, size_t cap)
 {
     const json_t *e = json_object_get(r->json, "error");
     const char *code = jstr(e, "code"), *msg = jstr(e, "message");
@@ -403,26 +202,34 @@ static void broker_error(const http_resp_t *r, char *buf, size_t cap)
              msg ? msg : "");
 }
 
-/* The failure of a transfer (after its retries), as an exit code and a message. */
+/* The failure of a transfer (after its retries), as an exit code and a message: a broker
+ * that cannot be reached is exit 4 (the self-authorized fallback keys on it); a TLS failure
+ * (a certificate that does not verify) is not "unreachable", it is a refusal to talk. */
 static int transfer_failed(const exec_cfg_t *cfg, exec_run_t *st, int rc, const char *what)
 {
     if (rc == BRK_ETOOBIG)
         return fail(st, CLI_EXEC_INTERNAL, "%s: the broker's answer is larger than %d bytes", what,
-                    EXEC_MAX_RESPONSE);
-    return fail(st, CLI_EXEC_INTERNAL, "%s: cannot reach the broker at \"%s\" (%s, %d tries)", what,
-                cfg->url, brk_strerror(rc), EXEC_RETRIES + 1);
+                    CLI_HTTP_MAX_RESPONSE);
+    if (rc == BRK_ECRYPTO)
+        return fail(st, CLI_EXEC_INTERNAL, "%s: TLS with \"%s\" failed: %s", what, cfg->url,
+                    cfg->http->tls_error[0] ? cfg->http->tls_error : "handshake failed");
+    if (cli_http_unreachable(rc))
+        return fail(st, CLI_EXEC_UNREACHABLE,
+                    "%s: cannot reach the broker at \"%s\" (%s, %d tries)", what, cfg->url,
+                    brk_strerror(rc), CLI_HTTP_RETRIES + 1);
+    return fail(st, CLI_EXEC_INTERNAL, "%s: \"%s\": %s", what, cfg->url, brk_strerror(rc));
 }
 
 /* An HTTP answer a step did not expect: 401/403/404 mean we may not use this AC, the rest is
  * a configuration problem or a broker fault. */
-static int unexpected_status(exec_run_t *st, const http_resp_t *r, const char *what)
+static int unexpected_status(exec_run_t *st, const cli_http_resp_t *r, const char *what)
 {
     char e[EXEC_ERR_MAX / 2];
     broker_error(r, e, sizeof e);
     if (r->status == 401 || r->status == 403 || r->status == 404)
         return fail(st, CLI_EXEC_AUTH, "%s: %s", what, e);
     if (r->status >= 500)
-        return fail(st, CLI_EXEC_INTERNAL, "%s: %s (%d tries)", what, e, EXEC_RETRIES + 1);
+        return fail(st, CLI_EXEC_INTERNAL, "%s: %s (%d tries)", what, e, CLI_HTTP_RETRIES + 1);
     return fail(st, CLI_EXEC_INTERNAL, "%s: %s", what, e);
 }
 
@@ -430,13 +237,19 @@ static int unexpected_status(exec_run_t *st, const http_resp_t *r, const char *w
 
 static int usage(FILE *f)
 {
-    fputs("usage: gsap-broker exec [--json] [--dry-run] --exec COMMAND\n"
-          "  environment: GSAP_BROKER_URL, GSAP_TOKEN, GSAP_CORPUS_CID, GSAP_AC,\n"
-          "  GSAP_ACCORD_TEMPLATE, GSAP_PARAMETERS_CID, GSAP_CAPABILITY_SET,\n"
-          "  GSAP_ELEVATION_WAIT_S, CHRONICLE_SESSION_ID, CHRONICLE_BEHAVIOR_STATE,\n"
-          "  CHRONICLE_MERKLE_ROOT\n"
-          "  exit: 0 ok, 1 command failed, 2 authorization failure, 3 governance violation,\n"
-          "  125 internal or configuration error\n",
+    fputs("usage: gsap-broker exec [--json] [--dry-run] [--ac FILE] --exec COMMAND\n"
+          "       gsap-broker exec [--json] --flush-spool\n"
+          "  --ac FILE       the AC (JSON or base64 of it) from FILE instead of GSAP_AC\n"
+          "  --flush-spool   post every receipt spooled in GSAP_SPOOL_DIR, remove each after 200\n"
+          "  environment: GSAP_BROKER_URL (http:// only to loopback unless GSAP_INSECURE=1,\n"
+          "  or https://, verified against the system store or GSAP_CA_FILE), GSAP_TOKEN,\n"
+          "  GSAP_CORPUS_CID, GSAP_AC, GSAP_ACCORD_TEMPLATE, GSAP_PARAMETERS_CID,\n"
+          "  GSAP_CAPABILITY_SET, GSAP_ELEVATION_WAIT_S, GSAP_SELF_AUTH, GSAP_SPOOL_DIR,\n"
+          "  CHRONICLE_SESSION_ID, CHRONICLE_BEHAVIOR_STATE, CHRONICLE_MERKLE_ROOT\n"
+          "  the command sees no GSAP_* or CHRONICLE_* variable and no descriptor but 0-2\n"
+          "  exit: 0 ok, 1 command failed (or a flush left receipts), 2 authorization failure,\n"
+          "  3 governance violation, 4 broker unreachable (connection refused or timed out),\n"
+          "  125 internal, configuration or TLS error\n",
           f);
     return f == stderr ? CLI_EXEC_INTERNAL : CLI_EXEC_OK;
 }
@@ -447,6 +260,8 @@ static int parse_args(int argc, char **argv, exec_cfg_t *cfg, exec_run_t *st)
     static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
                                          {"dry-run", no_argument, NULL, 'n'},
                                          {"exec", required_argument, NULL, 'e'},
+                                         {"ac", required_argument, NULL, 'a'},
+                                         {"flush-spool", no_argument, NULL, 'f'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int ch;
@@ -464,6 +279,12 @@ static int parse_args(int argc, char **argv, exec_cfg_t *cfg, exec_run_t *st)
         case 'e':
             cfg->command = optarg;
             break;
+        case 'a':
+            cfg->ac_file = optarg;
+            break;
+        case 'f':
+            cfg->flush_spool = 1;
+            break;
         case 'h':
             usage(stdout);
             return -1;
@@ -478,63 +299,19 @@ static int parse_args(int argc, char **argv, exec_cfg_t *cfg, exec_run_t *st)
         return fail(st, CLI_EXEC_INTERNAL,
                     "unexpected argument \"%s\" (quote the command after --exec)", argv[optind]);
     }
+    if (cfg->flush_spool) {
+        if (cfg->command || cfg->ac_file || cfg->dry_run) {
+            usage(stderr);
+            return fail(st, CLI_EXEC_INTERNAL, "--flush-spool takes no --exec, --ac or --dry-run");
+        }
+        return CLI_EXEC_OK;
+    }
     if (cfg->command == NULL) {
         usage(stderr);
         return fail(st, CLI_EXEC_INTERNAL, "--exec COMMAND is required");
     }
     brk_cid_of_bytes(cfg->command, strlen(cfg->command), cfg->command_hash);
     return CLI_EXEC_OK;
-}
-
-/* Splits GSAP_BROKER_URL into host, port and path prefix. http only (see the file comment). */
-static int parse_url(exec_cfg_t *cfg, exec_run_t *st)
-{
-    struct evhttp_uri *u = evhttp_uri_parse(cfg->url);
-    const char *scheme, *host, *path;
-    size_t hl, pl;
-    int port, code = CLI_EXEC_INTERNAL;
-
-    if (u == NULL) {
-        fail(st, code, "GSAP_BROKER_URL \"%s\" is not a URL", cfg->url);
-        goto out;
-    }
-    scheme = evhttp_uri_get_scheme(u);
-    host = evhttp_uri_get_host(u);
-    path = evhttp_uri_get_path(u);
-    port = evhttp_uri_get_port(u);
-    if (scheme == NULL || strcasecmp(scheme, "http") != 0) {
-        fail(st, code,
-             "GSAP_BROKER_URL \"%s\": only http:// is supported (put a TLS proxy in front for "
-             "https)",
-             cfg->url);
-        goto out;
-    }
-    if (host == NULL || (hl = strlen(host)) == 0 || hl >= sizeof cfg->host ||
-        evhttp_uri_get_userinfo(u) != NULL || port == 0 || port > 65535) {
-        fail(st, code, "GSAP_BROKER_URL \"%s\" needs a host, an optional port and no user info",
-             cfg->url);
-        goto out;
-    }
-    cfg->port = (unsigned short)(port < 0 ? 80 : port);
-    /* evhttp_uri keeps an IPv6 literal in its brackets; connect() wants it bare. */
-    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']')
-        snprintf(cfg->host, sizeof cfg->host, "%.*s", (int)(hl - 2), host + 1);
-    else
-        snprintf(cfg->host, sizeof cfg->host, "%s", host);
-    snprintf(cfg->host_header, sizeof cfg->host_header, "%s:%u", host, cfg->port);
-    pl = path ? strlen(path) : 0;
-    while (pl > 0 && path[pl - 1] == '/')
-        pl--;
-    if (pl >= sizeof cfg->prefix) {
-        fail(st, code, "GSAP_BROKER_URL: the path is longer than %d bytes", EXEC_PREFIX_MAX - 1);
-        goto out;
-    }
-    snprintf(cfg->prefix, sizeof cfg->prefix, "%.*s", (int)pl, pl ? path : "");
-    code = CLI_EXEC_OK;
-out:
-    if (u)
-        evhttp_uri_free(u);
-    return code;
 }
 
 static int env_cid(const char *name, const char **out, exec_run_t *st)
@@ -546,25 +323,56 @@ static int env_cid(const char *name, const char **out, exec_run_t *st)
     return CLI_EXEC_OK;
 }
 
-static int load_env(exec_cfg_t *cfg, exec_run_t *st)
+/* The broker: GSAP_BROKER_URL and GSAP_TOKEN (taken out of our environment), TLS trust. */
+static int load_broker(exec_cfg_t *cfg, exec_run_t *st)
 {
-    const char *wait = env_get("GSAP_ELEVATION_WAIT_S");
-    int code;
+    char err[EXEC_ERR_MAX / 2];
+    const char *insecure = env_get("GSAP_INSECURE");
 
     if ((cfg->url = env_get("GSAP_BROKER_URL")) == NULL)
         return fail(st, CLI_EXEC_INTERNAL, "GSAP_BROKER_URL is not set");
-    if ((code = parse_url(cfg, st)) != CLI_EXEC_OK)
-        return code;
-    if ((cfg->token = env_get("GSAP_TOKEN")) == NULL)
+    if ((cfg->token = cli_env_take_secret("GSAP_TOKEN")) == NULL)
         return fail(st, CLI_EXEC_INTERNAL, "GSAP_TOKEN is not set");
-    if (strpbrk(cfg->token, "\r\n") != NULL || strlen(cfg->token) > 900)
+    if (strpbrk(cfg->token, "\r\n") != NULL || strlen(cfg->token) > CLI_HTTP_TOKEN_MAX)
         return fail(st, CLI_EXEC_INTERNAL, "GSAP_TOKEN is not a bearer token");
-    cfg->ac_env = env_get("GSAP_AC");
+    if (insecure && strcmp(insecure, "1") != 0 && strcmp(insecure, "0") != 0)
+        return fail(st, CLI_EXEC_INTERNAL, "GSAP_INSECURE \"%s\" is not 0 or 1", insecure);
+    if (cli_http_init(cfg->http, cfg->url, cfg->token, env_get(BRK_TLS_CA_ENV),
+                      insecure && strcmp(insecure, "1") == 0, err, sizeof err) != 0)
+        return fail(st, CLI_EXEC_INTERNAL, "%s", err);
+    return CLI_EXEC_OK;
+}
+
+/* The AC's text from --ac FILE, else GSAP_AC (taken out of our environment), else none. */
+static int load_ac_text(exec_cfg_t *cfg, exec_run_t *st)
+{
+    char err[EXEC_ERR_MAX / 2];
+    char *env_ac = cli_env_take_secret("GSAP_AC");
+
+    if (cfg->ac_file) {
+        free(env_ac);
+        if (cli_ac_read_file(cfg->ac_file, &cfg->ac_text, &cfg->ac_len, err, sizeof err) != 0)
+            return fail(st, CLI_EXEC_INTERNAL, "%s", err);
+    } else if (env_ac) {
+        cfg->ac_text = env_ac;
+        cfg->ac_len = strlen(env_ac);
+    }
+    return CLI_EXEC_OK;
+}
+
+static int load_env(exec_cfg_t *cfg, exec_run_t *st)
+{
+    const char *wait = env_get("GSAP_ELEVATION_WAIT_S"), *self = env_get("GSAP_SELF_AUTH");
+    int code;
+
+    if ((code = load_broker(cfg, st)) != CLI_EXEC_OK ||
+        (code = load_ac_text(cfg, st)) != CLI_EXEC_OK)
+        return code;
     if ((code = env_cid("GSAP_CORPUS_CID", &cfg->corpus_cid, st)) != CLI_EXEC_OK ||
         (code = env_cid("GSAP_PARAMETERS_CID", &cfg->params_cid, st)) != CLI_EXEC_OK ||
         (code = env_cid("CHRONICLE_MERKLE_ROOT", &cfg->merkle_root, st)) != CLI_EXEC_OK)
         return code;
-    if (cfg->ac_env == NULL && cfg->corpus_cid == NULL)
+    if (cfg->ac_text == NULL && cfg->corpus_cid == NULL)
         return fail(st, CLI_EXEC_INTERNAL,
                     "GSAP_CORPUS_CID is not set (needed to request an AC without GSAP_AC)");
     cfg->accord = env_get("GSAP_ACCORD_TEMPLATE") ? env_get("GSAP_ACCORD_TEMPLATE") : "default";
@@ -589,6 +397,15 @@ static int load_env(exec_cfg_t *cfg, exec_run_t *st)
             return fail(st, CLI_EXEC_INTERNAL, "GSAP_ELEVATION_WAIT_S \"%s\" is not 0..%d", wait,
                         EXEC_ELEVATION_WAIT_MAX_S);
     }
+    if (self && strcmp(self, "1") != 0 && strcmp(self, "0") != 0)
+        return fail(st, CLI_EXEC_INTERNAL, "GSAP_SELF_AUTH \"%s\" is not 0 or 1", self);
+    cfg->self_auth = self && strcmp(self, "1") == 0;
+    cfg->spool_dir = env_get("GSAP_SPOOL_DIR");
+    if (cfg->self_auth && cfg->spool_dir == NULL)
+        return fail(st, CLI_EXEC_INTERNAL, "GSAP_SELF_AUTH=1 needs GSAP_SPOOL_DIR");
+    if (cfg->self_auth && cfg->corpus_cid == NULL)
+        return fail(st, CLI_EXEC_INTERNAL,
+                    "GSAP_SELF_AUTH=1 needs GSAP_CORPUS_CID (the receipt's corpus_entry_cid)");
     return CLI_EXEC_OK;
 }
 
@@ -602,7 +419,7 @@ static int authorize(const exec_cfg_t *cfg, exec_run_t *st)
                   "parameters_cid", cfg->params_cid ? cfg->params_cid : cfg->params_default);
     char *body = NULL, key[48], rnd_hex[33];
     uint8_t rnd[16];
-    http_resp_t r = {0};
+    cli_http_resp_t r = {0};
     int rc, code;
 
     if (cfg->capability_set)
@@ -616,7 +433,7 @@ static int authorize(const exec_cfg_t *cfg, exec_run_t *st)
     }
     brk_hex(rnd, sizeof rnd, rnd_hex);
     snprintf(key, sizeof key, "exec-%s", rnd_hex);
-    rc = http_retry(cfg, EVHTTP_REQ_POST, "/governance/authorize/", body, key, &r);
+    rc = cli_http_retry(cfg->http, EVHTTP_REQ_POST, "/governance/authorize/", body, key, &r);
     if (rc != 0) {
         code = transfer_failed(cfg, st, rc, "authorize");
     } else if (r.status == 200 && r.json != NULL) {
@@ -637,7 +454,7 @@ static int authorize(const exec_cfg_t *cfg, exec_run_t *st)
         code = unexpected_status(st, &r, "authorize");
     }
 out:
-    http_resp_clear(&r);
+    cli_http_resp_clear(&r);
     free(body);
     json_decref(req);
     return code;
@@ -647,14 +464,14 @@ out:
 static int fetch_ac(const exec_cfg_t *cfg, exec_run_t *st, const char *id, json_t **out)
 {
     char path[EXEC_CTX_ID_MAX + 32];
-    http_resp_t r = {0};
+    cli_http_resp_t r = {0};
     int rc, code;
 
     *out = NULL;
     if (!context_id_valid(id))
         return fail(st, CLI_EXEC_AUTH, "the AC has no usable context_id");
     snprintf(path, sizeof path, "/governance/authorize/%s/", id);
-    rc = http_retry(cfg, EVHTTP_REQ_GET, path, NULL, NULL, &r);
+    rc = cli_http_retry(cfg->http, EVHTTP_REQ_GET, path, NULL, NULL, &r);
     if (rc != 0)
         code = transfer_failed(cfg, st, rc, "poll the AC");
     else if (r.status != 200 || r.json == NULL)
@@ -665,7 +482,7 @@ static int fetch_ac(const exec_cfg_t *cfg, exec_run_t *st, const char *id, json_
         *out = json_incref(r.json);
         code = CLI_EXEC_OK;
     }
-    http_resp_clear(&r);
+    cli_http_resp_clear(&r);
     return code;
 }
 
@@ -688,7 +505,7 @@ static int await_elevation(const exec_cfg_t *cfg, exec_run_t *st)
         if (now_ms() >= deadline)
             return fail(st, CLI_EXEC_AUTH, "the elevation of AC %s was not approved within %ld s",
                         id, cfg->elevation_wait_s);
-        sleep_ms(EXEC_POLL_MS);
+        cli_http_sleep_ms(EXEC_POLL_MS);
         if ((code = fetch_ac(cfg, st, id, &next)) != CLI_EXEC_OK)
             return code;
         json_decref(st->ac);
@@ -702,13 +519,12 @@ static int obtain_ac(const exec_cfg_t *cfg, exec_run_t *st)
     const char *status;
     int code;
 
-    if (cfg->ac_env) {
-        json_error_t e;
-        st->ac = json_loads(cfg->ac_env, JSON_REJECT_DUPLICATES, &e);
-        if (!json_is_object(st->ac))
-            return fail(st, CLI_EXEC_INTERNAL, "GSAP_AC is not a JSON object: %s", e.text);
+    if (cfg->ac_text) {
+        char err[EXEC_ERR_MAX / 2];
+        if (cli_ac_decode(cfg->ac_text, cfg->ac_len, &st->ac, err, sizeof err) != 0)
+            return fail(st, CLI_EXEC_INTERNAL, "%s %s", cfg->ac_file ? "--ac:" : "GSAP_AC:", err);
         if (!context_id_valid(jstr(st->ac, "context_id")))
-            return fail(st, CLI_EXEC_AUTH, "GSAP_AC has no usable context_id");
+            return fail(st, CLI_EXEC_AUTH, "the given AC has no usable context_id");
     } else if ((code = authorize(cfg, st)) != CLI_EXEC_OK) {
         return code;
     }
@@ -748,10 +564,11 @@ static int preflight(const exec_cfg_t *cfg, exec_run_t *st)
 static int published_key(const exec_cfg_t *cfg, exec_run_t *st, const char *key_id,
                          uint8_t pub[BRK_ED25519_PUB_LEN])
 {
-    http_resp_t r = {0};
+    cli_http_resp_t r = {0};
     const json_t *keys, *k;
     size_t i;
-    int rc = http_retry(cfg, EVHTTP_REQ_GET, "/.well-known/gsap-broker.json", NULL, NULL, &r);
+    int rc =
+        cli_http_retry(cfg->http, EVHTTP_REQ_GET, "/.well-known/gsap-broker.json", NULL, NULL, &r);
     int code = CLI_EXEC_AUTH;
 
     if (rc != 0) {
@@ -777,7 +594,7 @@ static int published_key(const exec_cfg_t *cfg, exec_run_t *st, const char *key_
     }
     fail(st, code, "the AC is signed by key %s, which the broker does not publish", key_id);
 out:
-    http_resp_clear(&r);
+    cli_http_resp_clear(&r);
     return code;
 }
 
@@ -944,16 +761,31 @@ static void digest_cid(EVP_MD_CTX *md, char out[BRK_CID_LEN + 1])
     brk_hex(d, BRK_SHA256_LEN, out + 7);
 }
 
-/* The child: our stdin, the pipes as stdout and stderr, signals as they were, then sh -c. */
-static void child(const exec_cfg_t *cfg, int out_w, int err_w, const struct sigaction *old_int,
-                  const struct sigaction *old_quit, const struct sigaction *old_pipe)
+/* Closes every descriptor from 3 up: whatever exec or its own parent left open (a broker
+ * connection, a socket gsh was given) is not the command's to use. */
+static void close_from_3(void)
 {
+    if (close_range(3, ~0U, 0) == 0)
+        return;
+    for (long fd = 3, max = sysconf(_SC_OPEN_MAX); fd < (max > 0 ? max : 65536); fd++)
+        close((int)fd);
+}
+
+/* The child: our stdin, the pipes as stdout and stderr, signals as they were, nothing else
+ * inherited, and an environment without GSAP_* and CHRONICLE_* (envp, made before fork). */
+static void child(const exec_cfg_t *cfg, char **envp, int out_w, int err_w,
+                  const struct sigaction *old_int, const struct sigaction *old_quit,
+                  const struct sigaction *old_pipe)
+{
+    char *argv[] = {"sh", "-c", (char *)cfg->command, NULL};
+
     sigaction(SIGINT, old_int, NULL);
     sigaction(SIGQUIT, old_quit, NULL);
     sigaction(SIGPIPE, old_pipe, NULL);
     if (dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
         _exit(127);
-    execl(EXEC_SHELL, "sh", "-c", cfg->command, (char *)NULL);
+    close_from_3();
+    execve(EXEC_SHELL, argv, envp);
     dprintf(2, "gsap-broker exec: cannot run %s: %s\n", EXEC_SHELL, strerror(errno));
     _exit(127);
 }
@@ -971,6 +803,7 @@ static int run_command(const exec_cfg_t *cfg, exec_run_t *st, const struct sigac
     struct sigaction ign = {.sa_handler = SIG_IGN}, old_int, old_quit;
     pid_t pid;
     int code = CLI_EXEC_INTERNAL;
+    char **envp = cli_env_for_child();
 
     s[0].md = EVP_MD_CTX_new();
     s[1].md = EVP_MD_CTX_new();
@@ -993,7 +826,7 @@ static int run_command(const exec_cfg_t *cfg, exec_run_t *st, const struct sigac
         goto restore;
     }
     if (pid == 0)
-        child(cfg, op[1], ep[1], &old_int, &old_quit, old_pipe);
+        child(cfg, envp, op[1], ep[1], &old_int, &old_quit, old_pipe);
     st->ran = 1;
     close(op[1]);
     close(ep[1]);
@@ -1033,30 +866,37 @@ out:
             close(s[i].fd);
         EVP_MD_CTX_free(s[i].md);
     }
+    free(envp);
     return code;
 }
 
 /* ---- step 4: the completion receipt ------------------------------------------------------- */
 
+/* The CR of the run. A self-authorized run has no AC to repeat values from: its context is
+ * st->self_id, its corpus GSAP_CORPUS_CID (required), its parameters GSAP_PARAMETERS_CID or
+ * the CID of {} as in an authorize request. */
 static json_t *completion_request(const exec_cfg_t *cfg, const exec_run_t *st)
 {
+    int self = st->self_id[0] != '\0';
+    const char *ctx = self ? st->self_id : jstr(st->ac, "context_id");
     const char *corpus =
         cfg->corpus_cid ? cfg->corpus_cid : jstr2(st->ac, "operation", "corpus_entry_cid");
-    const char *params =
-        cfg->params_cid ? cfg->params_cid : jstr2(st->ac, "operation", "parameters_cid");
+    const char *params = cfg->params_cid ? cfg->params_cid
+                         : self          ? cfg->params_default
+                                         : jstr2(st->ac, "operation", "parameters_cid");
     /* Without a Chronicle recorder there is no session id to report: the member is left out
      * (the broker takes it as optional), and merkle_root is null. */
     json_t *chronicle =
         json_pack("{s:s*,s:s,s:s?}", "session_id", cfg->chronicle_session, "behavior_state",
                   cfg->behavior_state, "merkle_root", cfg->merkle_root);
 
-    return json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s?,s:s?,s:s,s:s,s:I,s:o,s:b}", "context_id",
-                     jstr(st->ac, "context_id"), "outcome",
-                     st->cmd_exit == 0 ? "completed" : "failed", "exit_code", st->cmd_exit,
-                     "started_at", st->started_at, "completed_at", st->completed_at, "command_hash",
-                     cfg->command_hash, "corpus_entry_cid", corpus, "parameters_cid", params,
-                     "stdout_hash", st->stdout_hash, "stderr_hash", st->stderr_hash, "output_bytes",
-                     (json_int_t)st->output_bytes, "chronicle", chronicle, "self_authorized", 0);
+    return json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s?,s:s?,s:s,s:s,s:I,s:o,s:b}", "context_id", ctx,
+                     "outcome", st->cmd_exit == 0 ? "completed" : "failed", "exit_code",
+                     st->cmd_exit, "started_at", st->started_at, "completed_at", st->completed_at,
+                     "command_hash", cfg->command_hash, "corpus_entry_cid", corpus,
+                     "parameters_cid", params, "stdout_hash", st->stdout_hash, "stderr_hash",
+                     st->stderr_hash, "output_bytes", (json_int_t)st->output_bytes, "chronicle",
+                     chronicle, "self_authorized", self);
 }
 
 /* The broker's judgement of an accepted CR: a violated receipt is a governance violation. */
@@ -1073,11 +913,29 @@ static int judge_receipt(exec_run_t *st)
     return CLI_EXEC_OK;
 }
 
+/* Writes the CR body to the spool (st->spooled gets the file name). CLI_EXEC_OK or 125. */
+static int spool_receipt(const exec_cfg_t *cfg, exec_run_t *st, const char *body)
+{
+    char err[EXEC_ERR_MAX / 2];
+    int dirfd = -1, code = CLI_EXEC_OK;
+
+    if (cli_spool_open(cfg->spool_dir, 1, &dirfd, err, sizeof err) != 0 ||
+        cli_spool_write(dirfd, body, st->spooled, err, sizeof err) != 0)
+        code = fail(st, CLI_EXEC_INTERNAL, "the command ran, but its receipt cannot be spooled: %s",
+                    err);
+    else
+        fprintf(stderr, "gsap-broker exec: receipt spooled as %s/%s\n", cfg->spool_dir,
+                st->spooled);
+    if (dirfd >= 0)
+        close(dirfd);
+    return code;
+}
+
 static int complete(const exec_cfg_t *cfg, exec_run_t *st)
 {
     json_t *req = completion_request(cfg, st);
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-    http_resp_t r = {0};
+    cli_http_resp_t r = {0};
     int rc, code;
 
     if (body == NULL) {
@@ -1085,9 +943,16 @@ static int complete(const exec_cfg_t *cfg, exec_run_t *st)
         goto out;
     }
     /* One body for every try: the broker recognises an identical retry of an accepted CR. */
-    rc = http_retry(cfg, EVHTTP_REQ_POST, "/governance/complete/", body, NULL, &r);
+    rc = cli_http_retry(cfg->http, EVHTTP_REQ_POST, "/governance/complete/", body, NULL, &r);
     if (rc != 0) {
         code = transfer_failed(cfg, st, rc, "post the completion receipt");
+        /* The broker went away while the command ran: under GSAP_SELF_AUTH the receipt is
+         * kept for --flush-spool rather than lost (it names the broker's own context). */
+        if (code == CLI_EXEC_UNREACHABLE && cfg->self_auth) {
+            fprintf(stderr, "gsap-broker exec: %s\n", st->error);
+            st->error[0] = '\0';
+            code = spool_receipt(cfg, st, body);
+        }
     } else if (r.status == 200 && r.json != NULL) {
         st->receipt = json_incref(r.json);
         code = judge_receipt(st);
@@ -1100,127 +965,134 @@ static int complete(const exec_cfg_t *cfg, exec_run_t *st)
         code = unexpected_status(st, &r, "post the completion receipt");
     }
 out:
-    http_resp_clear(&r);
+    cli_http_resp_clear(&r);
     free(body);
     if (req)
         json_decref(req);
     return code;
 }
 
-/* ---- reporting ------------------------------------------------------------------------------ */
+/* ---- the self-authorized fallback ---------------------------------------------------------- */
 
-/* The length of the valid UTF-8 sequence at p (n bytes left), or 0 (RFC 3629: no overlong
- * forms, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_seq(const unsigned char *p, size_t n)
+/* A random (version 4) UUID after EXEC_SELF_PREFIX: the context id of a self-authorized run. */
+static int self_context_id(char out[EXEC_SELF_ID_MAX])
 {
-    size_t len;
-    unsigned lo = 0x80, hi = 0xbf;
-
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] < 0xc2 || p[0] > 0xf4)
-        return 0;
-    len = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
-    if (p[0] == 0xe0)
-        lo = 0xa0; /* overlong */
-    else if (p[0] == 0xed)
-        hi = 0x9f; /* surrogates */
-    else if (p[0] == 0xf0)
-        lo = 0x90; /* overlong */
-    else if (p[0] == 0xf4)
-        hi = 0x8f; /* above U+10FFFF */
-    if (len > n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf)
-            return 0;
-    return len;
+    uint8_t u[16];
+    char h[33];
+    if (brk_random(u, sizeof u) != 0)
+        return BRK_ECRYPTO;
+    u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
+    u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
+    brk_hex(u, sizeof u, h);
+    snprintf(out, EXEC_SELF_ID_MAX, "%s%.8s-%.4s-%.4s-%.4s-%.12s", EXEC_SELF_PREFIX, h, h + 8,
+             h + 12, h + 16, h + 20);
+    return 0;
 }
 
-/* JSON strings must be UTF-8: invalid bytes of the captured output become U+FFFD. */
-static json_t *utf8_string(const char *p, size_t n)
+/*
+ * GSAP_SELF_AUTH=1 and the broker cannot be reached: run the command anyway (gsh's
+ * fallback) and spool its receipt. The spool is checked (owner, mode, room) before the
+ * command runs, so a run whose receipt could not be kept does not happen.
+ */
+static int self_authorized(const exec_cfg_t *cfg, exec_run_t *st, const struct sigaction *old_pipe)
 {
-    json_t *s = json_stringn(p, n);
-    char *fixed;
-    size_t o = 0;
+    char err[EXEC_ERR_MAX / 2];
+    json_t *req = NULL;
+    char *body = NULL;
+    int dirfd = -1, n, code;
 
-    if (s)
-        return s;
-    fixed = brk_malloc(n * 3 + 1);
-    for (size_t i = 0; i < n;) {
-        size_t len = utf8_seq((const unsigned char *)p + i, n - i);
-        if (len > 0) {
-            memcpy(fixed + o, p + i, len);
-            o += len;
-            i += len;
-        } else {
-            memcpy(fixed + o, "\xef\xbf\xbd", 3);
-            o += 3;
-            i++;
-        }
+    if (cli_spool_open(cfg->spool_dir, 1, &dirfd, err, sizeof err) != 0) {
+        code = fail(st, CLI_EXEC_INTERNAL, "GSAP_SPOOL_DIR: %s", err);
+        goto out;
     }
-    s = json_stringn(fixed, o);
-    free(fixed);
-    return s;
-}
-
-/* A string member of the receipt, else of the AC, as a JSON string or null. */
-static json_t *field(const json_t *primary, const json_t *fallback, const char *key)
-{
-    const char *v = jstr(primary, key) ? jstr(primary, key) : jstr(fallback, key);
-    return v ? json_string(v) : json_null();
-}
-
-/* The --json summary: one object on one line. */
-static void report_json(const exec_cfg_t *cfg, const exec_run_t *st, int code)
-{
-    json_t *o = json_object();
-    char *text;
-
-    json_object_set_new(o, "success", json_boolean(code == CLI_EXEC_OK));
-    json_object_set_new(o, "exit_code", st->ran ? json_integer(st->cmd_exit) : json_null());
-    json_object_set_new(o, "ac_id", field(st->ac, NULL, "context_id"));
-    json_object_set_new(o, "cr_id", field(st->receipt, NULL, "cr_id"));
-    json_object_set_new(o, "chronicle_cid", field(st->receipt, NULL, "chronicle_cid"));
-    json_object_set_new(o, "lineage_cid", field(st->receipt, NULL, "lineage_cid"));
-    json_object_set_new(o, "session_url", field(st->receipt, st->ac, "session_url"));
-    json_object_set_new(o, "ac_mode",
-                        st->ac == NULL ? json_null()
-                        : json_is_true(json_object_get(st->ac, "session_mode"))
-                            ? json_string("session")
-                            : json_string("single"));
-    if (st->receipt)
-        json_object_set_new(o, "effective_outcome", field(st->receipt, NULL, "effective_outcome"));
-    if (cfg->dry_run)
-        json_object_set_new(o, "dry_run", json_true());
-    if (st->ran) {
-        json_object_set_new(o, "stdout",
-                            utf8_string(st->captured ? st->captured : "", st->captured_len));
-        if (st->captured_truncated)
-            json_object_set_new(o, "stdout_truncated", json_true());
+    if ((n = cli_spool_count(dirfd)) < 0 || n >= CLI_SPOOL_MAX_FILES) {
+        char why[EXEC_ERR_MAX / 2]; /* fail() rewrites st->error: not an argument of its own */
+        snprintf(why, sizeof why, "%s", st->error);
+        code = fail(st, CLI_EXEC_UNREACHABLE,
+                    "%s; not running self-authorized: the spool %s (flush it with "
+                    "`gsap-broker exec --flush-spool`)",
+                    why, n < 0 ? "cannot be listed" : "is full");
+        goto out;
     }
-    if (code != CLI_EXEC_OK)
-        json_object_set_new(o, "error", json_string(st->error[0] ? st->error : "failed"));
-    text = json_dumps(o, JSON_COMPACT);
-    if (text)
-        printf("%s\n", text);
-    free(text);
-    json_decref(o);
+    if (self_context_id(st->self_id) != 0) {
+        code = fail(st, CLI_EXEC_INTERNAL, "cannot make a context id");
+        goto out;
+    }
+    fprintf(stderr, "gsap-broker exec: %s; running self-authorized as %s (GSAP_SELF_AUTH=1)\n",
+            st->error, st->self_id);
+    st->error[0] = '\0';
+    if (st->ac) { /* unverified: nothing of it goes into the receipt */
+        json_decref(st->ac);
+        st->ac = NULL;
+    }
+    if ((code = run_command(cfg, st, old_pipe)) != CLI_EXEC_OK)
+        goto out;
+    req = completion_request(cfg, st);
+    if ((body = req ? json_dumps(req, JSON_COMPACT) : NULL) == NULL) {
+        code = fail(st, CLI_EXEC_INTERNAL, "the command ran, but its receipt cannot be built");
+        goto out;
+    }
+    if ((code = spool_receipt(cfg, st, body)) != CLI_EXEC_OK)
+        goto out;
+    code = st->cmd_exit == 0
+               ? CLI_EXEC_OK
+               : fail(st, CLI_EXEC_FAILED, "the command exited with status %d", st->cmd_exit);
+out:
+    if (dirfd >= 0)
+        close(dirfd);
+    if (req)
+        json_decref(req);
+    free(body);
+    return code;
 }
 
-static void report(const exec_cfg_t *cfg, const exec_run_t *st, int code)
+/* `--flush-spool`: posts the spool; 0 when everything was posted. */
+static int flush_spool(exec_cfg_t *cfg, exec_run_t *st)
 {
+    char err[EXEC_ERR_MAX / 2];
+    cli_spool_report_t rep = {0};
+    int dirfd = -1, code;
+
+    if ((code = load_broker(cfg, st)) != CLI_EXEC_OK)
+        goto out;
+    if ((cfg->spool_dir = env_get("GSAP_SPOOL_DIR")) == NULL) {
+        code = fail(st, CLI_EXEC_INTERNAL, "GSAP_SPOOL_DIR is not set");
+        goto out;
+    }
+    if (cli_spool_open(cfg->spool_dir, 0, &dirfd, err, sizeof err) != 0) {
+        code = fail(st, CLI_EXEC_INTERNAL, "GSAP_SPOOL_DIR: %s", err);
+        goto out;
+    }
+    cli_spool_flush(dirfd, cfg->http, stderr, &rep);
+    if (rep.stop_rc != 0)
+        code = transfer_failed(cfg, st, rep.stop_rc, "flush the spool");
+    else if (rep.stop_status == 401 || rep.stop_status == 403)
+        code = fail(st, CLI_EXEC_AUTH, "flush the spool: the broker answered %d", rep.stop_status);
+    else if (rep.kept || rep.rejected)
+        code = fail(st, CLI_EXEC_FAILED, "flush the spool: %d receipt(s) kept, %d rejected",
+                    rep.kept, rep.rejected);
+    else
+        code = CLI_EXEC_OK;
+out:
     if (cfg->json) {
-        report_json(cfg, st, code);
-    } else if (code != CLI_EXEC_OK) {
-        fprintf(stderr, "gsap-broker exec: %s\n", st->error[0] ? st->error : "failed");
-    } else if (cfg->dry_run && st->ac) {
-        char *text = json_dumps(st->ac, JSON_INDENT(2));
-        if (text)
+        json_t *o = json_pack("{s:b,s:i,s:i,s:i}", "success", code == CLI_EXEC_OK, "posted",
+                              rep.posted, "kept", rep.kept, "rejected", rep.rejected);
+        char *text;
+        if (code != CLI_EXEC_OK)
+            json_object_set_new(o, "error", json_string(st->error));
+        if ((text = json_dumps(o, JSON_COMPACT)) != NULL)
             printf("%s\n", text);
         free(text);
+        json_decref(o);
+    } else {
+        printf("posted %d, kept %d, rejected %d\n", rep.posted, rep.kept, rep.rejected);
+        if (code != CLI_EXEC_OK)
+            fprintf(stderr, "gsap-broker exec: %s\n", st->error);
     }
     fflush(stdout);
+    if (dirfd >= 0)
+        close(dirfd);
+    return code;
 }
 
 /* ---- the command ---------------------------------------------------------------------------- */
@@ -1235,8 +1107,10 @@ static int run(exec_cfg_t *cfg, exec_run_t *st, const struct sigaction *old_pipe
         code = verify_signature(cfg, st);
     if (code == CLI_EXEC_OK)
         code = verify_scope(cfg, st);
-    if (code == CLI_EXEC_OK && cfg->ac_env)
+    if (code == CLI_EXEC_OK && cfg->ac_text)
         code = preflight(cfg, st);
+    if (code == CLI_EXEC_UNREACHABLE && cfg->self_auth && !cfg->dry_run)
+        return self_authorized(cfg, st, old_pipe);
     if (code != CLI_EXEC_OK || cfg->dry_run)
         return code;
     if ((code = run_command(cfg, st, old_pipe)) != CLI_EXEC_OK)
@@ -1253,19 +1127,31 @@ int cli_exec(int argc, char **argv)
 {
     exec_cfg_t cfg = {0};
     exec_run_t st = {0};
+    cli_http_t http = {0};
     struct sigaction ign = {.sa_handler = SIG_IGN}, old_pipe;
     int code = parse_args(argc, argv, &cfg, &st);
 
     if (code < 0)
         return CLI_EXEC_OK; /* --help */
+    cfg.http = &http;
+    /* Not dumpable: a process of the same (non-root) user, such as the governed command, may
+     * not ptrace us or read /proc/<pid>/mem for the token. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     /* A reader that went away is an error to handle where it happens (a write to the
      * terminal, a broker socket), not a reason to die before the receipt is posted. */
     sigemptyset(&ign.sa_mask);
     sigaction(SIGPIPE, &ign, &old_pipe);
-    if (code == CLI_EXEC_OK)
-        code = run(&cfg, &st, &old_pipe);
-    report(&cfg, &st, code);
+    if (code == CLI_EXEC_OK && cfg.flush_spool) {
+        code = flush_spool(&cfg, &st);
+    } else {
+        if (code == CLI_EXEC_OK)
+            code = run(&cfg, &st, &old_pipe);
+        cli_exec__report(&cfg, &st, code);
+    }
     sigaction(SIGPIPE, &old_pipe, NULL);
+    cli_http_clear(&http);
+    free(cfg.token);
+    free(cfg.ac_text);
     if (st.ac)
         json_decref(st.ac);
     if (st.receipt)

@@ -53,7 +53,8 @@ static int usage(FILE *f)
                "       gsap-broker keys rotate-signing\n"
                "       gsap-broker accords put --tenant T --file accord.json\n"
                "       gsap-broker accounts put --tenant T --account A --file account.json\n"
-               "       gsap-broker exec [--json] [--dry-run] --exec COMMAND\n"
+               "       gsap-broker exec [--json] [--dry-run] [--ac FILE] --exec COMMAND\n"
+               "       gsap-broker exec [--json] --flush-spool\n"
                "       gsap-broker version\n");
     return f == stderr ? 2 : 0;
 }

@@ -14,8 +14,13 @@
  * without progress fails the run, and the runtime retries it with backoff. Delivery is
  * at-least-once: the id is the event's CID, stable across retries, so receivers dedupe.
  *
- * Caveats: plain http:// only (libevent's client has no TLS here); with an https:// URL
- * the emitter stays disabled and says so once at start. The host name is resolved with a
+ * http:// or https://: with https the connection is an OpenSSL bufferevent from
+ * broker/brk_tls_client, verifying the receiver's certificate and host name against the
+ * system store or GSAP_CA_FILE (the same rule as `gsap-broker exec`). The TLS context is made
+ * once, when the function is enabled, and kept for the life of the process; a CA file that
+ * does not load disables the emitter with an error at start.
+ *
+ * Caveats: the host name is resolved with a
  * blocking getaddrinfo on the runtime thread (no evdns base): fine for an IP address or a
  * local name, slow for a remote name whose DNS is down.
  *
@@ -27,11 +32,14 @@
  * Runtime thread only.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <jansson.h>
@@ -39,6 +47,7 @@
 #include "brk_alloc.h"
 #include "brk_err.h"
 #include "brk_log.h"
+#include "brk_tls_client.h"
 #include "fn.h"
 #include "banned.h"
 
@@ -51,6 +60,11 @@
 #define FN_EMIT_CONTENT_TYPE "application/cloudevents+json"
 #define FN_EMIT_USER_AGENT "gsap-broker-chronicle-emitter"
 #define FN_EMIT_TYPE_PREFIX "dev.gsap."
+#define FN_EMIT_ERR_MAX 320
+
+/* The https client context: made by emit_enabled, read by emit_start (runtime thread). */
+static pthread_mutex_t emit_tls_mu = PTHREAD_MUTEX_INITIALIZER;
+static SSL_CTX *emit_tls_ctx;
 
 typedef struct emit {
     fn_async_t *job;
@@ -58,7 +72,9 @@ typedef struct emit {
     struct evhttp_connection *conn;
     int in_make;  /* inside evhttp_make_request: start() finishes the run itself */
     int answered; /* on_response ran */
-    char err[160];
+    int tls;
+    brk_tls_diag_t diag; /* outlives the connection's SSL: freed with e, after conn */
+    char err[FN_EMIT_ERR_MAX];
 } emit_t;
 
 static const char *const emit_types[] = {
@@ -128,11 +144,17 @@ static void on_response(struct evhttp_request *req, void *arg)
     if (e->answered)
         return;
     e->answered = 1;
-    if (code >= 200 && code < 300)
+    if (code >= 200 && code < 300) {
         e->err[0] = '\0';
-    else if (code != 0)
+    } else if (code != 0) {
         snprintf(e->err, sizeof e->err, "webhook answered %d", code);
-    else if (e->err[0] == '\0')
+    } else if (e->tls) {
+        char why[BRK_TLS_REASON_MAX + 64];
+        if (brk_tls_client_failure(evhttp_connection_get_bufferevent(e->conn), &e->diag, why,
+                                   sizeof why))
+            snprintf(e->err, sizeof e->err, "webhook %s", why);
+    }
+    if (code == 0 && e->err[0] == '\0')
         snprintf(e->err, sizeof e->err, "webhook connection failed");
     if (e->in_make)
         return;
@@ -171,7 +193,9 @@ static int emit_start(const fn_env_t *env, const fn_event_t *ev, fn_async_t *job
     emit_t *e = NULL;
     char *body = NULL, target[FN_EMIT_TARGET_MAX], hosthdr[FN_EMIT_HOST_MAX];
     const char *host, *path, *query;
-    int port, rc = BRK_EIO;
+    char bare[FN_EMIT_HOST_MAX];
+    struct bufferevent *bev = NULL;
+    int port, tls, rc = BRK_EIO;
 
     if ((uri = evhttp_uri_parse(env->cfg->webhook_url)) == NULL ||
         (host = evhttp_uri_get_host(uri)) == NULL || *host == '\0') {
@@ -179,7 +203,8 @@ static int emit_start(const fn_env_t *env, const fn_event_t *ev, fn_async_t *job
         rc = BRK_EINVAL;
         goto out;
     }
-    port = evhttp_uri_get_port(uri) < 0 ? 80 : evhttp_uri_get_port(uri);
+    tls = evhttp_uri_get_scheme(uri) && strcasecmp(evhttp_uri_get_scheme(uri), "https") == 0;
+    port = evhttp_uri_get_port(uri) < 0 ? (tls ? 443 : 80) : evhttp_uri_get_port(uri);
     path = evhttp_uri_get_path(uri);
     query = evhttp_uri_get_query(uri);
     if ((size_t)snprintf(target, sizeof target, "%s%s%s", path && *path ? path : "/",
@@ -198,9 +223,21 @@ static int emit_start(const fn_env_t *env, const fn_event_t *ev, fn_async_t *job
     e = brk_calloc(1, sizeof *e);
     e->job = job;
     e->base = env->base;
-    if ((e->conn = evhttp_connection_base_new(env->base, NULL, host, (unsigned short)port)) ==
-            NULL ||
-        (req = evhttp_request_new(on_response, e)) == NULL) {
+    e->tls = tls;
+    /* The TLS name check wants an IPv6 literal without its brackets. */
+    snprintf(bare, sizeof bare, "%.*s", (int)strlen(host) - (host[0] == '[' ? 2 : 0),
+             host + (host[0] == '['));
+    if (tls && (emit_tls_ctx == NULL ||
+                brk_tls_client_bev_new(env->base, emit_tls_ctx, bare, &e->diag, &bev) != 0)) {
+        snprintf(err, errlen, "cannot set up TLS for the webhook");
+        goto out;
+    }
+    /* The connection owns bev from here (NULL: a plain socket it makes itself). */
+    e->conn =
+        evhttp_connection_base_bufferevent_new(env->base, NULL, bev, bare, (unsigned short)port);
+    if (e->conn == NULL && bev)
+        bufferevent_free(bev);
+    if (e->conn == NULL || (req = evhttp_request_new(on_response, e)) == NULL) {
         snprintf(err, errlen, "cannot create the webhook request");
         goto out;
     }
@@ -249,10 +286,24 @@ out:
 static int emit_enabled(const fn_env_t *env)
 {
     const char *url = env->cfg->webhook_url;
+    char err[FN_EMIT_ERR_MAX];
+    int ok = 1;
+
     if (url == NULL)
         return 0;
-    if (strncmp(url, "http://", 7) != 0) {
-        brk_log_error("chronicle emitter disabled: only http:// webhook urls are supported",
+    if (strncasecmp(url, "https://", 8) == 0) {
+        /* Once per process; kept for its life (every later POST uses it). */
+        pthread_mutex_lock(&emit_tls_mu);
+        if (emit_tls_ctx == NULL &&
+            brk_tls_client_ctx_new(getenv(BRK_TLS_CA_ENV), &emit_tls_ctx, err, sizeof err) != 0) {
+            brk_log_error("chronicle emitter disabled: no TLS client context", "error", err);
+            ok = 0;
+        }
+        pthread_mutex_unlock(&emit_tls_mu);
+        return ok;
+    }
+    if (strncasecmp(url, "http://", 7) != 0) {
+        brk_log_error("chronicle emitter disabled: the webhook url is not http:// or https://",
                       "variable", "CHRONICLE_WEBHOOK_URL");
         return 0;
     }

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include "tst_check.h"
 #include "tst_broker.h"
@@ -881,6 +883,125 @@ START_TEST(database_outage)
 }
 END_TEST
 
+
+/* ---- https receiver ---------------------------------------------------------------------- */
+
+/* A Node.js https receiver on 127.0.0.1:port with dir/<name>.{key,pem}: appends one JSON line
+ * {"ct", "body"} per request to dir/got and answers 200. Returns its pid once it listens. */
+static pid_t https_receiver(const char *dir, const char *name, unsigned short port)
+{
+    static const char script[] =
+        "const [port, key, cert, out] = process.argv.slice(1); const fs = require('fs');"
+        "require('https').createServer({key: fs.readFileSync(key), cert: fs.readFileSync(cert)},"
+        " (q, s) => { let b = ''; q.on('data', d => b += d); q.on('end', () => {"
+        " fs.appendFileSync(out, JSON.stringify({ct: q.headers['content-type'], body: b}) + '\\n');"
+        " s.writeHead(200, {'Content-Length': 0}); s.end(); }); })"
+        ".listen(+port, '127.0.0.1', () => fs.writeFileSync(out + '.ready', '1'));";
+    char *portv = fmt("%u", port), *key = fmt("%s/%s.key", dir, name),
+         *cert = fmt("%s/%s.pem", dir, name), *out = fmt("%s/got", dir),
+         *ready = fmt("%s/got.ready", dir);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        execlp("node", "node", "-e", script, portv, key, cert, out, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 200 && access(ready, F_OK) != 0; i++)
+        usleep(50 * 1000);
+    ck_assert_msg(access(ready, F_OK) == 0, "the https receiver did not start");
+    free(portv), free(key), free(cert), free(out), free(ready);
+    return pid;
+}
+
+/* The CloudEvents the receiver got whose type is ce_type. */
+static int https_got(const char *dir, const char *ce_type)
+{
+    char *path = fmt("%s/got", dir);
+    FILE *f = fopen(path, "r");
+    char line[65536];
+    int n = 0;
+    free(path);
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof line, f)) {
+        json_t *j = json_loads(line, 0, NULL), *ce;
+        ck_assert_ptr_nonnull(j);
+        ck_assert_str_eq(str(j, "ct"), "application/cloudevents+json");
+        ce = json_loads(str(j, "body"), 0, NULL);
+        ck_assert_ptr_nonnull(ce);
+        if (strcmp(str(ce, "type"), ce_type) == 0)
+            n++;
+        json_decref(ce);
+        json_decref(j);
+    }
+    fclose(f);
+    return n;
+}
+
+/*
+ * The Chronicle emitter over https: with GSAP_CA_FILE naming the receiver's CA the events
+ * arrive; a broker trusting another CA delivers nothing, and the run's last_error says the
+ * certificate did not verify (retried like any failed delivery).
+ */
+START_TEST(emitter_https)
+{
+    char dir[] = "/tmp/it_runtime_tls.XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    for (int i = 0; i < 2; i++) {
+        const char *name = i == 0 ? "recv" : "other";
+        char *cmd = fmt("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+                        "-nodes -days 1 -subj /CN=localhost "
+                        "-addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' "
+                        "-keyout %s/%s.key -out %s/%s.pem 2>/dev/null",
+                        dir, name, dir, name);
+        ck_assert_int_eq(system(cmd), 0);
+        free(cmd);
+    }
+    unsigned short port = free_port();
+    pid_t node = https_receiver(dir, "recv", port);
+    char *url = fmt("CHRONICLE_WEBHOOK_URL=https://localhost:%u/hook", port);
+    char *ca = fmt("GSAP_CA_FILE=%s/recv.pem", dir), *wrong = fmt("GSAP_CA_FILE=%s/other.pem", dir);
+
+    tst_broker_t b = {0};
+    const char *env[] = {url, ca, "GSAP_FN_BACKOFF_MS=100", "GSAP_FN_POLL_MS=200", NULL};
+    ck_assert_int_eq(tst_broker_start(&b, tst_pg_createdb(DB), env), 0);
+    char *issuer = tst_keys_create(&b, "acme", "issuer");
+    json_t *ac = authorize(b.port, issuer, NULL);
+    double end = now_s() + 20;
+    while (https_got(dir, "dev.gsap.ac.issued") < 1 && now_s() < end)
+        usleep(100 * 1000);
+    ck_assert_int_eq(https_got(dir, "dev.gsap.ac.issued"), 1);
+    ck_assert_int_eq(wait_long("SELECT count(*) FROM " RUNS " WHERE done_at IS NULL", 0, 10), 0);
+    ck_assert_int_eq(tst_broker_stop(&b), 0);
+    tst_broker_clear(&b);
+    json_decref(ac);
+    free(issuer);
+
+    /* another CA: refused at the handshake, nothing delivered, the reason recorded */
+    env[1] = wrong;
+    ck_assert_int_eq(tst_broker_start(&b, tst_pg_createdb(DB), env), 0);
+    issuer = tst_keys_create(&b, "acme", "issuer");
+    ac = authorize(b.port, issuer, NULL);
+    ck_assert_int_eq(wait_long("SELECT count(*) FROM " RUNS " WHERE attempts > 1 AND last_error "
+                               "LIKE 'webhook certificate verify failed%'",
+                               1, 20),
+                     1);
+    ck_assert_int_eq(scalar_long("SELECT count(*) FROM " RUNS " WHERE done_at IS NOT NULL"), 0);
+    ck_assert_int_eq(https_got(dir, "dev.gsap.ac.issued"), 1);
+    ck_assert_int_eq(tst_broker_stop(&b), 0);
+    tst_broker_clear(&b);
+    json_decref(ac);
+    free(issuer);
+
+    kill(node, SIGTERM);
+    waitpid(node, NULL, 0);
+    char *rm = fmt("rm -rf %s", dir);
+    ck_assert_int_eq(system(rm), 0);
+    free(rm), free(url), free(ca), free(wrong);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("runtime");
@@ -894,6 +1015,7 @@ int main(void)
     tcase_add_test(tc, two_brokers_exactly_once);
     tcase_add_test(tc, async_inflight_bound);
     tcase_add_test(tc, sync_crash_counts_attempts);
+    tcase_add_test(tc, emitter_https);
     suite_add_tcase(s, tc);
     TCase *out = tcase_create("outage");
     tcase_set_timeout(out, 180);
