@@ -338,6 +338,7 @@ int brk_pgroles_grant_runtime(PGconn *owner, const char *runtime_conninfo, char 
         "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO %s",
         "REVOKE DELETE, TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public FROM %s",
         "REVOKE INSERT, UPDATE ON schema_migrations FROM %s",
+        "REVOKE INSERT, UPDATE ON schema_repeatables FROM %s",
         "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %s",
         "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO %s",
         NULL};
