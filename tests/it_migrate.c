@@ -25,6 +25,7 @@
 #include "brk_jcs.h"
 #include "brk_keys.h"
 #include "brk_migrate.h"
+#include "brk_pq.h"
 #include "tst_pg.h"
 #include "banned.h"
 
@@ -721,6 +722,43 @@ START_TEST(lineage_sql_matches_jcs)
 }
 END_TEST
 
+/* brk_pq, the one blocking-statement helper: tolerated SQLSTATEs match whole codes only,
+ * a scalar needs exactly one row, and a string is always one statement. */
+START_TEST(pq_helpers)
+{
+    PGconn *c = fresh("it_migrate_pq", 0);
+    const char *p1[1] = {"x"};
+    char err[256] = "", out[32] = "";
+    PGresult *r;
+
+    ck_assert_int_eq(brk_pq_cmd(c, "CREATE TABLE t (v text)", 0, NULL, NULL, err, sizeof err), 0);
+    ck_assert_int_eq(brk_pq_cmd(c, "CREATE TABLE t (v text)", 0, NULL, NULL, err, sizeof err),
+                     BRK_EDB);
+    ck_assert_msg(strstr(err, "already exists") != NULL, "message: %s", err);
+    ck_assert_int_eq(brk_pq_cmd(c, "CREATE TABLE t (v text)", 0, NULL, "23505 42P07", err,
+                                sizeof err),
+                     0);
+    ck_assert_int_eq(brk_pq_cmd(c, "CREATE TABLE t (v text)", 0, NULL, "42P0 2P07", err,
+                                sizeof err),
+                     BRK_EDB);
+    ck_assert_int_eq(brk_pq_cmd(c, "INSERT INTO t VALUES ($1), ($1)", 1, p1, NULL, NULL, 0), 0);
+    ck_assert_int_eq(brk_pq_scalar(c, "SELECT v FROM t", 0, NULL, out, sizeof out, err,
+                                   sizeof err),
+                     BRK_EDB);
+    ck_assert_str_eq(err, "expected one row, got 2");
+    ck_assert_int_eq(brk_pq_scalar(c, "SELECT count(*) FROM t WHERE v = $1", 1, p1, out,
+                                   sizeof out, err, sizeof err),
+                     0);
+    ck_assert_str_eq(out, "2");
+    ck_assert_ptr_null(brk_pq_exec(c, "SELECT 1; DROP TABLE t", 0, NULL, err, sizeof err));
+    r = brk_pq_exec(c, "SELECT count(*) FROM t", 0, NULL, err, sizeof err);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(PQgetvalue(r, 0, 0), "2");
+    PQclear(r);
+    PQfinish(c);
+}
+END_TEST
+
 static Suite *migrate_suite(void)
 {
     Suite *s = suite_create("migrate");
@@ -750,6 +788,7 @@ static Suite *migrate_suite(void)
     tc = tcase_create("keys");
     tcase_add_test(tc, keys_create);
     tcase_add_test(tc, keys_create_without_schema_is_edb);
+    tcase_add_test(tc, pq_helpers);
     suite_add_tcase(s, tc);
     return s;
 }
