@@ -58,7 +58,8 @@
 static const struct {
     const char *name, *sha;
 } superseded[] = {
-    {"0007_receipt_evidence.sql", "b6c5976b255a30b3be68e81df668fcb2de7e73ce72a13f6579ddd348d34657a5"},
+    {"0007_receipt_evidence.sql",
+     "b6c5976b255a30b3be68e81df668fcb2de7e73ce72a13f6579ddd348d34657a5"},
     {"0008_approvals.sql", "e8bf135895a89c30a11bef396010b9e72ffc908a351547c0420ed025e9930568"},
     {"0009_keys.sql", "2c2af584b03555bfd4715b995698c0133823d882ac93d5c59ac22ae9fb46bd3d"},
 };

@@ -3,10 +3,10 @@
  *
  * fn_billing (GSAP_CR_RECEIVED, synchronous): rates the CR with the rate card of the account
  * its AC named (the tenant's "default" when that account does not exist), then writes the line
- * with bill_add_line (migrations/functions/20_bill_add_line.sql), which picks the open invoice of the CR's
- * UTC month (or the next open one, marking the line late, when that month is already
- * finalizing or finalized), numbers the line and adds it to the invoice's total under the
- * invoice's row lock. Everything goes through the runtime's connection, inside its
+ * with bill_add_line (migrations/functions/20_bill_add_line.sql), which picks the open
+ * invoice of the CR's UTC month (or the next open one, marking the line late, when that
+ * month is already finalizing or finalized), numbers the line and adds it to the invoice's
+ * total under the invoice's row lock. Everything goes through the runtime's connection, inside its
  * transaction, so the line and the run's done mark commit together: exactly once, across
  * crashes and brokers. The unique cr_id makes a replay a no-op besides. The account row is
  * share-locked while rating, so its currency cannot change under a line being written.

@@ -489,8 +489,9 @@ static char *definitions(PGconn *c)
            "  FROM pg_trigger t JOIN pg_class r ON r.oid = t.tgrelid "
            "  JOIN pg_namespace n ON n.oid = r.relnamespace "
            "  WHERE n.nspname = 'public' AND NOT t.tgisinternal), '') || E'\\n--\\n' || "
-           "coalesce((SELECT string_agg(v.viewname || ': ' || pg_get_viewdef(v.viewname::regclass), "
-           "  E'\\n' ORDER BY v.viewname) FROM pg_views v WHERE v.schemaname = 'public'), '')");
+           "coalesce((SELECT string_agg(v.viewname || ': ' || "
+           "  pg_get_viewdef(v.viewname::regclass), E'\\n' ORDER BY v.viewname) "
+           "  FROM pg_views v WHERE v.schemaname = 'public'), '')");
 
     ck_assert_ptr_nonnull(s);
     return s;
@@ -684,8 +685,11 @@ START_TEST(lineage_sql_matches_jcs)
     static const struct {
         const char *prev;
         int seq;
-    } cases[] = {{NULL, 1}, {"sha256:0000000000000000000000000000000000000000000000000000000000000000", 2},
-                 {"sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", 2147483647}};
+    } cases[] = {
+        {NULL, 1},
+        {"sha256:0000000000000000000000000000000000000000000000000000000000000000", 2},
+        {"sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", 2147483647},
+    };
     const char *ac = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const char *chron = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
     const char *cr = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
