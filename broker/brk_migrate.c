@@ -397,8 +397,11 @@ out:
     return rc;
 }
 
-/* ensure_table: creates a bookkeeping table unless it exists (under the migration lock). */
-static int ensure_table(PGconn *conn, const char *table, char *err, size_t errlen)
+/*
+ * records: creates the bookkeeping table unless it exists (under the migration lock), then
+ * reads its (name, sha256) rows into *out (caller PQclear()s).
+ */
+static int records(PGconn *conn, const char *table, PGresult **out, char *err, size_t errlen)
 {
     const char *params[1] = {table};
     char sql[256], msg[512];
@@ -423,7 +426,20 @@ static int ensure_table(PGconn *conn, const char *table, char *err, size_t errle
                  table);
         snprintf(msg, sizeof msg, "create %s", table);
         rc = exec_ok(conn, sql, PGRES_COMMAND_OK, msg, err, errlen);
+        if (rc < 0)
+            goto out;
     }
+    PQclear(r);
+    snprintf(sql, sizeof sql, "SELECT name, sha256 FROM %s", table);
+    r = PQexec(conn, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        pg_msg(conn, r, msg, sizeof msg);
+        seterr(err, errlen, "cannot read %s: %s", table, msg);
+        rc = BRK_EDB;
+        goto out;
+    }
+    *out = r;
+    r = NULL;
 out:
     PQclear(r);
     return rc;
@@ -445,20 +461,12 @@ static int superseded_ok(const char *name, const char *sha)
 static int apply_repeatables(PGconn *conn, mig_set_t *reps, char *err, size_t errlen)
 {
     PGresult *r = NULL;
-    char msg[512];
     size_t i;
     int rc, row, nrows;
 
-    rc = ensure_table(conn, "schema_repeatables", err, errlen);
+    rc = records(conn, "schema_repeatables", &r, err, errlen);
     if (rc < 0)
         goto out;
-    r = PQexec(conn, "SELECT name, sha256 FROM schema_repeatables");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        pg_msg(conn, r, msg, sizeof msg);
-        seterr(err, errlen, "cannot read schema_repeatables: %s", msg);
-        rc = BRK_EDB;
-        goto out;
-    }
     nrows = PQntuples(r);
     for (i = 0; i < reps->n; i++) {
         for (row = 0; row < nrows; row++) {
@@ -505,17 +513,9 @@ int brk_migrate_run(PGconn *conn, const char *dir, char *err, size_t errlen)
         goto out;
     locked = 1;
 
-    rc = ensure_table(conn, "schema_migrations", err, errlen);
+    rc = records(conn, "schema_migrations", &r, err, errlen);
     if (rc < 0)
         goto out;
-
-    r = PQexec(conn, "SELECT name, sha256 FROM schema_migrations");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        pg_msg(conn, r, msg, sizeof msg);
-        seterr(err, errlen, "cannot read schema_migrations: %s", msg);
-        rc = BRK_EDB;
-        goto out;
-    }
     nrows = PQntuples(r);
 
     /* Pass 1: every applied file must be unchanged, before anything new runs. */
