@@ -120,10 +120,5 @@ int bill_finalizer_finish(const bill_finalizer_t *f, const brk_keyring_t *kr, co
 int bill_finalize_blocking(PGconn *conn, const brk_keyring_t *kr, const char *broker_id,
                            const char *tenant, const char *invoice_id, char *err, size_t errlen);
 
-/* bill_query: one parameterized statement on a blocking connection (the runtime thread's).
- * Returns its rows (caller PQclear()s), or NULL with PostgreSQL's message in err unless the
- * statement returned rows. */
-PGresult *bill_query(PGconn *c, const char *sql, int n, const char *const *params, char *err,
-                     size_t errlen);
 
 #endif

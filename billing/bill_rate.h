@@ -42,7 +42,7 @@
  *     + BILL_PRICE_MAX  =  268,841,000,000,033,000 + 10^12  <  BILL_LINE_MAX = 10^18,
  * checked at compile time in bill_rate.c, so bill_rate never fails on a valid card, and an
  * invoice holds lines only up to BILL_INVOICE_TOTAL_MAX (bill_add_line rolls a full invoice
- * over to a continuation invoice of the same period, migrations/0008_approvals.sql), so
+ * over to a continuation invoice of the same period, migrations/functions/20_bill_add_line.sql), so
  * total + line <= 9 * 10^18 < 2^63 - 1: billing never fails on arithmetic. The BRK_ERANGE
  * checks stay as a second line of defence.
  *
@@ -64,7 +64,7 @@
 #define BILL_LINE_SECONDS_MAX (31LL * 86400) /* billable seconds of one line: a month */
 #define BILL_LINE_MAX 1000000000000000000LL  /* 10^18: no line is larger (see above) */
 /* An invoice's total stays at most this: the next line goes on a continuation invoice.
- * Mirrored as a literal in bill_add_line (migrations/0008_approvals.sql). */
+ * Mirrored as a literal in bill_add_line (migrations/functions/20_bill_add_line.sql). */
 #define BILL_INVOICE_TOTAL_MAX 8000000000000000000LL
 #define BILL_SHELL_CLASSES_MAX 32         /* entries of shell_class_multipliers */
 #define BILL_SHELL_CLASS_MAX 32           /* bytes of a shell class name */

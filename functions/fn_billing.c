@@ -3,10 +3,10 @@
  *
  * fn_billing (GSAP_CR_RECEIVED, synchronous): rates the CR with the rate card of the account
  * its AC named (the tenant's "default" when that account does not exist), then writes the line
- * with bill_add_line (migrations/0004_billing.sql), which picks the open invoice of the CR's
- * UTC month (or the next open one, marking the line late, when that month is already
- * finalizing or finalized), numbers the line and adds it to the invoice's total under the
- * invoice's row lock. Everything goes through the runtime's connection, inside its
+ * with bill_add_line (migrations/functions/20_bill_add_line.sql), which picks the open
+ * invoice of the CR's UTC month (or the next open one, marking the line late, when that
+ * month is already finalizing or finalized), numbers the line and adds it to the invoice's
+ * total under the invoice's row lock. Everything goes through the runtime's connection, inside its
  * transaction, so the line and the run's done mark commit together: exactly once, across
  * crashes and brokers. The unique cr_id makes a replay a no-op besides. The account row is
  * share-locked while rating, so its currency cannot change under a line being written.
@@ -28,6 +28,7 @@
 #include "bill_rate.h"
 #include "brk_err.h"
 #include "brk_log.h"
+#include "brk_pq.h"
 #include "fn.h"
 #include "banned.h"
 
@@ -81,7 +82,7 @@ static int billing_run(const fn_env_t *env, PGconn *conn, const fn_event_t *ev, 
         goto out;
     }
     const char *pa[] = {ev->tenant, account ? account : "default"};
-    if ((acct = bill_query(conn, q_account, 2, pa, err, errlen)) == NULL) {
+    if ((acct = brk_pq_exec(conn, q_account, 2, pa, err, errlen)) == NULL) {
         ret = BRK_EDB;
         goto out;
     }
@@ -124,7 +125,7 @@ static int billing_run(const fn_env_t *env, PGconn *conn, const fn_event_t *ev, 
                         total,
                         rating_text,
                         str(p, "received_at")};
-    if ((line = bill_query(conn, q_line, 16, pl, err, errlen)) == NULL) {
+    if ((line = brk_pq_exec(conn, q_line, 16, pl, err, errlen)) == NULL) {
         ret = BRK_EDB;
         goto out;
     }
@@ -147,36 +148,25 @@ const fn_def_t fn_billing = {
     .run = billing_run,
 };
 
-/* A statement without result on the blocking connection: 0 or BRK_EDB. */
-static int exec_cmd(PGconn *c, const char *sql, char *err, size_t errlen)
-{
-    PGresult *res = PQexec(c, sql);
-    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (!ok)
-        snprintf(err, errlen, "%s", PQresultErrorMessage(res));
-    PQclear(res);
-    return ok ? 0 : BRK_EDB;
-}
-
 static int close_run(const fn_env_t *env, PGconn *conn, char *err, size_t errlen)
 {
-    PGresult *due = bill_query(conn, q_due, 0, NULL, err, errlen);
+    PGresult *due = brk_pq_exec(conn, q_due, 0, NULL, err, errlen);
     int rc = 0;
     if (due == NULL)
         return BRK_EDB;
     for (int i = 0; i < PQntuples(due) && rc == 0; i++) {
         const char *tenant = PQgetvalue(due, i, 0), *id = PQgetvalue(due, i, 1);
         char why[512];
-        if ((rc = exec_cmd(conn, "SAVEPOINT bill_close", err, errlen)) != 0)
+        if ((rc = brk_pq_cmd(conn, "SAVEPOINT bill_close", 0, NULL, NULL, err, errlen)) != 0)
             break;
         int r = bill_finalize_blocking(conn, env->keys, env->cfg->broker_id, tenant, id, why,
                                        sizeof why);
         if (r == 0) {
-            rc = exec_cmd(conn, "RELEASE SAVEPOINT bill_close", err, errlen);
+            rc = brk_pq_cmd(conn, "RELEASE SAVEPOINT bill_close", 0, NULL, NULL, err, errlen);
             brk_log_info("invoice finalized", "tenant", tenant, "invoice_id", id, "by",
                          "month close");
         } else {
-            rc = exec_cmd(conn, "ROLLBACK TO SAVEPOINT bill_close", err, errlen);
+            rc = brk_pq_cmd(conn, "ROLLBACK TO SAVEPOINT bill_close", 0, NULL, NULL, err, errlen);
             if (r != BRK_ECONFLICT)
                 brk_log_warn("month close failed", "tenant", tenant, "invoice_id", id, "error",
                              why);
