@@ -49,21 +49,6 @@
 #define BRK_REPEATABLE_DIGITS 2                    /* "20_gsap_complete.sql" */
 #define BRK_REPEATABLES_SUBDIR "functions"
 
-/*
- * Numbered files edited before they shipped, to move their function bodies into functions/:
- * a development database that applied the earlier text has the same tables, and the
- * repeatable files then give it the same functions, so its record is updated rather than
- * refused. Never add a shipped file here.
- */
-static const struct {
-    const char *name, *sha;
-} superseded[] = {
-    {"0007_receipt_evidence.sql",
-     "b6c5976b255a30b3be68e81df668fcb2de7e73ce72a13f6579ddd348d34657a5"},
-    {"0008_approvals.sql", "e8bf135895a89c30a11bef396010b9e72ffc908a351547c0420ed025e9930568"},
-    {"0009_keys.sql", "2c2af584b03555bfd4715b995698c0133823d882ac93d5c59ac22ae9fb46bd3d"},
-};
-
 typedef struct mig {
     const char *name;
     const char *sql;
@@ -445,18 +430,6 @@ out:
     return rc;
 }
 
-/* superseded_ok: whether sha is an accepted earlier text of the numbered file name. */
-static int superseded_ok(const char *name, const char *sha)
-{
-    size_t i;
-
-    for (i = 0; i < sizeof superseded / sizeof superseded[0]; i++) {
-        if (strcmp(superseded[i].name, name) == 0 && strcmp(superseded[i].sha, sha) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 /* apply_repeatables: every file of reps whose recorded hash differs, in order. */
 static int apply_repeatables(PGconn *conn, mig_set_t *reps, char *err, size_t errlen)
 {
@@ -489,7 +462,6 @@ int brk_migrate_run(PGconn *conn, const char *dir, char *err, size_t errlen)
 {
     mig_set_t set = {0}, reps = {0};
     PGresult *r = NULL;
-    char msg[512];
     size_t i;
     PGTransactionStatusType st;
     int locked = 0, rc = 0, row, nrows;
@@ -523,30 +495,13 @@ int brk_migrate_run(PGconn *conn, const char *dir, char *err, size_t errlen)
         for (row = 0; row < nrows; row++) {
             if (strcmp(PQgetvalue(r, row, 0), set.v[i].name) != 0)
                 continue;
-            if (strcmp(PQgetvalue(r, row, 1), set.v[i].sha) != 0 &&
-                !superseded_ok(set.v[i].name, PQgetvalue(r, row, 1))) {
+            if (strcmp(PQgetvalue(r, row, 1), set.v[i].sha) != 0) {
                 seterr(err, errlen,
                        "migration %s changed after it was applied (recorded sha256 %s, file "
                        "sha256 %s)",
                        set.v[i].name, PQgetvalue(r, row, 1), set.v[i].sha);
                 rc = BRK_ECONFLICT;
                 goto out;
-            }
-            if (strcmp(PQgetvalue(r, row, 1), set.v[i].sha) != 0) {
-                const char *params[2] = {set.v[i].sha, set.v[i].name};
-                PGresult *u = PQexecParams(conn,
-                                           "UPDATE schema_migrations SET sha256 = $1 "
-                                           "WHERE name = $2",
-                                           2, NULL, params, NULL, NULL, 0);
-                if (PQresultStatus(u) != PGRES_COMMAND_OK) {
-                    pg_msg(conn, u, msg, sizeof msg);
-                    PQclear(u);
-                    seterr(err, errlen, "cannot update the record of %s: %s", set.v[i].name,
-                           msg);
-                    rc = BRK_EDB;
-                    goto out;
-                }
-                PQclear(u);
             }
             set.v[i].sql = NULL; /* applied: skip in pass 2 */
             break;

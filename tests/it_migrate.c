@@ -4,8 +4,8 @@
  * copy $GSAP_SOURCE_DIR/migrations into a temporary directory and edit the copy.
  *
  * The repeatable files (migrations/functions/): a database upgraded from the previous
- * release (0001..0006, or the unshipped 0007..0009 as they were before their functions
- * moved, kept in tests/data/migrations-prev/) ends with exactly the function and trigger
+ * release (0001..0006, whose functions lived in the numbered files) ends with exactly the
+ * function and trigger
  * definitions of a fresh one; a changed file is applied again, an unchanged one is not. And
  * the lineage bytes SQL hashes (gsap_lineage_cid) are the ones brk_jcs canonicalizes.
  */
@@ -125,12 +125,9 @@ static char *copy_migrations(void)
     return dir;
 }
 
-/*
- * prev_release: the numbered migrations of the previous release, without a functions/ of
- * their own (their functions were in the numbered files): 0001..0006 as shipped, and with
- * unshipped set, 0007..0009 as they were before their functions moved.
- */
-static char *prev_release(int unshipped)
+/* prev_release: the numbered migrations of the previous release (0001..0006), whose
+ * functions were defined in the numbered files themselves. */
+static char *prev_release(void)
 {
     static const char *const shipped[] = {"0001_", "0002_", "0003_", "0004_", "0005_",
                                           "0006_", NULL};
@@ -138,10 +135,6 @@ static char *prev_release(int unshipped)
 
     snprintf(from, sizeof from, "%s/migrations", source_dir());
     copy_files(from, dir, shipped);
-    if (unshipped) {
-        snprintf(from, sizeof from, "%s/tests/data/migrations-prev", source_dir());
-        copy_files(from, dir, NULL);
-    }
     return dir;
 }
 
@@ -498,19 +491,19 @@ static char *definitions(PGconn *c)
 }
 
 /* upgraded: a database with the previous release applied, then this binary's migrations. */
-static PGconn *upgraded(const char *db, int unshipped)
+static PGconn *upgraded(const char *db)
 {
-    char err[512] = "", *dir = prev_release(unshipped);
+    char err[512] = "", *dir = prev_release();
     PGconn *c = fresh(db, 0);
 
     ck_assert_msg(brk_migrate_run(c, dir, err, sizeof err) == 0, "previous release: %s", err);
     rm_tree(dir);
-    /* the previous release's state: no repeatable recorded, 0002's gsap_complete signature
-     * (0006) or 0007's, and the functions the numbered files defined */
+    /* the previous release's state: no repeatable recorded, 0002's gsap_complete signature,
+     * and the functions the numbered files defined */
     ck_assert_int_eq(tst_pg_long(c, "SELECT count(*) FROM schema_repeatables"), 0);
     ck_assert_int_eq(tst_pg_long(c, "SELECT count(*) FROM pg_proc WHERE proname = 'gsap_complete'"
                                     " AND pronargs = 18"),
-                     unshipped ? 0 : 1);
+                     1);
     ck_assert_msg(brk_migrate_run(c, NULL, err, sizeof err) == 0, "upgrade: %s", err);
     return c;
 }
@@ -529,7 +522,7 @@ static void assert_same_definitions(PGconn *a, PGconn *b)
 START_TEST(upgrade_from_shipped_matches_fresh)
 {
     PGconn *f = fresh("it_migrate_up_fresh", 1);
-    PGconn *u = upgraded("it_migrate_up_0006", 0);
+    PGconn *u = upgraded("it_migrate_up_0006");
     char *names, *fresh_names;
 
     assert_same_definitions(f, u);
@@ -549,45 +542,6 @@ START_TEST(upgrade_from_shipped_matches_fresh)
     free(fresh_names);
     PQfinish(f);
     PQfinish(u);
-}
-END_TEST
-
-/* A development database that applied 0007..0009 before their functions moved out: accepted,
- * its records updated to the files' new hashes, and its functions the fresh ones. */
-START_TEST(upgrade_from_unshipped_matches_fresh)
-{
-    PGconn *f = fresh("it_migrate_up2_fresh", 1);
-    PGconn *u = upgraded("it_migrate_up_0009", 1);
-    char *a, *b;
-
-    assert_same_definitions(f, u);
-    a = tst_pg_scalar(u, "SELECT string_agg(name || sha256, ',' ORDER BY name) "
-                         "FROM schema_migrations");
-    b = tst_pg_scalar(f, "SELECT string_agg(name || sha256, ',' ORDER BY name) "
-                         "FROM schema_migrations");
-    ck_assert_str_eq(a, b);
-    free(a);
-    free(b);
-    PQfinish(f);
-    PQfinish(u);
-}
-END_TEST
-
-/* Any other earlier text of a numbered file is still refused. */
-START_TEST(unshipped_edit_is_still_a_conflict)
-{
-    PGconn *c = fresh("it_migrate_up_edit", 0);
-    char *dir = prev_release(1);
-    char err[512] = "";
-
-    write_file(dir, "0008_approvals.sql", "\n-- edited\n", "a");
-    ck_assert_msg(brk_migrate_run(c, dir, err, sizeof err) == 0, "previous release: %s", err);
-    ck_assert_int_eq(brk_migrate_run(c, NULL, err, sizeof err), BRK_ECONFLICT);
-    ck_assert_msg(strstr(err, "migration 0008_approvals.sql changed after it was applied") != NULL,
-                  "message: %s", err);
-    ck_assert_int_eq(tst_pg_long(c, "SELECT count(*) FROM schema_repeatables"), 0);
-    rm_tree(dir);
-    PQfinish(c);
 }
 END_TEST
 
@@ -783,8 +737,6 @@ static Suite *migrate_suite(void)
 
     tc = tcase_create("repeatable");
     tcase_add_test(tc, upgrade_from_shipped_matches_fresh);
-    tcase_add_test(tc, upgrade_from_unshipped_matches_fresh);
-    tcase_add_test(tc, unshipped_edit_is_still_a_conflict);
     tcase_add_test(tc, changed_repeatable_is_reapplied);
     tcase_add_test(tc, failing_repeatable_leaves_no_trace);
     tcase_add_test(tc, dir_without_functions_is_eio);
