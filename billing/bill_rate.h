@@ -56,6 +56,7 @@
 #include <stdint.h>
 
 #include "bill_money.h"
+#include "brk_event.h"
 
 #define BILL_PRICE_MAX 1000000000000LL    /* 10^12 minor units: a per_cr price, the surcharge */
 #define BILL_PER_SECOND_MAX 100000000LL   /* 10^8 minor units per started second */
@@ -128,7 +129,7 @@ int bill_account_parse(const json_t *in, bill_account_t *a, const char **code, c
  * digit (the same form as accord names). */
 int bill_account_id_valid(const char *s);
 
-/* What rating needs from a GSAP_CR_RECEIVED payload. Strings are borrowed from it. */
+/* What rating needs from a GSAP_CR_RECEIVED payload (broker/brk_event.h). Strings are borrowed from it. */
 typedef struct bill_cr {
     int outcome;                      /* enum bill_outcome: the effective outcome */
     int flagged;                      /* flags not empty */
@@ -142,6 +143,9 @@ typedef struct bill_cr {
  * for a payload that has neither, written before 0007), shell_class and capability_set of a
  * GSAP_CR_RECEIVED payload. Returns 0 or BRK_EINVAL with a message. */
 int bill_cr_from_payload(const json_t *payload, bill_cr_t *cr, char *msg, size_t mlen);
+
+/* bill_cr_from_event: the same over a payload read with brk_cr_received_read. */
+int bill_cr_from_event(const brk_cr_received_t *p, bill_cr_t *cr, char *msg, size_t mlen);
 
 
 /* The result of rating, with the breakdown that reproduces total. */

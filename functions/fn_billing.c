@@ -27,6 +27,7 @@
 #include "bill_invoice.h"
 #include "bill_rate.h"
 #include "brk_err.h"
+#include "brk_event.h"
 #include "brk_log.h"
 #include "fn.h"
 #include "banned.h"
@@ -49,17 +50,18 @@ static const char q_due[] =
     "       AND finalizing_at < now() - interval '" BILL_STALE_FINALIZING "') "
     "ORDER BY period, invoice_id LIMIT " FN_CLOSE_BATCH " FOR UPDATE SKIP LOCKED";
 
-
-static const char *str(const json_t *o, const char *k)
+/* A string member of the payload, NULL when absent or not a string. */
+static const char *str(const json_t *member)
 {
-    return json_string_value(json_object_get(o, k));
+    return json_string_value(member);
 }
 
 static int billing_run(const fn_env_t *env, PGconn *conn, const fn_event_t *ev, char *err,
                        size_t errlen)
 {
-    const json_t *p = ev->payload;
-    const char *account = str(p, "billing_account");
+    brk_cr_received_t p;
+    brk_cr_received_read(ev->payload, &p);
+    const char *account = str(p.billing_account);
     PGresult *acct = NULL, *line = NULL;
     json_t *card = NULL, *rating = NULL;
     char *rating_text = NULL, *flags_text = NULL, msg[BILL_MSG_MAX];
@@ -71,12 +73,12 @@ static int billing_run(const fn_env_t *env, PGconn *conn, const fn_event_t *ev, 
     int ret = BRK_EINVAL;
 
     (void)env;
-    if (!str(p, "cr_id") || !str(p, "context_id") || !str(p, "lineage_cid") ||
-        !str(p, "chronicle_cid") || !str(p, "received_at")) {
+    if (!str(p.cr_id) || !str(p.context_id) || !str(p.lineage_cid) || !str(p.chronicle_cid) ||
+        !str(p.received_at)) {
         snprintf(err, errlen, "event %lld: the payload lacks a CR field", ev->event_id);
         goto out;
     }
-    if (bill_cr_from_payload(p, &cr, msg, sizeof msg) != 0) {
+    if (bill_cr_from_event(&p, &cr, msg, sizeof msg) != 0) {
         snprintf(err, errlen, "event %lld: %s", ev->event_id, msg);
         goto out;
     }
@@ -99,12 +101,12 @@ static int billing_run(const fn_env_t *env, PGconn *conn, const fn_event_t *ev, 
     }
     if ((ret = bill_rate(&rc, &cr, &r)) != 0) {
         snprintf(err, errlen, "CR %s: rating with account \"%s\" overflows 64-bit minor units",
-                 str(p, "cr_id"), PQgetvalue(acct, 0, 0));
+                 str(p.cr_id), PQgetvalue(acct, 0, 0));
         goto out;
     }
     rating = bill_rating_json(&r, cr.shell_class);
     rating_text = json_dumps(rating, JSON_COMPACT);
-    flags_text = json_dumps(json_object_get(p, "flags"), JSON_COMPACT);
+    flags_text = json_dumps(p.flags, JSON_COMPACT);
     snprintf(qty, sizeof qty, "%lld", (long long)r.quantity);
     snprintf(unit, sizeof unit, "%lld", (long long)r.unit_minor);
     snprintf(total, sizeof total, "%lld", (long long)r.total_minor);
@@ -112,18 +114,18 @@ static int billing_run(const fn_env_t *env, PGconn *conn, const fn_event_t *ev, 
                         PQgetvalue(acct, 0, 0),
                         PQgetvalue(acct, 0, 1),
                         PQgetvalue(acct, 0, 2),
-                        str(p, "cr_id"),
-                        str(p, "context_id"),
-                        str(p, "lineage_cid"),
-                        str(p, "chronicle_cid"),
-                        str(p, "merkle_root"),
+                        str(p.cr_id),
+                        str(p.context_id),
+                        str(p.lineage_cid),
+                        str(p.chronicle_cid),
+                        str(p.merkle_root),
                         bill_outcome_name(cr.outcome),
                         flags_text,
                         qty,
                         unit,
                         total,
                         rating_text,
-                        str(p, "received_at")};
+                        str(p.received_at)};
     if ((line = bill_query(conn, q_line, 16, pl, err, errlen)) == NULL) {
         ret = BRK_EDB;
         goto out;
@@ -139,7 +141,7 @@ out:
     return ret;
 }
 
-static const char *const billing_types[] = {"GSAP_CR_RECEIVED", NULL};
+static const char *const billing_types[] = {BRK_EV_CR_RECEIVED, NULL};
 
 const fn_def_t fn_billing = {
     .name = "billing",

@@ -1,6 +1,6 @@
 /*
  * hnd_accords: the tenant's accords (policies) over HTTP, role admin. The same validation
- * (hnd_accord_parse) serves `gsap-broker accords put`, so an accord means one thing whichever
+ * (gov_accord_parse) serves `gsap-broker accords put`, so an accord means one thing whichever
  * way it was stored. The stored form is normalized: every field present, masks as "0x%08x".
  */
 #include "hnd.h"
@@ -11,6 +11,7 @@
 
 #include "brk_err.h"
 #include "brk_http.h"
+#include "gov_accord.h"
 #include "hnd_gov.h"
 #include "banned.h"
 
@@ -42,7 +43,7 @@ static json_t *with_hash(const char *body_text)
 static int name_param(brk_req_t *r, char *out)
 {
     h2o_iovec_t p = brk_req_param(r, 0);
-    if (p.len == 0 || p.len > HND_ACCORD_NAME_MAX) {
+    if (p.len == 0 || p.len > GOV_ACCORD_NAME_MAX) {
         brk_reply_error(r, BRK_ENOTFOUND, "accord_not_found", "no such accord");
         return -1;
     }
@@ -64,20 +65,20 @@ static void on_put(brk_req_t *r, const brk_db_result_t *res)
 
 static void put_accord(brk_req_t *r)
 {
-    char *name = brk_req_alloc(r, HND_ACCORD_NAME_MAX + 1), msg[256];
+    char *name = brk_req_alloc(r, GOV_ACCORD_NAME_MAX + 1), msg[256];
     const char *code;
-    hnd_accord_t a;
+    gov_accord_t a;
     int rc;
     if (name_param(r, name) != 0)
         return;
-    if ((rc = hnd_accord_parse(r->body, name, &a, &code, msg, sizeof msg)) != 0) {
+    if ((rc = gov_accord_parse(r->body, name, &a, &code, msg, sizeof msg)) != 0) {
         brk_reply_error(r, rc, code, "%s", msg);
         return;
     }
     r->ctx = (void *)hnd_json_dump(r, a.body);
     brk_db_op_t op = {&q_put, 3, {r->principal.tenant, name, r->ctx}};
     brk_req_db(r, &op, 1, on_put);
-    hnd_accord_clear(&a);
+    gov_accord_clear(&a);
 }
 
 static void on_get(brk_req_t *r, const brk_db_result_t *res)
@@ -97,7 +98,7 @@ static void on_get(brk_req_t *r, const brk_db_result_t *res)
 
 static void get_accord(brk_req_t *r)
 {
-    char *name = brk_req_alloc(r, HND_ACCORD_NAME_MAX + 1);
+    char *name = brk_req_alloc(r, GOV_ACCORD_NAME_MAX + 1);
     if (name_param(r, name) != 0)
         return;
     brk_db_op_t op = {&q_get, 2, {r->principal.tenant, name}};

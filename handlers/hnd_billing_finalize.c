@@ -26,6 +26,8 @@
 #include "bill_money.h"
 #include "brk_err.h"
 #include "brk_server.h"
+#include "brk_sign.h"
+#include "brk_time.h"
 #include "hnd_billing.h"
 #include "hnd_gov.h"
 #include "hnd_util.h"
@@ -223,7 +225,7 @@ static void on_credit(brk_req_t *r, const brk_db_result_t *res)
 static void on_credit_ctx(brk_req_t *r, const brk_db_result_t *res)
 {
     credit_t *x = r->ctx;
-    char id[HND_ID_LEN + 1], at[BRK_TIME_LEN + 1], amount[BILL_AMOUNT_STR_MAX];
+    char id[GOV_ID_LEN + 1], at[BRK_TIME_LEN + 1], amount[BILL_AMOUNT_STR_MAX];
     if (res->err != 0) {
         brk_reply_db_error(r, res);
         return;
@@ -251,7 +253,7 @@ static void on_credit_ctx(brk_req_t *r, const brk_db_result_t *res)
         return;
     }
     x->exponent = (int)hnd_bill_i64(PQgetvalue(p, 0, 3));
-    hnd_new_id("crn_", id);
+    gov_new_id("crn_", id);
     brk_time_fmt(time(NULL), at);
     bill_format(hnd_bill_i64(x->amount), x->exponent, amount);
     json_t *doc = json_pack(

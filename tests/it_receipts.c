@@ -6,7 +6,7 @@
  *     flagged time_implausible, effective outcome violated, and billed on the clamped span —
  *     the invoice amounts are recomputed from the stored times;
  *   - members the broker does not know: kept, covered by cr_cid, listed back, bounded on both
- *     sides of every HND_UNKNOWN_* limit; the same for authorize;
+ *     sides of every GOV_UNKNOWN_* limit; the same for authorize;
  *   - exit_code is required for completed and failed;
  *   - self-authorized receipts: the context is created server-side once, per accord
  *     (self_authorized_allowed), idempotent, 409 for another CR, invisible across tenants.
@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #include "tst_check.h"
-#include "hnd_gov.h"
-#include "hnd_util.h"
+#include "gov.h"
+#include "gov_field.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
 
@@ -505,32 +505,32 @@ START_TEST(unknown_limits)
     json_t *ac = authorize("\"session_mode\":true");
     const char *ctx = str(ac, "context_id");
     char *m;
-    /* HND_UNKNOWN_MAX members */
-    m = members(HND_UNKNOWN_MAX, 0);
+    /* GOV_UNKNOWN_MAX members */
+    m = members(GOV_UNKNOWN_MAX, 0);
     bound(ctx, fmt("\"exit_code\":0,%s", m), 1);
     free(m);
-    m = members(HND_UNKNOWN_MAX + 1, 0);
+    m = members(GOV_UNKNOWN_MAX + 1, 0);
     bound(ctx, fmt("\"exit_code\":0,%s", m), 0);
     free(m);
-    /* HND_UNKNOWN_KEY_MAX bytes of a name */
-    m = members(1, HND_UNKNOWN_KEY_MAX);
+    /* GOV_UNKNOWN_KEY_MAX bytes of a name */
+    m = members(1, GOV_UNKNOWN_KEY_MAX);
     bound(ctx, fmt("\"exit_code\":1,%s", m), 1);
     free(m);
-    m = members(1, HND_UNKNOWN_KEY_MAX + 1);
+    m = members(1, GOV_UNKNOWN_KEY_MAX + 1);
     bound(ctx, fmt("\"exit_code\":1,%s", m), 0);
     free(m);
-    /* HND_UNKNOWN_BYTES_MAX: name "b" (1) + the quoted string (n + 2) */
+    /* GOV_UNKNOWN_BYTES_MAX: name "b" (1) + the quoted string (n + 2) */
     for (int over = 0; over < 2; over++) {
-        size_t n = HND_UNKNOWN_BYTES_MAX - 3 + over;
+        size_t n = GOV_UNKNOWN_BYTES_MAX - 3 + over;
         char *v = malloc(n + 1);
         memset(v, 'v', n);
         v[n] = 0;
         bound(ctx, fmt("\"exit_code\":2,\"b\":\"%s\"", v), !over);
         free(v);
     }
-    /* HND_UNKNOWN_DEPTH_MAX levels of nesting */
+    /* GOV_UNKNOWN_DEPTH_MAX levels of nesting */
     for (int over = 0; over < 2; over++) {
-        int d = HND_UNKNOWN_DEPTH_MAX + over;
+        int d = GOV_UNKNOWN_DEPTH_MAX + over;
         char open[64] = "", close[64] = "";
         memset(open, '[', (size_t)d);
         memset(close, ']', (size_t)d);
@@ -575,15 +575,15 @@ START_TEST(authorize_unknown_fields)
                      "x_client");
     /* over a bound: 400, no AC */
     long before = longf("SELECT count(*) FROM acs");
-    char *m = members(HND_UNKNOWN_MAX + 1, 0);
+    char *m = members(GOV_UNKNOWN_MAX + 1, 0);
     json_t *e = authorize_as(ISSUER, m, 400);
     ck_assert_str_eq(err_code(e), "unrecognized_fields_over_limit");
     ck_assert_int_eq(longf("SELECT count(*) FROM acs"), before);
     free(m);
     json_decref(e);
-    m = members(HND_UNKNOWN_MAX, 0);
+    m = members(GOV_UNKNOWN_MAX, 0);
     e = authorize_as(ISSUER, m, 200);
-    ck_assert_uint_eq(json_array_size(json_object_get(e, "unrecognized_fields")), HND_UNKNOWN_MAX);
+    ck_assert_uint_eq(json_array_size(json_object_get(e, "unrecognized_fields")), GOV_UNKNOWN_MAX);
     free(m), free(u), free(text), free(cid), free(vals), free(path);
     json_decref(e), json_decref(ac), json_decref(unsigned_ac), json_decref(vj);
     json_decref(plain), json_decref(d);
@@ -739,13 +739,13 @@ START_TEST(self_authorized_refusals)
         free(b), json_decref(e);
     }
     char id[80] = "self-";
-    memset(id + 5, 'a', HND_CONTEXT_ID_MAX - 5);
-    id[HND_CONTEXT_ID_MAX] = 0;
+    memset(id + 5, 'a', GOV_CONTEXT_ID_MAX - 5);
+    id[GOV_CONTEXT_ID_MAX] = 0;
     b = self_cr(id, NULL, NULL);
     e = post(b, 200);
     free(b), json_decref(e);
-    id[HND_CONTEXT_ID_MAX] = 'a';
-    id[HND_CONTEXT_ID_MAX + 1] = 0;
+    id[GOV_CONTEXT_ID_MAX] = 'a';
+    id[GOV_CONTEXT_ID_MAX + 1] = 0;
     b = self_cr(id, NULL, NULL);
     e = post(b, 400);
     ck_assert_str_eq(err_code(e), "field_too_long");
