@@ -21,8 +21,10 @@
 #include <unistd.h>
 
 #include "tst_check.h"
+#include "brk_event.h"
 #include "gov.h"
 #include "gov_field.h"
+#include "gov_lineage.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
 
@@ -754,6 +756,50 @@ START_TEST(self_authorized_refusals)
 }
 END_TEST
 
+/* ---- the rules gov/ and broker/brk_event.h state, against what gsap_complete wrote ---- */
+
+/* Two receipts in one session: each lineage_cid the database computed is gov_lineage_cid of
+ * the link, the second chained to the first; and the GSAP_CR_RECEIVED payload holds exactly
+ * the members brk_event.h defines. */
+START_TEST(lineage_and_payload_match_gov)
+{
+    json_t *ac = authorize("\"session_mode\":true"), *rc[2];
+    const char *ctx = str(ac, "context_id");
+    char now[40], cid[BRK_CID_LEN + 1];
+    fmt_time(time(NULL), 0, now);
+    for (int i = 0; i < 2; i++) {
+        char *body = cr(ctx, "completed", now, now, "\"exit_code\":0");
+        rc[i] = post(body, 200);
+        free(body);
+        const char *prev = i == 0 ? NULL : str(rc[0], "lineage_cid");
+        ck_assert_int_eq(gov_lineage_cid(str(rc[i], "ac_cid"), str(rc[i], "chronicle_cid"),
+                                         str(rc[i], "cr_cid"), prev, i + 1, cid),
+                         0);
+        ck_assert_str_eq(cid, str(rc[i], "lineage_cid"));
+        if (prev == NULL)
+            ck_assert(json_is_null(json_object_get(rc[i], "prev_lineage_cid")));
+        else
+            ck_assert_str_eq(str(rc[i], "prev_lineage_cid"), prev);
+    }
+    char *text = scalarf("SELECT payload::text FROM events WHERE type = '%s' AND "
+                         "payload->>'cr_id' = '%s'", BRK_EV_CR_RECEIVED, str(rc[1], "cr_id"));
+    json_t *payload = json_loads(text, 0, NULL);
+    ck_assert_ptr_nonnull(payload);
+    size_t n = 0;
+    for (; brk_cr_received_names[n] != NULL; n++)
+        ck_assert_msg(json_object_get(payload, brk_cr_received_names[n]) != NULL,
+                      "the payload lacks \"%s\"", brk_cr_received_names[n]);
+    ck_assert_uint_eq(json_object_size(payload), n);
+    brk_cr_received_t p;
+    brk_cr_received_read(payload, &p);
+    ck_assert_str_eq(json_string_value(p.lineage_cid), str(rc[1], "lineage_cid"));
+    ck_assert_str_eq(json_string_value(p.prev_lineage_cid), str(rc[0], "lineage_cid"));
+    ck_assert_int_eq(json_integer_value(p.sequence), 2);
+    free(text);
+    json_decref(payload), json_decref(rc[0]), json_decref(rc[1]), json_decref(ac);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("it_receipts");
@@ -771,6 +817,7 @@ int main(void)
     tcase_add_test(tc, self_authorized_default_accord);
     tcase_add_test(tc, self_authorized_allowed_accord);
     tcase_add_test(tc, self_authorized_refusals);
+    tcase_add_test(tc, lineage_and_payload_match_gov);
     suite_add_tcase(s, tc);
     return tst_run(s);
 }
