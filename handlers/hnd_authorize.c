@@ -412,7 +412,7 @@ static void on_poll(brk_req_t *r, const brk_db_result_t *res)
     PGresult *pr = res->res[0];
     /* A context the caller may not read is answered exactly as one that does not exist. */
     if (PQntuples(pr) != 1 || !hnd_ctx_row_readable(r, pr, HND_VIEW_POLL)) {
-        brk_reply_error(r, BRK_ENOTFOUND, "context_not_found", "no such context");
+        hnd_reply_result(r, "not_found");
         return;
     }
     json_t *ac = hnd_ac_row_view(pr);

@@ -24,7 +24,6 @@
 #include "brk_server.h"
 #include "gov_cr.h"
 #include "gov_doc.h"
-#include "gov_result.h"
 #include "hnd_gov.h"
 #include "hnd_util.h"
 #include "banned.h"
@@ -96,11 +95,8 @@ static void on_completed(brk_req_t *r, const brk_db_result_t *res)
         return;
     }
     PGresult *p = res->res[0];
-    const gov_result_t *refused = gov_result_find(PQgetvalue(p, 0, CC_CODE));
-    if (refused != NULL) {
-        brk_reply_error(r, refused->rc, refused->code, "%s", refused->message);
+    if (hnd_reply_result(r, PQgetvalue(p, 0, CC_CODE)) != 0)
         return;
-    }
     const complete_ctx_t *c = r->ctx;
     char url[GOV_URL_MAX];
     hnd_session_url(r, c->context_id, url);

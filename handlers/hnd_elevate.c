@@ -18,7 +18,6 @@
 #include "brk_server.h"
 #include "gov_doc.h"
 #include "gov_elev.h"
-#include "gov_result.h"
 #include "hnd_access.h"
 #include "hnd_gov.h"
 #include "hnd_util.h"
@@ -88,11 +87,8 @@ static void on_elevated(brk_req_t *r, const brk_db_result_t *res)
         elev_read(r);
         return;
     }
-    const gov_result_t *refused = gov_result_find(code);
-    if (refused != NULL) {
-        brk_reply_error(r, refused->rc, refused->code, "%s", refused->message);
+    if (hnd_reply_result(r, code) != 0)
         return;
-    }
     json_t *ac = gov_ac_view(PQgetvalue(pr, 0, AC_AC), PQgetvalue(pr, 0, AC_STATUS), 0,
                              PQgetisnull(pr, 0, AC_ELEVATION) ? NULL
                                                                : PQgetvalue(pr, 0, AC_ELEVATION));
@@ -117,14 +113,13 @@ static void on_elev_ac(brk_req_t *r, const brk_db_result_t *res)
     }
     PGresult *pr = res->res[0];
     if (PQntuples(pr) != 1) {
-        brk_reply_error(r, BRK_ENOTFOUND, "context_not_found", "no such context");
+        hnd_reply_result(r, "not_found");
         return;
     }
     /* Expired (even before the expiry job marked it so) is not pending. */
     if (strcmp(PQgetvalue(pr, 0, HND_AC_COL_STATUS), "pending") != 0 ||
         PQgetvalue(pr, 0, HND_AC_COL_EXPIRED)[0] == 't') {
-        gov_result_fail("decided", &e);
-        hnd_reply_gov(r, &e);
+        hnd_reply_result(r, "decided");
         return;
     }
     gov_elev_decision_t d = {r->principal.key_id, c->did, c->approve, c->reason, time(NULL),

@@ -6,6 +6,7 @@
 
 #include "brk_err.h"
 #include "brk_server.h"
+#include "hnd_util.h"
 #include "banned.h"
 
 void hnd_principal_did(const brk_req_t *r, char *out, size_t cap)
@@ -35,7 +36,7 @@ int hnd_context_param(brk_req_t *r, char out[GOV_CONTEXT_ID_MAX + 1])
     h2o_iovec_t p = brk_req_param(r, 0);
     /* GOV_CONTEXT_ID_MAX, not GOV_ID_LEN: self-authorized contexts are read here too */
     if (p.len < 5 || p.len > GOV_CONTEXT_ID_MAX) {
-        brk_reply_error(r, BRK_ENOTFOUND, "context_not_found", "no such context");
+        hnd_reply_result(r, "not_found");
         return -1;
     }
     memcpy(out, p.base, p.len);

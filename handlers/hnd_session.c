@@ -18,6 +18,7 @@
 #include "hnd_access.h"
 #include "hnd_gov.h"
 #include "hnd_html.h"
+#include "hnd_util.h"
 #include "banned.h"
 
 #define SESSION_RECEIPTS_MAX "1000" /* receipts shown on one page (text: it goes into SQL) */
@@ -182,7 +183,7 @@ static void on_session(brk_req_t *r, const brk_db_result_t *res)
     PGresult *a = res->res[0];
     /* A session the caller may not read is answered exactly as one that does not exist. */
     if (PQntuples(a) != 1 || !hnd_ctx_row_readable(r, a, HND_VIEW_SESSION)) {
-        brk_reply_error(r, BRK_ENOTFOUND, "context_not_found", "no such context");
+        hnd_reply_result(r, "not_found");
         return;
     }
     json_t *ac = hnd_ac_row_view(a);

@@ -2,11 +2,21 @@
 #include "hnd_util.h"
 
 #include "gov_field.h"
+#include "gov_result.h"
 #include "banned.h"
 
 int hnd_reply_gov(brk_req_t *r, const gov_err_t *e)
 {
     brk_reply_error(r, e->rc, e->code, "%s", e->msg);
+    return -1;
+}
+
+int hnd_reply_result(brk_req_t *r, const char *sql_code)
+{
+    const gov_result_t *x = gov_result_find(sql_code);
+    if (x == NULL)
+        return 0;
+    brk_reply_error(r, x->rc, x->code, "%s", x->message);
     return -1;
 }
 

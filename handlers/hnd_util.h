@@ -16,6 +16,10 @@
 /* hnd_reply_gov: answers r with a gov_ rule's refusal; returns -1. */
 int hnd_reply_gov(brk_req_t *r, const gov_err_t *e);
 
+/* hnd_reply_result: answers r with the client error of a SQL result code (gov_result.h)
+ * and returns -1; 0 without answering when sql_code is not a refusal ("ok", "retry"). */
+int hnd_reply_result(brk_req_t *r, const char *sql_code);
+
 /* hnd_reject_unknown: -1 (400 unknown_field) when obj has a key not in the NULL-terminated list. */
 int hnd_reject_unknown(brk_req_t *r, json_t *obj, const char *const *fields);
 

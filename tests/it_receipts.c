@@ -768,8 +768,10 @@ START_TEST(lineage_and_payload_match_gov)
     char now[40], cid[BRK_CID_LEN + 1];
     fmt_time(time(NULL), 0, now);
     for (int i = 0; i < 2; i++) {
-        char *body = cr(ctx, "completed", now, now, "\"exit_code\":0");
+        /* another exit code: an identical body would be a retry of the first receipt */
+        char *body = cr(ctx, "completed", now, now, i == 0 ? "\"exit_code\":0" : "\"exit_code\":1");
         rc[i] = post(body, 200);
+        ck_assert_int_eq(json_integer_value(json_object_get(rc[i], "sequence")), i + 1);
         free(body);
         const char *prev = i == 0 ? NULL : str(rc[0], "lineage_cid");
         ck_assert_int_eq(gov_lineage_cid(str(rc[i], "ac_cid"), str(rc[i], "chronicle_cid"),
