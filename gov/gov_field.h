@@ -11,9 +11,10 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "brk_jcs.h"
 #include "gov.h"
 
-#define GOV_CID_FIELD_MAX 71
+#define GOV_CID_FIELD_MAX BRK_CID_LEN
 #define GOV_ENUM_STR_MAX 64 /* longest string compared against an enum */
 #define GOV_JSON_INT_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON reader */
 
