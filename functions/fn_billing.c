@@ -39,6 +39,27 @@ static const char q_account[] =
     "SELECT account_id, currency, exponent, rate_card::text FROM billing_accounts "
     "WHERE tenant_id = $1 AND account_id IN ($2, 'default') "
     "ORDER BY account_id = $2 DESC LIMIT 1 FOR SHARE";
+/* q_account's columns and bill_add_line's parameters, by name (the statements' order). */
+enum account_col { AC_ID, AC_CURRENCY, AC_EXPONENT, AC_RATE_CARD };
+enum line_param {
+    LP_TENANT,
+    LP_ACCOUNT,
+    LP_CURRENCY,
+    LP_EXPONENT,
+    LP_CR_ID,
+    LP_CONTEXT,
+    LP_LINEAGE_CID,
+    LP_CHRONICLE_CID,
+    LP_MERKLE_ROOT,
+    LP_OUTCOME,
+    LP_FLAGS,
+    LP_QUANTITY,
+    LP_UNIT,
+    LP_TOTAL,
+    LP_RATING,
+    LP_RECEIVED_AT,
+    LP__COUNT
+};
 static const char q_line[] =
     "SELECT invoice_id, line_no, late, inserted FROM bill_add_line($1, $2, $3, $4::smallint, "
     "$5, $6, $7, $8, $9, $10, ARRAY(SELECT jsonb_array_elements_text($11::jsonb)), $12::bigint, "
@@ -93,15 +114,15 @@ static int billing_run(const fn_env_t *env, PGconn *conn, const fn_event_t *ev, 
         ret = BRK_ENOTFOUND;
         goto out;
     }
-    if ((card = json_loads(PQgetvalue(acct, 0, 3), 0, NULL)) == NULL ||
+    if ((card = json_loads(PQgetvalue(acct, 0, AC_RATE_CARD), 0, NULL)) == NULL ||
         bill_ratecard_parse(card, &rc, &code, msg, sizeof msg) != 0) {
         snprintf(err, errlen, "account \"%s\": its rate card is invalid: %s",
-                 PQgetvalue(acct, 0, 0), card ? msg : "not JSON");
+                 PQgetvalue(acct, 0, AC_ID), card ? msg : "not JSON");
         goto out;
     }
     if ((ret = bill_rate(&rc, &cr, &r)) != 0) {
         snprintf(err, errlen, "CR %s: rating with account \"%s\" overflows 64-bit minor units",
-                 str(p.cr_id), PQgetvalue(acct, 0, 0));
+                 str(p.cr_id), PQgetvalue(acct, 0, AC_ID));
         goto out;
     }
     rating = bill_rating_json(&r, cr.shell_class);
@@ -110,23 +131,25 @@ static int billing_run(const fn_env_t *env, PGconn *conn, const fn_event_t *ev, 
     snprintf(qty, sizeof qty, "%lld", (long long)r.quantity);
     snprintf(unit, sizeof unit, "%lld", (long long)r.unit_minor);
     snprintf(total, sizeof total, "%lld", (long long)r.total_minor);
-    const char *pl[] = {ev->tenant,
-                        PQgetvalue(acct, 0, 0),
-                        PQgetvalue(acct, 0, 1),
-                        PQgetvalue(acct, 0, 2),
-                        str(p.cr_id),
-                        str(p.context_id),
-                        str(p.lineage_cid),
-                        str(p.chronicle_cid),
-                        str(p.merkle_root),
-                        bill_outcome_name(cr.outcome),
-                        flags_text,
-                        qty,
-                        unit,
-                        total,
-                        rating_text,
-                        str(p.received_at)};
-    if ((line = bill_query(conn, q_line, 16, pl, err, errlen)) == NULL) {
+    const char *pl[LP__COUNT] = {
+        [LP_TENANT] = ev->tenant,
+        [LP_ACCOUNT] = PQgetvalue(acct, 0, AC_ID),
+        [LP_CURRENCY] = PQgetvalue(acct, 0, AC_CURRENCY),
+        [LP_EXPONENT] = PQgetvalue(acct, 0, AC_EXPONENT),
+        [LP_CR_ID] = str(p.cr_id),
+        [LP_CONTEXT] = str(p.context_id),
+        [LP_LINEAGE_CID] = str(p.lineage_cid),
+        [LP_CHRONICLE_CID] = str(p.chronicle_cid),
+        [LP_MERKLE_ROOT] = str(p.merkle_root),
+        [LP_OUTCOME] = bill_outcome_name(cr.outcome),
+        [LP_FLAGS] = flags_text,
+        [LP_QUANTITY] = qty,
+        [LP_UNIT] = unit,
+        [LP_TOTAL] = total,
+        [LP_RATING] = rating_text,
+        [LP_RECEIVED_AT] = str(p.received_at),
+    };
+    if ((line = bill_query(conn, q_line, LP__COUNT, pl, err, errlen)) == NULL) {
         ret = BRK_EDB;
         goto out;
     }
