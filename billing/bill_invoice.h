@@ -42,7 +42,7 @@
 
 #include "brk_crypto.h"
 #include "brk_jcs.h"
-#include "brk_keys.h" /* BRK_TENANT_MAX */
+#include "brk_limits.h"
 #include "brk_merkle.h"
 
 #define BILL_PAGE_LINES 1000 /* lines per statement when reading an invoice's lines */

@@ -57,6 +57,7 @@
 
 #include "bill_money.h"
 #include "brk_event.h"
+#include "brk_limits.h"
 
 #define BILL_PRICE_MAX 1000000000000LL    /* 10^12 minor units: a per_cr price, the surcharge */
 #define BILL_PER_SECOND_MAX 100000000LL   /* 10^8 minor units per started second */
@@ -68,9 +69,9 @@
  * Mirrored as a literal in bill_add_line (migrations/0008_approvals.sql). */
 #define BILL_INVOICE_TOTAL_MAX 8000000000000000000LL
 #define BILL_SHELL_CLASSES_MAX 32         /* entries of shell_class_multipliers */
-#define BILL_SHELL_CLASS_MAX 32           /* bytes of a shell class name */
+#define BILL_SHELL_CLASS_MAX BRK_SHELL_CLASS_MAX
 #define BILL_CAP_BITS 32                  /* capability bits (capability_set is 32-bit) */
-#define BILL_ACCOUNT_ID_MAX 64            /* bytes of an account id */
+#define BILL_ACCOUNT_ID_MAX BRK_ACCOUNT_ID_MAX
 #define BILL_MSG_MAX 256                  /* validation messages */
 
 enum bill_outcome {

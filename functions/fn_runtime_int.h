@@ -25,7 +25,7 @@
 #include <event2/event.h>
 #include <libpq-fe.h>
 
-#include "brk_keys.h" /* BRK_TENANT_MAX */
+#include "brk_limits.h"
 #include "fn.h"
 #include "fn_runtime.h"
 

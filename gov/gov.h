@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "brk_limits.h"
+
 #define GOV_ID_LEN 36 /* "ctx_" / "den_" + 32 hex; "cr_" + 32 hex is shorter */
 /* A context id as clients may send it: the broker's "ctx_" + 32 hex, or a self-authorized
  * one that gsh made up offline, "self-" + 1..59 of [A-Za-z0-9._-] (a UUID fits). */
@@ -28,7 +30,7 @@
 #define GOV_ACCORD_NAME_MAX 64
 #define GOV_IDEMPOTENCY_KEY_MAX 128
 #define GOV_CORPUS_ALLOW_MAX 1024 /* entries of an accord's corpus_allow */
-#define GOV_SHELL_CLASS_MAX 32
+#define GOV_SHELL_CLASS_MAX BRK_SHELL_CLASS_MAX
 #define GOV_CAPS_STR_MAX 10 /* "0x" + 8 hex digits */
 #define GOV_TIME_STR_MAX 40 /* an RFC 3339 time with fractions and an offset */
 #define GOV_POSTURE_MIN 1

@@ -26,12 +26,11 @@
 #include "brk_crypto.h"
 #include "brk_err.h"
 #include "brk_jcs.h"
-#include "bill_rate.h"
 #include "brk_server.h"
 #include "brk_time.h"
 #include "gov_accord.h"
+#include "gov_acreq.h"
 #include "gov_doc.h"
-#include "gov_field.h"
 #include "hnd_access.h"
 #include "hnd_gov.h"
 #include "hnd_util.h"
@@ -109,7 +108,7 @@ typedef struct issue_ctx {
     int session;
     long long ttl;
     uint32_t caps;
-    char request_hash[65];
+    char request_hash[GOV_REQUEST_HASH_LEN + 1];
     const char *unknown_names;  /* JSON array text, NULL when the request had none */
     const char *unknown_values; /* JSON object text (secret-looking values masked), or NULL */
 } issue_ctx_t;
@@ -294,89 +293,40 @@ static void on_accord(brk_req_t *r, const brk_db_result_t *res)
     json_decref(body);
 }
 
-static int valid_idempotency_key(h2o_iovec_t k)
-{
-    if (k.len == 0 || k.len > GOV_IDEMPOTENCY_KEY_MAX)
-        return 0;
-    for (size_t i = 0; i < k.len; i++)
-        if (k.base[i] < 0x21 || k.base[i] > 0x7e)
-            return 0;
-    return 1;
-}
-
 static void authorize(brk_req_t *r)
 {
-    static const char *const fields[] = {"accord_template", "operation", "session_mode",
-                                         "ttl_seconds", "capability_set", "environment_commitment",
-                                         "on_behalf_of", "billing_account", NULL};
-    static const char *const op_fields[] = {"command_hash", "corpus_entry_cid", "parameters_cid",
-                                            "description", NULL};
     issue_ctx_t *c = brk_req_alloc(r, sizeof(*c));
-    json_t *b = r->body, *op = json_object_get(b, "operation");
-    const char *caps = NULL;
-    char *canon = NULL;
-    size_t len;
-    uint8_t md[BRK_SHA256_LEN];
-    json_t *unknown = hnd_collect_unknown(r, b, fields);
+    gov_ac_request_t q;
+    gov_err_t e;
 
-    if (unknown == NULL)
-        return;
-    if (json_array_size(unknown) > 0) {
-        json_t *vals = json_object(), *n;
-        size_t i;
-        json_array_foreach(unknown, i, n)
-        {
-            const char *k = json_string_value(n);
-            json_object_set_new(vals, k, gov_looks_secret(k) ? json_string(GOV_REDACTED)
-                                                             : json_incref(json_object_get(b, k)));
-        }
-        c->unknown_names = hnd_json_dump(r, unknown);
-        c->unknown_values = hnd_json_dump(r, vals);
-        json_decref(vals);
-    }
-    json_decref(unknown);
-    c->ttl = GOV_TTL_DEFAULT;
-    c->account = GOV_DEFAULT_ACCOUNT;
-    if (hnd_req_string(r, b, "accord_template", GOV_ACCORD_NAME_MAX, &c->accord) != 0)
-        return;
-    if (!json_is_object(op)) {
-        brk_reply_error(r, BRK_EINVAL, op ? "invalid_field" : "missing_field",
-                        "\"operation\" must be an object");
+    if (gov_ac_request_parse(r->body, &q, &e) != 0) {
+        hnd_reply_gov(r, &e);
         return;
     }
-    if (hnd_reject_unknown(r, op, op_fields) != 0 ||
-        hnd_req_cid(r, op, "command_hash", &c->command) != 0 ||
-        hnd_req_cid(r, op, "corpus_entry_cid", &c->corpus) != 0 ||
-        hnd_req_cid(r, op, "parameters_cid", &c->params) != 0 ||
-        hnd_opt_string(r, op, "description", GOV_DESCRIPTION_MAX, &c->description) != 0 ||
-        hnd_opt_bool(r, b, "session_mode", &c->session) != 0 ||
-        hnd_opt_int(r, b, "ttl_seconds", 1, GOV_TTL_MAX, &c->ttl) != 0 ||
-        hnd_opt_string(r, b, "capability_set", GOV_CAPS_STR_MAX, &caps) != 0 ||
-        hnd_opt_cid(r, b, "environment_commitment", &c->env) != 0 ||
-        hnd_opt_string(r, b, "on_behalf_of", GOV_DID_MAX, &c->obo) != 0 ||
-        hnd_opt_string(r, b, "billing_account", BILL_ACCOUNT_ID_MAX, &c->account) != 0)
-        return;
-    if (c->account == NULL)
-        c->account = GOV_DEFAULT_ACCOUNT;
-    if (caps != NULL && gov_caps_parse(caps, &c->caps) != 0) {
-        brk_reply_error(r, BRK_EINVAL, "invalid_field",
-                        "\"capability_set\" must be \"0x\" and 1 to 8 hex digits");
-        return;
+    c->accord = q.accord;
+    c->command = q.command;
+    c->corpus = q.corpus;
+    c->params = q.params;
+    c->description = q.description;
+    c->env = q.env;
+    c->obo = q.obo;
+    c->account = q.account;
+    c->session = q.session;
+    c->ttl = q.ttl;
+    c->caps = q.caps;
+    if (q.unknown != NULL) {
+        c->unknown_names = hnd_json_dump(r, q.unknown);
+        c->unknown_values = hnd_json_dump(r, q.unknown_values);
     }
-    if (c->obo != NULL) {
-        if (strncmp(c->obo, "did:", 4) != 0 || strlen(c->obo) < 7) {
-            brk_reply_error(r, BRK_EINVAL, "invalid_field", "\"on_behalf_of\" must be a did: string");
-            return;
-        }
-        if (!r->principal.can_delegate) {
-            brk_reply_error(r, BRK_EFORBIDDEN, "delegation_forbidden",
-                            "this key may not act on behalf of others");
-            return;
-        }
+    gov_ac_request_clear(&q);
+    if (c->obo != NULL && !r->principal.can_delegate) {
+        brk_reply_error(r, BRK_EFORBIDDEN, "delegation_forbidden",
+                        "this key may not act on behalf of others");
+        return;
     }
     h2o_iovec_t idem = brk_req_header(r, "idempotency-key");
     if (idem.base != NULL) {
-        if (!valid_idempotency_key(idem)) {
+        if (!gov_idempotency_key_valid(idem.base, idem.len)) {
             brk_reply_error(r, BRK_EINVAL, "invalid_idempotency_key",
                             "Idempotency-Key must be 1 to 128 printable characters");
             return;
@@ -385,14 +335,10 @@ static void authorize(brk_req_t *r)
         memcpy(k, idem.base, idem.len);
         c->idem = k;
     }
-    /* The request's own fingerprint: the same key with another body is a conflict. */
-    if (brk_jcs_canonicalize(b, &canon, &len) != 0) {
-        brk_reply_error(r, BRK_EINVAL, "invalid_json", "the body cannot be canonicalized");
+    if (gov_request_hash(r->body, c->request_hash, &e) != 0) {
+        hnd_reply_gov(r, &e);
         return;
     }
-    brk_sha256(canon, len, md);
-    brk_hex(md, sizeof md, c->request_hash);
-    free(canon);
     r->ctx = c;
     brk_db_op_t ops[3] = {[AR_ACCORD] = {&q_accord, 2, {r->principal.tenant, c->accord}},
                           [AR_ACCOUNT] = {&q_account, 2, {r->principal.tenant, c->account}},

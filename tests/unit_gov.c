@@ -17,6 +17,7 @@
 #include "brk_jcs.h"
 #include "gov.h"
 #include "gov_accord.h"
+#include "gov_acreq.h"
 #include "gov_cr.h"
 #include "gov_doc.h"
 #include "gov_elev.h"
@@ -219,6 +220,77 @@ START_TEST(unknown_members_and_secrets)
     ck_assert_int_eq(gov_looks_secret("X-Api-Key"), 1);
     ck_assert_int_eq(gov_looks_secret("bearer_TOKEN"), 1);
     ck_assert_int_eq(gov_looks_secret("colour"), 0);
+}
+END_TEST
+
+/* ---- requests for an AC ---- */
+
+static int acreq(const char *extra, gov_ac_request_t *q, gov_err_t *e)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf,
+             "{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"" CID_A
+             "\",\"corpus_entry_cid\":\"" CID_B "\",\"parameters_cid\":\"" CID_C "\"}%s%s}",
+             extra ? "," : "", extra ? extra : "");
+    json_t *b = parse(buf);
+    int rc = gov_ac_request_parse(b, q, e);
+    if (rc == 0) {
+        ck_assert_str_eq(q->command, CID_A); /* borrowed: checked while b lives */
+        gov_ac_request_clear(q);
+    }
+    json_decref(b);
+    return rc;
+}
+
+START_TEST(ac_request_rules)
+{
+    gov_ac_request_t q;
+    gov_err_t e;
+    char extra[256];
+    ck_assert_int_eq(acreq(NULL, &q, &e), 0);
+    ck_assert_str_eq(q.account, GOV_DEFAULT_ACCOUNT);
+    ck_assert_int_eq(q.ttl, GOV_TTL_DEFAULT);
+    ck_assert_ptr_null(q.unknown);
+    char *acct = rep('a', BRK_ACCOUNT_ID_MAX);
+    snprintf(extra, sizeof extra, "\"billing_account\":\"%s\"", acct);
+    ck_assert_int_eq(acreq(extra, &q, &e), 0);
+    snprintf(extra, sizeof extra, "\"billing_account\":\"%sa\"", acct);
+    ck_assert_int_eq(acreq(extra, &q, &e), BRK_EINVAL);
+    ck_assert_str_eq(e.code, "field_too_long");
+    free(acct);
+    ck_assert_int_eq(acreq("\"on_behalf_of\":\"did:x\"", &q, &e), BRK_EINVAL); /* < 7 bytes */
+    ck_assert_str_eq(e.msg, "\"on_behalf_of\" must be a did: string");
+    ck_assert_int_eq(acreq("\"on_behalf_of\":\"did:x:y\"", &q, &e), 0);
+    ck_assert_int_eq(acreq("\"capability_set\":\"0xfffffffff\"", &q, &e), BRK_EINVAL);
+    ck_assert_str_eq(e.code, "field_too_long");
+    ck_assert_int_eq(acreq("\"capability_set\":\"0xzz\"", &q, &e), BRK_EINVAL);
+    ck_assert_str_eq(e.code, "invalid_field");
+    snprintf(extra, sizeof extra, "\"ttl_seconds\":%d", GOV_TTL_MAX + 1);
+    ck_assert_int_eq(acreq(extra, &q, &e), BRK_ERANGE);
+
+    /* unknown members kept, secret-looking values masked */
+    json_t *b = parse("{\"accord_template\":\"d\",\"operation\":{\"command_hash\":\"" CID_A
+                      "\",\"corpus_entry_cid\":\"" CID_B "\",\"parameters_cid\":\"" CID_C
+                      "\"},\"x_token\":\"t0k3n\",\"x_mode\":\"fast\"}");
+    ck_assert_int_eq(gov_ac_request_parse(b, &q, &e), 0);
+    ck_assert_uint_eq(json_array_size(q.unknown), 2);
+    ck_assert_str_eq(json_string_value(json_object_get(q.unknown_values, "x_token")), GOV_REDACTED);
+    ck_assert_str_eq(json_string_value(json_object_get(q.unknown_values, "x_mode")), "fast");
+    gov_ac_request_clear(&q);
+    char h1[GOV_REQUEST_HASH_LEN + 1], h2[GOV_REQUEST_HASH_LEN + 1];
+    ck_assert_int_eq(gov_request_hash(b, h1, &e), 0);
+    json_object_set_new(b, "x_mode", json_string("slow"));
+    ck_assert_int_eq(gov_request_hash(b, h2, &e), 0);
+    ck_assert_uint_eq(strlen(h1), GOV_REQUEST_HASH_LEN);
+    ck_assert_str_ne(h1, h2);
+    json_decref(b);
+
+    char *key = rep('k', GOV_IDEMPOTENCY_KEY_MAX + 1);
+    ck_assert_int_eq(gov_idempotency_key_valid(key, GOV_IDEMPOTENCY_KEY_MAX), 1);
+    ck_assert_int_eq(gov_idempotency_key_valid(key, GOV_IDEMPOTENCY_KEY_MAX + 1), 0);
+    ck_assert_int_eq(gov_idempotency_key_valid("a b", 3), 0);
+    ck_assert_int_eq(gov_idempotency_key_valid("", 0), 0);
+    free(key);
 }
 END_TEST
 
@@ -540,6 +612,7 @@ static Suite *gov_suite(void)
     tcase_add_test(tc, ids_caps_and_dids);
     tcase_add_test(tc, field_checks);
     tcase_add_test(tc, unknown_members_and_secrets);
+    tcase_add_test(tc, ac_request_rules);
     tcase_add_test(tc, cr_validation);
     tcase_add_test(tc, cr_redaction_and_cids);
     tcase_add_test(tc, cr_self_authorized);
