@@ -1,6 +1,7 @@
 /* gov_doc: the AC, the denial receipt and the self-authorized context; see gov_doc.h. */
 #include "gov_doc.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "brk_err.h"
@@ -127,4 +128,31 @@ json_t *gov_ac_view(const char *ac_text, const char *status, int expired, const 
             json_object_set_new(ac, "elevation", el);
     }
     return ac;
+}
+
+json_t *gov_receipt_doc(const gov_receipt_t *x)
+{
+    json_t *flags = json_loads(x->flags, 0, NULL);
+    json_t *unknown = json_loads(x->unknown, 0, NULL);
+    return json_pack(
+        "{s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:s,s:o,s:s,s:o}", "receipt_id", x->cr_id,
+        "cr_id", x->cr_id, "context_id", x->context_id, "sequence",
+        (int)strtol(x->sequence, NULL, 10), "cr_cid", x->cr_cid, "chronicle_cid",
+        x->chronicle_cid, "lineage_cid", x->lineage_cid, "prev_lineage_cid",
+        x->prev_lineage_cid ? json_string(x->prev_lineage_cid) : json_null(), "ac_cid",
+        x->ac_cid, "ac_status", x->ac_status, "outcome", x->outcome, "effective_outcome",
+        x->effective_outcome, "flags", flags ? flags : json_array(), "session_url",
+        x->session_url, "unrecognized_fields", unknown ? unknown : json_array());
+}
+
+json_t *gov_accord_doc(const char *body_text)
+{
+    json_t *b = json_loads(body_text, 0, NULL);
+    char cid[BRK_CID_LEN + 1];
+    if (b == NULL || brk_jcs_cid(b, cid) != 0) {
+        json_decref(b);
+        return NULL;
+    }
+    json_object_set_new(b, "accord_hash", json_string(cid));
+    return b;
 }

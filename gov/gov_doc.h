@@ -71,6 +71,24 @@ json_t *gov_self_context_doc(const gov_principal_t *p, const char *ctx, const ch
                              const char *command, const char *corpus, const char *params,
                              const char *url);
 
+/* A receipt as gsap_complete recorded it (all text as the database answers it). */
+typedef struct gov_receipt {
+    const char *cr_id, *context_id, *sequence, *cr_cid, *chronicle_cid, *lineage_cid;
+    const char *prev_lineage_cid; /* NULL for the first receipt of a context */
+    const char *ac_cid, *ac_status, *outcome, *effective_outcome;
+    const char *flags;   /* a JSON array */
+    const char *unknown; /* the unrecognized members' names, a JSON array */
+    const char *session_url;
+} gov_receipt_t;
+
+/* gov_receipt_doc: the answer to an accepted receipt (docs/protocol.md): ids, CIDs, the
+ * lineage link, statuses, flags and the unrecognized members. New reference or NULL. */
+json_t *gov_receipt_doc(const gov_receipt_t *x);
+
+/* gov_accord_doc: a stored accord (its normalized body, JSON text) as answered: the body
+ * with its "accord_hash". New reference, NULL when it does not parse or canonicalize. */
+json_t *gov_accord_doc(const char *body_text);
+
 /* gov_ac_view: the stored AC (signed JSON text) with the current status ("expired" when
  * expired) and the elevation record over it. New reference, NULL when it does not parse. */
 json_t *gov_ac_view(const char *ac_text, const char *status, int expired, const char *elevation);

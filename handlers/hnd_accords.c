@@ -12,6 +12,7 @@
 #include "brk_err.h"
 #include "brk_http.h"
 #include "gov_accord.h"
+#include "gov_doc.h"
 #include "hnd_gov.h"
 #include "banned.h"
 
@@ -26,19 +27,6 @@ static brk_db_stmt_t q_list = {
     "accord_list",
     "SELECT coalesce(json_agg(body ORDER BY name), '[]')::text FROM accords WHERE tenant_id = $1",
     0};
-
-/* The accord as answered: its normalized body plus its hash. */
-static json_t *with_hash(const char *body_text)
-{
-    json_t *b = json_loads(body_text, 0, NULL);
-    char cid[BRK_CID_LEN + 1];
-    if (b == NULL || brk_jcs_cid(b, cid) != 0) {
-        json_decref(b);
-        return NULL;
-    }
-    json_object_set_new(b, "accord_hash", json_string(cid));
-    return b;
-}
 
 static int name_param(brk_req_t *r, char *out)
 {
@@ -58,7 +46,7 @@ static void on_put(brk_req_t *r, const brk_db_result_t *res)
         brk_reply_db_error(r, res);
         return;
     }
-    json_t *b = with_hash(r->ctx);
+    json_t *b = gov_accord_doc(r->ctx);
     brk_reply_json(r, 200, b);
     json_decref(b);
 }
@@ -91,7 +79,7 @@ static void on_get(brk_req_t *r, const brk_db_result_t *res)
         brk_reply_error(r, BRK_ENOTFOUND, "accord_not_found", "no such accord");
         return;
     }
-    json_t *b = with_hash(PQgetvalue(res->res[0], 0, 0));
+    json_t *b = gov_accord_doc(PQgetvalue(res->res[0], 0, 0));
     brk_reply_json(r, 200, b);
     json_decref(b);
 }
@@ -117,7 +105,7 @@ static void on_list(brk_req_t *r, const brk_db_result_t *res)
     json_array_foreach(list, i, a)
     {
         char *s = json_dumps(a, JSON_COMPACT);
-        json_array_append_new(out, with_hash(s));
+        json_array_append_new(out, gov_accord_doc(s));
         free(s);
     }
     json_t *b = json_pack("{s:o}", "accords", out);

@@ -17,7 +17,6 @@
 #include "hnd.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "brk_err.h"
@@ -100,20 +99,24 @@ static void on_completed(brk_req_t *r, const brk_db_result_t *res)
     const complete_ctx_t *c = r->ctx;
     char url[GOV_URL_MAX];
     hnd_session_url(r, c->context_id, url);
-    json_t *flags = json_loads(PQgetvalue(p, 0, CC_FLAGS), 0, NULL);
-    json_t *unknown = json_loads(c->unknown, 0, NULL);
-    json_t *b = json_pack(
-        "{s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:s,s:o,s:s,s:o}", "receipt_id",
-        PQgetvalue(p, 0, CC_CR_ID), "cr_id", PQgetvalue(p, 0, CC_CR_ID), "context_id",
-        c->context_id, "sequence", (int)strtol(PQgetvalue(p, 0, CC_SEQUENCE), NULL, 10),
-        "cr_cid", PQgetvalue(p, 0, CC_CR_CID), "chronicle_cid", PQgetvalue(p, 0, CC_CHRONICLE_CID),
-        "lineage_cid", PQgetvalue(p, 0, CC_LINEAGE_CID), "prev_lineage_cid",
-        PQgetisnull(p, 0, CC_PREV_LINEAGE_CID) ? json_null()
-                                               : json_string(PQgetvalue(p, 0, CC_PREV_LINEAGE_CID)),
-        "ac_cid", PQgetvalue(p, 0, CC_AC_CID), "ac_status", PQgetvalue(p, 0, CC_AC_STATUS),
-        "outcome", PQgetvalue(p, 0, CC_OUTCOME), "effective_outcome",
-        PQgetvalue(p, 0, CC_EFFECTIVE_OUTCOME), "flags", flags ? flags : json_array(),
-        "session_url", url, "unrecognized_fields", unknown ? unknown : json_array());
+    gov_receipt_t x = {
+        .cr_id = PQgetvalue(p, 0, CC_CR_ID),
+        .context_id = c->context_id,
+        .sequence = PQgetvalue(p, 0, CC_SEQUENCE),
+        .cr_cid = PQgetvalue(p, 0, CC_CR_CID),
+        .chronicle_cid = PQgetvalue(p, 0, CC_CHRONICLE_CID),
+        .lineage_cid = PQgetvalue(p, 0, CC_LINEAGE_CID),
+        .prev_lineage_cid =
+            PQgetisnull(p, 0, CC_PREV_LINEAGE_CID) ? NULL : PQgetvalue(p, 0, CC_PREV_LINEAGE_CID),
+        .ac_cid = PQgetvalue(p, 0, CC_AC_CID),
+        .ac_status = PQgetvalue(p, 0, CC_AC_STATUS),
+        .outcome = PQgetvalue(p, 0, CC_OUTCOME),
+        .effective_outcome = PQgetvalue(p, 0, CC_EFFECTIVE_OUTCOME),
+        .flags = PQgetvalue(p, 0, CC_FLAGS),
+        .unknown = c->unknown,
+        .session_url = url,
+    };
+    json_t *b = gov_receipt_doc(&x);
     brk_reply_json(r, 200, b);
     json_decref(b);
 }

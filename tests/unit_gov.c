@@ -552,6 +552,27 @@ START_TEST(ac_view_status)
 }
 END_TEST
 
+START_TEST(receipt_and_accord_documents)
+{
+    gov_receipt_t x = {"cr_1", "ctx_1", "2", CID_A, CID_B, CID_C, NULL, CID_D, "active",
+                       "completed", "violated", "[\"overage\"]", "[]", "u"};
+    json_t *d = gov_receipt_doc(&x);
+    ck_assert_str_eq(json_string_value(json_object_get(d, "receipt_id")), "cr_1");
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "sequence")), 2);
+    ck_assert(json_is_null(json_object_get(d, "prev_lineage_cid")));
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(d, "flags"), 0)), "overage");
+    ck_assert_uint_eq(json_object_size(d), 15);
+    json_decref(d);
+    json_t *a = gov_accord_doc("{\"name\":\"a\"}");
+    char cid[BRK_CID_LEN + 1];
+    json_t *plain = parse("{\"name\":\"a\"}");
+    ck_assert_int_eq(brk_jcs_cid(plain, cid), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(a, "accord_hash")), cid);
+    json_decref(a), json_decref(plain);
+    ck_assert_ptr_null(gov_accord_doc("["));
+}
+END_TEST
+
 /* ---- lineage and result codes ---- */
 
 /* The object gsap_lineage_cid (migrations/0002_protocol.sql) formats and hashes, literally. */
@@ -618,6 +639,7 @@ static Suite *gov_suite(void)
     tcase_add_test(tc, cr_self_authorized);
     tcase_add_test(tc, ac_and_denial_documents);
     tcase_add_test(tc, ac_view_status);
+    tcase_add_test(tc, receipt_and_accord_documents);
     tcase_add_test(tc, lineage_rule);
     tcase_add_test(tc, result_codes);
     suite_add_tcase(s, tc);
