@@ -56,6 +56,8 @@
 #include <stdint.h>
 
 #include "bill_money.h"
+#include "brk_event.h"
+#include "brk_limits.h"
 
 #define BILL_PRICE_MAX 1000000000000LL    /* 10^12 minor units: a per_cr price, the surcharge */
 #define BILL_PER_SECOND_MAX 100000000LL   /* 10^8 minor units per started second */
@@ -67,9 +69,9 @@
  * Mirrored as a literal in bill_add_line (migrations/functions/20_bill_add_line.sql). */
 #define BILL_INVOICE_TOTAL_MAX 8000000000000000000LL
 #define BILL_SHELL_CLASSES_MAX 32         /* entries of shell_class_multipliers */
-#define BILL_SHELL_CLASS_MAX 32           /* bytes of a shell class name */
+#define BILL_SHELL_CLASS_MAX BRK_SHELL_CLASS_MAX
 #define BILL_CAP_BITS 32                  /* capability bits (capability_set is 32-bit) */
-#define BILL_ACCOUNT_ID_MAX 64            /* bytes of an account id */
+#define BILL_ACCOUNT_ID_MAX BRK_ACCOUNT_ID_MAX
 #define BILL_MSG_MAX 256                  /* validation messages */
 
 enum bill_outcome {
@@ -128,7 +130,7 @@ int bill_account_parse(const json_t *in, bill_account_t *a, const char **code, c
  * digit (the same form as accord names). */
 int bill_account_id_valid(const char *s);
 
-/* What rating needs from a GSAP_CR_RECEIVED payload. Strings are borrowed from it. */
+/* What rating needs from a GSAP_CR_RECEIVED payload (broker/brk_event.h). Strings are borrowed from it. */
 typedef struct bill_cr {
     int outcome;                      /* enum bill_outcome: the effective outcome */
     int flagged;                      /* flags not empty */
@@ -142,6 +144,9 @@ typedef struct bill_cr {
  * for a payload that has neither, written before 0007), shell_class and capability_set of a
  * GSAP_CR_RECEIVED payload. Returns 0 or BRK_EINVAL with a message. */
 int bill_cr_from_payload(const json_t *payload, bill_cr_t *cr, char *msg, size_t mlen);
+
+/* bill_cr_from_event: the same over a payload read with brk_cr_received_read. */
+int bill_cr_from_event(const brk_cr_received_t *p, bill_cr_t *cr, char *msg, size_t mlen);
 
 
 /* The result of rating, with the breakdown that reproduces total. */

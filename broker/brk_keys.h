@@ -17,7 +17,8 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
-#define BRK_TENANT_MAX 63
+#include "brk_limits.h"
+
 #define BRK_KEY_NAME_MAX 128
 #define BRK_TOKEN_MAX 160 /* longest token accepted in an Authorization header */
 #define BRK_KEY_ID_HEX 16
