@@ -7,6 +7,7 @@
  *   gsap-broker keys list --tenant T        the tenant's keys as JSON (never a secret)
  *   gsap-broker keys revoke --tenant T --key-id K
  *   gsap-broker keys rotate-signing         add a new signing key and make it current
+ *   gsap-broker config check                the effective configuration, secrets masked
  *   gsap-broker version
  *
  * Every command reads the same environment (GSAP_DATA_DIR, GSAP_DATABASE_URL, ...), so a
@@ -32,6 +33,7 @@
 #include "brk_server.h"
 #include "accounts.h"
 #include "cli.h"
+#include "config.h"
 #include "exec.h"
 #include "fn_runtime.h"
 #include "hnd.h"
@@ -54,6 +56,7 @@ static int usage(FILE *f)
                "       gsap-broker accords put --tenant T --file accord.json\n"
                "       gsap-broker accounts put --tenant T --account A --file account.json\n"
                "       gsap-broker exec [--json] [--dry-run] --exec COMMAND\n"
+               "       gsap-broker config check\n"
                "       gsap-broker version\n");
     return f == stderr ? 2 : 0;
 }
@@ -363,6 +366,12 @@ static int cmd_serve(void)
 
     if (rc != 0)
         goto out;
+    /* GSAP_LOG_FILE: from here on the log (and stderr) goes to the file; SIGHUP reopens it */
+    if (a.cfg.log_file != NULL && (rc = brk_log_reopen(a.cfg.log_file)) != 0) {
+        fprintf(stderr, "gsap-broker: cannot open GSAP_LOG_FILE %s: %s\n", a.cfg.log_file,
+                strerror(errno));
+        goto out;
+    }
     if ((c = cli_connect(&a)) == NULL || (rc = cli_migrate(&a, c)) != 0) {
         rc = BRK_EDB;
         goto out;
@@ -423,6 +432,8 @@ int main(int argc, char **argv)
         return cmd_accords_put(argc - 2, argv + 2);
     if (strcmp(cmd, "accounts") == 0 && argc > 2 && strcmp(argv[2], "put") == 0)
         return cli_accounts_put(argc - 2, argv + 2);
+    if (strcmp(cmd, "config") == 0 && argc > 2)
+        return cli_config_check(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0) {
         printf("gsap-broker %s\n", GSAP_BROKER_VERSION);
         return 0;
