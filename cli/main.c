@@ -9,6 +9,7 @@
  *   gsap-broker keys rotate-signing         add a new signing key and make it current
  *   gsap-broker config check                the effective configuration, secrets masked
  *   gsap-broker version
+ *   gsap-broker help [COMMAND | --man]      (every command's help and the man page: help.c)
  *
  * Every command reads the same environment (GSAP_DATA_DIR, GSAP_DATABASE_URL, ...), so a
  * command reaches the database the server uses. Without GSAP_DATABASE_URL the embedded
@@ -35,30 +36,19 @@
 #include "cli.h"
 #include "config.h"
 #include "exec.h"
+#include "help.h"
 #include "fn_runtime.h"
 #include "hnd.h"
 #include "hnd_gov.h"
 #include "banned.h"
 
-#define GSAP_BROKER_VERSION "0.1.0"
 #define CLI_ADMIN_TOKEN_FILE "admin-token" /* under GSAP_DATA_DIR, first start without a tty */
 
 
+/* The usage lines come from the one table of commands (help.c). */
 static int usage(FILE *f)
 {
-    fprintf(f, "usage: gsap-broker [serve]\n"
-               "       gsap-broker migrate\n"
-               "       gsap-broker keys create --tenant T --role R[,R...] [--name N] [--delegate]\n"
-               "                               [--expires-in SECONDS]\n"
-               "       gsap-broker keys list --tenant T\n"
-               "       gsap-broker keys revoke --tenant T --key-id K\n"
-               "       gsap-broker keys rotate-signing\n"
-               "       gsap-broker accords put --tenant T --file accord.json\n"
-               "       gsap-broker accounts put --tenant T --account A --file account.json\n"
-               "       gsap-broker exec [--json] [--dry-run] --exec COMMAND\n"
-               "       gsap-broker config check\n"
-               "       gsap-broker version\n");
-    return f == stderr ? 2 : 0;
+    return cli_help_usage(f);
 }
 
 static int cmd_migrate(void)
@@ -411,9 +401,27 @@ out:
     return rc == 0 ? 0 : 1;
 }
 
+/* version: the release, the commit it was built from, the schema version (migrations). */
+static int cmd_version(void)
+{
+    const char *dir = getenv("GSAP_MIGRATIONS_DIR");
+    int n = brk_migrate_expected(dir != NULL && dir[0] != '\0' ? dir : NULL);
+    if (n < 0) {
+        fprintf(stderr, "gsap-broker: cannot read GSAP_MIGRATIONS_DIR %s\n", dir);
+        return 1;
+    }
+    printf("gsap-broker %s (commit %s, schema %d)\n", GSAP_BROKER_VERSION, gsap_build_commit, n);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "serve";
+    /* COMMAND --help (or -h) right after the command's words: that command's help */
+    int words = argc > 1 ? cli_help_lookup(argc - 1, argv + 1) : 0;
+    if (words > 0 && argc > 1 + words &&
+        (strcmp(argv[1 + words], "--help") == 0 || strcmp(argv[1 + words], "-h") == 0))
+        return cli_help_command(words, argv + 1);
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve();
     if (strcmp(cmd, "migrate") == 0)
@@ -434,11 +442,11 @@ int main(int argc, char **argv)
         return cli_accounts_put(argc - 2, argv + 2);
     if (strcmp(cmd, "config") == 0 && argc > 2)
         return cli_config_check(argc - 2, argv + 2);
-    if (strcmp(cmd, "version") == 0) {
-        printf("gsap-broker %s\n", GSAP_BROKER_VERSION);
-        return 0;
-    }
-    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
+    if (strcmp(cmd, "version") == 0)
+        return cmd_version();
+    if (strcmp(cmd, "help") == 0)
+        return cli_help_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
         return usage(stdout);
     fprintf(stderr, "gsap-broker: unknown command \"%s\"\n", cmd);
     return usage(stderr);

@@ -10,6 +10,11 @@
  * - SIGHUP with TLS: after the certificate files are replaced, new handshakes get the new
  *   certificate, without a restart; a broken replacement keeps the old one.
  *
+ * - Every command answers --help from the one table (cli/help.c), the same text as `help
+ *   COMMAND`; the man page has each command and option, equals docs/gsap-broker.1 and the
+ *   build's copy, and groff reads it without a warning.
+ * - version prints the build's commit and the schema version.
+ *
  * The broker is started by hand here (fork and exec with an exact environment), since the
  * harness polls plain HTTP and its log is its stderr.
  */
@@ -31,6 +36,7 @@
 #include "tst_pg.h"
 
 #define MAX_ENV 32
+#define MAX_ARGS 8
 #define WAIT_TRIES 100 /* x 100 ms */
 #define SECRET "s3cr3t-Pa55"
 
@@ -86,7 +92,7 @@ static unsigned short free_port(void)
 /* Starts `gsap-broker args...` with exactly PATH, the sanitizer options and extra (NULL-ended
  * "NAME=value" list); stdout to out_path, stderr to err_path. Returns the pid. */
 static pid_t spawn(const char *const *extra, const char *out_path, const char *err_path,
-                   const char *arg1, const char *arg2)
+                   const char *const *args)
 {
     static const char *const inherit[] = {"PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS",
                                           "LSAN_OPTIONS"};
@@ -110,7 +116,9 @@ static pid_t spawn(const char *const *extra, const char *out_path, const char *e
         int in = open("/dev/null", O_RDONLY);
         if (o < 0 || e < 0 || in < 0 || dup2(in, 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
             _exit(127);
-        char *argv[] = {getenv("GSAP_BROKER_BIN"), (char *)arg1, (char *)arg2, NULL};
+        char *argv[MAX_ARGS + 2] = {getenv("GSAP_BROKER_BIN")};
+        for (size_t i = 0; args[i] != NULL && i < MAX_ARGS; i++)
+            argv[i + 1] = (char *)args[i];
         execve(argv[0], argv, envp);
         _exit(127);
     }
@@ -119,20 +127,25 @@ static pid_t spawn(const char *const *extra, const char *out_path, const char *e
     return pid;
 }
 
-/* `gsap-broker config check` with extra; its exit code, stdout and stderr (malloc'd). */
-static int config_check(const char *const *extra, char **out, char **err)
+/* `gsap-broker args...` with extra settings; its exit code, stdout and stderr (malloc'd). */
+static int cli(const char *const *extra, const char *const *args, char **out, char **err)
 {
     char op[300], ep[300];
     int st;
-    snprintf(op, sizeof op, "%s/check.out", DIR_);
-    snprintf(ep, sizeof ep, "%s/check.err", DIR_);
+    snprintf(op, sizeof op, "%s/cli.out", DIR_);
+    snprintf(ep, sizeof ep, "%s/cli.err", DIR_);
     unlink(op);
     unlink(ep);
-    pid_t pid = spawn(extra, op, ep, "config", "check");
+    pid_t pid = spawn(extra, op, ep, args);
     ck_assert_int_eq(waitpid(pid, &st, 0), pid);
     *out = slurp(op);
     *err = slurp(ep);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int config_check(const char *const *extra, char **out, char **err)
+{
+    return cli(extra, (const char *const[]){"config", "check", NULL}, out, err);
 }
 
 START_TEST(config_check_prints_effective_masked)
@@ -249,7 +262,7 @@ static void serve(served_t *s, const char *const *extra, int tls)
     env[n] = NULL;
     snprintf(s->log, sizeof s->log, "%s/serve.stderr", DIR_);
     snprintf(out, sizeof out, "%s/serve.stdout", DIR_);
-    s->pid = spawn(env, out, s->log, "serve", NULL);
+    s->pid = spawn(env, out, s->log, (const char *const[]){"serve", NULL});
     for (int i = 0; i < WAIT_TRIES; i++) {
         usleep(100 * 1000);
         if (tls)
@@ -418,6 +431,178 @@ START_TEST(sighup_reloads_tls_certificate)
 }
 END_TEST
 
+
+/* Splits words ("keys create") into args (pointers into buf), then appends extra; NULL-ended. */
+static void words_args(const char *words, char *buf, size_t cap, const char **args,
+                       const char *extra)
+{
+    size_t n = 0;
+    snprintf(buf, cap, "%s", words);
+    for (char *save = NULL, *w = strtok_r(buf, " ", &save); w && n < MAX_ARGS - 2;
+         w = strtok_r(NULL, " ", &save))
+        args[n++] = w;
+    if (extra)
+        args[n++] = extra;
+    args[n] = NULL;
+}
+
+/* man page text with roff's escaped hyphens plain again */
+static char *unescape_hyphens(const char *s)
+{
+    char *out = malloc(strlen(s) + 1), *o = out;
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] == '-')
+            continue;
+        *o++ = *s;
+    }
+    *o = 0;
+    return out;
+}
+
+/* Every command the usage lists answers COMMAND --help with its help (the same text as
+ * `help COMMAND`), and the man page describes it with each of its options. */
+START_TEST(help_for_every_command)
+{
+    char *usage, *err, *man, *manerr;
+    ck_assert_int_eq(cli(NULL, (const char *const[]){"--help", NULL}, &usage, &err), 0);
+    ck_assert_int_eq(cli(NULL, (const char *const[]){"help", "--man", NULL}, &man, &manerr), 0);
+    char *plain_man = unescape_hyphens(man);
+    char *list = strstr(usage, "\ncommands:\n");
+    ck_assert_ptr_nonnull(list);
+    size_t ncmds = 0;
+    /* "  keys create          create an API key..." */
+    for (char *line = strchr(list + 1, '\n') + 1; line && line[0] == ' ' && line[1] == ' ';) {
+        char name[64], buf[128], *out, *err2, *out2, *err3, want[128];
+        const char *args[MAX_ARGS];
+        char *end = strstr(line + 2, "  ");
+        ck_assert_ptr_nonnull(end);
+        snprintf(name, sizeof name, "%.*s", (int)(end - line - 2), line + 2);
+        ncmds++;
+
+        words_args(name, buf, sizeof buf, args, "--help");
+        int st = cli(NULL, args, &out, &err2);
+        ck_assert_msg(st == 0, "%s --help exited %d: %s", name, st, err2);
+        snprintf(want, sizeof want, "usage: gsap-broker %s", name);
+        ck_assert_msg(strncmp(out, want, strlen(want)) == 0, "%s --help: %s", name, out);
+        ck_assert_msg(strstr(out, "\nexit status:\n") != NULL, "%s --help: no exit status", name);
+        words_args(name, buf, sizeof buf, args, NULL);
+        const char *hargs[MAX_ARGS + 1] = {"help"};
+        for (size_t i = 0; args[i]; i++)
+            hargs[i + 1] = args[i], hargs[i + 2] = NULL;
+        ck_assert_int_eq(cli(NULL, hargs, &out2, &err3), 0);
+        ck_assert_str_eq(out, out2);
+        /* the man page has the command and every option its help lists */
+        snprintf(want, sizeof want, ".SS \"%s\"", name);
+        ck_assert_msg(strstr(plain_man, want) != NULL, "the man page lacks %s", name);
+        char *opts = strstr(out, "\noptions:\n");
+        for (char *o = opts ? strstr(opts, "\n  --") : NULL; o; o = strstr(o + 1, "\n  --")) {
+            char flag[64];
+            size_t fl = strcspn(o + 3, " \n");
+            snprintf(flag, sizeof flag, "%.*s", (int)fl, o + 3);
+            ck_assert_msg(strstr(plain_man, flag) != NULL, "the man page lacks %s of %s", flag,
+                          name);
+        }
+        free(out);
+        free(err2);
+        free(out2);
+        free(err3);
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    /* serve, migrate, keys x4, accords put, accounts put, exec, config check, version, help */
+    ck_assert_uint_ge(ncmds, 12);
+    free(usage);
+    free(err);
+    free(man);
+    free(manerr);
+    free(plain_man);
+
+    /* no such command: 2, and a message */
+    ck_assert_int_eq(cli(NULL, (const char *const[]){"help", "keys", "forge", NULL}, &usage, &err),
+                     2);
+    ck_assert_ptr_nonnull(strstr(err, "no command \"keys forge\""));
+    free(usage);
+    free(err);
+}
+END_TEST
+
+/* The man page the binary prints is the committed docs/gsap-broker.1 and the build's copy,
+ * and groff reads it without a warning. */
+START_TEST(man_page_is_committed_and_clean)
+{
+    char *man, *err, path[512], cmd[700], *lint;
+    ck_assert_int_eq(cli(NULL, (const char *const[]){"help", "--man", NULL}, &man, &err), 0);
+    snprintf(path, sizeof path, "%s/docs/gsap-broker.1", getenv("GSAP_SOURCE_DIR"));
+    char *committed = slurp(path);
+    ck_assert_msg(strcmp(man, committed) == 0,
+                  "docs/gsap-broker.1 differs from `gsap-broker help --man`; regenerate it");
+    char bin[512];
+    snprintf(bin, sizeof bin, "%s", getenv("GSAP_BROKER_BIN"));
+    snprintf(path, sizeof path, "%.*s/gsap-broker.1", (int)(strrchr(bin, '/') - bin), bin);
+    char *built = slurp(path);
+    ck_assert_str_eq(man, built);
+    snprintf(cmd, sizeof cmd, "%s/man.1", DIR_);
+    FILE *f = fopen(cmd, "w");
+    fputs(man, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "groff -man -Tutf8 -ww -z '%s/man.1' >'%s/lint' 2>&1; echo $? >>'%s/lint'",
+             DIR_, DIR_, DIR_);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/lint", DIR_);
+    lint = slurp(path);
+    ck_assert_msg(strcmp(lint, "0\n") == 0, "groff: %s", lint);
+    free(lint);
+    free(built);
+    free(committed);
+    free(man);
+    free(err);
+}
+END_TEST
+
+/* version: the release, the commit of the tree it was built from, and the schema version (the
+ * number of migrations: compiled in, or in GSAP_MIGRATIONS_DIR). */
+START_TEST(version_prints_commit_and_schema)
+{
+    char *out, *err, cmd[700], head[64] = "", *p;
+    size_t nmig = 0;
+    snprintf(cmd, sizeof cmd, "ls '%s'/migrations/*.sql | wc -l", getenv("GSAP_SOURCE_DIR"));
+    FILE *f = popen(cmd, "r");
+    ck_assert_int_eq(fscanf(f, "%zu", &nmig), 1);
+    pclose(f);
+    snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse --short=12 HEAD 2>/dev/null",
+             getenv("GSAP_SOURCE_DIR"));
+    f = popen(cmd, "r");
+    if (fgets(head, sizeof head, f) == NULL)
+        strcpy(head, "unknown");
+    pclose(f);
+    head[strcspn(head, "\n")] = 0;
+
+    ck_assert_int_eq(cli(NULL, (const char *const[]){"version", NULL}, &out, &err), 0);
+    char want[160];
+    snprintf(want, sizeof want, "gsap-broker 0.1.0 (commit %s", head);
+    ck_assert_msg(strncmp(out, want, strlen(want)) == 0, "version: %s (want %s...)", out, want);
+    p = out + strlen(want);
+    if (strncmp(p, "-dirty", 6) == 0)
+        p += 6;
+    snprintf(want, sizeof want, ", schema %zu)\n", nmig);
+    ck_assert_str_eq(p, want);
+    free(out);
+    free(err);
+
+    /* a migrations directory of two files: schema 2 */
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/mig && cp '%s'/migrations/0001_*.sql '%s'/migrations/0002_*.sql %s/mig/",
+             DIR_, getenv("GSAP_SOURCE_DIR"), getenv("GSAP_SOURCE_DIR"), DIR_);
+    ck_assert_int_eq(system(cmd), 0);
+    char setting[320];
+    snprintf(setting, sizeof setting, "GSAP_MIGRATIONS_DIR=%s/mig", DIR_);
+    ck_assert_int_eq(cli((const char *const[]){setting, NULL},
+                         (const char *const[]){"version", NULL}, &out, &err), 0);
+    ck_assert_ptr_nonnull(strstr(out, ", schema 2)\n"));
+    free(out);
+    free(err);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("it_ops");
@@ -429,6 +614,9 @@ int main(void)
     tcase_add_test(tc, log_level_warn_drops_info);
     tcase_add_test(tc, sighup_reopens_log_file);
     tcase_add_test(tc, sighup_reloads_tls_certificate);
+    tcase_add_test(tc, help_for_every_command);
+    tcase_add_test(tc, man_page_is_committed_and_clean);
+    tcase_add_test(tc, version_prints_commit_and_schema);
     suite_add_tcase(s, tc);
     return tst_run(s);
 }
