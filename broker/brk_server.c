@@ -32,6 +32,7 @@
 #include "brk_log.h"
 #include "brk_metrics.h"
 #include "brk_migrate.h"
+#include "brk_notify.h"
 #include "brk_server_int.h"
 #include "brk_tls.h"
 #include "banned.h"
@@ -301,14 +302,20 @@ int brk_server_run(brk_server_t *s, void (*on_ready)(void *), void *arg)
     pthread_barrier_wait(&s->ready);
     if (on_ready != NULL)
         on_ready(arg);
+    /* systemd (Type=notify): serving from now on */
+    if (brk_notify("READY=1") != 0)
+        brk_log_warn("cannot notify the service manager (NOTIFY_SOCKET)", "state", "READY=1");
     for (;;) {
         if (sigwait(&stopset, &sig) != 0)
             continue;
         if (sig != SIGHUP)
             break;
+        brk_notify("RELOADING=1");
         reload(s);
+        brk_notify("READY=1");
     }
     brk_log_info("stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    brk_notify("STOPPING=1");
     for (unsigned i = 0; i < started; i++)
         h2o_multithread_send_message(&s->workers[i].stop_receiver, &s->workers[i].stop_msg);
     for (unsigned i = 0; i < started; i++)

@@ -28,6 +28,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -603,6 +605,42 @@ START_TEST(version_prints_commit_and_schema)
 }
 END_TEST
 
+/* The next datagram on fd (5 s at most), NUL-terminated into buf; "" on timeout. */
+static const char *next_notice(int fd, char *buf, size_t cap)
+{
+    ssize_t n = recv(fd, buf, cap - 1, 0);
+    buf[n > 0 ? n : 0] = 0;
+    return buf;
+}
+
+/* Type=notify: READY=1 once serving, RELOADING=1 then READY=1 around a SIGHUP, STOPPING=1 on
+ * SIGTERM, each a datagram on NOTIFY_SOCKET. */
+START_TEST(notify_socket_ready_reload_stop)
+{
+    served_t s;
+    char sock[200], setting[230], buf[256];
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct timeval tv = {.tv_sec = 5};
+    snprintf(sock, sizeof sock, "%s/notify", DIR_);
+    ck_assert_uint_lt(strlen(sock), sizeof sa.sun_path);
+    memcpy(sa.sun_path, sock, strlen(sock) + 1);
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+    snprintf(setting, sizeof setting, "NOTIFY_SOCKET=%s", sock);
+    const char *env[] = {setting, NULL};
+    serve(&s, env, 0);
+    ck_assert_str_eq(next_notice(fd, buf, sizeof buf), "READY=1");
+    ck_assert_int_eq(kill(s.pid, SIGHUP), 0);
+    ck_assert_str_eq(next_notice(fd, buf, sizeof buf), "RELOADING=1");
+    ck_assert_str_eq(next_notice(fd, buf, sizeof buf), "READY=1");
+    stop(&s);
+    ck_assert_str_eq(next_notice(fd, buf, sizeof buf), "STOPPING=1");
+    close(fd);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("it_ops");
@@ -614,6 +652,7 @@ int main(void)
     tcase_add_test(tc, log_level_warn_drops_info);
     tcase_add_test(tc, sighup_reopens_log_file);
     tcase_add_test(tc, sighup_reloads_tls_certificate);
+    tcase_add_test(tc, notify_socket_ready_reload_stop);
     tcase_add_test(tc, help_for_every_command);
     tcase_add_test(tc, man_page_is_committed_and_clean);
     tcase_add_test(tc, version_prints_commit_and_schema);
