@@ -1,7 +1,8 @@
 # Writes OUT: `const char gsap_build_commit[] = "...";`, the commit of the source tree SRC
 # (`git describe --always --dirty --abbrev=12`), or "unknown" when SRC is no git checkout or
-# git is missing. Run at every build (a custom target), but OUT is rewritten only when the text
-# changes, so an unchanged commit rebuilds nothing. Run as
+# git is missing; the environment variable GSAP_BUILD_COMMIT, when set, wins. Run at every
+# build (a custom target), but OUT is rewritten only when the text changes, so an unchanged
+# commit rebuilds nothing. Run as
 #   cmake -DSRC=<source dir> -DOUT=<build dir>/gsap_version_gen.c -P tools/version.cmake
 foreach(var IN ITEMS SRC OUT)
   if(NOT DEFINED ${var} OR "${${var}}" STREQUAL "")
@@ -11,7 +12,10 @@ endforeach()
 
 set(commit "unknown")
 find_program(GIT git)
-if(GIT)
+if(DEFINED ENV{GSAP_BUILD_COMMIT} AND "$ENV{GSAP_BUILD_COMMIT}" MATCHES "^[0-9a-f]+(-dirty)?$")
+  # a build outside the checkout (tools/package.sh) is told the commit
+  set(commit "$ENV{GSAP_BUILD_COMMIT}")
+elseif(GIT)
   execute_process(COMMAND ${GIT} -C ${SRC} describe --always --dirty --abbrev=12
                   OUTPUT_VARIABLE out RESULT_VARIABLE rc ERROR_QUIET
                   OUTPUT_STRIP_TRAILING_WHITESPACE)
