@@ -111,6 +111,25 @@ static const help_cmd_t k_cmds[] = {
       {NULL, NULL}},
      "0 ok; 1 the command failed; 2 authorization failure; 3 governance violation; 125 "
      "internal or configuration error"},
+    {"backup", "DIR",
+     "take a consistent online backup: the database and the signing keys",
+     "Writes into DIR (new or empty; mode 0700) a pg_dump of the database in custom format, "
+     "taken in one snapshot while the broker keeps serving, the signing keys (private: keep "
+     "the backup as secret as GSAP_DATA_DIR), and MANIFEST.json with the SHA-256 of every file. "
+     "The embedded cluster is used as it runs, or started for the backup. pg_dump, not "
+     "pg_basebackup: no replication connection is needed, it works the same on "
+     "GSAP_DATABASE_URL, and it restores into a newer PostgreSQL.",
+     {{NULL, NULL}},
+     "0 done; 1 failed (no MANIFEST.json is written); 2 bad usage or DIR not empty"},
+    {"restore", "DIR",
+     "bring a backup back into an empty data directory",
+     "Checks DIR's manifest and the SHA-256 of every file, then, into an empty GSAP_DATA_DIR "
+     "(and an empty database): copies the signing keys, creates the embedded cluster (or uses "
+     "GSAP_DATABASE_URL), restores the dump in one transaction as the schema owner, applies "
+     "newer migrations and grants the runtime role. API keys, accords, contexts, receipts and "
+     "invoices come back as they were; serve then starts on it.",
+     {{NULL, NULL}},
+     "0 done; 1 failed; 2 bad usage, a damaged backup, or a data directory or database not empty"},
     {"config check", "",
      "print the effective configuration and check it",
      "Prints every setting as the broker would use it, NAME=value, \"(default)\" where the "

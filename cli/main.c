@@ -7,6 +7,7 @@
  *   gsap-broker keys list --tenant T        the tenant's keys as JSON (never a secret)
  *   gsap-broker keys revoke --tenant T --key-id K
  *   gsap-broker keys rotate-signing         add a new signing key and make it current
+ *   gsap-broker backup DIR | restore DIR    online backup (pg_dump and the keys), restore
  *   gsap-broker config check                the effective configuration, secrets masked
  *   gsap-broker version
  *   gsap-broker help [COMMAND | --man]      (every command's help and the man page: help.c)
@@ -33,6 +34,7 @@
 #include "brk_pgembed.h"
 #include "brk_server.h"
 #include "accounts.h"
+#include "backup.h"
 #include "cli.h"
 #include "config.h"
 #include "exec.h"
@@ -440,6 +442,10 @@ int main(int argc, char **argv)
         return cmd_accords_put(argc - 2, argv + 2);
     if (strcmp(cmd, "accounts") == 0 && argc > 2 && strcmp(argv[2], "put") == 0)
         return cli_accounts_put(argc - 2, argv + 2);
+    if (strcmp(cmd, "backup") == 0)
+        return cli_backup(argc - 1, argv + 1);
+    if (strcmp(cmd, "restore") == 0)
+        return cli_restore(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0 && argc > 2)
         return cli_config_check(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0)
