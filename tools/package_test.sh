@@ -3,7 +3,7 @@
 # errors), installs it on this machine with dpkg -i, checks the unit with systemd-analyze
 # verify, and runs the installed binary as the package's system user on the embedded default
 # cluster until /readyz answers 200; then stops it and removes the package (dpkg -r: the
-# system user, /etc/default/gsap-broker and /var/lib/gsap-broker stay, as Debian does;
+# system user, /etc/default/gsap-broker and /var/lib/gsap-broker/data stay, as Debian does;
 # GSAP_PKG_KEEP=1 keeps the package installed). Root only: it installs system-wide, so it is
 # not part of the normal suite (ctest -R pkg_deb after configuring with -DGSAP_PKG_TEST=ON).
 set -euo pipefail
@@ -39,22 +39,24 @@ grep -qx /etc/default/gsap-broker /var/lib/dpkg/info/gsap-broker.conffiles ||
 IFS=: read -r _ _ uid _ _ home shell < <(getent passwd gsap-broker) || fail "no user gsap-broker"
 [ "$uid" -lt 1000 ] || fail "gsap-broker is not a system user (uid $uid)"
 case "$shell" in */nologin | */false) ;; *) fail "gsap-broker has a login shell ($shell)" ;; esac
-[ "$(stat -c '%U %a' /var/lib/gsap-broker)" = "gsap-broker 700" ] ||
-    fail "/var/lib/gsap-broker is not the user's, mode 0700"
+[ "$(stat -c '%U %a' /var/lib/gsap-broker/data)" = "gsap-broker 700" ] ||
+    fail "/var/lib/gsap-broker/data is not the user's, mode 0700"
+# the parent stays what a broker run as root wants for its clusters: root's, not writable
+[ "$(stat -c '%U' /var/lib/gsap-broker)" = root ] || fail "/var/lib/gsap-broker is not root's"
 
 # the settings of the unit: the default file's, the data directory, this test's port
 as_user() {
     # shellcheck disable=SC2046
-    runuser -u gsap-broker -- env -i PATH=/usr/bin:/bin GSAP_DATA_DIR=/var/lib/gsap-broker \
+    runuser -u gsap-broker -- env -i PATH=/usr/bin:/bin GSAP_DATA_DIR=/var/lib/gsap-broker/data \
         $(grep -E '^[A-Z_]+=' /etc/default/gsap-broker || true) GSAP_LISTEN=127.0.0.1:$port "$@"
 }
-(cd /var/lib/gsap-broker && as_user /usr/bin/gsap-broker config check >/dev/null) ||
+(cd /var/lib/gsap-broker/data && as_user /usr/bin/gsap-broker config check >/dev/null) ||
     fail "config check refuses the packaged settings"
 schema=$(as_user /usr/bin/gsap-broker version | sed -n 's/.*schema \([0-9]*\))$/\1/p')
 
 log=$(mktemp)
-(cd /var/lib/gsap-broker && exec runuser -u gsap-broker -- env -i PATH=/usr/bin:/bin \
-    GSAP_DATA_DIR=/var/lib/gsap-broker GSAP_LISTEN=127.0.0.1:$port \
+(cd /var/lib/gsap-broker/data && exec runuser -u gsap-broker -- env -i PATH=/usr/bin:/bin \
+    GSAP_DATA_DIR=/var/lib/gsap-broker/data GSAP_LISTEN=127.0.0.1:$port \
     /usr/bin/gsap-broker serve) >"$log" 2>&1 &
 runner=$!
 ready=""
