@@ -21,6 +21,7 @@
 
 #include "brk_alloc.h"
 #include "brk_err.h"
+#include "brk_log.h"
 #include "banned.h"
 
 #define BRK_CONFIG_DB_CONNS_MAX 64      /* pipelined connections per loop */
@@ -273,6 +274,16 @@ int brk_config_load(brk_config_t *cfg, char *err, size_t errlen)
                   BRK_CONFIG_AUTH_FAIL_WINDOW_MAX_S, &cfg->auth_fail_window_s, err, errlen);
     if (rc < 0)
         goto out;
+
+    /* Operator ergonomics: the log's threshold and, for serve, its file. */
+    v = brk_env("GSAP_LOG_LEVEL");
+    cfg->log_level = v != NULL ? brk_log_level_parse(v) : BRK_LOG_LEVEL_DEFAULT;
+    if (cfg->log_level < 0) {
+        snprintf(err, errlen, "invalid GSAP_LOG_LEVEL '%.32s': expected error, warn or info", v);
+        rc = BRK_EINVAL;
+        goto out;
+    }
+    cfg->log_file = brk_env("GSAP_LOG_FILE");
 
     cfg->database_url = brk_env("GSAP_DATABASE_URL");
     rc = conninfo_env("GSAP_DATABASE_URL", cfg->database_url, &cfg->conninfo, err, errlen);

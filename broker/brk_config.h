@@ -49,6 +49,8 @@ typedef struct brk_config {
     unsigned auth_fail_max;   /* GSAP_AUTH_FAIL_MAX (1..BRK_CONFIG_RATE_MAX) */
     unsigned auth_fail_window_s; /* GSAP_AUTH_FAIL_WINDOW_S (1..BRK_CONFIG_AUTH_FAIL_WINDOW_MAX_S) */
     unsigned time_skew_s;     /* GSAP_TIME_SKEW_S, 0..BRK_TIME_SKEW_MAX_S */
+    int log_level;            /* GSAP_LOG_LEVEL: enum brk_log_level, default info */
+    const char *log_file;     /* GSAP_LOG_FILE (serve only; reopened on SIGHUP), NULL: stderr */
     char public_url[256];     /* GSAP_PUBLIC_URL, default http(s)://GSAP_LISTEN, no trailing / */
     char *conninfo;           /* resolved libpq conninfo of the runtime role (owned) */
     char *owner_conninfo;     /* the schema owner's (GSAP_OWNER_DATABASE_URL or the embedded

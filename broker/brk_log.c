@@ -1,5 +1,7 @@
 #include "brk_log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,10 +13,50 @@
 #include "banned.h"
 
 static int g_quiet;
+static int g_level = BRK_LOG_LEVEL_DEFAULT;
+
+static const char *const k_level_names[] = {"error", "warn", "info"};
+#define NLEVELS (sizeof k_level_names / sizeof k_level_names[0])
 
 void brk_log_set_quiet(int quiet)
 {
     g_quiet = quiet;
+}
+
+int brk_log_level_parse(const char *s)
+{
+    for (size_t i = 0; s != NULL && i < NLEVELS; i++)
+        if (strcmp(s, k_level_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *brk_log_level_name(int level)
+{
+    return level >= 0 && (size_t)level < NLEVELS ? k_level_names[level] : "info";
+}
+
+void brk_log_set_level(int level)
+{
+    __atomic_store_n(&g_level, level, __ATOMIC_RELAXED);
+}
+
+int brk_log_reopen(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+    if (fd < 0)
+        return BRK_EIO;
+    /* dup2 swaps the file under fd 2 in one step: a write on another thread goes to the old
+     * file or the new one, never nowhere. fd 2 itself stays open across exec, as stderr. */
+    if (fd != STDERR_FILENO && dup2(fd, STDERR_FILENO) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return BRK_EIO;
+    }
+    if (fd != STDERR_FILENO)
+        close(fd);
+    return 0;
 }
 
 static int put(char *buf, size_t cap, size_t *len, const char *s, size_t n)
@@ -68,7 +110,10 @@ void brk_log_kv(const char *level, const char *msg, ...)
     va_list ap;
     int cut = 0;
 
-    if (g_quiet && strcmp(level, "info") == 0)
+    int lv = brk_log_level_parse(level);
+    if (g_quiet && lv == BRK_LOG_INFO)
+        return;
+    if (lv > __atomic_load_n(&g_level, __ATOMIC_RELAXED))
         return;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);

@@ -6,6 +6,9 @@
  * its listener (SO_REUSEPORT lets the kernel spread connections), its h2o context and its
  * database pool; workers share only the read-only configuration and key ring.
  *
+ * Reload: SIGHUP (waited for the same way) reopens GSAP_LOG_FILE and reloads the TLS
+ * certificate and key (brk_tls); the workers keep serving throughout.
+ *
  * Stop: the main thread waits in sigwait for SIGTERM/SIGINT (blocked in every thread), then
  * messages each worker. A worker closes its listener, asks h2o to wind down its connections,
  * keeps serving what is in flight until nothing is left (or BRK_SHUTDOWN_GRACE_MS passed),
@@ -29,7 +32,9 @@
 #include "brk_log.h"
 #include "brk_metrics.h"
 #include "brk_migrate.h"
+#include "brk_notify.h"
 #include "brk_server_int.h"
+#include "brk_tls.h"
 #include "banned.h"
 
 #define ACCEPT_BURST 32
@@ -83,27 +88,47 @@ void brk_server_free(brk_server_t *s)
     h2o_config_dispose(&s->globalconf);
     brk_rate_table_free(s->rate_keys);
     brk_rate_table_free(s->rate_fail);
-    if (s->ssl != NULL)
-        SSL_CTX_free(s->ssl);
+    brk_tls_free(s->tls);
     free(s);
 }
 
 static int setup_tls(brk_server_t *s)
 {
     const brk_config_t *cfg = s->cfg;
+    char err[512];
     if (cfg->tls_cert == NULL)
         return 0;
-    s->ssl = SSL_CTX_new(TLS_server_method());
-    SSL_CTX_set_min_proto_version(s->ssl, TLS1_2_VERSION);
-    if (SSL_CTX_use_certificate_chain_file(s->ssl, cfg->tls_cert) != 1 ||
-        SSL_CTX_use_PrivateKey_file(s->ssl, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(s->ssl) != 1) {
-        brk_log_error("cannot load the TLS certificate or key", "cert", cfg->tls_cert, "key",
-                      cfg->tls_key);
+    if ((s->tls = brk_tls_new(cfg->tls_cert, cfg->tls_key, err, sizeof err)) == NULL) {
+        brk_log_error("cannot load the TLS certificate or key", "error", err);
         return BRK_EIO;
     }
+    s->ssl = brk_tls_ctx(s->tls);
     h2o_ssl_register_alpn_protocols(s->ssl, h2o_http2_alpn_protocols);
     return 0;
+}
+
+/* SIGHUP: what can change without a restart. Each part that fails says so and keeps what it
+ * had; the broker keeps serving either way. */
+static void reload(brk_server_t *s)
+{
+    const brk_config_t *cfg = s->cfg;
+    char err[512], subject[256];
+    if (cfg->log_file != NULL) {
+        if (brk_log_reopen(cfg->log_file) != 0)
+            brk_log_error("cannot reopen the log file; still writing to the old one", "path",
+                          cfg->log_file, "error", strerror(errno));
+        else
+            brk_log_info("log file reopened", "path", cfg->log_file);
+    }
+    if (s->tls != NULL) {
+        if (brk_tls_reload(s->tls, err, sizeof err) != 0) {
+            brk_log_error("TLS certificate not reloaded; the previous one stays in use", "error",
+                          err);
+        } else {
+            brk_tls_subject(s->tls, subject, sizeof subject);
+            brk_log_info("TLS certificate reloaded", "cert", cfg->tls_cert, "subject", subject);
+        }
+    }
 }
 
 static int bind_listener(const brk_config_t *cfg)
@@ -242,6 +267,7 @@ int brk_server_run(brk_server_t *s, void (*on_ready)(void *), void *arg)
     sigemptyset(&stopset);
     sigaddset(&stopset, SIGTERM);
     sigaddset(&stopset, SIGINT);
+    sigaddset(&stopset, SIGHUP); /* not a stop: a reload, below */
     pthread_sigmask(SIG_BLOCK, &stopset, &old);
     pthread_barrier_init(&s->ready, NULL, s->nworkers + 1);
 
@@ -276,9 +302,20 @@ int brk_server_run(brk_server_t *s, void (*on_ready)(void *), void *arg)
     pthread_barrier_wait(&s->ready);
     if (on_ready != NULL)
         on_ready(arg);
-    while (sigwait(&stopset, &sig) != 0)
-        ;
+    /* systemd (Type=notify): serving from now on */
+    if (brk_notify("READY=1") != 0)
+        brk_log_warn("cannot notify the service manager (NOTIFY_SOCKET)", "state", "READY=1");
+    for (;;) {
+        if (sigwait(&stopset, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        brk_notify("RELOADING=1");
+        reload(s);
+        brk_notify("READY=1");
+    }
     brk_log_info("stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    brk_notify("STOPPING=1");
     for (unsigned i = 0; i < started; i++)
         h2o_multithread_send_message(&s->workers[i].stop_receiver, &s->workers[i].stop_msg);
     for (unsigned i = 0; i < started; i++)

@@ -37,7 +37,8 @@ struct brk_server {
     unsigned nworkers;
     h2o_globalconf_t globalconf;
     h2o_hostconf_t *hostconf;
-    SSL_CTX *ssl;
+    SSL_CTX *ssl;      /* brk_tls_ctx(tls), NULL: plain HTTP */
+    struct brk_tls *tls; /* the certificate SIGHUP reloads */
     int expected_migrations;
     pthread_barrier_t ready; /* workers + main: every stop receiver is registered */
     char boot_id[9]; /* random per process; prefixes request ids */

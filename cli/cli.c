@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "brk_err.h"
+#include "brk_log.h"
 #include "brk_migrate.h"
 #include "brk_pgroles.h"
 #include "brk_pq.h"
@@ -24,6 +25,7 @@ int cli_app_open(app_t *a)
         fprintf(stderr, "gsap-broker: %s\n", err);
         return BRK_EINVAL;
     }
+    brk_log_set_level(a->cfg.log_level);
     /* The data directory holds the signing keys even when the database is elsewhere. */
     if (mkdir(a->cfg.data_dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "gsap-broker: cannot create the data directory \"%s\": %s\n",

@@ -38,6 +38,7 @@
  * exec is not dumpable (no ptrace by the same user), but root can still read our memory.
  */
 #include "exec.h"
+#include "help.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -235,22 +236,11 @@ static int unexpected_status(exec_run_t *st, const cli_http_resp_t *r, const cha
 
 /* ---- configuration ------------------------------------------------------------------------ */
 
+/* usage: exec's help, from the one table that also makes `gsap-broker help exec` and the man
+ * page (cli/help.c). */
 static int usage(FILE *f)
 {
-    fputs("usage: gsap-broker exec [--json] [--dry-run] [--ac FILE] --exec COMMAND\n"
-          "       gsap-broker exec [--json] --flush-spool\n"
-          "  --ac FILE       the AC (JSON or base64 of it) from FILE instead of GSAP_AC\n"
-          "  --flush-spool   post every receipt spooled in GSAP_SPOOL_DIR, remove each after 200\n"
-          "  environment: GSAP_BROKER_URL (http:// only to loopback unless GSAP_INSECURE=1,\n"
-          "  or https://, verified against the system store or GSAP_CA_FILE), GSAP_TOKEN,\n"
-          "  GSAP_CORPUS_CID, GSAP_AC, GSAP_ACCORD_TEMPLATE, GSAP_PARAMETERS_CID,\n"
-          "  GSAP_CAPABILITY_SET, GSAP_ELEVATION_WAIT_S, GSAP_SELF_AUTH, GSAP_SPOOL_DIR,\n"
-          "  CHRONICLE_SESSION_ID, CHRONICLE_BEHAVIOR_STATE, CHRONICLE_MERKLE_ROOT\n"
-          "  the command sees no GSAP_* or CHRONICLE_* variable and no descriptor but 0-2\n"
-          "  exit: 0 ok, 1 command failed (or a flush left receipts), 2 authorization failure,\n"
-          "  3 governance violation, 4 broker unreachable (connection refused or timed out),\n"
-          "  125 internal, configuration or TLS error\n",
-          f);
+    cli_help_print(f, "exec");
     return f == stderr ? CLI_EXEC_INTERNAL : CLI_EXEC_OK;
 }
 

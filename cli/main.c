@@ -7,7 +7,10 @@
  *   gsap-broker keys list --tenant T        the tenant's keys as JSON (never a secret)
  *   gsap-broker keys revoke --tenant T --key-id K
  *   gsap-broker keys rotate-signing         add a new signing key and make it current
+ *   gsap-broker backup DIR | restore DIR    online backup (pg_dump and the keys), restore
+ *   gsap-broker config check                the effective configuration, secrets masked
  *   gsap-broker version
+ *   gsap-broker help [COMMAND | --man]      (every command's help and the man page: help.c)
  *
  * Every command reads the same environment (GSAP_DATA_DIR, GSAP_DATABASE_URL, ...), so a
  * command reaches the database the server uses. Without GSAP_DATABASE_URL the embedded
@@ -31,32 +34,23 @@
 #include "brk_pgembed.h"
 #include "brk_server.h"
 #include "accounts.h"
+#include "backup.h"
 #include "cli.h"
+#include "config.h"
 #include "exec.h"
+#include "help.h"
 #include "fn_runtime.h"
 #include "hnd.h"
 #include "gov_accord.h"
 #include "banned.h"
 
-#define GSAP_BROKER_VERSION "0.1.0"
 #define CLI_ADMIN_TOKEN_FILE "admin-token" /* under GSAP_DATA_DIR, first start without a tty */
 
 
+/* The usage lines come from the one table of commands (help.c). */
 static int usage(FILE *f)
 {
-    fprintf(f, "usage: gsap-broker [serve]\n"
-               "       gsap-broker migrate\n"
-               "       gsap-broker keys create --tenant T --role R[,R...] [--name N] [--delegate]\n"
-               "                               [--expires-in SECONDS]\n"
-               "       gsap-broker keys list --tenant T\n"
-               "       gsap-broker keys revoke --tenant T --key-id K\n"
-               "       gsap-broker keys rotate-signing\n"
-               "       gsap-broker accords put --tenant T --file accord.json\n"
-               "       gsap-broker accounts put --tenant T --account A --file account.json\n"
-               "       gsap-broker exec [--json] [--dry-run] [--ac FILE] --exec COMMAND\n"
-               "       gsap-broker exec [--json] --flush-spool\n"
-               "       gsap-broker version\n");
-    return f == stderr ? 2 : 0;
+    return cli_help_usage(f);
 }
 
 static int cmd_migrate(void)
@@ -364,6 +358,12 @@ static int cmd_serve(void)
 
     if (rc != 0)
         goto out;
+    /* GSAP_LOG_FILE: from here on the log (and stderr) goes to the file; SIGHUP reopens it */
+    if (a.cfg.log_file != NULL && (rc = brk_log_reopen(a.cfg.log_file)) != 0) {
+        fprintf(stderr, "gsap-broker: cannot open GSAP_LOG_FILE %s: %s\n", a.cfg.log_file,
+                strerror(errno));
+        goto out;
+    }
     if ((c = cli_connect(&a)) == NULL || (rc = cli_migrate(&a, c)) != 0) {
         rc = BRK_EDB;
         goto out;
@@ -403,9 +403,27 @@ out:
     return rc == 0 ? 0 : 1;
 }
 
+/* version: the release, the commit it was built from, the schema version (migrations). */
+static int cmd_version(void)
+{
+    const char *dir = getenv("GSAP_MIGRATIONS_DIR");
+    int n = brk_migrate_expected(dir != NULL && dir[0] != '\0' ? dir : NULL);
+    if (n < 0) {
+        fprintf(stderr, "gsap-broker: cannot read GSAP_MIGRATIONS_DIR %s\n", dir);
+        return 1;
+    }
+    printf("gsap-broker %s (commit %s, schema %d)\n", GSAP_BROKER_VERSION, gsap_build_commit, n);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "serve";
+    /* COMMAND --help (or -h) right after the command's words: that command's help */
+    int words = argc > 1 ? cli_help_lookup(argc - 1, argv + 1) : 0;
+    if (words > 0 && argc > 1 + words &&
+        (strcmp(argv[1 + words], "--help") == 0 || strcmp(argv[1 + words], "-h") == 0))
+        return cli_help_command(words, argv + 1);
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve();
     if (strcmp(cmd, "migrate") == 0)
@@ -424,11 +442,17 @@ int main(int argc, char **argv)
         return cmd_accords_put(argc - 2, argv + 2);
     if (strcmp(cmd, "accounts") == 0 && argc > 2 && strcmp(argv[2], "put") == 0)
         return cli_accounts_put(argc - 2, argv + 2);
-    if (strcmp(cmd, "version") == 0) {
-        printf("gsap-broker %s\n", GSAP_BROKER_VERSION);
-        return 0;
-    }
-    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
+    if (strcmp(cmd, "backup") == 0)
+        return cli_backup(argc - 1, argv + 1);
+    if (strcmp(cmd, "restore") == 0)
+        return cli_restore(argc - 1, argv + 1);
+    if (strcmp(cmd, "config") == 0 && argc > 2)
+        return cli_config_check(argc - 2, argv + 2);
+    if (strcmp(cmd, "version") == 0)
+        return cmd_version();
+    if (strcmp(cmd, "help") == 0)
+        return cli_help_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
         return usage(stdout);
     fprintf(stderr, "gsap-broker: unknown command \"%s\"\n", cmd);
     return usage(stderr);

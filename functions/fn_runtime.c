@@ -228,6 +228,21 @@ static int register_periodics(fn_runtime_t *rt, char *err, size_t errlen)
     return 0;
 }
 
+int fn_runtime_settings(fn_settings_t *out, char *err, size_t errlen)
+{
+    int rc;
+    if ((rc = brk_env_uint("GSAP_FN_POLL_MS", FN_DEFAULT_POLL_MS, FN_POLL_MS_MIN, FN_POLL_MS_MAX,
+                       &out->poll_ms, err, errlen)) != 0 ||
+        (rc = brk_env_uint("GSAP_FN_BATCH", FN_DEFAULT_BATCH, 1, FN_BATCH_MAX, &out->batch, err,
+                       errlen)) != 0 ||
+        (rc = brk_env_uint("GSAP_FN_BACKOFF_MS", FN_DEFAULT_BACKOFF_MS, 1, FN_BACKOFF_CAP_MS,
+                       &out->backoff_ms, err, errlen)) != 0 ||
+        (rc = brk_env_uint("GSAP_FN_MAX_ATTEMPTS", FN_DEFAULT_MAX_ATTEMPTS, 1, FN_MAX_ATTEMPTS_MAX,
+                       &out->max_attempts, err, errlen)) != 0)
+        return rc;
+    return 0;
+}
+
 fn_runtime_t *fn_runtime_start(const brk_config_t *cfg, const brk_keyring_t *keys, char *err,
                                size_t errlen)
 {
@@ -236,16 +251,14 @@ fn_runtime_t *fn_runtime_start(const brk_config_t *cfg, const brk_keyring_t *key
     struct timeval tv;
     int rc;
 
+    fn_settings_t set;
     rt->cfg = cfg;
-    if ((rc = brk_env_uint("GSAP_FN_POLL_MS", FN_DEFAULT_POLL_MS, FN_POLL_MS_MIN, FN_POLL_MS_MAX,
-                       &rt->poll_ms, err, errlen)) != 0 ||
-        (rc = brk_env_uint("GSAP_FN_BATCH", FN_DEFAULT_BATCH, 1, FN_BATCH_MAX, &rt->batch, err,
-                       errlen)) != 0 ||
-        (rc = brk_env_uint("GSAP_FN_BACKOFF_MS", FN_DEFAULT_BACKOFF_MS, 1, FN_BACKOFF_CAP_MS,
-                       &rt->backoff_ms, err, errlen)) != 0 ||
-        (rc = brk_env_uint("GSAP_FN_MAX_ATTEMPTS", FN_DEFAULT_MAX_ATTEMPTS, 1, FN_MAX_ATTEMPTS_MAX,
-                       &rt->max_attempts, err, errlen)) != 0)
+    if ((rc = fn_runtime_settings(&set, err, errlen)) != 0)
         goto fail;
+    rt->poll_ms = set.poll_ms;
+    rt->batch = set.batch;
+    rt->backoff_ms = set.backoff_ms;
+    rt->max_attempts = set.max_attempts;
     if (cfg->conninfo == NULL) {
         snprintf(err, errlen, "the function runtime needs a database connection string");
         goto fail;
@@ -279,12 +292,14 @@ fn_runtime_t *fn_runtime_start(const brk_config_t *cfg, const brk_keyring_t *key
         snprintf(err, errlen, "cannot create the function runtime's events");
         goto fail;
     }
-    /* brk_server_run waits for SIGTERM with sigwait: no other thread may take it. SIGPIPE
-     * too, since a webhook peer may reset before the server ignores SIGPIPE. */
+    /* brk_server_run waits for SIGTERM (and SIGHUP, a reload) with sigwait: no other thread
+     * may take them. SIGPIPE too, since a webhook peer may reset before the server ignores
+     * SIGPIPE. */
     sigemptyset(&block);
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGPIPE);
+    sigaddset(&block, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &block, &old);
     rc = pthread_create(&rt->thread, NULL, thread_main, rt);
     pthread_sigmask(SIG_SETMASK, &old, NULL);

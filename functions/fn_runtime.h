@@ -25,6 +25,15 @@
 
 typedef struct fn_runtime fn_runtime_t;
 
+/* The GSAP_FN_* settings, as fn_runtime_start reads them. */
+typedef struct fn_settings {
+    unsigned poll_ms, batch, backoff_ms, max_attempts;
+} fn_settings_t;
+
+/* fn_runtime_settings: reads and checks the GSAP_FN_* variables (defaults when unset). Returns
+ * 0, or BRK_EINVAL with a message naming the variable in err. Any thread. */
+int fn_runtime_settings(fn_settings_t *out, char *err, size_t errlen);
+
 /*
  * fn_runtime_start: validates the registry and the GSAP_FN_* variables, then starts the
  * runtime thread (it connects, and reconnects, on its own). cfg and keys are borrowed and

@@ -133,8 +133,9 @@ START_TEST(served_document)
 }
 END_TEST
 
-/* Runs the validator on the served document; fills ops with "METHOD path" lines (malloc'd). */
-static size_t validated_operations(const tst_resp_t *r, char **ops)
+/* Runs the validator on the served document (an OpenAPI version: "3.1", "3.0" or "2.0");
+ * fills ops with "METHOD path" lines (malloc'd). */
+static size_t validated_operations_v(const tst_resp_t *r, const char *version, char **ops)
 {
     char file[] = "/tmp/gsap-openapi-XXXXXX.json", errfile[64], cmd[2048], line[1024];
     size_t n = 0;
@@ -143,8 +144,8 @@ static size_t validated_operations(const tst_resp_t *r, char **ops)
     ck_assert_int_eq(write(fd, r->body, r->body_len), (ssize_t)r->body_len);
     close(fd);
     snprintf(errfile, sizeof errfile, "%s.err", file);
-    snprintf(cmd, sizeof cmd, "node '%s/tests/npm/validate_openapi.mjs' '%s' 2>'%s'",
-             getenv("GSAP_SOURCE_DIR"), file, errfile);
+    snprintf(cmd, sizeof cmd, "node '%s/tests/npm/validate_openapi.mjs' '%s' %s 2>'%s'",
+             getenv("GSAP_SOURCE_DIR"), file, version, errfile);
     FILE *p = popen(cmd, "r");
     ck_assert_ptr_nonnull(p);
     while (fgets(line, sizeof line, p) != NULL && n < MAX_OPS) {
@@ -160,6 +161,11 @@ static size_t validated_operations(const tst_resp_t *r, char **ops)
     unlink(file);
     unlink(errfile);
     return n;
+}
+
+static size_t validated_operations(const tst_resp_t *r, char **ops)
+{
+    return validated_operations_v(r, "3.1", ops);
 }
 
 /* path with each {param} segment replaced by "x". */
@@ -229,6 +235,66 @@ START_TEST(documented_routes_exist)
 }
 END_TEST
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* /openapi-3.0.json and /swagger.json: public, byte for byte the committed docs/ copies (so
+ * those equal what the build's generator makes from docs/openapi.json), valid for their
+ * version by the independent validator (which also wants an operationId and a description on
+ * every operation), and with exactly the operations of the 3.1 document. */
+START_TEST(derived_documents)
+{
+    static const struct {
+        const char *path, *file, *version, *field, *value;
+    } forms[] = {
+        {"/openapi-3.0.json", "docs/openapi-3.0.json", "3.0", "openapi", "3.0.3"},
+        {"/swagger.json", "docs/swagger.json", "2.0", "swagger", "2.0"},
+    };
+    tst_resp_t r31, r;
+    char *ops31[MAX_OPS], *ops[MAX_OPS], path[1024], v[128];
+    size_t n31, n, flen;
+
+    fetch_doc(&r31);
+    n31 = validated_operations(&r31, ops31);
+    qsort(ops31, n31, sizeof ops31[0], cmp_str);
+    for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
+        /* public: no token, and a bad one does not matter */
+        ck_assert_int_eq(tst_get(B.port, forms[f].path, "gsap.acme.0000000000000000.x", &r), 0);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_str_eq(tst_resp_header(&r, "content-type", v, sizeof v), "application/json");
+        tst_resp_clear(&r);
+        ck_assert_int_eq(tst_get(B.port, forms[f].path, NULL, &r), 0);
+        ck_assert_int_eq(r.status, 200);
+        snprintf(path, sizeof path, "%s/%s", getenv("GSAP_SOURCE_DIR"), forms[f].file);
+        char *file = slurp(path, &flen);
+        ck_assert_msg(file != NULL, "%s is missing", forms[f].file);
+        ck_assert_msg(r.body_len == flen && memcmp(r.body, file, flen) == 0,
+                      "%s differs from what the build generates (%s); regenerate it with "
+                      "tools/openapi_convert.py %s docs/openapi.json %s",
+                      forms[f].file, forms[f].path, forms[f].version, forms[f].file);
+        free(file);
+        ck_assert_str_eq(json_string_value(json_object_get(r.json, forms[f].field)),
+                         forms[f].value);
+        n = validated_operations_v(&r, forms[f].version, ops);
+        ck_assert_uint_eq(n, n31);
+        qsort(ops, n, sizeof ops[0], cmp_str);
+        for (size_t i = 0; i < n; i++) {
+            ck_assert_str_eq(ops[i], ops31[i]);
+            free(ops[i]);
+        }
+        tst_resp_clear(&r);
+        ck_assert_int_eq(tst_http(B.port, "POST", forms[f].path, NULL, "{}", 2, &r), 0);
+        ck_assert_int_eq(r.status, 405);
+        tst_resp_clear(&r);
+    }
+    for (size_t i = 0; i < n31; i++)
+        free(ops31[i]);
+    tst_resp_clear(&r31);
+}
+END_TEST
+
 START_TEST(undocumented_paths_have_no_route)
 {
     static const char *const paths[] = {
@@ -236,6 +302,9 @@ START_TEST(undocumented_paths_have_no_route)
         "/nothing",
         "/openapi",
         "/openapi.yaml",
+        "/openapi-3.1.json",
+        "/swagger.yaml",
+        "/swagger.json/x",
         "/openapi.json/x",
         "/healthz/x",
         "/.well-known/other.json",
@@ -339,6 +408,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, served_document);
     tcase_add_test(tc, documented_routes_exist);
+    tcase_add_test(tc, derived_documents);
     tcase_add_test(tc, undocumented_paths_have_no_route);
     tcase_add_test(tc, registered_routes_are_documented);
     suite_add_tcase(s, tc);

@@ -12,6 +12,8 @@ packages=(
     postgresql-15
     clang libclang-rt-14-dev
     curl nodejs npm python3
+    prometheus # promtool: it_metrics checks /metrics, deploy/prometheus/alerts.yml and the dashboard
+    debhelper lintian # tools/package.sh: the Debian package and its check
 )
 
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' 2>/dev/null | awk '$2 == "ii" {print $1}')
