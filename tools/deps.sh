@@ -39,5 +39,21 @@ fi
 echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+# Only promtool is wanted from the prometheus package: its server must not start (it would
+# listen on every interface). A policy-rc.d that refuses service starts holds for the install.
+policy=/usr/sbin/policy-rc.d
+hold=0
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ ! -e "$policy" ]; then
+    "${as_root[@]}" sh -c "printf '#!/bin/sh\nexit 101\n' >$policy && chmod 755 $policy"
+    hold=1
+fi
+rc=0
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    "${missing[@]}" >/dev/null
+    "${missing[@]}" >/dev/null || rc=$?
+if [ "$hold" = 1 ]; then
+    "${as_root[@]}" rm -f "$policy"
+    if [ -d /run/systemd/system ]; then
+        "${as_root[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
+fi
+exit "$rc"
