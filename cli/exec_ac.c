@@ -1,0 +1,385 @@
+/*
+ * exec_ac: the Authorization Context of one `gsap-broker exec` run.
+ *
+ * Obtaining it: GSAP_AC or --ac FILE as given (decoded by exec_env), or POST
+ * /governance/authorize/ under an Idempotency-Key; a pending AC is polled (GET
+ * /governance/authorize/{id}/) until an approver decides or GSAP_ELEVATION_WAIT_S runs out. A
+ * pre-issued AC is asked about once more before the command runs (preflight), so a consumed,
+ * expired or revoked one is refused without running anything.
+ *
+ * Checking it offline: the Ed25519 signature against the key the broker publishes at
+ * /.well-known/gsap-broker.json, the ac_cid recomputed over the canonical (RFC 8785) AC, the
+ * expiry, and that it covers this command, this corpus entry and (when GSAP_PARAMETERS_CID is
+ * set) these parameters.
+ *
+ * Invariant: a context id goes into a URL path only after context_id_valid. The broker's CR
+ * post stays the authority on single use: two concurrent runs may both pass the preflight.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "brk_crypto.h"
+#include "brk_err.h"
+#include "brk_jcs.h"
+#include "exec.h"
+#include "exec_env.h"
+#include "exec_http.h"
+#include "exec_int.h"
+#include "banned.h"
+
+#define EXEC_POLL_MS 500    /* between polls of a pending AC */
+#define EXEC_CTX_ID_MAX 128 /* a context id we put into a path */
+#define EXEC_SIG_PREFIX "ed25519:"
+
+/* Milliseconds of the monotonic clock, for the elevation deadline. */
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads exactly n decimal digits. */
+static int read_digits(const char *s, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return BRK_EINVAL;
+        *v = *v * 10 + (s[i] - '0');
+    }
+    return 0;
+}
+
+/* Parses "YYYY-MM-DDTHH:MM:SS[.fraction]Z" (the broker's form); the fraction is dropped. */
+static int parse_rfc3339(const char *s, time_t *out)
+{
+    struct tm tm = {0};
+    int y, mo, d, h, mi, se;
+
+    if (strlen(s) < 20 || read_digits(s, 4, &y) || s[4] != '-' || read_digits(s + 5, 2, &mo) ||
+        s[7] != '-' || read_digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
+        read_digits(s + 11, 2, &h) || s[13] != ':' || read_digits(s + 14, 2, &mi) || s[16] != ':' ||
+        read_digits(s + 17, 2, &se))
+        return BRK_EINVAL;
+    s += 19;
+    if (*s == '.') {
+        if (s[1] < '0' || s[1] > '9')
+            return BRK_EINVAL;
+        for (s++; *s >= '0' && *s <= '9'; s++)
+            ;
+    }
+    if ((*s != 'Z' && *s != 'z') || s[1] != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 ||
+        h > 23 || mi > 59 || se > 60)
+        return BRK_EINVAL;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = se;
+    *out = timegm(&tm);
+    return 0;
+}
+
+/* A context id goes into a URL path: refuse anything but the broker's id characters. */
+static int context_id_valid(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > EXEC_CTX_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- step 1: obtain the AC ---------------------------------------------------------------- */
+
+static int authorize(const exec_cfg_t *cfg, exec_run_t *st)
+{
+    json_t *req =
+        json_pack("{s:s,s:{s:s,s:s,s:s}}", "accord_template", cfg->accord, "operation",
+                  "command_hash", cfg->command_hash, "corpus_entry_cid", cfg->corpus_cid,
+                  "parameters_cid", cfg->params_cid ? cfg->params_cid : cfg->params_default);
+    char *body = NULL, key[48], rnd_hex[33];
+    uint8_t rnd[16];
+    cli_http_resp_t r = {0};
+    int rc, code;
+
+    if (cfg->capability_set)
+        json_object_set_new(req, "capability_set", json_string(cfg->capability_set));
+    body = json_dumps(req, JSON_COMPACT);
+    /* Retrying the POST is safe only under an Idempotency-Key: the broker then answers a
+     * repeat with the first AC instead of issuing a second one. */
+    if (body == NULL || brk_random(rnd, sizeof rnd) != 0) {
+        code = cli_exec__fail(st, CLI_EXEC_INTERNAL, "cannot build the authorize request");
+        goto out;
+    }
+    brk_hex(rnd, sizeof rnd, rnd_hex);
+    snprintf(key, sizeof key, "exec-%s", rnd_hex);
+    rc = cli_http_retry(cfg->http, EVHTTP_REQ_POST, "/governance/authorize/", body, key, &r);
+    if (rc != 0) {
+        code = cli_exec__transfer_failed(cfg, st, rc, "authorize");
+    } else if (r.status == 200 && r.json != NULL) {
+        st->ac = json_incref(r.json);
+        code = CLI_EXEC_OK;
+    } else if (r.status == 403 && json_object_get(r.json, "denial") != NULL) {
+        const json_t *d = json_object_get(r.json, "denial");
+        code = cli_exec__fail(
+            st, CLI_EXEC_AUTH, "authorization denied (%s): %s, denial %s",
+            cli_exec__jstr(d, "reason_code") ? cli_exec__jstr(d, "reason_code") : "?",
+            cli_exec__jstr(d, "reason") ? cli_exec__jstr(d, "reason") : "no reason given",
+            cli_exec__jstr(d, "denial_id") ? cli_exec__jstr(d, "denial_id") : "?");
+    } else if (r.status == 404) {
+        /* accord_not_found: the caller's configuration (GSAP_ACCORD_TEMPLATE), not a denial */
+        char e[EXEC_ERR_MAX / 2];
+        cli_exec__broker_error(&r, e, sizeof e);
+        code = cli_exec__fail(st, CLI_EXEC_INTERNAL, "authorize: %s", e);
+    } else {
+        code = cli_exec__unexpected_status(st, &r, "authorize");
+    }
+out:
+    cli_http_resp_clear(&r);
+    free(body);
+    json_decref(req);
+    return code;
+}
+
+/* GET /governance/authorize/{id}/: the AC as the broker holds it now, into *out (owned). */
+static int fetch_ac(const exec_cfg_t *cfg, exec_run_t *st, const char *id, json_t **out)
+{
+    char path[EXEC_CTX_ID_MAX + 32];
+    cli_http_resp_t r = {0};
+    int rc, code;
+
+    *out = NULL;
+    if (!context_id_valid(id))
+        return cli_exec__fail(st, CLI_EXEC_AUTH, "the AC has no usable context_id");
+    snprintf(path, sizeof path, "/governance/authorize/%s/", id);
+    rc = cli_http_retry(cfg->http, EVHTTP_REQ_GET, path, NULL, NULL, &r);
+    if (rc != 0)
+        code = cli_exec__transfer_failed(cfg, st, rc, "poll the AC");
+    else if (r.status != 200 || r.json == NULL)
+        code = cli_exec__unexpected_status(st, &r, "poll the AC");
+    else if (cli_exec__jstr(r.json, "context_id") == NULL ||
+             strcmp(cli_exec__jstr(r.json, "context_id"), id) != 0)
+        code = cli_exec__fail(st, CLI_EXEC_INTERNAL,
+                              "poll the AC: the broker answered another context");
+    else {
+        *out = json_incref(r.json);
+        code = CLI_EXEC_OK;
+    }
+    cli_http_resp_clear(&r);
+    return code;
+}
+
+static int status_unusable(exec_run_t *st, const char *id, const char *status)
+{
+    return cli_exec__fail(st, CLI_EXEC_AUTH, "the AC %s is %s", id,
+                          status ? status : "without a status");
+}
+
+/* A pending AC waits for an approver: poll until it is decided or the wait runs out. */
+static int await_elevation(const exec_cfg_t *cfg, exec_run_t *st)
+{
+    long long deadline = now_ms() + cfg->elevation_wait_s * 1000LL;
+    char id[EXEC_CTX_ID_MAX + 1];
+
+    /* A copy: each poll replaces st->ac, and the id with it. */
+    snprintf(id, sizeof id, "%s",
+             cli_exec__jstr(st->ac, "context_id") ? cli_exec__jstr(st->ac, "context_id") : "");
+    while (cli_exec__jstr(st->ac, "status") &&
+           strcmp(cli_exec__jstr(st->ac, "status"), "pending") == 0) {
+        json_t *next;
+        int code;
+        if (now_ms() >= deadline)
+            return cli_exec__fail(st, CLI_EXEC_AUTH,
+                                  "the elevation of AC %s was not approved within %ld s", id,
+                                  cfg->elevation_wait_s);
+        cli_http_sleep_ms(EXEC_POLL_MS);
+        if ((code = fetch_ac(cfg, st, id, &next)) != CLI_EXEC_OK)
+            return code;
+        json_decref(st->ac);
+        st->ac = next;
+    }
+    return CLI_EXEC_OK;
+}
+
+int cli_exec__obtain_ac(const exec_cfg_t *cfg, exec_run_t *st)
+{
+    const char *status;
+    int code;
+
+    if (cfg->ac_text) {
+        char err[EXEC_ERR_MAX / 2];
+        if (cli_ac_decode(cfg->ac_text, cfg->ac_len, &st->ac, err, sizeof err) != 0)
+            return cli_exec__fail(st, CLI_EXEC_INTERNAL, "%s %s",
+                                  cfg->ac_file ? "--ac:" : "GSAP_AC:", err);
+        if (!context_id_valid(cli_exec__jstr(st->ac, "context_id")))
+            return cli_exec__fail(st, CLI_EXEC_AUTH, "the given AC has no usable context_id");
+    } else if ((code = authorize(cfg, st)) != CLI_EXEC_OK) {
+        return code;
+    }
+    if ((code = await_elevation(cfg, st)) != CLI_EXEC_OK)
+        return code;
+    status = cli_exec__jstr(st->ac, "status");
+    if (status == NULL || (strcmp(status, "authorized") != 0 && strcmp(status, "active") != 0))
+        return status_unusable(
+            st, cli_exec__jstr(st->ac, "context_id") ? cli_exec__jstr(st->ac, "context_id") : "?",
+            status);
+    return CLI_EXEC_OK;
+}
+
+/* A pre-issued AC may have been used or have lapsed since it was handed to us. */
+int cli_exec__preflight(const exec_cfg_t *cfg, exec_run_t *st)
+{
+    const char *id = cli_exec__jstr(st->ac, "context_id");
+    json_t *now = NULL;
+    int code = fetch_ac(cfg, st, id, &now);
+
+    if (code == CLI_EXEC_OK) {
+        const char *status = cli_exec__jstr(now, "status");
+        if (status == NULL || (strcmp(status, "authorized") != 0 && strcmp(status, "active") != 0))
+            code = status_unusable(st, id, status);
+    }
+    if (now)
+        json_decref(now);
+    return code;
+}
+
+/* ---- step 2: check the AC ----------------------------------------------------------------- */
+
+/* The raw public key published under key_id, from /.well-known/gsap-broker.json. */
+static int published_key(const exec_cfg_t *cfg, exec_run_t *st, const char *key_id,
+                         uint8_t pub[BRK_ED25519_PUB_LEN])
+{
+    cli_http_resp_t r = {0};
+    const json_t *keys, *k;
+    size_t i;
+    int rc =
+        cli_http_retry(cfg->http, EVHTTP_REQ_GET, "/.well-known/gsap-broker.json", NULL, NULL, &r);
+    int code = CLI_EXEC_AUTH;
+
+    if (rc != 0) {
+        code = cli_exec__transfer_failed(cfg, st, rc, "fetch the broker's keys");
+        goto out;
+    }
+    if (r.status != 200 || !json_is_array(keys = json_object_get(r.json, "keys"))) {
+        char e[EXEC_ERR_MAX / 2];
+        cli_exec__broker_error(&r, e, sizeof e);
+        code = cli_exec__fail(st, CLI_EXEC_INTERNAL, "fetch the broker's keys: %s", e);
+        goto out;
+    }
+    json_array_foreach(keys, i, k)
+    {
+        const char *id = cli_exec__jstr(k, "key_id"), *pk = cli_exec__jstr(k, "public_key");
+        if (id && pk && strcmp(id, key_id) == 0) {
+            if (brk_b64url_decode(pk, strlen(pk), pub, BRK_ED25519_PUB_LEN) == BRK_ED25519_PUB_LEN)
+                code = CLI_EXEC_OK;
+            else
+                cli_exec__fail(st, code, "the broker publishes a malformed key %s", key_id);
+            goto out;
+        }
+    }
+    cli_exec__fail(st, code, "the AC is signed by key %s, which the broker does not publish",
+                   key_id);
+out:
+    cli_http_resp_clear(&r);
+    return code;
+}
+
+/*
+ * The AC's signature and ac_cid cover the AC without both, as signed: with status
+ * "authorized" (docs/protocol.md: a polled AC whose status moved on verifies with its status
+ * set back). Pending ACs never get here.
+ */
+static int verify_signature(const exec_cfg_t *cfg, exec_run_t *st)
+{
+    const char *key_id = cli_exec__jstr(st->ac, "key_id"),
+               *sig = cli_exec__jstr(st->ac, "signature");
+    const char *ac_cid = cli_exec__jstr(st->ac, "ac_cid");
+    uint8_t pub[BRK_ED25519_PUB_LEN], raw[BRK_ED25519_SIG_LEN];
+    size_t plen = strlen(EXEC_SIG_PREFIX), clen;
+    char *canon = NULL, cid[BRK_CID_LEN + 1];
+    json_t *body = NULL;
+    int code;
+
+    if (key_id == NULL || sig == NULL || ac_cid == NULL)
+        return cli_exec__fail(st, CLI_EXEC_AUTH, "the AC lacks key_id, signature or ac_cid");
+    if ((code = published_key(cfg, st, key_id, pub)) != CLI_EXEC_OK)
+        return code;
+    code = CLI_EXEC_AUTH;
+    if (strncmp(sig, EXEC_SIG_PREFIX, plen) != 0 ||
+        brk_b64url_decode(sig + plen, strlen(sig + plen), raw, sizeof raw) != BRK_ED25519_SIG_LEN) {
+        cli_exec__fail(st, code, "the AC's signature is not \"ed25519:\" + base64url of 64 bytes");
+        goto out;
+    }
+    body = json_deep_copy(st->ac);
+    json_object_del(body, "signature");
+    json_object_del(body, "ac_cid");
+    json_object_set_new(body, "status", json_string("authorized"));
+    if (brk_jcs_canonicalize(body, &canon, &clen) != 0) {
+        cli_exec__fail(st, code, "the AC cannot be canonicalized (RFC 8785)");
+        goto out;
+    }
+    if (!brk_ed25519_verify(pub, canon, clen, raw)) {
+        cli_exec__fail(st, code, "the AC's signature does not verify with key %s", key_id);
+        goto out;
+    }
+    brk_cid_of_bytes(canon, clen, cid);
+    if (strcmp(cid, ac_cid) != 0) {
+        cli_exec__fail(st, code, "the AC's ac_cid %s is not the CID of its content (%s)", ac_cid,
+                       cid);
+        goto out;
+    }
+    code = CLI_EXEC_OK;
+out:
+    free(canon);
+    if (body)
+        json_decref(body);
+    return code;
+}
+
+/* The AC authorizes this command, on this corpus entry, with these parameters, until when. */
+static int verify_scope(const exec_cfg_t *cfg, exec_run_t *st)
+{
+    const char *exp = cli_exec__jstr(st->ac, "expires_at");
+    const char *corpus = cli_exec__jstr2(st->ac, "operation", "corpus_entry_cid");
+    const char *cmd = cli_exec__jstr2(st->ac, "operation", "command_hash");
+    const char *params = cli_exec__jstr2(st->ac, "operation", "parameters_cid");
+    time_t t;
+
+    if (exp == NULL || parse_rfc3339(exp, &t) != 0)
+        return cli_exec__fail(st, CLI_EXEC_AUTH, "the AC's expires_at is not an RFC 3339 UTC time");
+    if (t <= time(NULL))
+        return cli_exec__fail(st, CLI_EXEC_AUTH, "the AC expired at %s", exp);
+    if (cfg->corpus_cid && (corpus == NULL || strcmp(corpus, cfg->corpus_cid) != 0))
+        return cli_exec__fail(st, CLI_EXEC_VIOLATION,
+                              "the AC is for corpus entry %s, not GSAP_CORPUS_CID %s",
+                              corpus ? corpus : "(none)", cfg->corpus_cid);
+    if (cmd == NULL || strcmp(cmd, cfg->command_hash) != 0)
+        return cli_exec__fail(st, CLI_EXEC_VIOLATION,
+                              "the AC authorizes command %s, not this one (%s)",
+                              cmd ? cmd : "(none)", cfg->command_hash);
+    if (cfg->params_cid && (params == NULL || strcmp(params, cfg->params_cid) != 0))
+        return cli_exec__fail(st, CLI_EXEC_VIOLATION,
+                              "the AC is for parameters %s, not GSAP_PARAMETERS_CID %s",
+                              params ? params : "(none)", cfg->params_cid);
+    return CLI_EXEC_OK;
+}
+
+int cli_exec__verify_ac(const exec_cfg_t *cfg, exec_run_t *st)
+{
+    int code = verify_signature(cfg, st);
+    return code == CLI_EXEC_OK ? verify_scope(cfg, st) : code;
+}
