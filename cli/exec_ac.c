@@ -27,6 +27,7 @@
 #include "brk_crypto.h"
 #include "brk_err.h"
 #include "brk_jcs.h"
+#include "brk_time.h"
 #include "exec.h"
 #include "exec_env.h"
 #include "exec_http.h"
@@ -43,49 +44,6 @@ static long long now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Reads exactly n decimal digits. */
-static int read_digits(const char *s, int n, int *v)
-{
-    *v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return BRK_EINVAL;
-        *v = *v * 10 + (s[i] - '0');
-    }
-    return 0;
-}
-
-/* Parses "YYYY-MM-DDTHH:MM:SS[.fraction]Z" (the broker's form); the fraction is dropped. */
-static int parse_rfc3339(const char *s, time_t *out)
-{
-    struct tm tm = {0};
-    int y, mo, d, h, mi, se;
-
-    if (strlen(s) < 20 || read_digits(s, 4, &y) || s[4] != '-' || read_digits(s + 5, 2, &mo) ||
-        s[7] != '-' || read_digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
-        read_digits(s + 11, 2, &h) || s[13] != ':' || read_digits(s + 14, 2, &mi) || s[16] != ':' ||
-        read_digits(s + 17, 2, &se))
-        return BRK_EINVAL;
-    s += 19;
-    if (*s == '.') {
-        if (s[1] < '0' || s[1] > '9')
-            return BRK_EINVAL;
-        for (s++; *s >= '0' && *s <= '9'; s++)
-            ;
-    }
-    if ((*s != 'Z' && *s != 'z') || s[1] != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 ||
-        h > 23 || mi > 59 || se > 60)
-        return BRK_EINVAL;
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = se;
-    *out = timegm(&tm);
-    return 0;
 }
 
 /* A context id goes into a URL path: refuse anything but the broker's id characters. */
@@ -357,11 +315,12 @@ static int verify_scope(const exec_cfg_t *cfg, exec_run_t *st)
     const char *corpus = cli_exec__jstr2(st->ac, "operation", "corpus_entry_cid");
     const char *cmd = cli_exec__jstr2(st->ac, "operation", "command_hash");
     const char *params = cli_exec__jstr2(st->ac, "operation", "parameters_cid");
-    time_t t;
+    int64_t us;
 
-    if (exp == NULL || parse_rfc3339(exp, &t) != 0)
+    if (exp == NULL || brk_time_parse_us(exp, &us) != 0)
         return cli_exec__fail(st, CLI_EXEC_AUTH, "the AC's expires_at is not an RFC 3339 UTC time");
-    if (t <= time(NULL))
+    /* whole seconds: dropping the fraction errs on the side of calling the AC expired */
+    if ((time_t)(us / 1000000) <= time(NULL))
         return cli_exec__fail(st, CLI_EXEC_AUTH, "the AC expired at %s", exp);
     if (cfg->corpus_cid && (corpus == NULL || strcmp(corpus, cfg->corpus_cid) != 0))
         return cli_exec__fail(st, CLI_EXEC_VIOLATION,

@@ -24,13 +24,13 @@
 
 #include <jansson.h>
 
-#include "brk_jcs.h" /* BRK_CID_LEN */
+#include "brk_jcs.h"  /* BRK_CID_LEN */
+#include "brk_time.h" /* BRK_TIME_MS_LEN */
 #include "exec_http.h"
 #include "exec_spool.h"
 
 #define EXEC_MAX_CAPTURE (1024 * 1024) /* output bytes kept for --json; hashing covers all */
 #define EXEC_ERR_MAX 512
-#define EXEC_TIME_MAX 32    /* "2026-11-23T10:00:00.123Z" */
 #define EXEC_SELF_ID_MAX 48 /* "self-" + a UUID */
 
 typedef struct exec_cfg {
@@ -61,7 +61,7 @@ typedef struct exec_run {
     json_t *receipt; /* the broker's answer to the CR (owned) */
     int ran;         /* the command was started */
     int cmd_exit;    /* its exit code, 128 + signal when a signal ended it */
-    char started_at[EXEC_TIME_MAX], completed_at[EXEC_TIME_MAX];
+    char started_at[BRK_TIME_MS_LEN + 1], completed_at[BRK_TIME_MS_LEN + 1]; /* RFC 3339, ms */
     char stdout_hash[BRK_CID_LEN + 1], stderr_hash[BRK_CID_LEN + 1];
     uint64_t output_bytes;
     char *captured; /* --json: stdout, at most EXEC_MAX_CAPTURE bytes (owned) */
@@ -120,8 +120,7 @@ int cli_exec__preflight(const exec_cfg_t *cfg, exec_run_t *st);
  * hashes, byte count and (--json) captured stdout. old_pipe is the SIGPIPE disposition from
  * before cli_exec ignored it, for the child. CLI_EXEC_OK once the command has run (whatever
  * its exit code), else CLI_EXEC_INTERNAL. */
-int cli_exec__run_command(const exec_cfg_t *cfg, exec_run_t *st,
-                          const struct sigaction *old_pipe);
+int cli_exec__run_command(const exec_cfg_t *cfg, exec_run_t *st, const struct sigaction *old_pipe);
 
 /* ---- exec_receipt.c ---- */
 

@@ -24,12 +24,11 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
-#include <openssl/evp.h>
-
 #include "brk_alloc.h"
 #include "brk_crypto.h"
 #include "brk_err.h"
 #include "brk_jcs.h"
+#include "brk_time.h"
 #include "exec.h"
 #include "exec_env.h"
 #include "exec_int.h"
@@ -38,17 +37,13 @@
 #define EXEC_IO_CHUNK 65536
 #define EXEC_SHELL "/bin/sh"
 
-/* RFC 3339 UTC with milliseconds and "Z", from the wall clock. */
-static void time_now_rfc3339(char out[EXEC_TIME_MAX])
+/* The wall clock as RFC 3339 UTC with milliseconds. */
+static void time_now_rfc3339(char out[BRK_TIME_MS_LEN + 1])
 {
     struct timespec ts;
-    struct tm tm;
-    char base[24];
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, EXEC_TIME_MAX, "%s.%03uZ", base, (unsigned)(ts.tv_nsec / 1000000) % 1000u);
+    brk_time_fmt_ms((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, out);
 }
 
 /* ---- step 3: run the command --------------------------------------------------------------- */
@@ -56,7 +51,7 @@ static void time_now_rfc3339(char out[EXEC_TIME_MAX])
 typedef struct stream {
     int fd;     /* our read end, -1 at EOF */
     int out_fd; /* where it is passed through, -1 when captured or broken */
-    EVP_MD_CTX *md;
+    brk_sha256_ctx_t *md;
 } stream_t;
 
 /* Writes everything; 0, or BRK_EIO (a closed terminal or pipe: the caller stops writing). */
@@ -100,7 +95,7 @@ static int drain(exec_run_t *st, stream_t *s, int capture_it)
         s->fd = -1;
         return 0;
     }
-    if (EVP_DigestUpdate(s->md, buf, (size_t)n) != 1)
+    if (brk_sha256_update(s->md, buf, (size_t)n) != 0)
         return BRK_ECRYPTO;
     st->output_bytes += (uint64_t)n;
     if (capture_it)
@@ -129,13 +124,15 @@ static int pump(const exec_cfg_t *cfg, exec_run_t *st, stream_t s[2])
     return 0;
 }
 
-static void digest_cid(EVP_MD_CTX *md, char out[BRK_CID_LEN + 1])
+/* The CID of what went through md: "sha256:" + hex, as every CID of the protocol. */
+static int digest_cid(brk_sha256_ctx_t *md, char out[BRK_CID_LEN + 1])
 {
     uint8_t d[BRK_SHA256_LEN];
-    unsigned len = 0;
-    EVP_DigestFinal_ex(md, d, &len);
-    memcpy(out, "sha256:", 7);
-    brk_hex(d, BRK_SHA256_LEN, out + 7);
+
+    if (brk_sha256_final(md, d) != 0)
+        return BRK_ECRYPTO;
+    brk_cid_of_digest(d, out);
+    return 0;
 }
 
 /* Closes every descriptor from 3 up: whatever exec or its own parent left open (a broker
@@ -178,10 +175,9 @@ int cli_exec__run_command(const exec_cfg_t *cfg, exec_run_t *st, const struct si
     int code = CLI_EXEC_INTERNAL;
     char **envp = cli_env_for_child();
 
-    s[0].md = EVP_MD_CTX_new();
-    s[1].md = EVP_MD_CTX_new();
-    if (!s[0].md || !s[1].md || EVP_DigestInit_ex(s[0].md, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestInit_ex(s[1].md, EVP_sha256(), NULL) != 1) {
+    s[0].md = brk_sha256_new();
+    s[1].md = brk_sha256_new();
+    if (!s[0].md || !s[1].md) {
         cli_exec__fail(st, code, "cannot set up SHA-256");
         goto out;
     }
@@ -219,12 +215,12 @@ int cli_exec__run_command(const exec_cfg_t *cfg, exec_run_t *st, const struct si
         ;
     time_now_rfc3339(st->completed_at);
     st->cmd_exit = WIFEXITED(wst) ? WEXITSTATUS(wst) : 128 + WTERMSIG(wst);
+    if (rc == 0 && (rc = digest_cid(s[0].md, st->stdout_hash)) == 0)
+        rc = digest_cid(s[1].md, st->stderr_hash);
     if (rc != 0) {
         cli_exec__fail(st, code, "cannot read the command's output: %s", brk_strerror(rc));
         goto restore;
     }
-    digest_cid(s[0].md, st->stdout_hash);
-    digest_cid(s[1].md, st->stderr_hash);
     code = CLI_EXEC_OK;
 restore:
     sigaction(SIGINT, &old_int, NULL);
@@ -237,7 +233,7 @@ out:
             close(ep[i]);
         if (s[i].fd >= 0)
             close(s[i].fd);
-        EVP_MD_CTX_free(s[i].md);
+        brk_sha256_free(s[i].md);
     }
     free(envp);
     return code;

@@ -90,6 +90,36 @@ START_TEST(test_sha256_abc)
 }
 END_TEST
 
+/* The streaming digest gives the one-shot answer however the input is cut, including not at
+ * all (the empty input) and at every byte of a two-block message. */
+START_TEST(test_sha256_stream)
+{
+    static const char msg[] = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    uint8_t d[BRK_SHA256_LEN], one[BRK_SHA256_LEN];
+    char hex[2 * BRK_SHA256_LEN + 1];
+    brk_sha256_ctx_t *c = brk_sha256_new();
+
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(brk_sha256_final(c, d), 0);
+    brk_sha256_free(c);
+    brk_hex(d, sizeof d, hex);
+    ck_assert_str_eq(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+
+    brk_sha256(msg, strlen(msg), one);
+    brk_hex(one, sizeof one, hex); /* FIPS 180-2 appendix B.2 */
+    ck_assert_str_eq(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    for (size_t cut = 0; cut <= strlen(msg); cut++) {
+        ck_assert_ptr_nonnull(c = brk_sha256_new());
+        ck_assert_int_eq(brk_sha256_update(c, msg, cut), 0);
+        ck_assert_int_eq(brk_sha256_update(c, msg + cut, strlen(msg) - cut), 0);
+        ck_assert_int_eq(brk_sha256_final(c, d), 0);
+        brk_sha256_free(c);
+        ck_assert_msg(memcmp(d, one, sizeof d) == 0, "cut at %zu differs", cut);
+    }
+    brk_sha256_free(NULL);
+}
+END_TEST
+
 START_TEST(test_hex)
 {
     const uint8_t bytes[] = {0x00, 0x01, 0x7f, 0x80, 0xab, 0xff};
@@ -524,6 +554,7 @@ static Suite *crypto_suite(void)
     TCase *ring = tcase_create("keyring");
 
     tcase_add_test(tc, test_sha256_abc);
+    tcase_add_test(tc, test_sha256_stream);
     tcase_add_test(tc, test_hex);
     tcase_add_test(tc, test_b64url_roundtrip);
     tcase_add_test(tc, test_b64url_rejects);
