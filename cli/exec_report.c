@@ -15,6 +15,7 @@
 
 #include "brk_alloc.h"
 #include "brk_err.h"
+#include "brk_uri.h"
 #include "exec.h"
 #include "exec_int.h"
 #include "banned.h"
@@ -74,35 +75,9 @@ int cli_exec__unexpected_status(exec_run_t *st, const cli_http_resp_t *r, const 
 
 /* ---- printing the outcome ----------------------------------------------------------------- */
 
-/* The length of the valid UTF-8 sequence at p (n bytes left), or 0 (RFC 3629: no overlong
- * forms, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-    size_t len;
-    unsigned lo = 0x80, hi = 0xbf;
-
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] < 0xc2 || p[0] > 0xf4)
-        return 0;
-    len = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
-    if (p[0] == 0xe0)
-        lo = 0xa0; /* overlong */
-    else if (p[0] == 0xed)
-        hi = 0x9f; /* surrogates */
-    else if (p[0] == 0xf0)
-        lo = 0x90; /* overlong */
-    else if (p[0] == 0xf4)
-        hi = 0x8f; /* above U+10FFFF */
-    if (len > n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf)
-            return 0;
-    return len;
-}
-
-/* JSON strings must be UTF-8: invalid bytes of the captured output become U+FFFD. */
+/* JSON strings must be UTF-8: each byte of the captured output that does not start a
+ * well-formed sequence (brk_uri's rule: no overlong forms, surrogates or code points past
+ * U+10FFFF) becomes U+FFFD. */
 static json_t *utf8_string(const char *p, size_t n)
 {
     json_t *s = json_stringn(p, n);
@@ -113,12 +88,11 @@ static json_t *utf8_string(const char *p, size_t n)
         return s;
     fixed = brk_malloc(n * 3 + 1);
     for (size_t i = 0; i < n;) {
-        size_t len = utf8_seq((const unsigned char *)p + i, n - i);
-        if (len > 0) {
-            memcpy(fixed + o, p + i, len);
-            o += len;
-            i += len;
-        } else {
+        size_t good = brk_utf8_valid_prefix(p + i, n - i);
+        memcpy(fixed + o, p + i, good);
+        o += good;
+        i += good;
+        if (i < n) {
             memcpy(fixed + o, "\xef\xbf\xbd", 3);
             o += 3;
             i++;
