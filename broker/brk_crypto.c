@@ -232,6 +232,24 @@ int brk_b64url_decode(const char *s, size_t slen, uint8_t *out, size_t cap)
     return (int)o;
 }
 
+int brk_b64_decode_lenient(const char *s, size_t slen, uint8_t *out, size_t cap)
+{
+    char *url = brk_malloc(slen + 1);
+    size_t n = 0;
+    int rc;
+
+    /* one alphabet, nothing but its characters: then the strict decoder judges the rest */
+    for (size_t i = 0; i < slen; i++) {
+        char c = s[i];
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '=')
+            continue;
+        url[n++] = c == '+' ? '-' : c == '/' ? '_' : c;
+    }
+    rc = brk_b64url_decode(url, n, out, cap);
+    free(url);
+    return rc;
+}
+
 int brk_random(void *out, size_t n)
 {
     unsigned char *p = out;

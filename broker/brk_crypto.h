@@ -60,6 +60,13 @@ size_t brk_b64url_encode(const uint8_t *p, size_t n, char *out);
  * Returns the decoded length (>= 0) or BRK_EINVAL (bad character, bad length, over cap). */
 int brk_b64url_decode(const char *s, size_t slen, uint8_t *out, size_t cap);
 
+/* brk_b64_decode_lenient: decodes base64 as people paste it (an AC in a variable or a file):
+ * the standard (RFC 4648 section 4) or the url-safe (section 5) alphabet, even mixed, with
+ * '=' padding and ASCII white space (space, tab, CR, LF) dropped wherever they stand, into out
+ * (capacity cap). Never for tokens compared as text: those have one spelling, see above.
+ * Returns the decoded length (>= 0) or BRK_EINVAL as brk_b64url_decode. */
+int brk_b64_decode_lenient(const char *s, size_t slen, uint8_t *out, size_t cap);
+
 /* brk_random: n cryptographically strong random bytes. Returns 0 or BRK_ECRYPTO. */
 int brk_random(void *out, size_t n);
 

@@ -196,6 +196,32 @@ START_TEST(test_b64url_rejects)
 }
 END_TEST
 
+/* The lenient decoder takes both alphabets, padding and line breaks, and still refuses what
+ * is not base64 at all. */
+START_TEST(test_b64_lenient)
+{
+    uint8_t out[16];
+
+    ck_assert_int_eq(brk_b64_decode_lenient("Zm9vYmFy", 8, out, sizeof out), 6);
+    ck_assert_mem_eq(out, "foobar", 6);
+    ck_assert_int_eq(brk_b64_decode_lenient("Zm8=", 4, out, sizeof out), 2); /* padded */
+    ck_assert_mem_eq(out, "fo", 2);
+    ck_assert_int_eq(brk_b64_decode_lenient("Zg==\r\n", 6, out, sizeof out), 1);
+    ck_assert_mem_eq(out, "f", 1);
+    ck_assert_int_eq(brk_b64_decode_lenient("+/+/", 4, out, sizeof out), 3); /* standard */
+    ck_assert_mem_eq(out, "\xfb\xff\xbf", 3);
+    ck_assert_int_eq(brk_b64_decode_lenient("-_+/", 4, out, sizeof out), 3); /* mixed */
+    ck_assert_mem_eq(out, "\xfb\xff\xbf", 3);
+    ck_assert_int_eq(brk_b64_decode_lenient(" Zm9v\n\tYmFy ", 12, out, sizeof out), 6);
+    ck_assert_int_eq(brk_b64_decode_lenient("", 0, out, sizeof out), 0);
+    ck_assert_int_eq(brk_b64_decode_lenient("Zm9v*mFy", 8, out, sizeof out), BRK_EINVAL);
+    ck_assert_int_eq(brk_b64_decode_lenient("Z", 1, out, sizeof out), BRK_EINVAL);
+    ck_assert_int_eq(brk_b64_decode_lenient("Zh==", 4, out, sizeof out), BRK_EINVAL);
+    ck_assert_int_eq(brk_b64_decode_lenient("Zm9vYmFy", 8, out, 5), BRK_EINVAL); /* cap */
+    ck_assert_int_eq(brk_b64_decode_lenient("{\"a\":1}", 7, out, sizeof out), BRK_EINVAL);
+}
+END_TEST
+
 START_TEST(test_random_and_ct_equal)
 {
     uint8_t a[32], b[32];
@@ -558,6 +584,7 @@ static Suite *crypto_suite(void)
     tcase_add_test(tc, test_hex);
     tcase_add_test(tc, test_b64url_roundtrip);
     tcase_add_test(tc, test_b64url_rejects);
+    tcase_add_test(tc, test_b64_lenient);
     tcase_add_test(tc, test_random_and_ct_equal);
     tcase_add_test(tc, test_ed25519_rfc8032);
     tcase_add_test(tc, test_key_id_of);
