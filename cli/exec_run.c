@@ -27,6 +27,7 @@
 #include "brk_alloc.h"
 #include "brk_crypto.h"
 #include "brk_err.h"
+#include "brk_io.h"
 #include "brk_jcs.h"
 #include "brk_time.h"
 #include "exec.h"
@@ -53,21 +54,6 @@ typedef struct stream {
     int out_fd; /* where it is passed through, -1 when captured or broken */
     brk_sha256_ctx_t *md;
 } stream_t;
-
-/* Writes everything; 0, or BRK_EIO (a closed terminal or pipe: the caller stops writing). */
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return BRK_EIO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 static void capture(exec_run_t *st, const char *p, size_t n)
 {
@@ -100,7 +86,7 @@ static int drain(exec_run_t *st, stream_t *s, int capture_it)
     st->output_bytes += (uint64_t)n;
     if (capture_it)
         capture(st, buf, (size_t)n);
-    else if (s->out_fd >= 0 && write_all(s->out_fd, buf, (size_t)n) != 0)
+    else if (s->out_fd >= 0 && brk_write_all(s->out_fd, buf, (size_t)n) != 0)
         s->out_fd = -1; /* keep reading and hashing: the command must not block on us */
     return 0;
 }

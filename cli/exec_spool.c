@@ -24,6 +24,7 @@
 #include "brk_alloc.h"
 #include "brk_crypto.h"
 #include "brk_err.h"
+#include "brk_io.h"
 #include "brk_time.h"
 #include "banned.h"
 
@@ -135,20 +136,6 @@ static void spool_stamp(char out[BRK_TIME_LEN + 1])
     out[n] = '\0';
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return BRK_EIO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int cli_spool_write(int dirfd, const char *body, char name[CLI_SPOOL_NAME_MAX], char *err,
                     size_t errlen)
 {
@@ -188,8 +175,8 @@ int cli_spool_write(int dirfd, const char *body, char name[CLI_SPOOL_NAME_MAX], 
         goto out;
     }
     /* The mode given to openat is masked by the umask; 0600 is the ceiling, so set it. */
-    if (fchmod(fd, CLI_SPOOL_FILE_MODE) < 0 || write_all(fd, body, len) != 0 ||
-        write_all(fd, "\n", 1) != 0 || fsync(fd) < 0) {
+    if (fchmod(fd, CLI_SPOOL_FILE_MODE) < 0 || brk_write_all(fd, body, len) != 0 ||
+        brk_write_all(fd, "\n", 1) != 0 || fsync(fd) < 0) {
         snprintf(err, errlen, "cannot write the spool file: %s", strerror(errno));
         goto out;
     }
