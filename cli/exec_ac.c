@@ -8,9 +8,9 @@
  * expired or revoked one is refused without running anything.
  *
  * Checking it offline: the Ed25519 signature against the key the broker publishes at
- * /.well-known/gsap-broker.json, the ac_cid recomputed over the canonical (RFC 8785) AC, the
- * expiry, and that it covers this command, this corpus entry and (when GSAP_PARAMETERS_CID is
- * set) these parameters.
+ * /.well-known/gsap-broker.json and the ac_cid recomputed over the canonical (RFC 8785) AC,
+ * both by brk_doc_verify (the other half of the broker's brk_doc_sign), the expiry, and that it
+ * covers this command, this corpus entry and (when GSAP_PARAMETERS_CID is set) these parameters.
  *
  * Invariant: a context id goes into a URL path only after context_id_valid. The broker's CR
  * post stays the authority on single use: two concurrent runs may both pass the preflight.
@@ -27,6 +27,7 @@
 #include "brk_crypto.h"
 #include "brk_err.h"
 #include "brk_jcs.h"
+#include "brk_sign.h"
 #include "brk_time.h"
 #include "exec.h"
 #include "exec_env.h"
@@ -36,7 +37,6 @@
 
 #define EXEC_POLL_MS 500    /* between polls of a pending AC */
 #define EXEC_CTX_ID_MAX 128 /* a context id we put into a path */
-#define EXEC_SIG_PREFIX "ed25519:"
 
 /* Milliseconds of the monotonic clock, for the elevation deadline. */
 static long long now_ms(void)
@@ -263,49 +263,36 @@ out:
  */
 static int verify_signature(const exec_cfg_t *cfg, exec_run_t *st)
 {
-    const char *key_id = cli_exec__jstr(st->ac, "key_id"),
-               *sig = cli_exec__jstr(st->ac, "signature");
+    const char *key_id = cli_exec__jstr(st->ac, "key_id");
     const char *ac_cid = cli_exec__jstr(st->ac, "ac_cid");
-    uint8_t pub[BRK_ED25519_PUB_LEN], raw[BRK_ED25519_SIG_LEN];
-    size_t plen = strlen(EXEC_SIG_PREFIX), clen;
-    char *canon = NULL, cid[BRK_CID_LEN + 1];
-    json_t *body = NULL;
-    int code;
+    uint8_t pub[BRK_ED25519_PUB_LEN];
+    char cid[BRK_CID_LEN + 1];
+    json_t *as_signed;
+    int code, rc;
 
-    if (key_id == NULL || sig == NULL || ac_cid == NULL)
+    if (key_id == NULL || cli_exec__jstr(st->ac, "signature") == NULL || ac_cid == NULL)
         return cli_exec__fail(st, CLI_EXEC_AUTH, "the AC lacks key_id, signature or ac_cid");
     if ((code = published_key(cfg, st, key_id, pub)) != CLI_EXEC_OK)
         return code;
-    code = CLI_EXEC_AUTH;
-    if (strncmp(sig, EXEC_SIG_PREFIX, plen) != 0 ||
-        brk_b64url_decode(sig + plen, strlen(sig + plen), raw, sizeof raw) != BRK_ED25519_SIG_LEN) {
-        cli_exec__fail(st, code, "the AC's signature is not \"ed25519:\" + base64url of 64 bytes");
-        goto out;
+    as_signed = json_copy(st->ac); /* shallow: only "status" differs */
+    json_object_set_new(as_signed, "status", json_string("authorized"));
+    rc = brk_doc_verify(pub, as_signed, "ac_cid", cid);
+    json_decref(as_signed);
+    switch (rc) {
+    case 0:
+        return CLI_EXEC_OK;
+    case BRK_EAUTH:
+        return cli_exec__fail(st, CLI_EXEC_AUTH,
+                              "the AC's signature is not \"ed25519:\" + base64url of 64 bytes");
+    case BRK_EINVAL:
+        return cli_exec__fail(st, CLI_EXEC_AUTH, "the AC cannot be canonicalized (RFC 8785)");
+    case BRK_ECONFLICT:
+        return cli_exec__fail(st, CLI_EXEC_AUTH,
+                              "the AC's ac_cid %s is not the CID of its content (%s)", ac_cid, cid);
+    default:
+        return cli_exec__fail(st, CLI_EXEC_AUTH, "the AC's signature does not verify with key %s",
+                              key_id);
     }
-    body = json_deep_copy(st->ac);
-    json_object_del(body, "signature");
-    json_object_del(body, "ac_cid");
-    json_object_set_new(body, "status", json_string("authorized"));
-    if (brk_jcs_canonicalize(body, &canon, &clen) != 0) {
-        cli_exec__fail(st, code, "the AC cannot be canonicalized (RFC 8785)");
-        goto out;
-    }
-    if (!brk_ed25519_verify(pub, canon, clen, raw)) {
-        cli_exec__fail(st, code, "the AC's signature does not verify with key %s", key_id);
-        goto out;
-    }
-    brk_cid_of_bytes(canon, clen, cid);
-    if (strcmp(cid, ac_cid) != 0) {
-        cli_exec__fail(st, code, "the AC's ac_cid %s is not the CID of its content (%s)", ac_cid,
-                       cid);
-        goto out;
-    }
-    code = CLI_EXEC_OK;
-out:
-    free(canon);
-    if (body)
-        json_decref(body);
-    return code;
 }
 
 /* The AC authorizes this command, on this corpus entry, with these parameters, until when. */

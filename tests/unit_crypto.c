@@ -22,6 +22,8 @@
 #include <openssl/pem.h>
 
 #include "brk_err.h"
+#include "brk_jcs.h"
+#include "brk_sign.h"
 #include "banned.h"
 
 /* RFC 8032 section 7.1, TEST 1 (empty message). */
@@ -266,6 +268,70 @@ START_TEST(test_key_id_of)
     brk_hex(d, sizeof d, hex);
     ck_assert_uint_eq(strlen(id), BRK_KEY_ID_LEN);
     ck_assert_int_eq(strncmp(id, hex, BRK_KEY_ID_LEN), 0);
+}
+END_TEST
+
+/* A document signed by brk_doc_sign verifies with brk_doc_verify under its key and no other;
+ * each kind of damage is reported as its own error, and the document is never changed. */
+START_TEST(test_doc_sign_verify)
+{
+    char *tmp = make_tmpdir(), dir[4096], cid[BRK_CID_LEN + 1];
+    brk_keyring_t *kr = NULL;
+    uint8_t other[BRK_ED25519_PUB_LEN];
+    json_t *doc = json_pack("{s:i,s:s,s:{s:s}}", "a", 1, "status", "authorized", "operation",
+                            "command_hash", "sha256:00");
+    json_t *d2;
+    char *before, *after;
+
+    path_in(dir, sizeof dir, tmp, "keys");
+    ck_assert_int_eq(brk_keyring_load(dir, &kr), 0);
+    ck_assert_int_eq(brk_doc_sign(kr, doc, "ac_cid"), 0);
+    before = json_dumps(doc, JSON_SORT_KEYS);
+    ck_assert_int_eq(brk_doc_verify(brk_keyring_public(kr, 0), doc, "ac_cid", cid), 0);
+    ck_assert_str_eq(cid, json_string_value(json_object_get(doc, "ac_cid")));
+    ck_assert_int_eq(brk_doc_verify(brk_keyring_public(kr, 0), doc, "ac_cid", NULL), 0);
+    after = json_dumps(doc, JSON_SORT_KEYS);
+    ck_assert_str_eq(before, after);
+
+    unhex_ok(rfc8032_public, other, sizeof other); /* another key */
+    ck_assert_int_eq(brk_doc_verify(other, doc, "ac_cid", cid), BRK_ECRYPTO);
+
+    d2 = json_deep_copy(doc); /* one member changed */
+    json_object_set_new(json_object_get(d2, "operation"), "command_hash", json_string("sha256:01"));
+    ck_assert_int_eq(brk_doc_verify(brk_keyring_public(kr, 0), d2, "ac_cid", cid), BRK_ECRYPTO);
+    ck_assert(brk_cid_valid(cid)); /* the CID of what is there, for the message */
+    json_decref(d2);
+
+    d2 = json_deep_copy(doc); /* the CID field alone changed: the signature does not cover it */
+    memset(cid, '0', sizeof cid - 1);
+    memcpy(cid, "sha256:", 7);
+    cid[BRK_CID_LEN] = '\0';
+    json_object_set_new(d2, "ac_cid", json_string(cid));
+    ck_assert_int_eq(brk_doc_verify(brk_keyring_public(kr, 0), d2, "ac_cid", cid), BRK_ECONFLICT);
+    ck_assert_str_eq(cid, json_string_value(json_object_get(doc, "ac_cid")));
+    json_object_del(d2, "ac_cid");
+    ck_assert_int_eq(brk_doc_verify(brk_keyring_public(kr, 0), d2, "ac_cid", cid), BRK_ECONFLICT);
+
+    json_object_set_new(d2, "signature", json_string("ed25519:AAAA"));
+    ck_assert_int_eq(brk_doc_verify(brk_keyring_public(kr, 0), d2, "ac_cid", cid), BRK_EAUTH);
+    ck_assert_str_eq(cid, "");
+    json_object_set_new(d2, "signature", json_string("rsa:AAAA"));
+    ck_assert_int_eq(brk_doc_verify(brk_keyring_public(kr, 0), d2, "ac_cid", cid), BRK_EAUTH);
+    json_object_del(d2, "signature");
+    ck_assert_int_eq(brk_doc_verify(brk_keyring_public(kr, 0), d2, "ac_cid", cid), BRK_EAUTH);
+    json_decref(d2);
+
+    d2 = json_deep_copy(doc); /* no canonical form: a string that is not UTF-8 */
+    json_object_set_new(d2, "a", json_string_nocheck("\xff"));
+    ck_assert_int_eq(brk_doc_verify(brk_keyring_public(kr, 0), d2, "ac_cid", cid), BRK_EINVAL);
+    json_decref(d2);
+
+    free(before);
+    free(after);
+    json_decref(doc);
+    brk_keyring_free(kr);
+    rm_rf(tmp);
+    free(tmp);
 }
 END_TEST
 
@@ -591,6 +657,7 @@ static Suite *crypto_suite(void)
     suite_add_tcase(s, tc);
 
     tcase_add_test(ring, test_keyring_create_sign_verify);
+    tcase_add_test(ring, test_doc_sign_verify);
     tcase_add_test(ring, test_keyring_rotate);
     tcase_add_test(ring, test_keyring_max);
     tcase_add_test(ring, test_keyring_refuses_readable_key);
