@@ -18,6 +18,7 @@
 
 #include "bill_money.h"
 #include "brk_err.h"
+#include "brk_pq.h"
 #include "brk_sign.h"
 #include "brk_time.h"
 #include "banned.h"
@@ -155,18 +156,6 @@ int bill_finalizer_finish(const bill_finalizer_t *f, const brk_keyring_t *kr, co
     return 0;
 }
 
-PGresult *bill_query(PGconn *c, const char *sql, int n, const char *const *params, char *err,
-                     size_t errlen)
-{
-    PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "%s", PQresultErrorMessage(res));
-        PQclear(res);
-        return NULL;
-    }
-    return res;
-}
-
 int bill_finalize_blocking(PGconn *conn, const brk_keyring_t *kr, const char *broker_id,
                            const char *tenant, const char *invoice_id, char *err, size_t errlen)
 {
@@ -177,7 +166,7 @@ int bill_finalize_blocking(PGconn *conn, const brk_keyring_t *kr, const char *br
     int rc = BRK_EDB, n;
 
     const char *p2[] = {tenant, invoice_id};
-    if ((res = bill_query(conn, BILL_SQL_FINALIZE_BEGIN, 2, p2, err, errlen)) == NULL)
+    if ((res = brk_pq_exec(conn, BILL_SQL_FINALIZE_BEGIN, 2, p2, err, errlen)) == NULL)
         goto out;
     const char *code = PQgetvalue(res, 0, 0);
     if (strcmp(code, "ok") != 0) {
@@ -195,7 +184,7 @@ int bill_finalize_blocking(PGconn *conn, const brk_keyring_t *kr, const char *br
     do {
         PQclear(res);
         const char *p3[] = {tenant, invoice_id, after};
-        if ((res = bill_query(conn, BILL_SQL_FINALIZE_PAGE, 3, p3, err, errlen)) == NULL) {
+        if ((res = brk_pq_exec(conn, BILL_SQL_FINALIZE_PAGE, 3, p3, err, errlen)) == NULL) {
             rc = BRK_EDB;
             goto out;
         }
@@ -215,7 +204,7 @@ int bill_finalize_blocking(PGconn *conn, const brk_keyring_t *kr, const char *br
     text = json_dumps(doc, JSON_COMPACT);
     PQclear(res);
     const char *p4[] = {tenant, invoice_id, text};
-    if ((res = bill_query(conn, BILL_SQL_FINALIZE_COMMIT, 3, p4, err, errlen)) == NULL) {
+    if ((res = brk_pq_exec(conn, BILL_SQL_FINALIZE_COMMIT, 3, p4, err, errlen)) == NULL) {
         rc = BRK_EDB;
         goto out;
     }

@@ -42,13 +42,13 @@
 
 #include "brk_crypto.h"
 #include "brk_jcs.h"
+#include "brk_limits.h"
 #include "brk_merkle.h"
 
 #define BILL_PAGE_LINES 1000 /* lines per statement when reading an invoice's lines */
 #define BILL_PAGE_LINES_STR "1000"
 #define BILL_ID_LEN 36    /* "inv_" / "crn_" + 32 hex */
 #define BILL_PERIOD_LEN 7 /* "YYYY-MM" */
-#define BILL_TENANT_MAX 63
 #define BILL_MERKLE_DEPTH 64              /* 2^64 leaves */
 #define BILL_STALE_FINALIZING "5 minutes" /* a finalizing invoice older than this is resumed */
 #define BILL_INVOICE_VERSION "1.0"
@@ -81,7 +81,7 @@ void bill_merkle_root(const bill_merkle_t *m, brk_mhash_t out);
 
 /* The running state of one finalization; a plain value owned by the caller. */
 typedef struct bill_finalizer {
-    char tenant[BILL_TENANT_MAX + 1];
+    char tenant[BRK_TENANT_MAX + 1];
     char invoice_id[BILL_ID_LEN + 1];
     char account[65];
     char period[BILL_PERIOD_LEN + 1];
@@ -120,10 +120,5 @@ int bill_finalizer_finish(const bill_finalizer_t *f, const brk_keyring_t *kr, co
 int bill_finalize_blocking(PGconn *conn, const brk_keyring_t *kr, const char *broker_id,
                            const char *tenant, const char *invoice_id, char *err, size_t errlen);
 
-/* bill_query: one parameterized statement on a blocking connection (the runtime thread's).
- * Returns its rows (caller PQclear()s), or NULL with PostgreSQL's message in err unless the
- * statement returned rows. */
-PGresult *bill_query(PGconn *c, const char *sql, int n, const char *const *params, char *err,
-                     size_t errlen);
 
 #endif

@@ -306,47 +306,52 @@ int bill_account_id_valid(const char *s)
 
 int bill_cr_from_payload(const json_t *payload, bill_cr_t *cr, char *msg, size_t mlen)
 {
-    const json_t *flags = json_object_get(payload, "flags");
-    const json_t *caps = json_object_get(payload, "capability_set");
-    const json_t *shell = json_object_get(payload, "shell_class");
+    brk_cr_received_t p;
+    brk_cr_received_read(payload, &p);
+    return bill_cr_from_event(&p, cr, msg, mlen);
+}
 
+int bill_cr_from_event(const brk_cr_received_t *p, bill_cr_t *cr, char *msg, size_t mlen)
+{
     memset(cr, 0, sizeof *cr);
-    cr->outcome =
-        bill_outcome_parse(json_string_value(json_object_get(payload, "effective_outcome")));
+    cr->outcome = bill_outcome_parse(json_string_value(p->effective_outcome));
     if (cr->outcome < 0) {
         snprintf(msg, mlen, "the payload's \"effective_outcome\" is not an outcome");
         return BRK_EINVAL;
     }
-    if (!json_is_array(flags)) {
+    if (!json_is_array(p->flags)) {
         snprintf(msg, mlen, "the payload's \"flags\" is not an array");
         return BRK_EINVAL;
     }
-    cr->flagged = json_array_size(flags) > 0;
+    cr->flagged = json_array_size(p->flags) > 0;
     /* The run time billed is the span the broker saw (migrations/0007: the claims clamped to
      * the AC's issued_at and the received time), never the executor's claims. Only events
      * written before 0007 lack it; their claims were all the broker had then. */
+    const json_t *vs = p->billed_started_at, *vc = p->billed_completed_at;
     const char *ks = "billed_started_at", *kc = "billed_completed_at";
-    if (json_object_get(payload, ks) == NULL && json_object_get(payload, kc) == NULL) {
+    if (vs == NULL && vc == NULL) {
+        vs = p->started_at;
+        vc = p->completed_at;
         ks = "started_at";
         kc = "completed_at";
     }
-    if (brk_time_parse_us(json_string_value(json_object_get(payload, ks)), &cr->started_us) != 0 ||
-        brk_time_parse_us(json_string_value(json_object_get(payload, kc)), &cr->completed_us) !=
-            0) {
+    if (brk_time_parse_us(json_string_value(vs), &cr->started_us) != 0 ||
+        brk_time_parse_us(json_string_value(vc), &cr->completed_us) != 0) {
         snprintf(msg, mlen, "the payload's \"%s\" or \"%s\" is not a time", ks, kc);
         return BRK_EINVAL;
     }
-    if (!json_is_integer(caps) || json_integer_value(caps) < 0 ||
-        json_integer_value(caps) > 0xffffffffLL) {
+    if (!json_is_integer(p->capability_set) || json_integer_value(p->capability_set) < 0 ||
+        json_integer_value(p->capability_set) > 0xffffffffLL) {
         snprintf(msg, mlen, "the payload's \"capability_set\" is not a 32-bit integer");
         return BRK_EINVAL;
     }
-    cr->capability_set = (uint32_t)json_integer_value(caps);
-    if (shell != NULL && !json_is_null(shell) && !json_is_string(shell)) {
+    cr->capability_set = (uint32_t)json_integer_value(p->capability_set);
+    if (p->shell_class != NULL && !json_is_null(p->shell_class) &&
+        !json_is_string(p->shell_class)) {
         snprintf(msg, mlen, "the payload's \"shell_class\" is not a string");
         return BRK_EINVAL;
     }
-    cr->shell_class = json_string_value(shell);
+    cr->shell_class = json_string_value(p->shell_class);
     return 0;
 }
 

@@ -42,7 +42,7 @@
  *     + BILL_PRICE_MAX  =  268,841,000,000,033,000 + 10^12  <  BILL_LINE_MAX = 10^18,
  * checked at compile time in bill_rate.c, so bill_rate never fails on a valid card, and an
  * invoice holds lines only up to BILL_INVOICE_TOTAL_MAX (bill_add_line rolls a full invoice
- * over to a continuation invoice of the same period, migrations/0008_approvals.sql), so
+ * over to a continuation invoice of the same period, migrations/functions/20_bill_add_line.sql), so
  * total + line <= 9 * 10^18 < 2^63 - 1: billing never fails on arithmetic. The BRK_ERANGE
  * checks stay as a second line of defence.
  *
@@ -56,6 +56,8 @@
 #include <stdint.h>
 
 #include "bill_money.h"
+#include "brk_event.h"
+#include "brk_limits.h"
 
 #define BILL_PRICE_MAX 1000000000000LL    /* 10^12 minor units: a per_cr price, the surcharge */
 #define BILL_PER_SECOND_MAX 100000000LL   /* 10^8 minor units per started second */
@@ -64,12 +66,12 @@
 #define BILL_LINE_SECONDS_MAX (31LL * 86400) /* billable seconds of one line: a month */
 #define BILL_LINE_MAX 1000000000000000000LL  /* 10^18: no line is larger (see above) */
 /* An invoice's total stays at most this: the next line goes on a continuation invoice.
- * Mirrored as a literal in bill_add_line (migrations/0008_approvals.sql). */
+ * Mirrored as a literal in bill_add_line (migrations/functions/20_bill_add_line.sql). */
 #define BILL_INVOICE_TOTAL_MAX 8000000000000000000LL
 #define BILL_SHELL_CLASSES_MAX 32         /* entries of shell_class_multipliers */
-#define BILL_SHELL_CLASS_MAX 32           /* bytes of a shell class name */
+#define BILL_SHELL_CLASS_MAX BRK_SHELL_CLASS_MAX
 #define BILL_CAP_BITS 32                  /* capability bits (capability_set is 32-bit) */
-#define BILL_ACCOUNT_ID_MAX 64            /* bytes of an account id */
+#define BILL_ACCOUNT_ID_MAX BRK_ACCOUNT_ID_MAX
 #define BILL_MSG_MAX 256                  /* validation messages */
 
 enum bill_outcome {
@@ -128,7 +130,7 @@ int bill_account_parse(const json_t *in, bill_account_t *a, const char **code, c
  * digit (the same form as accord names). */
 int bill_account_id_valid(const char *s);
 
-/* What rating needs from a GSAP_CR_RECEIVED payload. Strings are borrowed from it. */
+/* What rating needs from a GSAP_CR_RECEIVED payload (broker/brk_event.h). Strings are borrowed from it. */
 typedef struct bill_cr {
     int outcome;                      /* enum bill_outcome: the effective outcome */
     int flagged;                      /* flags not empty */
@@ -142,6 +144,9 @@ typedef struct bill_cr {
  * for a payload that has neither, written before 0007), shell_class and capability_set of a
  * GSAP_CR_RECEIVED payload. Returns 0 or BRK_EINVAL with a message. */
 int bill_cr_from_payload(const json_t *payload, bill_cr_t *cr, char *msg, size_t mlen);
+
+/* bill_cr_from_event: the same over a payload read with brk_cr_received_read. */
+int bill_cr_from_event(const brk_cr_received_t *p, bill_cr_t *cr, char *msg, size_t mlen);
 
 
 /* The result of rating, with the breakdown that reproduces total. */

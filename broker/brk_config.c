@@ -29,8 +29,7 @@
 #define BRK_CONFIG_DB_TIMEOUT_MAX_MS 3600000 /* one hour */
 #define BRK_CONFIG_BROKER_ID_MAX 128
 
-/* env: the value of name, or NULL when it is unset or empty. */
-static const char *env(const char *name)
+const char *brk_env(const char *name)
 {
     const char *v = getenv(name);
     return v != NULL && *v != '\0' ? v : NULL;
@@ -65,11 +64,10 @@ bad:
     return BRK_EINVAL;
 }
 
-/* env_uint: parse_uint of variable name, or def when it is unset. */
-static int env_uint(const char *name, unsigned long def, unsigned long min, unsigned long max,
-                    unsigned *out, char *err, size_t errlen)
+int brk_env_uint(const char *name, unsigned long def, unsigned long min, unsigned long max,
+                 unsigned *out, char *err, size_t errlen)
 {
-    const char *v = env(name);
+    const char *v = brk_env(name);
     unsigned long n = def;
     int rc;
 
@@ -180,22 +178,22 @@ int brk_config_load(brk_config_t *cfg, char *err, size_t errlen)
     if (errlen > 0)
         err[0] = '\0';
 
-    rc = parse_listen(cfg, (v = env("GSAP_LISTEN")) != NULL ? v : BRK_DEFAULT_LISTEN, err, errlen);
+    rc = parse_listen(cfg, (v = brk_env("GSAP_LISTEN")) != NULL ? v : BRK_DEFAULT_LISTEN, err, errlen);
     if (rc < 0)
         goto out;
 
     ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     def_threads = ncpu < 1 ? 1 : ncpu > BRK_MAX_THREADS ? BRK_MAX_THREADS : (unsigned long)ncpu;
-    rc = env_uint("GSAP_THREADS", def_threads, 1, BRK_MAX_THREADS, &cfg->threads, err, errlen);
+    rc = brk_env_uint("GSAP_THREADS", def_threads, 1, BRK_MAX_THREADS, &cfg->threads, err, errlen);
     if (rc < 0)
         goto out;
 
-    cfg->data_dir = (v = env("GSAP_DATA_DIR")) != NULL ? v : BRK_DEFAULT_DATA_DIR;
-    cfg->pg_bin = (v = env("GSAP_PG_BIN")) != NULL ? v : BRK_DEFAULT_PG_BIN;
-    cfg->migrations_dir = env("GSAP_MIGRATIONS_DIR");
+    cfg->data_dir = (v = brk_env("GSAP_DATA_DIR")) != NULL ? v : BRK_DEFAULT_DATA_DIR;
+    cfg->pg_bin = (v = brk_env("GSAP_PG_BIN")) != NULL ? v : BRK_DEFAULT_PG_BIN;
+    cfg->migrations_dir = brk_env("GSAP_MIGRATIONS_DIR");
 
-    cfg->tls_cert = env("GSAP_TLS_CERT");
-    cfg->tls_key = env("GSAP_TLS_KEY");
+    cfg->tls_cert = brk_env("GSAP_TLS_CERT");
+    cfg->tls_key = brk_env("GSAP_TLS_KEY");
     if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
         snprintf(err, errlen, "%s is set but %s is not: set both or neither",
                  cfg->tls_cert != NULL ? "GSAP_TLS_CERT" : "GSAP_TLS_KEY",
@@ -204,7 +202,7 @@ int brk_config_load(brk_config_t *cfg, char *err, size_t errlen)
         goto out;
     }
 
-    cfg->broker_id = (v = env("GSAP_BROKER_ID")) != NULL ? v : "gsap-broker";
+    cfg->broker_id = (v = brk_env("GSAP_BROKER_ID")) != NULL ? v : "gsap-broker";
     if (!broker_id_valid(cfg->broker_id)) {
         snprintf(err, errlen,
                  "invalid GSAP_BROKER_ID '%s': expected 1 to %d printable characters without "
@@ -214,7 +212,7 @@ int brk_config_load(brk_config_t *cfg, char *err, size_t errlen)
         goto out;
     }
 
-    cfg->webhook_url = env("CHRONICLE_WEBHOOK_URL");
+    cfg->webhook_url = brk_env("CHRONICLE_WEBHOOK_URL");
     if (cfg->webhook_url != NULL && strncmp(cfg->webhook_url, "http://", 7) != 0 &&
         strncmp(cfg->webhook_url, "https://", 8) != 0) {
         snprintf(err, errlen, "invalid CHRONICLE_WEBHOOK_URL: expected an http:// or https:// url");
@@ -223,7 +221,7 @@ int brk_config_load(brk_config_t *cfg, char *err, size_t errlen)
     }
 
     /* Links the broker hands out (session_url) must reach it from where clients are. */
-    v = env("GSAP_PUBLIC_URL");
+    v = brk_env("GSAP_PUBLIC_URL");
     if (v != NULL && strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
         snprintf(err, errlen, "invalid GSAP_PUBLIC_URL: expected an http:// or https:// url");
         rc = BRK_EINVAL;
@@ -242,45 +240,45 @@ int brk_config_load(brk_config_t *cfg, char *err, size_t errlen)
                  cfg->tls_cert ? "https" : "http", strchr(cfg->listen_host, ':') ? "[" : "",
                  cfg->listen_host, strchr(cfg->listen_host, ':') ? "]" : "", cfg->listen_port);
 
-    rc = env_uint("GSAP_DB_CONNS", BRK_DEFAULT_DB_CONNS, 1, BRK_CONFIG_DB_CONNS_MAX, &cfg->db_conns,
+    rc = brk_env_uint("GSAP_DB_CONNS", BRK_DEFAULT_DB_CONNS, 1, BRK_CONFIG_DB_CONNS_MAX, &cfg->db_conns,
                   err, errlen);
     if (rc < 0)
         goto out;
-    rc = env_uint("GSAP_DB_QUEUE_MAX", BRK_DEFAULT_DB_QUEUE_MAX, 1, BRK_CONFIG_DB_QUEUE_MAX,
+    rc = brk_env_uint("GSAP_DB_QUEUE_MAX", BRK_DEFAULT_DB_QUEUE_MAX, 1, BRK_CONFIG_DB_QUEUE_MAX,
                   &cfg->db_queue_max, err, errlen);
     if (rc < 0)
         goto out;
-    rc = env_uint("GSAP_DB_TIMEOUT_MS", BRK_DEFAULT_DB_TIMEOUT_MS, BRK_CONFIG_DB_TIMEOUT_MIN_MS,
+    rc = brk_env_uint("GSAP_DB_TIMEOUT_MS", BRK_DEFAULT_DB_TIMEOUT_MS, BRK_CONFIG_DB_TIMEOUT_MIN_MS,
                   BRK_CONFIG_DB_TIMEOUT_MAX_MS, &cfg->db_timeout_ms, err, errlen);
     if (rc < 0)
         goto out;
-    rc = env_uint("GSAP_TIME_SKEW_S", BRK_DEFAULT_TIME_SKEW_S, 0, BRK_TIME_SKEW_MAX_S,
+    rc = brk_env_uint("GSAP_TIME_SKEW_S", BRK_DEFAULT_TIME_SKEW_S, 0, BRK_TIME_SKEW_MAX_S,
                   &cfg->time_skew_s, err, errlen);
     if (rc < 0)
         goto out;
 
-    rc = env_uint("GSAP_RATE_PER_S", BRK_DEFAULT_RATE_PER_S, 1, BRK_CONFIG_RATE_MAX,
+    rc = brk_env_uint("GSAP_RATE_PER_S", BRK_DEFAULT_RATE_PER_S, 1, BRK_CONFIG_RATE_MAX,
                   &cfg->rate_per_s, err, errlen);
     if (rc < 0)
         goto out;
-    rc = env_uint("GSAP_RATE_BURST", BRK_DEFAULT_RATE_BURST, 1, BRK_CONFIG_RATE_MAX,
+    rc = brk_env_uint("GSAP_RATE_BURST", BRK_DEFAULT_RATE_BURST, 1, BRK_CONFIG_RATE_MAX,
                   &cfg->rate_burst, err, errlen);
     if (rc < 0)
         goto out;
-    rc = env_uint("GSAP_AUTH_FAIL_MAX", BRK_DEFAULT_AUTH_FAIL_MAX, 1, BRK_CONFIG_RATE_MAX,
+    rc = brk_env_uint("GSAP_AUTH_FAIL_MAX", BRK_DEFAULT_AUTH_FAIL_MAX, 1, BRK_CONFIG_RATE_MAX,
                   &cfg->auth_fail_max, err, errlen);
     if (rc < 0)
         goto out;
-    rc = env_uint("GSAP_AUTH_FAIL_WINDOW_S", BRK_DEFAULT_AUTH_FAIL_WINDOW_S, 1,
+    rc = brk_env_uint("GSAP_AUTH_FAIL_WINDOW_S", BRK_DEFAULT_AUTH_FAIL_WINDOW_S, 1,
                   BRK_CONFIG_AUTH_FAIL_WINDOW_MAX_S, &cfg->auth_fail_window_s, err, errlen);
     if (rc < 0)
         goto out;
 
-    cfg->database_url = env("GSAP_DATABASE_URL");
+    cfg->database_url = brk_env("GSAP_DATABASE_URL");
     rc = conninfo_env("GSAP_DATABASE_URL", cfg->database_url, &cfg->conninfo, err, errlen);
     if (rc < 0)
         goto out;
-    rc = conninfo_env("GSAP_OWNER_DATABASE_URL", env("GSAP_OWNER_DATABASE_URL"),
+    rc = conninfo_env("GSAP_OWNER_DATABASE_URL", brk_env("GSAP_OWNER_DATABASE_URL"),
                       &cfg->owner_conninfo, err, errlen);
     if (rc < 0)
         goto out;

@@ -62,6 +62,22 @@ typedef struct brk_config {
  */
 int brk_config_load(brk_config_t *cfg, char *err, size_t errlen);
 
+/*
+ * brk_env: the value of environment variable name, or NULL when it is unset or empty (the
+ * one reader of the environment: every setting treats empty as unset). The string belongs
+ * to the environment. Main thread, before other threads run (getenv).
+ */
+const char *brk_env(const char *name);
+
+/*
+ * brk_env_uint: variable name as a decimal in [min, max] into *out (the whole value: no sign,
+ * blanks or trailing characters), or def when it is unset or empty. Returns 0, or BRK_EINVAL
+ * with "invalid NAME 'value': expected an integer from MIN to MAX" in err (cap errlen) and
+ * *out unchanged. Same thread rule as brk_env.
+ */
+int brk_env_uint(const char *name, unsigned long def, unsigned long min, unsigned long max,
+                 unsigned *out, char *err, size_t errlen);
+
 /* brk_config_clear: releases what brk_config_load allocated. */
 void brk_config_clear(brk_config_t *cfg);
 

@@ -45,6 +45,7 @@
 
 #include "brk_alloc.h"
 #include "brk_err.h"
+#include "brk_log.h"
 #include "banned.h"
 
 #define KEY_FILE_SUFFIX ".pem"
@@ -72,7 +73,7 @@ void brk_sha256(const void *p, size_t n, uint8_t out[BRK_SHA256_LEN])
         p = "";
     /* SHA-256 over memory cannot fail short of a broken OpenSSL: treat that as fatal. */
     if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1 || len != BRK_SHA256_LEN) {
-        fprintf(stderr, "fatal: sha-256 digest failed in OpenSSL\n");
+        brk_log_error("sha-256 digest failed in OpenSSL", (const char *)NULL);
         abort();
     }
 }
@@ -324,7 +325,7 @@ static int path_join(char *buf, size_t cap, const char *dir, const char *name)
 {
     int r = snprintf(buf, cap, "%s/%s", dir, name);
     if (r < 0 || (size_t)r >= cap) {
-        fprintf(stderr, "error: key ring path too long in '%s'\n", dir);
+        brk_log_error("key ring path too long", "dir", dir);
         return BRK_EIO;
     }
     return 0;
@@ -343,11 +344,11 @@ static int ensure_dir(const char *dir)
     struct stat st;
 
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "error: cannot create key directory '%s': %s\n", dir, strerror(errno));
+        brk_log_error("cannot create key directory", "dir", dir, "error", strerror(errno));
         return BRK_EIO;
     }
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "error: key directory '%s' is not a directory\n", dir);
+        brk_log_error("key directory is not a directory", "dir", dir);
         return BRK_EIO;
     }
     return 0;
@@ -360,7 +361,7 @@ static int sync_dir(const char *dir)
     int rc = 0;
 
     if (fd < 0 || fsync(fd) != 0) {
-        fprintf(stderr, "error: cannot sync key directory '%s': %s\n", dir, strerror(errno));
+        brk_log_error("cannot sync key directory", "dir", dir, "error", strerror(errno));
         rc = BRK_EIO;
     }
     if (fd >= 0)
@@ -407,33 +408,34 @@ static int load_key(const char *dir, const char *id, EVP_PKEY **out,
         goto out;
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
-        fprintf(stderr, "error: cannot open key file '%s': %s\n", path, strerror(errno));
+        brk_log_error("cannot open key file", "path", path, "error", strerror(errno));
         rc = BRK_EIO;
         goto out;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        fprintf(stderr, "error: key file '%s' is not a regular file\n", path);
+        brk_log_error("key file is not a regular file", "path", path);
         rc = BRK_EIO;
         goto out;
     }
     if ((st.st_mode & 077) != 0) {
-        fprintf(stderr,
-                "error: key file '%s' is accessible by group or others (mode %03o), "
-                "refusing it; chmod 600 it and consider the key leaked\n",
-                path, (unsigned)(st.st_mode & 0777));
+        char mode[8];
+        snprintf(mode, sizeof mode, "%03o", (unsigned)(st.st_mode & 0777));
+        brk_log_error("key file is accessible by group or others: refused; chmod 600 it and "
+                      "consider the key leaked",
+                      "path", path, "mode", mode);
         rc = BRK_EIO;
         goto out;
     }
     fp = fdopen(fd, "r");
     if (fp == NULL) {
-        fprintf(stderr, "error: cannot read key file '%s': %s\n", path, strerror(errno));
+        brk_log_error("cannot read key file", "path", path, "error", strerror(errno));
         rc = BRK_EIO;
         goto out;
     }
     fd = -1; /* owned by fp now */
     pkey = PEM_read_PrivateKey(fp, NULL, no_passphrase, NULL);
     if (pkey == NULL || EVP_PKEY_get_id(pkey) != EVP_PKEY_ED25519) {
-        fprintf(stderr, "error: key file '%s' does not hold an ed25519 private key\n", path);
+        brk_log_error("key file does not hold an ed25519 private key", "path", path);
         rc = BRK_ECRYPTO;
         goto out;
     }
@@ -442,8 +444,8 @@ static int load_key(const char *dir, const char *id, EVP_PKEY **out,
         goto out;
     brk_key_id_of(pub, got);
     if (strcmp(got, id) != 0) {
-        fprintf(stderr, "error: key file '%s' holds key '%s', not the key its name says\n",
-                path, got);
+        brk_log_error("key file holds another key than its name says", "path", path,
+                      "key_id", got);
         rc = BRK_ECRYPTO;
         goto out;
     }
@@ -475,32 +477,32 @@ static int write_key(const char *dir, const char *id, EVP_PKEY *pkey)
         goto out;
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        fprintf(stderr, "error: cannot create key file '%s': %s\n", path, strerror(errno));
+        brk_log_error("cannot create key file", "path", path, "error", strerror(errno));
         rc = BRK_EIO;
         goto out;
     }
     created = 1;
     fp = fdopen(fd, "w");
     if (fp == NULL) {
-        fprintf(stderr, "error: cannot write key file '%s': %s\n", path, strerror(errno));
+        brk_log_error("cannot write key file", "path", path, "error", strerror(errno));
         rc = BRK_EIO;
         goto out;
     }
     fd = -1;
     if (PEM_write_PrivateKey(fp, pkey, NULL, NULL, 0, NULL, NULL) != 1) {
-        fprintf(stderr, "error: cannot encode key into '%s'\n", path);
+        brk_log_error("cannot encode key file", "path", path);
         rc = BRK_ECRYPTO;
         goto out;
     }
     if (fflush(fp) != 0 || fsync(fileno(fp)) != 0) {
-        fprintf(stderr, "error: cannot write key file '%s': %s\n", path, strerror(errno));
+        brk_log_error("cannot write key file", "path", path, "error", strerror(errno));
         rc = BRK_EIO;
         goto out;
     }
     rc = fclose(fp) == 0 ? 0 : BRK_EIO;
     fp = NULL;
     if (rc != 0)
-        fprintf(stderr, "error: cannot write key file '%s': %s\n", path, strerror(errno));
+        brk_log_error("cannot write key file", "path", path, "error", strerror(errno));
 out:
     if (fp != NULL)
         fclose(fp);
@@ -527,25 +529,29 @@ static int write_current(const char *dir, const char *id)
     len = (size_t)snprintf(line, sizeof line, "%s\n", id);
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        fprintf(stderr, "error: cannot create '%s': %s\n", tmp, strerror(errno));
+        brk_log_error("cannot create the current key pointer", "file", tmp, "error",
+                      strerror(errno));
         rc = BRK_EIO;
         goto out;
     }
     created = 1;
     if (write(fd, line, len) != (ssize_t)len || fsync(fd) != 0) {
-        fprintf(stderr, "error: cannot write '%s': %s\n", tmp, strerror(errno));
+        brk_log_error("cannot write the current key pointer", "file", tmp, "error",
+                      strerror(errno));
         rc = BRK_EIO;
         goto out;
     }
     if (close(fd) != 0) {
         fd = -1;
-        fprintf(stderr, "error: cannot write '%s': %s\n", tmp, strerror(errno));
+        brk_log_error("cannot write the current key pointer", "file", tmp, "error",
+                      strerror(errno));
         rc = BRK_EIO;
         goto out;
     }
     fd = -1;
     if (rename(tmp, path) != 0) {
-        fprintf(stderr, "error: cannot rename '%s' to '%s': %s\n", tmp, path, strerror(errno));
+        brk_log_error("cannot rename the current key pointer into place", "file", tmp, "path",
+                      path, "error", strerror(errno));
         rc = BRK_EIO;
         goto out;
     }
@@ -571,7 +577,7 @@ int brk_keyring_rotate(const char *dir, char new_key_id[BRK_KEY_ID_LEN + 1])
         goto out;
     pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
     if (pkey == NULL) {
-        fprintf(stderr, "error: cannot generate an ed25519 key\n");
+        brk_log_error("cannot generate an ed25519 key", (const char *)NULL);
         rc = BRK_ECRYPTO;
         goto out;
     }
@@ -612,13 +618,15 @@ static int read_current(const char *dir, char id[BRK_KEY_ID_LEN + 1])
             rc = BRK_ENOTFOUND;
             goto out;
         }
-        fprintf(stderr, "error: cannot open '%s': %s\n", path, strerror(errno));
+        brk_log_error("cannot open the current key pointer", "path", path, "error",
+                      strerror(errno));
         rc = BRK_EIO;
         goto out;
     }
     r = read(fd, buf, CURRENT_MAX);
     if (r < 0) {
-        fprintf(stderr, "error: cannot read '%s': %s\n", path, strerror(errno));
+        brk_log_error("cannot read the current key pointer", "path", path, "error",
+                      strerror(errno));
         rc = BRK_EIO;
         goto out;
     }
@@ -626,7 +634,7 @@ static int read_current(const char *dir, char id[BRK_KEY_ID_LEN + 1])
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
         len--;
     if (!key_id_valid(buf, len)) {
-        fprintf(stderr, "error: '%s' does not hold a key id\n", path);
+        brk_log_error("the current key pointer does not hold a key id", "path", path);
         rc = BRK_EIO;
         goto out;
     }
@@ -659,7 +667,7 @@ static int list_other_ids(const char *dir, const char *skip, char (**ids)[BRK_KE
 
     d = opendir(dir);
     if (d == NULL) {
-        fprintf(stderr, "error: cannot list key directory '%s': %s\n", dir, strerror(errno));
+        brk_log_error("cannot list key directory", "dir", dir, "error", strerror(errno));
         rc = BRK_EIO;
         goto out;
     }

@@ -10,6 +10,11 @@
  * Invariants:
  *  - a batch is on exactly one list: the pool's wait queue or one connection's in-flight list;
  *  - a callback runs after its batch left every list, so it may submit new batches;
+ *  - a batch failed by a broken connection is not called back there and then: it moves to
+ *    the pool's done list, which a zero timeout drains from the loop. A connection can break
+ *    inside brk_db_submit (libpq notices the closed socket while sending), and the callers
+ *    of brk_db_submit hold state that another request's callback must not see half-made
+ *    (libuv makes the same promise for its callbacks). brk_db_free drains it at once.
  *  - a connection that misbehaves in any way is closed and every batch on it fails: nothing
  *    is retried here, because only the caller knows whether its batch is safe to repeat.
  */
@@ -27,6 +32,7 @@
 #include "banned.h"
 
 #define DB_TICK_MS 100
+#define DB_WHY_MAX 256 /* bytes of a failure message kept for a deferred callback */
 
 enum conn_state { C_DOWN, C_CONNECTING, C_PREPARING, C_READY };
 enum job_phase { J_WANT_RESULT, J_WANT_NULL, J_WANT_SYNC };
@@ -46,6 +52,8 @@ typedef struct db_job {
     } ops[BRK_DB_MAX_OPS];
     PGresult *res[BRK_DB_MAX_OPS];
     char *param_buf;
+    int err;              /* of a batch on the done list */
+    char why[DB_WHY_MAX]; /* copied: libpq's message dies with its connection */
 } db_job_t;
 
 typedef struct db_conn {
@@ -69,6 +77,9 @@ struct brk_db {
     unsigned nqueued;
     h2o_timeout_t tick;
     h2o_timeout_entry_t tick_entry;
+    h2o_linklist_t done;      /* failed batches whose callbacks wait for the loop */
+    h2o_timeout_t zero;       /* fires on the loop's next iteration */
+    h2o_timeout_entry_t done_entry;
     brk_db_stats_t st;
     int closing;
 };
@@ -162,13 +173,35 @@ static int conn_watch(db_conn_t *c)
     return 0;
 }
 
-static void fail_list(h2o_linklist_t *list, int err, const char *why)
+/* fail_list: moves every batch of list to the done list with err; callbacks come later. */
+static void fail_list(brk_db_t *db, h2o_linklist_t *list, int err, const char *why)
 {
     while (!h2o_linklist_is_empty(list)) {
         db_job_t *j = H2O_STRUCT_FROM_MEMBER(db_job_t, link, list->next);
         h2o_linklist_unlink(&j->link);
-        job_finish(j, err, "", why);
+        j->err = err;
+        snprintf(j->why, sizeof j->why, "%s", why != NULL ? why : "");
+        h2o_linklist_insert(&db->done, &j->link);
     }
+    if (!h2o_linklist_is_empty(&db->done) && !h2o_timeout_is_linked(&db->done_entry) &&
+        !db->closing)
+        h2o_timeout_link(db->loop, &db->zero, &db->done_entry);
+}
+
+/* drain_done: calls back every batch of the done list, in the order they failed. A callback
+ * may submit, and a new failure may add to the list: it is drained too. */
+static void drain_done(brk_db_t *db)
+{
+    while (!h2o_linklist_is_empty(&db->done)) {
+        db_job_t *j = H2O_STRUCT_FROM_MEMBER(db_job_t, link, db->done.next);
+        h2o_linklist_unlink(&j->link);
+        job_finish(j, j->err, "", j->why);
+    }
+}
+
+static void on_done(h2o_timeout_entry_t *entry)
+{
+    drain_done(H2O_STRUCT_FROM_MEMBER(brk_db_t, done_entry, entry));
 }
 
 static int any_conn_in(const brk_db_t *db, enum conn_state s)
@@ -183,6 +216,11 @@ static void conn_broken(db_conn_t *c, int err, const char *why)
 {
     brk_db_t *db = c->db;
     h2o_linklist_t failed;
+    char msg[DB_WHY_MAX];
+
+    /* why often points into c->pg, which PQfinish frees below */
+    snprintf(msg, sizeof msg, "%s", why != NULL ? why : "");
+    why = msg;
     if (!c->logged_down) {
         brk_log_warn("database connection lost", "reason", why);
         c->logged_down = 1;
@@ -196,16 +234,13 @@ static void conn_broken(db_conn_t *c, int err, const char *why)
     c->retry_at = now_ms(db) + BRK_DB_RECONNECT_MS;
     db->st.failures += c->ninflight;
     c->ninflight = 0;
-    /* Move the batches off the connection before calling back: a callback may submit. */
-    h2o_linklist_init_anchor(&failed);
-    h2o_linklist_insert_list(&failed, &c->inflight);
-    fail_list(&failed, err, why);
+    fail_list(db, &c->inflight, err, why);
     if (!any_conn_in(db, C_READY) && !any_conn_in(db, C_CONNECTING) &&
         !any_conn_in(db, C_PREPARING)) {
         h2o_linklist_init_anchor(&failed);
         h2o_linklist_insert_list(&failed, &db->waitq);
         db->nqueued = 0;
-        fail_list(&failed, BRK_EDB, why);
+        fail_list(db, &failed, BRK_EDB, why);
     }
 }
 
@@ -494,6 +529,9 @@ brk_db_t *brk_db_new(h2o_loop_t *loop, const char *conninfo, unsigned nconns, un
     db->queue_max = queue_max;
     db->timeout_ms = timeout_ms;
     h2o_linklist_init_anchor(&db->waitq);
+    h2o_linklist_init_anchor(&db->done);
+    h2o_timeout_init(loop, &db->zero, 0);
+    db->done_entry.cb = on_done;
     for (unsigned i = 0; i < db->nconns; i++) {
         db->conns[i].db = db;
         h2o_linklist_init_anchor(&db->conns[i].inflight);
@@ -518,8 +556,12 @@ void brk_db_free(brk_db_t *db)
         if (c->state != C_DOWN)
             conn_broken(c, BRK_EDB, "shutting down");
     }
-    fail_list(&db->waitq, BRK_EDB, "shutting down");
+    fail_list(db, &db->waitq, BRK_EDB, "shutting down");
+    if (h2o_timeout_is_linked(&db->done_entry))
+        h2o_timeout_unlink(&db->done_entry);
+    drain_done(db);
     h2o_timeout_dispose(db->loop, &db->tick);
+    h2o_timeout_dispose(db->loop, &db->zero);
     free(db->conninfo);
     free(db);
 }
@@ -605,7 +647,7 @@ int brk_db_is_up(const brk_db_t *db)
 
 int brk_db_idle(const brk_db_t *db)
 {
-    if (db->nqueued != 0)
+    if (db->nqueued != 0 || db->done.next != &db->done)
         return 0;
     for (unsigned i = 0; i < db->nconns; i++)
         if (db->conns[i].ninflight != 0 && db->conns[i].state == C_READY)

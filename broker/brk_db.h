@@ -13,7 +13,9 @@
  * bounded queue; past the bound, or while the database is down, the batch fails at once with
  * BRK_EAGAIN / BRK_EDB and the caller answers 503 with Retry-After. A broken connection fails
  * its in-flight batches with BRK_EDB and reconnects in the background; a batch older than
- * the timeout breaks its connection (BRK_ETIMEDOUT) the same way.
+ * the timeout breaks its connection (BRK_ETIMEDOUT) the same way. Those failures are called
+ * back from the loop on its next iteration, never from inside the call that noticed them
+ * (which may be a brk_db_submit of another request).
  *
  * Threads: brk_db_register on the main thread before brk_db_new; everything else on the
  * loop's own thread only.

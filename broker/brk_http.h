@@ -30,34 +30,17 @@
 #include "brk_db.h"
 #include "brk_json.h" /* BRK_MAX_JSON_DEPTH, the body nesting limit */
 #include "brk_keys.h"
+#include "brk_router.h" /* brk_route_t, brk_req_t, the route table */
 
 #define BRK_MAX_BODY (1024 * 1024)      /* request body bytes (413 above) */
 #define BRK_MAX_HEADERS 64              /* request header count (431 above) */
 #define BRK_MAX_HEADER_BYTES (16 * 1024)  /* names + values of all headers (431 above) */
 #define BRK_MAX_PATH 2048               /* request path bytes (414 above) */
-#define BRK_ROUTE_MAX_PARAMS 4
-#define BRK_ROUTE_MAX 128
-#define BRK_PARAM_MAX 128               /* bytes of one {param} segment (404 above) */
 #define BRK_REQUEST_ID_MAX 64
 #define BRK_RETRY_AFTER_S "1"
 
-typedef struct brk_req brk_req_t;
 typedef struct brk_server brk_server_t;
-typedef void (*brk_route_fn)(brk_req_t *r);
 typedef void (*brk_db_cont)(brk_req_t *r, const brk_db_result_t *res);
-
-enum brk_route_flags {
-    BRK_ROUTE_JSON = 1 << 0,     /* body must be a JSON object; parsed into r->body */
-    BRK_ROUTE_LOCAL_OK = 1 << 1, /* callers on a loopback address need no credentials */
-};
-
-typedef struct brk_route {
-    const char *method;  /* "GET", "POST", ... */
-    const char *pattern; /* "/governance/authorize/{context_id}" (no trailing slash) */
-    unsigned roles;      /* enum brk_role bits any of which grants access; 0: public */
-    unsigned flags;      /* enum brk_route_flags */
-    brk_route_fn fn;
-} brk_route_t;
 
 typedef struct brk_principal {
     char tenant[BRK_TENANT_MAX + 1];
@@ -84,20 +67,6 @@ struct brk_req {
     int route_index;
     int replied;
 };
-
-/* brk_router_add: registers routes (static storage). Main thread, before brk_server_run.
- * Returns 0 or BRK_ENOMEM (over BRK_ROUTE_MAX) / BRK_EINVAL (bad pattern). */
-int brk_router_add(const brk_route_t *routes, size_t n);
-
-/* brk_router_match: finds the route for (method, path) without a query string. Returns the
- * route index (>= 0) with params filled, BRK_ENOTFOUND (no such path) or BRK_EMETHOD (path
- * exists with another method). Pure; any thread after registration. */
-int brk_router_match(const char *method, size_t mlen, const char *path, size_t plen,
-                     h2o_iovec_t *params, size_t *nparams);
-
-/* brk_router_count / brk_router_get: the registered routes, for metrics and OpenAPI tests. */
-size_t brk_router_count(void);
-const brk_route_t *brk_router_get(size_t i);
 
 /* brk_req_alloc: request-lifetime memory (released when r is), zeroed. Never NULL. */
 void *brk_req_alloc(brk_req_t *r, size_t n);

@@ -18,6 +18,7 @@
 
 #include "brk_crypto.h"
 #include "brk_err.h"
+#include "brk_pq.h"
 #include "banned.h"
 
 #define BRK_TOKEN_PREFIX "gsap."
@@ -151,15 +152,6 @@ static void roles_literal(unsigned roles, char *out, size_t cap)
         snprintf(out + used, cap - used, "}");
 }
 
-static int exec_cmd(PGconn *conn, const char *sql, int nparams, const char *const *params)
-{
-    PGresult *r = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-
-    PQclear(r);
-    return ok ? 0 : BRK_EDB;
-}
-
 int brk_keys_mint(const char *tenant, char key_id[BRK_KEY_ID_HEX + 1], char secret_hash[65],
                   char *token, size_t cap)
 {
@@ -221,13 +213,13 @@ int brk_keys_create_expiring(PGconn *conn, const char *tenant, unsigned roles, c
     roles_literal(roles, rl, sizeof rl);
     snprintf(exp, sizeof exp, "%lld", expires_in_s);
 
-    rc = exec_cmd(conn, "BEGIN", 0, NULL);
+    rc = brk_pq_cmd(conn, "BEGIN", 0, NULL, NULL, NULL, 0);
     if (rc < 0)
         goto out;
     in_tx = 1;
     params[0] = tenant;
-    rc = exec_cmd(conn, "INSERT INTO tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING", 1,
-                  params);
+    rc = brk_pq_cmd(conn, "INSERT INTO tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING", 1,
+                    params, NULL, NULL, 0);
     if (rc < 0)
         goto out;
     params[1] = key_id;
@@ -236,14 +228,14 @@ int brk_keys_create_expiring(PGconn *conn, const char *tenant, unsigned roles, c
     params[4] = hash;
     params[5] = can_delegate ? "true" : "false";
     params[6] = expires_in_s > 0 ? exp : NULL;
-    rc = exec_cmd(conn,
-                  "INSERT INTO api_keys (tenant_id, key_id, name, roles, secret_hash, "
-                  "can_delegate, expires_at) VALUES ($1, $2, $3, $4::text[], $5, $6::boolean, "
-                  "now() + make_interval(secs => $7::bigint))",
-                  7, params);
+    rc = brk_pq_cmd(conn,
+                    "INSERT INTO api_keys (tenant_id, key_id, name, roles, secret_hash, "
+                    "can_delegate, expires_at) VALUES ($1, $2, $3, $4::text[], $5, $6::boolean, "
+                    "now() + make_interval(secs => $7::bigint))",
+                    7, params, NULL, NULL, 0);
     if (rc < 0)
         goto out;
-    rc = exec_cmd(conn, "COMMIT", 0, NULL);
+    rc = brk_pq_cmd(conn, "COMMIT", 0, NULL, NULL, NULL, 0);
     if (rc < 0)
         goto out;
     in_tx = 0;

@@ -17,7 +17,8 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
-#define BRK_TENANT_MAX 63
+#include "brk_limits.h"
+
 #define BRK_KEY_NAME_MAX 128
 #define BRK_TOKEN_MAX 160 /* longest token accepted in an Authorization header */
 #define BRK_KEY_ID_HEX 16
@@ -120,8 +121,8 @@ int brk_keys_revoke(PGconn *conn, const char *tenant, const char *key_id, const 
 /* brk_key_id_valid: 1 when s is BRK_KEY_ID_HEX lowercase hex digits. */
 int brk_key_id_valid(const char *s, size_t n);
 
-/* The revocation statement (migrations/0009_keys.sql), for the admin route and the CLI:
- * $1 tenant, $2 key id, $3 who; the row is BRK_KEYS_NCOLUMNS columns then "newly". */
+/* The revocation statement (migrations/functions/20_gsap_key_revoke.sql), for the admin route
+ * and the CLI: $1 tenant, $2 key id, $3 who; the row is BRK_KEYS_NCOLUMNS columns then "newly". */
 #define BRK_KEYS_REVOKE_SQL                                                                  \
     "SELECT " BRK_KEYS_COLUMNS ", k.newly FROM gsap_key_revoke($1, $2, $3) k"
 #define BRK_KEYS_LIST_SQL                                                                    \

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "brk_alloc.h"
-#include "brk_http.h"
+#include "brk_router.h"
 #include "banned.h"
 
 /* Status codes we count one by one; anything else lands in "other". */

@@ -15,6 +15,13 @@
  *
  * A file must not contain its own BEGIN/COMMIT (the runner owns the transaction), nor
  * statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY); both are reported.
+ *
+ * Functions, triggers and views are not in the numbered files but in functions/NN_name.sql,
+ * one live definition each (Flyway's repeatable migrations, migrations/functions/README.md):
+ * after the numbered files, under the same lock, every such file whose SHA-256 differs from
+ * the one recorded in schema_repeatables (or that has no record) is applied, in name order,
+ * each in its own transaction with its record. Their notices (DROP ... IF EXISTS of what is
+ * already gone) are silenced: a start prints nothing when all is well.
  */
 #include "brk_migrate.h"
 
@@ -38,6 +45,9 @@
 #define BRK_MIGRATION_NAME_MAX 128                 /* bytes of a file name */
 #define BRK_MIGRATIONS_MAX 10000                   /* files in one set */
 #define BRK_MIGRATE_LOCK_KEY "5139523412909705042" /* "GSAPMIGR" as a bigint */
+#define BRK_MIGRATION_DIGITS 4                     /* "0001_core.sql" */
+#define BRK_REPEATABLE_DIGITS 2                    /* "20_gsap_complete.sql" */
+#define BRK_REPEATABLES_SUBDIR "functions"
 
 typedef struct mig {
     const char *name;
@@ -67,18 +77,19 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* name_valid: ^[0-9]{4}_[a-z0-9_]+\.sql$ within BRK_MIGRATION_NAME_MAX. */
-static int name_valid(const char *s)
+/* name_valid: ^[0-9]{digits}_[a-z0-9_]+\.sql$ within BRK_MIGRATION_NAME_MAX. */
+static int name_valid(const char *s, size_t digits)
 {
     size_t n = strlen(s), i;
 
-    if (n < 10 || n > BRK_MIGRATION_NAME_MAX || strcmp(s + n - 4, ".sql") != 0 || s[4] != '_')
+    if (n < digits + 6 || n > BRK_MIGRATION_NAME_MAX || strcmp(s + n - 4, ".sql") != 0 ||
+        s[digits] != '_')
         return 0;
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < digits; i++) {
         if (s[i] < '0' || s[i] > '9')
             return 0;
     }
-    for (i = 5; i < n - 4; i++) {
+    for (i = digits + 1; i < n - 4; i++) {
         if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
             return 0;
     }
@@ -165,25 +176,41 @@ out:
     return rc;
 }
 
-/* load_set: the migrations of dir (or the embedded ones), valid names only, sorted, hashed. */
-static int load_set(const char *dir, mig_set_t *set, char *err, size_t errlen)
+/*
+ * load_set: the migrations of dir (or the embedded ones), valid names only, sorted, hashed:
+ * the numbered ones, or with repeatable set the files of dir/functions.
+ */
+static int load_set(const char *dir, int repeatable, mig_set_t *set, char *err, size_t errlen)
 {
+    const brk_migration_t *emb = repeatable ? brk_repeatables : brk_migrations;
+    unsigned emb_n = repeatable ? brk_repeatables_count : brk_migrations_count;
+    size_t digits = repeatable ? BRK_REPEATABLE_DIGITS : BRK_MIGRATION_DIGITS;
+    char sub[4096];
     DIR *d = NULL;
     struct dirent *e;
     size_t i;
-    int rc = 0;
+    int rc = 0, n;
 
     if (dir == NULL) {
-        for (i = 0; i < brk_migrations_count; i++) {
+        for (i = 0; i < emb_n; i++) {
             mig_t *m;
-            if (brk_migrations[i].name == NULL || !name_valid(brk_migrations[i].name))
+            if (emb[i].name == NULL || !name_valid(emb[i].name, digits))
                 continue;
             m = set_add(set);
-            m->name = brk_migrations[i].name;
-            m->sql = brk_migrations[i].sql;
-            m->len = brk_migrations[i].len;
+            m->name = emb[i].name;
+            m->sql = emb[i].sql;
+            m->len = emb[i].len;
         }
     } else {
+        if (repeatable) {
+            n = snprintf(sub, sizeof sub, "%s/" BRK_REPEATABLES_SUBDIR, dir);
+            if (n < 0 || (size_t)n >= sizeof sub) {
+                seterr(err, errlen, "migrations directory path '%s' is too long", dir);
+                rc = BRK_EIO;
+                goto out;
+            }
+            dir = sub;
+        }
         d = opendir(dir);
         if (d == NULL) {
             seterr(err, errlen, "cannot open migrations directory '%s': %s", dir, strerror(errno));
@@ -192,7 +219,7 @@ static int load_set(const char *dir, mig_set_t *set, char *err, size_t errlen)
         }
         while ((errno = 0, e = readdir(d)) != NULL) {
             mig_t *m;
-            if (!name_valid(e->d_name))
+            if (!name_valid(e->d_name, digits))
                 continue;
             if (set->n >= BRK_MIGRATIONS_MAX) {
                 seterr(err, errlen, "migrations directory '%s' holds more than %d migrations", dir,
@@ -283,10 +310,14 @@ static int exec_ok(PGconn *conn, const char *sql, ExecStatusType want, const cha
     return rc;
 }
 
-/* apply: one migration and its record in one transaction; rolled back by the caller. */
-static int apply(PGconn *conn, const mig_t *m, char *err, size_t errlen)
+/*
+ * apply: one migration and its record in one transaction; rolled back by the caller. A
+ * repeatable file's record replaces the earlier one.
+ */
+static int apply(PGconn *conn, const mig_t *m, int repeatable, char *err, size_t errlen)
 {
     const char *params[2] = {m->name, m->sha};
+    const char *kind = repeatable ? BRK_REPEATABLES_SUBDIR "/" : "";
     PGresult *r = NULL;
     char msg[512];
     ExecStatusType st;
@@ -296,32 +327,43 @@ static int apply(PGconn *conn, const mig_t *m, char *err, size_t errlen)
     rc = exec_ok(conn, "BEGIN", PGRES_COMMAND_OK, "begin a transaction", err, errlen);
     if (rc < 0)
         goto out;
+    if (repeatable) {
+        rc = exec_ok(conn, "SET LOCAL client_min_messages = warning", PGRES_COMMAND_OK,
+                     "silence notices", err, errlen);
+        if (rc < 0)
+            goto out;
+    }
     r = PQexec(conn, m->sql);
     st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
         pg_msg(conn, r, msg, sizeof msg);
         line = error_line(r, m->sql, m->len);
         if (line > 0)
-            seterr(err, errlen, "migration %s failed at line %lu: %s", m->name, line, msg);
+            seterr(err, errlen, "migration %s%s failed at line %lu: %s", kind, m->name, line,
+                   msg);
         else
-            seterr(err, errlen, "migration %s failed: %s", m->name, msg);
+            seterr(err, errlen, "migration %s%s failed: %s", kind, m->name, msg);
         rc = BRK_EDB;
         goto out;
     }
     if (PQtransactionStatus(conn) != PQTRANS_INTRANS) {
         seterr(err, errlen,
-               "migration %s ended the runner's transaction: remove BEGIN, COMMIT and "
+               "migration %s%s ended the runner's transaction: remove BEGIN, COMMIT and "
                "ROLLBACK from the file",
-               m->name);
+               kind, m->name);
         rc = BRK_EDB;
         goto out;
     }
     PQclear(r);
-    r = PQexecParams(conn, "INSERT INTO schema_migrations (name, sha256) VALUES ($1, $2)", 2, NULL,
-                     params, NULL, NULL, 0);
+    r = PQexecParams(conn,
+                     repeatable ? "INSERT INTO schema_repeatables (name, sha256) VALUES ($1, $2) "
+                                  "ON CONFLICT (name) DO UPDATE SET sha256 = EXCLUDED.sha256, "
+                                  "applied_at = now()"
+                                : "INSERT INTO schema_migrations (name, sha256) VALUES ($1, $2)",
+                     2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         pg_msg(conn, r, msg, sizeof msg);
-        seterr(err, errlen, "cannot record migration %s: %s", m->name, msg);
+        seterr(err, errlen, "cannot record migration %s%s: %s", kind, m->name, msg);
         rc = BRK_EDB;
         goto out;
     }
@@ -331,7 +373,7 @@ static int apply(PGconn *conn, const mig_t *m, char *err, size_t errlen)
      * so the tag is checked too. */
     if (PQresultStatus(r) != PGRES_COMMAND_OK || strcmp(PQcmdStatus(r), "COMMIT") != 0) {
         pg_msg(conn, r, msg, sizeof msg);
-        seterr(err, errlen, "cannot commit migration %s: %s", m->name, msg);
+        seterr(err, errlen, "cannot commit migration %s%s: %s", kind, m->name, msg);
         rc = BRK_EDB;
         goto out;
     }
@@ -340,17 +382,95 @@ out:
     return rc;
 }
 
+/*
+ * records: creates the bookkeeping table unless it exists (under the migration lock), then
+ * reads its (name, sha256) rows into *out (caller PQclear()s).
+ */
+static int records(PGconn *conn, const char *table, PGresult **out, char *err, size_t errlen)
+{
+    const char *params[1] = {table};
+    char sql[256], msg[512];
+    PGresult *r;
+    int rc = 0;
+
+    /* Checked first rather than CREATE TABLE IF NOT EXISTS, whose notice would reach
+     * stderr on every start; the advisory lock makes the check race-free. */
+    r = PQexecParams(conn, "SELECT to_regclass($1) IS NULL", 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        pg_msg(conn, r, msg, sizeof msg);
+        seterr(err, errlen, "cannot look for %s: %s", table, msg);
+        rc = BRK_EDB;
+        goto out;
+    }
+    if (strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
+        snprintf(sql, sizeof sql,
+                 "CREATE TABLE %s ("
+                 " name text PRIMARY KEY,"
+                 " sha256 text NOT NULL,"
+                 " applied_at timestamptz NOT NULL DEFAULT now())",
+                 table);
+        snprintf(msg, sizeof msg, "create %s", table);
+        rc = exec_ok(conn, sql, PGRES_COMMAND_OK, msg, err, errlen);
+        if (rc < 0)
+            goto out;
+    }
+    PQclear(r);
+    snprintf(sql, sizeof sql, "SELECT name, sha256 FROM %s", table);
+    r = PQexec(conn, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        pg_msg(conn, r, msg, sizeof msg);
+        seterr(err, errlen, "cannot read %s: %s", table, msg);
+        rc = BRK_EDB;
+        goto out;
+    }
+    *out = r;
+    r = NULL;
+out:
+    PQclear(r);
+    return rc;
+}
+
+/* apply_repeatables: every file of reps whose recorded hash differs, in order. */
+static int apply_repeatables(PGconn *conn, mig_set_t *reps, char *err, size_t errlen)
+{
+    PGresult *r = NULL;
+    size_t i;
+    int rc, row, nrows;
+
+    rc = records(conn, "schema_repeatables", &r, err, errlen);
+    if (rc < 0)
+        goto out;
+    nrows = PQntuples(r);
+    for (i = 0; i < reps->n; i++) {
+        for (row = 0; row < nrows; row++) {
+            if (strcmp(PQgetvalue(r, row, 0), reps->v[i].name) == 0 &&
+                strcmp(PQgetvalue(r, row, 1), reps->v[i].sha) == 0)
+                break;
+        }
+        if (row < nrows)
+            continue; /* unchanged since it was applied */
+        rc = apply(conn, &reps->v[i], 1, err, errlen);
+        if (rc < 0)
+            goto out;
+    }
+out:
+    PQclear(r);
+    return rc;
+}
+
 int brk_migrate_run(PGconn *conn, const char *dir, char *err, size_t errlen)
 {
-    mig_set_t set = {0};
+    mig_set_t set = {0}, reps = {0};
     PGresult *r = NULL;
-    char msg[512];
     size_t i;
     PGTransactionStatusType st;
     int locked = 0, rc = 0, row, nrows;
 
     seterr(err, errlen, "%s", "");
-    rc = load_set(dir, &set, err, errlen);
+    rc = load_set(dir, 0, &set, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = load_set(dir, 1, &reps, err, errlen);
     if (rc < 0)
         goto out;
     if (PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) != PQTRANS_IDLE) {
@@ -365,34 +485,9 @@ int brk_migrate_run(PGconn *conn, const char *dir, char *err, size_t errlen)
         goto out;
     locked = 1;
 
-    /* Checked first rather than CREATE TABLE IF NOT EXISTS, whose notice would reach
-     * stderr on every start; the advisory lock makes the check race-free. */
-    r = PQexec(conn, "SELECT to_regclass('schema_migrations') IS NULL");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        pg_msg(conn, r, msg, sizeof msg);
-        seterr(err, errlen, "cannot look for schema_migrations: %s", msg);
-        rc = BRK_EDB;
+    rc = records(conn, "schema_migrations", &r, err, errlen);
+    if (rc < 0)
         goto out;
-    }
-    if (strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
-        rc = exec_ok(conn,
-                     "CREATE TABLE schema_migrations ("
-                     " name text PRIMARY KEY,"
-                     " sha256 text NOT NULL,"
-                     " applied_at timestamptz NOT NULL DEFAULT now())",
-                     PGRES_COMMAND_OK, "create schema_migrations", err, errlen);
-        if (rc < 0)
-            goto out;
-    }
-    PQclear(r);
-
-    r = PQexec(conn, "SELECT name, sha256 FROM schema_migrations");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        pg_msg(conn, r, msg, sizeof msg);
-        seterr(err, errlen, "cannot read schema_migrations: %s", msg);
-        rc = BRK_EDB;
-        goto out;
-    }
     nrows = PQntuples(r);
 
     /* Pass 1: every applied file must be unchanged, before anything new runs. */
@@ -417,10 +512,15 @@ int brk_migrate_run(PGconn *conn, const char *dir, char *err, size_t errlen)
     for (i = 0; i < set.n; i++) {
         if (set.v[i].sql == NULL)
             continue;
-        rc = apply(conn, &set.v[i], err, errlen);
+        rc = apply(conn, &set.v[i], 0, err, errlen);
         if (rc < 0)
             goto out;
     }
+
+    /* Pass 3: the functions, triggers and views, now that their tables exist. */
+    rc = apply_repeatables(conn, &reps, err, errlen);
+    if (rc < 0)
+        goto out;
 
 out:
     PQclear(r);
@@ -430,6 +530,7 @@ out:
     if (locked)
         PQclear(PQexec(conn, "SELECT pg_advisory_unlock(" BRK_MIGRATE_LOCK_KEY ")"));
     set_clear(&set);
+    set_clear(&reps);
     return rc;
 }
 
@@ -439,7 +540,7 @@ int brk_migrate_expected(const char *dir)
     char err[256];
     int rc;
 
-    rc = load_set(dir, &set, err, sizeof err);
+    rc = load_set(dir, 0, &set, err, sizeof err);
     if (rc == 0)
         rc = set.n > (size_t)BRK_MIGRATIONS_MAX ? BRK_EIO : (int)set.n;
     set_clear(&set);

@@ -18,8 +18,10 @@
 #define BRK_PGEMBED_START_TIMEOUT_S 60
 /* Where the cluster lives when its user (postgres, for a root broker) cannot reach
  * GSAP_DATA_DIR: BRK_PGEMBED_SYSTEM_DIR/pg-<hex of the first BRK_PGEMBED_KEY_BYTES of
- * SHA-256 of GSAP_DATA_DIR's real path>. */
-#define BRK_PGEMBED_SYSTEM_DIR "/var/lib/gsap-broker"
+ * SHA-256 of GSAP_DATA_DIR's real path>. Not under /var/lib/gsap-broker: that is the
+ * packaged service's data directory, owned by its system user, while a directory in which
+ * root keeps clusters must be root's alone. */
+#define BRK_PGEMBED_SYSTEM_DIR "/var/lib/gsap-broker-clusters"
 #define BRK_PGEMBED_KEY_BYTES 8
 
 typedef struct brk_pgembed {

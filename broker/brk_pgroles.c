@@ -20,6 +20,7 @@
 #include "brk_crypto.h"
 #include "brk_err.h"
 #include "brk_io.h"
+#include "brk_pq.h"
 #include "banned.h"
 
 #define PGR_FILE_MAX 1024 /* the password file is three short lines */
@@ -147,16 +148,12 @@ out:
 /* exec_sql: one statement; tolerated is a SQLSTATE that counts as success (or NULL). */
 static int exec_sql(PGconn *c, const char *sql, const char *tolerated)
 {
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ||
-             (tolerated != NULL && state != NULL && strstr(tolerated, state) != NULL);
+    char msg[512];
+    int rc = brk_pq_cmd(c, sql, 0, NULL, tolerated, msg, sizeof msg);
 
-    if (!ok)
-        pgr_err("%.60s...: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    return ok ? 0 : BRK_EDB;
+    if (rc < 0)
+        pgr_err("%.60s...: %s", sql, msg);
+    return rc;
 }
 
 /* set_role: creates role (LOGIN, nothing more) unless it exists, then sets its attributes
@@ -249,17 +246,17 @@ out:
 /* fix_hba: one rule, a password for every local connection; reloads when it changed. */
 static int fix_hba(PGconn *c, const char *hba_path)
 {
-    char sql[PGR_SQL_MAX];
+    char sql[PGR_SQL_MAX], msg[512], bad[32];
     char *file = NULL;
-    PGresult *r = PQexec(c, "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL "
-                            "OR type <> 'local' OR auth_method <> 'scram-sha-256'");
     int rc = BRK_EDB;
 
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        pgr_err("cannot read pg_hba rules: %s", PQerrorMessage(c));
+    if (brk_pq_scalar(c, "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL "
+                         "OR type <> 'local' OR auth_method <> 'scram-sha-256'",
+                      0, NULL, bad, sizeof bad, msg, sizeof msg) < 0) {
+        pgr_err("cannot read pg_hba rules: %s", msg);
         goto out;
     }
-    if (strcmp(PQgetvalue(r, 0, 0), "0") == 0) {
+    if (strcmp(bad, "0") == 0) {
         rc = 0;
         goto out;
     }
@@ -275,7 +272,6 @@ static int fix_hba(PGconn *c, const char *hba_path)
         goto out;
     rc = 0;
 out:
-    PQclear(r);
     PQfreemem(file);
     return rc;
 }
@@ -306,15 +302,7 @@ int brk_pgroles_bootstrap(PGconn *c, const char *super_conninfo, const char *dbn
 /* scalar: the first value of a one-row query with up to one parameter, copied into out. */
 static int scalar(PGconn *c, const char *sql, const char *param, char *out, size_t cap)
 {
-    PGresult *r = PQexecParams(c, sql, param ? 1 : 0, NULL, param ? &param : NULL, NULL, NULL, 0);
-    int rc = BRK_EDB;
-
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-        snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
-        rc = 0;
-    }
-    PQclear(r);
-    return rc;
+    return brk_pq_scalar(c, sql, param ? 1 : 0, param ? &param : NULL, out, cap, NULL, 0);
 }
 
 int brk_pgroles_grant_runtime(PGconn *owner, const char *runtime_conninfo, char *err,
@@ -325,6 +313,7 @@ int brk_pgroles_grant_runtime(PGconn *owner, const char *runtime_conninfo, char 
         "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO %s",
         "REVOKE DELETE, TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public FROM %s",
         "REVOKE INSERT, UPDATE ON schema_migrations FROM %s",
+        "REVOKE INSERT, UPDATE ON schema_repeatables FROM %s",
         "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %s",
         "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO %s",
         NULL};
@@ -367,16 +356,12 @@ int brk_pgroles_grant_runtime(PGconn *owner, const char *runtime_conninfo, char 
     if (id == NULL)
         goto out;
     for (int i = 0; grants[i] != NULL; i++) {
-        PGresult *r;
+        char msg[512];
         snprintf(sql, sizeof sql, grants[i], id);
-        r = PQexec(owner, sql);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            snprintf(err, errlen, "cannot grant the runtime role its privileges: %s",
-                     PQerrorMessage(owner));
-            PQclear(r);
+        if (brk_pq_cmd(owner, sql, 0, NULL, NULL, msg, sizeof msg) < 0) {
+            snprintf(err, errlen, "cannot grant the runtime role its privileges: %s", msg);
             goto out;
         }
-        PQclear(r);
     }
     rc = 0;
 out:

@@ -6,7 +6,7 @@
  * one non-empty segment of at most BRK_PARAM_MAX bytes. A trailing slash on the request path
  * is ignored, so "/x/" and "/x" are the same route, as the reference broker's clients expect.
  */
-#include "brk_http.h"
+#include "brk_router.h"
 
 #include <string.h>
 

@@ -14,6 +14,7 @@
 #include "bill_rate.h"
 #include "brk_keys.h"
 #include "brk_log.h"
+#include "brk_pq.h"
 #include "cli.h"
 #include "banned.h"
 
@@ -93,10 +94,10 @@ int cli_accounts_put(int argc, char **argv)
         goto out;
     }
     const char *p5[] = {tenant, account, acct.currency->code, exponent, card_text};
-    res = PQexecParams(c, "SELECT code FROM bill_put_account($1, $2, $3, $4::smallint, $5::jsonb)",
-                       5, NULL, p5, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        fprintf(stderr, "gsap-broker: %s", PQerrorMessage(c));
+    res = brk_pq_exec(c, "SELECT code FROM bill_put_account($1, $2, $3, $4::smallint, $5::jsonb)",
+                      5, p5, msg, sizeof msg);
+    if (res == NULL) {
+        fprintf(stderr, "gsap-broker: %s", msg);
         rc = 1;
         goto out;
     }

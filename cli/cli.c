@@ -13,6 +13,7 @@
 #include "brk_err.h"
 #include "brk_migrate.h"
 #include "brk_pgroles.h"
+#include "brk_pq.h"
 #include "banned.h"
 
 /* Loads the configuration and makes the database reachable (starting the embedded one). */
@@ -78,11 +79,11 @@ int cli_migrate(const app_t *a, PGconn *c)
 /* Runs one parameterized statement on a blocking connection; prints the error. */
 int cli_exec_params(PGconn *c, const char *sql, int n, const char *const *params)
 {
-    PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-    int ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
-    if (!ok)
-        fprintf(stderr, "gsap-broker: %s", PQerrorMessage(c));
-    PQclear(res);
-    return ok ? 0 : BRK_EDB;
+    char msg[512];
+    int rc = brk_pq_cmd(c, sql, n, params, NULL, msg, sizeof msg);
+
+    if (rc < 0)
+        fprintf(stderr, "gsap-broker: %s", msg);
+    return rc;
 }
 

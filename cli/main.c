@@ -35,7 +35,7 @@
 #include "exec.h"
 #include "fn_runtime.h"
 #include "hnd.h"
-#include "hnd_gov.h"
+#include "gov_accord.h"
 #include "banned.h"
 
 #define GSAP_BROKER_VERSION "0.1.0"
@@ -218,7 +218,7 @@ static int cmd_accords_put(int argc, char **argv)
     int ch, rc = 0;
     json_t *in = NULL;
     json_error_t jerr;
-    hnd_accord_t a = {0};
+    gov_accord_t a = {0};
     app_t app = {0};
     PGconn *c = NULL;
     char *text = NULL;
@@ -239,7 +239,7 @@ static int cmd_accords_put(int argc, char **argv)
         fprintf(stderr, "gsap-broker: %s:%d: %s\n", file, jerr.line, jerr.text);
         return 2;
     }
-    if (hnd_accord_parse(in, NULL, &a, &code, msg, sizeof msg) != 0) {
+    if (gov_accord_parse(in, NULL, &a, &code, msg, sizeof msg) != 0) {
         fprintf(stderr, "gsap-broker: %s: %s (%s)\n", file, msg, code);
         rc = 2;
         goto out;
@@ -264,7 +264,7 @@ static int cmd_accords_put(int argc, char **argv)
     printf("\n");
 out:
     free(text);
-    hnd_accord_clear(&a);
+    gov_accord_clear(&a);
     json_decref(in);
     if (c)
         PQfinish(c);

@@ -15,6 +15,7 @@
 
 #include "brk_err.h"
 #include "brk_log.h"
+#include "brk_pq.h"
 #include "fn.h"
 #include "banned.h"
 
@@ -30,11 +31,10 @@ static int expire_run(const fn_env_t *env, PGconn *conn, char *err, size_t errle
         "UPDATE acs a SET status = 'expired' FROM due "
         "WHERE a.tenant_id = due.tenant_id AND a.context_id = due.context_id";
     const char *params[] = {FN_EXPIRE_BATCH};
-    PGresult *res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+    PGresult *res = brk_pq_exec(conn, sql, 1, params, err, errlen);
     int rc = 0;
 
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        snprintf(err, errlen, "%s", PQresultErrorMessage(res));
+    if (res == NULL) {
         rc = BRK_EDB;
         goto out;
     }

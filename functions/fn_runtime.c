@@ -26,6 +26,7 @@
 #include <event2/thread.h>
 
 #include "brk_alloc.h"
+#include "brk_config.h"
 #include "brk_err.h"
 #include "brk_log.h"
 #include "brk_metrics.h"
@@ -44,33 +45,6 @@
 /* Metric names must be static strings (brk_metrics keeps the pointer); one per registry
  * index, written once. */
 static char g_metric_names[FN_MAX_FUNCTIONS][2][BRK_METRICS_NAME_MAX];
-
-/* env_uint: the whole of variable name as a decimal in [min, max], or def when unset/empty. */
-static int env_uint(const char *name, unsigned def, unsigned min, unsigned max, unsigned *out,
-                    char *err, size_t errlen)
-{
-    const char *v = getenv(name);
-    unsigned long n = 0;
-    size_t i;
-
-    if (v == NULL || *v == '\0') {
-        *out = def;
-        return 0;
-    }
-    for (i = 0; v[i] != '\0'; i++) {
-        if (v[i] < '0' || v[i] > '9' || i >= 10)
-            goto bad;
-        n = n * 10 + (unsigned long)(v[i] - '0');
-    }
-    if (n < min || n > max)
-        goto bad;
-    *out = (unsigned)n;
-    return 0;
-bad:
-    snprintf(err, errlen, "invalid %s '%.32s': expected an integer from %u to %u", name, v, min,
-             max);
-    return BRK_EINVAL;
-}
 
 static int name_ok(const char *s, size_t max, int upper_only)
 {
@@ -263,13 +237,13 @@ fn_runtime_t *fn_runtime_start(const brk_config_t *cfg, const brk_keyring_t *key
     int rc;
 
     rt->cfg = cfg;
-    if ((rc = env_uint("GSAP_FN_POLL_MS", FN_DEFAULT_POLL_MS, FN_POLL_MS_MIN, FN_POLL_MS_MAX,
+    if ((rc = brk_env_uint("GSAP_FN_POLL_MS", FN_DEFAULT_POLL_MS, FN_POLL_MS_MIN, FN_POLL_MS_MAX,
                        &rt->poll_ms, err, errlen)) != 0 ||
-        (rc = env_uint("GSAP_FN_BATCH", FN_DEFAULT_BATCH, 1, FN_BATCH_MAX, &rt->batch, err,
+        (rc = brk_env_uint("GSAP_FN_BATCH", FN_DEFAULT_BATCH, 1, FN_BATCH_MAX, &rt->batch, err,
                        errlen)) != 0 ||
-        (rc = env_uint("GSAP_FN_BACKOFF_MS", FN_DEFAULT_BACKOFF_MS, 1, FN_BACKOFF_CAP_MS,
+        (rc = brk_env_uint("GSAP_FN_BACKOFF_MS", FN_DEFAULT_BACKOFF_MS, 1, FN_BACKOFF_CAP_MS,
                        &rt->backoff_ms, err, errlen)) != 0 ||
-        (rc = env_uint("GSAP_FN_MAX_ATTEMPTS", FN_DEFAULT_MAX_ATTEMPTS, 1, FN_MAX_ATTEMPTS_MAX,
+        (rc = brk_env_uint("GSAP_FN_MAX_ATTEMPTS", FN_DEFAULT_MAX_ATTEMPTS, 1, FN_MAX_ATTEMPTS_MAX,
                        &rt->max_attempts, err, errlen)) != 0)
         goto fail;
     if (cfg->conninfo == NULL) {

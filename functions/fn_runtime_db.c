@@ -25,6 +25,7 @@
 
 #include "brk_err.h"
 #include "brk_log.h"
+#include "brk_pq.h"
 #include "banned.h"
 
 #define FN_CONNECT_TIMEOUT_S "5"
@@ -114,12 +115,12 @@ PGresult *fn__exec_p(fn_runtime_t *rt, enum fn_stmt s, const char *const *params
 
 int fn__exec_s(fn_runtime_t *rt, const char *sql, char *err, size_t errlen)
 {
-    PGresult *res = PQexec(rt->work, sql);
-    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (!ok)
-        fn__copy_err(err, errlen, res ? PQresultErrorMessage(res) : PQerrorMessage(rt->work));
-    PQclear(res);
-    return ok ? 0 : BRK_EDB;
+    char msg[FN_ERR_MAX];
+    int rc = brk_pq_cmd(rt->work, sql, 0, NULL, NULL, msg, sizeof msg);
+
+    if (rc < 0)
+        fn__copy_err(err, errlen, msg); /* one line, printable, for the log and last_error */
+    return rc;
 }
 
 int fn__work_broken(const fn_runtime_t *rt)

@@ -25,6 +25,7 @@
 #include <event2/event.h>
 #include <libpq-fe.h>
 
+#include "brk_limits.h"
 #include "fn.h"
 #include "fn_runtime.h"
 
@@ -38,7 +39,6 @@
 #define FN_MAX_FUNCTIONS 32
 #define FN_MAX_PERIODICS 16
 #define FN_EVENT_TYPE_MAX 64
-#define FN_TENANT_MAX 63
 #define FN_NAMES_PARAM_MAX (FN_MAX_FUNCTIONS * (FN_NAME_MAX + 3) + 3)
 #define FN_TYPES_PARAM_MAX 2048
 
@@ -75,7 +75,7 @@ struct fn_async {
     fn_runtime_t *rt;
     fn_async_t *next;
     const fn_slot_t *slot;
-    char tenant[FN_TENANT_MAX + 1];
+    char tenant[BRK_TENANT_MAX + 1];
     char event_id[24];
     char type[FN_EVENT_TYPE_MAX + 1];
     int attempts; /* after the lease: fences the completion against a later claim */

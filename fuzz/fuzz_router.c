@@ -18,14 +18,14 @@
  *     BRK_ENOTFOUND that it matches under none.
  * Any violation abort()s so libFuzzer records the input.
  */
-#include "brk_http.h"
-
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "brk_err.h"
+#include "brk_keys.h" /* BRK_ROLE_* */
+#include "brk_router.h"
 #include "banned.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

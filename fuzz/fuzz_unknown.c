@@ -1,13 +1,13 @@
 /*
- * fuzz_unknown: libFuzzer target for hnd_unknown_names, which decides which members of a CR
- * or an authorize request this broker keeps as unrecognized (handlers/hnd_util.h).
+ * fuzz_unknown: libFuzzer target for gov_unknown_names, which decides which members of a CR
+ * or an authorize request this broker keeps as unrecognized (gov/gov_field.h).
  *
  * Properties: the result is 0 or BRK_EINVAL with a message; on success the names are sorted,
- * distinct, members of the input, none of them a known field, at most HND_UNKNOWN_MAX, each
- * at most HND_UNKNOWN_KEY_MAX bytes; and every member of the input that is not a known field
+ * distinct, members of the input, none of them a known field, at most GOV_UNKNOWN_MAX, each
+ * at most GOV_UNKNOWN_KEY_MAX bytes; and every member of the input that is not a known field
  * is listed. Any violation abort()s.
  */
-#include "hnd_util.h"
+#include "gov_field.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(in);
         return 0;
     }
-    int rc = hnd_unknown_names(in, fields, &names, msg, sizeof msg);
+    int rc = gov_unknown_names(in, fields, &names, msg, sizeof msg);
     if (rc != 0) {
         if (rc != BRK_EINVAL || msg[0] == '\0' || names != NULL)
             abort();
@@ -51,12 +51,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *k;
     json_t *v;
     json_object_foreach(in, k, v) unknown += !known(k);
-    if (n != unknown || n > HND_UNKNOWN_MAX)
+    if (n != unknown || n > GOV_UNKNOWN_MAX)
         abort();
     for (size_t i = 0; i < n; i++) {
         const char *s = json_string_value(json_array_get(names, i));
         if (s == NULL || known(s) || json_object_get(in, s) == NULL ||
-            strlen(s) > HND_UNKNOWN_KEY_MAX)
+            strlen(s) > GOV_UNKNOWN_KEY_MAX)
             abort();
         if (i > 0 && strcmp(json_string_value(json_array_get(names, i - 1)), s) >= 0)
             abort();

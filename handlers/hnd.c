@@ -11,6 +11,7 @@ int hnd_register(void)
         hnd_ops_register,
         hnd_admin_register,
         hnd_authorize_register,
+        hnd_elevate_register,
         hnd_complete_register,
         hnd_session_register,
         hnd_accords_register,

@@ -12,6 +12,7 @@ int hnd_register(void);
 int hnd_ops_register(void);
 int hnd_admin_register(void);
 int hnd_authorize_register(void);
+int hnd_elevate_register(void);
 int hnd_complete_register(void);
 int hnd_session_register(void);
 int hnd_accords_register(void);

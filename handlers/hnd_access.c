@@ -5,6 +5,7 @@
 
 #include "brk_keys.h"
 #include "brk_http.h"
+#include "gov_doc.h"
 #include "banned.h"
 
 static int same(const char *a, const char *b)
@@ -37,11 +38,20 @@ int hnd_ctx_row_readable(const brk_req_t *r, const PGresult *pr, enum hnd_ctx_vi
     hnd_ctx_facts_t f = {
         .roles = r->principal.roles,
         .key_id = r->principal.key_id,
-        .issuer_key = PQgetvalue(pr, 0, 5),
-        .decided = PQgetvalue(pr, 0, 6)[0] == 't',
-        .status = PQgetvalue(pr, 0, 1),
-        .expired = PQgetvalue(pr, 0, 2)[0] == 't',
-        .executed = PQgetvalue(pr, 0, 7)[0] == 't',
+        .issuer_key = PQgetvalue(pr, 0, HND_AC_COL_ISSUER),
+        .decided = PQgetvalue(pr, 0, HND_AC_COL_DECIDED)[0] == 't',
+        .status = PQgetvalue(pr, 0, HND_AC_COL_STATUS),
+        .expired = PQgetvalue(pr, 0, HND_AC_COL_EXPIRED)[0] == 't',
+        .executed = PQgetvalue(pr, 0, HND_AC_COL_EXECUTED)[0] == 't',
     };
     return hnd_ctx_may_read(&f, v);
+}
+
+json_t *hnd_ac_row_view(const PGresult *pr)
+{
+    return gov_ac_view(PQgetvalue(pr, 0, HND_AC_COL_AC), PQgetvalue(pr, 0, HND_AC_COL_STATUS),
+                       PQgetvalue(pr, 0, HND_AC_COL_EXPIRED)[0] == 't',
+                       PQgetisnull(pr, 0, HND_AC_COL_ELEVATION)
+                           ? NULL
+                           : PQgetvalue(pr, 0, HND_AC_COL_ELEVATION));
 }

@@ -21,6 +21,7 @@
 #ifndef HND_ACCESS_H
 #define HND_ACCESS_H
 
+#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "brk_http.h"
@@ -44,10 +45,39 @@ typedef struct hnd_ctx_facts {
 int hnd_ctx_may_read(const hnd_ctx_facts_t *f, enum hnd_ctx_view v);
 
 /*
- * hnd_ctx_row_readable: hnd_ctx_may_read for r's principal over row 0 of pr, whose columns
- * are, in order: ac, status, expired (bool), elevation, ttl_seconds, issuer_key_id, decided
- * by the caller's key (bool), executed by the caller's key (bool).
+ * The row of an AC as the context reads (poll, session page) select it: HND_AC_ROW_SELECT,
+ * with $1 the tenant, $2 the context id and $3 the caller's key id, followed by " FROM acs
+ * WHERE tenant_id = $1 AND context_id = $2" (a query may add columns after the last one).
+ * Whether the caller's key decided the elevation is the elevation record's "approver", or an
+ * entry of its "approvals" list where several approvals are recorded; whether it posted a
+ * receipt here is an EXISTS on crs, whose primary key starts with tenant and context (one
+ * index probe).
  */
+#define HND_AC_ROW_SELECT                                                                      \
+    "SELECT ac::text, status, expires_at < now(), elevation::text, ttl_seconds, issuer_key_id, " \
+    "(elevation->>'approver' = $3 OR coalesce(elevation->'approvals', '[]'::jsonb) @> "        \
+    "jsonb_build_array(jsonb_build_object('key_id', $3::text))), EXISTS (SELECT 1 FROM crs c " \
+    "WHERE c.tenant_id = $1 AND c.context_id = $2 AND c.executor_key_id = $3)"
+
+/* The columns of HND_AC_ROW_SELECT, by name. */
+enum hnd_ac_col {
+    HND_AC_COL_AC,        /* the signed AC, text */
+    HND_AC_COL_STATUS,    /* acs.status as stored */
+    HND_AC_COL_EXPIRED,   /* bool: expires_at is past */
+    HND_AC_COL_ELEVATION, /* the elevation record, text or NULL */
+    HND_AC_COL_TTL,       /* ttl_seconds */
+    HND_AC_COL_ISSUER,    /* issuer_key_id */
+    HND_AC_COL_DECIDED,   /* bool: decided by the caller's key */
+    HND_AC_COL_EXECUTED,  /* bool: a receipt posted by the caller's key */
+    HND_AC_COL__COUNT
+};
+
+/* hnd_ctx_row_readable: hnd_ctx_may_read for r's principal over row 0 of pr, a result of
+ * HND_AC_ROW_SELECT. */
 int hnd_ctx_row_readable(const brk_req_t *r, const PGresult *pr, enum hnd_ctx_view v);
+
+/* hnd_ac_row_view: gov_ac_view over row 0 of pr (HND_AC_ROW_SELECT's first columns). New
+ * reference, NULL when the stored AC does not parse. */
+json_t *hnd_ac_row_view(const PGresult *pr);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * hnd_accords: the tenant's accords (policies) over HTTP, role admin. The same validation
- * (hnd_accord_parse) serves `gsap-broker accords put`, so an accord means one thing whichever
+ * (gov_accord_parse) serves `gsap-broker accords put`, so an accord means one thing whichever
  * way it was stored. The stored form is normalized: every field present, masks as "0x%08x".
  */
 #include "hnd.h"
@@ -11,6 +11,8 @@
 
 #include "brk_err.h"
 #include "brk_http.h"
+#include "gov_accord.h"
+#include "gov_doc.h"
 #include "hnd_gov.h"
 #include "banned.h"
 
@@ -26,23 +28,10 @@ static brk_db_stmt_t q_list = {
     "SELECT coalesce(json_agg(body ORDER BY name), '[]')::text FROM accords WHERE tenant_id = $1",
     0};
 
-/* The accord as answered: its normalized body plus its hash. */
-static json_t *with_hash(const char *body_text)
-{
-    json_t *b = json_loads(body_text, 0, NULL);
-    char cid[BRK_CID_LEN + 1];
-    if (b == NULL || brk_jcs_cid(b, cid) != 0) {
-        json_decref(b);
-        return NULL;
-    }
-    json_object_set_new(b, "accord_hash", json_string(cid));
-    return b;
-}
-
 static int name_param(brk_req_t *r, char *out)
 {
     h2o_iovec_t p = brk_req_param(r, 0);
-    if (p.len == 0 || p.len > HND_ACCORD_NAME_MAX) {
+    if (p.len == 0 || p.len > GOV_ACCORD_NAME_MAX) {
         brk_reply_error(r, BRK_ENOTFOUND, "accord_not_found", "no such accord");
         return -1;
     }
@@ -57,27 +46,27 @@ static void on_put(brk_req_t *r, const brk_db_result_t *res)
         brk_reply_db_error(r, res);
         return;
     }
-    json_t *b = with_hash(r->ctx);
+    json_t *b = gov_accord_doc(r->ctx);
     brk_reply_json(r, 200, b);
     json_decref(b);
 }
 
 static void put_accord(brk_req_t *r)
 {
-    char *name = brk_req_alloc(r, HND_ACCORD_NAME_MAX + 1), msg[256];
+    char *name = brk_req_alloc(r, GOV_ACCORD_NAME_MAX + 1), msg[256];
     const char *code;
-    hnd_accord_t a;
+    gov_accord_t a;
     int rc;
     if (name_param(r, name) != 0)
         return;
-    if ((rc = hnd_accord_parse(r->body, name, &a, &code, msg, sizeof msg)) != 0) {
+    if ((rc = gov_accord_parse(r->body, name, &a, &code, msg, sizeof msg)) != 0) {
         brk_reply_error(r, rc, code, "%s", msg);
         return;
     }
     r->ctx = (void *)hnd_json_dump(r, a.body);
     brk_db_op_t op = {&q_put, 3, {r->principal.tenant, name, r->ctx}};
     brk_req_db(r, &op, 1, on_put);
-    hnd_accord_clear(&a);
+    gov_accord_clear(&a);
 }
 
 static void on_get(brk_req_t *r, const brk_db_result_t *res)
@@ -90,14 +79,14 @@ static void on_get(brk_req_t *r, const brk_db_result_t *res)
         brk_reply_error(r, BRK_ENOTFOUND, "accord_not_found", "no such accord");
         return;
     }
-    json_t *b = with_hash(PQgetvalue(res->res[0], 0, 0));
+    json_t *b = gov_accord_doc(PQgetvalue(res->res[0], 0, 0));
     brk_reply_json(r, 200, b);
     json_decref(b);
 }
 
 static void get_accord(brk_req_t *r)
 {
-    char *name = brk_req_alloc(r, HND_ACCORD_NAME_MAX + 1);
+    char *name = brk_req_alloc(r, GOV_ACCORD_NAME_MAX + 1);
     if (name_param(r, name) != 0)
         return;
     brk_db_op_t op = {&q_get, 2, {r->principal.tenant, name}};
@@ -116,7 +105,7 @@ static void on_list(brk_req_t *r, const brk_db_result_t *res)
     json_array_foreach(list, i, a)
     {
         char *s = json_dumps(a, JSON_COMPACT);
-        json_array_append_new(out, with_hash(s));
+        json_array_append_new(out, gov_accord_doc(s));
         free(s);
     }
     json_t *b = json_pack("{s:o}", "accords", out);

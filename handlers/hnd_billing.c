@@ -31,6 +31,41 @@
 #define BILL_CREDITS_MAX "1000"     /* credit notes shown with an invoice */
 #define BILL_HTML_MAX (1024 * 1024) /* bytes of the printable page (cut beyond) */
 
+/* The columns of the statements below, by name (each statement's SELECT order). q_list and
+ * q_head share their first eight (up to IV_LINE_COUNT); IL_ and IH_ name what follows. */
+enum acct_put_col { AP_CODE, AP_CREATED_AT, AP_UPDATED_AT };
+enum acct_get_col { AG_CURRENCY, AG_RATE_CARD, AG_CREATED_AT, AG_UPDATED_AT };
+enum invoice_col {
+    IV_INVOICE_ID,
+    IV_ACCOUNT_ID,
+    IV_PERIOD,
+    IV_STATUS,
+    IV_CURRENCY,
+    IV_EXPONENT,
+    IV_TOTAL_MINOR,
+    IV_LINE_COUNT,
+    IL_CREATED_AT = IV_LINE_COUNT + 1, /* q_list */
+    IL_FINALIZED_AT,
+    IH_LINES_ROOT = IV_LINE_COUNT + 1, /* q_head */
+    IH_INVOICE_CID,
+    IH_SIGNATURE,
+    IH_KEY_ID,
+    IH_DOCUMENT,
+    IH_CREATED_AT,
+    IH_FINALIZED_AT,
+    IH_LATE_LINES,
+    IH_CREDITED_MINOR,
+};
+enum credit_col {
+    CN_CREDIT_ID,
+    CN_LINE_NO,
+    CN_AMOUNT_MINOR,
+    CN_REASON,
+    CN_CREATED_AT,
+    CN_CID,
+    CN_DOCUMENT
+};
+
 /* SQL reads best laid out as SQL. */
 /* clang-format off */
 brk_db_stmt_t hnd_bill_q_lines = {
@@ -172,14 +207,15 @@ static void on_put(brk_req_t *r, const brk_db_result_t *res)
     acct_t *a = r->ctx;
     if (res->err != 0) {
         brk_reply_db_error(r, res);
-    } else if (strcmp(PQgetvalue(res->res[0], 0, 0), "currency_locked") == 0) {
+    } else if (strcmp(PQgetvalue(res->res[0], 0, AP_CODE), "currency_locked") == 0) {
         brk_reply_error(r, BRK_ECONFLICT, "currency_locked",
                         "account \"%s\" already has invoice lines: its currency cannot change",
                         a->id);
     } else {
         json_t *card = json_loads(a->card, 0, NULL);
-        account_reply(r, a->id, a->currency->code, card, PQgetvalue(res->res[0], 0, 1),
-                      PQgetvalue(res->res[0], 0, 2));
+        account_reply(r, a->id, a->currency->code, card,
+                      PQgetvalue(res->res[0], 0, AP_CREATED_AT),
+                      PQgetvalue(res->res[0], 0, AP_UPDATED_AT));
         json_decref(card);
     }
 }
@@ -225,8 +261,9 @@ static void on_get_account(brk_req_t *r, const brk_db_result_t *res)
         brk_reply_error(r, BRK_ENOTFOUND, "account_not_found", "no such account");
         return;
     }
-    json_t *card = json_loads(PQgetvalue(p, 0, 1), 0, NULL);
-    account_reply(r, r->ctx, PQgetvalue(p, 0, 0), card, PQgetvalue(p, 0, 2), PQgetvalue(p, 0, 3));
+    json_t *card = json_loads(PQgetvalue(p, 0, AG_RATE_CARD), 0, NULL);
+    account_reply(r, r->ctx, PQgetvalue(p, 0, AG_CURRENCY), card, PQgetvalue(p, 0, AG_CREATED_AT),
+                  PQgetvalue(p, 0, AG_UPDATED_AT));
     json_decref(card);
 }
 
@@ -251,14 +288,15 @@ static void on_list(brk_req_t *r, const brk_db_result_t *res)
     PGresult *p = res->res[0];
     json_t *list = json_array();
     for (int i = 0; i < PQntuples(p); i++) {
-        int exp = (int)hnd_bill_i64(PQgetvalue(p, i, 5));
-        json_t *o =
-            json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:s,s:o}", "invoice_id", PQgetvalue(p, i, 0),
-                      "account", PQgetvalue(p, i, 1), "period", PQgetvalue(p, i, 2), "status",
-                      PQgetvalue(p, i, 3), "currency", PQgetvalue(p, i, 4), "exponent", exp,
-                      "line_count", (json_int_t)hnd_bill_i64(PQgetvalue(p, i, 7)), "created_at",
-                      PQgetvalue(p, i, 8), "finalized_at", text_or_null(p, i, 9));
-        hnd_bill_money(o, "total", hnd_bill_i64(PQgetvalue(p, i, 6)), exp);
+        int exp = (int)hnd_bill_i64(PQgetvalue(p, i, IV_EXPONENT));
+        json_t *o = json_pack(
+            "{s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:s,s:o}", "invoice_id", PQgetvalue(p, i, IV_INVOICE_ID),
+            "account", PQgetvalue(p, i, IV_ACCOUNT_ID), "period", PQgetvalue(p, i, IV_PERIOD),
+            "status", PQgetvalue(p, i, IV_STATUS), "currency", PQgetvalue(p, i, IV_CURRENCY),
+            "exponent", exp, "line_count", (json_int_t)hnd_bill_i64(PQgetvalue(p, i, IV_LINE_COUNT)),
+            "created_at", PQgetvalue(p, i, IL_CREATED_AT), "finalized_at",
+            text_or_null(p, i, IL_FINALIZED_AT));
+        hnd_bill_money(o, "total", hnd_bill_i64(PQgetvalue(p, i, IV_TOTAL_MINOR)), exp);
         json_array_append_new(list, o);
     }
     json_t *b = json_pack("{s:o}", "invoices", list);
@@ -363,18 +401,20 @@ static void reply_html(brk_req_t *r, const json_t *page)
 
 static json_t *invoice_head(const PGresult *p)
 {
-    int exp = (int)hnd_bill_i64(PQgetvalue(p, 0, 5));
-    int64_t total = hnd_bill_i64(PQgetvalue(p, 0, 6)),
-            credited = hnd_bill_i64(PQgetvalue(p, 0, 16));
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:o,s:o,s:o,s:o,s:s,s:o}", "invoice_id",
-                          PQgetvalue(p, 0, 0), "account", PQgetvalue(p, 0, 1), "period",
-                          PQgetvalue(p, 0, 2), "status", PQgetvalue(p, 0, 3), "currency",
-                          PQgetvalue(p, 0, 4), "exponent", exp, "line_count",
-                          (json_int_t)hnd_bill_i64(PQgetvalue(p, 0, 7)), "late_lines",
-                          (json_int_t)hnd_bill_i64(PQgetvalue(p, 0, 15)), "lines_root",
-                          text_or_null(p, 0, 8), "invoice_cid", text_or_null(p, 0, 9), "signature",
-                          text_or_null(p, 0, 10), "key_id", text_or_null(p, 0, 11), "created_at",
-                          PQgetvalue(p, 0, 13), "finalized_at", text_or_null(p, 0, 14));
+    int exp = (int)hnd_bill_i64(PQgetvalue(p, 0, IV_EXPONENT));
+    int64_t total = hnd_bill_i64(PQgetvalue(p, 0, IV_TOTAL_MINOR)),
+            credited = hnd_bill_i64(PQgetvalue(p, 0, IH_CREDITED_MINOR));
+    json_t *o = json_pack(
+        "{s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:o,s:o,s:o,s:o,s:s,s:o}", "invoice_id",
+        PQgetvalue(p, 0, IV_INVOICE_ID), "account", PQgetvalue(p, 0, IV_ACCOUNT_ID), "period",
+        PQgetvalue(p, 0, IV_PERIOD), "status", PQgetvalue(p, 0, IV_STATUS), "currency",
+        PQgetvalue(p, 0, IV_CURRENCY), "exponent", exp, "line_count",
+        (json_int_t)hnd_bill_i64(PQgetvalue(p, 0, IV_LINE_COUNT)), "late_lines",
+        (json_int_t)hnd_bill_i64(PQgetvalue(p, 0, IH_LATE_LINES)), "lines_root",
+        text_or_null(p, 0, IH_LINES_ROOT), "invoice_cid", text_or_null(p, 0, IH_INVOICE_CID),
+        "signature", text_or_null(p, 0, IH_SIGNATURE), "key_id", text_or_null(p, 0, IH_KEY_ID),
+        "created_at", PQgetvalue(p, 0, IH_CREATED_AT), "finalized_at",
+        text_or_null(p, 0, IH_FINALIZED_AT));
     int64_t net = total - credited; /* credits never exceed a line, so never the total */
     hnd_bill_money(o, "total", total, exp);
     hnd_bill_money(o, "credited", credited, exp);
@@ -393,20 +433,22 @@ static void on_invoice(brk_req_t *r, const brk_db_result_t *res)
         brk_reply_error(r, BRK_ENOTFOUND, "invoice_not_found", "no such invoice");
         return;
     }
-    int exp = (int)hnd_bill_i64(PQgetvalue(head, 0, 5));
-    json_t *doc = PQgetisnull(head, 0, 12) ? NULL : json_loads(PQgetvalue(head, 0, 12), 0, NULL);
+    int exp = (int)hnd_bill_i64(PQgetvalue(head, 0, IV_EXPONENT));
+    json_t *doc = PQgetisnull(head, 0, IH_DOCUMENT)
+                      ? NULL
+                      : json_loads(PQgetvalue(head, 0, IH_DOCUMENT), 0, NULL);
     json_t *ls = json_array(), *cs = json_array();
     int n = PQntuples(lines);
     for (int i = 0; i < n; i++)
         json_array_append_new(ls, hnd_bill_line_json(lines, i, exp));
     for (int i = 0; i < PQntuples(credits); i++) {
-        json_t *cdoc = json_loads(PQgetvalue(credits, i, 6), 0, NULL);
-        json_t *c = json_pack("{s:s,s:I,s:s,s:s,s:s,s:o}", "credit_id", PQgetvalue(credits, i, 0),
-                              "line_no", (json_int_t)hnd_bill_i64(PQgetvalue(credits, i, 1)),
-                              "reason", PQgetvalue(credits, i, 3), "created_at",
-                              PQgetvalue(credits, i, 4), "credit_cid", PQgetvalue(credits, i, 5),
-                              "document", cdoc ? cdoc : json_null());
-        hnd_bill_money(c, "amount", hnd_bill_i64(PQgetvalue(credits, i, 2)), exp);
+        json_t *cdoc = json_loads(PQgetvalue(credits, i, CN_DOCUMENT), 0, NULL);
+        json_t *c = json_pack(
+            "{s:s,s:I,s:s,s:s,s:s,s:o}", "credit_id", PQgetvalue(credits, i, CN_CREDIT_ID),
+            "line_no", (json_int_t)hnd_bill_i64(PQgetvalue(credits, i, CN_LINE_NO)), "reason",
+            PQgetvalue(credits, i, CN_REASON), "created_at", PQgetvalue(credits, i, CN_CREATED_AT),
+            "credit_cid", PQgetvalue(credits, i, CN_CID), "document", cdoc ? cdoc : json_null());
+        hnd_bill_money(c, "amount", hnd_bill_i64(PQgetvalue(credits, i, CN_AMOUNT_MINOR)), exp);
         json_array_append_new(cs, c);
     }
     /* a full page may have more after it: say where to continue */

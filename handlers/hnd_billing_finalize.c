@@ -26,6 +26,8 @@
 #include "bill_money.h"
 #include "brk_err.h"
 #include "brk_server.h"
+#include "brk_sign.h"
+#include "brk_time.h"
 #include "hnd_billing.h"
 #include "hnd_gov.h"
 #include "hnd_util.h"
@@ -37,6 +39,16 @@
 static brk_db_stmt_t q_begin = {"bill_finalize_begin", BILL_SQL_FINALIZE_BEGIN, 0};
 static brk_db_stmt_t q_page = {"bill_finalize_page", BILL_SQL_FINALIZE_PAGE, 0};
 static brk_db_stmt_t q_commit = {"bill_finalize_commit", BILL_SQL_FINALIZE_COMMIT, 0};
+/* q_credit_ctx's columns, by name (its SELECT order). */
+enum credit_ctx_col {
+    CX_STATUS,
+    CX_INVOICE_CID,
+    CX_CURRENCY,
+    CX_EXPONENT,
+    CX_LINEAGE_CID, /* NULL: the invoice has no such line */
+    CX_LINE_TOTAL,
+    CX_CREDITED
+};
 static brk_db_stmt_t q_credit_ctx = {
     "bill_credit_ctx",
     "SELECT i.status, i.invoice_cid, i.currency, i.exponent, l.lineage_cid, l.total_minor, "
@@ -223,7 +235,7 @@ static void on_credit(brk_req_t *r, const brk_db_result_t *res)
 static void on_credit_ctx(brk_req_t *r, const brk_db_result_t *res)
 {
     credit_t *x = r->ctx;
-    char id[HND_ID_LEN + 1], at[BRK_TIME_LEN + 1], amount[BILL_AMOUNT_STR_MAX];
+    char id[GOV_ID_LEN + 1], at[BRK_TIME_LEN + 1], amount[BILL_AMOUNT_STR_MAX];
     if (res->err != 0) {
         brk_reply_db_error(r, res);
         return;
@@ -233,33 +245,35 @@ static void on_credit_ctx(brk_req_t *r, const brk_db_result_t *res)
         brk_reply_error(r, BRK_ENOTFOUND, "invoice_not_found", "no such invoice");
         return;
     }
-    if (strcmp(PQgetvalue(p, 0, 0), "finalized") != 0) {
+    if (strcmp(PQgetvalue(p, 0, CX_STATUS), "finalized") != 0) {
         brk_reply_error(r, BRK_ECONFLICT, "invoice_not_finalized",
                         "credit notes apply to finalized invoices only");
         return;
     }
-    if (PQgetisnull(p, 0, 4)) {
+    if (PQgetisnull(p, 0, CX_LINEAGE_CID)) {
         brk_reply_error(r, BRK_ENOTFOUND, "line_not_found", "invoice \"%s\" has no line %s",
                         x->invoice_id, x->line_no);
         return;
     }
-    int64_t left = hnd_bill_i64(PQgetvalue(p, 0, 5)) - hnd_bill_i64(PQgetvalue(p, 0, 6));
+    int64_t left =
+        hnd_bill_i64(PQgetvalue(p, 0, CX_LINE_TOTAL)) - hnd_bill_i64(PQgetvalue(p, 0, CX_CREDITED));
     if (hnd_bill_i64(x->amount) > left) {
         brk_reply_error(r, BRK_ERANGE, "credit_exceeds_line",
                         "line %s can be credited %lld more minor units at most", x->line_no,
                         (long long)left);
         return;
     }
-    x->exponent = (int)hnd_bill_i64(PQgetvalue(p, 0, 3));
-    hnd_new_id("crn_", id);
+    x->exponent = (int)hnd_bill_i64(PQgetvalue(p, 0, CX_EXPONENT));
+    gov_new_id("crn_", id);
     brk_time_fmt(time(NULL), at);
     bill_format(hnd_bill_i64(x->amount), x->exponent, amount);
     json_t *doc = json_pack(
         "{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:i,s:s,s:s,s:s,s:s}", "gsap_credit_note_version",
         CREDIT_VERSION, "broker_id", brk_server_config(r->server)->broker_id, "tenant",
         r->principal.tenant, "credit_id", id, "invoice_id", x->invoice_id, "invoice_cid",
-        PQgetvalue(p, 0, 1), "line_no", (json_int_t)hnd_bill_i64(x->line_no), "lineage_cid",
-        PQgetvalue(p, 0, 4), "currency", PQgetvalue(p, 0, 2), "exponent", x->exponent,
+        PQgetvalue(p, 0, CX_INVOICE_CID), "line_no", (json_int_t)hnd_bill_i64(x->line_no),
+        "lineage_cid", PQgetvalue(p, 0, CX_LINEAGE_CID), "currency", PQgetvalue(p, 0, CX_CURRENCY),
+        "exponent", x->exponent,
         "amount_minor", x->amount, "amount", amount, "reason", x->reason, "created_at", at);
     if (doc == NULL || brk_doc_sign(brk_server_keys(r->server), doc, "credit_cid") != 0) {
         json_decref(doc);

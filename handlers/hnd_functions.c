@@ -15,12 +15,13 @@
 #include "brk_err.h"
 #include "brk_http.h"
 #include "fn.h"
+#include "gov_field.h"
 #include "hnd_util.h"
 #include "banned.h"
 
 #define HND_DEAD_LETTERS_MAX 1000     /* listed per request; "truncated" says when there are more */
 #define HND_DEAD_LETTERS_MAX_S "1001" /* one more, to know whether the list was cut */
-#define HND_EVENT_ID_MAX HND_JSON_INT_MAX
+#define HND_EVENT_ID_MAX GOV_JSON_INT_MAX
 
 static brk_db_stmt_t q_list = {
     "fn_dead_list",

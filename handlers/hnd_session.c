@@ -18,18 +18,17 @@
 #include "hnd_access.h"
 #include "hnd_gov.h"
 #include "hnd_html.h"
+#include "hnd_util.h"
 #include "banned.h"
 
 #define SESSION_RECEIPTS_MAX "1000" /* receipts shown on one page (text: it goes into SQL) */
 #define HTML_MAX (512 * 1024)
 
+/* The AC row (hnd_access.h) and, after its columns, the head of the lineage. */
+#define SESSION_COL_LINEAGE_HEAD HND_AC_COL__COUNT
 static brk_db_stmt_t q_session_ac = {
     "gov_session_ac",
-    "SELECT ac::text, status, expires_at < now(), elevation::text, ttl_seconds, issuer_key_id, "
-    "(elevation->>'approver' = $3 OR coalesce(elevation->'approvals', '[]'::jsonb) @> "
-    "jsonb_build_array(jsonb_build_object('key_id', $3::text))), EXISTS (SELECT 1 FROM crs c WHERE c.tenant_id = $1 AND "
-    "c.context_id = $2 AND c.executor_key_id = $3), last_lineage_cid "
-    "FROM acs WHERE tenant_id = $1 AND context_id = $2",
+    HND_AC_ROW_SELECT ", last_lineage_cid FROM acs WHERE tenant_id = $1 AND context_id = $2",
     0};
 static brk_db_stmt_t q_session_crs = {
     "gov_session_crs",
@@ -184,17 +183,18 @@ static void on_session(brk_req_t *r, const brk_db_result_t *res)
     PGresult *a = res->res[0];
     /* A session the caller may not read is answered exactly as one that does not exist. */
     if (PQntuples(a) != 1 || !hnd_ctx_row_readable(r, a, HND_VIEW_SESSION)) {
-        brk_reply_error(r, BRK_ENOTFOUND, "context_not_found", "no such context");
+        hnd_reply_result(r, "not_found");
         return;
     }
-    json_t *ac = hnd_ac_view(PQgetvalue(a, 0, 0), PQgetvalue(a, 0, 1), PQgetvalue(a, 0, 2)[0] == 't',
-                             PQgetisnull(a, 0, 3) ? NULL : PQgetvalue(a, 0, 3));
+    json_t *ac = hnd_ac_row_view(a);
     json_t *crs = json_loads(PQgetvalue(res->res[1], 0, 0), 0, NULL);
     json_t *refused = json_loads(PQgetvalue(res->res[2], 0, 0), 0, NULL);
     json_t *page = json_pack("{s:o,s:o,s:o,s:o}", "ac", ac ? ac : json_null(), "receipts",
                              crs ? crs : json_array(), "refused_receipts",
                              refused ? refused : json_array(), "lineage_head",
-                             PQgetisnull(a, 0, 8) ? json_null() : json_string(PQgetvalue(a, 0, 8)));
+                             PQgetisnull(a, 0, SESSION_COL_LINEAGE_HEAD)
+                                 ? json_null()
+                                 : json_string(PQgetvalue(a, 0, SESSION_COL_LINEAGE_HEAD)));
     if (brk_req_accepts_html(r) || brk_req_header(r, "accept").base == NULL)
         reply_html(r, page);
     else
@@ -204,7 +204,7 @@ static void on_session(brk_req_t *r, const brk_db_result_t *res)
 
 static void session(brk_req_t *r)
 {
-    char *ctx = brk_req_alloc(r, HND_CONTEXT_ID_MAX + 1);
+    char *ctx = brk_req_alloc(r, GOV_CONTEXT_ID_MAX + 1);
     if (hnd_context_param(r, ctx) != 0)
         return;
     brk_db_op_t ops[3] = {{&q_session_ac, 3, {r->principal.tenant, ctx, r->principal.key_id}},

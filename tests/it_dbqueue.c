@@ -22,9 +22,17 @@
  * Timing: batches in flight would time out after GSAP_DB_TIMEOUT_MS (10 s by default) and
  * break the connection, which on a slow machine could turn the 200s into 503s; the broker
  * here gets a generous timeout so only the queue limit can refuse anything.
+ *
+ * Second test, in this process with a pool of its own: callbacks never run inside the call
+ * that queued them. The pool's one connection is terminated (pg_terminate_backend) while the
+ * loop is not running, so the pool has not noticed; batches submitted then are accepted onto
+ * the dead connection until libpq finds it closed inside a brk_db_submit. That submit fails
+ * (BRK_EDB, no callback for it), and the batches accepted before it must then be answered
+ * BRK_EDB later, from the loop, exactly once each: never while brk_db_submit is on the stack.
  */
 #include <check.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +46,7 @@
 
 #include "tst_check.h"
 #include "brk_db.h"
+#include "brk_err.h"
 #include "brk_http.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
@@ -277,12 +286,113 @@ START_TEST(queue_limit_both_sides)
 }
 END_TEST
 
+#define BROKEN_DB "it_dbqueue_broken"
+#define BROKEN_TRIES 64 /* submits onto the dead connection before libpq must notice */
+
+static brk_db_stmt_t q_pid = {"it_pid", "SELECT pg_backend_pid()::text", 0};
+
+struct answers {
+    int in_submit;      /* set while the test is inside brk_db_submit */
+    int reentrant;      /* callbacks that ran while in_submit was set */
+    int count[BROKEN_TRIES + 1];
+    int err[BROKEN_TRIES + 1];
+    char pid[32];
+};
+static struct answers A;
+
+static void on_answer(void *arg, const brk_db_result_t *res)
+{
+    int i = (int)(intptr_t)arg;
+
+    if (A.in_submit)
+        A.reentrant++;
+    A.count[i]++;
+    A.err[i] = res->err;
+    if (i == 0 && res->err == 0 && res->n == 1)
+        snprintf(A.pid, sizeof A.pid, "%s", PQgetvalue(res->res[0], 0, 0));
+}
+
+/* run_until: runs loop until *flag is nonzero or WAIT_S passes. */
+static void run_until(h2o_evloop_t *loop, const int *flag)
+{
+    double deadline = now_s() + WAIT_S;
+
+    while (*flag == 0 && now_s() < deadline)
+        h2o_evloop_run(loop, 10);
+}
+
+START_TEST(broken_connection_answers_from_the_loop)
+{
+    h2o_evloop_t *loop = h2o_evloop_create();
+    brk_db_op_t op = {.stmt = &q_pid, .nparams = 0};
+    char sql[128];
+    int accepted = 0, rc = 0, i, up = 0;
+    PGconn *admin;
+    brk_db_t *db;
+
+    ck_assert_int_eq(brk_db_register(&q_pid), 0);
+    tst_pg_createdb(BROKEN_DB);
+    db = brk_db_new(loop, tst_pg_conninfo(BROKEN_DB), 1, 16, 60000);
+    for (double deadline = now_s() + WAIT_S; !(up = brk_db_is_up(db)) && now_s() < deadline;)
+        h2o_evloop_run(loop, 10);
+    ck_assert_msg(up, "the pool never connected");
+    ck_assert_int_eq(brk_db_submit(db, &op, 1, on_answer, (void *)(intptr_t)0), 0);
+    run_until(loop, &A.count[0]);
+    ck_assert_int_eq(A.err[0], 0);
+    ck_assert_str_ne(A.pid, "");
+
+    /* Kill the pool's backend and wait until it is gone; the loop does not run meanwhile. */
+    admin = tst_pg_connect(BROKEN_DB);
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%s)::int", A.pid);
+    ck_assert_int_eq(tst_pg_long(admin, sql), 1);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", A.pid);
+    for (double deadline = now_s() + WAIT_S; tst_pg_long(admin, sql) != 0 && now_s() < deadline;)
+        usleep(10 * 1000);
+    ck_assert_int_eq(tst_pg_long(admin, sql), 0);
+    usleep(100 * 1000); /* the close reaches our socket */
+
+    for (i = 1; i <= BROKEN_TRIES; i++) {
+        A.in_submit = 1;
+        rc = brk_db_submit(db, &op, 1, on_answer, (void *)(intptr_t)i);
+        A.in_submit = 0;
+        if (rc != 0)
+            break;
+        accepted++;
+        usleep(5 * 1000);
+    }
+    ck_assert_msg(rc == BRK_EDB, "no submit noticed the dead connection (rc %d)", rc);
+    ck_assert_msg(accepted >= 1, "the first submit already failed: nothing to answer later");
+    ck_assert_int_eq(A.reentrant, 0);
+    /* the batches accepted before are answered from the loop, once each; the refused one
+     * never */
+    for (i = 1; i <= accepted; i++)
+        run_until(loop, &A.count[i]);
+    for (int k = 0; k < 20; k++)
+        h2o_evloop_run(loop, 10);
+    for (i = 1; i <= accepted; i++) {
+        ck_assert_msg(A.count[i] == 1, "batch %d answered %d times", i, A.count[i]);
+        ck_assert_int_eq(A.err[i], BRK_EDB);
+    }
+    ck_assert_int_eq(A.count[accepted + 1], 0);
+    ck_assert_int_eq(A.reentrant, 0);
+    brk_db_free(db);
+    for (i = 1; i <= accepted + 1; i++)
+        ck_assert_int_le(A.count[i], 1);
+    PQfinish(admin);
+    h2o_evloop_destroy(loop);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("it_dbqueue");
     TCase *tc = tcase_create("queue");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, queue_limit_both_sides);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("broken");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, broken_connection_answers_from_the_loop);
     suite_add_tcase(s, tc);
     return tst_run(s);
 }

@@ -139,6 +139,10 @@ START_TEST(runtime_role_cannot_unfreeze_a_finalized_invoice)
     refused(app, "TRUNCATE invoices", "42501");
     refused(app, "DELETE FROM crs", "42501");
     refused(app, "UPDATE schema_migrations SET sha256 = 'x'", "42501");
+    /* nor make the owner's next run re-apply (or skip) a function file */
+    refused(app, "UPDATE schema_repeatables SET sha256 = 'x'", "42501");
+    refused(app, "INSERT INTO schema_repeatables (name, sha256) VALUES ('99_x.sql', 'x')",
+            "42501");
     sql = fmt("UPDATE invoices SET total_minor = total_minor + 1 WHERE invoice_id = '%s'", inv);
     refused(app, sql, "23000"); /* allowed to UPDATE, and the trigger refuses this one */
     free(sql);

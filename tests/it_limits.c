@@ -7,14 +7,14 @@
  *   front     BRK_MAX_PATH, BRK_PARAM_MAX, BRK_REQUEST_ID_MAX, BRK_MAX_HEADER_BYTES (to the
  *             byte; it_http refuses only far past it), BRK_KEY_NAME_MAX on /admin/keys,
  *             BRK_TENANT_MAX in a token
- *   authorize HND_ACCORD_NAME_MAX, HND_DESCRIPTION_MAX, HND_TTL_MAX, HND_DID_MAX,
- *             HND_ACCOUNT_MAX, HND_IDEMPOTENCY_KEY_MAX, capability_set's 10 characters;
- *             elevate: reason (HND_DESCRIPTION_MAX) and context_id (HND_ID_LEN)
+ *   authorize GOV_ACCORD_NAME_MAX, GOV_DESCRIPTION_MAX, GOV_TTL_MAX, GOV_DID_MAX,
+ *             BILL_ACCOUNT_ID_MAX, GOV_IDEMPOTENCY_KEY_MAX, capability_set's 10 characters;
+ *             elevate: reason (GOV_DESCRIPTION_MAX) and context_id (GOV_ID_LEN)
  *   complete  exit_code (int32), output_bytes (0..2^53-1), CR_SESSION_ID_MAX,
  *             CR_METADATA_MAX_KEYS, CR_METADATA_VALUE_MAX, CR_METADATA_KEY_MAX,
- *             HND_CONTEXT_ID_MAX (the HND_UNKNOWN_* bounds: it_receipts)
- *   accords   HND_ACCORD_NAME_MAX (HTTP path and CLI), ttl_max_seconds (HND_TTL_MAX),
- *             posture_level 1..5, HND_CORPUS_ALLOW_MAX, HND_SHELL_CLASS_MAX
+ *             GOV_CONTEXT_ID_MAX (the GOV_UNKNOWN_* bounds: it_receipts)
+ *   accords   GOV_ACCORD_NAME_MAX (HTTP path and CLI), ttl_max_seconds (GOV_TTL_MAX),
+ *             posture_level 1..5, GOV_CORPUS_ALLOW_MAX, GOV_SHELL_CLASS_MAX
  *   billing   BILL_ACCOUNT_ID_MAX, BILL_PRICE_MAX, BILL_MULT_MAX, BILL_SHELL_CLASSES_MAX,
  *             BILL_SHELL_CLASS_MAX, capability bits 0..31 over PUT /admin/accounts;
  *             an invoice page's ?after=; dead-letter replay: HND_EVENT_ID_MAX, FN_NAME_MAX
@@ -34,7 +34,7 @@
 #include "brk_http.h"
 #include "brk_keys.h"
 #include "fn.h"
-#include "hnd_gov.h"
+#include "gov_accord.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
 
@@ -308,8 +308,8 @@ START_TEST(authorize_limits)
     char *v, *extra, *path, *body;
     json_t *ac;
 
-    /* HND_ACCORD_NAME_MAX: an accord named with 64 characters is issued against; 65 is 400 */
-    char *name = rep('A', HND_ACCORD_NAME_MAX);
+    /* GOV_ACCORD_NAME_MAX: an accord named with 64 characters is issued against; 65 is 400 */
+    char *name = rep('A', GOV_ACCORD_NAME_MAX);
     path = fmt("/admin/accords/%s", name);
     expect("PUT", path, ADMIN, "{}", 200, NULL);
     free(path);
@@ -322,17 +322,17 @@ START_TEST(authorize_limits)
     ck_assert_int_eq(count(acs), n);
     free(extra), free(name);
 
-    /* HND_DESCRIPTION_MAX: operation.description, stored with the AC */
-    v = rep('d', HND_DESCRIPTION_MAX);
+    /* GOV_DESCRIPTION_MAX: operation.description, stored with the AC */
+    v = rep('d', GOV_DESCRIPTION_MAX);
     json_decref(authorize_x(ISSUER, NULL, NULL, v, NULL, NULL, 200, NULL));
     ck_assert_int_eq(count(acs), ++n);
-    ck_assert_int_eq(count("SELECT max(length(description)) FROM acs"), HND_DESCRIPTION_MAX);
+    ck_assert_int_eq(count("SELECT max(length(description)) FROM acs"), GOV_DESCRIPTION_MAX);
     extra = fmt("%sd", v);
     json_decref(authorize_x(ISSUER, NULL, NULL, extra, NULL, NULL, 400, "field_too_long"));
     ck_assert_int_eq(count(acs), n);
     free(extra), free(v);
 
-    /* HND_TTL_MAX: ttl_seconds 1..86400 (then clamped to the accord's cap), 0 and 86401 422 */
+    /* GOV_TTL_MAX: ttl_seconds 1..86400 (then clamped to the accord's cap), 0 and 86401 422 */
     json_decref(authorize(ISSUER, "\"ttl_seconds\":86400", NULL, 200, NULL));
     json_decref(authorize(ISSUER, "\"ttl_seconds\":1", NULL, 200, NULL));
     n += 2;
@@ -340,14 +340,14 @@ START_TEST(authorize_limits)
     ck_assert_int_eq(count("SELECT count(*) FROM acs WHERE ttl_seconds = 900"), 1);
     json_decref(authorize(ISSUER, "\"ttl_seconds\":86401", NULL, 422, "out_of_range"));
     json_decref(authorize(ISSUER, "\"ttl_seconds\":0", NULL, 422, "out_of_range"));
-    ck_assert_int_eq(HND_TTL_MAX, 86400);
+    ck_assert_int_eq(GOV_TTL_MAX, 86400);
     ck_assert_int_eq(count(acs), n);
 
-    /* HND_DID_MAX: on_behalf_of of 256 bytes becomes the principal; 257 is 400 */
-    v = rep('x', HND_DID_MAX - strlen("did:"));
+    /* GOV_DID_MAX: on_behalf_of of 256 bytes becomes the principal; 257 is 400 */
+    v = rep('x', GOV_DID_MAX - strlen("did:"));
     extra = fmt("\"on_behalf_of\":\"did:%s\"", v);
     ac = authorize(DELEGATE, extra, NULL, 200, NULL);
-    ck_assert_uint_eq(strlen(str(json_object_get(ac, "principal"), "did")), HND_DID_MAX);
+    ck_assert_uint_eq(strlen(str(json_object_get(ac, "principal"), "did")), GOV_DID_MAX);
     json_decref(ac);
     ck_assert_int_eq(count(acs), ++n);
     free(extra);
@@ -356,8 +356,8 @@ START_TEST(authorize_limits)
     ck_assert_int_eq(count(acs), n);
     free(extra), free(v);
 
-    /* HND_ACCOUNT_MAX: billing_account naming an account of 64 characters; 65 is 400 */
-    v = rep('B', HND_ACCOUNT_MAX);
+    /* BILL_ACCOUNT_ID_MAX: billing_account naming an account of 64 characters; 65 is 400 */
+    v = rep('B', BILL_ACCOUNT_ID_MAX);
     path = fmt("/admin/accounts/%s", v);
     expect("PUT", path, ADMIN, "{\"currency\":\"USD\",\"rate_card\":" CARD "}}", 200, NULL);
     free(path);
@@ -372,21 +372,21 @@ START_TEST(authorize_limits)
     ck_assert_int_eq(count(acs), n);
     free(extra), free(v);
 
-    /* HND_IDEMPOTENCY_KEY_MAX: 128 printable characters; 129 is 400 */
-    char key[HND_IDEMPOTENCY_KEY_MAX + 2];
-    for (int i = 0; i < HND_IDEMPOTENCY_KEY_MAX + 1; i++)
+    /* GOV_IDEMPOTENCY_KEY_MAX: 128 printable characters; 129 is 400 */
+    char key[GOV_IDEMPOTENCY_KEY_MAX + 2];
+    for (int i = 0; i < GOV_IDEMPOTENCY_KEY_MAX + 1; i++)
         key[i] = (char)('!' + i % ('~' - '!' + 1));
-    key[HND_IDEMPOTENCY_KEY_MAX] = '\0';
+    key[GOV_IDEMPOTENCY_KEY_MAX] = '\0';
     char *hdr = fmt("Idempotency-Key: %s\r\n", key);
     json_t *a1 = authorize(ISSUER, NULL, hdr, 200, NULL);
     json_t *a2 = authorize(ISSUER, NULL, hdr, 200, NULL); /* the retry: the same AC */
     ck_assert_str_eq(str(a1, "context_id"), str(a2, "context_id"));
     json_decref(a1), json_decref(a2);
     ck_assert_int_eq(count(acs), ++n);
-    ck_assert_int_eq(count("SELECT max(length(idempotency_key)) FROM acs"), HND_IDEMPOTENCY_KEY_MAX);
+    ck_assert_int_eq(count("SELECT max(length(idempotency_key)) FROM acs"), GOV_IDEMPOTENCY_KEY_MAX);
     free(hdr);
-    key[HND_IDEMPOTENCY_KEY_MAX] = '!';
-    key[HND_IDEMPOTENCY_KEY_MAX + 1] = '\0';
+    key[GOV_IDEMPOTENCY_KEY_MAX] = '!';
+    key[GOV_IDEMPOTENCY_KEY_MAX + 1] = '\0';
     hdr = fmt("Idempotency-Key: %s\r\n", key);
     json_decref(authorize(ISSUER, NULL, hdr, 400, "invalid_idempotency_key"));
     ck_assert_int_eq(count(acs), n);
@@ -402,7 +402,7 @@ START_TEST(authorize_limits)
     ck_assert_int_eq(count(events), ne + (n - n0));
     ck_assert_int_eq(count("SELECT count(*) FROM denials"), 0);
 
-    /* elevate: reason of HND_DESCRIPTION_MAX bytes; one more is 400 and decides nothing */
+    /* elevate: reason of GOV_DESCRIPTION_MAX bytes; one more is 400 and decides nothing */
     expect("PUT", "/admin/accords/elev", ADMIN,
            "{\"capability_mask\":\"0x000000ff\",\"elevation_required\":\"0x00000080\"}", 200, NULL);
     ac = authorize_x(ISSUER, "elev", NULL, NULL, "\"capability_set\":\"0x00000080\"", NULL, 200,
@@ -410,11 +410,11 @@ START_TEST(authorize_limits)
     ck_assert_str_eq(str(ac, "status"), "pending");
     const char *ctx = str(ac, "context_id");
     ne = count(events);
-    v = rep('w', HND_DESCRIPTION_MAX);
+    v = rep('w', GOV_DESCRIPTION_MAX);
     body = fmt("{\"context_id\":\"%s\",\"decision\":\"approve\",\"reason\":\"%sw\"}", ctx, v);
     expect("POST", "/governance/elevate/", APPROVER, body, 400, "field_too_long");
     free(body);
-    /* context_id: HND_ID_LEN characters reach the lookup, one more is 400 */
+    /* context_id: GOV_ID_LEN characters reach the lookup, one more is 400 */
     body = fmt("{\"context_id\":\"%sf\",\"decision\":\"approve\"}", ctx);
     expect("POST", "/governance/elevate/", APPROVER, body, 400, "field_too_long");
     free(body);
@@ -427,11 +427,11 @@ START_TEST(authorize_limits)
     ck_assert_int_eq(count(events), ne);
     body = fmt("{\"context_id\":\"%s\",\"decision\":\"approve\",\"reason\":\"%s\"}", ctx, v);
     json_t *dec = req("POST", "/governance/elevate/", APPROVER, body, NULL, 200, NULL);
-    ck_assert_uint_eq(strlen(str(json_object_get(dec, "elevation"), "reason")), HND_DESCRIPTION_MAX);
+    ck_assert_uint_eq(strlen(str(json_object_get(dec, "elevation"), "reason")), GOV_DESCRIPTION_MAX);
     json_decref(dec);
     free(sql);
     sql = fmt("SELECT length(elevation->>'reason') FROM acs WHERE context_id = '%s'", ctx);
-    ck_assert_int_eq(count(sql), HND_DESCRIPTION_MAX);
+    ck_assert_int_eq(count(sql), GOV_DESCRIPTION_MAX);
     ck_assert_int_eq(count(events), ne + 1);
     free(sql), free(body), free(v);
     json_decref(ac);
@@ -567,11 +567,11 @@ START_TEST(complete_limits)
     ck_assert_int_eq(count(sql), CR_METADATA_VALUE_MAX);
     free(sql);
 
-    /* context_id: HND_CONTEXT_ID_MAX characters are looked up (a self-authorized id may be
+    /* context_id: GOV_CONTEXT_ID_MAX characters are looked up (a self-authorized id may be
      * that long), one more is 400 */
     char *other = fmt("ctx_%060d", 0);
     long none = 0;
-    ck_assert_uint_eq(strlen(other), HND_CONTEXT_ID_MAX);
+    ck_assert_uint_eq(strlen(other), GOV_CONTEXT_ID_MAX);
     post_cr(cr(other, NULL, NULL, NULL, NULL), 404, "context_not_found", &none, other);
     free(other);
     other = fmt("ctx_%061d", 0);
@@ -590,8 +590,8 @@ START_TEST(accord_limits)
     long n = count(accords);
     char *name, *path, *body, *v;
 
-    /* HND_ACCORD_NAME_MAX over HTTP: 64 stored; 65 refused (as no such accord), nothing stored */
-    name = rep('a', HND_ACCORD_NAME_MAX);
+    /* GOV_ACCORD_NAME_MAX over HTTP: 64 stored; 65 refused (as no such accord), nothing stored */
+    name = rep('a', GOV_ACCORD_NAME_MAX);
     path = fmt("/admin/accords/%s", name);
     expect("PUT", path, ADMIN, "{}", 200, NULL);
     ck_assert_int_eq(count(accords), ++n);
@@ -647,14 +647,14 @@ START_TEST(accord_limits)
     }
     ck_assert_int_eq(
         count("SELECT (body->>'ttl_max_seconds')::int FROM accords WHERE name = 'ttl-max'"),
-        HND_TTL_MAX);
+        GOV_TTL_MAX);
 
-    /* HND_CORPUS_ALLOW_MAX: 1024 CIDs; 1025 is 422 */
-    size_t cap = (HND_CORPUS_ALLOW_MAX + 1) * 80 + 64;
+    /* GOV_CORPUS_ALLOW_MAX: 1024 CIDs; 1025 is 422 */
+    size_t cap = (GOV_CORPUS_ALLOW_MAX + 1) * 80 + 64;
     body = malloc(cap);
     char *p = body;
     p += snprintf(p, cap, "{\"corpus_allow\":[");
-    for (int i = 0; i < HND_CORPUS_ALLOW_MAX; i++)
+    for (int i = 0; i < GOV_CORPUS_ALLOW_MAX; i++)
         p += snprintf(p, cap - (size_t)(p - body), "%s\"sha256:%064x\"", i ? "," : "", i);
     char *tail = p;
     snprintf(p, cap - (size_t)(p - body), "]}");
@@ -662,21 +662,21 @@ START_TEST(accord_limits)
     ck_assert_int_eq(count(accords), ++n);
     ck_assert_int_eq(count("SELECT jsonb_array_length(body->'corpus_allow') FROM accords "
                            "WHERE name = 'corpus-max'"),
-                     HND_CORPUS_ALLOW_MAX);
-    snprintf(tail, cap - (size_t)(tail - body), ",\"sha256:%064x\"]}", HND_CORPUS_ALLOW_MAX);
+                     GOV_CORPUS_ALLOW_MAX);
+    snprintf(tail, cap - (size_t)(tail - body), ",\"sha256:%064x\"]}", GOV_CORPUS_ALLOW_MAX);
     expect("PUT", "/admin/accords/corpus-over", ADMIN, body, 422, "out_of_range");
     ck_assert_int_eq(count(accords), n);
     free(body);
     /* the full allow-list is in force: its last entry is allowed, CORPUS is not */
-    char *last = fmt("sha256:%064x", HND_CORPUS_ALLOW_MAX - 1);
+    char *last = fmt("sha256:%064x", GOV_CORPUS_ALLOW_MAX - 1);
     json_decref(authorize_x(ISSUER, "corpus-max", last, NULL, NULL, NULL, 200, NULL));
     json_t *den = authorize_x(ISSUER, "corpus-max", NULL, NULL, NULL, NULL, 403, "policy_denied");
     ck_assert_str_eq(str(json_object_get(den, "denial"), "reason_code"), "corpus_not_allowed");
     json_decref(den);
     free(last);
 
-    /* HND_SHELL_CLASS_MAX */
-    v = rep('S', HND_SHELL_CLASS_MAX);
+    /* GOV_SHELL_CLASS_MAX */
+    v = rep('S', GOV_SHELL_CLASS_MAX);
     body = fmt("{\"shell_class\":\"%s\"}", v);
     json_t *acc = req("PUT", "/admin/accords/shell-max", ADMIN, body, NULL, 200, NULL);
     ck_assert_str_eq(str(acc, "shell_class"), v);

@@ -2,6 +2,12 @@
  * it_migrate: the migration runner and key creation against the shared throwaway cluster
  * (tests/tst_pg.h). Each test makes its own database. Tests that need a migrations directory
  * copy $GSAP_SOURCE_DIR/migrations into a temporary directory and edit the copy.
+ *
+ * The repeatable files (migrations/functions/): a database upgraded from the previous
+ * release (0001..0006, whose functions lived in the numbered files) ends with exactly the
+ * function and trigger
+ * definitions of a fresh one; a changed file is applied again, an unchanged one is not. And
+ * the lineage bytes SQL hashes (gsap_lineage_cid) are the ones brk_jcs canonicalizes.
  */
 #include <check.h>
 #include <dirent.h>
@@ -11,12 +17,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tst_check.h"
 #include "brk_err.h"
+#include "brk_jcs.h"
 #include "brk_keys.h"
 #include "brk_migrate.h"
+#include "brk_pq.h"
 #include "tst_pg.h"
 #include "banned.h"
 
@@ -44,29 +53,35 @@ static void write_file(const char *dir, const char *name, const char *text, cons
     ck_assert_int_eq(fclose(f), 0);
 }
 
-/* copy_migrations: a temporary copy of the source tree's migrations/ (caller rm_tree()s). */
-static char *copy_migrations(void)
+/*
+ * copy_files: the regular files of from whose names start with a prefix of the
+ * NULL-terminated list (every file when prefixes is NULL) into to, except those ending in
+ * .md. Subdirectories are skipped.
+ */
+static void copy_files(const char *from, const char *to, const char *const *prefixes)
 {
-    const char *src = getenv("GSAP_SOURCE_DIR");
-    char from[512], path[1024], buf[8192], *dir;
+    char path[1024], buf[8192];
     DIR *d;
     struct dirent *e;
+    struct stat st;
 
-    ck_assert_msg(src != NULL && *src, "GSAP_SOURCE_DIR is not set");
-    dir = strdup("/tmp/it_migrate.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    snprintf(from, sizeof from, "%s/migrations", src);
     d = opendir(from);
     ck_assert_msg(d != NULL, "cannot open %s", from);
     while ((e = readdir(d)) != NULL) {
         FILE *in, *out;
-        size_t n;
+        size_t n, i;
+        int keep = prefixes == NULL;
         if (e->d_name[0] == '.')
             continue;
+        for (i = 0; prefixes != NULL && prefixes[i] != NULL; i++)
+            keep |= strncmp(e->d_name, prefixes[i], strlen(prefixes[i])) == 0;
         snprintf(path, sizeof path, "%s/%s", from, e->d_name);
+        ck_assert_int_eq(stat(path, &st), 0);
+        if (!keep || !S_ISREG(st.st_mode))
+            continue;
         in = fopen(path, "rb");
         ck_assert_ptr_nonnull(in);
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        snprintf(path, sizeof path, "%s/%s", to, e->d_name);
         out = fopen(path, "wb");
         ck_assert_ptr_nonnull(out);
         while ((n = fread(buf, 1, sizeof buf, in)) > 0)
@@ -75,6 +90,51 @@ static char *copy_migrations(void)
         ck_assert_int_eq(fclose(out), 0);
     }
     closedir(d);
+}
+
+static const char *source_dir(void)
+{
+    const char *src = getenv("GSAP_SOURCE_DIR");
+
+    ck_assert_msg(src != NULL && *src, "GSAP_SOURCE_DIR is not set");
+    return src;
+}
+
+/* temp_dir: a new empty directory with an empty functions/ inside (caller rm_tree()s). */
+static char *temp_dir(void)
+{
+    char path[512], *dir = strdup("/tmp/it_migrate.XXXXXX");
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/functions", dir);
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    return dir;
+}
+
+/* copy_migrations: a temporary copy of the source tree's migrations/ and migrations/functions/
+ * (caller rm_tree()s). */
+static char *copy_migrations(void)
+{
+    char from[512], to[512], *dir = temp_dir();
+
+    snprintf(from, sizeof from, "%s/migrations", source_dir());
+    copy_files(from, dir, NULL);
+    snprintf(from, sizeof from, "%s/migrations/functions", source_dir());
+    snprintf(to, sizeof to, "%s/functions", dir);
+    copy_files(from, to, NULL);
+    return dir;
+}
+
+/* prev_release: the numbered migrations of the previous release (0001..0006), whose
+ * functions were defined in the numbered files themselves. */
+static char *prev_release(void)
+{
+    static const char *const shipped[] = {"0001_", "0002_", "0003_", "0004_", "0005_",
+                                          "0006_", NULL};
+    char from[512], *dir = temp_dir();
+
+    snprintf(from, sizeof from, "%s/migrations", source_dir());
+    copy_files(from, dir, shipped);
     return dir;
 }
 
@@ -407,6 +467,258 @@ START_TEST(concurrent_runners)
 }
 END_TEST
 
+/*
+ * definitions: every function (pg_get_functiondef: body, arguments, volatility, SET
+ * clauses), trigger and view of the public schema, as one text (caller frees).
+ */
+static char *definitions(PGconn *c)
+{
+    char *s = tst_pg_scalar(
+        c, "SELECT coalesce((SELECT string_agg(pg_get_functiondef(p.oid), E'\\n' "
+           "  ORDER BY p.proname, pg_get_function_identity_arguments(p.oid)) "
+           "  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+           "  WHERE n.nspname = 'public' AND p.prokind IN ('f', 'p')), '') || E'\\n--\\n' || "
+           "coalesce((SELECT string_agg(pg_get_triggerdef(t.oid), E'\\n' ORDER BY t.tgname) "
+           "  FROM pg_trigger t JOIN pg_class r ON r.oid = t.tgrelid "
+           "  JOIN pg_namespace n ON n.oid = r.relnamespace "
+           "  WHERE n.nspname = 'public' AND NOT t.tgisinternal), '') || E'\\n--\\n' || "
+           "coalesce((SELECT string_agg(v.viewname || ': ' || "
+           "  pg_get_viewdef(v.viewname::regclass), E'\\n' ORDER BY v.viewname) "
+           "  FROM pg_views v WHERE v.schemaname = 'public'), '')");
+
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+/* upgraded: a database with the previous release applied, then this binary's migrations. */
+static PGconn *upgraded(const char *db)
+{
+    char err[512] = "", *dir = prev_release();
+    PGconn *c = fresh(db, 0);
+
+    ck_assert_msg(brk_migrate_run(c, dir, err, sizeof err) == 0, "previous release: %s", err);
+    rm_tree(dir);
+    /* the previous release's state: no repeatable recorded, 0002's gsap_complete signature,
+     * and the functions the numbered files defined */
+    ck_assert_int_eq(tst_pg_long(c, "SELECT count(*) FROM schema_repeatables"), 0);
+    ck_assert_int_eq(tst_pg_long(c, "SELECT count(*) FROM pg_proc WHERE proname = 'gsap_complete'"
+                                    " AND pronargs = 18"),
+                     1);
+    ck_assert_msg(brk_migrate_run(c, NULL, err, sizeof err) == 0, "upgrade: %s", err);
+    return c;
+}
+
+static void assert_same_definitions(PGconn *a, PGconn *b)
+{
+    char *da = definitions(a), *db = definitions(b);
+
+    ck_assert_uint_gt(strlen(da), 1000);
+    ck_assert_msg(strcmp(da, db) == 0, "definitions differ:\n--- fresh\n%s\n--- upgraded\n%s",
+                  da, db);
+    free(da);
+    free(db);
+}
+
+START_TEST(upgrade_from_shipped_matches_fresh)
+{
+    PGconn *f = fresh("it_migrate_up_fresh", 1);
+    PGconn *u = upgraded("it_migrate_up_0006");
+    char *names, *fresh_names;
+
+    assert_same_definitions(f, u);
+    /* the old signature was dropped by the repeatable file: one gsap_complete */
+    ck_assert_int_eq(tst_pg_long(u, "SELECT count(*) FROM pg_proc WHERE proname = 'gsap_complete'"),
+                     1);
+    ck_assert_int_eq(tst_pg_long(u, "SELECT count(*) FROM pg_proc WHERE proname = 'gsap_elevate'"),
+                     0);
+    ck_assert_int_eq(tst_pg_long(u, "SELECT count(*) FROM schema_repeatables"),
+                     (long)brk_repeatables_count);
+    names = tst_pg_scalar(u, "SELECT string_agg(name || sha256, ',' ORDER BY name) "
+                             "FROM schema_migrations");
+    fresh_names = tst_pg_scalar(f, "SELECT string_agg(name || sha256, ',' ORDER BY name) "
+                                   "FROM schema_migrations");
+    ck_assert_str_eq(names, fresh_names);
+    free(names);
+    free(fresh_names);
+    PQfinish(f);
+    PQfinish(u);
+}
+END_TEST
+
+#define APPLIED_AT "SELECT string_agg(name || applied_at::text, ',' ORDER BY name) " \
+                   "FROM schema_repeatables"
+#define APPLIED_AT_OTHERS "SELECT string_agg(name || applied_at::text, ',' ORDER BY name) " \
+                          "FROM schema_repeatables WHERE name <> '20_gsap_deny.sql'"
+
+/* A changed function file is applied again (and only that one); an unchanged set is not. */
+START_TEST(changed_repeatable_is_reapplied)
+{
+    PGconn *c = fresh("it_migrate_rep", 1);
+    char *dir = copy_migrations();
+    char err[512] = "", path[600], *before, *after, *others, *one;
+
+    before = tst_pg_scalar(c, APPLIED_AT);
+    others = tst_pg_scalar(c, APPLIED_AT_OTHERS);
+    ck_assert_msg(brk_migrate_run(c, dir, err, sizeof err) == 0, "same files: %s", err);
+    after = tst_pg_scalar(c, APPLIED_AT);
+    ck_assert_str_eq(before, after);
+    free(after);
+
+    snprintf(path, sizeof path, "%s/functions", dir);
+    write_file(path, "20_gsap_deny.sql",
+               "COMMENT ON FUNCTION gsap_emit(text, text, text, jsonb) IS 'reapplied';\n", "a");
+    ck_assert_msg(brk_migrate_run(c, dir, err, sizeof err) == 0, "changed file: %s", err);
+    one = tst_pg_scalar(c, "SELECT obj_description('gsap_emit(text, text, text, jsonb)'"
+                           "::regprocedure, 'pg_proc')");
+    ck_assert_str_eq(one, "reapplied");
+    free(one);
+    after = tst_pg_scalar(c, APPLIED_AT);
+    ck_assert_str_ne(before, after);
+    free(after);
+    after = tst_pg_scalar(c, APPLIED_AT_OTHERS);
+    ck_assert_str_eq(others, after);
+    free(after);
+    free(before);
+    free(others);
+    rm_tree(dir);
+    PQfinish(c);
+}
+END_TEST
+
+/* A failing function file leaves its function and its record as they were. */
+START_TEST(failing_repeatable_leaves_no_trace)
+{
+    PGconn *c = fresh("it_migrate_repfail", 1);
+    char *dir = copy_migrations();
+    char err[512] = "", path[600], *before, *after;
+
+    before = tst_pg_scalar(c, "SELECT sha256 FROM schema_repeatables "
+                              "WHERE name = '20_gsap_deny.sql'");
+    snprintf(path, sizeof path, "%s/functions", dir);
+    write_file(path, "20_gsap_deny.sql",
+               "DROP FUNCTION gsap_emit(text, text, text, jsonb);\nSELEC 1;\n", "a");
+    ck_assert_int_eq(brk_migrate_run(c, dir, err, sizeof err), BRK_EDB);
+    ck_assert_msg(strstr(err, "migration functions/20_gsap_deny.sql failed at line") != NULL,
+                  "message: %s", err);
+    after = tst_pg_scalar(c, "SELECT sha256 FROM schema_repeatables "
+                             "WHERE name = '20_gsap_deny.sql'");
+    ck_assert_str_eq(before, after);
+    ck_assert_int_eq(tst_pg_long(c, "SELECT count(*) FROM pg_proc WHERE proname = 'gsap_emit'"), 1);
+    free(before);
+    free(after);
+    rm_tree(dir);
+    PQfinish(c);
+}
+END_TEST
+
+START_TEST(dir_without_functions_is_eio)
+{
+    PGconn *c = fresh("it_migrate_nofn", 0);
+    char *dir = copy_migrations();
+    char err[512] = "", path[600], cmd[700];
+
+    snprintf(path, sizeof path, "%s/functions", dir);
+    snprintf(cmd, sizeof cmd, "rm -r '%s'", path);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(brk_migrate_run(c, dir, err, sizeof err), BRK_EIO);
+    ck_assert_msg(strstr(err, "/functions'") != NULL, "message: %s", err);
+    ck_assert_int_eq(tst_pg_long(c, "SELECT count(*) FROM pg_tables "
+                                    "WHERE tablename = 'schema_migrations'"),
+                     0);
+    rm_tree(dir);
+    PQfinish(c);
+}
+END_TEST
+
+/*
+ * The lineage object: SQL hashes format()'s bytes (10_gsap_lineage_cid.sql), the broker
+ * canonicalizes a JSON object (brk_jcs). Same inputs, same CID, for a first CR (prev null),
+ * a later one, and the largest sequence. ac_cid, chronicle_cid and cr_cid are NOT NULL
+ * gsap_cid columns wherever the function is called, so only prev is ever null.
+ */
+START_TEST(lineage_sql_matches_jcs)
+{
+    static const struct {
+        const char *prev;
+        int seq;
+    } cases[] = {
+        {NULL, 1},
+        {"sha256:0000000000000000000000000000000000000000000000000000000000000000", 2},
+        {"sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", 2147483647},
+    };
+    const char *ac = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const char *chron = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    const char *cr = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+    PGconn *c = fresh("it_migrate_lineage", 1);
+    size_t i;
+
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char seq[16], want[BRK_CID_LEN + 1], bytes_cid[BRK_CID_LEN + 1];
+        const char *params[5] = {ac, chron, cr, cases[i].prev, seq};
+        json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:I}", "ac_cid", ac, "chronicle_cid", chron,
+                              "cr_cid", cr, "prev_lineage_cid",
+                              cases[i].prev ? json_string(cases[i].prev) : json_null(),
+                              "sequence", (json_int_t)cases[i].seq);
+        char *canon = NULL;
+        size_t len = 0;
+        PGresult *r;
+
+        ck_assert_ptr_nonnull(o);
+        snprintf(seq, sizeof seq, "%d", cases[i].seq);
+        ck_assert_int_eq(brk_jcs_cid(o, want), 0);
+        ck_assert_int_eq(brk_jcs_canonicalize(o, &canon, &len), 0);
+        brk_cid_of_bytes(canon, len, bytes_cid);
+        ck_assert_str_eq(bytes_cid, want);
+        r = PQexecParams(c, "SELECT gsap_lineage_cid($1, $2, $3, $4, $5::integer)", 5, NULL,
+                         params, NULL, NULL, 0);
+        ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+        ck_assert_msg(strcmp(PQgetvalue(r, 0, 0), want) == 0,
+                      "case %zu: sql %s, jcs %s over %s", i, PQgetvalue(r, 0, 0), want, canon);
+        PQclear(r);
+        free(canon);
+        json_decref(o);
+    }
+    PQfinish(c);
+}
+END_TEST
+
+/* brk_pq, the one blocking-statement helper: tolerated SQLSTATEs match whole codes only,
+ * a scalar needs exactly one row, and a string is always one statement. */
+START_TEST(pq_helpers)
+{
+    PGconn *c = fresh("it_migrate_pq", 0);
+    const char *p1[1] = {"x"};
+    char err[256] = "", out[32] = "";
+    PGresult *r;
+
+    ck_assert_int_eq(brk_pq_cmd(c, "CREATE TABLE t (v text)", 0, NULL, NULL, err, sizeof err), 0);
+    ck_assert_int_eq(brk_pq_cmd(c, "CREATE TABLE t (v text)", 0, NULL, NULL, err, sizeof err),
+                     BRK_EDB);
+    ck_assert_msg(strstr(err, "already exists") != NULL, "message: %s", err);
+    ck_assert_int_eq(brk_pq_cmd(c, "CREATE TABLE t (v text)", 0, NULL, "23505 42P07", err,
+                                sizeof err),
+                     0);
+    ck_assert_int_eq(brk_pq_cmd(c, "CREATE TABLE t (v text)", 0, NULL, "42P0 2P07", err,
+                                sizeof err),
+                     BRK_EDB);
+    ck_assert_int_eq(brk_pq_cmd(c, "INSERT INTO t VALUES ($1), ($1)", 1, p1, NULL, NULL, 0), 0);
+    ck_assert_int_eq(brk_pq_scalar(c, "SELECT v FROM t", 0, NULL, out, sizeof out, err,
+                                   sizeof err),
+                     BRK_EDB);
+    ck_assert_str_eq(err, "expected one row, got 2");
+    ck_assert_int_eq(brk_pq_scalar(c, "SELECT count(*) FROM t WHERE v = $1", 1, p1, out,
+                                   sizeof out, err, sizeof err),
+                     0);
+    ck_assert_str_eq(out, "2");
+    ck_assert_ptr_null(brk_pq_exec(c, "SELECT 1; DROP TABLE t", 0, NULL, err, sizeof err));
+    r = brk_pq_exec(c, "SELECT count(*) FROM t", 0, NULL, err, sizeof err);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(PQgetvalue(r, 0, 0), "2");
+    PQclear(r);
+    PQfinish(c);
+}
+END_TEST
+
 static Suite *migrate_suite(void)
 {
     Suite *s = suite_create("migrate");
@@ -423,9 +735,18 @@ static Suite *migrate_suite(void)
     tcase_add_test(tc, concurrent_runners);
     suite_add_tcase(s, tc);
 
+    tc = tcase_create("repeatable");
+    tcase_add_test(tc, upgrade_from_shipped_matches_fresh);
+    tcase_add_test(tc, changed_repeatable_is_reapplied);
+    tcase_add_test(tc, failing_repeatable_leaves_no_trace);
+    tcase_add_test(tc, dir_without_functions_is_eio);
+    tcase_add_test(tc, lineage_sql_matches_jcs);
+    suite_add_tcase(s, tc);
+
     tc = tcase_create("keys");
     tcase_add_test(tc, keys_create);
     tcase_add_test(tc, keys_create_without_schema_is_edb);
+    tcase_add_test(tc, pq_helpers);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -6,7 +6,7 @@
  *     flagged time_implausible, effective outcome violated, and billed on the clamped span —
  *     the invoice amounts are recomputed from the stored times;
  *   - members the broker does not know: kept, covered by cr_cid, listed back, bounded on both
- *     sides of every HND_UNKNOWN_* limit; the same for authorize;
+ *     sides of every GOV_UNKNOWN_* limit; the same for authorize;
  *   - exit_code is required for completed and failed;
  *   - self-authorized receipts: the context is created server-side once, per accord
  *     (self_authorized_allowed), idempotent, 409 for another CR, invisible across tenants.
@@ -21,8 +21,10 @@
 #include <unistd.h>
 
 #include "tst_check.h"
-#include "hnd_gov.h"
-#include "hnd_util.h"
+#include "brk_event.h"
+#include "gov.h"
+#include "gov_field.h"
+#include "gov_lineage.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
 
@@ -505,32 +507,32 @@ START_TEST(unknown_limits)
     json_t *ac = authorize("\"session_mode\":true");
     const char *ctx = str(ac, "context_id");
     char *m;
-    /* HND_UNKNOWN_MAX members */
-    m = members(HND_UNKNOWN_MAX, 0);
+    /* GOV_UNKNOWN_MAX members */
+    m = members(GOV_UNKNOWN_MAX, 0);
     bound(ctx, fmt("\"exit_code\":0,%s", m), 1);
     free(m);
-    m = members(HND_UNKNOWN_MAX + 1, 0);
+    m = members(GOV_UNKNOWN_MAX + 1, 0);
     bound(ctx, fmt("\"exit_code\":0,%s", m), 0);
     free(m);
-    /* HND_UNKNOWN_KEY_MAX bytes of a name */
-    m = members(1, HND_UNKNOWN_KEY_MAX);
+    /* GOV_UNKNOWN_KEY_MAX bytes of a name */
+    m = members(1, GOV_UNKNOWN_KEY_MAX);
     bound(ctx, fmt("\"exit_code\":1,%s", m), 1);
     free(m);
-    m = members(1, HND_UNKNOWN_KEY_MAX + 1);
+    m = members(1, GOV_UNKNOWN_KEY_MAX + 1);
     bound(ctx, fmt("\"exit_code\":1,%s", m), 0);
     free(m);
-    /* HND_UNKNOWN_BYTES_MAX: name "b" (1) + the quoted string (n + 2) */
+    /* GOV_UNKNOWN_BYTES_MAX: name "b" (1) + the quoted string (n + 2) */
     for (int over = 0; over < 2; over++) {
-        size_t n = HND_UNKNOWN_BYTES_MAX - 3 + over;
+        size_t n = GOV_UNKNOWN_BYTES_MAX - 3 + over;
         char *v = malloc(n + 1);
         memset(v, 'v', n);
         v[n] = 0;
         bound(ctx, fmt("\"exit_code\":2,\"b\":\"%s\"", v), !over);
         free(v);
     }
-    /* HND_UNKNOWN_DEPTH_MAX levels of nesting */
+    /* GOV_UNKNOWN_DEPTH_MAX levels of nesting */
     for (int over = 0; over < 2; over++) {
-        int d = HND_UNKNOWN_DEPTH_MAX + over;
+        int d = GOV_UNKNOWN_DEPTH_MAX + over;
         char open[64] = "", close[64] = "";
         memset(open, '[', (size_t)d);
         memset(close, ']', (size_t)d);
@@ -575,15 +577,15 @@ START_TEST(authorize_unknown_fields)
                      "x_client");
     /* over a bound: 400, no AC */
     long before = longf("SELECT count(*) FROM acs");
-    char *m = members(HND_UNKNOWN_MAX + 1, 0);
+    char *m = members(GOV_UNKNOWN_MAX + 1, 0);
     json_t *e = authorize_as(ISSUER, m, 400);
     ck_assert_str_eq(err_code(e), "unrecognized_fields_over_limit");
     ck_assert_int_eq(longf("SELECT count(*) FROM acs"), before);
     free(m);
     json_decref(e);
-    m = members(HND_UNKNOWN_MAX, 0);
+    m = members(GOV_UNKNOWN_MAX, 0);
     e = authorize_as(ISSUER, m, 200);
-    ck_assert_uint_eq(json_array_size(json_object_get(e, "unrecognized_fields")), HND_UNKNOWN_MAX);
+    ck_assert_uint_eq(json_array_size(json_object_get(e, "unrecognized_fields")), GOV_UNKNOWN_MAX);
     free(m), free(u), free(text), free(cid), free(vals), free(path);
     json_decref(e), json_decref(ac), json_decref(unsigned_ac), json_decref(vj);
     json_decref(plain), json_decref(d);
@@ -739,18 +741,64 @@ START_TEST(self_authorized_refusals)
         free(b), json_decref(e);
     }
     char id[80] = "self-";
-    memset(id + 5, 'a', HND_CONTEXT_ID_MAX - 5);
-    id[HND_CONTEXT_ID_MAX] = 0;
+    memset(id + 5, 'a', GOV_CONTEXT_ID_MAX - 5);
+    id[GOV_CONTEXT_ID_MAX] = 0;
     b = self_cr(id, NULL, NULL);
     e = post(b, 200);
     free(b), json_decref(e);
-    id[HND_CONTEXT_ID_MAX] = 'a';
-    id[HND_CONTEXT_ID_MAX + 1] = 0;
+    id[GOV_CONTEXT_ID_MAX] = 'a';
+    id[GOV_CONTEXT_ID_MAX + 1] = 0;
     b = self_cr(id, NULL, NULL);
     e = post(b, 400);
     ck_assert_str_eq(err_code(e), "field_too_long");
     free(b), json_decref(e);
     ck_assert_int_eq(longf("SELECT count(*) FROM acs WHERE self_authorized"), 1);
+}
+END_TEST
+
+/* ---- the rules gov/ and broker/brk_event.h state, against what gsap_complete wrote ---- */
+
+/* Two receipts in one session: each lineage_cid the database computed is gov_lineage_cid of
+ * the link, the second chained to the first; and the GSAP_CR_RECEIVED payload holds exactly
+ * the members brk_event.h defines. */
+START_TEST(lineage_and_payload_match_gov)
+{
+    json_t *ac = authorize("\"session_mode\":true"), *rc[2];
+    const char *ctx = str(ac, "context_id");
+    char now[40], cid[BRK_CID_LEN + 1];
+    fmt_time(time(NULL), 0, now);
+    for (int i = 0; i < 2; i++) {
+        /* another exit code: an identical body would be a retry of the first receipt */
+        char *body = cr(ctx, "completed", now, now, i == 0 ? "\"exit_code\":0" : "\"exit_code\":1");
+        rc[i] = post(body, 200);
+        ck_assert_int_eq(json_integer_value(json_object_get(rc[i], "sequence")), i + 1);
+        free(body);
+        const char *prev = i == 0 ? NULL : str(rc[0], "lineage_cid");
+        ck_assert_int_eq(gov_lineage_cid(str(rc[i], "ac_cid"), str(rc[i], "chronicle_cid"),
+                                         str(rc[i], "cr_cid"), prev, i + 1, cid),
+                         0);
+        ck_assert_str_eq(cid, str(rc[i], "lineage_cid"));
+        if (prev == NULL)
+            ck_assert(json_is_null(json_object_get(rc[i], "prev_lineage_cid")));
+        else
+            ck_assert_str_eq(str(rc[i], "prev_lineage_cid"), prev);
+    }
+    char *text = scalarf("SELECT payload::text FROM events WHERE type = '%s' AND "
+                         "payload->>'cr_id' = '%s'", BRK_EV_CR_RECEIVED, str(rc[1], "cr_id"));
+    json_t *payload = json_loads(text, 0, NULL);
+    ck_assert_ptr_nonnull(payload);
+    size_t n = 0;
+    for (; brk_cr_received_names[n] != NULL; n++)
+        ck_assert_msg(json_object_get(payload, brk_cr_received_names[n]) != NULL,
+                      "the payload lacks \"%s\"", brk_cr_received_names[n]);
+    ck_assert_uint_eq(json_object_size(payload), n);
+    brk_cr_received_t p;
+    brk_cr_received_read(payload, &p);
+    ck_assert_str_eq(json_string_value(p.lineage_cid), str(rc[1], "lineage_cid"));
+    ck_assert_str_eq(json_string_value(p.prev_lineage_cid), str(rc[0], "lineage_cid"));
+    ck_assert_int_eq(json_integer_value(p.sequence), 2);
+    free(text);
+    json_decref(payload), json_decref(rc[0]), json_decref(rc[1]), json_decref(ac);
 }
 END_TEST
 
@@ -771,6 +819,7 @@ int main(void)
     tcase_add_test(tc, self_authorized_default_accord);
     tcase_add_test(tc, self_authorized_allowed_accord);
     tcase_add_test(tc, self_authorized_refusals);
+    tcase_add_test(tc, lineage_and_payload_match_gov);
     suite_add_tcase(s, tc);
     return tst_run(s);
 }

@@ -396,6 +396,44 @@ START_TEST(error_message_style)
 }
 END_TEST
 
+/* brk_env_uint, the one reader of numeric settings (broker and function runtime alike):
+ * at and one past each bound, empty as unset, the whole value or nothing. */
+START_TEST(env_uint_bounds)
+{
+    char err[256] = "";
+    unsigned v = 7;
+
+    unsetenv("GSAP_TEST_N");
+    ck_assert_int_eq(brk_env_uint("GSAP_TEST_N", 5, 2, 10, &v, err, sizeof err), 0);
+    ck_assert_uint_eq(v, 5);
+    setenv("GSAP_TEST_N", "", 1);
+    ck_assert_int_eq(brk_env_uint("GSAP_TEST_N", 5, 2, 10, &v, err, sizeof err), 0);
+    ck_assert_uint_eq(v, 5);
+    setenv("GSAP_TEST_N", "10", 1);
+    ck_assert_int_eq(brk_env_uint("GSAP_TEST_N", 5, 2, 10, &v, err, sizeof err), 0);
+    ck_assert_uint_eq(v, 10);
+    setenv("GSAP_TEST_N", "2", 1);
+    ck_assert_int_eq(brk_env_uint("GSAP_TEST_N", 5, 2, 10, &v, err, sizeof err), 0);
+    ck_assert_uint_eq(v, 2);
+    v = 7;
+    setenv("GSAP_TEST_N", "11", 1);
+    ck_assert_int_eq(brk_env_uint("GSAP_TEST_N", 5, 2, 10, &v, err, sizeof err), BRK_EINVAL);
+    ck_assert_str_eq(err, "invalid GSAP_TEST_N '11': expected an integer from 2 to 10");
+    ck_assert_uint_eq(v, 7);
+    setenv("GSAP_TEST_N", "1", 1);
+    ck_assert_int_eq(brk_env_uint("GSAP_TEST_N", 5, 2, 10, &v, err, sizeof err), BRK_EINVAL);
+    setenv("GSAP_TEST_N", " 3", 1);
+    ck_assert_int_eq(brk_env_uint("GSAP_TEST_N", 5, 2, 10, &v, err, sizeof err), BRK_EINVAL);
+    setenv("GSAP_TEST_N", "3x", 1);
+    ck_assert_int_eq(brk_env_uint("GSAP_TEST_N", 5, 2, 10, &v, err, sizeof err), BRK_EINVAL);
+    setenv("GSAP_TEST_N", "99999999999999999999999", 1);
+    ck_assert_int_eq(brk_env_uint("GSAP_TEST_N", 5, 2, 10, &v, err, sizeof err), BRK_EINVAL);
+    ck_assert_uint_eq(v, 7);
+    unsetenv("GSAP_TEST_N");
+    ck_assert_ptr_null(brk_env("GSAP_TEST_N"));
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -417,6 +455,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, tls_pair);
     tcase_add_test(tc, broker_id_and_webhook);
     tcase_add_test(tc, error_message_style);
+    tcase_add_test(tc, env_uint_bounds);
     suite_add_tcase(s, tc);
     return s;
 }

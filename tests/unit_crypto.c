@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -510,7 +511,34 @@ START_TEST(test_keyring_refuses_readable_key)
     path_in(path, sizeof path, dir, name);
 
     ck_assert_int_eq(chmod(path, 0644), 0);
-    ck_assert_int_eq(brk_keyring_load(dir, &kr), BRK_EIO);
+    {
+        /* The refusal is reported as one brk_log JSON line naming the file and its mode. */
+        char logf[4096], line[8192];
+        int saved = dup(2), fd;
+        FILE *f;
+        json_t *j;
+
+        path_in(logf, sizeof logf, tmp, "stderr.log");
+        fd = open(logf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(dup2(fd, 2), 2);
+        close(fd);
+        ck_assert_int_eq(brk_keyring_load(dir, &kr), BRK_EIO);
+        ck_assert_int_eq(dup2(saved, 2), 2);
+        close(saved);
+        f = fopen(logf, "r");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+        fclose(f);
+        j = json_loads(line, 0, NULL);
+        ck_assert_msg(j != NULL, "not a JSON log line: %s", line);
+        ck_assert_str_eq(json_string_value(json_object_get(j, "level")), "error");
+        ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(j, "msg")),
+                                     "accessible by group or others"));
+        ck_assert_str_eq(json_string_value(json_object_get(j, "path")), path);
+        ck_assert_str_eq(json_string_value(json_object_get(j, "mode")), "644");
+        json_decref(j);
+    }
     ck_assert_ptr_null(kr);
     ck_assert_int_eq(chmod(path, 0640), 0);
     ck_assert_int_eq(brk_keyring_load(dir, &kr), BRK_EIO);

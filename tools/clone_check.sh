@@ -30,7 +30,7 @@ cleanup() {
         sleep 5
         kill -KILL "$broker" 2>/dev/null
     fi
-    case $cluster in /var/lib/gsap-broker/pg-*) rm -rf "$cluster" ;; esac
+    case $cluster in /var/lib/gsap-broker-clusters/pg-*) rm -rf "$cluster" ;; esac
     rm -rf "$top" "$logs"
 }
 trap cleanup EXIT

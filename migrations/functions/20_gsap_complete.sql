@@ -1,0 +1,196 @@
+-- gsap_complete: accepts a CR under the context's row lock, in one statement: the caller
+-- computed the CR's CIDs (from the request alone); the flags, the effective outcome and the
+-- lineage are decided here, where the lock makes them exact.
+-- code: 'ok', 'retry' (the same CR was already accepted: its receipt is returned),
+--       'not_found', 'consumed', 'pending', 'revoked', 'not_approved' (gsap_cr_refusal: the
+--       attempt is recorded as GSAP_CR_REFUSED and nothing else is written).
+-- Time claims are checked by gsap_time_check against the AC's issued_at and the received
+-- time with the skew the broker passes (GSAP_TIME_SKEW_S); a self-authorized receipt creates
+-- its context (0007). The comments "0007"/"0008" inside the body mark what each of those
+-- releases changed. Re-planned on every call (plan_cache_mode, see 0006).
+--
+-- 0007 added parameters: the 18-argument signature of 0002/0006 is dropped (CREATE OR
+-- REPLACE cannot change a signature). A database upgraded from before 0007 still has it.
+DROP FUNCTION IF EXISTS gsap_complete(text, text, text, jsonb, gsap_cid, gsap_cid, gsap_cid,
+                                      text, text, text, text, text, text, boolean, integer,
+                                      timestamptz, timestamptz, text);
+
+CREATE OR REPLACE FUNCTION gsap_complete(p_tenant text, p_context text, p_cr_id text, p_cr jsonb,
+                              p_cr_cid gsap_cid, p_chronicle_cid gsap_cid, p_merkle_root gsap_cid,
+                              p_outcome text, p_behavior text, p_command text, p_corpus text,
+                              p_params text, p_env text, p_self_authorized boolean,
+                              p_exit_code integer, p_started timestamptz,
+                              p_completed timestamptz, p_executor text, p_skew_s integer,
+                              p_self_ac jsonb, p_self_ac_cid gsap_cid, p_self_accord text,
+                              p_self_window_s integer)
+RETURNS TABLE (code text, cr_id text, sequence integer, lineage_cid text,
+               prev_lineage_cid text, ac_status text, flags text[], effective_outcome text,
+               cr_cid text, chronicle_cid text, ac_cid text, outcome text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    a acs%ROWTYPE;
+    c crs%ROWTYPE;
+    v_flags text[] := '{}';
+    v_effective text := p_outcome;
+    v_seq integer;
+    v_lineage text;
+    v_status text;
+    v_refusal text; -- 0008
+    v_now timestamptz := now();
+    v_issued timestamptz;
+    v_allowed boolean;
+    v_shell text;
+    t record;
+BEGIN
+    -- 0007: a self-authorized receipt creates its context, once. Only the "self-" form can be
+    -- created (a "ctx_" id is the broker's to issue), and the partial unique index keeps the
+    -- id unique across tenants: another tenant's id conflicts, nothing is inserted, and the
+    -- lookup below answers not_found as for any context of another tenant. Concurrent first
+    -- receipts meet at the same index; the loser then sees the winner's row (a new snapshot
+    -- per statement) and is a retry or a conflict like any consumed AC.
+    IF p_self_ac IS NOT NULL
+       AND p_context ~ '^self-[A-Za-z0-9][A-Za-z0-9._-]{0,58}$'
+       AND NOT EXISTS (SELECT 1 FROM acs WHERE acs.tenant_id = p_tenant
+                                           AND acs.context_id = p_context) THEN
+        IF NOT EXISTS (SELECT 1 FROM accords WHERE accords.tenant_id = p_tenant
+                                               AND accords.name = p_self_accord) THEN
+            RETURN QUERY SELECT 'accord_not_found'::text, NULL::text, NULL::integer, NULL::text,
+                NULL::text, NULL::text, NULL::text[], NULL::text, NULL::text, NULL::text,
+                NULL::text, NULL::text;
+            RETURN;
+        END IF;
+        -- The broker saw nothing before now: the context counts as issued at the claimed
+        -- start, but no earlier than the window allows and no later than now.
+        v_issued := least(greatest(p_started, v_now - make_interval(secs => p_self_window_s)),
+                          v_now);
+        INSERT INTO acs (tenant_id, context_id, status, accord_name, session_mode,
+                         capability_set, command_hash, corpus_entry_cid, parameters_cid,
+                         environment_commitment, description, ttl_seconds, issued_at,
+                         expires_at, issuer_key_id, billing_account, ac, ac_cid,
+                         self_authorized)
+            VALUES (p_tenant, p_context, 'authorized', p_self_accord, false, 0, p_command,
+                    p_corpus, p_params, NULL, NULL,
+                    greatest(1, ceil(extract(epoch FROM v_now - v_issued)))::integer,
+                    v_issued, v_now, p_executor, 'default', p_self_ac, p_self_ac_cid, true)
+            ON CONFLICT DO NOTHING;
+    END IF;
+
+    SELECT * INTO a FROM acs WHERE acs.tenant_id = p_tenant AND acs.context_id = p_context
+        FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'not_found'::text, NULL::text, NULL::integer, NULL::text, NULL::text,
+            NULL::text, NULL::text[], NULL::text, NULL::text, NULL::text, NULL::text, NULL::text;
+        RETURN;
+    END IF;
+    -- An identical retry (the client retries up to 3 times) gets the first receipt. An AC
+    -- with no receipt yet cannot have one: skip the lookup on the hot path.
+    IF a.cr_count > 0 THEN
+        SELECT * INTO c FROM crs WHERE crs.tenant_id = p_tenant AND crs.context_id = p_context
+            AND crs.cr_cid = p_cr_cid ORDER BY crs.sequence LIMIT 1;
+    END IF;
+    IF a.cr_count > 0 AND FOUND THEN
+        RETURN QUERY SELECT 'retry'::text, c.cr_id, c.sequence, c.lineage_cid::text,
+            c.prev_lineage_cid::text, a.status, c.flags, c.effective_outcome, c.cr_cid::text,
+            c.chronicle_cid::text, c.ac_cid::text, c.outcome;
+        RETURN;
+    END IF;
+    -- 0008: an AC that was never approved (or was revoked) takes no CR, expired or not. The
+    -- attempt is evidence too: it is recorded, and returned as a code (not raised) so that
+    -- the event commits while nothing else is written.
+    v_refusal := gsap_cr_refusal(a);
+    IF v_refusal IS NOT NULL THEN
+        PERFORM gsap_emit(p_tenant, 'GSAP_CR_REFUSED', p_context, jsonb_build_object(
+            'context_id', p_context, 'reason', v_refusal, 'ac_status', a.status,
+            'ac_cid', a.ac_cid, 'executor_key_id', p_executor, 'cr_cid', p_cr_cid,
+            'outcome', p_outcome, 'attempted_at', v_now));
+        RETURN QUERY SELECT v_refusal, NULL::text, NULL::integer, NULL::text, NULL::text,
+            a.status, NULL::text[], NULL::text, NULL::text, NULL::text, NULL::text, NULL::text;
+        RETURN;
+    END IF;
+    IF a.status IN ('consumed', 'pending', 'revoked') THEN
+        RETURN QUERY SELECT a.status, NULL::text, NULL::integer, NULL::text, NULL::text,
+            a.status, NULL::text[], NULL::text, NULL::text, NULL::text, NULL::text, NULL::text;
+        RETURN;
+    END IF;
+    -- Evidence is never dropped: a CR that disagrees with its AC is stored, flagged, and its
+    -- effective outcome is "violated".
+    IF p_command IS DISTINCT FROM a.command_hash THEN
+        v_flags := v_flags || 'command_mismatch'::text;
+    END IF;
+    IF p_corpus IS DISTINCT FROM a.corpus_entry_cid THEN
+        v_flags := v_flags || 'corpus_mismatch'::text;
+    END IF;
+    IF p_params IS DISTINCT FROM a.parameters_cid THEN
+        v_flags := v_flags || 'parameters_mismatch'::text;
+    END IF;
+    IF a.environment_commitment IS NOT NULL AND p_env IS DISTINCT FROM a.environment_commitment THEN
+        v_flags := v_flags || 'environment_mismatch'::text;
+    END IF;
+    IF p_behavior = 'violated' THEN
+        v_flags := v_flags || 'behavior_violated'::text;
+    END IF;
+    -- 0007: the claimed times against the AC's stored issued_at and this transaction's clock.
+    SELECT * INTO t FROM gsap_time_check(a.issued_at, v_now, p_started, p_completed,
+                                         coalesce(p_skew_s, 0));
+    IF t.implausible THEN
+        v_flags := v_flags || 'time_implausible'::text;
+    END IF;
+    IF cardinality(v_flags) > 0 THEN
+        v_effective := 'violated';
+    END IF;
+    IF p_self_authorized THEN
+        v_flags := v_flags || 'self_authorized'::text;
+    END IF;
+    -- 0007: a context the broker never issued counts only where its accord allows that.
+    IF a.self_authorized THEN
+        SELECT coalesce((body->>'self_authorized_allowed')::boolean, false),
+               body->>'shell_class' INTO v_allowed, v_shell
+            FROM accords WHERE accords.tenant_id = p_tenant AND accords.name = a.accord_name;
+        IF NOT coalesce(v_allowed, false) THEN
+            v_flags := v_flags || 'self_authorized_not_allowed'::text;
+            v_effective := 'violated';
+        END IF;
+    END IF;
+    -- Late receipts are accepted and flagged too.
+    IF p_started > a.expires_at THEN
+        v_flags := v_flags || 'started_after_expiry'::text;
+    ELSIF v_now > a.expires_at THEN
+        v_flags := v_flags || 'overage'::text;
+    END IF;
+    v_seq := a.cr_count + 1;
+    v_lineage := gsap_lineage_cid(a.ac_cid, p_chronicle_cid, p_cr_cid, a.last_lineage_cid, v_seq);
+    v_status := CASE
+        WHEN NOT a.session_mode OR p_outcome = 'session_end' THEN 'consumed'
+        ELSE 'active' END;
+    INSERT INTO crs (tenant_id, context_id, sequence, cr_id, outcome, effective_outcome, flags,
+                     exit_code, started_at, completed_at, cr, cr_cid, chronicle_cid,
+                     merkle_root, ac_cid, prev_lineage_cid, lineage_cid, executor_key_id,
+                     received_at, billed_started_at, billed_completed_at)
+        VALUES (p_tenant, p_context, v_seq, p_cr_id, p_outcome, v_effective, v_flags,
+                p_exit_code, p_started, p_completed, p_cr, p_cr_cid, p_chronicle_cid,
+                p_merkle_root, a.ac_cid, a.last_lineage_cid, v_lineage, p_executor, v_now,
+                t.billed_started, t.billed_completed);
+    UPDATE acs SET status = v_status, cr_count = v_seq, last_lineage_cid = v_lineage
+        WHERE acs.tenant_id = p_tenant AND acs.context_id = p_context;
+    -- 0007: billing reads billed_started_at/billed_completed_at, never the claims.
+    PERFORM gsap_emit(p_tenant, 'GSAP_CR_RECEIVED', p_context, jsonb_build_object(
+        'cr_id', p_cr_id, 'context_id', p_context, 'sequence', v_seq,
+        'outcome', p_outcome, 'effective_outcome', v_effective, 'flags', to_jsonb(v_flags),
+        'exit_code', p_exit_code, 'started_at', p_started, 'completed_at', p_completed,
+        'billed_started_at', t.billed_started, 'billed_completed_at', t.billed_completed,
+        'received_at', v_now, 'cr_cid', p_cr_cid, 'chronicle_cid', p_chronicle_cid,
+        'merkle_root', p_merkle_root, 'ac_cid', a.ac_cid, 'lineage_cid', v_lineage,
+        'prev_lineage_cid', a.last_lineage_cid, 'billing_account', a.billing_account,
+        -- 0007: a self-authorized context's shell class is its accord's (its document has none)
+        'shell_class', coalesce(a.ac->>'shell_class', v_shell),
+        'capability_set', a.capability_set,
+        'session_mode', a.session_mode, 'self_authorized', a.self_authorized));
+    RETURN QUERY SELECT 'ok'::text, p_cr_id, v_seq, v_lineage, a.last_lineage_cid::text,
+        v_status, v_flags, v_effective, p_cr_cid::text, p_chronicle_cid::text, a.ac_cid::text,
+        p_outcome;
+END $$;
+
+ALTER FUNCTION gsap_complete(text, text, text, jsonb, gsap_cid, gsap_cid, gsap_cid, text, text,
+                             text, text, text, text, boolean, integer, timestamptz, timestamptz,
+                             text, integer, jsonb, gsap_cid, text, integer)
+    SET plan_cache_mode = force_custom_plan;
