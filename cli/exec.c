@@ -49,6 +49,7 @@
 
 #include <jansson.h>
 
+#include "brk_config.h" /* brk_env */
 #include "brk_err.h"
 #include "brk_jcs.h"
 #include "brk_tls_client.h"
@@ -145,7 +146,7 @@ static int parse_args(int argc, char **argv, exec_cfg_t *cfg, exec_run_t *st)
 
 static int env_cid(const char *name, const char **out, exec_run_t *st)
 {
-    *out = cli_exec__env(name);
+    *out = brk_env(name);
     if (*out && !brk_cid_valid(*out))
         return cli_exec__fail(st, CLI_EXEC_INTERNAL,
                               "%s \"%s\" is not a CID (sha256: + 64 lowercase hex)", name, *out);
@@ -155,9 +156,9 @@ static int env_cid(const char *name, const char **out, exec_run_t *st)
 int cli_exec__load_broker(exec_cfg_t *cfg, exec_run_t *st)
 {
     char err[EXEC_ERR_MAX / 2];
-    const char *insecure = cli_exec__env("GSAP_INSECURE");
+    const char *insecure = brk_env("GSAP_INSECURE");
 
-    if ((cfg->url = cli_exec__env("GSAP_BROKER_URL")) == NULL)
+    if ((cfg->url = brk_env("GSAP_BROKER_URL")) == NULL)
         return cli_exec__fail(st, CLI_EXEC_INTERNAL, "GSAP_BROKER_URL is not set");
     if ((cfg->token = cli_env_take_secret("GSAP_TOKEN")) == NULL)
         return cli_exec__fail(st, CLI_EXEC_INTERNAL, "GSAP_TOKEN is not set");
@@ -166,7 +167,7 @@ int cli_exec__load_broker(exec_cfg_t *cfg, exec_run_t *st)
     if (insecure && strcmp(insecure, "1") != 0 && strcmp(insecure, "0") != 0)
         return cli_exec__fail(st, CLI_EXEC_INTERNAL, "GSAP_INSECURE \"%s\" is not 0 or 1",
                               insecure);
-    if (cli_http_init(cfg->http, cfg->url, cfg->token, cli_exec__env(BRK_TLS_CA_ENV),
+    if (cli_http_init(cfg->http, cfg->url, cfg->token, brk_env(BRK_TLS_CA_ENV),
                       insecure && strcmp(insecure, "1") == 0, err, sizeof err) != 0)
         return cli_exec__fail(st, CLI_EXEC_INTERNAL, "%s", err);
     return CLI_EXEC_OK;
@@ -191,8 +192,7 @@ static int load_ac_text(exec_cfg_t *cfg, exec_run_t *st)
 
 static int load_env(exec_cfg_t *cfg, exec_run_t *st)
 {
-    const char *wait = cli_exec__env("GSAP_ELEVATION_WAIT_S"),
-               *self = cli_exec__env("GSAP_SELF_AUTH");
+    const char *wait = brk_env("GSAP_ELEVATION_WAIT_S"), *self = brk_env("GSAP_SELF_AUTH");
     int code;
 
     if ((code = cli_exec__load_broker(cfg, st)) != CLI_EXEC_OK ||
@@ -206,14 +206,12 @@ static int load_env(exec_cfg_t *cfg, exec_run_t *st)
         return cli_exec__fail(
             st, CLI_EXEC_INTERNAL,
             "GSAP_CORPUS_CID is not set (needed to request an AC without GSAP_AC)");
-    cfg->accord =
-        cli_exec__env("GSAP_ACCORD_TEMPLATE") ? cli_exec__env("GSAP_ACCORD_TEMPLATE") : "default";
+    cfg->accord = brk_env("GSAP_ACCORD_TEMPLATE") ? brk_env("GSAP_ACCORD_TEMPLATE") : "default";
     brk_cid_of_bytes("{}", 2, cfg->params_default);
-    cfg->capability_set = cli_exec__env("GSAP_CAPABILITY_SET");
-    cfg->chronicle_session = cli_exec__env("CHRONICLE_SESSION_ID");
-    cfg->behavior_state = cli_exec__env("CHRONICLE_BEHAVIOR_STATE")
-                              ? cli_exec__env("CHRONICLE_BEHAVIOR_STATE")
-                              : "unavailable";
+    cfg->capability_set = brk_env("GSAP_CAPABILITY_SET");
+    cfg->chronicle_session = brk_env("CHRONICLE_SESSION_ID");
+    cfg->behavior_state =
+        brk_env("CHRONICLE_BEHAVIOR_STATE") ? brk_env("CHRONICLE_BEHAVIOR_STATE") : "unavailable";
     if (strcmp(cfg->behavior_state, "verified") != 0 &&
         strcmp(cfg->behavior_state, "violated") != 0 &&
         strcmp(cfg->behavior_state, "unavailable") != 0)
@@ -235,7 +233,7 @@ static int load_env(exec_cfg_t *cfg, exec_run_t *st)
     if (self && strcmp(self, "1") != 0 && strcmp(self, "0") != 0)
         return cli_exec__fail(st, CLI_EXEC_INTERNAL, "GSAP_SELF_AUTH \"%s\" is not 0 or 1", self);
     cfg->self_auth = self && strcmp(self, "1") == 0;
-    cfg->spool_dir = cli_exec__env("GSAP_SPOOL_DIR");
+    cfg->spool_dir = brk_env("GSAP_SPOOL_DIR");
     if (cfg->self_auth && cfg->spool_dir == NULL)
         return cli_exec__fail(st, CLI_EXEC_INTERNAL, "GSAP_SELF_AUTH=1 needs GSAP_SPOOL_DIR");
     if (cfg->self_auth && cfg->corpus_cid == NULL)

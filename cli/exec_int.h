@@ -20,7 +20,6 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
 
 #include <jansson.h>
 
@@ -82,13 +81,6 @@ static inline const char *cli_exec__jstr(const json_t *o, const char *key)
 static inline const char *cli_exec__jstr2(const json_t *o, const char *outer, const char *key)
 {
     return cli_exec__jstr(json_object_get(o, outer), key);
-}
-
-/* An environment variable, NULL when unset or empty (an empty variable counts as unset). */
-static inline const char *cli_exec__env(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : NULL;
 }
 
 /* ---- exec.c ---- */

@@ -22,15 +22,15 @@
 #include <event2/http.h>
 #include <jansson.h>
 
+#include "brk_config.h" /* brk_env */
 #include "brk_crypto.h"
 #include "brk_err.h"
 #include "exec.h"
 #include "exec_http.h"
 #include "exec_int.h"
 #include "exec_spool.h"
+#include "gov.h" /* GOV_SELF_CONTEXT_PREFIX */
 #include "banned.h"
-
-#define EXEC_SELF_PREFIX "self-" /* context ids of self-authorized runs */
 
 /* ---- the completion receipt ---------------------------------------------------------------- */
 
@@ -137,7 +137,8 @@ out:
 
 /* ---- the self-authorized fallback ---------------------------------------------------------- */
 
-/* A random (version 4) UUID after EXEC_SELF_PREFIX: the context id of a self-authorized run. */
+/* A random (version 4) UUID after GOV_SELF_CONTEXT_PREFIX: the context id of a self-authorized run.
+ */
 static int self_context_id(char out[EXEC_SELF_ID_MAX])
 {
     uint8_t u[16];
@@ -147,8 +148,8 @@ static int self_context_id(char out[EXEC_SELF_ID_MAX])
     u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
     u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
     brk_hex(u, sizeof u, h);
-    snprintf(out, EXEC_SELF_ID_MAX, "%s%.8s-%.4s-%.4s-%.4s-%.12s", EXEC_SELF_PREFIX, h, h + 8,
-             h + 12, h + 16, h + 20);
+    snprintf(out, EXEC_SELF_ID_MAX, "%s%.8s-%.4s-%.4s-%.4s-%.12s", GOV_SELF_CONTEXT_PREFIX, h,
+             h + 8, h + 12, h + 16, h + 20);
     return 0;
 }
 
@@ -216,7 +217,7 @@ int cli_exec__flush_spool(exec_cfg_t *cfg, exec_run_t *st)
 
     if ((code = cli_exec__load_broker(cfg, st)) != CLI_EXEC_OK)
         goto out;
-    if ((cfg->spool_dir = cli_exec__env("GSAP_SPOOL_DIR")) == NULL) {
+    if ((cfg->spool_dir = brk_env("GSAP_SPOOL_DIR")) == NULL) {
         code = cli_exec__fail(st, CLI_EXEC_INTERNAL, "GSAP_SPOOL_DIR is not set");
         goto out;
     }
