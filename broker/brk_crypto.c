@@ -78,6 +78,41 @@ void brk_sha256(const void *p, size_t n, uint8_t out[BRK_SHA256_LEN])
     }
 }
 
+struct brk_sha256_ctx {
+    EVP_MD_CTX *md;
+};
+
+brk_sha256_ctx_t *brk_sha256_new(void)
+{
+    brk_sha256_ctx_t *c = brk_calloc(1, sizeof *c);
+
+    if ((c->md = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(c->md, EVP_sha256(), NULL) != 1) {
+        brk_sha256_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+int brk_sha256_update(brk_sha256_ctx_t *c, const void *p, size_t n)
+{
+    return EVP_DigestUpdate(c->md, p, n) == 1 ? 0 : BRK_ECRYPTO;
+}
+
+int brk_sha256_final(brk_sha256_ctx_t *c, uint8_t out[BRK_SHA256_LEN])
+{
+    unsigned int len = 0;
+
+    return EVP_DigestFinal_ex(c->md, out, &len) == 1 && len == BRK_SHA256_LEN ? 0 : BRK_ECRYPTO;
+}
+
+void brk_sha256_free(brk_sha256_ctx_t *c)
+{
+    if (c == NULL)
+        return;
+    EVP_MD_CTX_free(c->md);
+    free(c);
+}
+
 void brk_hex(const uint8_t *p, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
@@ -196,6 +231,24 @@ int brk_b64url_decode(const char *s, size_t slen, uint8_t *out, size_t cap)
     if (acc != 0) /* leftover bits must be zero (canonical encoding) */
         return BRK_EINVAL;
     return (int)o;
+}
+
+int brk_b64_decode_lenient(const char *s, size_t slen, uint8_t *out, size_t cap)
+{
+    char *url = brk_malloc(slen + 1);
+    size_t n = 0;
+    int rc;
+
+    /* one alphabet, nothing but its characters: then the strict decoder judges the rest */
+    for (size_t i = 0; i < slen; i++) {
+        char c = s[i];
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '=')
+            continue;
+        url[n++] = c == '+' ? '-' : c == '/' ? '_' : c;
+    }
+    rc = brk_b64url_decode(url, n, out, cap);
+    free(url);
+    return rc;
 }
 
 int brk_random(void *out, size_t n)

@@ -26,6 +26,24 @@
 /* brk_sha256: digest of (p, n) into out. */
 void brk_sha256(const void *p, size_t n, uint8_t out[BRK_SHA256_LEN]);
 
+/* A SHA-256 over data that arrives in pieces (a command's output as it is read). Opaque; one
+ * owner and one thread at a time. */
+typedef struct brk_sha256_ctx brk_sha256_ctx_t;
+
+/* brk_sha256_new: a digest in progress, owned by the caller (brk_sha256_free), or NULL when
+ * OpenSSL cannot make one. */
+brk_sha256_ctx_t *brk_sha256_new(void);
+
+/* brk_sha256_update: adds (p, n). Returns 0 or BRK_ECRYPTO. */
+int brk_sha256_update(brk_sha256_ctx_t *c, const void *p, size_t n);
+
+/* brk_sha256_final: the digest of everything added, into out; c may only be freed
+ * afterwards. Returns 0 or BRK_ECRYPTO. */
+int brk_sha256_final(brk_sha256_ctx_t *c, uint8_t out[BRK_SHA256_LEN]);
+
+/* brk_sha256_free: releases c (NULL is fine). */
+void brk_sha256_free(brk_sha256_ctx_t *c);
+
 /* brk_hex: lowercase hex of (p, n) into out (2n + 1 bytes, NUL-terminated). */
 void brk_hex(const uint8_t *p, size_t n, char *out);
 
@@ -41,6 +59,13 @@ size_t brk_b64url_encode(const uint8_t *p, size_t n, char *out);
 /* brk_b64url_decode: decodes unpadded base64url (s, slen) into out (capacity cap).
  * Returns the decoded length (>= 0) or BRK_EINVAL (bad character, bad length, over cap). */
 int brk_b64url_decode(const char *s, size_t slen, uint8_t *out, size_t cap);
+
+/* brk_b64_decode_lenient: decodes base64 as people paste it (an AC in a variable or a file):
+ * the standard (RFC 4648 section 4) or the url-safe (section 5) alphabet, even mixed, with
+ * '=' padding and ASCII white space (space, tab, CR, LF) dropped wherever they stand, into out
+ * (capacity cap). Never for tokens compared as text: those have one spelling, see above.
+ * Returns the decoded length (>= 0) or BRK_EINVAL as brk_b64url_decode. */
+int brk_b64_decode_lenient(const char *s, size_t slen, uint8_t *out, size_t cap);
 
 /* brk_random: n cryptographically strong random bytes. Returns 0 or BRK_ECRYPTO. */
 int brk_random(void *out, size_t n);

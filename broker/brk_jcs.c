@@ -516,13 +516,18 @@ out:
     return rc;
 }
 
+void brk_cid_of_digest(const uint8_t digest[BRK_SHA256_LEN], char cid[BRK_CID_LEN + 1])
+{
+    memcpy(cid, "sha256:", 7);
+    brk_hex(digest, BRK_SHA256_LEN, cid + 7);
+}
+
 void brk_cid_of_bytes(const void *p, size_t n, char cid[BRK_CID_LEN + 1])
 {
     uint8_t d[BRK_SHA256_LEN];
 
     brk_sha256(p, n, d);
-    memcpy(cid, "sha256:", 7);
-    brk_hex(d, sizeof d, cid + 7);
+    brk_cid_of_digest(d, cid);
 }
 
 int brk_jcs_cid(const json_t *v, char cid[BRK_CID_LEN + 1])

@@ -15,6 +15,9 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "brk_crypto.h" /* BRK_SHA256_LEN */
 
 #define BRK_CID_LEN 71 /* "sha256:" + 64 hex, without the NUL */
 #define BRK_JCS_MAX_DEPTH 64
@@ -43,6 +46,9 @@ int brk_jcs_cid(const json_t *v, char cid[BRK_CID_LEN + 1]);
 
 /* brk_cid_of_bytes: the CID form of SHA-256 over (p, n). Never fails. */
 void brk_cid_of_bytes(const void *p, size_t n, char cid[BRK_CID_LEN + 1]);
+
+/* brk_cid_of_digest: the CID form of a SHA-256 digest computed elsewhere (brk_sha256_final). */
+void brk_cid_of_digest(const uint8_t digest[BRK_SHA256_LEN], char cid[BRK_CID_LEN + 1]);
 
 /* brk_cid_valid: 1 when s is exactly "sha256:" + 64 lowercase hex digits, else 0. */
 int brk_cid_valid(const char *s);

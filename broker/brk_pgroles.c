@@ -19,6 +19,7 @@
 
 #include "brk_crypto.h"
 #include "brk_err.h"
+#include "brk_io.h"
 #include "brk_pq.h"
 #include "banned.h"
 
@@ -74,20 +75,6 @@ static int take(const char *text, const char *role, char out[BRK_PGROLES_PW_LEN 
     return BRK_EIO;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return BRK_EIO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int secrets_create(const char *path, brk_pgroles_secrets_t *s)
 {
     char text[PGR_FILE_MAX];
@@ -104,7 +91,7 @@ static int secrets_create(const char *path, brk_pgroles_secrets_t *s)
         pgr_err("cannot create '%s': %s", path, strerror(errno));
         return BRK_EIO;
     }
-    rc = write_all(fd, text, (size_t)n);
+    rc = brk_write_all(fd, text, (size_t)n);
     if (rc == 0 && fsync(fd) < 0)
         rc = BRK_EIO;
     if (close(fd) < 0)

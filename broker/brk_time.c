@@ -4,6 +4,7 @@
  */
 #include "brk_time.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "brk_err.h"
@@ -79,4 +80,13 @@ void brk_time_fmt(time_t t, char out[BRK_TIME_LEN + 1])
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(out, BRK_TIME_LEN + 1, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void brk_time_fmt_ms(int64_t us, char out[BRK_TIME_MS_LEN + 1])
+{
+    char base[BRK_TIME_LEN + 1];
+
+    brk_time_fmt((time_t)(us / 1000000), base);
+    /* base ends in "Z": the milliseconds go before it */
+    snprintf(out, BRK_TIME_MS_LEN + 1, "%.19s.%03uZ", base, (unsigned)(us % 1000000 / 1000));
 }

@@ -30,9 +30,7 @@ static int is_space(char c)
 
 int cli_ac_decode(const char *text, size_t len, json_t **out, char *err, size_t errlen)
 {
-    char *b64 = NULL;
     uint8_t *raw = NULL;
-    size_t n = 0;
     int rc = BRK_EINVAL, dn;
     json_error_t je;
 
@@ -54,17 +52,9 @@ int cli_ac_decode(const char *text, size_t len, json_t **out, char *err, size_t 
         rc = 0;
         goto out;
     }
-    /* base64 (RFC 4648 section 4) or base64url (section 5): one alphabet, padding and line
-     * breaks dropped, then the project's unpadded base64url decoder. */
-    b64 = brk_malloc(len + 1);
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        if (is_space(c) || c == '=')
-            continue;
-        b64[n++] = c == '+' ? '-' : c == '/' ? '_' : c;
-    }
-    raw = brk_malloc(n + 1);
-    if ((dn = brk_b64url_decode(b64, n, raw, n + 1)) < 0) {
+    /* base64 (RFC 4648 section 4) or base64url (section 5), padded or not, wrapped or not */
+    raw = brk_malloc(len + 1);
+    if ((dn = brk_b64_decode_lenient(text, len, raw, len + 1)) < 0) {
         snprintf(err, errlen, "the AC is neither JSON nor base64 of JSON");
         goto out;
     }
@@ -79,7 +69,6 @@ out:
         json_decref(*out);
         *out = NULL;
     }
-    free(b64);
     free(raw);
     return rc;
 }

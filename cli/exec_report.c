@@ -1,9 +1,12 @@
 /*
- * exec_report: how `gsap-broker exec` tells its caller what happened: gsh's --json object
- * (success, exit_code, output, lineage_cid, session_url, and this client's extra members) or
- * a line on stderr. The captured output is made valid UTF-8 for JSON; its hash in the receipt
- * covers the bytes as they were.
+ * exec_report: how `gsap-broker exec` tells its caller what happened. Owns the reason of a
+ * failure (cli_exec__fail and the translation of broker answers and transfer failures into
+ * exit codes) and the printing of the outcome: gsh's --json object (success, exit_code,
+ * output, lineage_cid, session_url, and this client's extra members) or a line on stderr,
+ * and the counts of --flush-spool. The captured output is made valid UTF-8 for JSON; its hash
+ * in the receipt covers the bytes as they were.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,44 +14,70 @@
 #include <jansson.h>
 
 #include "brk_alloc.h"
+#include "brk_err.h"
+#include "brk_uri.h"
 #include "exec.h"
 #include "exec_int.h"
 #include "banned.h"
 
-static const char *jstr(const json_t *o, const char *key)
+/* ---- why a run fails ---------------------------------------------------------------------- */
+
+int cli_exec__fail(exec_run_t *st, int code, const char *fmt, ...)
 {
-    return json_string_value(json_object_get(o, key));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->error, sizeof st->error, fmt, ap);
+    va_end(ap);
+    return code;
 }
 
-/* The length of the valid UTF-8 sequence at p (n bytes left), or 0 (RFC 3629: no overlong
- * forms, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_seq(const unsigned char *p, size_t n)
+void cli_exec__broker_error(const cli_http_resp_t *r, char *buf, size_t cap)
 {
-    size_t len;
-    unsigned lo = 0x80, hi = 0xbf;
-
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] < 0xc2 || p[0] > 0xf4)
-        return 0;
-    len = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
-    if (p[0] == 0xe0)
-        lo = 0xa0; /* overlong */
-    else if (p[0] == 0xed)
-        hi = 0x9f; /* surrogates */
-    else if (p[0] == 0xf0)
-        lo = 0x90; /* overlong */
-    else if (p[0] == 0xf4)
-        hi = 0x8f; /* above U+10FFFF */
-    if (len > n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf)
-            return 0;
-    return len;
+    const json_t *e = json_object_get(r->json, "error");
+    const char *code = cli_exec__jstr(e, "code"), *msg = cli_exec__jstr(e, "message");
+    snprintf(buf, cap, "%d %s%s%s", r->status, code ? code : "(no error code)", msg ? ": " : "",
+             msg ? msg : "");
 }
 
-/* JSON strings must be UTF-8: invalid bytes of the captured output become U+FFFD. */
+/* A TLS failure (a certificate that does not verify) is not "unreachable": it is a refusal
+ * to talk, and must not start the self-authorized fallback. */
+int cli_exec__transfer_failed(const exec_cfg_t *cfg, exec_run_t *st, int rc, const char *what)
+{
+    if (rc == BRK_ETOOBIG)
+        return cli_exec__fail(st, CLI_EXEC_INTERNAL,
+                              "%s: the broker's answer is larger than %d bytes", what,
+                              CLI_HTTP_MAX_RESPONSE);
+    if (rc == BRK_ECRYPTO)
+        return cli_exec__fail(st, CLI_EXEC_INTERNAL, "%s: TLS with \"%s\" failed: %s", what,
+                              cfg->url,
+                              cfg->http->tls_error[0] ? cfg->http->tls_error : "handshake failed");
+    if (cli_http_unreachable(rc))
+        return cli_exec__fail(st, CLI_EXEC_UNREACHABLE,
+                              "%s: cannot reach the broker at \"%s\" (%s, %d tries)", what,
+                              cfg->url, brk_strerror(rc), CLI_HTTP_RETRIES + 1);
+    return cli_exec__fail(st, CLI_EXEC_INTERNAL, "%s: \"%s\": %s", what, cfg->url,
+                          brk_strerror(rc));
+}
+
+/* 401/403/404 mean we may not use this AC; the rest is a configuration problem or a broker
+ * fault. */
+int cli_exec__unexpected_status(exec_run_t *st, const cli_http_resp_t *r, const char *what)
+{
+    char e[EXEC_ERR_MAX / 2];
+    cli_exec__broker_error(r, e, sizeof e);
+    if (r->status == 401 || r->status == 403 || r->status == 404)
+        return cli_exec__fail(st, CLI_EXEC_AUTH, "%s: %s", what, e);
+    if (r->status >= 500)
+        return cli_exec__fail(st, CLI_EXEC_INTERNAL, "%s: %s (%d tries)", what, e,
+                              CLI_HTTP_RETRIES + 1);
+    return cli_exec__fail(st, CLI_EXEC_INTERNAL, "%s: %s", what, e);
+}
+
+/* ---- printing the outcome ----------------------------------------------------------------- */
+
+/* JSON strings must be UTF-8: each byte of the captured output that does not start a
+ * well-formed sequence (brk_uri's rule: no overlong forms, surrogates or code points past
+ * U+10FFFF) becomes U+FFFD. */
 static json_t *utf8_string(const char *p, size_t n)
 {
     json_t *s = json_stringn(p, n);
@@ -59,12 +88,11 @@ static json_t *utf8_string(const char *p, size_t n)
         return s;
     fixed = brk_malloc(n * 3 + 1);
     for (size_t i = 0; i < n;) {
-        size_t len = utf8_seq((const unsigned char *)p + i, n - i);
-        if (len > 0) {
-            memcpy(fixed + o, p + i, len);
-            o += len;
-            i += len;
-        } else {
+        size_t good = brk_utf8_valid_prefix(p + i, n - i);
+        memcpy(fixed + o, p + i, good);
+        o += good;
+        i += good;
+        if (i < n) {
             memcpy(fixed + o, "\xef\xbf\xbd", 3);
             o += 3;
             i++;
@@ -78,7 +106,8 @@ static json_t *utf8_string(const char *p, size_t n)
 /* A string member of the receipt, else of the AC, as a JSON string or null. */
 static json_t *field(const json_t *primary, const json_t *fallback, const char *key)
 {
-    const char *v = jstr(primary, key) ? jstr(primary, key) : jstr(fallback, key);
+    const char *v =
+        cli_exec__jstr(primary, key) ? cli_exec__jstr(primary, key) : cli_exec__jstr(fallback, key);
     return v ? json_string(v) : json_null();
 }
 
@@ -143,6 +172,27 @@ void cli_exec__report(const exec_cfg_t *cfg, const exec_run_t *st, int code)
         if (text)
             printf("%s\n", text);
         free(text);
+    }
+    fflush(stdout);
+}
+
+void cli_exec__report_flush(const exec_cfg_t *cfg, const exec_run_t *st,
+                            const cli_spool_report_t *rep, int code)
+{
+    if (cfg->json) {
+        json_t *o = json_pack("{s:b,s:i,s:i,s:i}", "success", code == CLI_EXEC_OK, "posted",
+                              rep->posted, "kept", rep->kept, "rejected", rep->rejected);
+        char *text;
+        if (code != CLI_EXEC_OK)
+            json_object_set_new(o, "error", json_string(st->error));
+        if ((text = json_dumps(o, JSON_COMPACT)) != NULL)
+            printf("%s\n", text);
+        free(text);
+        json_decref(o);
+    } else {
+        printf("posted %d, kept %d, rejected %d\n", rep->posted, rep->kept, rep->rejected);
+        if (code != CLI_EXEC_OK)
+            fprintf(stderr, "gsap-broker exec: %s\n", st->error);
     }
     fflush(stdout);
 }

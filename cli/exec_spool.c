@@ -24,6 +24,8 @@
 #include "brk_alloc.h"
 #include "brk_crypto.h"
 #include "brk_err.h"
+#include "brk_io.h"
+#include "brk_time.h"
 #include "banned.h"
 
 #define SPOOL_TMP_PREFIX ".tmp-"
@@ -120,18 +122,18 @@ int cli_spool_count(int dirfd)
     return n;
 }
 
-static int write_all(int fd, const char *p, size_t n)
+/* The UTC time now in RFC 3339's basic form ("20261123T100000Z"): sorts as it reads, and
+ * has no ':' for file systems that refuse one in a name. */
+static void spool_stamp(char out[BRK_TIME_LEN + 1])
 {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return BRK_EIO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
+    char t[BRK_TIME_LEN + 1];
+    size_t n = 0;
+
+    brk_time_fmt(time(NULL), t);
+    for (const char *p = t; *p; p++)
+        if (*p != '-' && *p != ':')
+            out[n++] = *p;
+    out[n] = '\0';
 }
 
 int cli_spool_write(int dirfd, const char *body, char name[CLI_SPOOL_NAME_MAX], char *err,
@@ -139,9 +141,7 @@ int cli_spool_write(int dirfd, const char *body, char name[CLI_SPOOL_NAME_MAX], 
 {
     size_t len = strlen(body);
     uint8_t rnd[SPOOL_RAND_BYTES];
-    char hex[2 * SPOOL_RAND_BYTES + 1], stamp[20], tmp[CLI_SPOOL_NAME_MAX];
-    struct timespec ts;
-    struct tm tm;
+    char hex[2 * SPOOL_RAND_BYTES + 1], stamp[BRK_TIME_LEN + 1], tmp[CLI_SPOOL_NAME_MAX];
     int n, fd = -1, rc = BRK_EIO;
 
     name[0] = '\0';
@@ -165,9 +165,7 @@ int cli_spool_write(int dirfd, const char *body, char name[CLI_SPOOL_NAME_MAX], 
         return BRK_EIO;
     }
     brk_hex(rnd, sizeof rnd, hex);
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    spool_stamp(stamp);
     snprintf(name, CLI_SPOOL_NAME_MAX, "%s%s-%s%s", CLI_SPOOL_PREFIX, stamp, hex, CLI_SPOOL_SUFFIX);
     snprintf(tmp, sizeof tmp, "%s%s", SPOOL_TMP_PREFIX, hex);
     fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
@@ -177,8 +175,8 @@ int cli_spool_write(int dirfd, const char *body, char name[CLI_SPOOL_NAME_MAX], 
         goto out;
     }
     /* The mode given to openat is masked by the umask; 0600 is the ceiling, so set it. */
-    if (fchmod(fd, CLI_SPOOL_FILE_MODE) < 0 || write_all(fd, body, len) != 0 ||
-        write_all(fd, "\n", 1) != 0 || fsync(fd) < 0) {
+    if (fchmod(fd, CLI_SPOOL_FILE_MODE) < 0 || brk_write_all(fd, body, len) != 0 ||
+        brk_write_all(fd, "\n", 1) != 0 || fsync(fd) < 0) {
         snprintf(err, errlen, "cannot write the spool file: %s", strerror(errno));
         goto out;
     }

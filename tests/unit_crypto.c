@@ -23,6 +23,8 @@
 #include <openssl/pem.h>
 
 #include "brk_err.h"
+#include "brk_jcs.h"
+#include "brk_sign.h"
 #include "banned.h"
 
 /* RFC 8032 section 7.1, TEST 1 (empty message). */
@@ -88,6 +90,36 @@ START_TEST(test_sha256_abc)
     brk_sha256(NULL, 0, d);
     brk_hex(d, sizeof d, hex);
     ck_assert_str_eq(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+END_TEST
+
+/* The streaming digest gives the one-shot answer however the input is cut, including not at
+ * all (the empty input) and at every byte of a two-block message. */
+START_TEST(test_sha256_stream)
+{
+    static const char msg[] = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    uint8_t d[BRK_SHA256_LEN], one[BRK_SHA256_LEN];
+    char hex[2 * BRK_SHA256_LEN + 1];
+    brk_sha256_ctx_t *c = brk_sha256_new();
+
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(brk_sha256_final(c, d), 0);
+    brk_sha256_free(c);
+    brk_hex(d, sizeof d, hex);
+    ck_assert_str_eq(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+
+    brk_sha256(msg, strlen(msg), one);
+    brk_hex(one, sizeof one, hex); /* FIPS 180-2 appendix B.2 */
+    ck_assert_str_eq(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    for (size_t cut = 0; cut <= strlen(msg); cut++) {
+        ck_assert_ptr_nonnull(c = brk_sha256_new());
+        ck_assert_int_eq(brk_sha256_update(c, msg, cut), 0);
+        ck_assert_int_eq(brk_sha256_update(c, msg + cut, strlen(msg) - cut), 0);
+        ck_assert_int_eq(brk_sha256_final(c, d), 0);
+        brk_sha256_free(c);
+        ck_assert_msg(memcmp(d, one, sizeof d) == 0, "cut at %zu differs", cut);
+    }
+    brk_sha256_free(NULL);
 }
 END_TEST
 
@@ -167,6 +199,32 @@ START_TEST(test_b64url_rejects)
 }
 END_TEST
 
+/* The lenient decoder takes both alphabets, padding and line breaks, and still refuses what
+ * is not base64 at all. */
+START_TEST(test_b64_lenient)
+{
+    uint8_t out[16];
+
+    ck_assert_int_eq(brk_b64_decode_lenient("Zm9vYmFy", 8, out, sizeof out), 6);
+    ck_assert_mem_eq(out, "foobar", 6);
+    ck_assert_int_eq(brk_b64_decode_lenient("Zm8=", 4, out, sizeof out), 2); /* padded */
+    ck_assert_mem_eq(out, "fo", 2);
+    ck_assert_int_eq(brk_b64_decode_lenient("Zg==\r\n", 6, out, sizeof out), 1);
+    ck_assert_mem_eq(out, "f", 1);
+    ck_assert_int_eq(brk_b64_decode_lenient("+/+/", 4, out, sizeof out), 3); /* standard */
+    ck_assert_mem_eq(out, "\xfb\xff\xbf", 3);
+    ck_assert_int_eq(brk_b64_decode_lenient("-_+/", 4, out, sizeof out), 3); /* mixed */
+    ck_assert_mem_eq(out, "\xfb\xff\xbf", 3);
+    ck_assert_int_eq(brk_b64_decode_lenient(" Zm9v\n\tYmFy ", 12, out, sizeof out), 6);
+    ck_assert_int_eq(brk_b64_decode_lenient("", 0, out, sizeof out), 0);
+    ck_assert_int_eq(brk_b64_decode_lenient("Zm9v*mFy", 8, out, sizeof out), BRK_EINVAL);
+    ck_assert_int_eq(brk_b64_decode_lenient("Z", 1, out, sizeof out), BRK_EINVAL);
+    ck_assert_int_eq(brk_b64_decode_lenient("Zh==", 4, out, sizeof out), BRK_EINVAL);
+    ck_assert_int_eq(brk_b64_decode_lenient("Zm9vYmFy", 8, out, 5), BRK_EINVAL); /* cap */
+    ck_assert_int_eq(brk_b64_decode_lenient("{\"a\":1}", 7, out, sizeof out), BRK_EINVAL);
+}
+END_TEST
+
 START_TEST(test_random_and_ct_equal)
 {
     uint8_t a[32], b[32];
@@ -211,6 +269,70 @@ START_TEST(test_key_id_of)
     brk_hex(d, sizeof d, hex);
     ck_assert_uint_eq(strlen(id), BRK_KEY_ID_LEN);
     ck_assert_int_eq(strncmp(id, hex, BRK_KEY_ID_LEN), 0);
+}
+END_TEST
+
+/* A document signed by brk_doc_sign verifies with brk_doc_verify under its key and no other;
+ * each kind of damage is reported as its own error, and the document is never changed. */
+START_TEST(test_doc_sign_verify)
+{
+    char *tmp = make_tmpdir(), dir[4096], cid[BRK_CID_LEN + 1];
+    brk_keyring_t *kr = NULL;
+    uint8_t other[BRK_ED25519_PUB_LEN];
+    json_t *doc = json_pack("{s:i,s:s,s:{s:s}}", "a", 1, "status", "authorized", "operation",
+                            "command_hash", "sha256:00");
+    json_t *d2;
+    char *before, *after;
+
+    path_in(dir, sizeof dir, tmp, "keys");
+    ck_assert_int_eq(brk_keyring_load(dir, &kr), 0);
+    ck_assert_int_eq(brk_doc_sign(kr, doc, "ac_cid"), 0);
+    before = json_dumps(doc, JSON_SORT_KEYS);
+    ck_assert_int_eq(brk_doc_verify(brk_keyring_public(kr, 0), doc, "ac_cid", cid), 0);
+    ck_assert_str_eq(cid, json_string_value(json_object_get(doc, "ac_cid")));
+    ck_assert_int_eq(brk_doc_verify(brk_keyring_public(kr, 0), doc, "ac_cid", NULL), 0);
+    after = json_dumps(doc, JSON_SORT_KEYS);
+    ck_assert_str_eq(before, after);
+
+    unhex_ok(rfc8032_public, other, sizeof other); /* another key */
+    ck_assert_int_eq(brk_doc_verify(other, doc, "ac_cid", cid), BRK_ECRYPTO);
+
+    d2 = json_deep_copy(doc); /* one member changed */
+    json_object_set_new(json_object_get(d2, "operation"), "command_hash", json_string("sha256:01"));
+    ck_assert_int_eq(brk_doc_verify(brk_keyring_public(kr, 0), d2, "ac_cid", cid), BRK_ECRYPTO);
+    ck_assert(brk_cid_valid(cid)); /* the CID of what is there, for the message */
+    json_decref(d2);
+
+    d2 = json_deep_copy(doc); /* the CID field alone changed: the signature does not cover it */
+    memset(cid, '0', sizeof cid - 1);
+    memcpy(cid, "sha256:", 7);
+    cid[BRK_CID_LEN] = '\0';
+    json_object_set_new(d2, "ac_cid", json_string(cid));
+    ck_assert_int_eq(brk_doc_verify(brk_keyring_public(kr, 0), d2, "ac_cid", cid), BRK_ECONFLICT);
+    ck_assert_str_eq(cid, json_string_value(json_object_get(doc, "ac_cid")));
+    json_object_del(d2, "ac_cid");
+    ck_assert_int_eq(brk_doc_verify(brk_keyring_public(kr, 0), d2, "ac_cid", cid), BRK_ECONFLICT);
+
+    json_object_set_new(d2, "signature", json_string("ed25519:AAAA"));
+    ck_assert_int_eq(brk_doc_verify(brk_keyring_public(kr, 0), d2, "ac_cid", cid), BRK_EAUTH);
+    ck_assert_str_eq(cid, "");
+    json_object_set_new(d2, "signature", json_string("rsa:AAAA"));
+    ck_assert_int_eq(brk_doc_verify(brk_keyring_public(kr, 0), d2, "ac_cid", cid), BRK_EAUTH);
+    json_object_del(d2, "signature");
+    ck_assert_int_eq(brk_doc_verify(brk_keyring_public(kr, 0), d2, "ac_cid", cid), BRK_EAUTH);
+    json_decref(d2);
+
+    d2 = json_deep_copy(doc); /* no canonical form: a string that is not UTF-8 */
+    json_object_set_new(d2, "a", json_string_nocheck("\xff"));
+    ck_assert_int_eq(brk_doc_verify(brk_keyring_public(kr, 0), d2, "ac_cid", cid), BRK_EINVAL);
+    json_decref(d2);
+
+    free(before);
+    free(after);
+    json_decref(doc);
+    brk_keyring_free(kr);
+    rm_rf(tmp);
+    free(tmp);
 }
 END_TEST
 
@@ -552,15 +674,18 @@ static Suite *crypto_suite(void)
     TCase *ring = tcase_create("keyring");
 
     tcase_add_test(tc, test_sha256_abc);
+    tcase_add_test(tc, test_sha256_stream);
     tcase_add_test(tc, test_hex);
     tcase_add_test(tc, test_b64url_roundtrip);
     tcase_add_test(tc, test_b64url_rejects);
+    tcase_add_test(tc, test_b64_lenient);
     tcase_add_test(tc, test_random_and_ct_equal);
     tcase_add_test(tc, test_ed25519_rfc8032);
     tcase_add_test(tc, test_key_id_of);
     suite_add_tcase(s, tc);
 
     tcase_add_test(ring, test_keyring_create_sign_verify);
+    tcase_add_test(ring, test_doc_sign_verify);
     tcase_add_test(ring, test_keyring_rotate);
     tcase_add_test(ring, test_keyring_max);
     tcase_add_test(ring, test_keyring_refuses_readable_key);

@@ -348,6 +348,16 @@ START_TEST(test_cid)
 
     brk_cid_of_bytes("", 0, cid);
     ck_assert_str_eq(cid, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    {
+        /* a digest computed elsewhere (a stream) takes the same form */
+        uint8_t d[BRK_SHA256_LEN];
+        memset(d, 0xab, sizeof d);
+        d[0] = 0x01;
+        brk_cid_of_digest(d, cid);
+        ck_assert_str_eq(cid,
+                         "sha256:01ababababababababababababababababababababababababababababababab");
+        ck_assert(brk_cid_valid(cid));
+    }
 
     ck_assert_int_eq(brk_jcs_cid(deep, cid), BRK_EINVAL);
 
