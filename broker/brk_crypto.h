@@ -10,6 +10,9 @@
  *
  * Everything here is safe from any thread; a brk_keyring_t is immutable after load and may
  * be shared read-only by every thread.
+ *
+ * Implemented in brk_crypto.c (primitives), brk_keyring.c (the ring) and brk_keyfile.c (its
+ * files, behind brk_keyring_int.h); this stays the one public header for all three.
  */
 #ifndef BRK_CRYPTO_H
 #define BRK_CRYPTO_H
