@@ -31,6 +31,7 @@
 
 #include "brk_alloc.h"
 #include "brk_err.h"
+#include "brk_io.h"
 #include "brk_log.h"
 #include "banned.h"
 
@@ -263,7 +264,7 @@ int brk__current_write(const char *dir, const char *id)
         goto out;
     }
     created = 1;
-    if (write(fd, line, len) != (ssize_t)len || fsync(fd) != 0) {
+    if (brk_write_all(fd, line, len) != 0 || fsync(fd) != 0) {
         brk_log_error("cannot write the current key pointer", "file", tmp, "error",
                       strerror(errno));
         rc = BRK_EIO;

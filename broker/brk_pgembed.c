@@ -51,6 +51,7 @@
 #include "brk_alloc.h"
 #include "brk_crypto.h"
 #include "brk_err.h"
+#include "brk_io.h"
 #include "brk_log.h"
 #include "brk_pgroles.h"
 #include "banned.h"
@@ -128,7 +129,7 @@ static int write_pwfile(const pge_ident_t *id, const char *path, const char *pas
         brk__pge_err("cannot create '%s': %s", path, strerror(errno));
         return BRK_EIO;
     }
-    if (write(fd, password, n) != (ssize_t)n || write(fd, "\n", 1) != 1 ||
+    if (brk_write_all(fd, password, n) != 0 || brk_write_all(fd, "\n", 1) != 0 ||
         (id->drop && fchown(fd, id->uid, id->gid) < 0))
         rc = BRK_EIO;
     if (close(fd) < 0)
