@@ -73,7 +73,9 @@ static const char *reason_of(int status)
 
 /* ---- replies ---- */
 
-static void log_request(brk_req_t *r, int status)
+/* The access log line and metrics of one reply; streamed replies say so (and are timed at
+ * their start). The query string is never logged. */
+static void log_request(brk_req_t *r, int status, int streamed)
 {
     char st[8], dur[32];
     uint64_t ns = brk__http_mono_ns() - r->started_ns;
@@ -93,8 +95,26 @@ static void log_request(brk_req_t *r, int status)
     brk_utf8_scrub(path); /* a refused path's raw bytes must not make the log line ill-formed */
     brk_log_kv("info", "request", "method", method, "path", path, "status", st, "duration_ms", dur,
                "request_id", r->request_id, "tenant",
-               r->principal.authenticated ? r->principal.tenant : NULL, (const char *)NULL);
+               r->principal.authenticated ? r->principal.tenant : NULL,
+               /* a NULL key ends the list: "streamed" is there only for streams */
+               streamed ? "streamed" : NULL, "true", (const char *)NULL);
     brk_metrics_observe(r->route_index, status, ns);
+}
+
+void brk__http_reply_start(brk_req_t *r, int status, const char *reason,
+                           const char *content_type, int streamed)
+{
+    h2o_req_t *q = r->h2o;
+    r->replied = 1;
+    q->res.status = status;
+    q->res.reason = reason;
+    h2o_add_header(&q->pool, &q->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
+                   strlen(content_type));
+    h2o_add_header_by_str(&q->pool, &q->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
+                          r->request_id, strlen(r->request_id));
+    h2o_add_header(&q->pool, &q->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store"));
+    log_request(r, status, streamed);
 }
 
 void brk_reply_add_header(brk_req_t *r, const char *name, const char *value)
@@ -113,17 +133,8 @@ void brk_reply_raw(brk_req_t *r, int status, const char *content_type, const cha
     if (r->h2o == NULL || r->replied)
         return;
     h2o_req_t *q = r->h2o;
-    r->replied = 1;
-    q->res.status = status;
-    q->res.reason = reason_of(status);
     q->res.content_length = len;
-    h2o_add_header(&q->pool, &q->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
-                   strlen(content_type));
-    h2o_add_header_by_str(&q->pool, &q->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
-                          r->request_id, strlen(r->request_id));
-    h2o_add_header(&q->pool, &q->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
-                   H2O_STRLIT("no-store"));
-    log_request(r, status);
+    brk__http_reply_start(r, status, reason_of(status), content_type, 0);
     h2o_iovec_t copy = h2o_strdup(&q->pool, body, len);
     h2o_send_inline(q, copy.base, copy.len);
 }
