@@ -49,7 +49,7 @@ void brk_hex(const uint8_t *p, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static int hex_val(char c)
+int brk_hex_digit(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -67,7 +67,7 @@ int brk_unhex(const char *s, size_t slen, uint8_t *out, size_t n)
     if (n > SIZE_MAX / 2 || slen != 2 * n)
         return BRK_EINVAL;
     for (i = 0; i < n; i++) {
-        int hi = hex_val(s[2 * i]), lo = hex_val(s[2 * i + 1]);
+        int hi = brk_hex_digit(s[2 * i]), lo = brk_hex_digit(s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return BRK_EINVAL;
         out[i] = (uint8_t)(hi << 4 | lo);

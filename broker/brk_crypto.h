@@ -32,6 +32,9 @@ void brk_sha256(const void *p, size_t n, uint8_t out[BRK_SHA256_LEN]);
 /* brk_hex: lowercase hex of (p, n) into out (2n + 1 bytes, NUL-terminated). */
 void brk_hex(const uint8_t *p, size_t n, char *out);
 
+/* brk_hex_digit: the value (0..15) of one hex digit, either case; -1 when c is not one. */
+int brk_hex_digit(char c);
+
 /* brk_unhex: parses exactly 2n lowercase or uppercase hex digits from s into out (n bytes).
  * Returns 0 or BRK_EINVAL. */
 int brk_unhex(const char *s, size_t slen, uint8_t *out, size_t n);
