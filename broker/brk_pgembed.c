@@ -51,7 +51,6 @@
 #include "brk_alloc.h"
 #include "brk_crypto.h"
 #include "brk_err.h"
-#include "brk_io.h"
 #include "brk_log.h"
 #include "brk_pgroles.h"
 #include "banned.h"
@@ -120,25 +119,15 @@ static int conninfo_of(char *out, size_t cap, const brk_pgembed_t *pe, const cha
  */
 static int write_pwfile(const pge_ident_t *id, const char *path, const char *password)
 {
-    int fd, rc = 0;
-    size_t n = strlen(password);
+    char line[BRK_PGROLES_PW_LEN + 2];
+    int n = snprintf(line, sizeof line, "%s\n", password);
 
-    unlink(path); /* left by a start that died during initdb */
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        brk__pge_err("cannot create '%s': %s", path, strerror(errno));
+    if (n < 0 || (size_t)n >= sizeof line) {
+        brk__pge_err("cannot write '%s': the password is too long", path);
         return BRK_EIO;
     }
-    if (brk_write_all(fd, password, n) != 0 || brk_write_all(fd, "\n", 1) != 0 ||
-        (id->drop && fchown(fd, id->uid, id->gid) < 0))
-        rc = BRK_EIO;
-    if (close(fd) < 0)
-        rc = BRK_EIO;
-    if (rc < 0) {
-        brk__pge_err("cannot write '%s'", path);
-        unlink(path);
-    }
-    return rc;
+    unlink(path); /* left by a start that died during initdb */
+    return brk__pge_write_private(path, line, (size_t)n, id, 0);
 }
 
 /*

@@ -5,7 +5,8 @@
  *
  * Owns: who the cluster's user is (brk__pge_ident_init), fork/exec as that user
  * (brk__pge_run), directories with an exact mode and group (brk__pge_ensure_dir), giving a
- * tree to that user (brk__pge_chown_tree), and which path characters the cluster can use.
+ * tree to that user (brk__pge_chown_tree), private files (brk__pge_write_private), and
+ * which path characters the cluster can use.
  * Invariants: NSS lookups happen in the parent only, the child makes system calls only; the
  * child closes every inherited descriptor above 2, resets signal dispositions and the mask,
  * and drops groups, gid and uid before exec (and checks that root cannot be regained);
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #include "brk_err.h"
+#include "brk_io.h"
 #include "banned.h"
 
 #define PGE_BAD_PATH_CHARS "'\"$`\\,!"
@@ -265,4 +267,27 @@ int brk__pge_join(char *out, size_t cap, const char *a, const char *b)
 {
     int n = snprintf(out, cap, "%s%s", a, b);
     return n < 0 || (size_t)n >= cap ? BRK_EIO : 0;
+}
+
+int brk__pge_write_private(const char *path, const void *p, size_t n, const pge_ident_t *owner,
+                           int sync)
+{
+    int fd, rc = 0;
+
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        brk__pge_err("cannot create '%s': %s", path, strerror(errno));
+        return BRK_EIO;
+    }
+    if (brk_write_all(fd, p, n) != 0 ||
+        (owner != NULL && owner->drop && fchown(fd, owner->uid, owner->gid) < 0) ||
+        (sync && fsync(fd) < 0))
+        rc = BRK_EIO;
+    if (close(fd) < 0)
+        rc = BRK_EIO;
+    if (rc < 0) {
+        brk__pge_err("cannot write '%s'", path);
+        unlink(path);
+    }
+    return rc;
 }

@@ -1,6 +1,7 @@
 /*
  * brk_pgembed_int: what brk_pgembed.c (the cluster's life) and brk_pgembed_fs.c (its
- * directories and the child that runs as its user) share; nothing else includes it.
+ * directories and the child that runs as its user) share, and brk_pgroles.c, which writes
+ * the embedded cluster's password file and reports like it; nothing else includes it.
  * Main thread only, blocking. Every function reports its own failures on stderr through
  * brk__pge_err (stderr, because a failing initdb or pg_ctl explains itself there too).
  */
@@ -48,6 +49,13 @@ int brk__pge_chown_tree(const char *root, uid_t uid, gid_t gid);
 /* brk__pge_path_chars_ok: 1 when p holds no character pg_ctl's shell or PostgreSQL's
  * comma-separated settings would misread (quotes, $, `, \, commas, !, space, controls). */
 int brk__pge_path_chars_ok(const char *p);
+
+/* brk__pge_write_private: creates path (exclusively, never through a symlink, mode 0600
+ * from the first instant), writes (p, n), gives it to owner's uid:gid when owner is not NULL
+ * and owner->drop is set, fsyncs it when sync is set; removes it again on any failure.
+ * Shared by the initdb password file and brk_pgroles' password file. Returns 0 or BRK_EIO. */
+int brk__pge_write_private(const char *path, const void *p, size_t n, const pge_ident_t *owner,
+                           int sync);
 
 /* brk__pge_join: a then b into out (capacity cap). Returns 0 or BRK_EIO when cut. */
 int brk__pge_join(char *out, size_t cap, const char *a, const char *b);

@@ -18,8 +18,7 @@
 
 #include "brk_crypto.h"
 #include "brk_err.h"
-#include "brk_io.h"
-#include "brk_pgembed_int.h" /* brk__pge_err: its messages are the embedded cluster's */
+#include "brk_pgembed_int.h" /* brk__pge_err, brk__pge_write_private */
 #include "brk_pq.h"
 #include "banned.h"
 
@@ -65,7 +64,7 @@ static int take(const char *text, const char *role, char out[BRK_PGROLES_PW_LEN 
 static int secrets_create(const char *path, brk_pgroles_secrets_t *s)
 {
     char text[PGR_FILE_MAX];
-    int fd = -1, rc, n;
+    int rc, n;
 
     if ((rc = new_password(s->super)) < 0 || (rc = new_password(s->owner)) < 0 ||
         (rc = new_password(s->app)) < 0)
@@ -73,21 +72,7 @@ static int secrets_create(const char *path, brk_pgroles_secrets_t *s)
     n = snprintf(text, sizeof text, "*:*:*:%s:%s\n*:*:*:%s:%s\n*:*:*:%s:%s\n",
                  BRK_PGROLES_SUPER, s->super, BRK_PGROLES_OWNER, s->owner, BRK_PGROLES_APP,
                  s->app);
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        brk__pge_err("cannot create '%s': %s", path, strerror(errno));
-        return BRK_EIO;
-    }
-    rc = brk_write_all(fd, text, (size_t)n);
-    if (rc == 0 && fsync(fd) < 0)
-        rc = BRK_EIO;
-    if (close(fd) < 0)
-        rc = BRK_EIO;
-    if (rc < 0) {
-        brk__pge_err("cannot write '%s'", path);
-        unlink(path);
-    }
-    return rc;
+    return brk__pge_write_private(path, text, (size_t)n, NULL, 1);
 }
 
 int brk_pgroles_secrets_load(const char *path, brk_pgroles_secrets_t *s, int *created)
