@@ -10,6 +10,9 @@
  *
  * Everything here is safe from any thread; a brk_keyring_t is immutable after load and may
  * be shared read-only by every thread.
+ *
+ * Implemented in brk_crypto.c (primitives), brk_keyring.c (the ring) and brk_keyfile.c (its
+ * files, behind brk_keyring_int.h); this stays the one public header for all three.
  */
 #ifndef BRK_CRYPTO_H
 #define BRK_CRYPTO_H
@@ -46,6 +49,9 @@ void brk_sha256_free(brk_sha256_ctx_t *c);
 
 /* brk_hex: lowercase hex of (p, n) into out (2n + 1 bytes, NUL-terminated). */
 void brk_hex(const uint8_t *p, size_t n, char *out);
+
+/* brk_hex_digit: the value (0..15) of one hex digit, either case; -1 when c is not one. */
+int brk_hex_digit(char c);
 
 /* brk_unhex: parses exactly 2n lowercase or uppercase hex digits from s into out (n bytes).
  * Returns 0 or BRK_EINVAL. */

@@ -28,23 +28,21 @@
  * Main thread only, blocking. The child processes close every inherited descriptor above 2
  * and reset signal dispositions, so the postmaster never holds a broker socket open or
  * starts with the broker's blocked signals.
+ *
+ * This file owns the cluster's life: where it lives, initdb, pg_ctl start/stop, readiness,
+ * bootstrap. The directories, their ownership and the child that runs as the cluster's user
+ * are brk_pgembed_fs.c's, behind brk_pgembed_int.h.
  */
-#include "brk_pgembed.h"
+#include "brk_pgembed_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <grp.h>
 #include <limits.h>
-#include <pwd.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,253 +55,10 @@
 #include "brk_pgroles.h"
 #include "banned.h"
 
-#define PGE_USER "postgres" /* the cluster's user when the broker runs as root */
 #define PGE_DBNAME "gsap"
 #define PGE_SUN_PATH_MAX 107 /* sizeof(sockaddr_un.sun_path) - 1 on Linux */
-#define PGE_MAX_GROUPS 64    /* supplementary groups kept for the postgres user */
 #define PGE_READY_POLL_MS 100
 #define PGE_STOP_TIMEOUT_S 60
-#define PGE_BAD_PATH_CHARS "'\"$`\\,!"
-
-typedef struct pge_ident {
-    int drop; /* 1: the child switches to uid/gid/groups */
-    uid_t uid;
-    gid_t gid;
-    gid_t groups[PGE_MAX_GROUPS];
-    int ngroups;
-} pge_ident_t;
-
-static void pge_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void pge_err(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("pgembed: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-/*
- * ident_init: who runs initdb/pg_ctl. The user and its groups are looked up here, in the
- * parent, because NSS lookups (initgroups) are not safe in a child forked from a process
- * that may have other threads; the child only makes system calls.
- */
-static int ident_init(pge_ident_t *id)
-{
-    struct passwd *pw;
-    int n = PGE_MAX_GROUPS;
-
-    memset(id, 0, sizeof *id);
-    if (geteuid() != 0) {
-        id->uid = geteuid();
-        id->gid = getegid();
-        return 0;
-    }
-    errno = 0;
-    pw = getpwnam(PGE_USER);
-    if (pw == NULL) {
-        pge_err("user '%s' not found: as root the embedded cluster runs as that user", PGE_USER);
-        return BRK_EIO;
-    }
-    if (pw->pw_uid == 0) {
-        pge_err("user '%s' has uid 0: PostgreSQL refuses to run as root", PGE_USER);
-        return BRK_EIO;
-    }
-    if (getgrouplist(pw->pw_name, pw->pw_gid, id->groups, &n) < 0) {
-        pge_err("user '%s' is in more than %d groups", PGE_USER, PGE_MAX_GROUPS);
-        return BRK_EIO;
-    }
-    id->drop = 1;
-    id->uid = pw->pw_uid;
-    id->gid = pw->pw_gid;
-    id->ngroups = n;
-    return 0;
-}
-
-/* child_say: async-signal-safe message from a forked child. */
-static void child_say(const char *a, const char *b, const char *c)
-{
-    ssize_t unused;
-
-    unused = write(2, "pgembed: ", 9);
-    unused = write(2, a, strlen(a));
-    unused = write(2, b, strlen(b));
-    unused = write(2, c, strlen(c));
-    unused = write(2, "\n", 1);
-    (void)unused;
-}
-
-/*
- * run: forks, becomes id, and execs argv[0] with argv. stdout goes to /dev/null (the broker's
- * stdout carries its JSON log); stderr is inherited, so a failing step explains itself. When
- * need_dir is set, the child first checks that it can use that directory. With argv NULL the
- * child only checks that it can search need_dir and exits 0 (yes) or 1 (no), silently.
- * Returns the exit status (0..255), or -1 when the child could not be started or was killed.
- */
-static int run(const pge_ident_t *id, char *const argv[], const char *need_dir)
-{
-    const char *what = argv != NULL ? argv[0] : "a directory check";
-    pid_t pid, w;
-    int status = 0;
-
-    fflush(stderr);
-    pid = fork();
-    if (pid < 0) {
-        pge_err("cannot fork for '%s': %s", what, strerror(errno));
-        return -1;
-    }
-    if (pid == 0) {
-        sigset_t all;
-        int sig, fd;
-
-        for (sig = 1; sig < NSIG; sig++)
-            signal(sig, SIG_DFL);
-        sigemptyset(&all);
-        sigprocmask(SIG_SETMASK, &all, NULL);
-        fd = open("/dev/null", O_WRONLY);
-        if (fd >= 0 && fd != 1) {
-            dup2(fd, 1);
-            close(fd);
-        }
-        if (close_range(3, ~0U, 0) < 0) {
-            for (fd = 3; fd < 1024; fd++)
-                close(fd);
-        }
-        if (id->drop) {
-            if (setgroups((size_t)id->ngroups, id->groups) < 0 || setgid(id->gid) < 0 ||
-                setuid(id->uid) < 0 || setuid(0) == 0) {
-                child_say("cannot switch to user ", PGE_USER, "");
-                _exit(126);
-            }
-        }
-        if (chdir("/") < 0)
-            _exit(126);
-        if (argv == NULL) /* a probe: can this user search need_dir (and all above it)? */
-            _exit(access(need_dir, X_OK) == 0 ? 0 : 1);
-        if (need_dir != NULL && access(need_dir, R_OK | W_OK | X_OK) < 0) {
-            child_say("cannot use directory '", need_dir,
-                      id->drop ? "' as user " PGE_USER
-                                 " (every directory above it must be searchable by that user)"
-                               : "'");
-            _exit(126);
-        }
-        execv(argv[0], argv);
-        child_say("cannot run '", argv[0], "'");
-        _exit(127);
-    }
-    do {
-        w = waitpid(pid, &status, 0);
-    } while (w < 0 && errno == EINTR);
-    if (w < 0) {
-        pge_err("cannot wait for '%s': %s", what, strerror(errno));
-        return -1;
-    }
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    pge_err("'%s' was killed by signal %d", what, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-    return -1;
-}
-
-/*
- * ensure_dir: path exists as a directory with exactly mode, group gid when gid is not -1.
- * Creates it (one level) when missing; narrows wider permissions. With nofollow, a symlink
- * is refused: as root, the directories under pg/ belong to postgres, who could otherwise
- * point one at /etc and have root chmod it. The checks and changes go through one
- * descriptor, so the path cannot be swapped between them.
- */
-static int ensure_dir(const char *path, mode_t mode, gid_t gid, int nofollow)
-{
-    struct stat st;
-    int fd = -1, rc = BRK_EIO;
-
-    if (mkdir(path, mode) < 0 && errno != EEXIST) {
-        pge_err("cannot create directory '%s': %s", path, strerror(errno));
-        goto out;
-    }
-    fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0));
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        pge_err("cannot open directory '%s': %s", path,
-                errno == ELOOP || errno == ENOTDIR ? "not a directory" : strerror(errno));
-        goto out;
-    }
-    if (gid != (gid_t)-1 && st.st_gid != gid && fchown(fd, (uid_t)-1, gid) < 0) {
-        pge_err("cannot set the group of '%s': %s", path, strerror(errno));
-        goto out;
-    }
-    if ((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0) {
-        pge_err("cannot set the mode of '%s' to %04o: %s", path, (unsigned)mode, strerror(errno));
-        goto out;
-    }
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    return rc;
-}
-
-/* The tree walk has no user pointer; main thread only, so file-level state is fine. */
-static uid_t chown_uid;
-static gid_t chown_gid;
-static char chown_failed[PATH_MAX];
-static const char *chown_why;
-
-/*
- * chown_one: one entry of the walk. Symlinks are changed themselves (lchown), never
- * followed. A file with several hard links that needs changing is refused: it may be a link
- * to a file outside the tree (possible where fs.protected_hardlinks is off).
- */
-static int chown_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-    (void)ftw;
-    if (st->st_uid == chown_uid && st->st_gid == chown_gid)
-        return 0;
-    if (type == FTW_NS || type == FTW_DNR)
-        chown_why = "cannot read it";
-    else if (!S_ISDIR(st->st_mode) && !S_ISLNK(st->st_mode) && st->st_nlink > 1)
-        chown_why = "it has other hard links";
-    else if (lchown(path, chown_uid, chown_gid) < 0)
-        chown_why = strerror(errno);
-    else
-        return 0;
-    snprintf(chown_failed, sizeof chown_failed, "%s", path);
-    return 1;
-}
-
-/* chown_tree: gives everything under root to uid:gid (see chown_one). */
-static int chown_tree(const char *root, uid_t uid, gid_t gid)
-{
-    int r;
-
-    chown_uid = uid;
-    chown_gid = gid;
-    chown_failed[0] = '\0';
-    chown_why = NULL;
-    r = nftw(root, chown_one, 16, FTW_PHYS);
-    if (r != 0) {
-        pge_err("cannot give '%s' to user %s: %s", chown_why ? chown_failed : root, PGE_USER,
-                chown_why ? chown_why : strerror(errno));
-        return BRK_EIO;
-    }
-    return 0;
-}
-
-static int path_chars_ok(const char *p)
-{
-    for (; *p != '\0'; p++) {
-        if ((unsigned char)*p <= ' ' || *p == 0x7f || strchr(PGE_BAD_PATH_CHARS, *p) != NULL)
-            return 0;
-    }
-    return 1;
-}
-
-static int join(char *out, size_t cap, const char *a, const char *b)
-{
-    int n = snprintf(out, cap, "%s%s", a, b);
-    return n < 0 || (size_t)n >= cap ? BRK_EIO : 0;
-}
 
 static double now_s(void)
 {
@@ -318,7 +73,7 @@ static int is_cluster(const char *datadir)
     char p[600];
     struct stat st;
 
-    if (join(p, sizeof p, datadir, "/PG_VERSION") < 0)
+    if (brk__pge_join(p, sizeof p, datadir, "/PG_VERSION") < 0)
         return 0;
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
@@ -335,12 +90,13 @@ static int wait_ready(const brk_pgembed_t *pe, const char *port, double deadline
         if (p == PQPING_OK)
             return 0;
         if (p == PQPING_NO_ATTEMPT) {
-            pge_err("cannot connect to the embedded cluster at '%s': bad parameters", pe->sockdir);
+            brk__pge_err("cannot connect to the embedded cluster at '%s': bad parameters",
+                         pe->sockdir);
             return BRK_EIO;
         }
         if (now_s() >= deadline) {
-            pge_err("the embedded cluster at '%s' did not accept connections within %d s",
-                    pe->sockdir, BRK_PGEMBED_START_TIMEOUT_S);
+            brk__pge_err("the embedded cluster at '%s' did not accept connections within %d s",
+                         pe->sockdir, BRK_PGEMBED_START_TIMEOUT_S);
             return BRK_ETIMEDOUT;
         }
         nanosleep(&pause, NULL);
@@ -363,25 +119,15 @@ static int conninfo_of(char *out, size_t cap, const brk_pgembed_t *pe, const cha
  */
 static int write_pwfile(const pge_ident_t *id, const char *path, const char *password)
 {
-    int fd, rc = 0;
-    size_t n = strlen(password);
+    char line[BRK_PGROLES_PW_LEN + 2];
+    int n = snprintf(line, sizeof line, "%s\n", password);
 
-    unlink(path); /* left by a start that died during initdb */
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        pge_err("cannot create '%s': %s", path, strerror(errno));
+    if (n < 0 || (size_t)n >= sizeof line) {
+        brk__pge_err("cannot write '%s': the password is too long", path);
         return BRK_EIO;
     }
-    if (write(fd, password, n) != (ssize_t)n || write(fd, "\n", 1) != 1 ||
-        (id->drop && fchown(fd, id->uid, id->gid) < 0))
-        rc = BRK_EIO;
-    if (close(fd) < 0)
-        rc = BRK_EIO;
-    if (rc < 0) {
-        pge_err("cannot write '%s'", path);
-        unlink(path);
-    }
-    return rc;
+    unlink(path); /* left by a start that died during initdb */
+    return brk__pge_write_private(path, line, (size_t)n, id, 0);
 }
 
 /*
@@ -401,16 +147,17 @@ static int bootstrap(const brk_pgembed_t *pe, const char *port, const char *pass
         goto out;
     c = PQconnectdb(info);
     if (PQstatus(c) != CONNECTION_OK) {
-        pge_err("cannot connect to the embedded cluster at '%s': %s", pe->sockdir,
-                PQerrorMessage(c));
+        brk__pge_err("cannot connect to the embedded cluster at '%s': %s", pe->sockdir,
+                     PQerrorMessage(c));
         if (fresh_secrets) {
-            pge_err("its passwords were in '%s', which was missing; restore that file", passfile);
+            brk__pge_err("its passwords were in '%s', which was missing; restore that file",
+                         passfile);
             unlink(passfile);
         }
         goto out;
     }
     if (conninfo_of(info, sizeof info, pe, port, BRK_PGROLES_SUPER, PGE_DBNAME, passfile) < 0 ||
-        join(hba, sizeof hba, pe->datadir, "/pg_hba.conf") < 0)
+        brk__pge_join(hba, sizeof hba, pe->datadir, "/pg_hba.conf") < 0)
         goto out;
     rc = brk_pgroles_bootstrap(c, info, PGE_DBNAME, hba, sec) < 0 ? BRK_EIO : 0;
 out:
@@ -438,15 +185,15 @@ static int cluster_root(const pge_ident_t *id, const char *base, char *out, size
     slash = strrchr(parent, '/');
     if (slash != NULL)
         slash[slash == parent] = '\0'; /* "/x" -> "/", "/a/x" -> "/a" */
-    if (!id->drop || run(id, NULL, parent) == 0)
-        return join(out, cap, base, "/pg");
+    if (!id->drop || brk__pge_run(id, NULL, parent) == 0)
+        return brk__pge_join(out, cap, base, "/pg");
 
-    rc = ensure_dir(BRK_PGEMBED_SYSTEM_DIR, 0711, 0, 1);
+    rc = brk__pge_ensure_dir(BRK_PGEMBED_SYSTEM_DIR, 0711, 0, 1);
     if (rc < 0)
         return rc;
     if (lstat(BRK_PGEMBED_SYSTEM_DIR, &st) < 0 || st.st_uid != 0) {
-        pge_err("'%s' is not owned by root: refusing to keep a cluster there",
-                BRK_PGEMBED_SYSTEM_DIR);
+        brk__pge_err("'%s' is not owned by root: refusing to keep a cluster there",
+                     BRK_PGEMBED_SYSTEM_DIR);
         return BRK_EIO;
     }
     brk_sha256(base, strlen(base), digest);
@@ -474,25 +221,25 @@ int brk_pgembed_start(brk_pgembed_t *pe, brk_config_t *cfg)
     snprintf(port, sizeof port, "%d", BRK_PGEMBED_PORT);
     snprintf(timeout, sizeof timeout, "%d", BRK_PGEMBED_START_TIMEOUT_S);
 
-    rc = ident_init(&id);
+    rc = brk__pge_ident_init(&id);
     if (rc < 0)
         goto out;
 
     if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST) {
-        pge_err("cannot create directory '%s': %s", cfg->data_dir, strerror(errno));
+        brk__pge_err("cannot create directory '%s': %s", cfg->data_dir, strerror(errno));
         rc = BRK_EIO;
         goto out;
     }
     base = realpath(cfg->data_dir, NULL);
     if (base == NULL) {
-        pge_err("cannot resolve '%s': %s", cfg->data_dir, strerror(errno));
+        brk__pge_err("cannot resolve '%s': %s", cfg->data_dir, strerror(errno));
         rc = BRK_EIO;
         goto out;
     }
-    if (!path_chars_ok(base)) {
-        pge_err("GSAP_DATA_DIR '%s' holds a character the embedded cluster cannot use "
-                "(whitespace, quotes, $, `, \\, ! or a comma)",
-                base);
+    if (!brk__pge_path_chars_ok(base)) {
+        brk__pge_err("GSAP_DATA_DIR '%s' holds a character the embedded cluster cannot use "
+                     "(whitespace, quotes, $, `, \\, ! or a comma)",
+                     base);
         rc = BRK_EIO;
         goto out;
     }
@@ -502,27 +249,28 @@ int brk_pgembed_start(brk_pgembed_t *pe, brk_config_t *cfg)
     /* GSAP_DATA_DIR: 0700, or 0710 with group postgres when the cluster inside it runs as
      * postgres, so that user may pass through (search, no listing). */
     own_only = moved || !id.drop;
-    rc = ensure_dir(cfg->data_dir, own_only ? 0700 : 0710, own_only ? (gid_t)-1 : id.gid, 0);
+    rc = brk__pge_ensure_dir(cfg->data_dir, own_only ? 0700 : 0710, own_only ? (gid_t)-1 : id.gid,
+                             0);
     if (rc < 0)
         goto out;
     sock_len = strlen(root) + strlen("/run/.s.PGSQL.") + strlen(port);
     if (sock_len > PGE_SUN_PATH_MAX) {
-        pge_err("GSAP_DATA_DIR '%s' is too long: its socket path '%s/run/.s.PGSQL.%s' "
-                "would be %zu bytes, over the %d-byte limit of unix sockets",
-                base, root, port, sock_len, PGE_SUN_PATH_MAX);
+        brk__pge_err("GSAP_DATA_DIR '%s' is too long: its socket path '%s/run/.s.PGSQL.%s' "
+                     "would be %zu bytes, over the %d-byte limit of unix sockets",
+                     base, root, port, sock_len, PGE_SUN_PATH_MAX);
         rc = BRK_EIO;
         goto out;
     }
-    if (join(pe->datadir, sizeof pe->datadir, root, "/data") < 0 ||
-        join(pe->sockdir, sizeof pe->sockdir, root, "/run") < 0 ||
-        join(pe->logfile, sizeof pe->logfile, root, "/server.log") < 0) {
-        pge_err("GSAP_DATA_DIR '%s' is too long", base);
+    if (brk__pge_join(pe->datadir, sizeof pe->datadir, root, "/data") < 0 ||
+        brk__pge_join(pe->sockdir, sizeof pe->sockdir, root, "/run") < 0 ||
+        brk__pge_join(pe->logfile, sizeof pe->logfile, root, "/server.log") < 0) {
+        brk__pge_err("GSAP_DATA_DIR '%s' is too long", base);
         rc = BRK_EIO;
         goto out;
     }
     brk_log_info("embedded cluster", "cluster_dir", root, "data_dir", base);
-    if (join(passfile, sizeof passfile, base, "/" BRK_PGROLES_PASSFILE) < 0 ||
-        join(pwfile, sizeof pwfile, root, "/initdb.pw") < 0) {
+    if (brk__pge_join(passfile, sizeof passfile, base, "/" BRK_PGROLES_PASSFILE) < 0 ||
+        brk__pge_join(pwfile, sizeof pwfile, root, "/initdb.pw") < 0) {
         rc = BRK_EIO;
         goto out;
     }
@@ -530,11 +278,11 @@ int brk_pgembed_start(brk_pgembed_t *pe, brk_config_t *cfg)
     if (rc < 0)
         goto out;
 
-    rc = ensure_dir(root, 0700, (gid_t)-1, 1);
+    rc = brk__pge_ensure_dir(root, 0700, (gid_t)-1, 1);
     if (rc == 0)
-        rc = ensure_dir(pe->sockdir, 0700, (gid_t)-1, 1);
+        rc = brk__pge_ensure_dir(pe->sockdir, 0700, (gid_t)-1, 1);
     if (rc == 0 && id.drop)
-        rc = chown_tree(root, id.uid, id.gid);
+        rc = brk__pge_chown_tree(root, id.uid, id.gid);
     if (rc < 0)
         goto out;
 
@@ -542,29 +290,29 @@ int brk_pgembed_start(brk_pgembed_t *pe, brk_config_t *cfg)
         char pwarg[700];
         char *argv[] = {prog, "-D",  pe->datadir, "-U",   BRK_PGROLES_SUPER, "-A", "scram-sha-256",
                         pwarg, "-E", "UTF8",      "--locale=C.UTF-8", NULL};
-        if (join(prog, sizeof prog, cfg->pg_bin, "/initdb") < 0 ||
-            join(pwarg, sizeof pwarg, "--pwfile=", pwfile) < 0 ||
+        if (brk__pge_join(prog, sizeof prog, cfg->pg_bin, "/initdb") < 0 ||
+            brk__pge_join(pwarg, sizeof pwarg, "--pwfile=", pwfile) < 0 ||
             write_pwfile(&id, pwfile, sec.super) < 0) {
             rc = BRK_EIO;
             goto out;
         }
-        st = run(&id, argv, root);
+        st = brk__pge_run(&id, argv, root);
         unlink(pwfile);
         if (st != 0) {
-            pge_err("initdb of '%s' failed", pe->datadir);
+            brk__pge_err("initdb of '%s' failed", pe->datadir);
             rc = BRK_EIO;
             goto out;
         }
         pe->created = 1;
     }
 
-    if (join(prog, sizeof prog, cfg->pg_bin, "/pg_ctl") < 0) {
+    if (brk__pge_join(prog, sizeof prog, cfg->pg_bin, "/pg_ctl") < 0) {
         rc = BRK_EIO;
         goto out;
     }
     {
         char *argv[] = {prog, "status", "-D", pe->datadir, NULL};
-        st = run(&id, argv, NULL);
+        st = brk__pge_run(&id, argv, NULL);
     }
     t0 = now_s();
     if (st != 0) {
@@ -572,11 +320,11 @@ int brk_pgembed_start(brk_pgembed_t *pe, brk_config_t *cfg)
         char *argv[] = {prog,    "start", "-D",        pe->datadir, "-w", "-t",
                         timeout, "-l",    pe->logfile, "-o",        opts, NULL};
         snprintf(opts, sizeof opts, "-k '%s' -p %s -c listen_addresses=''", pe->sockdir, port);
-        st = run(&id, argv, NULL);
+        st = brk__pge_run(&id, argv, NULL);
         if (st != 0) {
             int late = now_s() - t0 >= BRK_PGEMBED_START_TIMEOUT_S;
-            pge_err("%s the embedded cluster; see '%s'",
-                    late ? "timed out starting" : "cannot start", pe->logfile);
+            brk__pge_err("%s the embedded cluster; see '%s'",
+                         late ? "timed out starting" : "cannot start", pe->logfile);
             rc = late ? BRK_ETIMEDOUT : BRK_EIO;
             goto out;
         }
@@ -617,9 +365,11 @@ void brk_pgembed_stop(brk_pgembed_t *pe, const brk_config_t *cfg)
     if (!pe->started)
         return;
     pe->started = 0;
-    if (ident_init(&id) < 0 || join(prog, sizeof prog, cfg->pg_bin, "/pg_ctl") < 0)
+    if (brk__pge_ident_init(&id) < 0 ||
+        brk__pge_join(prog, sizeof prog, cfg->pg_bin, "/pg_ctl") < 0)
         return;
     snprintf(timeout, sizeof timeout, "%d", PGE_STOP_TIMEOUT_S);
-    if (run(&id, argv, NULL) != 0)
-        pge_err("cannot stop the embedded cluster in '%s'; see '%s'", pe->datadir, pe->logfile);
+    if (brk__pge_run(&id, argv, NULL) != 0)
+        brk__pge_err("cannot stop the embedded cluster in '%s'; see '%s'", pe->datadir,
+                     pe->logfile);
 }

@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include "brk_crypto.h"
 #include "brk_err.h"
 #include "brk_io.h"
+#include "brk_pgembed_int.h" /* brk__pge_err, brk__pge_write_private */
 #include "brk_pq.h"
 #include "banned.h"
 
@@ -30,19 +30,6 @@
 #define PGR_DUPLICATE_OBJECT "42710"
 #define PGR_DUPLICATE_DATABASE "42P04"
 #define PGR_UNIQUE_VIOLATION "23505"
-
-static void pgr_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void pgr_err(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("pgembed: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
 
 static int new_password(char out[BRK_PGROLES_PW_LEN + 1])
 {
@@ -78,7 +65,7 @@ static int take(const char *text, const char *role, char out[BRK_PGROLES_PW_LEN 
 static int secrets_create(const char *path, brk_pgroles_secrets_t *s)
 {
     char text[PGR_FILE_MAX];
-    int fd = -1, rc, n;
+    int rc, n;
 
     if ((rc = new_password(s->super)) < 0 || (rc = new_password(s->owner)) < 0 ||
         (rc = new_password(s->app)) < 0)
@@ -86,21 +73,7 @@ static int secrets_create(const char *path, brk_pgroles_secrets_t *s)
     n = snprintf(text, sizeof text, "*:*:*:%s:%s\n*:*:*:%s:%s\n*:*:*:%s:%s\n",
                  BRK_PGROLES_SUPER, s->super, BRK_PGROLES_OWNER, s->owner, BRK_PGROLES_APP,
                  s->app);
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        pgr_err("cannot create '%s': %s", path, strerror(errno));
-        return BRK_EIO;
-    }
-    rc = brk_write_all(fd, text, (size_t)n);
-    if (rc == 0 && fsync(fd) < 0)
-        rc = BRK_EIO;
-    if (close(fd) < 0)
-        rc = BRK_EIO;
-    if (rc < 0) {
-        pgr_err("cannot write '%s'", path);
-        unlink(path);
-    }
-    return rc;
+    return brk__pge_write_private(path, text, (size_t)n, NULL, 1);
 }
 
 int brk_pgroles_secrets_load(const char *path, brk_pgroles_secrets_t *s, int *created)
@@ -119,24 +92,24 @@ int brk_pgroles_secrets_load(const char *path, brk_pgroles_secrets_t *s, int *cr
         return rc;
     }
     if (fd < 0) {
-        pgr_err("cannot open '%s': %s", path, strerror(errno));
+        brk__pge_err("cannot open '%s': %s", path, strerror(errno));
         return BRK_EIO;
     }
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
         (st.st_mode & 077) != 0) {
-        pgr_err("'%s' must be a regular file of this user with mode 0600", path);
+        brk__pge_err("'%s' must be a regular file of this user with mode 0600", path);
         goto out;
     }
     n = read(fd, text, sizeof text - 1);
     if (n < 0) {
-        pgr_err("cannot read '%s': %s", path, strerror(errno));
+        brk__pge_err("cannot read '%s': %s", path, strerror(errno));
         goto out;
     }
     text[n] = '\0';
     if (take(text, BRK_PGROLES_SUPER, s->super) < 0 || take(text, BRK_PGROLES_OWNER, s->owner) < 0 ||
         take(text, BRK_PGROLES_APP, s->app) < 0) {
-        pgr_err("'%s' lacks the password of a role (%s, %s, %s)", path, BRK_PGROLES_SUPER,
-                BRK_PGROLES_OWNER, BRK_PGROLES_APP);
+        brk__pge_err("'%s' lacks the password of a role (%s, %s, %s)", path, BRK_PGROLES_SUPER,
+                     BRK_PGROLES_OWNER, BRK_PGROLES_APP);
         goto out;
     }
     rc = 0;
@@ -152,7 +125,7 @@ static int exec_sql(PGconn *c, const char *sql, const char *tolerated)
     int rc = brk_pq_cmd(c, sql, 0, NULL, tolerated, msg, sizeof msg);
 
     if (rc < 0)
-        pgr_err("%.60s...: %s", sql, msg);
+        brk__pge_err("%.60s...: %s", sql, msg);
     return rc;
 }
 
@@ -253,7 +226,7 @@ static int fix_hba(PGconn *c, const char *hba_path)
     if (brk_pq_scalar(c, "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL "
                          "OR type <> 'local' OR auth_method <> 'scram-sha-256'",
                       0, NULL, bad, sizeof bad, msg, sizeof msg) < 0) {
-        pgr_err("cannot read pg_hba rules: %s", msg);
+        brk__pge_err("cannot read pg_hba rules: %s", msg);
         goto out;
     }
     if (strcmp(bad, "0") == 0) {
@@ -290,7 +263,7 @@ int brk_pgroles_bootstrap(PGconn *c, const char *super_conninfo, const char *dbn
         return rc;
     db = PQconnectdb(super_conninfo);
     if (PQstatus(db) != CONNECTION_OK) {
-        pgr_err("cannot connect to database '%s': %s", dbname, PQerrorMessage(db));
+        brk__pge_err("cannot connect to database '%s': %s", dbname, PQerrorMessage(db));
         rc = BRK_EDB;
     } else {
         rc = exec_sql(db, sql_reassign, NULL);

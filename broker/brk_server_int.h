@@ -1,5 +1,5 @@
 /*
- * brk_server_int: the worker and server structs, shared by brk_server.c and brk_http.c only.
+ * brk_server_int: the worker and server structs, shared by brk_server.c and brk_http*.c only.
  */
 #ifndef BRK_SERVER_INT_H
 #define BRK_SERVER_INT_H

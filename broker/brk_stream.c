@@ -9,15 +9,12 @@
  */
 #include "brk_stream.h"
 
-#include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "brk_alloc.h"
 #include "brk_err.h"
+#include "brk_http_int.h" /* brk__http_reply_start */
 #include "brk_log.h"
-#include "brk_metrics.h"
-#include "brk_uri.h"
 #include "banned.h"
 
 #define STREAM_FIRST_CAP 16384
@@ -67,34 +64,6 @@ static void on_stop(h2o_generator_t *g, h2o_req_t *q)
     ((brk_stream_t *)g)->done = 1;
 }
 
-/* The same request log line brk_http writes for its own replies. */
-static void log_start(brk_req_t *r, int status)
-{
-    struct timespec ts;
-    char st[8], dur[32], method[16], path[256];
-    h2o_req_t *q = r->h2o;
-    size_t pl = q->path.len;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - r->started_ns;
-    for (size_t i = 0; i < q->path.len; i++)
-        if (q->path.base[i] == '?') {
-            pl = i; /* a query string may carry what the log must not */
-            break;
-        }
-    snprintf(st, sizeof st, "%d", status);
-    snprintf(dur, sizeof dur, "%.3f", (double)ns / 1e6);
-    snprintf(method, sizeof method, "%.*s", (int)(q->method.len < 15 ? q->method.len : 15),
-             q->method.base);
-    snprintf(path, sizeof path, "%.*s", (int)brk_utf8_cut(q->path.base, pl, 255), q->path.base);
-    brk_utf8_scrub(path); /* a refused path's raw bytes must not make the log line ill-formed */
-    brk_log_kv("info", "request", "method", method, "path", path, "status", st, "duration_ms", dur,
-               "request_id", r->request_id, "tenant",
-               r->principal.authenticated ? r->principal.tenant : NULL, "streamed", "true",
-               (const char *)NULL);
-    brk_metrics_observe(r->route_index, status, ns);
-}
-
 brk_stream_t *brk_stream_start(brk_req_t *r, int status, const char *content_type,
                                brk_stream_more more, void *arg)
 {
@@ -110,16 +79,8 @@ brk_stream_t *brk_stream_start(brk_req_t *r, int status, const char *content_typ
     s->r = r;
     s->more = more;
     s->arg = arg;
-    r->replied = 1;
-    q->res.status = status;
-    q->res.reason = status == 200 ? "OK" : "Streamed";
-    h2o_add_header(&q->pool, &q->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
-                   strlen(content_type));
-    h2o_add_header_by_str(&q->pool, &q->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
-                          r->request_id, strlen(r->request_id));
-    h2o_add_header(&q->pool, &q->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
-                   H2O_STRLIT("no-store"));
-    log_start(r, status);
+    /* The same headers and request log line as every other reply. */
+    brk__http_reply_start(r, status, status == 200 ? "OK" : "Streamed", content_type, 1);
     h2o_start_response(q, &s->super);
     return s;
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "brk_crypto.h" /* brk_hex_digit */
 #include "brk_err.h"
 #include "banned.h"
 
@@ -122,17 +123,6 @@ size_t brk_utf8_scrub(char *str)
     return replaced;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /*
  * Percent-decodes the n bytes at p into out (cap bytes; NULL to only check and measure).
  * Returns the decoded length, or BRK_EINVAL for a bad escape, BRK_ETOOBIG past cap.
@@ -144,7 +134,8 @@ static long decode(const char *p, size_t n, char *out, size_t cap)
         char c = p[i];
         if (c == '%') {
             int hi, lo;
-            if (n - i < 3 || (hi = hexval(p[i + 1])) < 0 || (lo = hexval(p[i + 2])) < 0)
+            if (n - i < 3 || (hi = brk_hex_digit(p[i + 1])) < 0 ||
+                (lo = brk_hex_digit(p[i + 2])) < 0)
                 return BRK_EINVAL;
             c = (char)(hi << 4 | lo);
             i += 2;
@@ -173,7 +164,7 @@ static int part_ok(const char *p, size_t n)
         char c = p[i];
         uint32_t cp;
         if (c == '%') {
-            c = (char)(hexval(p[i + 1]) << 4 | hexval(p[i + 2]));
+            c = (char)(brk_hex_digit(p[i + 1]) << 4 | brk_hex_digit(p[i + 2]));
             i += 2;
         } else if (c == '+') {
             c = ' ';

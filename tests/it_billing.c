@@ -305,6 +305,24 @@ static void assert_totals(PGconn *pg)
         0);
 }
 
+/* log_line_streamed: in the broker's log, the request line of a 200 for path: 1 when it
+ * says "streamed":"true", 0 when it does not; fails the test when there is no such line. */
+static int log_line_streamed(const char *path)
+{
+    char *log = tst_broker_log(&B);
+    char *want = fmt("\"path\":\"%s\",\"status\":\"200\"", path);
+    ck_assert_ptr_nonnull(log);
+    char *at = strstr(log, want);
+    ck_assert_msg(at != NULL, "no request line for %s", path);
+    char *end = strchr(at, '\n');
+    if (end != NULL)
+        *end = '\0';
+    int streamed = strstr(at, "\"streamed\":\"true\"") != NULL;
+    free(want);
+    free(log);
+    return streamed;
+}
+
 static json_t *get_invoice(const char *id, const char *query)
 {
     char *path = fmt("/billing/invoices/%s/%s", id, query ? query : "");
@@ -1086,6 +1104,11 @@ START_TEST(csv_export)
     ck_assert_str_eq(str(json_array_get(rows, 2), "total"), "1.234");
     tst_resp_clear(&r);
     unlink(file);
+    /* the request log says which reply was streamed, in the same line shape as the others */
+    ck_assert_int_eq(log_line_streamed(path), 1);
+    char *page = fmt("/billing/invoices/%s/", inv);
+    ck_assert_int_eq(log_line_streamed(page), 0);
+    free(page);
     /* and finalizing a two-page invoice sums and hashes every line */
     json_t *res = finalize(inv);
     char *root = independent_root(pg, inv);

@@ -145,6 +145,26 @@ START_TEST(test_hex)
 }
 END_TEST
 
+/* brk_hex_digit, which brk_uri's percent-decoding shares: each range at and one past its ends. */
+START_TEST(test_hex_digit)
+{
+    ck_assert_int_eq(brk_hex_digit('0'), 0);
+    ck_assert_int_eq(brk_hex_digit('9'), 9);
+    ck_assert_int_eq(brk_hex_digit('a'), 10);
+    ck_assert_int_eq(brk_hex_digit('f'), 15);
+    ck_assert_int_eq(brk_hex_digit('A'), 10);
+    ck_assert_int_eq(brk_hex_digit('F'), 15);
+    ck_assert_int_eq(brk_hex_digit('/'), -1);
+    ck_assert_int_eq(brk_hex_digit(':'), -1);
+    ck_assert_int_eq(brk_hex_digit('`'), -1);
+    ck_assert_int_eq(brk_hex_digit('g'), -1);
+    ck_assert_int_eq(brk_hex_digit('@'), -1);
+    ck_assert_int_eq(brk_hex_digit('G'), -1);
+    ck_assert_int_eq(brk_hex_digit('\0'), -1);
+    ck_assert_int_eq(brk_hex_digit((char)0xe0), -1);
+}
+END_TEST
+
 START_TEST(test_b64url_roundtrip)
 {
     uint8_t in[256], out[256];
@@ -676,6 +696,7 @@ static Suite *crypto_suite(void)
     tcase_add_test(tc, test_sha256_abc);
     tcase_add_test(tc, test_sha256_stream);
     tcase_add_test(tc, test_hex);
+    tcase_add_test(tc, test_hex_digit);
     tcase_add_test(tc, test_b64url_roundtrip);
     tcase_add_test(tc, test_b64url_rejects);
     tcase_add_test(tc, test_b64_lenient);

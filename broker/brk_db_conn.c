@@ -1,0 +1,325 @@
+/*
+ * brk_db_conn: one pooled libpq connection, non-blocking, in pipeline mode.
+ *
+ * Owns: a db_conn_t's life: C_DOWN -> C_CONNECTING (PQconnectPoll driven by the loop) ->
+ * C_PREPARING (every registered statement prepared, in batches) -> C_READY, and back to
+ * C_DOWN on any failure (brk__db_conn_broken), from where brk_db.c's tick reconnects; the
+ * socket watcher (a dup() of libpq's fd, H2O_SOCKET_FLAG_DONT_READ); sending batches and
+ * reading their results in order; moving queued batches onto a ready connection.
+ * Invariants: results are matched to batches strictly in FIFO order, and anything out of
+ * that order breaks the connection; a broken connection never calls back from here (its
+ * batches go to the pool's done list); libpq's own messages are copied before PQfinish.
+ * Runs on the pool's loop only.
+ */
+#include "brk_db_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "brk_alloc.h"
+#include "brk_err.h"
+#include "brk_log.h"
+#include "banned.h"
+
+static void conn_fill(db_conn_t *c);
+static void flush_done(h2o_socket_t *sock, const char *err);
+static void on_connect_io(h2o_socket_t *sock, const char *err);
+
+static void close_sock(db_conn_t *c)
+{
+    if (c->sock != NULL) {
+        h2o_socket_read_stop(c->sock);
+        h2o_socket_close(c->sock);
+        c->sock = NULL;
+    }
+}
+
+/* (Re)creates the loop's watcher when libpq's socket changed (it may during connect). */
+static int conn_watch(db_conn_t *c)
+{
+    int fd = PQsocket(c->pg);
+    if (fd < 0)
+        return BRK_EDB;
+    if (c->sock != NULL && c->sock_src == fd)
+        return 0;
+    close_sock(c);
+    int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dfd < 0)
+        return BRK_EDB;
+    c->sock = h2o_evloop_socket_create(c->db->loop, dfd, H2O_SOCKET_FLAG_DONT_READ);
+    c->sock->data = c;
+    c->sock_src = fd;
+    return 0;
+}
+
+void brk__db_conn_broken(db_conn_t *c, int err, const char *why)
+{
+    brk_db_t *db = c->db;
+    h2o_linklist_t failed;
+    char msg[DB_WHY_MAX];
+
+    /* why often points into c->pg, which PQfinish frees below */
+    snprintf(msg, sizeof msg, "%s", why != NULL ? why : "");
+    why = msg;
+    if (!c->logged_down) {
+        brk_log_warn("database connection lost", "reason", why);
+        c->logged_down = 1;
+    }
+    close_sock(c);
+    if (c->pg != NULL) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
+    c->state = C_DOWN;
+    c->retry_at = brk__db_now_ms(db) + BRK_DB_RECONNECT_MS;
+    db->st.failures += c->ninflight;
+    c->ninflight = 0;
+    brk__db_fail_list(db, &c->inflight, err, why);
+    if (!brk__db_any_conn_in(db, C_READY) && !brk__db_any_conn_in(db, C_CONNECTING) &&
+        !brk__db_any_conn_in(db, C_PREPARING)) {
+        h2o_linklist_init_anchor(&failed);
+        h2o_linklist_insert_list(&failed, &db->waitq);
+        db->nqueued = 0;
+        brk__db_fail_list(db, &failed, BRK_EDB, why);
+    }
+}
+
+/* Pushes buffered output; asks the loop for writability while libpq still holds some. */
+static int conn_flush(db_conn_t *c)
+{
+    int r = PQflush(c->pg);
+    if (r < 0)
+        return BRK_EDB;
+    if (r == 1 && c->sock->_cb.write == NULL)
+        h2o_socket_notify_write(c->sock, flush_done);
+    return 0;
+}
+
+static void flush_done(h2o_socket_t *sock, const char *err)
+{
+    db_conn_t *c = sock->data;
+    if (err != NULL || conn_flush(c) != 0)
+        brk__db_conn_broken(c, BRK_EDB, PQerrorMessage(c->pg));
+}
+
+int brk__db_job_send(db_conn_t *c, db_job_t *j)
+{
+    for (size_t i = 0; i < j->nops; i++) {
+        brk_db_stmt_t *s = brk__db_stmts[j->ops[i].stmt_id];
+        int ok = j->is_prepare ? PQsendPrepare(c->pg, s->name, s->sql, 0, NULL)
+                               : PQsendQueryPrepared(c->pg, s->name, j->ops[i].nparams,
+                                                     j->ops[i].params, NULL, NULL, 0);
+        if (!ok)
+            return BRK_EDB;
+    }
+    if (!PQpipelineSync(c->pg))
+        return BRK_EDB;
+    h2o_linklist_insert(&c->inflight, &j->link);
+    c->ninflight++;
+    return conn_flush(c);
+}
+
+/* Handles every result libpq has fully received. */
+static void conn_drain(db_conn_t *c)
+{
+    PGnotify *n;
+    while ((n = PQnotifies(c->pg)) != NULL)
+        PQfreemem(n);
+    while (c->pg != NULL && !h2o_linklist_is_empty(&c->inflight)) {
+        if (PQisBusy(c->pg))
+            return;
+        db_job_t *j = H2O_STRUCT_FROM_MEMBER(db_job_t, link, c->inflight.next);
+        PGresult *r = PQgetResult(c->pg);
+        switch (j->phase) {
+        case J_WANT_RESULT:
+            if (r == NULL)
+                goto protocol_error;
+            if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+                PQclear(r);
+                goto protocol_error;
+            }
+            j->res[j->got] = r;
+            if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK &&
+                j->failed_op < 0)
+                j->failed_op = (int)j->got;
+            j->phase = J_WANT_NULL;
+            break;
+        case J_WANT_NULL:
+            if (r != NULL) {
+                PQclear(r);
+                goto protocol_error;
+            }
+            j->phase = ++j->got == j->nops ? J_WANT_SYNC : J_WANT_RESULT;
+            break;
+        case J_WANT_SYNC:
+            if (r == NULL || PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+                if (r != NULL)
+                    PQclear(r);
+                goto protocol_error;
+            }
+            PQclear(r);
+            h2o_linklist_unlink(&j->link);
+            c->ninflight--;
+            if (j->is_prepare) {
+                int failed = j->failed_op;
+                const char *msg = failed >= 0 ? PQresultErrorMessage(j->res[failed]) : "";
+                if (failed >= 0) {
+                    brk_log_error("cannot prepare statement", "statement",
+                                  brk__db_stmts[j->ops[failed].stmt_id]->name, "error", msg);
+                    brk__db_job_free(j);
+                    brk__db_conn_broken(c, BRK_EDB, "cannot prepare statements");
+                    return;
+                }
+                brk__db_job_free(j);
+                if (!h2o_linklist_is_empty(&c->inflight))
+                    break; /* more prepare batches to come */
+                c->state = C_READY;
+                if (c->logged_down)
+                    brk_log_info("database connection ready", NULL, NULL);
+                c->logged_down = 0;
+            } else {
+                c->db->st.batches++;
+                if (j->failed_op >= 0)
+                    c->db->st.failures++;
+                brk__db_job_complete(j);
+            }
+            break;
+        }
+    }
+    if (c->pg != NULL)
+        conn_fill(c);
+    return;
+protocol_error:
+    brk__db_conn_broken(c, BRK_EDB, "unexpected pipeline result");
+}
+
+static void on_readable(h2o_socket_t *sock, const char *err)
+{
+    db_conn_t *c = sock->data;
+    if (err != NULL || !PQconsumeInput(c->pg)) {
+        brk__db_conn_broken(c, BRK_EDB, c->pg ? PQerrorMessage(c->pg) : "socket error");
+        return;
+    }
+    conn_drain(c);
+}
+
+/* Moves queued batches onto c while it has room. */
+static void conn_fill(db_conn_t *c)
+{
+    brk_db_t *db = c->db;
+    while (c->state == C_READY && c->ninflight < BRK_DB_PIPELINE_MAX &&
+           !h2o_linklist_is_empty(&db->waitq)) {
+        db_job_t *j = H2O_STRUCT_FROM_MEMBER(db_job_t, link, db->waitq.next);
+        h2o_linklist_unlink(&j->link);
+        db->nqueued--;
+        if (brk__db_job_send(c, j) != 0) {
+            if (!h2o_linklist_is_linked(&j->link))
+                h2o_linklist_insert(&c->inflight, &j->link), c->ninflight++;
+            brk__db_conn_broken(c, BRK_EDB, PQerrorMessage(c->pg));
+            return;
+        }
+    }
+}
+
+static void start_prepare(db_conn_t *c)
+{
+    c->state = C_PREPARING;
+    if (!PQenterPipelineMode(c->pg))
+        goto fail;
+    if (brk__db_nstmts == 0) {
+        c->state = C_READY;
+        conn_fill(c);
+        return;
+    }
+    /* Every registered statement, in batches of BRK_DB_MAX_OPS; READY after the last sync. */
+    for (int base = 0; base < brk__db_nstmts; base += BRK_DB_MAX_OPS) {
+        db_job_t *j = brk_calloc(1, sizeof(*j));
+        j->is_prepare = 1;
+        j->failed_op = -1;
+        for (int i = base; i < brk__db_nstmts && i < base + BRK_DB_MAX_OPS; i++)
+            j->ops[j->nops++].stmt_id = i;
+        if (brk__db_job_send(c, j) != 0) {
+            if (!h2o_linklist_is_linked(&j->link))
+                brk__db_job_free(j);
+            goto fail;
+        }
+    }
+    h2o_socket_read_start(c->sock, on_readable);
+    return;
+fail:
+    brk__db_conn_broken(c, BRK_EDB, PQerrorMessage(c->pg));
+}
+
+static void connect_step(db_conn_t *c)
+{
+    PostgresPollingStatusType st = PQconnectPoll(c->pg);
+    if (st == PGRES_POLLING_FAILED) {
+        brk__db_conn_broken(c, BRK_EDB, PQerrorMessage(c->pg));
+        return;
+    }
+    if (conn_watch(c) != 0) {
+        brk__db_conn_broken(c, BRK_EDB, "no database socket");
+        return;
+    }
+    h2o_socket_read_stop(c->sock);
+    switch (st) {
+    case PGRES_POLLING_READING:
+        h2o_socket_read_start(c->sock, on_connect_io);
+        break;
+    case PGRES_POLLING_WRITING:
+        if (c->sock->_cb.write == NULL)
+            h2o_socket_notify_write(c->sock, on_connect_io);
+        break;
+    case PGRES_POLLING_OK:
+        if (PQsetnonblocking(c->pg, 1) != 0) {
+            brk__db_conn_broken(c, BRK_EDB, PQerrorMessage(c->pg));
+            return;
+        }
+        start_prepare(c);
+        break;
+    default:
+        brk__db_conn_broken(c, BRK_EDB, "unexpected connect state");
+    }
+}
+
+static void on_connect_io(h2o_socket_t *sock, const char *err)
+{
+    db_conn_t *c = sock->data;
+    if (err != NULL) {
+        brk__db_conn_broken(c, BRK_EDB, err);
+        return;
+    }
+    connect_step(c);
+}
+
+/* Server notices (warnings on shutdown, ...) go to the log as JSON, not raw to stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    char msg[512];
+    size_t n = strlen(message);
+    while (n > 0 && message[n - 1] == '\n')
+        n--;
+    snprintf(msg, sizeof msg, "%.*s", (int)n, message);
+    brk_log_warn("database notice", "notice", msg);
+}
+
+void brk__db_conn_connect(db_conn_t *c)
+{
+    c->db->st.reconnects++;
+    c->pg = PQconnectStart(c->db->conninfo);
+    if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD) {
+        brk__db_conn_broken(c, BRK_EDB, c->pg ? PQerrorMessage(c->pg) : "out of memory");
+        return;
+    }
+    PQsetNoticeProcessor(c->pg, on_notice, NULL);
+    c->state = C_CONNECTING;
+    if (conn_watch(c) != 0) {
+        brk__db_conn_broken(c, BRK_EDB, "no database socket");
+        return;
+    }
+    /* libpq's protocol: after PQconnectStart, behave as if PQconnectPoll said WRITING. */
+    h2o_socket_notify_write(c->sock, on_connect_io);
+}

@@ -1,0 +1,245 @@
+/*
+ * brk_http_auth: bearer authentication and rate limiting of HTTP requests.
+ *
+ * Owns: the key lookup statement (q_auth) and the last_used_at touch (q_touch), the
+ * per-address failed-authentication limit, the per-key token bucket and its RateLimit
+ * headers, the tenant check of X-GSAP-Tenant, and the auth metrics.
+ * Invariants: nothing about keys is cached, so a revocation or an expiry takes effect on the
+ * next request; an address over its failure limit is refused before its token is looked at;
+ * the secret hash is compared in constant time; the body is parsed only after the caller is
+ * known to be allowed (brk__http_run_route). Runs on the request's loop thread.
+ */
+#include "brk_http_int.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "brk_crypto.h"
+#include "brk_err.h"
+#include "brk_log.h"
+#include "brk_metrics.h"
+#include "brk_server_int.h"
+#include "banned.h"
+
+#define XSTR(x) #x
+#define STR(x) XSTR(x)
+
+/*
+ * The key, its tenant's rate override and whether last_used_at is due, in one statement that
+ * also refuses revoked and expired keys. Nothing about keys is cached in the broker, so a
+ * revocation or an expiry takes effect on the next request on every worker of every broker.
+ */
+static brk_db_stmt_t q_auth = {
+    "brk_auth",
+    "SELECT k.secret_hash, array_to_string(k.roles, ','), k.can_delegate, "
+    "coalesce(k.name, k.key_id), t.rate_per_s, t.rate_burst, "
+    "k.last_used_at IS NULL OR k.last_used_at < now() - interval '"
+    STR(BRK_KEY_TOUCH_INTERVAL_S) " seconds' "
+    "FROM api_keys k JOIN tenants t ON t.tenant_id = k.tenant_id "
+    "WHERE k.tenant_id = $1 AND k.key_id = $2 AND k.revoked_at IS NULL "
+    "AND (k.expires_at IS NULL OR k.expires_at > now())",
+    0};
+
+/* Conditional, so workers and brokers that all saw the key as due write it once. */
+static brk_db_stmt_t q_touch = {
+    "brk_key_touch",
+    "UPDATE api_keys SET last_used_at = now() WHERE tenant_id = $1 AND key_id = $2 "
+    "AND (last_used_at IS NULL OR last_used_at < now() - interval '"
+    STR(BRK_KEY_TOUCH_INTERVAL_S) " seconds')",
+    0};
+
+static int m_limited_key = -1, m_limited_auth = -1, m_auth_failures = -1;
+
+int brk__http_register_stmts(void)
+{
+    int rc = brk_db_register(&q_auth);
+    if (rc == 0)
+        rc = brk_db_register(&q_touch);
+    m_limited_key = brk_metrics_counter("gsap_rate_limited_total{reason=\"key\"}",
+                                        "Requests answered 429: over the key's rate, or from an "
+                                        "address over its failed-authentication limit.");
+    m_limited_auth = brk_metrics_counter("gsap_rate_limited_total{reason=\"auth_failures\"}",
+                                         "Requests answered 429: over the key's rate, or from "
+                                         "an address over its failed-authentication limit.");
+    m_auth_failures = brk_metrics_counter("gsap_auth_failures_total",
+                                          "Requests with an invalid, unknown, revoked or expired "
+                                          "bearer token.");
+    return rc;
+}
+
+/*
+ * peer_key: the client address as a rate-table key: the IPv4 address, or the /64 prefix of an
+ * IPv6 address (one host usually owns a whole /64, so counting single addresses would let it
+ * rotate through 2^64 of them). Returns the key's length.
+ */
+static size_t peer_key(const brk_req_t *r, char *buf, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = r->h2o->conn->callbacks->get_peername(r->h2o->conn, (void *)&ss);
+    const uint8_t *b = NULL;
+    int n;
+
+    if (len != 0 && ss.ss_family == AF_INET) {
+        b = (const uint8_t *)&((const struct sockaddr_in *)(const void *)&ss)->sin_addr;
+        n = snprintf(buf, cap, "4:%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
+    } else if (len != 0 && ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)&ss)->sin6_addr;
+        b = a->s6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a))
+            n = snprintf(buf, cap, "4:%u.%u.%u.%u", b[12], b[13], b[14], b[15]);
+        else
+            n = snprintf(buf, cap, "6:%02x%02x:%02x%02x:%02x%02x:%02x%02x::/64", b[0], b[1],
+                         b[2], b[3], b[4], b[5], b[6], b[7]);
+    } else {
+        n = snprintf(buf, cap, "local");
+    }
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+/* auth_failed: counts a failed authentication against the client's address, then 401. */
+static void auth_failed(brk_req_t *r)
+{
+    const brk_config_t *cfg = r->server->cfg;
+    char addr[64];
+    size_t alen = peer_key(r, addr, sizeof addr);
+    brk_rate_fail_record(r->server->rate_fail, addr, alen, cfg->auth_fail_window_s,
+                         brk__http_mono_ns());
+    brk_metrics_add(m_auth_failures, 1);
+    brk_reply_error(r, BRK_EAUTH, "invalid_token", "the bearer token is not valid");
+}
+
+static void reply_limited(brk_req_t *r, uint32_t retry_after_s, const char *what)
+{
+    char ra[16];
+    snprintf(ra, sizeof ra, "%u", retry_after_s);
+    brk_reply_add_header(r, "retry-after", ra);
+    brk_reply_error(r, BRK_ELIMIT, "rate_limited", "%s; retry after %u s", what, retry_after_s);
+}
+
+static void on_touched(void *arg, const brk_db_result_t *res)
+{
+    (void)arg;
+    (void)res; /* last_used_at is advisory: a failed write is retried by the next request */
+}
+
+/*
+ * rate_check: takes a token from the key's bucket and adds the RateLimit-Policy and
+ * RateLimit fields (draft-ietf-httpapi-ratelimit-headers-10, policy "key"). Returns 0, or
+ * BRK_ELIMIT after answering 429.
+ */
+static int rate_check(brk_req_t *r, PGresult *pr)
+{
+    const brk_config_t *cfg = r->server->cfg;
+    uint32_t rate = cfg->rate_per_s, burst = cfg->rate_burst;
+    char key[BRK_TENANT_MAX + BRK_KEY_ID_HEX + 2], policy[64], state[64];
+    brk_rate_verdict_t v;
+
+    /* The tenant's override (the table's CHECK keeps it in 1..BRK_CONFIG_RATE_MAX). */
+    if (!PQgetisnull(pr, 0, 4))
+        rate = (uint32_t)strtoul(PQgetvalue(pr, 0, 4), NULL, 10);
+    if (!PQgetisnull(pr, 0, 5))
+        burst = (uint32_t)strtoul(PQgetvalue(pr, 0, 5), NULL, 10);
+    int n = snprintf(key, sizeof key, "%s/%s", r->principal.tenant, r->principal.key_id);
+    brk_rate_take(r->server->rate_keys, key, (size_t)n, rate, burst, brk__http_mono_ns(),
+                  &v);
+    snprintf(policy, sizeof policy, "\"key\";q=%u;w=%u", burst, (burst + rate - 1) / rate);
+    snprintf(state, sizeof state, "\"key\";r=%u;t=%u", v.remaining,
+             v.allowed ? v.reset_s : v.retry_after_s);
+    brk_reply_add_header(r, "ratelimit-policy", policy);
+    brk_reply_add_header(r, "ratelimit", state);
+    if (!v.allowed) {
+        brk_metrics_add(m_limited_key, 1);
+        reply_limited(r, v.retry_after_s, "this key is over its rate limit");
+        return BRK_ELIMIT;
+    }
+    return 0;
+}
+
+static void on_auth(brk_req_t *r, const brk_db_result_t *res)
+{
+    const char *secret_hash = r->ctx;
+    r->ctx = NULL;
+    if (res->err != 0) {
+        brk_reply_db_error(r, res);
+        return;
+    }
+    PGresult *pr = res->res[0];
+    if (PQntuples(pr) != 1 || PQgetlength(pr, 0, 0) != 64 ||
+        !brk_ct_equal(PQgetvalue(pr, 0, 0), secret_hash, 64)) {
+        auth_failed(r);
+        return;
+    }
+    char *roles = PQgetvalue(pr, 0, 1);
+    unsigned mask = 0;
+    brk_roles_parse_list(roles, &mask);
+    r->principal.roles = mask;
+    r->principal.can_delegate = PQgetvalue(pr, 0, 2)[0] == 't';
+    snprintf(r->principal.name, sizeof r->principal.name, "%s", PQgetvalue(pr, 0, 3));
+    r->principal.authenticated = 1;
+    /* Every authenticated request counts, refused ones (403) included. */
+    if (rate_check(r, pr) != 0)
+        return;
+    /* A caller may name the tenant it means to act in; a key acts only in its own. */
+    h2o_iovec_t t = brk_req_header(r, "x-gsap-tenant");
+    if (t.base != NULL &&
+        (t.len != strlen(r->principal.tenant) || memcmp(t.base, r->principal.tenant, t.len) != 0)) {
+        brk_reply_error(r, BRK_EFORBIDDEN, "tenant_forbidden",
+                        "this key does not belong to the tenant named in X-GSAP-Tenant");
+        return;
+    }
+    /* Due by the database's clock, and not yet sent by another worker of this broker. */
+    char key[BRK_TENANT_MAX + BRK_KEY_ID_HEX + 2];
+    int kn = snprintf(key, sizeof key, "%s/%s", r->principal.tenant, r->principal.key_id);
+    if (PQgetvalue(pr, 0, 6)[0] == 't' &&
+        brk_rate_once(r->server->rate_keys, key, (size_t)kn,
+                      (uint64_t)BRK_KEY_TOUCH_INTERVAL_S * 1000000000u,
+                      brk__http_mono_ns())) {
+        /* Its own batch, not waited for: the route does not pay for it. */
+        brk_db_op_t op = {&q_touch, 2, {r->principal.tenant, r->principal.key_id}};
+        brk_db_submit(r->worker->db, &op, 1, on_touched, NULL);
+    }
+    brk__http_run_route(r);
+}
+
+void brk__http_authenticate(brk_req_t *r)
+{
+    const brk_config_t *cfg = r->server->cfg;
+    h2o_iovec_t a = brk_req_header(r, "authorization");
+    brk_token_t tok;
+    char addr[64];
+    uint32_t retry_after = 0;
+
+    if (a.base == NULL) {
+        if ((r->route->flags & BRK_ROUTE_LOCAL_OK) && brk_req_is_local(r)) {
+            brk__http_run_route(r);
+            return;
+        }
+        brk_reply_error(r, BRK_EAUTH, "missing_token", "an Authorization: Bearer token is required");
+        return;
+    }
+    /* An address that failed too often is refused before its token is looked at, so a
+     * token cannot be guessed online faster than GSAP_AUTH_FAIL_MAX per window. */
+    size_t alen = peer_key(r, addr, sizeof addr);
+    if (brk_rate_fail_blocked(r->server->rate_fail, addr, alen, cfg->auth_fail_max,
+                              cfg->auth_fail_window_s, brk__http_mono_ns(),
+                              &retry_after)) {
+        brk_metrics_add(m_limited_auth, 1);
+        reply_limited(r, retry_after, "too many failed authentications from this address");
+        return;
+    }
+    if (a.len < 7 || !h2o_lcstris(a.base, 7, "bearer ", 7) || a.len - 7 > BRK_TOKEN_MAX ||
+        brk_token_parse(a.base + 7, a.len - 7, &tok) != 0) {
+        auth_failed(r);
+        return;
+    }
+    memcpy(r->principal.tenant, tok.tenant, sizeof tok.tenant);
+    memcpy(r->principal.key_id, tok.key_id, sizeof tok.key_id);
+    char *hash = brk_req_alloc(r, sizeof tok.secret_hash);
+    memcpy(hash, tok.secret_hash, sizeof tok.secret_hash);
+    r->ctx = hash;
+    brk_db_op_t op = {&q_auth, 2, {r->principal.tenant, r->principal.key_id}};
+    brk_req_db(r, &op, 1, on_auth);
+}
