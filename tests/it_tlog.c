@@ -5,6 +5,7 @@
  * ones brk_merkle computes; the database refuses to rewrite the log.
  */
 #include <check.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,7 @@
 #define MAX_CRS 64
 
 static tst_broker_t B;
-static char *SHELL, *OTHER, *AUDITOR, *STRANGER;
+static char *SHELL, *OTHER, *AUDITOR, *FINANCE, *STRANGER;
 static const char *const ENV[] = {"GSAP_FN_POLL_MS=200", "GSAP_TLOG_CHECKPOINT_S=1", NULL};
 
 static char *fmt(const char *f, ...)
@@ -77,13 +78,14 @@ static void setup(void)
     SHELL = tst_keys_create(&B, "acme", "issuer,executor");
     OTHER = tst_keys_create(&B, "globex", "issuer,executor");
     AUDITOR = tst_keys_create(&B, "acme", "auditor");
+    FINANCE = tst_keys_create(&B, "acme", "finance");
     STRANGER = tst_keys_create(&B, "globex", "auditor");
 }
 
 static void teardown(void)
 {
     tst_broker_clear(&B);
-    free(SHELL), free(OTHER), free(AUDITOR), free(STRANGER);
+    free(SHELL), free(OTHER), free(AUDITOR), free(FINANCE), free(STRANGER);
 }
 
 /* Issues an AC and posts one CR on it through the broker at port; the receipt. */
@@ -158,6 +160,98 @@ static void refused(PGconn *pg, const char *sql)
     PQclear(res);
 }
 
+
+/* ---- Go's sumdb/note and sumdb/tlog (tests/go/tlogcheck) ---- */
+
+static char GOTMP[64], GOBIN[128];
+
+static void go_build(void)
+{
+    char cmd[1024];
+    snprintf(GOTMP, sizeof GOTMP, "/tmp/it_tlog-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(GOTMP));
+    snprintf(GOBIN, sizeof GOBIN, "%s/tlogcheck", GOTMP);
+    snprintf(cmd, sizeof cmd,
+             "cd '%s/tests/go/tlogcheck' && env -u GOFLAGS GO111MODULE=off "
+             "GOPATH=/usr/share/gocode GOPROXY=off GOCACHE='%s/gocache' go build -o '%s' . 2>&1",
+             getenv("GSAP_SOURCE_DIR"), GOTMP, GOBIN);
+    ck_assert_msg(system(cmd) == 0, "go build of tests/go/tlogcheck failed (tools/deps.sh)");
+}
+
+static void go_clear(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", GOTMP);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Runs tlogcheck with the printf-formatted arguments; 0 when it accepted. Its first output
+ * line into out (512 bytes). */
+static int go_check(char out[512], const char *f, ...)
+{
+    char args[8192], cmd[8400];
+    va_list ap;
+    va_start(ap, f);
+    vsnprintf(args, sizeof args, f, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", GOBIN, args);
+    FILE *p = popen(cmd, "r");
+    size_t n = fread(out, 1, 511, p);
+    out[n] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+    return pclose(p);
+}
+
+/* GET path with token and an Accept header (NULL: none); checks the status. */
+static tst_resp_t get(unsigned short port, const char *path, const char *token,
+                      const char *accept, int expect)
+{
+    tst_resp_t r;
+    char *hdr = fmt("Authorization: Bearer %s\r\n%s%s%s", token, accept ? "Accept: " : "",
+                    accept ? accept : "", accept ? "\r\n" : "");
+    ck_assert_int_eq(tst_http(port, "GET", path, hdr, NULL, 0, &r), 0);
+    ck_assert_msg(r.status == expect, "GET %s: %d (want %d) %s", path, r.status, expect, r.body);
+    free(hdr);
+    return r;
+}
+
+static void get_error(const char *path, const char *token, int status, const char *code)
+{
+    tst_resp_t r = get(B.port, path, token, NULL, status);
+    ck_assert_str_eq(str(json_object_get(r.json, "error"), "code"), code);
+    tst_resp_clear(&r);
+}
+
+/* The hashes array of a proof as "h1,h2,..." (malloc'd). */
+static char *joined(const json_t *arr)
+{
+    size_t cap = json_array_size(arr) * 48 + 1;
+    char *s = calloc(1, cap);
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        if (i)
+            strcat(s, ",");
+        strcat(s, json_string_value(json_array_get(arr, i)));
+    }
+    return s;
+}
+
+static char *save(const char *text)
+{
+    char *path = fmt("%s/note-XXXXXX", GOTMP);
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+/* The root of size n of acme's log as stored, base64 (malloc'd). */
+static char *stored_root(PGconn *pg, long n)
+{
+    return scalarf(pg, "SELECT encode(root_hash, 'base64') FROM tlog_entries WHERE "
+                       "tenant_id = 'acme' AND idx = %ld", n - 1);
+}
+
 START_TEST(log_append)
 {
     enum { N = 12 };
@@ -214,6 +308,197 @@ START_TEST(log_append)
 }
 END_TEST
 
+
+/* Checks a checkpoint reply (JSON) with Go's note package: the note opens under the verifier
+ * key, which is the broker's published key's; returns the size. */
+static long check_checkpoint(PGconn *pg, const json_t *cp)
+{
+    tst_resp_t w;
+    char out[512];
+    ck_assert_int_eq(tst_get(B.port, "/.well-known/gsap-broker.json", NULL, &w), 0);
+    const char *pub = str(json_array_get(json_object_get(w.json, "keys"), 0), "public_key");
+    char *path = save(str(cp, "note"));
+    ck_assert_msg(go_check(out, "note '%s' '%s' '%s' '%s'", str(cp, "verifier_key"), path,
+                           str(cp, "key_name"), pub) == 0,
+                  "the checkpoint does not open in Go: %s", out);
+    long size = (long)json_integer_value(json_object_get(cp, "size"));
+    char *want = fmt("ok %s %ld %s", str(cp, "origin"), size, str(cp, "root_hash"));
+    ck_assert_str_eq(out, want);
+    char *root = stored_root(pg, size);
+    ck_assert_str_eq(str(cp, "root_hash"), root);
+    char *origin = fmt("%s/acme", str(cp, "key_name"));
+    ck_assert_str_eq(str(cp, "origin"), origin);
+    unlink(path);
+    free(path), free(want), free(root), free(origin);
+    tst_resp_clear(&w);
+    return size;
+}
+
+START_TEST(checkpoints_and_proofs)
+{
+    enum { N = 7, FIRST = 5 };
+    const char *const slow_env[] = {"GSAP_FN_POLL_MS=200", "GSAP_TLOG_CHECKPOINT_S=3600", NULL};
+    PGconn *pg = tst_pg_connect(DB);
+    char *cids[N], out[512];
+    tst_broker_t slow;
+    tst_resp_t r;
+    go_build();
+    /* nothing logged yet: no checkpoint */
+    get_error("/governance/log/checkpoint", AUDITOR, 404, "log_empty");
+    for (int i = 0; i < FIRST; i++) {
+        json_t *rc = post_cr(B.port, SHELL);
+        cids[i] = strdup(str(rc, "lineage_cid"));
+        json_decref(rc);
+    }
+    ck_assert_int_eq(wait_log(pg, "acme", FIRST), FIRST);
+    /* text/plain: the C2SP note itself; JSON: the same note and its parts */
+    r = get(B.port, "/governance/log/checkpoint", AUDITOR, NULL, 200);
+    char ct[128];
+    ck_assert_ptr_nonnull(tst_resp_header(&r, "content-type", ct, sizeof ct));
+    ck_assert_ptr_nonnull(strstr(ct, "text/plain"));
+    char *text_note = strdup(r.body);
+    tst_resp_clear(&r);
+    r = get(B.port, "/governance/log/checkpoint", AUDITOR, "application/json", 200);
+    ck_assert_str_eq(str(r.json, "note"), text_note);
+    ck_assert_int_eq(check_checkpoint(pg, r.json), FIRST);
+    char *root5 = strdup(str(r.json, "root_hash"));
+    tst_resp_clear(&r);
+    /* a tampered note does not open */
+    char *bad = strdup(text_note);
+    bad[strlen(bad) - 3] = bad[strlen(bad) - 3] == 'A' ? 'B' : 'A';
+    char *bad_path = save(bad);
+    r = get(B.port, "/governance/log/checkpoint", FINANCE, "application/json", 200);
+    ck_assert_int_ne(go_check(out, "note '%s' '%s'", str(r.json, "verifier_key"), bad_path), 0);
+    tst_resp_clear(&r);
+    unlink(bad_path);
+    free(bad_path), free(bad);
+    /* the log grows; a broker whose GSAP_TLOG_CHECKPOINT_S has not passed serves the stored
+     * checkpoint, one whose interval (1 s) has passed signs a new one */
+    for (int i = FIRST; i < N; i++) {
+        json_t *rc = post_cr(B.port, SHELL);
+        cids[i] = strdup(str(rc, "lineage_cid"));
+        json_decref(rc);
+    }
+    ck_assert_int_eq(wait_log(pg, "acme", N), N);
+    ck_assert_int_eq(tst_broker_start(&slow, tst_pg_conninfo(DB), slow_env), 0);
+    r = get(slow.port, "/governance/log/checkpoint", AUDITOR, "application/json", 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(r.json, "size")), FIRST);
+    tst_resp_clear(&r);
+    long size = 0;
+    for (int i = 0; i < LOG_WAIT_S * 2 && size != N; i++) {
+        r = get(B.port, "/governance/log/checkpoint", AUDITOR, "application/json", 200);
+        size = check_checkpoint(pg, r.json);
+        tst_resp_clear(&r);
+        if (size != N)
+            usleep(500 * 1000);
+    }
+    ck_assert_int_eq(size, N);
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM tlog_checkpoints WHERE "
+                                     "tenant_id = 'acme' AND size IN (5, 7)"), 2);
+    ck_assert_int_eq(tst_broker_stop(&slow), 0);
+    tst_broker_clear(&slow);
+    /* inclusion of every CID against the latest checkpoint, checked by Go's tlog */
+    for (int i = 0; i < N; i++) {
+        char *path = fmt("/governance/log/proof?cid=%s", cids[i]);
+        r = get(B.port, path, AUDITOR, NULL, 200);
+        long idx = longf(pg, "SELECT idx FROM tlog_entries WHERE lineage_cid = '%s'", cids[i]);
+        ck_assert_int_eq(json_integer_value(json_object_get(r.json, "leaf_index")), idx);
+        ck_assert_int_eq(json_integer_value(json_object_get(r.json, "tree_size")), N);
+        ck_assert_ptr_nonnull(str(r.json, "checkpoint"));
+        char *h = joined(json_object_get(r.json, "hashes"));
+        ck_assert_msg(go_check(out, "inclusion '%s' %d %ld '%s' '%s'", str(r.json, "root_hash"),
+                               N, idx, cids[i], h) == 0,
+                      "inclusion of %s: %s", cids[i], out);
+        /* and not as another entry or in another tree */
+        ck_assert_int_ne(go_check(out, "inclusion '%s' %d %ld '%s' '%s'", root5, N, idx,
+                                  cids[i], h), 0);
+        ck_assert_int_ne(go_check(out, "inclusion '%s' %d %ld '%s' '%s'",
+                                  str(r.json, "root_hash"), N, (idx + 1) % N, cids[i], h), 0);
+        free(h), free(path);
+        tst_resp_clear(&r);
+    }
+    /* against an older tree: ?size= */
+    long idx1 = longf(pg, "SELECT idx FROM tlog_entries WHERE lineage_cid = '%s'", cids[1]);
+    char *path = fmt("/governance/log/proof?cid=%s&size=%d", cids[1], FIRST);
+    r = get(B.port, path, AUDITOR, NULL, 200);
+    ck_assert_str_eq(str(r.json, "root_hash"), root5);
+    ck_assert_ptr_null(json_object_get(r.json, "checkpoint"));
+    char *h = joined(json_object_get(r.json, "hashes"));
+    ck_assert_int_eq(go_check(out, "inclusion '%s' %d %ld '%s' '%s'", root5, FIRST, idx1,
+                              cids[1], h), 0);
+    free(h), free(path);
+    tst_resp_clear(&r);
+    /* consistency of every older size with the latest, checked by Go's tlog */
+    char *root7 = stored_root(pg, N);
+    for (int from = 1; from <= N; from++) {
+        path = fmt("/governance/log/consistency?from=%d&to=%d", from, N);
+        r = get(B.port, path, FINANCE, NULL, 200);
+        char *want_from = stored_root(pg, from);
+        ck_assert_str_eq(str(r.json, "from_root_hash"), want_from);
+        ck_assert_str_eq(str(r.json, "to_root_hash"), root7);
+        h = joined(json_object_get(r.json, "hashes"));
+        ck_assert_msg(go_check(out, "consistency '%s' %d '%s' %d '%s'", want_from, from, root7, N,
+                               h) == 0,
+                      "consistency %d -> %d: %s", from, N, out);
+        if (from == FIRST) /* the first checkpoint's root is a prefix of the latest */
+            ck_assert_str_eq(want_from, root5);
+        free(h), free(path), free(want_from);
+        tst_resp_clear(&r);
+    }
+    /* bad requests change nothing and say why */
+    char *p404 = fmt("/governance/log/proof?cid=%s", H("9"));
+    get_error(p404, AUDITOR, 404, "cid_not_in_log");
+    free(p404);
+    char *late = scalarf(pg, "SELECT lineage_cid FROM tlog_entries WHERE tenant_id = 'acme' "
+                             "AND idx = %d", N - 1);
+    path = fmt("/governance/log/proof?cid=%s&size=%d", late, FIRST);
+    get_error(path, AUDITOR, 404, "cid_not_in_checkpoint");
+    free(path);
+    static const struct {
+        const char *query;
+        int status;
+        const char *code;
+    } bad_q[] = {
+        {"/governance/log/proof", 400, "invalid_query"},
+        {"/governance/log/proof?cid=sha256:00", 400, "invalid_query"},
+        {"/governance/log/consistency", 400, "invalid_query"},
+        {"/governance/log/consistency?from=3", 400, "invalid_query"},
+        {"/governance/log/consistency?from=0&to=3", 400, "invalid_query"},
+        {"/governance/log/consistency?from=4&to=3", 400, "invalid_query"},
+        {"/governance/log/consistency?from=1&to=x3", 400, "invalid_query"},
+        {"/governance/log/consistency?from=1&to=-3", 400, "invalid_query"},
+        {"/governance/log/consistency?from=1&to=8", 404, "size_not_in_log"},
+        /* TLOG_PROOF_MAX_LEAVES (262144): at the limit the tree is looked for, past it not */
+        {"/governance/log/consistency?from=1&to=262144", 404, "size_not_in_log"},
+        {"/governance/log/consistency?from=1&to=262145", 413, "log_too_large"},
+    };
+    for (size_t i = 0; i < sizeof bad_q / sizeof bad_q[0]; i++)
+        get_error(bad_q[i].query, AUDITOR, bad_q[i].status, bad_q[i].code);
+    char *at = fmt("/governance/log/proof?cid=%s&size=262144", cids[0]);
+    get_error(at, AUDITOR, 404, "size_not_in_log");
+    free(at);
+    at = fmt("/governance/log/proof?cid=%s&size=262145", cids[0]);
+    get_error(at, AUDITOR, 413, "log_too_large");
+    free(at);
+    at = fmt("/governance/log/proof?cid=%s&size=0", cids[0]);
+    get_error(at, AUDITOR, 400, "invalid_query");
+    free(at);
+    /* another tenant's auditor learns nothing about acme's log */
+    get_error("/governance/log/checkpoint", STRANGER, 404, "log_empty");
+    at = fmt("/governance/log/proof?cid=%s&size=1", cids[0]);
+    get_error(at, STRANGER, 404, "size_not_in_log");
+    free(at);
+    r = get(B.port, "/governance/log/checkpoint", SHELL, NULL, 403);
+    tst_resp_clear(&r);
+    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM tlog_entries WHERE tenant_id = 'acme'"), N);
+    for (int i = 0; i < N; i++)
+        free(cids[i]);
+    free(text_note), free(root5), free(root7), free(late);
+    go_clear();
+    PQfinish(pg);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("it_tlog");
@@ -221,6 +506,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, log_append);
+    tcase_add_test(tc, checkpoints_and_proofs);
     suite_add_tcase(s, tc);
     return tst_run(s);
 }
