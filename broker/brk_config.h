@@ -29,7 +29,7 @@
 #define BRK_DEFAULT_TIME_SKEW_S 30
 #define BRK_TIME_SKEW_MAX_S 3600 /* more than an hour is not skew but a wrong clock */
 /* GSAP_TLOG_CHECKPOINT_S: a new transparency-log checkpoint is signed at most this often
- * (on request, when the log grew). */
+ * (on request, when the log grew; finalizing an invoice signs one besides). */
 #define BRK_DEFAULT_TLOG_CHECKPOINT_S 10
 #define BRK_TLOG_CHECKPOINT_MAX_S 86400
 

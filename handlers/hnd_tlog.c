@@ -14,6 +14,7 @@
  * and that one is at least GSAP_TLOG_CHECKPOINT_S old (or there is none), signs a note for
  * the current head (its root is stored with the last entry) and stores it, one per size
  * (a concurrent request that stored the same size first wins; both answer the stored one).
+ * Finalizing an invoice stores one too (bill_invoice.h), covering the invoice's lines.
  *
  * Proofs are computed by brk_merkle over the leaf hashes of the tree, read in one statement:
  * O(size) hashes and 32 bytes per leaf, so a tree is served up to TLOG_PROOF_MAX_LEAVES

@@ -39,3 +39,8 @@ CREATE TABLE tlog_checkpoints (
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, size)
 );
+
+-- Each invoice line records the index of its CR's entry in the tenant's log (fn_billing sets
+-- it when it writes the line, bill_finalize_begin for lines written before this migration).
+-- NULL only for such older lines until their invoice is finalized.
+ALTER TABLE invoice_lines ADD COLUMN log_index bigint CHECK (log_index >= 0);

@@ -499,6 +499,133 @@ START_TEST(checkpoints_and_proofs)
 }
 END_TEST
 
+/* POST .../finalize as finance; the reply's signed document (a new reference). */
+static json_t *finalize(const char *inv)
+{
+    tst_resp_t r;
+    char *path = fmt("/billing/invoices/%s/finalize", inv);
+    char *hdr = fmt("Authorization: Bearer %s\r\n", FINANCE);
+    ck_assert_int_eq(tst_http(B.port, "POST", path, hdr, NULL, 0, &r), 0);
+    ck_assert_msg(r.status == 200, "finalize: %d %s", r.status, r.body);
+    json_t *doc = json_incref(json_object_get(r.json, "document"));
+    tst_resp_clear(&r);
+    free(path), free(hdr);
+    return doc;
+}
+
+/* Every line of invoice inv: its log_index is its CR's entry, shown by the API, and its
+ * inclusion proof at the document's tree size verifies in Go against the document's root. */
+static void check_invoice_proofs(PGconn *pg, const char *inv, const json_t *doc, const char *vkey)
+{
+    char out[512];
+    const json_t *log = json_object_get(doc, "log");
+    long size = (long)json_integer_value(json_object_get(log, "tree_size"));
+    const char *root = str(log, "root_hash");
+    ck_assert_int_eq(size, longf(pg, "SELECT max(log_index) + 1 FROM invoice_lines WHERE "
+                                     "invoice_id = '%s'", inv));
+    char *stored = stored_root(pg, size);
+    ck_assert_str_eq(root, stored);
+    free(stored);
+    /* the checkpoint in the signed document opens in Go and states that tree */
+    char *path = save(str(log, "checkpoint"));
+    ck_assert_msg(go_check(out, "note '%s' '%s'", vkey, path) == 0, "invoice checkpoint: %s",
+                  out);
+    char *want = fmt("ok %s %ld %s", str(log, "origin"), size, root);
+    ck_assert_str_eq(out, want);
+    free(want);
+    unlink(path);
+    free(path);
+    /* it is one of the tenant's checkpoints */
+    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM tlog_checkpoints WHERE tenant_id = 'acme' "
+                               "AND size = %ld AND note = (SELECT document->'log'->>'checkpoint' "
+                               "FROM invoices WHERE invoice_id = '%s')", size, inv), 1);
+    char *ip = fmt("/billing/invoices/%s/", inv);
+    tst_resp_t r = get(B.port, ip, FINANCE, NULL, 200);
+    json_t *lines = json_object_get(r.json, "lines");
+    ck_assert_uint_ge(json_array_size(lines), 1);
+    for (size_t i = 0; i < json_array_size(lines); i++) {
+        json_t *l = json_array_get(lines, i);
+        long idx = (long)json_integer_value(json_object_get(l, "log_index"));
+        ck_assert_int_eq(idx, longf(pg, "SELECT idx FROM tlog_entries WHERE cr_id = '%s' AND "
+                                        "lineage_cid = '%s'", str(l, "cr_id"),
+                                    str(l, "lineage_cid")));
+        char *pp = fmt("/governance/log/proof?cid=%s&size=%ld", str(l, "lineage_cid"), size);
+        tst_resp_t pr = get(B.port, pp, AUDITOR, NULL, 200);
+        ck_assert_str_eq(str(pr.json, "root_hash"), root);
+        char *h = joined(json_object_get(pr.json, "hashes"));
+        ck_assert_msg(go_check(out, "inclusion '%s' %ld %ld '%s' '%s'", root, size, idx,
+                               str(l, "lineage_cid"), h) == 0,
+                      "line %zu: %s", i, out);
+        free(h), free(pp);
+        tst_resp_clear(&pr);
+    }
+    tst_resp_clear(&r);
+    free(ip);
+}
+
+START_TEST(invoices_carry_proofs)
+{
+    enum { N = 4 };
+    PGconn *pg = tst_pg_connect(DB);
+    go_build();
+    for (int i = 0; i < N; i++)
+        json_decref(post_cr(B.port, SHELL));
+    ck_assert_int_eq(wait_log(pg, "acme", N), N);
+    /* every line gets its index when it is written */
+    long n = -1;
+    for (int i = 0; i < LOG_WAIT_S * 10 && n != N; i++) {
+        n = tst_pg_long(pg, "SELECT count(*) FROM invoice_lines l JOIN tlog_entries e ON "
+                            "e.tenant_id = l.tenant_id AND e.idx = l.log_index AND "
+                            "e.cr_id = l.cr_id AND e.lineage_cid = l.lineage_cid");
+        if (n != N)
+            usleep(100 * 1000);
+    }
+    ck_assert_int_eq(n, N);
+    char *inv = tst_pg_scalar(pg, "SELECT invoice_id FROM invoices WHERE tenant_id = 'acme' "
+                                  "AND status = 'open'");
+    ck_assert_ptr_nonnull(inv);
+    /* a line written before the log existed has no index: finalizing gives it its CR's */
+    long last = longf(pg, "SELECT log_index FROM invoice_lines WHERE invoice_id = '%s' AND "
+                          "line_no = %d", inv, N);
+    free(tst_pg_scalar(pg, "UPDATE invoice_lines SET log_index = NULL WHERE line_no = 4 "
+                           "RETURNING 1"));
+    tst_resp_t r = get(B.port, "/governance/log/checkpoint", AUDITOR, "application/json", 200);
+    char *vkey = strdup(str(r.json, "verifier_key"));
+    tst_resp_clear(&r);
+    json_t *doc = finalize(inv);
+    ck_assert_int_eq(longf(pg, "SELECT log_index FROM invoice_lines WHERE invoice_id = '%s' AND "
+                               "line_no = %d", inv, N), last);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(doc, "log"), "tree_size")),
+                     N);
+    check_invoice_proofs(pg, inv, doc, vkey);
+    /* the finalized lines' indexes are frozen with them */
+    PGresult *res = PQexec(pg, "UPDATE invoice_lines SET log_index = 0 WHERE line_no = 2");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+    PQclear(res);
+    /* a late line (its month is finalized) carries its own index, covered by its invoice */
+    json_t *rc = post_cr(B.port, SHELL);
+    char *late_inv = NULL;
+    for (int i = 0; i < LOG_WAIT_S * 10 && late_inv == NULL; i++) {
+        late_inv = scalarf(pg, "SELECT invoice_id FROM invoice_lines WHERE cr_id = '%s' AND late "
+                               "AND log_index IS NOT NULL", str(rc, "cr_id"));
+        if (late_inv == NULL)
+            usleep(100 * 1000);
+    }
+    ck_assert_ptr_nonnull(late_inv);
+    ck_assert_str_ne(late_inv, inv);
+    ck_assert_int_eq(longf(pg, "SELECT log_index FROM invoice_lines WHERE cr_id = '%s'",
+                           str(rc, "cr_id")), N);
+    json_t *doc2 = finalize(late_inv);
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_object_get(doc2, "log"), "tree_size")), N + 1);
+    check_invoice_proofs(pg, late_inv, doc2, vkey);
+    json_decref(rc), json_decref(doc), json_decref(doc2);
+    free(inv), free(late_inv), free(vkey);
+    go_clear();
+    PQfinish(pg);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("it_tlog");
@@ -507,6 +634,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, log_append);
     tcase_add_test(tc, checkpoints_and_proofs);
+    tcase_add_test(tc, invoices_carry_proofs);
     suite_add_tcase(s, tc);
     return tst_run(s);
 }
