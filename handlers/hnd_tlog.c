@@ -153,7 +153,7 @@ static int size_param(brk_req_t *r, const char *name, unsigned long long max,
         return -1;
     }
     *out = n;
-    return 0 + 1;
+    return 1;
 }
 
 static int unhex_hash(const char *s, brk_mhash_t out)
