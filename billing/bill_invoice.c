@@ -18,6 +18,7 @@
 
 #include "bill_money.h"
 #include "brk_err.h"
+#include "brk_note.h"
 #include "brk_pq.h"
 #include "brk_sign.h"
 #include "brk_time.h"
@@ -69,6 +70,12 @@ static int parse_i64(const char *s, int64_t *out)
     return 0;
 }
 
+/* A column's text, or NULL for SQL NULL. */
+static const char *bill_col(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
 static int copy(char *dst, size_t cap, const char *src)
 {
     size_t n = src ? strlen(src) : 0;
@@ -84,6 +91,7 @@ int bill_finalizer_init(bill_finalizer_t *f, const char *tenant, const char *inv
     int64_t exp;
     memset(f, 0, sizeof *f);
     bill_merkle_init(&f->tree);
+    f->log_max = -1;
     if (copy(f->tenant, sizeof f->tenant, tenant) ||
         copy(f->invoice_id, sizeof f->invoice_id, invoice_id) ||
         copy(f->account, sizeof f->account, cols[0]) ||
@@ -97,18 +105,47 @@ int bill_finalizer_init(bill_finalizer_t *f, const char *tenant, const char *inv
 }
 
 int bill_finalizer_add(bill_finalizer_t *f, const char *line_no, const char *lineage_cid,
-                       const char *total)
+                       const char *total, const char *log_index, const char *log_root)
 {
-    int64_t no, t;
+    int64_t no, t, idx = -1;
+    brk_mhash_t root;
+    int has_log = log_index != NULL && log_root != NULL;
     if (parse_i64(line_no, &no) || parse_i64(total, &t) || no <= f->last_line_no ||
         !brk_cid_valid(lineage_cid))
+        return BRK_EINVAL;
+    if (has_log && (parse_i64(log_index, &idx) || idx < 0 ||
+                    brk_unhex(log_root, strlen(log_root), root, sizeof root) != 0))
         return BRK_EINVAL;
     if (bill_add(f->total, t, &f->total) != 0)
         return BRK_ERANGE;
     f->last_line_no = no;
     f->count++;
     bill_merkle_add(&f->tree, lineage_cid, BRK_CID_LEN);
+    if (!has_log) {
+        f->log_missing++;
+    } else if (idx > f->log_max) {
+        f->log_max = idx;
+        memcpy(f->log_root, root, sizeof root);
+    }
     return 0;
+}
+
+/* The document's "log" member: the checkpoint covering every line (f->log_max + 1). */
+static json_t *log_member(const bill_finalizer_t *f, const brk_keyring_t *kr,
+                          const char *broker_id, char *msg, size_t mlen)
+{
+    char name[BRK_NOTE_NAME_MAX + 1], origin[BRK_NOTE_ORIGIN_MAX + 1], note[BRK_NOTE_MAX];
+    char root64[4 * ((BRK_MERKLE_HASH_LEN + 2) / 3) + 1];
+    uint64_t size = (uint64_t)f->log_max + 1;
+    if (brk_note_key_name(broker_id, name) != 0 ||
+        snprintf(origin, sizeof origin, "%s/%s", name, f->tenant) >= (int)sizeof origin ||
+        brk_note_checkpoint(kr, name, origin, size, f->log_root, note) != 0) {
+        snprintf(msg, mlen, "cannot sign the transparency-log checkpoint of the invoice");
+        return NULL;
+    }
+    brk_b64_std(f->log_root, BRK_MERKLE_HASH_LEN, root64);
+    return json_pack("{s:s,s:I,s:s,s:s}", "origin", origin, "tree_size", (json_int_t)size,
+                     "root_hash", root64, "checkpoint", note);
 }
 
 int bill_finalizer_finish(const bill_finalizer_t *f, const brk_keyring_t *kr, const char *broker_id,
@@ -131,6 +168,12 @@ int bill_finalizer_finish(const bill_finalizer_t *f, const brk_keyring_t *kr, co
                  (long long)f->expect_count, (long long)f->expect_total);
         return BRK_ECONFLICT;
     }
+    if (f->log_missing > 0) {
+        snprintf(msg, mlen,
+                 "invoice \"%s\": %lld of its lines have no transparency-log index",
+                 f->invoice_id, (long long)f->log_missing);
+        return BRK_EINTERNAL; /* bill_finalize_begin gives every line one: never signed */
+    }
     bill_merkle_root(&f->tree, root);
     brk_hex(root, sizeof root, hex);
     snprintf(lines_root, sizeof lines_root, "sha256:%s", hex);
@@ -146,6 +189,14 @@ int bill_finalizer_finish(const bill_finalizer_t *f, const brk_keyring_t *kr, co
     if (d == NULL) {
         snprintf(msg, mlen, "cannot build the invoice document");
         return BRK_EINVAL;
+    }
+    if (f->count > 0) {
+        json_t *log = log_member(f, kr, broker_id, msg, mlen);
+        if (log == NULL) {
+            json_decref(d);
+            return BRK_ECRYPTO;
+        }
+        json_object_set_new(d, "log", log);
     }
     if ((rc = brk_doc_sign(kr, d, "invoice_cid")) != 0) {
         snprintf(msg, mlen, "cannot sign the invoice document: %s", brk_strerror(rc));
@@ -191,7 +242,8 @@ int bill_finalize_blocking(PGconn *conn, const brk_keyring_t *kr, const char *br
         n = PQntuples(res);
         for (int i = 0; i < n; i++) {
             if ((rc = bill_finalizer_add(&f, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-                                         PQgetvalue(res, i, 2))) != 0) {
+                                         PQgetvalue(res, i, 2), bill_col(res, i, 3),
+                                         bill_col(res, i, 4))) != 0) {
                 snprintf(err, errlen, "invoice \"%s\": line %s is malformed or overflows",
                          invoice_id, PQgetvalue(res, i, 0));
                 goto out;

@@ -24,7 +24,11 @@
  * that no verifier's JSON parser rounds them):
  *   {"gsap_invoice_version": "1.0", "broker_id", "tenant", "invoice_id", "account",
  *    "period": "YYYY-MM", "currency", "exponent", "line_count", "total_minor", "total",
- *    "lines_root", "finalized_at", "key_id", "invoice_cid", "signature"}
+ *    "lines_root", "finalized_at", "log", "key_id", "invoice_cid", "signature"}
+ * with "log" (only when there are lines): {"origin", "tree_size", "root_hash", "checkpoint"},
+ * the tenant's transparency log (docs/protocol.md "Transparency log") at the size that covers
+ * every line's log_index, its root as standard base64 and its signed checkpoint note; each
+ * line's inclusion proof against it is GET /governance/log/proof?cid=...&size=tree_size.
  * invoice_cid is the CID of the document without "invoice_cid" and "signature", and the
  * signature is "ed25519:" + base64url of the broker key's signature over those same bytes,
  * exactly as for ACs (docs/protocol.md). Credit notes are signed the same way.
@@ -51,17 +55,22 @@
 #define BILL_PERIOD_LEN 7 /* "YYYY-MM" */
 #define BILL_MERKLE_DEPTH 64              /* 2^64 leaves */
 #define BILL_STALE_FINALIZING "5 minutes" /* a finalizing invoice older than this is resumed */
-#define BILL_INVOICE_VERSION "1.0"
+#define BILL_INVOICE_VERSION "1.1" /* 1.1: the "log" member (transparency-log checkpoint) */
 
 /* Step 1: $1 tenant, $2 invoice id. One row: code ('ok', 'not_found', 'finalized'),
  * account_id, period 'YYYY-MM', currency, exponent, line_count, total_minor. */
 #define BILL_SQL_FINALIZE_BEGIN                                                                    \
     "SELECT code, account_id, period, currency, exponent, line_count, total_minor "                \
     "FROM bill_finalize_begin($1, $2)"
-/* Step 2: $1 tenant, $2 invoice id, $3 the last line_no read (0 first). */
+/* Step 2: $1 tenant, $2 invoice id, $3 the last line_no read (0 first). Columns: line_no,
+ * lineage_cid, total_minor, log_index, and the hex root of the tenant's log at size
+ * log_index + 1 (NULL when the line has no index, or its entry is not the line's CID). */
 #define BILL_SQL_FINALIZE_PAGE                                                                     \
-    "SELECT line_no, lineage_cid, total_minor FROM invoice_lines WHERE tenant_id = $1 AND "        \
-    "invoice_id = $2 AND line_no > $3::bigint ORDER BY line_no LIMIT " BILL_PAGE_LINES_STR
+    "SELECT l.line_no, l.lineage_cid, l.total_minor, l.log_index, encode(e.root_hash, 'hex') "     \
+    "FROM invoice_lines l LEFT JOIN tlog_entries e ON e.tenant_id = l.tenant_id "                  \
+    "AND e.idx = l.log_index AND e.lineage_cid = l.lineage_cid "                                   \
+    "WHERE l.tenant_id = $1 AND l.invoice_id = $2 AND l.line_no > $3::bigint "                     \
+    "ORDER BY l.line_no LIMIT " BILL_PAGE_LINES_STR
 /* Step 3: $1 tenant, $2 invoice id, $3 the signed document. One row: 'ok', 'finalized'
  * (someone else finished first), 'not_finalizing' or 'mismatch'. */
 #define BILL_SQL_FINALIZE_COMMIT "SELECT bill_finalize_commit($1, $2, $3::jsonb)"
@@ -90,6 +99,11 @@ typedef struct bill_finalizer {
     int64_t expect_count, expect_total; /* the invoice row's, from step 1 */
     int64_t count, total, last_line_no; /* computed from the lines */
     bill_merkle_t tree;
+    /* The transparency log: the largest log index of the lines, the log's root at that index
+     * + 1, and how many lines have no (valid) index. */
+    int64_t log_max; /* -1: none yet */
+    brk_mhash_t log_root;
+    int64_t log_missing;
 } bill_finalizer_t;
 
 /* bill_finalizer_init: starts from step 1's row (columns 1..6 as text: account, period,
@@ -97,17 +111,22 @@ typedef struct bill_finalizer {
 int bill_finalizer_init(bill_finalizer_t *f, const char *tenant, const char *invoice_id,
                         const char *const cols[6]);
 
-/* bill_finalizer_add: one row of step 2 (line_no, lineage_cid, total_minor as text). Lines
- * must come in increasing line_no order. Returns 0, BRK_EINVAL (malformed, out of order) or
- * BRK_ERANGE (the total overflows). */
+/* bill_finalizer_add: one row of step 2 (line_no, lineage_cid, total_minor, log_index and
+ * the log's root hex at log_index + 1, as text; the last two NULL when the line has no
+ * index). Lines must come in increasing line_no order. Returns 0, BRK_EINVAL (malformed, out
+ * of order) or BRK_ERANGE (the total overflows). */
 int bill_finalizer_add(bill_finalizer_t *f, const char *line_no, const char *lineage_cid,
-                       const char *total);
+                       const char *total, const char *log_index, const char *log_root);
 
 /*
- * bill_finalizer_finish: checks that the lines add up to the invoice row (count and total),
- * then builds the invoice document and signs it with kr's current key; finalized_at is now.
- * On success *doc is a new reference owned by the caller. Returns 0, BRK_ECONFLICT (the
- * lines do not match the row; msg says how) or BRK_ECRYPTO.
+ * bill_finalizer_finish: checks that the lines add up to the invoice row (count and total)
+ * and that every line has its transparency-log index, then builds the invoice document and
+ * signs it with kr's current key; finalized_at is now. An invoice with lines carries the
+ * log checkpoint that covers them all (tree size = the largest index + 1), signed as a
+ * C2SP note (brk_note.h). On success *doc is a new reference owned by the caller. Returns
+ * 0, BRK_ECONFLICT (the lines do not match the row; msg says how), BRK_EINTERNAL (a line
+ * has no log index: bill_finalize_begin gives every line one, so this is a bug or a
+ * finalization begun before the log existed) or BRK_ECRYPTO.
  */
 int bill_finalizer_finish(const bill_finalizer_t *f, const brk_keyring_t *kr, const char *broker_id,
                           time_t now, json_t **doc, char *msg, size_t mlen);

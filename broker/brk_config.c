@@ -257,6 +257,10 @@ int brk_config_load(brk_config_t *cfg, char *err, size_t errlen)
                   &cfg->time_skew_s, err, errlen);
     if (rc < 0)
         goto out;
+    rc = brk_env_uint("GSAP_TLOG_CHECKPOINT_S", BRK_DEFAULT_TLOG_CHECKPOINT_S, 0,
+                      BRK_TLOG_CHECKPOINT_MAX_S, &cfg->tlog_checkpoint_s, err, errlen);
+    if (rc < 0)
+        goto out;
 
     rc = brk_env_uint("GSAP_RATE_PER_S", BRK_DEFAULT_RATE_PER_S, 1, BRK_CONFIG_RATE_MAX,
                   &cfg->rate_per_s, err, errlen);

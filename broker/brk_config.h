@@ -28,6 +28,10 @@
  * are checked against the AC's issued_at and the received time (migrations/0007). */
 #define BRK_DEFAULT_TIME_SKEW_S 30
 #define BRK_TIME_SKEW_MAX_S 3600 /* more than an hour is not skew but a wrong clock */
+/* GSAP_TLOG_CHECKPOINT_S: a new transparency-log checkpoint is signed at most this often
+ * (on request, when the log grew; finalizing an invoice signs one besides). */
+#define BRK_DEFAULT_TLOG_CHECKPOINT_S 10
+#define BRK_TLOG_CHECKPOINT_MAX_S 86400
 
 typedef struct brk_config {
     char listen_host[64];     /* GSAP_LISTEN host part */
@@ -49,6 +53,7 @@ typedef struct brk_config {
     unsigned auth_fail_max;   /* GSAP_AUTH_FAIL_MAX (1..BRK_CONFIG_RATE_MAX) */
     unsigned auth_fail_window_s; /* GSAP_AUTH_FAIL_WINDOW_S (1..BRK_CONFIG_AUTH_FAIL_WINDOW_MAX_S) */
     unsigned time_skew_s;     /* GSAP_TIME_SKEW_S, 0..BRK_TIME_SKEW_MAX_S */
+    unsigned tlog_checkpoint_s; /* GSAP_TLOG_CHECKPOINT_S, 0..BRK_TLOG_CHECKPOINT_MAX_S */
     int log_level;            /* GSAP_LOG_LEVEL: enum brk_log_level, default info */
     const char *log_file;     /* GSAP_LOG_FILE (serve only; reopened on SIGHUP), NULL: stderr */
     char public_url[256];     /* GSAP_PUBLIC_URL, default http(s)://GSAP_LISTEN, no trailing / */

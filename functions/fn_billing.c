@@ -8,7 +8,8 @@
  * month is already finalizing or finalized), numbers the line and adds it to the invoice's
  * total under the invoice's row lock. Everything goes through the runtime's connection, inside its
  * transaction, so the line and the run's done mark commit together: exactly once, across
- * crashes and brokers. The unique cr_id makes a replay a no-op besides. The account row is
+ * crashes and brokers. The unique cr_id makes a replay a no-op besides. The line then gets
+ * its transparency-log index (q_log_index). The account row is
  * share-locked while rating, so its currency cannot change under a line being written.
  *
  * fn_billing_close (periodic): finalizes the open invoices of months that are over (and
@@ -65,6 +66,14 @@ static const char q_line[] =
     "SELECT invoice_id, line_no, late, inserted FROM bill_add_line($1, $2, $3, $4::smallint, "
     "$5, $6, $7, $8, $9, $10, ARRAY(SELECT jsonb_array_elements_text($11::jsonb)), $12::bigint, "
     "$13::bigint, $14::bigint, $15::jsonb, $16::timestamptz)";
+/* The line's transparency-log index: the CR is appended to the tenant's log here if the
+ * sequencer (fn_tlog) has not done it yet (tlog_append returns the index either way), while
+ * bill_add_line's lock on the open invoice still holds, so every line has its index before
+ * its invoice can begin finalizing. A line already indexed (a replay) is left alone. */
+static const char q_log_index[] =
+    "UPDATE invoice_lines l SET log_index = tlog_append($1, $2, $3) "
+    "FROM invoices i WHERE l.tenant_id = $1 AND l.cr_id = $2 AND l.log_index IS NULL "
+    "AND i.tenant_id = l.tenant_id AND i.invoice_id = l.invoice_id AND i.status = 'open'";
 static const char q_due[] =
     "SELECT tenant_id, invoice_id FROM invoices "
     "WHERE (status = 'open' AND period < date_trunc('month', now() AT TIME ZONE 'UTC')::date) "
@@ -154,6 +163,9 @@ static int billing_run(const fn_env_t *env, PGconn *conn, const fn_event_t *ev, 
         ret = BRK_EDB;
         goto out;
     }
+    const char *pt[] = {ev->tenant, str(p.cr_id), str(p.lineage_cid)};
+    if ((ret = brk_pq_cmd(conn, q_log_index, 3, pt, NULL, err, errlen)) != 0)
+        goto out;
     ret = 0;
 out:
     PQclear(acct);

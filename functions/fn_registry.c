@@ -12,11 +12,13 @@
 extern const fn_def_t fn_emitter;    /* fn_emitter.c: CloudEvents to CHRONICLE_WEBHOOK_URL */
 extern const fn_periodic_t fn_expire; /* fn_expire.c: ACs past expires_at -> expired */
 extern const fn_def_t fn_billing;     /* fn_billing.c: each CR -> one invoice line */
+extern const fn_def_t fn_tlog;        /* fn_tlog.c: each CR -> the tenant's transparency log */
 extern const fn_periodic_t fn_billing_close; /* fn_billing.c: finalize past months */
 
 const fn_def_t *const fn_registry[] = {
     &fn_emitter,
     &fn_billing,
+    &fn_tlog,
     NULL,
 };
 

@@ -19,5 +19,6 @@ int hnd_accords_register(void);
 int hnd_openapi_register(void);
 int hnd_functions_register(void);
 int hnd_billing_register(void);
+int hnd_tlog_register(void);
 
 #endif

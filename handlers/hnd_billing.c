@@ -72,7 +72,7 @@ brk_db_stmt_t hnd_bill_q_lines = {
     "bill_lines",
     "SELECT line_no, cr_id, context_id, " HND_BILL_TS_US("occurred_at") ", outcome, "
     "  array_to_json(flags)::text, array_to_string(flags, ';'), late, quantity, unit_minor, "
-    "  total_minor, lineage_cid, chronicle_cid, merkle_root, rating::text "
+    "  total_minor, lineage_cid, chronicle_cid, merkle_root, rating::text, log_index "
     "FROM invoice_lines WHERE tenant_id = $1 AND invoice_id = $2 AND line_no > $3::bigint "
     "ORDER BY line_no LIMIT $4::int",
     0};
@@ -165,6 +165,10 @@ json_t *hnd_bill_line_json(const PGresult *res, int row, int exponent)
                   PQgetvalue(res, row, HL_LINEAGE_CID), "chronicle_cid",
                   PQgetvalue(res, row, HL_CHRONICLE_CID), "merkle_root",
                   text_or_null(res, row, HL_MERKLE_ROOT), "rating", rating ? rating : json_null());
+    json_object_set_new(l, "log_index",
+                        PQgetisnull(res, row, HL_LOG_INDEX)
+                            ? json_null()
+                            : json_integer(hnd_bill_i64(PQgetvalue(res, row, HL_LOG_INDEX))));
     hnd_bill_money(l, "unit", hnd_bill_i64(PQgetvalue(res, row, HL_UNIT_MINOR)), exponent);
     hnd_bill_money(l, "total", hnd_bill_i64(PQgetvalue(res, row, HL_TOTAL_MINOR)), exponent);
     return l;

@@ -34,7 +34,8 @@ enum hnd_bill_line_col {
     HL_LINEAGE_CID,
     HL_CHRONICLE_CID,
     HL_MERKLE_ROOT,
-    HL_RATING
+    HL_RATING,
+    HL_LOG_INDEX
 };
 extern brk_db_stmt_t hnd_bill_q_lines;
 

@@ -126,7 +126,9 @@ static void on_page(brk_req_t *r, const brk_db_result_t *res)
     int n = PQntuples(p);
     for (int i = 0; i < n; i++) {
         if (bill_finalizer_add(&x->f, PQgetvalue(p, i, 0), PQgetvalue(p, i, 1),
-                               PQgetvalue(p, i, 2)) != 0) {
+                               PQgetvalue(p, i, 2),
+                               PQgetisnull(p, i, 3) ? NULL : PQgetvalue(p, i, 3),
+                               PQgetisnull(p, i, 4) ? NULL : PQgetvalue(p, i, 4)) != 0) {
             brk_reply_error(r, BRK_EINTERNAL, NULL, "line %s of invoice \"%s\" cannot be summed",
                             PQgetvalue(p, i, 0), x->invoice_id);
             return;

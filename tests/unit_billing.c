@@ -21,6 +21,7 @@
 #include "brk_crypto.h"
 #include "brk_err.h"
 #include "brk_merkle.h"
+#include "brk_note.h"
 #include "banned.h"
 
 /* ---- currencies ---- */
@@ -822,17 +823,26 @@ START_TEST(finalizer_document)
                      0);
     brk_mhash_t leaves[3], want;
     const char *totals[3] = {"1000", "2000", "500"};
+    /* log indexes 7, 11 (the largest), 3: the checkpoint covers 12 entries */
+    const char *log_idx[3] = {"7", "11", "3"};
+    char log_roots[3][65];
     for (int i = 0; i < 3; i++) {
         char no[16];
+        brk_mhash_t lr;
+        brk_sha256(&i, sizeof i, lr);
+        brk_hex(lr, sizeof lr, log_roots[i]);
         brk_cid_of_bytes(&i, sizeof i, cid);
         brk_merkle_leaf_hash(cid, BRK_CID_LEN, leaves[i]);
         snprintf(no, sizeof no, "%d", i + 1);
-        ck_assert_int_eq(bill_finalizer_add(&f, no, cid, totals[i]), 0);
+        ck_assert_int_eq(bill_finalizer_add(&f, no, cid, totals[i], log_idx[i], log_roots[i]), 0);
     }
     /* out of order and malformed lines are refused */
-    ck_assert_int_eq(bill_finalizer_add(&f, "3", cid, "1"), BRK_EINVAL);
-    ck_assert_int_eq(bill_finalizer_add(&f, "9", "sha256:nope", "1"), BRK_EINVAL);
-    ck_assert_int_eq(bill_finalizer_add(&f, "9", cid, "x"), BRK_EINVAL);
+    ck_assert_int_eq(bill_finalizer_add(&f, "3", cid, "1", "1", log_roots[0]), BRK_EINVAL);
+    ck_assert_int_eq(bill_finalizer_add(&f, "9", "sha256:nope", "1", "1", log_roots[0]),
+                     BRK_EINVAL);
+    ck_assert_int_eq(bill_finalizer_add(&f, "9", cid, "x", "1", log_roots[0]), BRK_EINVAL);
+    ck_assert_int_eq(bill_finalizer_add(&f, "9", cid, "1", "-1", log_roots[0]), BRK_EINVAL);
+    ck_assert_int_eq(bill_finalizer_add(&f, "9", cid, "1", "1", "zz"), BRK_EINVAL);
     ck_assert_int_eq(
         bill_finalizer_finish(&f, kr, "gsap-broker", 1795435200, &doc, msg, sizeof msg), 0);
     brk_merkle_root(leaves, 3, want);
@@ -846,6 +856,22 @@ START_TEST(finalizer_document)
     ck_assert_str_eq(json_string_value(json_object_get(doc, "finalized_at")),
                      "2026-11-23T12:00:00Z");
     ck_assert_str_eq(json_string_value(json_object_get(doc, "key_id")), brk_keyring_current_id(kr));
+    /* the log checkpoint covering every line: size 12, the root stored at index 11 */
+    json_t *log = json_object_get(doc, "log");
+    ck_assert_int_eq(json_integer_value(json_object_get(log, "tree_size")), 12);
+    ck_assert_str_eq(json_string_value(json_object_get(log, "origin")), "gsap-broker/acme");
+    {
+        int one = 1;
+        brk_mhash_t lr;
+        char b64[64], body[256];
+        brk_sha256(&one, sizeof one, lr);
+        brk_b64_std(lr, sizeof lr, b64);
+        ck_assert_str_eq(json_string_value(json_object_get(log, "root_hash")), b64);
+        snprintf(body, sizeof body, "gsap-broker/acme\n12\n%s\n\n", b64);
+        ck_assert_int_eq(strncmp(json_string_value(json_object_get(log, "checkpoint")), body,
+                                 strlen(body)),
+                         0);
+    }
     /* the signature covers the canonical document without invoice_cid and signature */
     json_t *bare = json_deep_copy(doc);
     json_object_del(bare, "invoice_cid");
@@ -871,15 +897,24 @@ START_TEST(finalizer_document)
     const char *head2[6] = {"default", "2026-11", "BHD", "3", "2", "3500"};
     ck_assert_int_eq(bill_finalizer_init(&f, "acme", "inv_0123456789abcdef0123456789abcdef", head2),
                      0);
-    ck_assert_int_eq(bill_finalizer_add(&f, "1", cid, "3500"), 0);
+    ck_assert_int_eq(bill_finalizer_add(&f, "1", cid, "3500", "0", log_roots[0]), 0);
     ck_assert_int_eq(bill_finalizer_finish(&f, kr, "b", 0, &doc, msg, sizeof msg), BRK_ECONFLICT);
     ck_assert_ptr_null(doc);
+    /* a line without a transparency-log index is never signed */
+    const char *head5[6] = {"default", "2026-11", "BHD", "3", "2", "3500"};
+    ck_assert_int_eq(bill_finalizer_init(&f, "acme", "inv_0123456789abcdef0123456789abcdef", head5),
+                     0);
+    ck_assert_int_eq(bill_finalizer_add(&f, "1", cid, "3000", "0", log_roots[0]), 0);
+    ck_assert_int_eq(bill_finalizer_add(&f, "2", cid, "500", NULL, NULL), 0);
+    ck_assert_int_eq(bill_finalizer_finish(&f, kr, "b", 0, &doc, msg, sizeof msg), BRK_EINTERNAL);
+    ck_assert_ptr_null(doc);
+    ck_assert_ptr_nonnull(strstr(msg, "transparency-log index"));
     /* an overflowing sum is refused */
     const char *head3[6] = {"default", "2026-11", "USD", "2", "2", "0"};
     ck_assert_int_eq(bill_finalizer_init(&f, "acme", "inv_0123456789abcdef0123456789abcdef", head3),
                      0);
-    ck_assert_int_eq(bill_finalizer_add(&f, "1", cid, "9223372036854775807"), 0);
-    ck_assert_int_eq(bill_finalizer_add(&f, "2", cid, "1"), BRK_ERANGE);
+    ck_assert_int_eq(bill_finalizer_add(&f, "1", cid, "9223372036854775807", NULL, NULL), 0);
+    ck_assert_int_eq(bill_finalizer_add(&f, "2", cid, "1", NULL, NULL), BRK_ERANGE);
     /* a malformed head */
     const char *head4[6] = {"default", "2026-11", "USD", "5", "2", "0"};
     ck_assert_int_eq(bill_finalizer_init(&f, "acme", "inv_x", head4), BRK_EINVAL);

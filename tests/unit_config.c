@@ -22,7 +22,7 @@ static const char *const vars[] = {"GSAP_LISTEN",        "GSAP_THREADS",
                                    "GSAP_DB_TIMEOUT_MS", "GSAP_RATE_PER_S",
                                    "GSAP_RATE_BURST",    "GSAP_AUTH_FAIL_MAX",
                                    "GSAP_AUTH_FAIL_WINDOW_S", "GSAP_OWNER_DATABASE_URL",
-                                   "GSAP_TIME_SKEW_S", NULL};
+                                   "GSAP_TIME_SKEW_S", "GSAP_TLOG_CHECKPOINT_S", NULL};
 
 static void clean_env(void)
 {
@@ -344,6 +344,23 @@ START_TEST(time_skew)
 }
 END_TEST
 
+/* GSAP_TLOG_CHECKPOINT_S: 0 (a checkpoint whenever the log grew) .. BRK_TLOG_CHECKPOINT_MAX_S */
+START_TEST(tlog_checkpoint)
+{
+    brk_config_t cfg;
+
+    load_ok("GSAP_TLOG_CHECKPOINT_S", "0", &cfg);
+    ck_assert_uint_eq(cfg.tlog_checkpoint_s, 0);
+    load_ok("GSAP_TLOG_CHECKPOINT_S", "86400", &cfg);
+    ck_assert_uint_eq(cfg.tlog_checkpoint_s, BRK_TLOG_CHECKPOINT_MAX_S);
+    load_err("GSAP_TLOG_CHECKPOINT_S", "86401", "GSAP_TLOG_CHECKPOINT_S");
+    load_err("GSAP_TLOG_CHECKPOINT_S", "-1", "GSAP_TLOG_CHECKPOINT_S");
+    load_err("GSAP_TLOG_CHECKPOINT_S", "10s", "GSAP_TLOG_CHECKPOINT_S");
+    load_ok("GSAP_TLOG_CHECKPOINT_S", "", &cfg);
+    ck_assert_uint_eq(cfg.tlog_checkpoint_s, BRK_DEFAULT_TLOG_CHECKPOINT_S);
+}
+END_TEST
+
 START_TEST(tls_pair)
 {
     brk_config_t cfg;
@@ -452,6 +469,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, db_numbers);
     tcase_add_test(tc, rate_numbers);
     tcase_add_test(tc, time_skew);
+    tcase_add_test(tc, tlog_checkpoint);
     tcase_add_test(tc, tls_pair);
     tcase_add_test(tc, broker_id_and_webhook);
     tcase_add_test(tc, error_message_style);

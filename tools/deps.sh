@@ -14,6 +14,7 @@ packages=(
     curl nodejs npm python3
     prometheus # promtool: it_metrics checks /metrics, deploy/prometheus/alerts.yml and the dashboard
     debhelper lintian # tools/package.sh: the Debian package and its check
+    golang-go golang-golang-x-mod-dev # tests/go/tlogcheck: Go's sumdb/note and sumdb/tlog check the transparency log
 )
 
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' 2>/dev/null | awk '$2 == "ii" {print $1}')

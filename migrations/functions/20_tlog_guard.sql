@@ -1,0 +1,25 @@
+-- tlog_guard: the log is append-only. An entry or a checkpoint is never updated nor
+-- deleted, a head only grows by one entry at a time (tlog_append), nothing is truncated.
+CREATE OR REPLACE FUNCTION tlog_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'tlog_heads' AND TG_OP = 'UPDATE' THEN
+        IF NEW.tenant_id = OLD.tenant_id AND NEW.size = OLD.size + 1 THEN
+            RETURN NEW;
+        END IF;
+    END IF;
+    RAISE EXCEPTION '% on % refused: the transparency log is append-only', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'integrity_constraint_violation';
+END $$;
+
+CREATE OR REPLACE TRIGGER tlog_entries_append_only BEFORE UPDATE OR DELETE ON tlog_entries
+    FOR EACH ROW EXECUTE FUNCTION tlog_guard();
+CREATE OR REPLACE TRIGGER tlog_heads_append_only BEFORE UPDATE OR DELETE ON tlog_heads
+    FOR EACH ROW EXECUTE FUNCTION tlog_guard();
+CREATE OR REPLACE TRIGGER tlog_checkpoints_append_only BEFORE UPDATE OR DELETE ON tlog_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION tlog_guard();
+CREATE OR REPLACE TRIGGER tlog_entries_no_truncate BEFORE TRUNCATE ON tlog_entries
+    FOR EACH STATEMENT EXECUTE FUNCTION tlog_guard();
+CREATE OR REPLACE TRIGGER tlog_heads_no_truncate BEFORE TRUNCATE ON tlog_heads
+    FOR EACH STATEMENT EXECUTE FUNCTION tlog_guard();
+CREATE OR REPLACE TRIGGER tlog_checkpoints_no_truncate BEFORE TRUNCATE ON tlog_checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION tlog_guard();
