@@ -9,6 +9,8 @@
  */
 #include "hnd.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +23,13 @@
 #include "hnd_util.h"
 #include "banned.h"
 
-#define SESSION_RECEIPTS_MAX "1000" /* receipts shown on one page (text: it goes into SQL) */
+/* Receipts are paged by sequence (keyset: ?after=<sequence>&limit=<n>), so a context with
+ * thousands of receipts costs one index range per page and every receipt stays reachable. */
+#define SESSION_PAGE_DEFAULT 100 /* receipts on a page when ?limit is absent */
+#define SESSION_PAGE_MAX 500     /* the largest ?limit; one more is 400 invalid_query */
+#define SESSION_REFUSED_MAX "1000" /* refused attempts listed (text: it goes into SQL) */
+#define SESSION_NUM_LEN 24       /* a decimal int64 and its NUL */
+#define SESSION_URL_MAX 512      /* a next-page link: path, escaped context id, query */
 #define HTML_MAX (512 * 1024)
 
 /* The AC row (hnd_access.h) and, after its columns, the head of the lineage. */
@@ -36,8 +44,8 @@ static brk_db_stmt_t q_session_crs = {
     "'outcome', outcome, 'effective_outcome', effective_outcome, 'flags', flags, 'cr_cid', "
     "cr_cid, 'chronicle_cid', chronicle_cid, 'lineage_cid', lineage_cid, 'prev_lineage_cid', "
     "prev_lineage_cid, 'received_at', received_at, 'cr', cr) ORDER BY sequence), '[]')::text "
-    "FROM (SELECT * FROM crs WHERE tenant_id = $1 AND context_id = $2 ORDER BY sequence "
-    "LIMIT " SESSION_RECEIPTS_MAX ") s",
+    "FROM (SELECT * FROM crs WHERE tenant_id = $1 AND context_id = $2 AND sequence > $3::bigint "
+    "ORDER BY sequence LIMIT $4::int) s",
     0};
 /* Refused CR attempts (an AC never approved, or revoked): evidence for the auditor too. */
 static brk_db_stmt_t q_session_refused = {
@@ -47,9 +55,60 @@ static brk_db_stmt_t q_session_refused = {
     "payload->'cr_cid', 'outcome', payload->'outcome', 'attempted_at', payload->'attempted_at') "
     "ORDER BY event_id), '[]')::text "
     "FROM (SELECT event_id, payload FROM events WHERE tenant_id = $1 AND context_id = $2 "
-    "AND type = 'GSAP_CR_REFUSED' ORDER BY event_id LIMIT " SESSION_RECEIPTS_MAX ") s",
+    "AND type = 'GSAP_CR_REFUSED' ORDER BY event_id LIMIT " SESSION_REFUSED_MAX ") s",
     0};
 
+/* The page asked for: the context, where to start and how many receipts. */
+typedef struct session_req {
+    char ctx[GOV_CONTEXT_ID_MAX + 1];
+    long long after;                 /* the last sequence of the previous page; 0 first */
+    long long limit;                 /* receipts on this page */
+    char after_s[SESSION_NUM_LEN];   /* after, as SQL text */
+    char fetch_s[SESSION_NUM_LEN];   /* limit + 1: one more tells whether a next page exists */
+} session_req_t;
+
+/* A non-negative decimal query parameter (no sign, no spaces) into *out, def when absent or
+ * empty. -1 after answering 400 invalid_query when malformed or above hi. */
+static int num_param(brk_req_t *r, const char *name, long long def, long long lo, long long hi,
+                     long long *out)
+{
+    char num[SESSION_NUM_LEN], *e;
+    size_t len;
+    int rc = brk_req_query(r, name, num, sizeof num, &len);
+    *out = def;
+    if (rc == BRK_ENOTFOUND || (rc == 0 && len == 0))
+        return 0;
+    if (rc != 0 || num[0] < '0' || num[0] > '9')
+        goto bad;
+    errno = 0;
+    long long v = strtoll(num, &e, 10);
+    if (errno != 0 || *e != '\0' || v < lo || v > hi)
+        goto bad;
+    *out = v;
+    return 0;
+bad:
+    brk_reply_error(r, BRK_EINVAL, "invalid_query", "\"%s\" must be an integer from %lld to %lld",
+                    name, lo, hi);
+    return -1;
+}
+
+/* The link to the page after the one that ended at sequence last (path-relative, the context
+ * id percent-encoded beyond the unreserved characters). */
+static char *next_url(brk_req_t *r, const session_req_t *q, long long last)
+{
+    char *u = brk_req_alloc(r, SESSION_URL_MAX);
+    size_t n = (size_t)snprintf(u, SESSION_URL_MAX, "/governance/session/");
+    for (const unsigned char *c = (const unsigned char *)q->ctx; *c && n + 4 < SESSION_URL_MAX;
+         c++) {
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            *c == '-' || *c == '_' || *c == '.' || *c == '~')
+            u[n++] = (char)*c;
+        else
+            n += (size_t)snprintf(u + n, SESSION_URL_MAX - n, "%%%02X", *c);
+    }
+    snprintf(u + n, SESSION_URL_MAX - n, "/?after=%lld&limit=%lld", last, q->limit);
+    return u;
+}
 
 static void row(hnd_html_t *h, const char *k, const char *v)
 {
@@ -167,6 +226,14 @@ static void reply_html(brk_req_t *r, json_t *page)
         free(flags);
     }
     hnd_html_put(&h, "</table>\n");
+    json_t *next = json_object_get(page, "next");
+    if (json_is_string(next)) {
+        hnd_html_put(&h, "<p><a rel=\"next\" href=\"");
+        hnd_html_esc(&h, json_string_value(next));
+        hnd_html_put(&h, "\">Next page</a></p>\n");
+    } else {
+        hnd_html_put(&h, "<p>End of receipts.</p>\n");
+    }
     html_refused(&h, json_object_get(page, "refused_receipts"));
     hnd_html_put(&h, "<p>Lineage head: <code>");
     hnd_html_esc(&h, json_string_value(json_object_get(page, "lineage_head")));
@@ -187,10 +254,20 @@ static void on_session(brk_req_t *r, const brk_db_result_t *res)
         return;
     }
     json_t *ac = hnd_ac_row_view(a);
+    const session_req_t *q = r->ctx;
     json_t *crs = json_loads(PQgetvalue(res->res[1], 0, 0), 0, NULL);
+    json_t *next = json_null();
+    /* one receipt more than the page was fetched: it only says that a next page exists */
+    if (crs != NULL && (long long)json_array_size(crs) > q->limit) {
+        json_array_remove(crs, json_array_size(crs) - 1);
+        json_int_t last = json_integer_value(
+            json_object_get(json_array_get(crs, json_array_size(crs) - 1), "sequence"));
+        next = json_string(next_url(r, q, last));
+    }
     json_t *refused = json_loads(PQgetvalue(res->res[2], 0, 0), 0, NULL);
-    json_t *page = json_pack("{s:o,s:o,s:o,s:o}", "ac", ac ? ac : json_null(), "receipts",
-                             crs ? crs : json_array(), "refused_receipts",
+    json_t *page = json_pack("{s:o,s:o,s:I,s:I,s:o,s:o,s:o}", "ac", ac ? ac : json_null(),
+                             "receipts", crs ? crs : json_array(), "after", (json_int_t)q->after,
+                             "limit", (json_int_t)q->limit, "next", next, "refused_receipts",
                              refused ? refused : json_array(), "lineage_head",
                              PQgetisnull(a, 0, SESSION_COL_LINEAGE_HEAD)
                                  ? json_null()
@@ -204,11 +281,17 @@ static void on_session(brk_req_t *r, const brk_db_result_t *res)
 
 static void session(brk_req_t *r)
 {
-    char *ctx = brk_req_alloc(r, GOV_CONTEXT_ID_MAX + 1);
-    if (hnd_context_param(r, ctx) != 0)
+    session_req_t *q = brk_req_alloc(r, sizeof *q);
+    r->ctx = q;
+    if (hnd_context_param(r, q->ctx) != 0 ||
+        num_param(r, "after", 0, 0, INT64_MAX, &q->after) != 0 ||
+        num_param(r, "limit", SESSION_PAGE_DEFAULT, 1, SESSION_PAGE_MAX, &q->limit) != 0)
         return;
+    snprintf(q->after_s, sizeof q->after_s, "%lld", q->after);
+    snprintf(q->fetch_s, sizeof q->fetch_s, "%lld", q->limit + 1);
+    const char *ctx = q->ctx;
     brk_db_op_t ops[3] = {{&q_session_ac, 3, {r->principal.tenant, ctx, r->principal.key_id}},
-                          {&q_session_crs, 2, {r->principal.tenant, ctx}},
+                          {&q_session_crs, 4, {r->principal.tenant, ctx, q->after_s, q->fetch_s}},
                           {&q_session_refused, 2, {r->principal.tenant, ctx}}};
     brk_req_db(r, ops, 3, on_session);
 }

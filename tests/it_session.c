@@ -1,0 +1,233 @@
+/*
+ * it_session: the session page as people and auditors read it, against the real binary and
+ * PostgreSQL (handlers/hnd_session.c):
+ *   - pagination: receipts paged by sequence (?after=&limit=), walking the "next" links
+ *     reaches every receipt exactly once; limit at SESSION_PAGE_MAX and one past it, bad
+ *     after/limit values are 400 invalid_query.
+ */
+#include <check.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tst_check.h"
+#include "gov.h"
+#include "gov_lineage.h"
+#include "tst_broker.h"
+#include "tst_pg.h"
+
+#define H(c) "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c \
+             c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
+#define CMD H("1")
+#define CORPUS H("2")
+#define PARAMS H("3")
+#define DB "it_session"
+#define PAGE_DEFAULT 100 /* SESSION_PAGE_DEFAULT in hnd_session.c */
+#define PAGE_MAX 500     /* SESSION_PAGE_MAX */
+#define MANY 130         /* receipts in the paged context: more than one default page */
+
+static tst_broker_t B;
+static char *ISSUER, *EXECUTOR, *AUDITOR, *OTHER_TENANT;
+static const char *const ENV[] = {"GSAP_FN_POLL_MS=200", NULL};
+
+static void setup(void)
+{
+    ck_assert_int_eq(tst_broker_start(&B, tst_pg_createdb(DB), ENV), 0);
+    ISSUER = tst_keys_create(&B, "acme", "issuer");
+    EXECUTOR = tst_keys_create(&B, "acme", "executor");
+    AUDITOR = tst_keys_create(&B, "acme", "auditor");
+    OTHER_TENANT = tst_keys_create(&B, "globex", "issuer,executor,auditor");
+}
+
+static void teardown(void)
+{
+    ck_assert_int_eq(tst_broker_stop(&B), 0);
+    tst_broker_clear(&B);
+    free(ISSUER), free(EXECUTOR), free(AUDITOR), free(OTHER_TENANT);
+}
+
+/* ---- helpers ---- */
+
+static char *fmt(const char *f, ...)
+{
+    va_list ap;
+    char *s;
+    va_start(ap, f);
+    ck_assert_int_ge(vasprintf(&s, f, ap), 0);
+    va_end(ap);
+    return s;
+}
+
+static const char *str(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static const char *err_code(const json_t *j)
+{
+    return str(json_object_get(j, "error"), "code");
+}
+
+static json_t *authorize_session(void)
+{
+    tst_resp_t r;
+    const char *body = "{\"accord_template\":\"default\",\"session_mode\":true,\"operation\":{"
+                       "\"command_hash\":\"" CMD "\",\"corpus_entry_cid\":\"" CORPUS "\","
+                       "\"parameters_cid\":\"" PARAMS "\"}}";
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", ISSUER, body, &r), 0);
+    ck_assert_msg(r.status == 200, "authorize: %d %s", r.status, r.body);
+    json_t *j = json_incref(r.json);
+    tst_resp_clear(&r);
+    return j;
+}
+
+/* Posts a completed CR on ctx; extra members (may be NULL) make it distinct. Its receipt. */
+static json_t *post_cr(const char *ctx, const char *extra)
+{
+    char now[40];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char *body = fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":0,"
+                     "\"started_at\":\"%s\",\"completed_at\":\"%s\",\"command_hash\":\"" CMD
+                     "\",\"corpus_entry_cid\":\"" CORPUS "\",\"parameters_cid\":\"" PARAMS
+                     "\",\"chronicle\":{\"session_id\":\"c\",\"behavior_state\":\"verified\"}"
+                     "%s%s}",
+                     ctx, now, now, extra ? "," : "", extra ? extra : "");
+    tst_resp_t r;
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/complete/", EXECUTOR, body, &r), 0);
+    ck_assert_msg(r.status == 200, "complete: %d %s", r.status, r.body);
+    json_t *j = json_incref(r.json);
+    tst_resp_clear(&r);
+    free(body);
+    return j;
+}
+
+/* GET path as JSON with token (NULL: none); the response. */
+static void get_json(const char *path, const char *token, tst_resp_t *r)
+{
+    char *hdr = token ? fmt("Authorization: Bearer %s\r\nAccept: application/json\r\n", token)
+                      : strdup("Accept: application/json\r\n");
+    ck_assert_int_eq(tst_http(B.port, "GET", path, hdr, NULL, 0, r), 0);
+    free(hdr);
+}
+
+/* ---- pagination ---- */
+
+/* Walks the "next" links from path; counts how often each sequence was seen. Returns pages. */
+static int walk(const char *path, int *seen, int n, int page_max)
+{
+    char *p = strdup(path);
+    int pages = 0;
+    while (p != NULL) {
+        tst_resp_t r;
+        get_json(p, AUDITOR, &r);
+        ck_assert_msg(r.status == 200, "%s: %d %s", p, r.status, r.body);
+        json_t *crs = json_object_get(r.json, "receipts");
+        ck_assert_uint_le(json_array_size(crs), (size_t)page_max);
+        size_t i;
+        json_t *c;
+        json_array_foreach(crs, i, c)
+        {
+            json_int_t s = json_integer_value(json_object_get(c, "sequence"));
+            ck_assert(s >= 1 && s <= n);
+            seen[s]++;
+        }
+        json_t *next = json_object_get(r.json, "next");
+        free(p);
+        p = json_is_string(next) ? strdup(json_string_value(next)) : NULL;
+        ck_assert(p != NULL || json_is_null(next));
+        /* a full page says where to go on; a last page says there is nothing more */
+        ck_assert_int_eq(p != NULL, json_array_size(crs) == (size_t)page_max &&
+                                        !(pages == (n - 1) / page_max));
+        tst_resp_clear(&r);
+        ck_assert_int_lt(++pages, n + 2);
+    }
+    return pages;
+}
+
+START_TEST(pages_reach_every_receipt)
+{
+    json_t *ac = authorize_session();
+    const char *ctx = str(ac, "context_id");
+    for (int i = 0; i < MANY; i++) {
+        char *extra = fmt("\"n\":%d", i);
+        json_decref(post_cr(ctx, extra));
+        free(extra);
+    }
+    char *path = fmt("/governance/session/%s/", ctx);
+    int seen[MANY + 1];
+
+    /* the default page, then the next links */
+    memset(seen, 0, sizeof seen);
+    ck_assert_int_eq(walk(path, seen, MANY, PAGE_DEFAULT), (MANY + PAGE_DEFAULT - 1) / PAGE_DEFAULT);
+    for (int s = 1; s <= MANY; s++)
+        ck_assert_msg(seen[s] == 1, "sequence %d seen %d times", s, seen[s]);
+
+    /* small pages: many links, still each receipt once */
+    memset(seen, 0, sizeof seen);
+    char *small = fmt("%s?limit=7", path);
+    ck_assert_int_eq(walk(small, seen, MANY, 7), (MANY + 6) / 7);
+    for (int s = 1; s <= MANY; s++)
+        ck_assert_msg(seen[s] == 1, "sequence %d seen %d times (limit 7)", s, seen[s]);
+
+    /* limit at the maximum: one page, nothing after it */
+    tst_resp_t r;
+    char *at_max = fmt("%s?limit=%d", path, PAGE_MAX);
+    get_json(at_max, AUDITOR, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(r.json, "receipts")), MANY);
+    ck_assert(json_is_null(json_object_get(r.json, "next")));
+    tst_resp_clear(&r);
+
+    /* after the last sequence: an empty page; after the middle: the rest */
+    char *tail = fmt("%s?after=%d", path, MANY - 3);
+    get_json(tail, AUDITOR, &r);
+    ck_assert_int_eq(r.status, 200);
+    json_t *crs = json_object_get(r.json, "receipts");
+    ck_assert_uint_eq(json_array_size(crs), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(crs, 0), "sequence")),
+                     MANY - 2);
+    tst_resp_clear(&r);
+
+    /* the HTML page links to the next one */
+    ck_assert_int_eq(tst_get(B.port, path, AUDITOR, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    char *link = fmt("href=\"/governance/session/%s/?after=%d&amp;limit=%d\"", ctx, PAGE_DEFAULT,
+                     PAGE_DEFAULT);
+    ck_assert_msg(strstr(r.body, link) != NULL, "no next link %s", link);
+    tst_resp_clear(&r);
+
+    /* bounds: one past the maximum, zero, malformed; nothing else of the page is served */
+    const char *bad[] = {"?limit=501", "?limit=0",   "?limit=-1", "?limit=x",
+                         "?after=-1",  "?after=abc", "?after=1e3", "?after=99999999999999999999",
+                         NULL};
+    ck_assert_int_eq(PAGE_MAX, 500);
+    for (int i = 0; bad[i]; i++) {
+        char *p = fmt("%s%s", path, bad[i]);
+        get_json(p, AUDITOR, &r);
+        ck_assert_msg(r.status == 400, "%s: %d", bad[i], r.status);
+        ck_assert_str_eq(err_code(r.json), "invalid_query");
+        ck_assert_ptr_null(json_object_get(r.json, "receipts"));
+        tst_resp_clear(&r);
+        free(p);
+    }
+    free(path), free(small), free(at_max), free(tail), free(link);
+    json_decref(ac);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("it_session");
+    TCase *tc = tcase_create("session");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, pages_reach_every_receipt);
+    suite_add_tcase(s, tc);
+    return tst_run(s);
+}
