@@ -19,6 +19,7 @@
 #include "brk_http.h"
 #include "hnd_access.h"
 #include "hnd_gov.h"
+#include "gov_lineage.h"
 #include "hnd_html.h"
 #include "hnd_util.h"
 #include "banned.h"
@@ -38,14 +39,28 @@ static brk_db_stmt_t q_session_ac = {
     "gov_session_ac",
     HND_AC_ROW_SELECT ", last_lineage_cid FROM acs WHERE tenant_id = $1 AND context_id = $2",
     0};
+/* One page of receipts with their evidence and the invoice line each produced (none yet
+ * while the billing function has not run). */
 static brk_db_stmt_t q_session_crs = {
     "gov_session_crs",
-    "SELECT coalesce(json_agg(json_build_object('cr_id', cr_id, 'sequence', sequence, "
-    "'outcome', outcome, 'effective_outcome', effective_outcome, 'flags', flags, 'cr_cid', "
-    "cr_cid, 'chronicle_cid', chronicle_cid, 'lineage_cid', lineage_cid, 'prev_lineage_cid', "
-    "prev_lineage_cid, 'received_at', received_at, 'cr', cr) ORDER BY sequence), '[]')::text "
+    "SELECT coalesce(json_agg(json_build_object('cr_id', c.cr_id, 'sequence', c.sequence, "
+    "'outcome', c.outcome, 'effective_outcome', c.effective_outcome, 'flags', c.flags, "
+    "'exit_code', c.exit_code, 'started_at', c.started_at, 'completed_at', c.completed_at, "
+    "'executor_key_id', c.executor_key_id, 'merkle_root', c.merkle_root, "
+    "'cr_cid', c.cr_cid, 'chronicle_cid', c.chronicle_cid, 'lineage_cid', c.lineage_cid, "
+    "'prev_lineage_cid', c.prev_lineage_cid, 'received_at', c.received_at, 'cr', c.cr, "
+    "'invoice_line', CASE WHEN l.cr_id IS NULL THEN NULL ELSE json_build_object('invoice_id', "
+    "l.invoice_id, 'line_no', l.line_no, 'quantity', l.quantity, 'unit_minor', l.unit_minor, "
+    "'total_minor', l.total_minor, 'late', l.late) END) ORDER BY c.sequence), '[]')::text "
     "FROM (SELECT * FROM crs WHERE tenant_id = $1 AND context_id = $2 AND sequence > $3::bigint "
-    "ORDER BY sequence LIMIT $4::int) s",
+    "ORDER BY sequence LIMIT $4::int) c "
+    "LEFT JOIN invoice_lines l ON l.tenant_id = c.tenant_id AND l.cr_id = c.cr_id",
+    0};
+/* The lineage_cid of the receipt just before the page (the link its first receipt names). */
+static brk_db_stmt_t q_session_anchor = {
+    "gov_session_anchor",
+    "SELECT lineage_cid FROM crs WHERE tenant_id = $1 AND context_id = $2 "
+    "AND sequence = $3::bigint",
     0};
 /* Refused CR attempts (an AC never approved, or revoked): evidence for the auditor too. */
 static brk_db_stmt_t q_session_refused = {
@@ -108,6 +123,45 @@ static char *next_url(brk_req_t *r, const session_req_t *q, long long last)
     }
     snprintf(u + n, SESSION_URL_MAX - n, "/?after=%lld&limit=%lld", last, q->limit);
     return u;
+}
+
+/* 1 when both are NULL or both the same string. */
+static int same(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/*
+ * Recomputes each lineage step of the page with gov's rule (gov_lineage_cid) from the AC's own
+ * ac_cid, and sets "lineage_verified" on each receipt: true when the stored lineage_cid is the
+ * recomputed one and the stored prev_lineage_cid is the lineage_cid of the receipt before it
+ * (anchor: the receipt just before the page, NULL when there is none). A gap in the sequence
+ * breaks the link, as a changed row does; a broken step also breaks the next one, whose
+ * prev_lineage_cid no longer matches.
+ */
+static void verify_lineage(json_t *crs, const char *ac_cid, const char *anchor, long long after)
+{
+    size_t i;
+    json_t *c;
+    const char *prev = anchor;
+    long long prev_seq = anchor ? after : -1;
+    json_array_foreach(crs, i, c)
+    {
+        char cid[BRK_CID_LEN + 1];
+        long long seq = json_integer_value(json_object_get(c, "sequence"));
+        const char *want_prev = seq == 1 ? NULL : prev_seq == seq - 1 ? prev : "";
+        const char *stored = json_string_value(json_object_get(c, "lineage_cid"));
+        int ok = want_prev == NULL || want_prev[0] != '\0';
+        ok = ok && ac_cid != NULL && stored != NULL &&
+             same(json_string_value(json_object_get(c, "prev_lineage_cid")), want_prev) &&
+             gov_lineage_cid(ac_cid, json_string_value(json_object_get(c, "chronicle_cid")),
+                             json_string_value(json_object_get(c, "cr_cid")), want_prev, seq,
+                             cid) == 0 &&
+             strcmp(cid, stored) == 0;
+        json_object_set_new(c, "lineage_verified", json_boolean(ok));
+        prev = stored;
+        prev_seq = seq;
+    }
 }
 
 static void row(hnd_html_t *h, const char *k, const char *v)
@@ -175,6 +229,101 @@ static void html_refused(hnd_html_t *h, const json_t *refused)
     html_rows(h, refused, cols);
 }
 
+/* A JSON value as text: strings as they are, anything else serialized; into h, escaped. */
+static void esc_value(hnd_html_t *h, const json_t *v)
+{
+    if (json_is_string(v)) {
+        hnd_html_esc(h, json_string_value(v));
+        return;
+    }
+    char *s = json_dumps(v ? v : json_null(), JSON_ENCODE_ANY | JSON_COMPACT);
+    hnd_html_esc(h, s ? s : "null");
+    free(s);
+}
+
+/* A table cell of member k of o, in <code> when code. */
+static void cell(hnd_html_t *h, const json_t *o, const char *k, int code)
+{
+    hnd_html_put(h, code ? "<td><code>" : "<td>");
+    esc_value(h, json_object_get(o, k));
+    hnd_html_put(h, code ? "</code></td>" : "</td>");
+}
+
+/* The invoice line a receipt produced, linked to its invoice (finance and auditors open it). */
+static void invoice_cell(hnd_html_t *h, const json_t *line)
+{
+    char n[SESSION_NUM_LEN];
+    if (!json_is_object(line)) {
+        hnd_html_put(h, "<td>not billed yet</td>");
+        return;
+    }
+    const char *inv = json_string_value(json_object_get(line, "invoice_id"));
+    hnd_html_put(h, "<td><a href=\"/billing/invoices/");
+    hnd_html_esc(h, inv);
+    hnd_html_put(h, "/\">");
+    hnd_html_esc(h, inv);
+    snprintf(n, sizeof n, "%lld", (long long)json_integer_value(json_object_get(line, "line_no")));
+    hnd_html_put(h, "</a> line ");
+    hnd_html_put(h, n);
+    snprintf(n, sizeof n, "%lld",
+             (long long)json_integer_value(json_object_get(line, "total_minor")));
+    hnd_html_put(h, ": total ");
+    hnd_html_put(h, n);
+    hnd_html_put(h, " (minor units)</td>");
+}
+
+/* Each receipt in sequence: flags, evidence, its lineage step as recomputed, its invoice line
+ * and the stored document (folded, no script needed). */
+static void html_receipts(hnd_html_t *h, const json_t *crs)
+{
+    static const char *const text[] = {"cr_id", "outcome", "effective_outcome", "flags",
+                                       "exit_code", "started_at", "completed_at", "received_at",
+                                       NULL};
+    static const char *const hashes[] = {"cr_cid", "chronicle_cid", "merkle_root",
+                                         "prev_lineage_cid", "lineage_cid", NULL};
+    size_t i, ok = 0;
+    json_t *c;
+    json_array_foreach(crs, i, c) ok += json_is_true(json_object_get(c, "lineage_verified"));
+    char n[2 * SESSION_NUM_LEN + 64];
+    snprintf(n, sizeof n, "<p>Lineage steps on this page verified: %zu of %zu.</p>\n", ok,
+             json_array_size(crs));
+    hnd_html_put(h, "<h2>Completion Receipts</h2>\n");
+    hnd_html_put(h, n);
+    hnd_html_put(h, "<table><tr><th>#</th>");
+    for (int k = 0; text[k]; k++) {
+        hnd_html_put(h, "<th>");
+        hnd_html_put(h, text[k]);
+        hnd_html_put(h, "</th>");
+    }
+    for (int k = 0; hashes[k]; k++) {
+        hnd_html_put(h, "<th>");
+        hnd_html_put(h, hashes[k]);
+        hnd_html_put(h, "</th>");
+    }
+    hnd_html_put(h, "<th>lineage</th><th>invoice line</th><th>document</th></tr>\n");
+    json_array_foreach(crs, i, c)
+    {
+        snprintf(n, sizeof n, "%lld", (long long)json_integer_value(json_object_get(c, "sequence")));
+        hnd_html_put(h, "<tr><td>");
+        hnd_html_put(h, n);
+        hnd_html_put(h, "</td>");
+        for (int k = 0; text[k]; k++)
+            cell(h, c, text[k], 0);
+        for (int k = 0; hashes[k]; k++)
+            cell(h, c, hashes[k], 1);
+        hnd_html_put(h, json_is_true(json_object_get(c, "lineage_verified"))
+                            ? "<td class=\"lineage-verified\">&#10003; verified</td>"
+                            : "<td class=\"lineage-broken\">&#10007; broken</td>");
+        invoice_cell(h, json_object_get(c, "invoice_line"));
+        char *doc = json_dumps(json_object_get(c, "cr"), JSON_INDENT(1) | JSON_SORT_KEYS);
+        hnd_html_put(h, "<td><details><summary>CR</summary><pre>");
+        hnd_html_esc(h, doc ? doc : "null");
+        hnd_html_put(h, "</pre></details></td></tr>\n");
+        free(doc);
+    }
+    hnd_html_put(h, "</table>\n");
+}
+
 static void reply_html(brk_req_t *r, json_t *page)
 {
     hnd_html_t h;
@@ -201,31 +350,13 @@ static void reply_html(brk_req_t *r, json_t *page)
     row(&h, "corpus_entry_cid", json_string_value(json_object_get(op, "corpus_entry_cid")));
     row(&h, "parameters_cid", json_string_value(json_object_get(op, "parameters_cid")));
     hnd_html_put(&h, "</table>\n");
+    char *acdoc = json_dumps(ac, JSON_INDENT(1) | JSON_SORT_KEYS);
+    hnd_html_put(&h, "<details><summary>AC document</summary><pre>");
+    hnd_html_esc(&h, acdoc ? acdoc : "null");
+    hnd_html_put(&h, "</pre></details>\n");
+    free(acdoc);
     html_elevation(&h, json_object_get(ac, "elevation"));
-    hnd_html_put(&h, "<h2>Completion Receipts</h2><table><tr><th>#</th><th>cr_id</th>"
-            "<th>outcome</th><th>effective</th><th>flags</th><th>lineage_cid</th></tr>\n");
-    size_t i;
-    json_t *cr;
-    json_array_foreach(json_object_get(page, "receipts"), i, cr)
-    {
-        char seq[16];
-        char *flags = json_dumps(json_object_get(cr, "flags"), JSON_COMPACT);
-        snprintf(seq, sizeof seq, "%lld", json_integer_value(json_object_get(cr, "sequence")));
-        hnd_html_put(&h, "<tr><td>");
-        hnd_html_put(&h, seq);
-        const char *cols[] = {"cr_id", "outcome", "effective_outcome", NULL};
-        for (int k = 0; cols[k]; k++) {
-            hnd_html_put(&h, "</td><td>");
-            hnd_html_esc(&h, json_string_value(json_object_get(cr, cols[k])));
-        }
-        hnd_html_put(&h, "</td><td>");
-        hnd_html_esc(&h, flags);
-        hnd_html_put(&h, "</td><td><code>");
-        hnd_html_esc(&h, json_string_value(json_object_get(cr, "lineage_cid")));
-        hnd_html_put(&h, "</code></td></tr>\n");
-        free(flags);
-    }
-    hnd_html_put(&h, "</table>\n");
+    html_receipts(&h, json_object_get(page, "receipts"));
     json_t *next = json_object_get(page, "next");
     if (json_is_string(next)) {
         hnd_html_put(&h, "<p><a rel=\"next\" href=\"");
@@ -265,6 +396,10 @@ static void on_session(brk_req_t *r, const brk_db_result_t *res)
         next = json_string(next_url(r, q, last));
     }
     json_t *refused = json_loads(PQgetvalue(res->res[2], 0, 0), 0, NULL);
+    PGresult *anchor = res->res[3];
+    if (crs != NULL)
+        verify_lineage(crs, json_string_value(json_object_get(ac, "ac_cid")),
+                       PQntuples(anchor) == 1 ? PQgetvalue(anchor, 0, 0) : NULL, q->after);
     json_t *page = json_pack("{s:o,s:o,s:I,s:I,s:o,s:o,s:o}", "ac", ac ? ac : json_null(),
                              "receipts", crs ? crs : json_array(), "after", (json_int_t)q->after,
                              "limit", (json_int_t)q->limit, "next", next, "refused_receipts",
@@ -290,10 +425,11 @@ static void session(brk_req_t *r)
     snprintf(q->after_s, sizeof q->after_s, "%lld", q->after);
     snprintf(q->fetch_s, sizeof q->fetch_s, "%lld", q->limit + 1);
     const char *ctx = q->ctx;
-    brk_db_op_t ops[3] = {{&q_session_ac, 3, {r->principal.tenant, ctx, r->principal.key_id}},
+    brk_db_op_t ops[4] = {{&q_session_ac, 3, {r->principal.tenant, ctx, r->principal.key_id}},
                           {&q_session_crs, 4, {r->principal.tenant, ctx, q->after_s, q->fetch_s}},
-                          {&q_session_refused, 2, {r->principal.tenant, ctx}}};
-    brk_req_db(r, ops, 3, on_session);
+                          {&q_session_refused, 2, {r->principal.tenant, ctx}},
+                          {&q_session_anchor, 3, {r->principal.tenant, ctx, q->after_s}}};
+    brk_req_db(r, ops, 4, on_session);
 }
 
 static void drivers(brk_req_t *r)
@@ -317,5 +453,7 @@ int hnd_session_register(void)
         rc = brk_db_register(&q_session_crs);
     if (rc == 0)
         rc = brk_db_register(&q_session_refused);
+    if (rc == 0)
+        rc = brk_db_register(&q_session_anchor);
     return rc ? rc : brk_router_add(routes, sizeof(routes) / sizeof(routes[0]));
 }

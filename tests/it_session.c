@@ -3,7 +3,11 @@
  * PostgreSQL (handlers/hnd_session.c):
  *   - pagination: receipts paged by sequence (?after=&limit=), walking the "next" links
  *     reaches every receipt exactly once; limit at SESSION_PAGE_MAX and one past it, bad
- *     after/limit values are 400 invalid_query.
+ *     after/limit values are 400 invalid_query;
+ *   - the HTML page: each receipt with its evidence, its lineage step recomputed in C and
+ *     marked verified or broken (a lineage_cid changed in SQL breaks it and the next step, on
+ *     one page and across a page boundary), its invoice line linked to the invoice; every
+ *     value escaped (a "<script>" in an unknown member and in metadata); no script.
  */
 #include <check.h>
 #include <stdarg.h>
@@ -69,6 +73,44 @@ static const char *str(const json_t *o, const char *k)
 static const char *err_code(const json_t *j)
 {
     return str(json_object_get(j, "error"), "code");
+}
+
+static void exec_sql(const char *f, ...)
+{
+    va_list ap;
+    char *sql;
+    va_start(ap, f);
+    ck_assert_int_ge(vasprintf(&sql, f, ap), 0);
+    va_end(ap);
+    PGconn *pg = tst_pg_connect(DB);
+    PGresult *res = PQexec(pg, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql,
+                  PQresultErrorMessage(res));
+    PQclear(res);
+    PQfinish(pg);
+    free(sql);
+}
+
+static long count_of(const char *hay, const char *needle)
+{
+    long n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+static long longf(const char *f, ...)
+{
+    va_list ap;
+    char *sql;
+    va_start(ap, f);
+    ck_assert_int_ge(vasprintf(&sql, f, ap), 0);
+    va_end(ap);
+    PGconn *pg = tst_pg_connect(DB);
+    long v = tst_pg_long(pg, sql);
+    PQfinish(pg);
+    free(sql);
+    return v;
 }
 
 static json_t *authorize_session(void)
@@ -221,6 +263,110 @@ START_TEST(pages_reach_every_receipt)
 }
 END_TEST
 
+/* ---- the page for people ---- */
+
+#define LINE_WAIT_S 20
+
+/* GET path as HTML (no Accept header) for the auditor; the body (malloc'd). */
+static char *get_html(const char *path)
+{
+    tst_resp_t r;
+    ck_assert_int_eq(tst_get(B.port, path, AUDITOR, &r), 0);
+    ck_assert_msg(r.status == 200, "%s: %d %s", path, r.status, r.body);
+    char ct[128];
+    ck_assert_ptr_nonnull(tst_resp_header(&r, "content-type", ct, sizeof ct));
+    ck_assert_str_eq(ct, "text/html; charset=utf-8");
+    char *b = strdup(r.body);
+    tst_resp_clear(&r);
+    return b;
+}
+
+START_TEST(html_lineage_invoice_escaping)
+{
+    json_t *ac = authorize_session(), *rc[3];
+    const char *ctx = str(ac, "context_id");
+    rc[0] = post_cr(ctx, "\"exit_code_note\":\"<script>alert(1)</script>\"");
+    rc[1] = post_cr(ctx, "\"metadata\":{\"title\":\"<script>x</script>&\\\"\"}");
+    rc[2] = post_cr(ctx, "\"n\":3");
+    char *path = fmt("/governance/session/%s/", ctx);
+
+    /* billing runs asynchronously: wait for the three lines */
+    for (int i = 0; i < LINE_WAIT_S * 10; i++) {
+        if (longf("SELECT count(*) FROM invoice_lines WHERE context_id = '%s'", ctx) == 3)
+            break;
+        usleep(100 * 1000);
+    }
+    ck_assert_int_eq(longf("SELECT count(*) FROM invoice_lines WHERE context_id = '%s'", ctx), 3);
+
+    char *html = get_html(path);
+    /* an honest chain: every step verified, none broken */
+    ck_assert_int_eq(count_of(html, "class=\"lineage-verified\""), 3);
+    ck_assert_int_eq(count_of(html, "class=\"lineage-broken\""), 0);
+    ck_assert_ptr_nonnull(strstr(html, "verified: 3 of 3"));
+    /* evidence: the hashes and times of each receipt */
+    for (int i = 0; i < 3; i++) {
+        ck_assert_ptr_nonnull(strstr(html, str(rc[i], "cr_id")));
+        ck_assert_ptr_nonnull(strstr(html, str(rc[i], "lineage_cid")));
+        ck_assert_ptr_nonnull(strstr(html, str(rc[i], "chronicle_cid")));
+        ck_assert_ptr_nonnull(strstr(html, str(rc[i], "cr_cid")));
+    }
+    /* each receipt's invoice line links to its invoice */
+    PGconn *pg = tst_pg_connect(DB);
+    char *sql = fmt("SELECT invoice_id FROM invoice_lines WHERE cr_id = '%s'", str(rc[1], "cr_id"));
+    char *inv = tst_pg_scalar(pg, sql);
+    PQfinish(pg);
+    char *link = fmt("<a href=\"/billing/invoices/%s/\">%s</a> line ", inv, inv);
+    ck_assert_ptr_nonnull(strstr(html, link));
+    ck_assert_ptr_null(strstr(html, "not billed yet"));
+    /* escaped, and the page has no script of its own */
+    ck_assert_ptr_null(strstr(html, "<script"));
+    ck_assert_ptr_nonnull(strstr(html, "&lt;script&gt;alert(1)&lt;/script&gt;"));
+    ck_assert_ptr_nonnull(strstr(html, "&lt;script&gt;x&lt;/script&gt;&amp;"));
+    free(html);
+
+    /* JSON carries the same verdicts and lines */
+    tst_resp_t r;
+    get_json(path, AUDITOR, &r);
+    ck_assert_int_eq(r.status, 200);
+    json_t *c1 = json_array_get(json_object_get(r.json, "receipts"), 1);
+    ck_assert(json_is_true(json_object_get(c1, "lineage_verified")));
+    ck_assert_str_eq(str(json_object_get(c1, "invoice_line"), "invoice_id"), inv);
+    tst_resp_clear(&r);
+
+    /* across a page boundary the step is checked against the receipt before the page */
+    char *second = fmt("%s?after=1&limit=1", path);
+    html = get_html(second);
+    ck_assert_int_eq(count_of(html, "class=\"lineage-verified\""), 1);
+    free(html);
+
+    /* tamper with the second link (as the superuser): it and the step after it break */
+    char cid[BRK_CID_LEN + 1];
+    ck_assert_int_eq(gov_lineage_cid(str(rc[1], "ac_cid"), str(rc[1], "chronicle_cid"),
+                                     str(rc[1], "cr_cid"), NULL, 2, cid),
+                     0);
+    exec_sql("UPDATE crs SET lineage_cid = '%s' WHERE cr_id = '%s'", cid, str(rc[1], "cr_id"));
+    html = get_html(path);
+    ck_assert_int_eq(count_of(html, "class=\"lineage-verified\""), 1);
+    ck_assert_int_eq(count_of(html, "class=\"lineage-broken\""), 2);
+    ck_assert_ptr_nonnull(strstr(html, "verified: 1 of 3"));
+    const char *first_broken = strstr(html, "lineage-broken");
+    ck_assert_ptr_nonnull(strstr(html, str(rc[0], "lineage_cid")));
+    ck_assert(strstr(html, str(rc[0], "lineage_cid")) < first_broken);
+    free(html);
+    /* on the page of the third receipt alone too: its link to the one before is broken */
+    char *third = fmt("%s?after=2&limit=1", path);
+    html = get_html(third);
+    ck_assert_int_eq(count_of(html, "class=\"lineage-broken\""), 1);
+    ck_assert_int_eq(count_of(html, "class=\"lineage-verified\""), 0);
+    free(html);
+
+    free(path), free(sql), free(inv), free(link), free(second), free(third);
+    for (int i = 0; i < 3; i++)
+        json_decref(rc[i]);
+    json_decref(ac);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("it_session");
@@ -228,6 +374,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, pages_reach_every_receipt);
+    tcase_add_test(tc, html_lineage_invoice_escaping);
     suite_add_tcase(s, tc);
     return tst_run(s);
 }
