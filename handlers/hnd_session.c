@@ -14,9 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "brk_crypto.h"
 #include "brk_err.h"
 #include "brk_http.h"
+#include "brk_limits.h"
+#include "brk_server.h"
+#include "brk_time.h"
 #include "hnd_access.h"
 #include "hnd_gov.h"
 #include "gov_lineage.h"
@@ -30,8 +35,23 @@
 #define SESSION_PAGE_MAX 500     /* the largest ?limit; one more is 400 invalid_query */
 #define SESSION_REFUSED_MAX "1000" /* refused attempts listed (text: it goes into SQL) */
 #define SESSION_NUM_LEN 24       /* a decimal int64 and its NUL */
-#define SESSION_URL_MAX 512      /* a next-page link: path, escaped context id, query */
+#define SESSION_URL_MAX 1024     /* a next-page link: path, escaped context id, query */
 #define HTML_MAX (512 * 1024)
+
+/*
+ * Signed view links: a read-only, expiring URL of one session page that opens in a browser
+ * without a bearer token. The token is base64url(magic ‖ expiry ‖ context ‖ tenant ‖ Ed25519
+ * signature by the broker's current key over what precedes it); no row is stored, so a link
+ * cannot be revoked before it expires: hence a short maximum lifetime. The magic separates
+ * these bytes from every other thing the broker signs (RFC 8785 JSON, which starts with "{").
+ */
+#define SESSION_VIEW_TTL_MAX_S (24 * 3600) /* the longest a view link lives (and the default) */
+#define SESSION_VIEW_MAGIC "gsv1"
+#define SESSION_VIEW_MAGIC_LEN 4
+#define SESSION_VIEW_HEAD_LEN (SESSION_VIEW_MAGIC_LEN + 8) /* magic and expiry (int64, BE) */
+#define SESSION_VIEW_RAW_MAX                                                                   \
+    (SESSION_VIEW_HEAD_LEN + 1 + GOV_CONTEXT_ID_MAX + 1 + BRK_TENANT_MAX + BRK_ED25519_SIG_LEN)
+#define SESSION_VIEW_TOKEN_MAX (((SESSION_VIEW_RAW_MAX + 2) / 3) * 4 + 1) /* base64url + NUL */
 
 /* The AC row (hnd_access.h) and, after its columns, the head of the lineage. */
 #define SESSION_COL_LINEAGE_HEAD HND_AC_COL__COUNT
@@ -80,7 +100,74 @@ typedef struct session_req {
     long long limit;                 /* receipts on this page */
     char after_s[SESSION_NUM_LEN];   /* after, as SQL text */
     char fetch_s[SESSION_NUM_LEN];   /* limit + 1: one more tells whether a next page exists */
+    const char *tenant;              /* the caller's tenant, or the view link's */
+    const char *key_id;              /* the caller's key, "" for a view link */
+    int by_view;                     /* read through a signed view link, not a key */
+    char view[SESSION_VIEW_TOKEN_MAX]; /* that link's token, carried on to the next page */
 } session_req_t;
+
+/* The signed bytes of a view link into out (SESSION_VIEW_RAW_MAX); their length. */
+static size_t view_payload(uint8_t *out, int64_t exp, const char *ctx, const char *tenant)
+{
+    size_t n = SESSION_VIEW_MAGIC_LEN, cl = strlen(ctx), tl = strlen(tenant);
+    memcpy(out, SESSION_VIEW_MAGIC, SESSION_VIEW_MAGIC_LEN);
+    for (int i = 7; i >= 0; i--)
+        out[n++] = (uint8_t)((uint64_t)exp >> (8 * i));
+    out[n++] = (uint8_t)cl;
+    memcpy(out + n, ctx, cl);
+    n += cl;
+    out[n++] = (uint8_t)tl;
+    memcpy(out + n, tenant, tl);
+    return n + tl;
+}
+
+/* view_mint: the token of a link to ctx of tenant until exp, into out. 0 or BRK_ECRYPTO. */
+static int view_mint(const brk_keyring_t *kr, int64_t exp, const char *ctx, const char *tenant,
+                     char out[SESSION_VIEW_TOKEN_MAX])
+{
+    uint8_t raw[SESSION_VIEW_RAW_MAX];
+    size_t n = view_payload(raw, exp, ctx, tenant);
+    if (brk_keyring_sign(kr, raw, n, raw + n) != 0)
+        return BRK_ECRYPTO;
+    brk_b64url_encode(raw, n + BRK_ED25519_SIG_LEN, out);
+    return 0;
+}
+
+/*
+ * view_check: reads token (len bytes) signed by any key of the ring (a rotated key keeps its
+ * links valid until they expire). 0 with ctx and tenant filled; BRK_EAUTH when it is not a
+ * link the broker signed; BRK_ETIMEDOUT when it was, but expired at or before now.
+ */
+static int view_check(const brk_keyring_t *kr, const char *token, size_t len, int64_t now,
+                      char ctx[GOV_CONTEXT_ID_MAX + 1], char tenant[BRK_TENANT_MAX + 1])
+{
+    uint8_t raw[SESSION_VIEW_RAW_MAX];
+    int n = brk_b64url_decode(token, len, raw, sizeof raw);
+    if (n < SESSION_VIEW_HEAD_LEN + 2 + BRK_ED25519_SIG_LEN ||
+        memcmp(raw, SESSION_VIEW_MAGIC, SESSION_VIEW_MAGIC_LEN) != 0)
+        return BRK_EAUTH;
+    size_t body = (size_t)n - BRK_ED25519_SIG_LEN, o = SESSION_VIEW_HEAD_LEN;
+    size_t cl = raw[o++];
+    if (cl == 0 || cl > GOV_CONTEXT_ID_MAX || o + cl + 1 > body)
+        return BRK_EAUTH;
+    size_t tl = raw[o + cl];
+    if (tl == 0 || tl > BRK_TENANT_MAX || o + cl + 1 + tl != body ||
+        memchr(raw + o, 0, cl) != NULL || memchr(raw + o + cl + 1, 0, tl) != NULL)
+        return BRK_EAUTH;
+    int ok = 0;
+    for (size_t i = 0; i < brk_keyring_count(kr) && !ok; i++)
+        ok = brk_ed25519_verify(brk_keyring_public(kr, i), raw, body, raw + body);
+    if (!ok)
+        return BRK_EAUTH;
+    uint64_t exp = 0;
+    for (size_t i = SESSION_VIEW_MAGIC_LEN; i < SESSION_VIEW_HEAD_LEN; i++)
+        exp = exp << 8 | raw[i];
+    memcpy(ctx, raw + o, cl);
+    ctx[cl] = '\0';
+    memcpy(tenant, raw + o + cl + 1, tl);
+    tenant[tl] = '\0';
+    return (int64_t)exp <= now ? BRK_ETIMEDOUT : 0;
+}
 
 /* A non-negative decimal query parameter (no sign, no spaces) into *out, def when absent or
  * empty. -1 after answering 400 invalid_query when malformed or above hi. */
@@ -121,7 +208,8 @@ static char *next_url(brk_req_t *r, const session_req_t *q, long long last)
         else
             n += (size_t)snprintf(u + n, SESSION_URL_MAX - n, "%%%02X", *c);
     }
-    snprintf(u + n, SESSION_URL_MAX - n, "/?after=%lld&limit=%lld", last, q->limit);
+    snprintf(u + n, SESSION_URL_MAX - n, "/?after=%lld&limit=%lld%s%s", last, q->limit,
+             q->by_view ? "&view=" : "", q->by_view ? q->view : "");
     return u;
 }
 
@@ -380,12 +468,12 @@ static void on_session(brk_req_t *r, const brk_db_result_t *res)
     }
     PGresult *a = res->res[0];
     /* A session the caller may not read is answered exactly as one that does not exist. */
-    if (PQntuples(a) != 1 || !hnd_ctx_row_readable(r, a, HND_VIEW_SESSION)) {
+    const session_req_t *q = r->ctx;
+    if (PQntuples(a) != 1 || (!q->by_view && !hnd_ctx_row_readable(r, a, HND_VIEW_SESSION))) {
         hnd_reply_result(r, "not_found");
         return;
     }
     json_t *ac = hnd_ac_row_view(a);
-    const session_req_t *q = r->ctx;
     json_t *crs = json_loads(PQgetvalue(res->res[1], 0, 0), 0, NULL);
     json_t *next = json_null();
     /* one receipt more than the page was fetched: it only says that a next page exists */
@@ -414,22 +502,101 @@ static void on_session(brk_req_t *r, const brk_db_result_t *res)
     json_decref(page);
 }
 
+/* A request without a key: it must carry a valid view link for exactly this context, whose
+ * tenant then scopes the page. -1 after answering 401. */
+static int session_by_view(brk_req_t *r, session_req_t *q)
+{
+    char ctx[GOV_CONTEXT_ID_MAX + 1];
+    char *tenant = brk_req_alloc(r, BRK_TENANT_MAX + 1);
+    size_t len;
+    int rc = brk_req_query(r, "view", q->view, sizeof q->view, &len);
+    if (rc == BRK_ENOTFOUND) {
+        brk_reply_error(r, BRK_EAUTH, "missing_token",
+                        "an Authorization: Bearer token or a view link is required");
+        return -1;
+    }
+    if (rc == 0)
+        rc = view_check(brk_server_keys(r->server), q->view, len, (int64_t)time(NULL), ctx,
+                        tenant);
+    /* a link names its context: another context's link opens nothing here */
+    if (rc == 0 && strcmp(ctx, q->ctx) != 0)
+        rc = BRK_EAUTH;
+    if (rc != 0) {
+        brk_reply_error(r, BRK_EAUTH, rc == BRK_ETIMEDOUT ? "view_link_expired" : "invalid_view_link",
+                        rc == BRK_ETIMEDOUT ? "this view link has expired; ask for a new one"
+                                            : "this view link is not valid for this page");
+        return -1;
+    }
+    q->by_view = 1;
+    q->tenant = tenant;
+    q->key_id = "";
+    /* the token is the credential: keep it out of Referer headers and caches */
+    brk_reply_add_header(r, "referrer-policy", "no-referrer");
+    brk_reply_add_header(r, "cache-control", "no-store");
+    return 0;
+}
+
 static void session(brk_req_t *r)
 {
     session_req_t *q = brk_req_alloc(r, sizeof *q);
     r->ctx = q;
+    q->tenant = r->principal.tenant;
+    q->key_id = r->principal.key_id;
     if (hnd_context_param(r, q->ctx) != 0 ||
+        (!r->principal.authenticated && session_by_view(r, q) != 0) ||
         num_param(r, "after", 0, 0, INT64_MAX, &q->after) != 0 ||
         num_param(r, "limit", SESSION_PAGE_DEFAULT, 1, SESSION_PAGE_MAX, &q->limit) != 0)
         return;
     snprintf(q->after_s, sizeof q->after_s, "%lld", q->after);
     snprintf(q->fetch_s, sizeof q->fetch_s, "%lld", q->limit + 1);
-    const char *ctx = q->ctx;
-    brk_db_op_t ops[4] = {{&q_session_ac, 3, {r->principal.tenant, ctx, r->principal.key_id}},
-                          {&q_session_crs, 4, {r->principal.tenant, ctx, q->after_s, q->fetch_s}},
-                          {&q_session_refused, 2, {r->principal.tenant, ctx}},
-                          {&q_session_anchor, 3, {r->principal.tenant, ctx, q->after_s}}};
+    const char *ctx = q->ctx, *t = q->tenant;
+    brk_db_op_t ops[4] = {{&q_session_ac, 3, {t, ctx, q->key_id}},
+                          {&q_session_crs, 4, {t, ctx, q->after_s, q->fetch_s}},
+                          {&q_session_refused, 2, {t, ctx}},
+                          {&q_session_anchor, 3, {t, ctx, q->after_s}}};
     brk_req_db(r, ops, 4, on_session);
+}
+
+/* ?ttl_s: seconds a new view link lives, 1..SESSION_VIEW_TTL_MAX_S (the default). */
+static void on_link(brk_req_t *r, const brk_db_result_t *res)
+{
+    if (res->err != 0) {
+        brk_reply_db_error(r, res);
+        return;
+    }
+    const session_req_t *q = r->ctx;
+    /* the same rule as reading the page: who may read it may hand it on, for a while */
+    if (PQntuples(res->res[0]) != 1 || !hnd_ctx_row_readable(r, res->res[0], HND_VIEW_SESSION)) {
+        hnd_reply_result(r, "not_found");
+        return;
+    }
+    char token[SESSION_VIEW_TOKEN_MAX], base[GOV_URL_MAX], exp_s[BRK_TIME_LEN + 1];
+    int64_t exp = (int64_t)time(NULL) + q->limit;
+    if (view_mint(brk_server_keys(r->server), exp, q->ctx, q->tenant, token) != 0) {
+        brk_reply_error(r, BRK_EINTERNAL, NULL, "cannot sign the view link");
+        return;
+    }
+    hnd_session_url(r, q->ctx, base);
+    char *url = brk_req_alloc(r, GOV_URL_MAX + sizeof token + 8);
+    snprintf(url, GOV_URL_MAX + sizeof token + 8, "%s?view=%s", base, token);
+    brk_time_fmt((time_t)exp, exp_s);
+    json_t *b = json_pack("{s:s,s:s,s:s}", "url", url, "expires_at", exp_s, "context_id", q->ctx);
+    brk_reply_json(r, 200, b);
+    json_decref(b);
+}
+
+static void view_link(brk_req_t *r)
+{
+    session_req_t *q = brk_req_alloc(r, sizeof *q);
+    r->ctx = q;
+    q->tenant = r->principal.tenant;
+    q->key_id = r->principal.key_id;
+    /* q->limit holds the lifetime here */
+    if (hnd_context_param(r, q->ctx) != 0 ||
+        num_param(r, "ttl_s", SESSION_VIEW_TTL_MAX_S, 1, SESSION_VIEW_TTL_MAX_S, &q->limit) != 0)
+        return;
+    brk_db_op_t op = {&q_session_ac, 3, {q->tenant, q->ctx, q->key_id}};
+    brk_req_db(r, &op, 1, on_link);
 }
 
 static void drivers(brk_req_t *r)
@@ -442,7 +609,10 @@ static void drivers(brk_req_t *r)
 
 static const brk_route_t routes[] = {
     {"GET", "/governance/session/{context_id}",
-     BRK_ROLE_AUDITOR | BRK_ROLE_ISSUER | BRK_ROLE_EXECUTOR | BRK_ROLE_APPROVER, 0, session},
+     BRK_ROLE_AUDITOR | BRK_ROLE_ISSUER | BRK_ROLE_EXECUTOR | BRK_ROLE_APPROVER, BRK_ROUTE_VIEW_OK,
+     session},
+    {"POST", "/governance/session/{context_id}/link",
+     BRK_ROLE_AUDITOR | BRK_ROLE_ISSUER | BRK_ROLE_EXECUTOR | BRK_ROLE_APPROVER, 0, view_link},
     {"GET", "/governance/drivers", BRK_ROLE_ALL, 0, drivers},
 };
 

@@ -7,7 +7,11 @@
  *   - the HTML page: each receipt with its evidence, its lineage step recomputed in C and
  *     marked verified or broken (a lineage_cid changed in SQL breaks it and the next step, on
  *     one page and across a page boundary), its invoice line linked to the invoice; every
- *     value escaped (a "<script>" in an unknown member and in metadata); no script.
+ *     value escaped (a "<script>" in an unknown member and in metadata); no script;
+ *   - signed view links: minted by who may read the page, they open it (HTML, JSON, next
+ *     pages) without a bearer token; expired (view_link_expired), tampered, another context's
+ *     or another tenant's link are 401 invalid_view_link; ttl_s bounded by
+ *     SESSION_VIEW_TTL_MAX_S; the link opens nothing else.
  */
 #include <check.h>
 #include <stdarg.h>
@@ -18,6 +22,7 @@
 #include <unistd.h>
 
 #include "tst_check.h"
+#include "brk_crypto.h"
 #include "gov.h"
 #include "gov_lineage.h"
 #include "tst_broker.h"
@@ -367,6 +372,179 @@ START_TEST(html_lineage_invoice_escaping)
 }
 END_TEST
 
+/* ---- signed view links ---- */
+
+#define VIEW_TTL_MAX_S (24 * 3600) /* SESSION_VIEW_TTL_MAX_S */
+
+/* POST .../link as token; the response (status checked against expect). */
+static json_t *mint(const char *ctx, const char *token, const char *query, int expect)
+{
+    tst_resp_t r;
+    char *path = fmt("/governance/session/%s/link%s", ctx, query ? query : "");
+    /* never without a key */
+    ck_assert_int_eq(tst_http(B.port, "POST", path, NULL, "", 0, &r), 0);
+    ck_assert_int_eq(r.status, 401);
+    tst_resp_clear(&r);
+    char *hdr = fmt("Authorization: Bearer %s\r\n", token);
+    ck_assert_int_eq(tst_http(B.port, "POST", path, hdr, "", 0, &r), 0);
+    ck_assert_msg(r.status == expect, "mint %s: %d (want %d) %s", path, r.status, expect, r.body);
+    json_t *j = json_incref(r.json);
+    tst_resp_clear(&r);
+    free(path), free(hdr);
+    return j;
+}
+
+/* The path and query of an absolute URL (after "http://host:port"). */
+static const char *path_of(const char *url)
+{
+    const char *p = strstr(url, "://");
+    ck_assert_ptr_nonnull(p);
+    p = strchr(p + 3, '/');
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+/* GET path without any key, as JSON (json) or HTML; the status, *code the error code. */
+static int anon(const char *path, int json, tst_resp_t *r)
+{
+    ck_assert_int_eq(tst_http(B.port, "GET", path, json ? "Accept: application/json\r\n" : NULL,
+                              NULL, 0, r),
+                     0);
+    return r->status;
+}
+
+static void want_401(const char *path, const char *code)
+{
+    tst_resp_t r;
+    ck_assert_msg(anon(path, 1, &r) == 401, "%s: %d %s", path, r.status, r.body);
+    ck_assert_str_eq(err_code(r.json), code);
+    ck_assert_ptr_null(json_object_get(r.json, "receipts"));
+    tst_resp_clear(&r);
+}
+
+START_TEST(view_links)
+{
+    json_t *ac = authorize_session(), *other_ac = authorize_session();
+    const char *ctx = str(ac, "context_id");
+    json_decref(post_cr(ctx, "\"n\":1"));
+    json_decref(post_cr(ctx, "\"n\":2"));
+    char *path = fmt("/governance/session/%s/", ctx);
+    tst_resp_t r;
+
+    /* today's 401 without a key, and with a key that cannot read it nothing is minted */
+    want_401(path, "missing_token");
+    char *stranger = tst_keys_create(&B, "acme", "issuer");
+    json_decref(mint(ctx, stranger, NULL, 404));
+    json_decref(mint(ctx, OTHER_TENANT, NULL, 404));
+
+    /* the issuing key, the executing key and an auditor mint; it lives SESSION_VIEW_TTL_MAX_S */
+    json_t *l = mint(ctx, ISSUER, NULL, 200);
+    json_decref(mint(ctx, EXECUTOR, NULL, 200));
+    json_decref(mint(ctx, AUDITOR, NULL, 200));
+    const char *url = str(l, "url");
+    char *prefix = fmt("/governance/session/%s/?view=", ctx);
+    ck_assert_msg(strncmp(path_of(url), prefix, strlen(prefix)) == 0, "%s", url);
+    struct tm tm = {0};
+    ck_assert_ptr_nonnull(strptime(str(l, "expires_at"), "%Y-%m-%dT%H:%M:%SZ", &tm));
+    long ttl = (long)(timegm(&tm) - time(NULL));
+    ck_assert_msg(ttl > VIEW_TTL_MAX_S - 120 && ttl <= VIEW_TTL_MAX_S, "ttl %ld", ttl);
+
+    /* it opens the page without a key: HTML, JSON, and the next pages carry it on */
+    ck_assert_int_eq(anon(path_of(url), 0, &r), 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "class=\"lineage-verified\""));
+    char hv[64];
+    ck_assert_ptr_nonnull(tst_resp_header(&r, "referrer-policy", hv, sizeof hv));
+    ck_assert_str_eq(hv, "no-referrer");
+    tst_resp_clear(&r);
+    char *paged = fmt("%s&limit=1", path_of(url));
+    ck_assert_int_eq(anon(paged, 1, &r), 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(r.json, "receipts")), 1);
+    const char *next = str(r.json, "next");
+    ck_assert_ptr_nonnull(next);
+    ck_assert_ptr_nonnull(strstr(next, "&view="));
+    char *next_path = strdup(next);
+    tst_resp_clear(&r);
+    ck_assert_int_eq(anon(next_path, 1, &r), 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(
+                         json_array_get(json_object_get(r.json, "receipts"), 0), "sequence")),
+                     2);
+    tst_resp_clear(&r);
+
+    /* read-only and for this page only: no other route, no other context */
+    const char *token = strstr(url, "?view=") + strlen("?view=");
+    char *poll = fmt("/governance/authorize/%s/?view=%s", ctx, token);
+    want_401(poll, "missing_token");
+    char *elsewhere = fmt("/governance/session/%s/?view=%s", str(other_ac, "context_id"), token);
+    want_401(elsewhere, "invalid_view_link");
+
+    /* tampered: any byte changed, the signature cut, or empty */
+    char *bad = fmt("%s", path_of(url));
+    char *t = strstr(bad, "?view=") + strlen("?view=");
+    t[10] = t[10] == 'A' ? 'B' : 'A';
+    want_401(bad, "invalid_view_link");
+    free(bad);
+    bad = fmt("%.*s", (int)(strlen(path_of(url)) - 8), path_of(url));
+    want_401(bad, "invalid_view_link");
+    free(bad);
+    bad = fmt("%s?view=", path);
+    want_401(bad, "invalid_view_link");
+    free(bad);
+
+    /* another tenant's link: not for this context; and re-pointed at it, no longer signed */
+    json_t *theirs_ac = NULL;
+    {
+        const char *body = "{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\""
+                           CMD "\",\"corpus_entry_cid\":\"" CORPUS "\",\"parameters_cid\":\""
+                           PARAMS "\"}}";
+        ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", OTHER_TENANT, body, &r), 0);
+        ck_assert_int_eq(r.status, 200);
+        theirs_ac = json_incref(r.json);
+        tst_resp_clear(&r);
+    }
+    const char *their_ctx = str(theirs_ac, "context_id");
+    json_t *tl = mint(their_ctx, OTHER_TENANT, NULL, 200);
+    const char *their_token = strstr(str(tl, "url"), "?view=") + strlen("?view=");
+    char *cross = fmt("%s?view=%s", path, their_token);
+    want_401(cross, "invalid_view_link");
+    uint8_t raw[512];
+    int n = brk_b64url_decode(their_token, strlen(their_token), raw, sizeof raw);
+    ck_assert_int_gt(n, 0);
+    ck_assert_uint_eq(strlen(their_ctx), strlen(ctx));
+    uint8_t *at = memmem(raw, (size_t)n, their_ctx, strlen(their_ctx));
+    ck_assert_ptr_nonnull(at);
+    memcpy(at, ctx, strlen(ctx));
+    char forged[1024];
+    brk_b64url_encode(raw, (size_t)n, forged);
+    char *forged_path = fmt("%s?view=%s", path, forged);
+    want_401(forged_path, "invalid_view_link");
+    /* the other tenant's own page opens with its link */
+    char *their_path = fmt("/governance/session/%s/?view=%s", their_ctx, their_token);
+    ck_assert_int_eq(anon(their_path, 1, &r), 200);
+    ck_assert_str_eq(str(json_object_get(r.json, "ac"), "context_id"), their_ctx);
+    tst_resp_clear(&r);
+
+    /* lifetime: at the maximum, one past it, zero */
+    char *q_max = fmt("?ttl_s=%d", VIEW_TTL_MAX_S), *q_over = fmt("?ttl_s=%d", VIEW_TTL_MAX_S + 1);
+    json_decref(mint(ctx, AUDITOR, q_max, 200));
+    json_t *e = mint(ctx, AUDITOR, q_over, 400);
+    ck_assert_str_eq(err_code(e), "invalid_query");
+    json_decref(e);
+    json_decref(mint(ctx, AUDITOR, "?ttl_s=0", 400));
+
+    /* expired */
+    json_t *shortl = mint(ctx, AUDITOR, "?ttl_s=1", 200);
+    ck_assert_int_eq(anon(path_of(str(shortl, "url")), 1, &r), 200); /* fresh: it opens */
+    tst_resp_clear(&r);
+    sleep(3);
+    want_401(path_of(str(shortl, "url")), "view_link_expired");
+
+    free(path), free(stranger), free(prefix), free(paged), free(next_path), free(poll);
+    free(elsewhere), free(cross), free(forged_path), free(their_path), free(q_max), free(q_over);
+    json_decref(l), json_decref(ac), json_decref(other_ac), json_decref(theirs_ac);
+    json_decref(tl), json_decref(shortl);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("it_session");
@@ -375,6 +553,7 @@ int main(void)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, pages_reach_every_receipt);
     tcase_add_test(tc, html_lineage_invoice_escaping);
+    tcase_add_test(tc, view_links);
     suite_add_tcase(s, tc);
     return tst_run(s);
 }
