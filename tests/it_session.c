@@ -11,7 +11,10 @@
  *   - signed view links: minted by who may read the page, they open it (HTML, JSON, next
  *     pages) without a bearer token; expired (view_link_expired), tampered, another context's
  *     or another tenant's link are 401 invalid_view_link; ttl_s bounded by
- *     SESSION_VIEW_TTL_MAX_S; the link opens nothing else.
+ *     SESSION_VIEW_TTL_MAX_S; the link opens nothing else;
+ *   - denial receipts for auditors: listed newest first and paged (every denial once), each
+ *     served as signed (the signature verifies with the broker's published key); other
+ *     roles 403, another tenant's denial 404.
  */
 #include <check.h>
 #include <stdarg.h>
@@ -23,6 +26,7 @@
 
 #include "tst_check.h"
 #include "brk_crypto.h"
+#include "brk_sign.h"
 #include "gov.h"
 #include "gov_lineage.h"
 #include "tst_broker.h"
@@ -545,6 +549,130 @@ START_TEST(view_links)
 }
 END_TEST
 
+/* ---- denial receipts ---- */
+
+#define DENIALS 7
+#define DENIALS_MAX 500 /* DENIALS_PAGE_MAX in hnd_denials.c */
+
+/* An authorize request the default accord denies (a capability it does not grant). */
+static json_t *denied(const char *token)
+{
+    tst_resp_t r;
+    const char *body = "{\"accord_template\":\"default\",\"capability_set\":\"0x00010000\","
+                       "\"operation\":{\"command_hash\":\"" CMD "\",\"corpus_entry_cid\":\""
+                       CORPUS "\",\"parameters_cid\":\"" PARAMS "\"}}";
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", token, body, &r), 0);
+    ck_assert_msg(r.status == 403, "authorize: %d %s", r.status, r.body);
+    json_t *d = json_incref(json_object_get(r.json, "denial"));
+    ck_assert_ptr_nonnull(d);
+    tst_resp_clear(&r);
+    return d;
+}
+
+START_TEST(denials_for_auditors)
+{
+    json_t *mine[DENIALS];
+    for (int i = 0; i < DENIALS; i++)
+        mine[i] = denied(ISSUER);
+    json_t *theirs = denied(OTHER_TENANT);
+    tst_resp_t r;
+
+    /* the broker's public key, as published */
+    ck_assert_int_eq(tst_get(B.port, "/.well-known/gsap-broker.json", NULL, &r), 0);
+    const char *pub_s = str(json_array_get(json_object_get(r.json, "keys"), 0), "public_key");
+    uint8_t pub[BRK_ED25519_PUB_LEN];
+    ck_assert_int_eq(brk_b64url_decode(pub_s, strlen(pub_s), pub, sizeof pub), BRK_ED25519_PUB_LEN);
+    tst_resp_clear(&r);
+
+    /* pages of 3, newest first, each denial once, the other tenant's never */
+    char *p = strdup("/governance/denials/?limit=3");
+    int seen[DENIALS] = {0}, pages = 0, order = DENIALS - 1;
+    while (p != NULL) {
+        get_json(p, AUDITOR, &r);
+        ck_assert_msg(r.status == 200, "%s: %d %s", p, r.status, r.body);
+        json_t *list = json_object_get(r.json, "denials"), *d;
+        size_t i;
+        ck_assert_uint_le(json_array_size(list), 3);
+        json_array_foreach(list, i, d)
+        {
+            ck_assert_str_ne(str(d, "denial_id"), str(theirs, "denial_id"));
+            /* newest first: the i-th seen is the (DENIALS-1-i)-th made */
+            ck_assert_str_eq(str(d, "denial_id"), str(mine[order], "denial_id"));
+            ck_assert_str_eq(str(d, "reason_code"), "capability_not_allowed");
+            seen[order--]++;
+        }
+        free(p);
+        json_t *next = json_object_get(r.json, "next");
+        p = json_is_string(next) ? strdup(json_string_value(next)) : NULL;
+        tst_resp_clear(&r);
+        ck_assert_int_lt(++pages, 10);
+    }
+    ck_assert_int_eq(pages, (DENIALS + 2) / 3);
+    for (int i = 0; i < DENIALS; i++)
+        ck_assert_int_eq(seen[i], 1);
+
+    /* one denial: the receipt as signed, verifying with the published key */
+    char *one = fmt("/governance/denials/%s", str(mine[2], "denial_id"));
+    get_json(one, AUDITOR, &r);
+    ck_assert_int_eq(r.status, 200);
+    json_t *rec = json_object_get(r.json, "receipt");
+    char cid[BRK_CID_LEN + 1];
+    ck_assert_int_eq(brk_doc_verify(pub, rec, "denial_cid", cid), 0);
+    ck_assert_str_eq(cid, str(mine[2], "denial_cid"));
+    ck_assert_str_eq(str(rec, "signature"), str(mine[2], "signature"));
+    tst_resp_clear(&r);
+    /* other roles of the tenant: 403; no key: 401 */
+    get_json(one, ISSUER, &r);
+    ck_assert_int_eq(r.status, 403);
+    tst_resp_clear(&r);
+    get_json("/governance/denials/", EXECUTOR, &r);
+    ck_assert_int_eq(r.status, 403);
+    tst_resp_clear(&r);
+    get_json(one, NULL, &r);
+    ck_assert_int_eq(r.status, 401);
+    tst_resp_clear(&r);
+    /* another tenant's denial, a made-up one and a malformed id: not found */
+    char *other = fmt("/governance/denials/%s", str(theirs, "denial_id"));
+    const char *missing[] = {other, "/governance/denials/den_00000000000000000000000000000000",
+                             "/governance/denials/den_x", NULL};
+    for (int i = 0; missing[i]; i++) {
+        get_json(missing[i], AUDITOR, &r);
+        ck_assert_msg(r.status == 404, "%s: %d", missing[i], r.status);
+        ck_assert_str_eq(err_code(r.json), "denial_not_found");
+        tst_resp_clear(&r);
+    }
+    /* and the other tenant's auditor sees its own only */
+    get_json("/governance/denials/", OTHER_TENANT, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(r.json, "denials")), 1);
+    ck_assert_str_eq(str(json_array_get(json_object_get(r.json, "denials"), 0), "denial_id"),
+                     str(theirs, "denial_id"));
+    tst_resp_clear(&r);
+
+    /* bounds */
+    char *at_max = fmt("/governance/denials/?limit=%d", DENIALS_MAX);
+    get_json(at_max, AUDITOR, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(r.json, "denials")), DENIALS);
+    ck_assert(json_is_null(json_object_get(r.json, "next")));
+    tst_resp_clear(&r);
+    const char *bad[] = {"?limit=501", "?limit=0", "?limit=x", "?after=den_1", "?after=1",
+                         NULL};
+    for (int i = 0; bad[i]; i++) {
+        char *q = fmt("/governance/denials/%s", bad[i]);
+        get_json(q, AUDITOR, &r);
+        ck_assert_msg(r.status == 400, "%s: %d", bad[i], r.status);
+        ck_assert_str_eq(err_code(r.json), "invalid_query");
+        tst_resp_clear(&r);
+        free(q);
+    }
+    free(one), free(other), free(at_max);
+    for (int i = 0; i < DENIALS; i++)
+        json_decref(mine[i]);
+    json_decref(theirs);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("it_session");
@@ -554,6 +682,7 @@ int main(void)
     tcase_add_test(tc, pages_reach_every_receipt);
     tcase_add_test(tc, html_lineage_invoice_escaping);
     tcase_add_test(tc, view_links);
+    tcase_add_test(tc, denials_for_auditors);
     suite_add_tcase(s, tc);
     return tst_run(s);
 }
