@@ -536,9 +536,8 @@ START_TEST(view_links)
     json_decref(mint(ctx, AUDITOR, "?ttl_s=0", 400));
 
     /* expired */
+    /* (not opened while fresh: on a loaded machine a second may pass before the request) */
     json_t *shortl = mint(ctx, AUDITOR, "?ttl_s=1", 200);
-    ck_assert_int_eq(anon(path_of(str(shortl, "url")), 1, &r), 200); /* fresh: it opens */
-    tst_resp_clear(&r);
     sleep(3);
     want_401(path_of(str(shortl, "url")), "view_link_expired");
 
