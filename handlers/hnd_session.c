@@ -37,6 +37,12 @@
 #define SESSION_NUM_LEN 24       /* a decimal int64 and its NUL */
 #define SESSION_URL_MAX 1024     /* a next-page link: path, escaped context id, query */
 #define HTML_MAX (512 * 1024)
+/* An HTML page shows fewer receipts than the JSON page when they would not fit in HTML_MAX
+ * (stored documents may be large, and escaping grows them): it stops before the receipt that
+ * would not fit and links on from the last one shown, so no receipt is cut away unseen. The
+ * reserve keeps room for the next link and the end of the page. */
+#define SESSION_HTML_RESERVE (16 * 1024)
+#define SESSION_HTML_ROW_BASE 2048 /* markup and fixed cells of one receipt row */
 
 /*
  * Signed view links: a read-only, expiring URL of one session page that opens in a browser
@@ -362,19 +368,49 @@ static void invoice_cell(hnd_html_t *h, const json_t *line)
 
 /* Each receipt in sequence: flags, evidence, its lineage step as recomputed, its invoice line
  * and the stored document (folded, no script needed). */
-static void html_receipts(hnd_html_t *h, const json_t *crs)
+/* Bytes s takes once escaped by hnd_html_esc. */
+static size_t esc_len(const char *s)
+{
+    size_t n = 0;
+    for (; s && *s; s++)
+        n += *s == '<' || *s == '>' ? 4 : *s == '&' ? 5 : *s == '"' ? 6 : 1;
+    return n;
+}
+
+/* How many receipts of crs fit in what is left of h (at least one), by a generous estimate. */
+static size_t html_fit(const hnd_html_t *h, const json_t *crs)
+{
+    size_t i, used = 0, room = h->cap > h->len + SESSION_HTML_RESERVE
+                                    ? h->cap - h->len - SESSION_HTML_RESERVE
+                                    : 0;
+    json_t *c;
+    json_array_foreach(crs, i, c)
+    {
+        char *doc = json_dumps(json_object_get(c, "cr"), JSON_INDENT(1) | JSON_SORT_KEYS);
+        char *all = json_dumps(c, JSON_COMPACT);
+        used += SESSION_HTML_ROW_BASE + esc_len(doc) + esc_len(all);
+        free(doc), free(all);
+        if (used > room && i > 0)
+            return i;
+    }
+    return json_array_size(crs);
+}
+
+/* Receipts shown in HTML: the first shown of crs; *last gets the sequence of the last. */
+static size_t html_receipts(hnd_html_t *h, const json_t *crs, long long *last)
 {
     static const char *const text[] = {"cr_id", "outcome", "effective_outcome", "flags",
                                        "exit_code", "started_at", "completed_at", "received_at",
                                        NULL};
     static const char *const hashes[] = {"cr_cid", "chronicle_cid", "merkle_root",
                                          "prev_lineage_cid", "lineage_cid", NULL};
-    size_t i, ok = 0;
+    size_t i, ok = 0, shown = html_fit(h, crs);
     json_t *c;
-    json_array_foreach(crs, i, c) ok += json_is_true(json_object_get(c, "lineage_verified"));
+    for (i = 0; i < shown; i++)
+        ok += json_is_true(json_object_get(json_array_get(crs, i), "lineage_verified"));
     char n[2 * SESSION_NUM_LEN + 64];
     snprintf(n, sizeof n, "<p>Lineage steps on this page verified: %zu of %zu.</p>\n", ok,
-             json_array_size(crs));
+             shown);
     hnd_html_put(h, "<h2>Completion Receipts</h2>\n");
     hnd_html_put(h, n);
     hnd_html_put(h, "<table><tr><th>#</th>");
@@ -389,12 +425,11 @@ static void html_receipts(hnd_html_t *h, const json_t *crs)
         hnd_html_put(h, "</th>");
     }
     hnd_html_put(h, "<th>lineage</th><th>invoice line</th><th>document</th></tr>\n");
-    json_array_foreach(crs, i, c)
-    {
-        snprintf(n, sizeof n, "%lld", (long long)json_integer_value(json_object_get(c, "sequence")));
-        hnd_html_put(h, "<tr><td>");
+    for (i = 0; i < shown; i++) {
+        c = json_array_get(crs, i);
+        *last = (long long)json_integer_value(json_object_get(c, "sequence"));
+        snprintf(n, sizeof n, "<tr id=\"seq-%lld\"><td>%lld</td>", *last, *last);
         hnd_html_put(h, n);
-        hnd_html_put(h, "</td>");
         for (int k = 0; text[k]; k++)
             cell(h, c, text[k], 0);
         for (int k = 0; hashes[k]; k++)
@@ -410,6 +445,7 @@ static void html_receipts(hnd_html_t *h, const json_t *crs)
         free(doc);
     }
     hnd_html_put(h, "</table>\n");
+    return shown;
 }
 
 static void reply_html(brk_req_t *r, json_t *page)
@@ -444,11 +480,14 @@ static void reply_html(brk_req_t *r, json_t *page)
     hnd_html_put(&h, "</pre></details>\n");
     free(acdoc);
     html_elevation(&h, json_object_get(ac, "elevation"));
-    html_receipts(&h, json_object_get(page, "receipts"));
-    json_t *next = json_object_get(page, "next");
-    if (json_is_string(next)) {
+    json_t *crs = json_object_get(page, "receipts"), *next = json_object_get(page, "next");
+    long long last = 0;
+    const char *next_s = json_string_value(next);
+    if (html_receipts(&h, crs, &last) < json_array_size(crs))
+        next_s = next_url(r, r->ctx, last); /* the rest of this page comes next */
+    if (next_s != NULL) {
         hnd_html_put(&h, "<p><a rel=\"next\" href=\"");
-        hnd_html_esc(&h, json_string_value(next));
+        hnd_html_esc(&h, next_s);
         hnd_html_put(&h, "\">Next page</a></p>\n");
     } else {
         hnd_html_put(&h, "<p>End of receipts.</p>\n");

@@ -4,6 +4,8 @@
  *   - pagination: receipts paged by sequence (?after=&limit=), walking the "next" links
  *     reaches every receipt exactly once; limit at SESSION_PAGE_MAX and one past it, bad
  *     after/limit values are 400 invalid_query;
+ *   - HTML pages of large receipts stop before HTML_MAX and link on from the last receipt
+ *     shown: walking them still reaches every receipt once, each page complete;
  *   - the HTML page: each receipt with its evidence, its lineage step recomputed in C and
  *     marked verified or broken (a lineage_cid changed in SQL breaks it and the next step, on
  *     one page and across a page boundary), its invoice line linked to the invoice; every
@@ -268,6 +270,63 @@ START_TEST(pages_reach_every_receipt)
         free(p);
     }
     free(path), free(small), free(at_max), free(tail), free(link);
+    json_decref(ac);
+}
+END_TEST
+
+/* Large receipts (8000 escaped characters each): the HTML pages hold fewer than the JSON page
+ * but are never cut, and their next links reach every receipt exactly once. */
+#define BIG 20
+#define HTML_CAP (512 * 1024) /* HTML_MAX in hnd_session.c */
+
+START_TEST(html_pages_of_large_receipts)
+{
+    json_t *ac = authorize_session();
+    const char *ctx = str(ac, "context_id");
+    char *lt = malloc(8001);
+    memset(lt, '<', 8000);
+    lt[8000] = 0;
+    for (int i = 0; i < BIG; i++) {
+        char *extra = fmt("\"pad\":\"%s\",\"n\":%d", lt, i);
+        json_decref(post_cr(ctx, extra));
+        free(extra);
+    }
+    int seen[BIG + 1] = {0}, pages = 0;
+    char *p = fmt("/governance/session/%s/", ctx);
+    while (p != NULL) {
+        tst_resp_t r;
+        ck_assert_int_eq(tst_get(B.port, p, AUDITOR, &r), 0);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_uint_lt(r.body_len, HTML_CAP);
+        ck_assert_msg(r.body_len > 8 && strcmp(r.body + r.body_len - 8, "</html>\n") == 0,
+                      "page %d cut short", pages);
+        for (const char *t = strstr(r.body, "<tr id=\"seq-"); t; t = strstr(t + 1, "<tr id=\"seq-")) {
+            int seq = atoi(t + strlen("<tr id=\"seq-"));
+            ck_assert(seq >= 1 && seq <= BIG);
+            seen[seq]++;
+        }
+        free(p);
+        p = NULL;
+        const char *a = strstr(r.body, "<a rel=\"next\" href=\"");
+        if (a != NULL) {
+            a += strlen("<a rel=\"next\" href=\"");
+            size_t n = strcspn(a, "\"");
+            p = malloc(n + 1);
+            size_t o = 0;
+            for (size_t i = 0; i < n; i++) {
+                p[o++] = a[i];
+                if (strncmp(a + i, "&amp;", 5) == 0)
+                    i += 4; /* the href is escaped */
+            }
+            p[o] = 0;
+        }
+        tst_resp_clear(&r);
+        ck_assert_int_lt(++pages, BIG + 2);
+    }
+    ck_assert_int_gt(pages, 1); /* they did not fit on one page */
+    for (int i = 1; i <= BIG; i++)
+        ck_assert_msg(seen[i] == 1, "sequence %d seen %d times", i, seen[i]);
+    free(lt);
     json_decref(ac);
 }
 END_TEST
@@ -680,6 +739,7 @@ int main(void)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, pages_reach_every_receipt);
     tcase_add_test(tc, html_lineage_invoice_escaping);
+    tcase_add_test(tc, html_pages_of_large_receipts);
     tcase_add_test(tc, view_links);
     tcase_add_test(tc, denials_for_auditors);
     suite_add_tcase(s, tc);
