@@ -217,6 +217,10 @@ void brk__http_authenticate(brk_req_t *r)
             brk__http_run_route(r);
             return;
         }
+        if (r->route->flags & BRK_ROUTE_VIEW_OK) {
+            brk__http_run_route(r); /* the handler checks its view link or answers 401 */
+            return;
+        }
         brk_reply_error(r, BRK_EAUTH, "missing_token", "an Authorization: Bearer token is required");
         return;
     }

@@ -23,6 +23,10 @@ typedef void (*brk_route_fn)(brk_req_t *r);
 enum brk_route_flags {
     BRK_ROUTE_JSON = 1 << 0,     /* body must be a JSON object; parsed into r->body */
     BRK_ROUTE_LOCAL_OK = 1 << 1, /* callers on a loopback address need no credentials */
+    /* a request without an Authorization header reaches the handler unauthenticated
+     * (principal.authenticated 0): the handler itself must check another proof (a signed
+     * view link, hnd_session.c) and answer 401 without one. GET routes only. */
+    BRK_ROUTE_VIEW_OK = 1 << 2,
 };
 
 typedef struct brk_route {

@@ -377,14 +377,18 @@ START_TEST(registered_routes_are_documented)
                       "%s %s: x-gsap-roles differ from the route's roles", rt->method, rt->pattern);
         json_t *sec = json_object_get(op, "security");
         ck_assert_msg(json_is_array(sec), "%s %s: no security", rt->method, rt->pattern);
-        int bearer = 0, anonymous = 0;
+        int bearer = 0, anonymous = 0, view = 0;
         size_t j;
         json_t *req;
         json_array_foreach(sec, j, req)
         {
             bearer |= json_object_get(req, "bearerAuth") != NULL;
             anonymous |= json_object_size(req) == 0;
+            view |= json_object_get(req, "viewLink") != NULL;
         }
+        /* a signed view link stands in for the token exactly where the route takes one */
+        ck_assert_msg(view == ((rt->flags & BRK_ROUTE_VIEW_OK) != 0),
+                      "%s %s: viewLink security does not match the route", rt->method, rt->pattern);
         /* public: "security": [] (no scheme); otherwise bearerAuth, plus the anonymous {}
          * alternative exactly where loopback callers need no token */
         if (rt->roles == 0)

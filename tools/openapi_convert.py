@@ -378,6 +378,8 @@ def to_20(doc31):
             sd[n] = {"type": "apiKey", "in": "header", "name": "Authorization",
                      "description": "Send `Bearer <token>` as the value. " +
                                     sch.get("description", "")}
+        elif sch.get("type") == "apiKey" and sch.get("in") in ("query", "header"):
+            sd[n] = {k: sch[k] for k in ("type", "in", "name", "description") if k in sch}
         else:
             raise ValueError("no Swagger 2.0 form for security scheme %s" % n)
     out["securityDefinitions"] = sd
