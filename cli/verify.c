@@ -33,46 +33,89 @@ static void on_check(void *arg, int ok, const char *item, const char *detail)
     printf("FAIL %s: %s\n", item, detail);
 }
 
-int cli_verify(int argc, char **argv)
+/* Reads the JSON object in path ("-": stdin), at most CLI_VERIFY_MAX_BYTES; NULL after
+ * printing why (*unreadable set when the file could not be read at all). */
+static json_t *load(const char *path, int *unreadable)
 {
     json_error_t e;
-    if (argc != 2 || argv[1][0] == '\0') {
-        fprintf(stderr, "usage: gsap-broker verify BUNDLE.json\n");
-        return 2;
-    }
-    FILE *f = strcmp(argv[1], "-") == 0 ? stdin : fopen(argv[1], "rb");
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    *unreadable = 1;
     if (f == NULL) {
-        fprintf(stderr, "gsap-broker verify: cannot open \"%s\"\n", argv[1]);
-        return 2;
+        fprintf(stderr, "gsap-broker verify: cannot open \"%s\"\n", path);
+        return NULL;
     }
-    char *buf = malloc(CLI_VERIFY_MAX_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, CLI_VERIFY_MAX_BYTES + 1, f) : 0;
-    int err = buf == NULL || ferror(f);
+    /* grown as it fills, so a small bundle costs little; one byte past the cap is "too big" */
+    size_t n = 0, cap = 0;
+    char *buf = NULL;
+    int err = 0;
+    while (!err && n <= CLI_VERIFY_MAX_BYTES) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 65536;
+            if (ncap > CLI_VERIFY_MAX_BYTES + 1)
+                ncap = CLI_VERIFY_MAX_BYTES + 1;
+            char *nb = realloc(buf, ncap);
+            if (nb == NULL) {
+                err = 1;
+                break;
+            }
+            buf = nb, cap = ncap;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            err = ferror(f) != 0;
+            break;
+        }
+    }
     if (f != stdin)
         fclose(f);
-    if (err) {
+    if (err || n > CLI_VERIFY_MAX_BYTES) {
         free(buf);
-        fprintf(stderr, "gsap-broker verify: cannot read \"%s\"\n", argv[1]);
-        return 2;
+        fprintf(stderr, "gsap-broker verify: cannot read \"%s\"%s\n", path,
+                err ? "" : ": over " CLI_VERIFY_MAX_TEXT " bytes");
+        return NULL;
     }
-    if (n > CLI_VERIFY_MAX_BYTES) {
-        free(buf);
-        fprintf(stderr, "gsap-broker verify: \"%s\" is over %u bytes\n", argv[1],
-                CLI_VERIFY_MAX_BYTES);
-        return 2;
-    }
-    /* duplicate members would let two readers see two bundles: refused */
-    json_t *b = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &e);
+    *unreadable = 0;
+    /* duplicate members would let two readers see two documents: refused */
+    json_t *j = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &e);
     free(buf);
-    if (!json_is_object(b)) {
-        printf("FAIL bundle: not a JSON object (%s, line %d)\n", e.text, e.line);
-        printf("FAILED: the file is no bundle\n");
-        json_decref(b);
-        return 1;
+    if (!json_is_object(j)) {
+        printf("FAIL %s: not a JSON object (%s, line %d)\n", path, e.text, e.line);
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+int cli_verify(int argc, char **argv)
+{
+    const char *keys = NULL, *path = NULL;
+    int unreadable = 0;
+    if (argc == 4 && strcmp(argv[1], "--keys") == 0)
+        keys = argv[2], path = argv[3];
+    else if (argc == 2)
+        path = argv[1];
+    if (path == NULL || path[0] == '\0' || (keys != NULL && keys[0] == '\0')) {
+        fprintf(stderr, "usage: gsap-broker verify [--keys GSAP-BROKER.json] BUNDLE.json\n");
+        return 2;
+    }
+    json_t *pinned = keys ? load(keys, &unreadable) : NULL;
+    if (keys != NULL && pinned == NULL) {
+        if (!unreadable)
+            printf("FAILED: the key file is no JSON object\n");
+        return unreadable ? 2 : 1;
+    }
+    json_t *b = load(path, &unreadable);
+    if (b == NULL) {
+        json_decref(pinned);
+        if (!unreadable)
+            printf("FAILED: the file is no bundle\n");
+        return unreadable ? 2 : 1;
     }
     report_t r = {0, 0, ""};
-    gov_bundle_verify(b, on_check, &r);
+    gov_bundle_verify(b, pinned, on_check, &r);
     json_decref(b);
+    json_decref(pinned);
     if (r.failed == 0) {
         printf("OK: %u checks hold\n", r.checks);
         return 0;

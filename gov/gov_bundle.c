@@ -276,7 +276,25 @@ static void check_receipts(vctx_t *v, const json_t *recs, const char *ctx, const
     }
 }
 
-int gov_bundle_verify(const json_t *b, gov_bundle_report_fn report, void *arg)
+/* Every bundle key is a key of the pinned document, under the same broker id. */
+static void check_pinned(vctx_t *v, const json_t *broker, const json_t *pinned)
+{
+    size_t i, j;
+    const json_t *k, *p;
+    int ok = streq(str(broker, "broker_id"), str(pinned, "broker_id"));
+    json_array_foreach(v->keys, i, k)
+    {
+        int found = 0;
+        json_array_foreach(json_object_get(pinned, "keys"), j, p) found |=
+            streq(str(k, "key_id"), str(p, "key_id")) &&
+            streq(str(k, "public_key"), str(p, "public_key"));
+        ok = ok && found;
+    }
+    check(v, ok, "broker.keys pinned",
+          "the bundle's broker id or keys are not the pinned key document's");
+}
+
+int gov_bundle_verify(const json_t *b, const json_t *pinned, gov_bundle_report_fn report, void *arg)
 {
     vctx_t v = {report, arg, 0, NULL};
     const json_t *broker = json_object_get(b, "broker"), *acs = json_object_get(b, "acs");
@@ -298,6 +316,8 @@ int gov_bundle_verify(const json_t *b, gov_bundle_report_fn report, void *arg)
         return v.failed;
     v.keys = json_object_get(broker, "keys");
     check_keys(&v, broker);
+    if (pinned != NULL)
+        check_pinned(&v, broker, pinned);
     const json_t *ac = json_object_get(json_array_get(acs, 0), "ac");
     check_signed(&v, ac, "ac_cid", "acs[0].ac");
     check(&v, streq(str(ac, "context_id"), ctx), "acs[0].context_id",

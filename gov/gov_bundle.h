@@ -21,6 +21,9 @@
  * bundle key under the key name of broker_id; each key's id against its public key.
  * Not covered (nobody signs them, they are the broker's current view): an AC's "status" and
  * "elevation" (its approvals), and a key's "current" flag.
+ * The keys travel in the bundle, so whoever forges a bundle can bring their own: a verifier
+ * that pins the broker's published key document (/.well-known/gsap-broker.json, kept apart)
+ * also checks that broker_id is that document's and every bundle key is one of its keys.
  *
  * Pure functions; any thread.
  */
@@ -38,10 +41,12 @@ typedef void (*gov_bundle_report_fn)(void *arg, int ok, const char *item, const 
 
 /*
  * gov_bundle_verify: runs every check of bundle b (not changed), in document order, calling
- * report (may be NULL) once per check. Returns the number of failed checks (0: everything
- * holds); a bundle that is not one (wrong format, members missing) fails a check naming the
- * member.
+ * report (may be NULL) once per check. pinned (may be NULL) is the broker's published key
+ * document to hold the bundle's keys against. Returns the number of failed checks (0:
+ * everything holds); a bundle that is not one (wrong format, members missing) fails a check
+ * naming the member.
  */
-int gov_bundle_verify(const json_t *b, gov_bundle_report_fn report, void *arg);
+int gov_bundle_verify(const json_t *b, const json_t *pinned, gov_bundle_report_fn report,
+                      void *arg);
 
 #endif

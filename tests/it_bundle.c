@@ -19,6 +19,7 @@
 #include "tst_check.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
+#include "../cli/verify.h" /* CLI_VERIFY_MAX_BYTES */
 
 #define H(c)                                                                                       \
     "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c  \
@@ -144,6 +145,53 @@ static int verify(const json_t *b, char **report)
     return st;
 }
 
+/* Writes v into a new temporary file; its path (malloc'd, caller unlinks and frees). */
+static char *save_json(const json_t *v)
+{
+    char *path = strdup("/tmp/it_bundle_keys_XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(json_dump_file(v, path, JSON_COMPACT), 0);
+    return path;
+}
+
+/* `gsap-broker verify --keys keys b`: the exit status. */
+static int verify_pinned(const json_t *b, const json_t *keys)
+{
+    char *bp = save_json(b), *kp = save_json(keys);
+    int st = -1;
+    free(tst_broker_cli(&B, &st, "verify", "--keys", kp, bp, NULL));
+    unlink(bp), unlink(kp);
+    free(bp), free(kp);
+    return st;
+}
+
+/* The bundle b padded with spaces to exactly n bytes, run through verify: the exit status. */
+static int verify_padded(const json_t *b, size_t n)
+{
+    char *text = json_dumps(b, JSON_COMPACT), path[] = "/tmp/it_bundle_big_XXXXXX";
+    size_t len = strlen(text), chunk = 1 << 20;
+    ck_assert_uint_le(len, n);
+    int fd = mkstemp(path), st = -1;
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(text, 1, len, f), len);
+    char *spaces = malloc(chunk);
+    memset(spaces, ' ', chunk);
+    for (size_t left = n - len; left > 0;) {
+        size_t k = left < chunk ? left : chunk;
+        ck_assert_uint_eq(fwrite(spaces, 1, k, f), k);
+        left -= k;
+    }
+    ck_assert_int_eq(fclose(f), 0);
+    free(tst_broker_cli(&B, &st, "verify", path, NULL));
+    unlink(path);
+    free(spaces), free(text);
+    return st;
+}
+
 /* A session of N_CRS receipts, all logged; its bundle as the auditor reads it. */
 static json_t *session_bundle(char **ctx_out)
 {
@@ -180,7 +228,24 @@ START_TEST(session_bundle_verifies)
     ck_assert_int_eq(tst_get(B.port, "/.well-known/gsap-broker.json", NULL, &r), 0);
     ck_assert(json_equal(json_object_get(r.json, "keys"),
                          json_object_get(json_object_get(b, "broker"), "keys")));
+    /* pinned to the published key document: holds; to another key (a forger's own key
+     * document, consistent in itself): fails, though the bundle alone would verify */
+    json_t *pub = json_deep_copy(r.json);
     tst_resp_clear(&r);
+    ck_assert_int_eq(verify_pinned(b, pub), 0);
+    json_t *k0 = json_array_get(json_object_get(pub, "keys"), 0);
+    char *other = strdup(str(k0, "public_key"));
+    other[10] = other[10] == 'A' ? 'B' : 'A';
+    json_object_set_new(k0, "public_key", json_string(other));
+    ck_assert_int_eq(verify_pinned(b, pub), 1);
+    json_object_set_new(pub, "keys", json_array());
+    ck_assert_int_eq(verify_pinned(b, pub), 1);
+    free(other);
+    json_decref(pub);
+    /* the largest file verify reads (CLI_VERIFY_MAX_BYTES): at the limit it is read, one
+     * byte past it is refused unread (exit 2) */
+    ck_assert_int_eq(verify_padded(b, CLI_VERIFY_MAX_BYTES), 0);
+    ck_assert_int_eq(verify_padded(b, CLI_VERIFY_MAX_BYTES + 1), 2);
 
     int st = verify(b, &report);
     ck_assert_msg(st == 0, "verify: exit %d\n%s", st, report ? report : "(no output)");
