@@ -121,6 +121,20 @@ static const help_cmd_t k_cmds[] = {
      "0 ok; 1 the command failed (or a flush left receipts); 2 authorization failure; 3 "
      "governance violation; 4 broker unreachable (connection refused or timed out); 125 "
      "internal, configuration or TLS error"},
+    {"verify", "[--keys GSAP-BROKER.json] BUNDLE.json",
+     "check an audit bundle offline",
+     "Checks the audit bundle BUNDLE.json (GET /governance/session/{context_id}/bundle; \"-\" "
+     "reads standard input) without a database, a network or a configuration: the AC's "
+     "signature and CID, each receipt's cr_cid and chronicle_cid recomputed from the stored CR, "
+     "the lineage chain, each lineage CID's inclusion proof against the checkpoint, the "
+     "checkpoint's note signature, all with the broker public keys the bundle carries (compare "
+     "them with the broker's /.well-known/gsap-broker.json, or pin them with --keys). Prints one "
+     "line per check, PASS or FAIL, and the first check that failed.",
+     {{"--keys FILE", "the broker's published key document (/.well-known/gsap-broker.json), "
+                      "kept apart from the bundle: the bundle's broker id and keys must be its"},
+      {NULL, NULL}},
+     "0 every check holds; 1 a check failed (or the file is no bundle); 2 bad usage or an "
+     "unreadable file"},
     {"backup", "DIR",
      "take a consistent online backup: the database and the signing keys",
      "Writes into DIR (new or empty; mode 0700) a pg_dump of the database in custom format, "

@@ -39,6 +39,7 @@
 #include "config.h"
 #include "exec.h"
 #include "help.h"
+#include "verify.h"
 #include "fn_runtime.h"
 #include "hnd.h"
 #include "gov_accord.h"
@@ -448,6 +449,8 @@ int main(int argc, char **argv)
         return cli_restore(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0 && argc > 2)
         return cli_config_check(argc - 2, argv + 2);
+    if (strcmp(cmd, "verify") == 0)
+        return cli_verify(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0)
         return cmd_version();
     if (strcmp(cmd, "help") == 0)

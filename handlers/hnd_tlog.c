@@ -17,7 +17,7 @@
  * Finalizing an invoice stores one too (bill_invoice.h), covering the invoice's lines.
  *
  * Proofs are computed by brk_merkle over the leaf hashes of the tree, read in one statement:
- * O(size) hashes and 32 bytes per leaf, so a tree is served up to TLOG_PROOF_MAX_LEAVES
+ * O(size) hashes and 32 bytes per leaf, so a tree is served up to HND_TLOG_PROOF_MAX_LEAVES
  * leaves (413 log_too_large beyond; storing interior nodes would lift this).
  * Hashes are standard padded base64 (RFC 4648 §4), as in the checkpoint note.
  */
@@ -34,9 +34,9 @@
 #include "brk_merkle.h"
 #include "brk_note.h"
 #include "brk_server.h"
+#include "hnd_tlog.h"
 #include "banned.h"
 
-#define TLOG_PROOF_MAX_LEAVES (1u << 18) /* leaf hashes read for one proof (8 MiB) */
 #define TLOG_SIZE_PARAM_MAX 20           /* decimal digits of a size parameter */
 #define TLOG_B64_HASH (4 * ((BRK_MERKLE_HASH_LEN + 2) / 3) + 1)
 
@@ -79,18 +79,9 @@ static brk_db_stmt_t q_root = {
     0};
 /* clang-format on */
 
-typedef struct tlog_req {
-    char cid[BRK_CID_LEN + 1];
-    int has_cid;
-    unsigned long long size, from, to; /* 0: not given */
-    /* the checkpoint the reply refers to */
-    unsigned long long cp_size;
-    brk_mhash_t cp_root;
-    const char *cp_note; /* request memory */
-    char key_name[BRK_NOTE_NAME_MAX + 1];
-    char origin[BRK_NOTE_ORIGIN_MAX + 1];
-    void (*then)(brk_req_t *r);
-} tlog_req_t;
+/* The request state is hnd_tlog_req_t (hnd_tlog.h): the audit bundle reuses the checkpoint
+ * step with its own state, which starts with one. */
+typedef hnd_tlog_req_t tlog_req_t;
 
 /* A copy of s in request memory. */
 static const char *req_strdup(brk_req_t *r, const char *s)
@@ -116,7 +107,7 @@ static json_t *hashes_json(const brk_mhash_t *p, size_t n)
 }
 
 /* The key name and origin of this tenant's log; 500 when the broker id cannot be one. */
-static int names(brk_req_t *r, tlog_req_t *x)
+int hnd_tlog_names(brk_req_t *r, tlog_req_t *x)
 {
     const brk_config_t *cfg = brk_server_config(r->server);
     if (brk_note_key_name(cfg->broker_id, x->key_name) != 0 ||
@@ -149,7 +140,7 @@ static int size_param(brk_req_t *r, const char *name, unsigned long long max,
     if (n > max) {
         brk_reply_error(r, BRK_ETOOBIG, "log_too_large",
                         "%s is over %llu: proofs are served for trees up to %u entries", name,
-                        max, TLOG_PROOF_MAX_LEAVES);
+                        max, HND_TLOG_PROOF_MAX_LEAVES);
         return -1;
     }
     *out = n;
@@ -219,7 +210,7 @@ static void on_state(brk_req_t *r, const brk_db_result_t *res)
     brk_req_db(r, &op, 1, on_cp_put);
 }
 
-static void latest_checkpoint(brk_req_t *r, tlog_req_t *x, void (*then)(brk_req_t *r))
+void hnd_tlog_latest(brk_req_t *r, tlog_req_t *x, void (*then)(brk_req_t *r))
 {
     x->then = then;
     brk_db_op_t op = {&q_state, 1, {r->principal.tenant}};
@@ -275,15 +266,15 @@ static void checkpoint_reply(brk_req_t *r)
 static void get_checkpoint(brk_req_t *r)
 {
     tlog_req_t *x = r->ctx = brk_req_alloc(r, sizeof *x);
-    if (names(r, x) != 0)
+    if (hnd_tlog_names(r, x) != 0)
         return;
-    latest_checkpoint(r, x, checkpoint_reply);
+    hnd_tlog_latest(r, x, checkpoint_reply);
 }
 
 /* ---- GET /governance/log/proof ---- */
 
 /* The leaf hashes column (hex, concatenated) into a heap array of want hashes. */
-static brk_mhash_t *leaves_of(const char *hex, unsigned long long want)
+brk_mhash_t *hnd_tlog_leaves_of(const char *hex, unsigned long long want)
 {
     if (strlen(hex) != want * 2 * BRK_MERKLE_HASH_LEN)
         return NULL;
@@ -326,7 +317,7 @@ static void on_proof(brk_req_t *r, const brk_db_result_t *res)
                         x->cid, idx, x->size);
         return;
     }
-    brk_mhash_t *leaves = leaves_of(PQgetvalue(p, 0, PR_LEAVES), x->size);
+    brk_mhash_t *leaves = hnd_tlog_leaves_of(PQgetvalue(p, 0, PR_LEAVES), x->size);
     if (leaves == NULL || unhex_hash(PQgetvalue(p, 0, PR_ROOT), root) != 0 ||
         brk_merkle_inclusion_proof((const brk_mhash_t *)leaves, x->size, idx, proof, &plen) != 0) {
         free(leaves);
@@ -350,9 +341,9 @@ static void proof_at(brk_req_t *r)
     char size_s[24];
     if (x->size == 0)
         x->size = x->cp_size;
-    if (x->size > TLOG_PROOF_MAX_LEAVES) {
+    if (x->size > HND_TLOG_PROOF_MAX_LEAVES) {
         brk_reply_error(r, BRK_ETOOBIG, "log_too_large",
-                        "proofs are served for trees up to %u entries", TLOG_PROOF_MAX_LEAVES);
+                        "proofs are served for trees up to %u entries", HND_TLOG_PROOF_MAX_LEAVES);
         return;
     }
     snprintf(size_s, sizeof size_s, "%llu", x->size);
@@ -370,12 +361,12 @@ static void get_proof(brk_req_t *r)
                         "cid is a lineage CID: \"sha256:\" and 64 lowercase hex digits");
         return;
     }
-    if (size_param(r, "size", TLOG_PROOF_MAX_LEAVES, &x->size) < 0 || names(r, x) != 0)
+    if (size_param(r, "size", HND_TLOG_PROOF_MAX_LEAVES, &x->size) < 0 || hnd_tlog_names(r, x) != 0)
         return;
     if (x->size != 0)
         proof_at(r);
     else
-        latest_checkpoint(r, x, proof_at);
+        hnd_tlog_latest(r, x, proof_at);
 }
 
 /* ---- GET /governance/log/consistency ---- */
@@ -396,7 +387,7 @@ static void on_consistency(brk_req_t *r, const brk_db_result_t *res)
                         "the log of this tenant has fewer than %llu entries", x->to);
         return;
     }
-    brk_mhash_t *leaves = leaves_of(PQgetvalue(to, 0, PR_LEAVES), x->to);
+    brk_mhash_t *leaves = hnd_tlog_leaves_of(PQgetvalue(to, 0, PR_LEAVES), x->to);
     if (leaves == NULL || unhex_hash(PQgetvalue(from, 0, 0), r1) != 0 ||
         unhex_hash(PQgetvalue(to, 0, PR_ROOT), r2) != 0 ||
         brk_merkle_consistency_proof((const brk_mhash_t *)leaves, x->to, x->from, proof, &plen) !=
@@ -419,10 +410,10 @@ static void get_consistency(brk_req_t *r)
 {
     tlog_req_t *x = r->ctx = brk_req_alloc(r, sizeof *x);
     char f[24], t[24];
-    int hf = size_param(r, "from", TLOG_PROOF_MAX_LEAVES, &x->from);
+    int hf = size_param(r, "from", HND_TLOG_PROOF_MAX_LEAVES, &x->from);
     if (hf < 0)
         return;
-    int ht = size_param(r, "to", TLOG_PROOF_MAX_LEAVES, &x->to);
+    int ht = size_param(r, "to", HND_TLOG_PROOF_MAX_LEAVES, &x->to);
     if (ht < 0)
         return;
     if (hf == 0 || ht == 0 || x->from > x->to) {

@@ -1,0 +1,52 @@
+/*
+ * gov_bundle: the audit bundle format (GET /governance/session/{context_id}/bundle) and its
+ * offline check (gsap-broker verify). A bundle is one JSON object:
+ *
+ *   {"format": GOV_BUNDLE_FORMAT, "kind": "session", "context_id",
+ *    "broker": {"broker_id", "current_key_id", "keys": [{"key_id", "alg", "public_key",
+ *               "current"}]},                 (as /.well-known/gsap-broker.json gives them)
+ *    "acs": [{"ac": <the signed AC as issued>, "status", "elevation"}],
+ *    "receipts": [{"sequence", "cr_cid", "chronicle_cid", "prev_lineage_cid", "lineage_cid",
+ *                  "cr": <the CR as stored>, "inclusion": {"leaf_index", "tree_size",
+ *                  "hashes"} or null}],      (in sequence order, every receipt)
+ *    "denials": [<signed denial receipts>],
+ *    "checkpoint": {"origin", "size", "root_hash", "key_name", "note"} or null}
+ *
+ * What the check covers: every AC's signature by the bundle key its key_id names and its
+ * ac_cid (a self-authorized AC is unsigned: its ac_cid only); every denial's signature and
+ * denial_cid; each receipt's cr_cid and chronicle_cid recomputed from "cr", its context and
+ * its lineage step (gov_lineage_cid over the AC's ac_cid, prev link, sequence from 1 without
+ * gap); each receipt's inclusion proof (RFC 9162) of its lineage CID against the checkpoint's
+ * root; the checkpoint's fields against its note, and the note's Ed25519 signature by a
+ * bundle key under the key name of broker_id; each key's id against its public key.
+ * Not covered (nobody signs them, they are the broker's current view): an AC's "status" and
+ * "elevation" (its approvals), and a key's "current" flag.
+ * The keys travel in the bundle, so whoever forges a bundle can bring their own: a verifier
+ * that pins the broker's published key document (/.well-known/gsap-broker.json, kept apart)
+ * also checks that broker_id is that document's and every bundle key is one of its keys.
+ *
+ * Pure functions; any thread.
+ */
+#ifndef GOV_BUNDLE_H
+#define GOV_BUNDLE_H
+
+#include <jansson.h>
+
+#define GOV_BUNDLE_FORMAT "gsap-audit-bundle/1"
+#define GOV_BUNDLE_KIND_SESSION "session"
+
+/* One check's outcome: ok 1 (holds) or 0, item names what was checked (e.g.
+ * "receipts[2].lineage_cid"), detail says why it failed ("" when ok). */
+typedef void (*gov_bundle_report_fn)(void *arg, int ok, const char *item, const char *detail);
+
+/*
+ * gov_bundle_verify: runs every check of bundle b (not changed), in document order, calling
+ * report (may be NULL) once per check. pinned (may be NULL) is the broker's published key
+ * document to hold the bundle's keys against. Returns the number of failed checks (0:
+ * everything holds); a bundle that is not one (wrong format, members missing) fails a check
+ * naming the member.
+ */
+int gov_bundle_verify(const json_t *b, const json_t *pinned, gov_bundle_report_fn report,
+                      void *arg);
+
+#endif
