@@ -27,6 +27,7 @@
 #include "hnd.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
+#include "tst_util.h"
 
 #define RETRIES_429 5
 
@@ -89,17 +90,6 @@ static object_t OBJECTS[] = {
 #define NOBJECTS (sizeof OBJECTS / sizeof OBJECTS[0])
 static char *DEFAULT_CARD;
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    char *s;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&s, f, ap), 0);
-    va_end(ap);
-    return s;
-}
 
 static object_t *object(const char *name)
 {
@@ -120,7 +110,7 @@ static const char *code_of(const tst_resp_t *r)
 static void call(const char *method, const char *path, const char *token, const char *body,
                  tst_resp_t *r)
 {
-    char *hdr = fmt("%s%s%s%s", token ? "Authorization: Bearer " : "", token ? token : "",
+    char *hdr = tst_fmt("%s%s%s%s", token ? "Authorization: Bearer " : "", token ? token : "",
                     token ? "\r\n" : "", body ? "Content-Type: application/json\r\n" : "");
     /* This suite sends hundreds of requests in a burst: a rate limiter in front may answer
      * 429 with Retry-After; wait and ask again, as a client should, up to RETRIES_429 times. */
@@ -148,7 +138,7 @@ static json_t *call_ok(const char *method, const char *path, const char *token, 
 
 static char *authorize_body(const char *accord, const char *caps)
 {
-    return fmt("{\"accord_template\":\"%s\",\"capability_set\":\"%s\",\"operation\":{"
+    return tst_fmt("{\"accord_template\":\"%s\",\"capability_set\":\"%s\",\"operation\":{"
                "\"command_hash\":\"" CMD "\",\"corpus_entry_cid\":\"" CORPUS "\","
                "\"parameters_cid\":\"" PARAMS "\"}}",
                accord, caps);
@@ -156,7 +146,7 @@ static char *authorize_body(const char *accord, const char *caps)
 
 static char *cr_body(const char *ctx)
 {
-    return fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":0,"
+    return tst_fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":0,"
                "\"started_at\":\"2026-01-01T00:00:00Z\",\"completed_at\":\"2030-01-01T00:00:00Z\","
                "\"command_hash\":\"" CMD "\",\"corpus_entry_cid\":\"" CORPUS "\","
                "\"parameters_cid\":\"" PARAMS "\",\"chronicle\":{\"session_id\":\"s\","
@@ -179,7 +169,7 @@ static void issue(object_t *obj, int elev)
 
 static void refuse(object_t *obj, const char *approver)
 {
-    char *body = fmt("{\"context_id\":\"%s\",\"decision\":\"refuse\"}", obj->value);
+    char *body = tst_fmt("{\"context_id\":\"%s\",\"decision\":\"refuse\"}", obj->value);
     json_decref(call_ok("POST", "/governance/elevate/", approver, body));
     free(body);
 }
@@ -350,13 +340,13 @@ static void request_of(const row_t *row, char **path, char **body)
     else if (strcmp(pattern, "/governance/authorize") == 0)
         *body = authorize_body("default", "0x00000001");
     else if (strcmp(pattern, "/governance/elevate") == 0)
-        *body = fmt("{\"context_id\":\"%s\",\"decision\":\"refuse\"}", obj->value);
+        *body = tst_fmt("{\"context_id\":\"%s\",\"decision\":\"refuse\"}", obj->value);
     else if (strcmp(pattern, "/governance/complete") == 0)
         *body = cr_body(obj->value);
     else if (strcmp(method, "PUT") == 0 && strcmp(pattern, "/admin/accords/{name}") == 0)
         *body = strdup("{\"capability_mask\":\"0x0000000f\"}");
     else if (strcmp(method, "PUT") == 0 && strcmp(pattern, "/admin/accounts/{account_id}") == 0)
-        *body = fmt("{\"currency\":\"USD\",\"rate_card\":%s}", DEFAULT_CARD);
+        *body = tst_fmt("{\"currency\":\"USD\",\"rate_card\":%s}", DEFAULT_CARD);
     else if (strcmp(pattern, "/admin/functions/dead-letters/replay") == 0)
         *body = strdup("{\"event_id\":1,\"function\":\"billing\"}");
     else if (strcmp(pattern, "/billing/invoices/{invoice_id}/credit-notes") == 0)
@@ -452,7 +442,7 @@ static int registered(const char *method, const char *pattern)
 
 START_TEST(matrix)
 {
-    char *path = fmt("%s/docs/access.md", getenv("GSAP_SOURCE_DIR"));
+    char *path = tst_fmt("%s/docs/access.md", getenv("GSAP_SOURCE_DIR"));
     char *doc = slurp(path), *doc2 = slurp(path); /* each parse cuts its copy into cells */
     static table_t own, other;
     parse_table(doc, "own", &own);
@@ -489,8 +479,8 @@ START_TEST(refused_read_is_not_found)
     const char *routes[] = {"/governance/authorize/%s/", "/governance/session/%s/"};
     for (size_t i = 0; i < 2; i++) {
         tst_resp_t a, b;
-        char *hidden = fmt(routes[i], object("consumed AC")->value);
-        char *missing = fmt(routes[i], "ctx_00000000000000000000000000000000");
+        char *hidden = tst_fmt(routes[i], object("consumed AC")->value);
+        char *missing = tst_fmt(routes[i], "ctx_00000000000000000000000000000000");
         call("GET", hidden, OWN[1].token, NULL, &a);      /* another issuer of the tenant */
         call("GET", missing, OWN[1].token, NULL, &b);
         ck_assert_int_eq(a.status, 404);
@@ -504,7 +494,7 @@ START_TEST(refused_read_is_not_found)
         free(hidden), free(missing);
     }
     /* and the readers that may read it see the AC itself */
-    char *p = fmt("/governance/authorize/%s/", object("consumed AC")->value);
+    char *p = tst_fmt("/governance/authorize/%s/", object("consumed AC")->value);
     json_t *ac = call_ok("GET", p, OWN[8].token, NULL); /* the executing key */
     ck_assert_str_eq(json_string_value(json_object_get(ac, "status")), "consumed");
     json_decref(ac);
@@ -518,14 +508,14 @@ START_TEST(decision_in_approvals_list)
 {
     tst_resp_t r;
     const char *ctx = object("AC another approver refused")->value;
-    char *path = fmt("/governance/session/%s/", ctx);
+    char *path = tst_fmt("/governance/session/%s/", ctx);
     char key_id[17];
     /* the key id is the token's third part: gsap.<tenant>.<key_id>.<secret> */
     ck_assert_int_eq(sscanf(OWN[3].token, "gsap.acme.%16[0-9a-f].", key_id), 1);
     call("GET", path, OWN[3].token, NULL, &r);
     ck_assert_int_eq(r.status, 404);
     tst_resp_clear(&r);
-    char *sql = fmt("UPDATE acs SET elevation = (elevation - 'approver') || "
+    char *sql = tst_fmt("UPDATE acs SET elevation = (elevation - 'approver') || "
                     "jsonb_build_object('approvals', jsonb_build_array(jsonb_build_object("
                     "'key_id', 'fedcba9876543210', 'decision', 'approve'), jsonb_build_object("
                     "'key_id', '%s', 'decision', 'refuse'))) WHERE context_id = '%s' "

@@ -26,6 +26,7 @@
 #include "tst_check.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
+#include "tst_util.h"
 
 #define H(c) "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c \
              c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
@@ -48,21 +49,6 @@ static size_t NACCEPTED;
 static pthread_mutex_t LOCK = PTHREAD_MUTEX_INITIALIZER;
 static volatile int STOP;
 
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&s, f, ap), 0);
-    va_end(ap);
-    return s;
-}
-
-static const char *str(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 static void setup(void)
 {
     strcpy(WORK, "/tmp/gsap-backup-XXXXXX");
@@ -76,7 +62,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char *cmd = fmt("rm -rf '%s'", WORK);
+    char *cmd = tst_fmt("rm -rf '%s'", WORK);
     tst_broker_clear(&R);
     tst_broker_clear(&B);
     if (getenv("GSAP_TEST_KEEP") == NULL && system(cmd) != 0)
@@ -93,7 +79,7 @@ static char *post_cr(unsigned short port)
 {
     tst_resp_t r;
     char *ctx = NULL;
-    char *ab = fmt("{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"%s\","
+    char *ab = tst_fmt("{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"%s\","
                    "\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}}",
                    CMD, CORPUS, PARAMS);
     if (tst_post_json(port, "/governance/authorize/", SHELL, ab, &r) != 0 || r.status != 200) {
@@ -101,9 +87,9 @@ static char *post_cr(unsigned short port)
         free(ab);
         return NULL;
     }
-    ctx = strdup(str(r.json, "context_id"));
+    ctx = strdup(tst_str(r.json, "context_id"));
     tst_resp_clear(&r);
-    char *cb = fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":0,"
+    char *cb = tst_fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":0,"
                    "\"started_at\":\"2026-01-01T00:00:00Z\",\"completed_at\":"
                    "\"2026-01-01T00:00:01Z\",\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\","
                    "\"parameters_cid\":\"%s\",\"chronicle\":{\"session_id\":\"s\","
@@ -144,7 +130,7 @@ static void *load(void *arg)
 /* GET path as JSON (the session page and invoices are HTML for a browser). */
 static int get_json(unsigned short port, const char *path, const char *token, tst_resp_t *r)
 {
-    char *hdr = token ? fmt("Authorization: Bearer %s\r\nAccept: application/json\r\n", token)
+    char *hdr = token ? tst_fmt("Authorization: Bearer %s\r\nAccept: application/json\r\n", token)
                       : strdup("Accept: application/json\r\n");
     int rc = tst_http(port, "GET", path, hdr, NULL, 0, r);
     free(hdr);
@@ -185,14 +171,14 @@ static void assert_verifies(const json_t *doc, const char *pub)
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
-    char *cmd = fmt("node %s/tests/npm/gsap_oracle.mjs verify %s %s", getenv("GSAP_SOURCE_DIR"),
+    char *cmd = tst_fmt("node %s/tests/npm/gsap_oracle.mjs verify %s %s", getenv("GSAP_SOURCE_DIR"),
                     path, pub);
     FILE *p = popen(cmd, "r");
     size_t n = fread(line, 1, sizeof line - 1, p);
     line[n] = 0;
     ck_assert_msg(pclose(p) == 0, "the restored invoice does not verify: %s", text);
     line[strcspn(line, "\n")] = 0;
-    ck_assert_str_eq(line + 3, str(doc, "invoice_cid"));
+    ck_assert_str_eq(line + 3, tst_str(doc, "invoice_cid"));
     unlink(path);
     free(cmd), free(text);
 }
@@ -201,7 +187,7 @@ static void assert_verifies(const json_t *doc, const char *pub)
  * its stderr into *err (malloc'd). */
 static int run_with_data_dir(const char *data, char **err, const char *a1, const char *a2)
 {
-    char *errfile = fmt("%s/cli.err", WORK);
+    char *errfile = tst_fmt("%s/cli.err", WORK);
     int st;
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
@@ -212,8 +198,8 @@ static int run_with_data_dir(const char *data, char **err, const char *a1, const
         size_t n = 0;
         for (size_t i = 0; i < 4; i++)
             if (getenv(inherit[i]))
-                envp[n++] = fmt("%s=%s", inherit[i], getenv(inherit[i]));
-        envp[n++] = fmt("GSAP_DATA_DIR=%s", data);
+                envp[n++] = tst_fmt("%s=%s", inherit[i], getenv(inherit[i]));
+        envp[n++] = tst_fmt("GSAP_DATA_DIR=%s", data);
         envp[n] = NULL;
         int e = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         int o = open("/dev/null", O_WRONLY);
@@ -239,7 +225,7 @@ START_TEST(backup_under_load_restores_elsewhere)
 {
     tst_resp_t r;
     int st;
-    char *backup = fmt("%s/backup", WORK), *data = fmt("%s/restored", WORK);
+    char *backup = tst_fmt("%s/backup", WORK), *data = tst_fmt("%s/restored", WORK);
 
     /* receipts, billed; the tenant's invoice finalized */
     for (int i = 0; i < BEFORE_BACKUP; i++)
@@ -253,10 +239,10 @@ START_TEST(backup_under_load_restores_elsewhere)
             break;
         usleep(100 * 1000);
     }
-    const char *inv_id = str(json_array_get(inv, 0), "invoice_id");
+    const char *inv_id = tst_str(json_array_get(inv, 0), "invoice_id");
     ck_assert_ptr_nonnull(inv_id);
-    char *path = fmt("/billing/invoices/%s/finalize", inv_id);
-    char *hdr = fmt("Authorization: Bearer %s\r\n", FINANCE);
+    char *path = tst_fmt("/billing/invoices/%s/finalize", inv_id);
+    char *hdr = tst_fmt("Authorization: Bearer %s\r\n", FINANCE);
     ck_assert_int_eq(tst_http(B.port, "POST", path, hdr, NULL, 0, &r), 0);
     ck_assert_msg(r.status == 200, "finalize: %d %s", r.status, r.body);
     json_t *fin_doc = json_incref(json_object_get(r.json, "document"));
@@ -281,7 +267,7 @@ START_TEST(backup_under_load_restores_elsewhere)
     json_error_t jerr;
     json_t *man = json_loads(out, 0, &jerr);
     ck_assert_ptr_nonnull(man);
-    ck_assert_str_eq(str(man, "format"), "gsap-broker-backup/1");
+    ck_assert_str_eq(tst_str(man, "format"), "gsap-broker-backup/1");
     json_decref(man);
     free(out);
     json_t *inv_before = invoices(B.port);
@@ -297,7 +283,7 @@ START_TEST(backup_under_load_restores_elsewhere)
     st = run_with_data_dir(data, &err, "restore", backup);
     ck_assert_msg(st == 0, "restore exited %d: %s", st, err);
     free(err);
-    char *dd = fmt("GSAP_DATA_DIR=%s", data);
+    char *dd = tst_fmt("GSAP_DATA_DIR=%s", data);
     const char *renv[] = {"GSAP_FN_POLL_MS=200", dd, NULL};
     ck_assert_int_eq(tst_broker_start(&R, NULL, renv), 0);
 
@@ -307,7 +293,7 @@ START_TEST(backup_under_load_restores_elsewhere)
 
     /* every receipt accepted before the backup, read with the old auditor key */
     for (size_t i = 0; i < must_have; i++) {
-        char *p = fmt("/governance/session/%s/", ACCEPTED[i]);
+        char *p = tst_fmt("/governance/session/%s/", ACCEPTED[i]);
         r = get(R.port, p, AUDITOR, 200);
         json_t *receipts = json_object_get(r.json, "receipts");
         ck_assert_msg(json_array_size(receipts) == 1, "%s: %s", ACCEPTED[i], r.body);
@@ -317,7 +303,7 @@ START_TEST(backup_under_load_restores_elsewhere)
     /* those that raced the backup: whole or absent, never a receipt without its context */
     size_t raced_present = 0;
     for (size_t i = must_have; i < NACCEPTED; i++) {
-        char *p = fmt("/governance/session/%s/", ACCEPTED[i]);
+        char *p = tst_fmt("/governance/session/%s/", ACCEPTED[i]);
         ck_assert_int_eq(get_json(R.port, p, AUDITOR, &r), 0);
         ck_assert_msg(r.status == 200 || r.status == 404, "%s: %d", p, r.status);
         if (r.status == 200)
@@ -334,19 +320,19 @@ START_TEST(backup_under_load_restores_elsewhere)
     json_array_foreach(inv, i, a)
     {
         int found = 0;
-        json_array_foreach(inv_after, j, b) if (strcmp(str(a, "invoice_id"), str(b, "invoice_id")) == 0)
+        json_array_foreach(inv_after, j, b) if (strcmp(tst_str(a, "invoice_id"), tst_str(b, "invoice_id")) == 0)
             found = 1;
-        ck_assert_msg(found, "invoice %s is not restored", str(a, "invoice_id"));
+        ck_assert_msg(found, "invoice %s is not restored", tst_str(a, "invoice_id"));
     }
     (void)inv_before;
-    char *ipath = fmt("/billing/invoices/%s/", inv_id);
+    char *ipath = tst_fmt("/billing/invoices/%s/", inv_id);
     r = get(R.port, ipath, FINANCE, 200);
     json_t *doc = json_object_get(r.json, "document");
     ck_assert_ptr_nonnull(doc);
     ck_assert(json_equal(doc, fin_doc));
-    ck_assert_str_eq(str(json_object_get(r.json, "invoice"), "status"), "finalized");
+    ck_assert_str_eq(tst_str(json_object_get(r.json, "invoice"), "status"), "finalized");
     json_t *keys = json_loads(keys_after, 0, &jerr);
-    assert_verifies(doc, str(json_array_get(keys, 0), "public_key"));
+    assert_verifies(doc, tst_str(json_array_get(keys, 0), "public_key"));
     json_decref(keys);
     tst_resp_clear(&r);
     free(ipath);
@@ -363,12 +349,12 @@ START_TEST(backup_under_load_restores_elsewhere)
     free(err);
 
     /* a damaged backup: refused before anything is written */
-    char *cmd = fmt("cp -r '%s' '%s/damaged' && printf X | dd of='%s/damaged/gsap.dump' bs=1 "
+    char *cmd = tst_fmt("cp -r '%s' '%s/damaged' && printf X | dd of='%s/damaged/gsap.dump' bs=1 "
                     "seek=100 conv=notrunc 2>/dev/null",
                     backup, WORK, WORK);
     ck_assert_int_eq(system(cmd), 0);
     free(cmd);
-    char *other = fmt("%s/other", WORK), *damaged = fmt("%s/damaged", WORK);
+    char *other = tst_fmt("%s/other", WORK), *damaged = tst_fmt("%s/damaged", WORK);
     st = run_with_data_dir(other, &err, "restore", damaged);
     ck_assert_int_eq(st, 2);
     ck_assert_ptr_nonnull(strstr(err, "damaged"));

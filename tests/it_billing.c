@@ -22,6 +22,7 @@
 #include "tst_check.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
+#include "tst_util.h"
 
 #define H(c)                                                                                       \
     "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c  \
@@ -41,21 +42,6 @@ static const char *const ENV[] = {"GSAP_FN_POLL_MS=200", NULL};
 
 /* ---- helpers ---- */
 
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    char *s;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&s, f, ap), 0);
-    va_end(ap);
-    return s;
-}
-
-static const char *str(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 static long long num(const json_t *o, const char *k)
 {
     return json_integer_value(json_object_get(o, k));
@@ -72,7 +58,7 @@ static void setup(void)
     STRANGER = tst_keys_create(&B, "globex", "finance,auditor,admin");
     ck_assert_int_eq(tst_get(B.port, "/.well-known/gsap-broker.json", NULL, &r), 0);
     snprintf(PUBKEY, sizeof PUBKEY, "%s",
-             str(json_array_get(json_object_get(r.json, "keys"), 0), "public_key"));
+             tst_str(json_array_get(json_object_get(r.json, "keys"), 0), "public_key"));
     tst_resp_clear(&r);
 }
 
@@ -118,7 +104,7 @@ static void assert_signed(const json_t *doc, const char *cid_field)
     char *out = oracle("verify %s %s", path, PUBKEY);
     ck_assert_msg(out != NULL, "the %s document does not verify independently: %s", cid_field,
                   text);
-    ck_assert_str_eq(out + 3, str(doc, cid_field));
+    ck_assert_str_eq(out + 3, tst_str(doc, cid_field));
     unlink(path);
     free(path), free(text), free(out);
 }
@@ -128,7 +114,7 @@ static tst_resp_t call(const char *method, const char *path, const char *token, 
                        int expect)
 {
     tst_resp_t r;
-    char *hdr = fmt("Authorization: Bearer %s\r\n%s", token,
+    char *hdr = tst_fmt("Authorization: Bearer %s\r\n%s", token,
                     body ? "Content-Type: application/json\r\n" : "");
     ck_assert_int_eq(tst_http(B.port, method, path, hdr, body, body ? strlen(body) : 0, &r), 0);
     ck_assert_msg(r.status == expect, "%s %s: %d (want %d) %s", method, path, r.status, expect,
@@ -142,13 +128,13 @@ static void expect_status(const char *method, const char *path, const char *toke
 {
     tst_resp_t r = call(method, path, token, body, status);
     if (code)
-        ck_assert_str_eq(str(json_object_get(r.json, "error"), "code"), code);
+        ck_assert_str_eq(tst_str(json_object_get(r.json, "error"), "code"), code);
     tst_resp_clear(&r);
 }
 
 static void put_account(const char *id, const char *body)
 {
-    char *path = fmt("/admin/accounts/%s", id);
+    char *path = tst_fmt("/admin/accounts/%s", id);
     tst_resp_t r = call("PUT", path, ADMIN, body, 200);
     tst_resp_clear(&r);
     free(path);
@@ -171,7 +157,7 @@ typedef struct cr_opts {
 static void backdate(const char *ctx)
 {
     PGconn *pg = tst_pg_connect(DB);
-    char *sql = fmt("UPDATE acs SET issued_at = '2026-01-01T00:00:00Z' WHERE context_id = '%s' "
+    char *sql = tst_fmt("UPDATE acs SET issued_at = '2026-01-01T00:00:00Z' WHERE context_id = '%s' "
                     "RETURNING 1", ctx);
     free(tst_pg_scalar(pg, sql));
     free(sql);
@@ -181,7 +167,7 @@ static void backdate(const char *ctx)
 static json_t *post_cr_on(unsigned short port, const char *token, const cr_opts_t *o, int lenient)
 {
     tst_resp_t r;
-    char *ab = fmt("{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"%s\","
+    char *ab = tst_fmt("{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"%s\","
                    "\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}%s%s}",
                    CMD, CORPUS, PARAMS, o->extra ? "," : "", o->extra ? o->extra : "");
     if (tst_post_json(port, "/governance/authorize/", token, ab, &r) != 0 || r.status != 200) {
@@ -190,7 +176,7 @@ static json_t *post_cr_on(unsigned short port, const char *token, const cr_opts_
         free(ab);
         return NULL;
     }
-    char *ctx = strdup(str(r.json, "context_id"));
+    char *ctx = strdup(tst_str(r.json, "context_id"));
     tst_resp_clear(&r);
     backdate(ctx);
     if (o->between) {
@@ -198,7 +184,7 @@ static json_t *post_cr_on(unsigned short port, const char *token, const cr_opts_
         free(tst_pg_scalar(pg, o->between));
         PQfinish(pg);
     }
-    char *cb = fmt("{\"context_id\":\"%s\",\"outcome\":\"%s\",\"exit_code\":0,\"started_at\":\"%s\","
+    char *cb = tst_fmt("{\"context_id\":\"%s\",\"outcome\":\"%s\",\"exit_code\":0,\"started_at\":\"%s\","
                    "\"completed_at\":\"%s\",\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\","
                    "\"parameters_cid\":\"%s\",\"chronicle\":{\"session_id\":\"s\","
                    "\"behavior_state\":\"%s\"%s}}",
@@ -237,7 +223,7 @@ static long wait_count(PGconn *pg, const char *sql, long want, int secs)
 /* Waits for the line of cr_id and returns it as the API shows it (GET the invoice). */
 static long wait_line(PGconn *pg, const char *cr_id)
 {
-    char *sql = fmt("SELECT count(*) FROM invoice_lines WHERE cr_id = '%s'", cr_id);
+    char *sql = tst_fmt("SELECT count(*) FROM invoice_lines WHERE cr_id = '%s'", cr_id);
     long n = wait_count(pg, sql, 1, LINE_WAIT_S);
     ck_assert_msg(n == 1, "no line for %s within %d s", cr_id, LINE_WAIT_S);
     free(sql);
@@ -310,7 +296,7 @@ static void assert_totals(PGconn *pg)
 static int log_line_streamed(const char *path)
 {
     char *log = tst_broker_log(&B);
-    char *want = fmt("\"path\":\"%s\",\"status\":\"200\"", path);
+    char *want = tst_fmt("\"path\":\"%s\",\"status\":\"200\"", path);
     ck_assert_ptr_nonnull(log);
     char *at = strstr(log, want);
     ck_assert_msg(at != NULL, "no request line for %s", path);
@@ -325,7 +311,7 @@ static int log_line_streamed(const char *path)
 
 static json_t *get_invoice(const char *id, const char *query)
 {
-    char *path = fmt("/billing/invoices/%s/%s", id, query ? query : "");
+    char *path = tst_fmt("/billing/invoices/%s/%s", id, query ? query : "");
     tst_resp_t r = call("GET", path, FINANCE, NULL, 200);
     json_t *j = json_incref(r.json);
     tst_resp_clear(&r);
@@ -335,7 +321,7 @@ static json_t *get_invoice(const char *id, const char *query)
 
 static json_t *finalize(const char *id)
 {
-    char *path = fmt("/billing/invoices/%s/finalize", id);
+    char *path = tst_fmt("/billing/invoices/%s/finalize", id);
     tst_resp_t r = call("POST", path, FINANCE, NULL, 200);
     json_t *j = json_incref(r.json);
     tst_resp_clear(&r);
@@ -356,7 +342,7 @@ START_TEST(lines_appear)
     }
     time_t t0 = time(NULL);
     for (int i = 0; i < 3; i++)
-        wait_line(pg, str(rc[i], "cr_id"));
+        wait_line(pg, tst_str(rc[i], "cr_id"));
     ck_assert_int_le(time(NULL) - t0, LINE_WAIT_S);
     /* each line carries its CR's evidence */
     char *inv = open_invoice(pg, "default");
@@ -367,43 +353,43 @@ START_TEST(lines_appear)
     for (int i = 0; i < 3; i++) {
         json_t *l = json_array_get(lines, i);
         ck_assert_int_eq(num(l, "line_no"), i + 1);
-        ck_assert_str_eq(str(l, "cr_id"), str(rc[i], "cr_id"));
-        ck_assert_str_eq(str(l, "context_id"), str(rc[i], "context_id"));
-        ck_assert_str_eq(str(l, "lineage_cid"), str(rc[i], "lineage_cid"));
-        ck_assert_str_eq(str(l, "chronicle_cid"), str(rc[i], "chronicle_cid"));
-        ck_assert_str_eq(str(l, "outcome"), "completed");
+        ck_assert_str_eq(tst_str(l, "cr_id"), tst_str(rc[i], "cr_id"));
+        ck_assert_str_eq(tst_str(l, "context_id"), tst_str(rc[i], "context_id"));
+        ck_assert_str_eq(tst_str(l, "lineage_cid"), tst_str(rc[i], "lineage_cid"));
+        ck_assert_str_eq(tst_str(l, "chronicle_cid"), tst_str(rc[i], "chronicle_cid"));
+        ck_assert_str_eq(tst_str(l, "outcome"), "completed");
         if (i < 2)
-            ck_assert_str_eq(str(l, "merkle_root"), ROOT);
+            ck_assert_str_eq(tst_str(l, "merkle_root"), ROOT);
         else
             ck_assert(json_is_null(json_object_get(l, "merkle_root")));
         /* the default account: USD, 0.10 per CR + 0.01 per started second, 1 s here */
         ck_assert_int_eq(num(l, "quantity"), 1);
         ck_assert_int_eq(num(l, "total_minor"), 11);
-        ck_assert_str_eq(str(l, "total"), "0.11");
+        ck_assert_str_eq(tst_str(l, "total"), "0.11");
         ck_assert(json_is_false(json_object_get(l, "late")));
     }
     json_t *head = json_object_get(page, "invoice");
-    ck_assert_str_eq(str(head, "status"), "open");
-    ck_assert_str_eq(str(head, "currency"), "USD");
+    ck_assert_str_eq(tst_str(head, "status"), "open");
+    ck_assert_str_eq(tst_str(head, "currency"), "USD");
     ck_assert_int_eq(num(head, "total_minor"), 33);
     ck_assert_int_eq(num(head, "line_count"), 3);
     /* roles, and another tenant sees nothing */
     tst_resp_t r = call("GET", "/billing/invoices/", AUDITOR, NULL, 200);
     ck_assert_uint_eq(json_array_size(json_object_get(r.json, "invoices")), 1);
-    ck_assert_str_eq(str(json_array_get(json_object_get(r.json, "invoices"), 0), "invoice_id"),
+    ck_assert_str_eq(tst_str(json_array_get(json_object_get(r.json, "invoices"), 0), "invoice_id"),
                      inv);
     tst_resp_clear(&r);
     expect_status("GET", "/billing/invoices/", SHELL, NULL, 403, NULL);
     r = call("GET", "/billing/invoices/", STRANGER, NULL, 200);
     ck_assert_uint_eq(json_array_size(json_object_get(r.json, "invoices")), 0);
     tst_resp_clear(&r);
-    char *path = fmt("/billing/invoices/%s/", inv);
+    char *path = tst_fmt("/billing/invoices/%s/", inv);
     expect_status("GET", path, STRANGER, NULL, 404, "invoice_not_found");
     free(path);
-    path = fmt("/billing/invoices/%s/lines.csv", inv);
+    path = tst_fmt("/billing/invoices/%s/lines.csv", inv);
     expect_status("GET", path, STRANGER, NULL, 404, "invoice_not_found");
     free(path);
-    path = fmt("/billing/invoices/%s/finalize", inv);
+    path = tst_fmt("/billing/invoices/%s/finalize", inv);
     expect_status("POST", path, STRANGER, NULL, 404, "invoice_not_found");
     expect_status("POST", path, AUDITOR, NULL, 403, NULL);
     free(path);
@@ -489,14 +475,14 @@ START_TEST(money_per_currency)
     for (int i = 0; i < 7; i++)
         rc[i] = post_cr(&cases[i].o);
     for (int i = 0; i < 7; i++) {
-        wait_line(pg, str(rc[i], "cr_id"));
+        wait_line(pg, tst_str(rc[i], "cr_id"));
         char *acct = scalarf(pg,
                              "SELECT i.account_id FROM invoice_lines l JOIN invoices i USING "
                              "(tenant_id, invoice_id) WHERE l.cr_id = '%s'",
-                             str(rc[i], "cr_id"));
+                             tst_str(rc[i], "cr_id"));
         ck_assert_str_eq(acct, cases[i].account);
         ck_assert_int_eq(longf(pg, "SELECT total_minor FROM invoice_lines WHERE cr_id = '%s'",
-                               str(rc[i], "cr_id")),
+                               tst_str(rc[i], "cr_id")),
                          cases[i].total);
         free(acct);
     }
@@ -506,21 +492,21 @@ START_TEST(money_per_currency)
     for (int a = 0; a < 2; a++) {
         char *inv = open_invoice(pg, accounts[a]);
         json_t *page = get_invoice(inv, NULL), *head = json_object_get(page, "invoice");
-        ck_assert_str_eq(str(head, "currency"), currency[a]);
+        ck_assert_str_eq(tst_str(head, "currency"), currency[a]);
         ck_assert_int_eq(num(head, "exponent"), a == 0 ? 0 : 3);
         ck_assert_int_eq(num(head, "total_minor"), totals[a]);
-        ck_assert_str_eq(str(head, "total"), shown[a]);
+        ck_assert_str_eq(tst_str(head, "total"), shown[a]);
         size_t i;
         json_t *l;
         ck_assert_uint_eq(json_array_size(json_object_get(page, "lines")), 3);
         json_array_foreach(json_object_get(page, "lines"), i, l)
         {
             int c;
-            for (c = 0; c < 7 && strcmp(str(rc[c], "cr_id"), str(l, "cr_id")) != 0; c++)
+            for (c = 0; c < 7 && strcmp(tst_str(rc[c], "cr_id"), tst_str(l, "cr_id")) != 0; c++)
                 ;
             ck_assert_int_lt(c, 7);
             ck_assert_str_eq(cases[c].account, accounts[a]);
-            ck_assert_str_eq(str(l, "total"), cases[c].shown);
+            ck_assert_str_eq(tst_str(l, "total"), cases[c].shown);
         }
         json_decref(page);
         free(inv);
@@ -531,7 +517,7 @@ START_TEST(money_per_currency)
     char *rating = scalarf(pg,
                            "SELECT rating->>'surcharge_minor' || ' ' || outcome FROM "
                            "invoice_lines WHERE cr_id = '%s'",
-                           str(rc[2], "cr_id"));
+                           tst_str(rc[2], "cr_id"));
     ck_assert_str_eq(rating, "3 violated");
     free(rating);
 
@@ -547,7 +533,7 @@ START_TEST(money_per_currency)
     put_account("spare",
                 "{\"currency\":\"CLF\",\"rate_card\":" CARD(1, 1, 1, 1, 1, 1, "{}", "{}", "") "}");
     tst_resp_t r = call("GET", "/admin/accounts/spare", ADMIN, NULL, 200);
-    ck_assert_str_eq(str(r.json, "currency"), "CLF");
+    ck_assert_str_eq(tst_str(r.json, "currency"), "CLF");
     ck_assert_int_eq(num(r.json, "exponent"), 4);
     tst_resp_clear(&r);
     /* bad input: a clear error, nothing changed */
@@ -568,7 +554,7 @@ START_TEST(money_per_currency)
                   "{\"currency\":\"EUR\",\"rate_card\":" CARD(1, 1, 1, 1, 1, 1, "{}", "{}", "") "}",
                   400, "invalid_field");
     r = call("GET", "/admin/accounts/spare", ADMIN, NULL, 200);
-    ck_assert_str_eq(str(r.json, "currency"), "CLF");
+    ck_assert_str_eq(tst_str(r.json, "currency"), "CLF");
     tst_resp_clear(&r);
     expect_status("GET", "/admin/accounts/spare", STRANGER, NULL, 404, "account_not_found");
     expect_status("GET", "/admin/accounts/spare", FINANCE, NULL, 403, NULL);
@@ -590,10 +576,10 @@ START_TEST(accounts_cli)
     ck_assert_msg(st == 0, "accounts put: exit %d: %s", st, out ? out : "");
     json_t *j = json_loads(out, 0, NULL);
     ck_assert_str_eq(
-        str(json_object_get(json_object_get(j, "rate_card"), "capability_multipliers"), "4"),
+        tst_str(json_object_get(json_object_get(j, "rate_card"), "capability_multipliers"), "4"),
         "1.1");
     tst_resp_t r = call("GET", "/admin/accounts/cli-made", ADMIN, NULL, 200);
-    ck_assert_str_eq(str(r.json, "currency"), "KWD");
+    ck_assert_str_eq(tst_str(r.json, "currency"), "KWD");
     ck_assert_int_eq(num(r.json, "exponent"), 3);
     tst_resp_clear(&r);
     free(out);
@@ -615,12 +601,12 @@ END_TEST
 /* Posts n CRs to account and waits for their lines; the receipts in rc. */
 static void bill_n(PGconn *pg, const char *account, int n, json_t **rc)
 {
-    char *extra = fmt("\"billing_account\":\"%s\"", account);
+    char *extra = tst_fmt("\"billing_account\":\"%s\"", account);
     cr_opts_t o = {extra};
     for (int i = 0; i < n; i++)
         rc[i] = post_cr(&o);
     for (int i = 0; i < n; i++)
-        wait_line(pg, str(rc[i], "cr_id"));
+        wait_line(pg, tst_str(rc[i], "cr_id"));
     free(extra);
 }
 
@@ -631,13 +617,13 @@ static void bill_n(PGconn *pg, const char *account, int n, json_t **rc)
 START_TEST(ratecard_bounds_and_rollover)
 {
     PGconn *pg = tst_pg_connect(DB);
-    char *max_card = fmt("{\"per_cr\":{\"completed\":%lld,\"failed\":%lld,\"violated\":%lld,"
+    char *max_card = tst_fmt("{\"per_cr\":{\"completed\":%lld,\"failed\":%lld,\"violated\":%lld,"
                          "\"timed_out\":%lld,\"session_end\":%lld},\"per_second\":%lld,"
                          "\"flagged_surcharge\":%lld,\"shell_class_multipliers\":{\"X\":\"10\"},"
                          "\"capability_multipliers\":{\"0\":\"10\",\"1\":\"10\"}}",
                          BILL_PRICE_MAX, BILL_PRICE_MAX, BILL_PRICE_MAX, BILL_PRICE_MAX,
                          BILL_PRICE_MAX, BILL_PER_SECOND_MAX, BILL_PRICE_MAX);
-    char *body = fmt("{\"currency\":\"USD\",\"rate_card\":%s}", max_card);
+    char *body = tst_fmt("{\"currency\":\"USD\",\"rate_card\":%s}", max_card);
     put_account("big", body);
     free(body);
     struct {
@@ -650,7 +636,7 @@ START_TEST(ratecard_bounds_and_rollover)
          "rate_card_too_large"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        body = fmt("{\"currency\":\"USD\",\"rate_card\":%s}", bad[i].card);
+        body = tst_fmt("{\"currency\":\"USD\",\"rate_card\":%s}", bad[i].card);
         expect_status("PUT", "/admin/accounts/big2", ADMIN, body, 422, bad[i].code);
         expect_status("GET", "/admin/accounts/big2", ADMIN, NULL, 404, "account_not_found");
         expect_status("PUT", "/admin/accounts/big", ADMIN, body, 422, bad[i].code);
@@ -663,7 +649,7 @@ START_TEST(ratecard_bounds_and_rollover)
                              "billing_accounts WHERE tenant_id = 'acme' AND account_id = 'big'");
     ck_assert_str_eq(mult, "10");
     free(mult);
-    body = fmt("{\"currency\":\"USD\",\"rate_card\":%s}", bad[1].card);
+    body = tst_fmt("{\"currency\":\"USD\",\"rate_card\":%s}", bad[1].card);
     char *path = save(body, strlen(body));
     int st;
     free(tst_broker_cli(&B, &st, "accounts", "put", "--tenant", "acme", "--account", "cli-big",
@@ -680,7 +666,7 @@ START_TEST(ratecard_bounds_and_rollover)
     bill_n(pg, "roll", 1, rc);
     char *first = open_invoice(pg, "roll");
     ck_assert_ptr_nonnull(first);
-    char *sql = fmt("UPDATE invoices SET total_minor = %lld - 50 WHERE invoice_id = '%s' "
+    char *sql = tst_fmt("UPDATE invoices SET total_minor = %lld - 50 WHERE invoice_id = '%s' "
                     "RETURNING 1", BILL_INVOICE_TOTAL_MAX, first);
     ck_assert_int_eq(tst_pg_long(pg, sql), 1);
     free(sql);
@@ -691,14 +677,14 @@ START_TEST(ratecard_bounds_and_rollover)
     for (int i = 1; i < 3; i++) {
         char *inv = scalarf(pg, "SELECT invoice_id || ' ' || line_no || ' ' || late || ' ' || "
                                 "total_minor FROM invoice_lines WHERE cr_id = '%s'",
-                            str(rc[i], "cr_id"));
-        char *want = fmt("%s %d false 101", second, i);
+                            tst_str(rc[i], "cr_id"));
+        char *want = tst_fmt("%s %d false 101", second, i);
         ck_assert_str_eq(inv, want);
         free(inv), free(want);
     }
     char *head = scalarf(pg, "SELECT status || ' ' || rolled_over || ' ' || line_count || ' ' "
                              "|| total_minor FROM invoices WHERE invoice_id = '%s'", first);
-    char *want = fmt("finalizing true 1 %lld", BILL_INVOICE_TOTAL_MAX - 50);
+    char *want = tst_fmt("finalizing true 1 %lld", BILL_INVOICE_TOTAL_MAX - 50);
     ck_assert_str_eq(head, want);
     free(head), free(want);
     ck_assert_int_eq(longf(pg, "SELECT count(DISTINCT period) FROM invoices WHERE "
@@ -710,14 +696,14 @@ START_TEST(ratecard_bounds_and_rollover)
     json_t *ec[3];
     bill_n(pg, "edge", 1, ec);
     char *edge = open_invoice(pg, "edge");
-    sql = fmt("UPDATE invoices SET total_minor = %lld - 101 WHERE invoice_id = '%s' RETURNING 1",
+    sql = tst_fmt("UPDATE invoices SET total_minor = %lld - 101 WHERE invoice_id = '%s' RETURNING 1",
               BILL_INVOICE_TOTAL_MAX, edge);
     ck_assert_int_eq(tst_pg_long(pg, sql), 1);
     free(sql);
     bill_n(pg, "edge", 1, ec + 1);
     head = scalarf(pg, "SELECT status || ' ' || line_count || ' ' || total_minor FROM invoices "
                        "WHERE invoice_id = '%s'", edge);
-    want = fmt("open 2 %lld", BILL_INVOICE_TOTAL_MAX);
+    want = tst_fmt("open 2 %lld", BILL_INVOICE_TOTAL_MAX);
     ck_assert_str_eq(head, want);
     free(head), free(want);
     bill_n(pg, "edge", 1, ec + 2);
@@ -744,7 +730,7 @@ END_TEST
 /* The invoice's lines_root recomputed independently from the lineage CIDs in the database. */
 static char *independent_root(PGconn *pg, const char *inv)
 {
-    char *sql = fmt("SELECT string_agg(lineage_cid, E'\\n' ORDER BY line_no) FROM invoice_lines "
+    char *sql = tst_fmt("SELECT string_agg(lineage_cid, E'\\n' ORDER BY line_no) FROM invoice_lines "
                     "WHERE invoice_id = '%s'",
                     inv);
     char *cids = tst_pg_scalar(pg, sql), *path = save(cids ? cids : "", cids ? strlen(cids) : 0);
@@ -767,20 +753,20 @@ START_TEST(finalize_and_trigger)
     /* totals, count and root recomputed independently of the broker */
     long sum = longf(pg, "SELECT sum(total_minor) FROM invoice_lines WHERE invoice_id = '%s'", inv);
     ck_assert_int_eq(sum, 5 * 253);
-    ck_assert_str_eq(str(doc, "total_minor"), "1265");
-    ck_assert_str_eq(str(doc, "total"), "12.65");
+    ck_assert_str_eq(tst_str(doc, "total_minor"), "1265");
+    ck_assert_str_eq(tst_str(doc, "total"), "12.65");
     ck_assert_int_eq(num(doc, "line_count"), 5);
-    ck_assert_str_eq(str(doc, "currency"), "GBP");
-    ck_assert_str_eq(str(doc, "invoice_id"), inv);
+    ck_assert_str_eq(tst_str(doc, "currency"), "GBP");
+    ck_assert_str_eq(tst_str(doc, "invoice_id"), inv);
     char *root = independent_root(pg, inv);
-    ck_assert_str_eq(str(doc, "lines_root"), root);
+    ck_assert_str_eq(tst_str(doc, "lines_root"), root);
     assert_signed(doc, "invoice_cid");
     /* what GET shows is what was signed */
     json_t *page = get_invoice(inv, NULL);
-    ck_assert_str_eq(str(json_object_get(page, "invoice"), "status"), "finalized");
-    ck_assert_str_eq(str(json_object_get(page, "invoice"), "invoice_cid"), str(doc, "invoice_cid"));
+    ck_assert_str_eq(tst_str(json_object_get(page, "invoice"), "status"), "finalized");
+    ck_assert_str_eq(tst_str(json_object_get(page, "invoice"), "invoice_cid"), tst_str(doc, "invoice_cid"));
     assert_signed(json_object_get(page, "document"), "invoice_cid");
-    char *path = fmt("/billing/invoices/%s/finalize", inv);
+    char *path = tst_fmt("/billing/invoices/%s/finalize", inv);
     expect_status("POST", path, FINANCE, NULL, 409, "invoice_finalized");
     free(path);
 
@@ -799,7 +785,7 @@ START_TEST(finalize_and_trigger)
         "'{}', now() FROM invoice_lines WHERE invoice_id = '%s' AND line_no = 1",
     };
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
-        char *sql = fmt(refused[i], inv), *msg = sql_error(pg, sql);
+        char *sql = tst_fmt(refused[i], inv), *msg = sql_error(pg, sql);
         ck_assert_msg(strstr(msg, "finalized") != NULL || strstr(msg, "duplicate") != NULL,
                       "%s: %s", sql, msg);
         free(sql), free(msg);
@@ -818,12 +804,12 @@ START_TEST(finalize_and_trigger)
     bill_n(pg, "fin", 2, more);
     char *inv2 = open_invoice(pg, "fin");
     ck_assert_str_ne(inv2, inv);
-    char *sql = fmt("UPDATE invoices SET status = 'finalizing', finalizing_at = now() "
+    char *sql = tst_fmt("UPDATE invoices SET status = 'finalizing', finalizing_at = now() "
                     "WHERE invoice_id = '%s'",
                     inv2);
     free(tst_pg_scalar(pg, sql));
     free(sql);
-    sql = fmt("DELETE FROM invoice_lines WHERE invoice_id = '%s'", inv2);
+    sql = tst_fmt("DELETE FROM invoice_lines WHERE invoice_id = '%s'", inv2);
     msg = sql_error(pg, sql);
     ck_assert_ptr_nonnull(strstr(msg, "finalizing"));
     free(msg), free(sql);
@@ -832,7 +818,7 @@ START_TEST(finalize_and_trigger)
     ck_assert_int_eq(num(doc, "line_count"), 2);
     free(root);
     root = independent_root(pg, inv2);
-    ck_assert_str_eq(str(doc, "lines_root"), root);
+    ck_assert_str_eq(tst_str(doc, "lines_root"), root);
     assert_signed(doc, "invoice_cid");
     assert_totals(pg);
     for (int i = 0; i < 5; i++)
@@ -862,8 +848,8 @@ START_TEST(late_lines)
         char *where = scalarf(pg,
                               "SELECT invoice_id || ' ' || late FROM invoice_lines "
                               "WHERE cr_id = '%s'",
-                              str(late[i], "cr_id"));
-        char *want = fmt("%s true", next);
+                              tst_str(late[i], "cr_id"));
+        char *want = tst_fmt("%s true", next);
         ck_assert_str_eq(where, want);
         free(where), free(want);
     }
@@ -899,12 +885,12 @@ START_TEST(credit_notes)
         "crn", "{\"currency\":\"USD\",\"rate_card\":" CARD(500, 1, 1, 1, 1, 0, "{}", "{}", "") "}");
     bill_n(pg, "crn", 2, rc);
     char *inv = open_invoice(pg, "crn");
-    char *path = fmt("/billing/invoices/%s/credit-notes", inv);
+    char *path = tst_fmt("/billing/invoices/%s/credit-notes", inv);
     /* only on finalized invoices */
     expect_status("POST", path, FINANCE, "{\"line_no\":1,\"amount_minor\":100,\"reason\":\"x\"}",
                   409, "invoice_not_finalized");
     json_t *res = finalize(inv);
-    const char *invoice_cid = str(json_object_get(res, "document"), "invoice_cid");
+    const char *invoice_cid = tst_str(json_object_get(res, "document"), "invoice_cid");
     expect_status("POST", path, AUDITOR, "{\"line_no\":1,\"amount_minor\":100,\"reason\":\"x\"}",
                   403, NULL);
     expect_status("POST", path, STRANGER, "{\"line_no\":1,\"amount_minor\":100,\"reason\":\"x\"}",
@@ -924,7 +910,7 @@ START_TEST(credit_notes)
     char reason[258];
     memset(reason, 'r', sizeof reason);
     reason[257] = 0; /* 257 bytes: one over CREDIT_REASON_MAX */
-    char *long_body = fmt("{\"line_no\":1,\"amount_minor\":1,\"reason\":\"%s\"}", reason);
+    char *long_body = tst_fmt("{\"line_no\":1,\"amount_minor\":1,\"reason\":\"%s\"}", reason);
     expect_status("POST", path, FINANCE, long_body, 400, "field_too_long");
     free(long_body);
     expect_status("POST", path, FINANCE, "{\"line_no\":1,\"amount_minor\":\"1\",\"reason\":\"x\"}",
@@ -939,38 +925,38 @@ START_TEST(credit_notes)
                         "{\"line_no\":2,\"amount_minor\":120,\"reason\":\"duplicate run\"}", 200);
     json_t *cdoc = json_object_get(r.json, "document");
     assert_signed(cdoc, "credit_cid");
-    ck_assert_str_eq(str(cdoc, "invoice_cid"), invoice_cid);
-    ck_assert_str_eq(str(cdoc, "lineage_cid"), str(rc[1], "lineage_cid"));
-    ck_assert_str_eq(str(cdoc, "amount"), "1.20");
-    ck_assert_str_eq(str(r.json, "amount"), "1.20");
-    char *credit_id = strdup(str(r.json, "credit_id"));
+    ck_assert_str_eq(tst_str(cdoc, "invoice_cid"), invoice_cid);
+    ck_assert_str_eq(tst_str(cdoc, "lineage_cid"), tst_str(rc[1], "lineage_cid"));
+    ck_assert_str_eq(tst_str(cdoc, "amount"), "1.20");
+    ck_assert_str_eq(tst_str(r.json, "amount"), "1.20");
+    char *credit_id = strdup(tst_str(r.json, "credit_id"));
     tst_resp_clear(&r);
     expect_status("POST", path, FINANCE, "{\"line_no\":2,\"amount_minor\":381,\"reason\":\"x\"}",
                   422, "credit_exceeds_line");
     reason[256] = 0; /* exactly CREDIT_REASON_MAX */
-    long_body = fmt("{\"line_no\":2,\"amount_minor\":380,\"reason\":\"%s\"}", reason);
+    long_body = tst_fmt("{\"line_no\":2,\"amount_minor\":380,\"reason\":\"%s\"}", reason);
     r = call("POST", path, FINANCE, long_body, 200);
-    ck_assert_uint_eq(strlen(str(r.json, "reason")), 256);
+    ck_assert_uint_eq(strlen(tst_str(r.json, "reason")), 256);
     tst_resp_clear(&r);
     free(long_body);
     json_t *page = get_invoice(inv, NULL), *head = json_object_get(page, "invoice");
     ck_assert_uint_eq(json_array_size(json_object_get(page, "credit_notes")), 2);
-    ck_assert_str_eq(str(json_array_get(json_object_get(page, "credit_notes"), 0), "credit_id"),
+    ck_assert_str_eq(tst_str(json_array_get(json_object_get(page, "credit_notes"), 0), "credit_id"),
                      credit_id);
     ck_assert_int_eq(num(head, "total_minor"), 1000); /* the invoice itself never changes */
     ck_assert_int_eq(num(head, "credited_minor"), 500);
-    ck_assert_str_eq(str(head, "net"), "5.00");
+    ck_assert_str_eq(tst_str(head, "net"), "5.00");
     /* credit notes are never changed either */
-    char *sql = fmt("UPDATE credit_notes SET amount_minor = 1 WHERE credit_id = '%s'", credit_id);
+    char *sql = tst_fmt("UPDATE credit_notes SET amount_minor = 1 WHERE credit_id = '%s'", credit_id);
     char *msg = sql_error(pg, sql);
     ck_assert_ptr_nonnull(strstr(msg, "never changed"));
     free(sql), free(msg);
-    sql = fmt("DELETE FROM credit_notes WHERE credit_id = '%s'", credit_id);
+    sql = tst_fmt("DELETE FROM credit_notes WHERE credit_id = '%s'", credit_id);
     msg = sql_error(pg, sql);
     free(sql), free(msg);
     /* the HTML page shows them */
-    char *gpath = fmt("/billing/invoices/%s/", inv);
-    char *hdr = fmt("Authorization: Bearer %s\r\nAccept: text/html\r\n", AUDITOR);
+    char *gpath = tst_fmt("/billing/invoices/%s/", inv);
+    char *hdr = tst_fmt("Authorization: Bearer %s\r\nAccept: text/html\r\n", AUDITOR);
     ck_assert_int_eq(tst_http(B.port, "GET", gpath, hdr, NULL, 0, &r), 0);
     ck_assert_int_eq(r.status, 200);
     ck_assert_ptr_nonnull(strstr(r.body, "<html>"));
@@ -1003,29 +989,29 @@ static void compare_csv_row(const json_t *row, const json_t *line, const char *i
                             const char *currency)
 {
     char buf[64];
-    ck_assert_str_eq(str(row, "invoice_id"), inv);
+    ck_assert_str_eq(tst_str(row, "invoice_id"), inv);
     snprintf(buf, sizeof buf, "%lld", num(line, "line_no"));
-    ck_assert_str_eq(str(row, "line_no"), buf);
+    ck_assert_str_eq(tst_str(row, "line_no"), buf);
     const char *same[] = {"cr_id", "context_id",  "occurred_at",   "outcome", "unit",
                           "total", "lineage_cid", "chronicle_cid", NULL};
     for (int k = 0; same[k]; k++)
-        ck_assert_str_eq(str(row, same[k]), str(line, same[k]));
+        ck_assert_str_eq(tst_str(row, same[k]), tst_str(line, same[k]));
     const char *ints[] = {"quantity", "unit_minor", "total_minor", NULL};
     for (int k = 0; ints[k]; k++) {
         snprintf(buf, sizeof buf, "%lld", num(line, ints[k]));
-        ck_assert_str_eq(str(row, ints[k]), buf);
+        ck_assert_str_eq(tst_str(row, ints[k]), buf);
     }
-    ck_assert_str_eq(str(row, "late"),
+    ck_assert_str_eq(tst_str(row, "late"),
                      json_is_true(json_object_get(line, "late")) ? "true" : "false");
-    ck_assert_str_eq(str(row, "currency"), currency);
+    ck_assert_str_eq(tst_str(row, "currency"), currency);
     json_t *mr = json_object_get(line, "merkle_root");
-    ck_assert_str_eq(str(row, "merkle_root"), json_is_null(mr) ? "" : json_string_value(mr));
+    ck_assert_str_eq(tst_str(row, "merkle_root"), json_is_null(mr) ? "" : json_string_value(mr));
     char flags[512] = "";
     size_t i, n = 0;
     json_t *f;
     json_array_foreach(json_object_get(line, "flags"), i, f) n +=
         (size_t)snprintf(flags + n, sizeof flags - n, "%s%s", i ? ";" : "", json_string_value(f));
-    ck_assert_str_eq(str(row, "flags"), flags);
+    ck_assert_str_eq(tst_str(row, "flags"), flags);
 }
 
 START_TEST(csv_export)
@@ -1051,11 +1037,11 @@ START_TEST(csv_export)
                                    &r),
                      0);
     ck_assert_int_eq(r.status, 200);
-    char *ctx = strdup(str(r.json, "context_id"));
+    char *ctx = strdup(tst_str(r.json, "context_id"));
     tst_resp_clear(&r);
     backdate(ctx);
     for (int i = 0; i < BULK - 2; i++) {
-        char *b = fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":%d,"
+        char *b = tst_fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":%d,"
                       "\"started_at\":\"2026-01-01T00:00:00Z\",\"completed_at\":"
                       "\"2026-01-01T00:00:00Z\",\"command_hash\":\"" CMD "\",\"corpus_entry_cid\":"
                       "\"" CORPUS "\",\"parameters_cid\":\"" PARAMS "\",\"chronicle\":"
@@ -1067,7 +1053,7 @@ START_TEST(csv_export)
         free(b);
     }
     char *inv = open_invoice(pg, "bulk");
-    char *sql = fmt("SELECT count(*) FROM invoice_lines WHERE invoice_id = '%s'", inv);
+    char *sql = tst_fmt("SELECT count(*) FROM invoice_lines WHERE invoice_id = '%s'", inv);
     ck_assert_int_eq(wait_count(pg, sql, BULK, 60), BULK);
     free(sql);
 
@@ -1083,7 +1069,7 @@ START_TEST(csv_export)
                   NULL, 400, "invalid_query");
 
     /* the CSV, streamed in chunks, read back by a real CSV parser */
-    char *path = fmt("/billing/invoices/%s/lines.csv", inv);
+    char *path = tst_fmt("/billing/invoices/%s/lines.csv", inv);
     r = call("GET", path, AUDITOR, NULL, 200);
     char v[128];
     ck_assert_ptr_nonnull(tst_resp_header(&r, "content-type", v, sizeof v));
@@ -1097,22 +1083,22 @@ START_TEST(csv_export)
         compare_csv_row(json_array_get(rows, i), json_array_get(lines, i), inv, "BHD");
     /* the flagged line: two flags, the effective outcome, the surcharge, formatted by BHD */
     json_t *first = json_array_get(rows, 0);
-    ck_assert_str_eq(str(first, "flags"), "parameters_mismatch;behavior_violated");
-    ck_assert_str_eq(str(first, "outcome"), "violated");
-    ck_assert_str_eq(str(first, "total"), "0.779");
-    ck_assert_str_eq(str(json_array_get(rows, 1), "merkle_root"), "");
-    ck_assert_str_eq(str(json_array_get(rows, 2), "total"), "1.234");
+    ck_assert_str_eq(tst_str(first, "flags"), "parameters_mismatch;behavior_violated");
+    ck_assert_str_eq(tst_str(first, "outcome"), "violated");
+    ck_assert_str_eq(tst_str(first, "total"), "0.779");
+    ck_assert_str_eq(tst_str(json_array_get(rows, 1), "merkle_root"), "");
+    ck_assert_str_eq(tst_str(json_array_get(rows, 2), "total"), "1.234");
     tst_resp_clear(&r);
     unlink(file);
     /* the request log says which reply was streamed, in the same line shape as the others */
     ck_assert_int_eq(log_line_streamed(path), 1);
-    char *page = fmt("/billing/invoices/%s/", inv);
+    char *page = tst_fmt("/billing/invoices/%s/", inv);
     ck_assert_int_eq(log_line_streamed(page), 0);
     free(page);
     /* and finalizing a two-page invoice sums and hashes every line */
     json_t *res = finalize(inv);
     char *root = independent_root(pg, inv);
-    ck_assert_str_eq(str(json_object_get(res, "document"), "lines_root"), root);
+    ck_assert_str_eq(tst_str(json_object_get(res, "document"), "lines_root"), root);
     ck_assert_int_eq(num(json_object_get(res, "document"), "line_count"), BULK);
     assert_signed(json_object_get(res, "document"), "invoice_cid");
     assert_totals(pg);
@@ -1131,19 +1117,19 @@ START_TEST(month_close)
     bill_n(pg, "old", 2, rc);
     char *inv = open_invoice(pg, "old");
     /* pretend its month is over: the month-close job finalizes it on its own */
-    char *sql = fmt("UPDATE invoices SET period = date_trunc('month', now() - interval '40 days') "
+    char *sql = tst_fmt("UPDATE invoices SET period = date_trunc('month', now() - interval '40 days') "
                     "WHERE invoice_id = '%s'",
                     inv);
     free(tst_pg_scalar(pg, sql));
     free(sql);
     sql =
-        fmt("SELECT count(*) FROM invoices WHERE invoice_id = '%s' AND status = 'finalized'", inv);
+        tst_fmt("SELECT count(*) FROM invoices WHERE invoice_id = '%s' AND status = 'finalized'", inv);
     ck_assert_msg(wait_count(pg, sql, 1, 45) == 1, "the month-close job did not finalize %s", inv);
     free(sql);
     json_t *page = get_invoice(inv, NULL), *doc = json_object_get(page, "document");
-    ck_assert_str_eq(str(doc, "total_minor"), "14");
+    ck_assert_str_eq(tst_str(doc, "total_minor"), "14");
     char *root = independent_root(pg, inv);
-    ck_assert_str_eq(str(doc, "lines_root"), root);
+    ck_assert_str_eq(tst_str(doc, "lines_root"), root);
     assert_signed(doc, "invoice_cid");
     free(inv), free(root);
     json_decref(page), json_decref(rc[0]), json_decref(rc[1]);
@@ -1163,7 +1149,7 @@ START_TEST(two_brokers)
     char *ids[N];
     for (int i = 0; i < N; i++) {
         json_t *rc = post_cr_on(i % 2 ? b2.port : B.port, SHELL, &o, 0);
-        ids[i] = strdup(str(rc, "cr_id"));
+        ids[i] = strdup(tst_str(rc, "cr_id"));
         json_decref(rc);
     }
     ck_assert_int_eq(wait_count(pg,
@@ -1207,26 +1193,26 @@ START_TEST(display_limits)
     json_t *list = json_object_get(r.json, "invoices");
     ck_assert_uint_eq(json_array_size(list), 1000);
     char *inv =
-        scalarf(pg, "SELECT invoice_id FROM invoice_lines WHERE cr_id = '%s'", str(rc[0], "cr_id"));
+        scalarf(pg, "SELECT invoice_id FROM invoice_lines WHERE cr_id = '%s'", tst_str(rc[0], "cr_id"));
     char *newest = scalarf(pg, "SELECT invoice_id FROM invoices ORDER BY period DESC LIMIT 1");
-    ck_assert_str_eq(str(json_array_get(list, 0), "invoice_id"), newest);
-    ck_assert_str_ne(str(json_array_get(list, 999), "invoice_id"),
+    ck_assert_str_eq(tst_str(json_array_get(list, 0), "invoice_id"), newest);
+    ck_assert_str_ne(tst_str(json_array_get(list, 999), "invoice_id"),
                      "inv_00000000000000000000000000000001");
     tst_resp_clear(&r);
     /* an invoice shows BILL_CREDITS_MAX (1000) credit notes: 1000 all, 1001 cut */
     json_t *res = finalize(inv);
-    char *sql = fmt("INSERT INTO credit_notes (tenant_id, credit_id, invoice_id, line_no, "
+    char *sql = tst_fmt("INSERT INTO credit_notes (tenant_id, credit_id, invoice_id, line_no, "
                     "amount_minor, reason, document, credit_cid, signature, key_id, created_at) "
                     "SELECT 'acme', 'crn_' || lpad(to_hex(g), 32, '0'), '%s', 1, 1, 'bulk', '{}', "
                     "'sha256:' || repeat('0', 64), 'x', 'k', now() FROM generate_series(1, %%d) g",
                     inv);
-    char *q = fmt(sql, 1000);
+    char *q = tst_fmt(sql, 1000);
     free(tst_pg_scalar(pg, q));
     free(q);
     json_t *page = get_invoice(inv, NULL);
     ck_assert_uint_eq(json_array_size(json_object_get(page, "credit_notes")), 1000);
     json_decref(page);
-    q = fmt("INSERT INTO credit_notes (tenant_id, credit_id, invoice_id, line_no, amount_minor, "
+    q = tst_fmt("INSERT INTO credit_notes (tenant_id, credit_id, invoice_id, line_no, amount_minor, "
             "reason, document, credit_cid, signature, key_id, created_at) VALUES ('acme', "
             "'crn_ffffffffffffffffffffffffffffffff', '%s', 1, 1, 'one more', '{}', "
             "'sha256:' || repeat('0', 64), 'x', 'k', now())",
@@ -1263,7 +1249,7 @@ static void *client_loop(void *arg)
         pthread_mutex_lock(&c->mu);
         c->attempts++;
         if (rc != NULL)
-            c->ok[c->nok++] = strdup(str(rc, "cr_id"));
+            c->ok[c->nok++] = strdup(tst_str(rc, "cr_id"));
         pthread_mutex_unlock(&c->mu);
         if (rc == NULL)
             usleep(20 * 1000); /* the broker is down: try again shortly */

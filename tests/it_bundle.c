@@ -19,6 +19,7 @@
 #include "tst_check.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
+#include "tst_util.h"
 #include "../cli/verify.h" /* CLI_VERIFY_MAX_BYTES */
 
 #define H(c)                                                                                       \
@@ -37,21 +38,6 @@ static tst_broker_t B;
 static char *SHELL, *AUDITOR, *NEIGHBOUR, *STRANGER;
 /* a checkpoint for every new tree: the export right after the sequencer covers it all */
 static const char *const ENV[] = {"GSAP_FN_POLL_MS=200", "GSAP_TLOG_CHECKPOINT_S=0", NULL};
-
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    char *s;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&s, f, ap), 0);
-    va_end(ap);
-    return s;
-}
-
-static const char *str(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
 
 static void setup(void)
 {
@@ -77,14 +63,14 @@ static char *authorize(void)
                        "\"parameters_cid\":\"" PARAMS "\"}}";
     ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", SHELL, body, &r), 0);
     ck_assert_msg(r.status == 200, "authorize: %d %s", r.status, r.body);
-    char *ctx = strdup(str(r.json, "context_id"));
+    char *ctx = strdup(tst_str(r.json, "context_id"));
     tst_resp_clear(&r);
     return ctx;
 }
 
 static void post_cr(const char *ctx, int i)
 {
-    char *body = fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":%d,"
+    char *body = tst_fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":%d,"
                      "\"started_at\":\"2026-01-01T00:00:0%dZ\",\"completed_at\":"
                      "\"2026-01-01T00:00:0%dZ\",\"command_hash\":\"" CMD "\","
                      "\"corpus_entry_cid\":\"" CORPUS "\",\"parameters_cid\":\"" PARAMS "\","
@@ -115,7 +101,7 @@ static void wait_log(long want)
 static int get_bundle(const char *ctx, const char *token, json_t **out)
 {
     tst_resp_t r;
-    char *path = fmt("/governance/session/%s/bundle", ctx);
+    char *path = tst_fmt("/governance/session/%s/bundle", ctx);
     ck_assert_int_eq(tst_get(B.port, path, token, &r), 0);
     int st = r.status;
     if (out)
@@ -212,8 +198,8 @@ START_TEST(session_bundle_verifies)
 {
     char *ctx = NULL, *report = NULL;
     json_t *b = session_bundle(&ctx);
-    ck_assert_str_eq(str(b, "format"), "gsap-audit-bundle/1");
-    ck_assert_str_eq(str(b, "context_id"), ctx);
+    ck_assert_str_eq(tst_str(b, "format"), "gsap-audit-bundle/1");
+    ck_assert_str_eq(tst_str(b, "context_id"), ctx);
     json_t *recs = json_object_get(b, "receipts");
     ck_assert_int_eq(json_array_size(recs), N_CRS);
     for (size_t i = 0; i < N_CRS; i++) {
@@ -234,7 +220,7 @@ START_TEST(session_bundle_verifies)
     tst_resp_clear(&r);
     ck_assert_int_eq(verify_pinned(b, pub), 0);
     json_t *k0 = json_array_get(json_object_get(pub, "keys"), 0);
-    char *other = strdup(str(k0, "public_key"));
+    char *other = strdup(tst_str(k0, "public_key"));
     other[10] = other[10] == 'A' ? 'B' : 'A';
     json_object_set_new(k0, "public_key", json_string(other));
     ck_assert_int_eq(verify_pinned(b, pub), 1);
@@ -264,7 +250,7 @@ START_TEST(session_bundle_verifies)
     /* the note signature spelled differently (its padding dropped, as a lenient decoder would
      * accept, and Go's note.Open does not): refused too */
     json_t *cpn = json_object_get(b, "checkpoint");
-    char *note = strdup(str(cpn, "note"));
+    char *note = strdup(tst_str(cpn, "note"));
     char *pad = strrchr(note, '=');
     ck_assert_ptr_nonnull(pad);
     memmove(pad, pad + 1, strlen(pad + 1) + 1);

@@ -18,25 +18,15 @@
 #include "tst_check.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
+#include "tst_util.h"
 
 #define H64 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 #define LINE_WAIT_S 60
 
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    char *s = NULL;
-
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&s, f, ap), 0);
-    va_end(ap);
-    return s;
-}
-
 /* connect_as: the embedded cluster of broker b, as role, with the broker's password file. */
 static PGconn *connect_as(const tst_broker_t *b, const char *role)
 {
-    char *info = fmt("host=%s/pg/run port=5432 dbname=gsap user=%s passfile=%s/pgpass", b->dir,
+    char *info = tst_fmt("host=%s/pg/run port=5432 dbname=gsap user=%s passfile=%s/pgpass", b->dir,
                      role, b->dir);
     PGconn *c = PQconnectdb(info);
 
@@ -82,7 +72,7 @@ START_TEST(runtime_role_cannot_unfreeze_a_finalized_invoice)
     token = tst_keys_create(&b, "default", "issuer,executor,finance");
 
     /* one CR, billed */
-    body = fmt("{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"%s\","
+    body = tst_fmt("{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"%s\","
                "\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}}",
                H64, H64, H64);
     ck_assert_int_eq(tst_post_json(b.port, "/governance/authorize/", token, body, &r), 0);
@@ -90,7 +80,7 @@ START_TEST(runtime_role_cannot_unfreeze_a_finalized_invoice)
     ctx = strdup(json_string_value(json_object_get(r.json, "context_id")));
     tst_resp_clear(&r);
     free(body);
-    body = fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":0,"
+    body = tst_fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":0,"
                "\"started_at\":\"%s\",\"completed_at\":\"%s\",\"command_hash\":\"%s\","
                "\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\","
                "\"chronicle\":{\"session_id\":\"s\",\"behavior_state\":\"verified\"}}",
@@ -101,7 +91,7 @@ START_TEST(runtime_role_cannot_unfreeze_a_finalized_invoice)
     tst_resp_clear(&r);
 
     app = connect_as(&b, "gsap_app");
-    sql = fmt("SELECT count(*) FROM invoice_lines WHERE cr_id = '%s'", cr_id);
+    sql = tst_fmt("SELECT count(*) FROM invoice_lines WHERE cr_id = '%s'", cr_id);
     for (int i = 0; i < LINE_WAIT_S * 10; i++) {
         v = scalar(app, sql);
         int done = strcmp(v, "1") == 0;
@@ -111,10 +101,10 @@ START_TEST(runtime_role_cannot_unfreeze_a_finalized_invoice)
         usleep(100 * 1000);
     }
     free(sql);
-    sql = fmt("SELECT invoice_id FROM invoice_lines WHERE cr_id = '%s'", cr_id);
+    sql = tst_fmt("SELECT invoice_id FROM invoice_lines WHERE cr_id = '%s'", cr_id);
     inv = scalar(app, sql);
     free(sql);
-    path = fmt("/billing/invoices/%s/finalize", inv);
+    path = tst_fmt("/billing/invoices/%s/finalize", inv);
     ck_assert_int_eq(tst_post_json(b.port, path, token, "{}", &r), 0);
     ck_assert_msg(r.status == 200, "finalize: %d %s", r.status, r.body);
     tst_resp_clear(&r);
@@ -143,10 +133,10 @@ START_TEST(runtime_role_cannot_unfreeze_a_finalized_invoice)
     refused(app, "UPDATE schema_repeatables SET sha256 = 'x'", "42501");
     refused(app, "INSERT INTO schema_repeatables (name, sha256) VALUES ('99_x.sql', 'x')",
             "42501");
-    sql = fmt("UPDATE invoices SET total_minor = total_minor + 1 WHERE invoice_id = '%s'", inv);
+    sql = tst_fmt("UPDATE invoices SET total_minor = total_minor + 1 WHERE invoice_id = '%s'", inv);
     refused(app, sql, "23000"); /* allowed to UPDATE, and the trigger refuses this one */
     free(sql);
-    sql = fmt("SELECT status FROM invoices WHERE invoice_id = '%s'", inv);
+    sql = tst_fmt("SELECT status FROM invoices WHERE invoice_id = '%s'", inv);
     v = scalar(app, sql);
     ck_assert_str_eq(v, "finalized");
     free(v);
@@ -183,8 +173,8 @@ static int migrate(const char *runtime, const char *owner, char **err)
     int st;
 
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    errfile = fmt("%s/err", dir);
-    cmd = fmt("GSAP_DATA_DIR=%s GSAP_DATABASE_URL='%s' GSAP_OWNER_DATABASE_URL='%s' %s migrate "
+    errfile = tst_fmt("%s/err", dir);
+    cmd = tst_fmt("GSAP_DATA_DIR=%s GSAP_DATABASE_URL='%s' GSAP_OWNER_DATABASE_URL='%s' %s migrate "
               ">/dev/null 2>%s",
               dir, runtime, owner, getenv("GSAP_BROKER_BIN"), errfile);
     st = system(cmd);
@@ -195,7 +185,7 @@ static int migrate(const char *runtime, const char *owner, char **err)
     (void)n;
     fclose(f);
     free(cmd);
-    cmd = fmt("rm -rf %s", dir);
+    cmd = tst_fmt("rm -rf %s", dir);
     ck_assert_int_eq(system(cmd), 0);
     free(cmd), free(errfile);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
@@ -209,20 +199,20 @@ START_TEST(external_database_with_two_roles)
     snprintf(own, sizeof own, "gsap_t_own_%d", (int)getpid());
     snprintf(app, sizeof app, "gsap_t_app_%d", (int)getpid());
     snprintf(db, sizeof db, "gsap_t_roles_%d", (int)getpid());
-    sql = fmt("CREATE ROLE %s LOGIN", own);
+    sql = tst_fmt("CREATE ROLE %s LOGIN", own);
     exec_ok(su, sql);
     free(sql);
-    sql = fmt("CREATE ROLE %s LOGIN", app);
+    sql = tst_fmt("CREATE ROLE %s LOGIN", app);
     exec_ok(su, sql);
     free(sql);
-    sql = fmt("CREATE DATABASE %s OWNER %s", db, own);
+    sql = tst_fmt("CREATE DATABASE %s OWNER %s", db, own);
     exec_ok(su, sql);
     free(sql);
-    runtime = fmt("host=%s port=%s dbname=%s user=%s", getenv("GSAP_TEST_PGHOST"),
+    runtime = tst_fmt("host=%s port=%s dbname=%s user=%s", getenv("GSAP_TEST_PGHOST"),
                   getenv("GSAP_TEST_PGPORT"), db, app);
-    owner = fmt("host=%s port=%s dbname=%s user=%s", getenv("GSAP_TEST_PGHOST"),
+    owner = tst_fmt("host=%s port=%s dbname=%s user=%s", getenv("GSAP_TEST_PGHOST"),
                 getenv("GSAP_TEST_PGPORT"), db, own);
-    super = fmt("host=%s port=%s dbname=%s user=postgres", getenv("GSAP_TEST_PGHOST"),
+    super = tst_fmt("host=%s port=%s dbname=%s user=postgres", getenv("GSAP_TEST_PGHOST"),
                 getenv("GSAP_TEST_PGPORT"), db);
 
     /* a superuser as the runtime role is refused: it could switch the triggers off */
@@ -249,13 +239,13 @@ START_TEST(external_database_with_two_roles)
     refused(c, "CREATE TABLE mine (x int)", "42501");
     PQfinish(c);
 
-    sql = fmt("DROP DATABASE %s WITH (FORCE)", db);
+    sql = tst_fmt("DROP DATABASE %s WITH (FORCE)", db);
     exec_ok(su, sql);
     free(sql);
-    sql = fmt("DROP ROLE %s", app);
+    sql = tst_fmt("DROP ROLE %s", app);
     exec_ok(su, sql);
     free(sql);
-    sql = fmt("DROP ROLE %s", own);
+    sql = tst_fmt("DROP ROLE %s", own);
     exec_ok(su, sql);
     free(sql);
     PQfinish(su);

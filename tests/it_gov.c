@@ -17,6 +17,7 @@
 #include "tst_check.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
+#include "tst_util.h"
 
 #define H(c) "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c \
              c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
@@ -50,16 +51,6 @@ static void teardown(void)
 {
     tst_broker_clear(&B);
     free(ISSUER), free(EXECUTOR), free(APPROVER), free(AUDITOR), free(ADMIN), free(OTHER_TENANT);
-}
-
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    char *s;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&s, f, ap), 0);
-    va_end(ap);
-    return s;
 }
 
 /* Runs the independent oracle; returns its stdout line (malloc'd) or NULL on failure. */
@@ -104,18 +95,13 @@ static void assert_signed(const json_t *doc, const char *cid_field)
     free(out);
 }
 
-static const char *str(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 static json_t *authorize(const char *token, const char *extra, const char *idem, int expect)
 {
     tst_resp_t r;
-    char *body = fmt("{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"%s\","
+    char *body = tst_fmt("{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"%s\","
                      "\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}%s%s}",
                      CMD, CORPUS, PARAMS, extra ? "," : "", extra ? extra : "");
-    char *hdr = fmt("Authorization: Bearer %s\r\nContent-Type: application/json\r\n%s%s%s", token,
+    char *hdr = tst_fmt("Authorization: Bearer %s\r\nContent-Type: application/json\r\n%s%s%s", token,
                     idem ? "Idempotency-Key: " : "", idem ? idem : "", idem ? "\r\n" : "");
     ck_assert_int_eq(tst_http(B.port, "POST", "/governance/authorize/", hdr, body, strlen(body), &r), 0);
     ck_assert_msg(r.status == expect, "authorize: %d %s", r.status, r.body);
@@ -144,7 +130,7 @@ static char *cr_body(const char *ctx, const char *outcome, int exit_code, const 
 {
     char now[32];
     snprintf(now, sizeof now, "%s", now_utc());
-    return fmt("{\"context_id\":\"%s\",\"outcome\":\"%s\",\"exit_code\":%d,"
+    return tst_fmt("{\"context_id\":\"%s\",\"outcome\":\"%s\",\"exit_code\":%d,"
                "\"started_at\":\"%s\",\"completed_at\":\"%s\","
                "\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\","
                "\"stdout_hash\":\"%s\",\"output_bytes\":12,"
@@ -167,27 +153,27 @@ static json_t *complete(const char *body, int expect)
 
 static const char *err_code(const json_t *j)
 {
-    return str(json_object_get(j, "error"), "code");
+    return tst_str(json_object_get(j, "error"), "code");
 }
 
 START_TEST(issue_signed_ac)
 {
     json_t *ac = authorize(ISSUER, "\"ttl_seconds\":10000", NULL, 200);
-    ck_assert_str_eq(str(ac, "gsap_version"), "1.0");
-    ck_assert_str_eq(str(ac, "status"), "authorized");
-    ck_assert_int_eq(strncmp(str(ac, "context_id"), "ctx_", 4), 0);
-    ck_assert_int_eq(strncmp(str(ac, "signature"), "ed25519:", 8), 0);
-    ck_assert_int_eq(strncmp(str(json_object_get(ac, "principal"), "did"), "did:web:", 8), 0);
-    ck_assert_str_eq(str(ac, "capability_set"), "0x00000000");
+    ck_assert_str_eq(tst_str(ac, "gsap_version"), "1.0");
+    ck_assert_str_eq(tst_str(ac, "status"), "authorized");
+    ck_assert_int_eq(strncmp(tst_str(ac, "context_id"), "ctx_", 4), 0);
+    ck_assert_int_eq(strncmp(tst_str(ac, "signature"), "ed25519:", 8), 0);
+    ck_assert_int_eq(strncmp(tst_str(json_object_get(ac, "principal"), "did"), "did:web:", 8), 0);
+    ck_assert_str_eq(tst_str(ac, "capability_set"), "0x00000000");
     ck_assert_int_eq(json_integer_value(json_object_get(ac, "posture_level")), 3);
-    ck_assert_str_eq(str(ac, "shell_class"), "Application");
-    ck_assert_str_eq(str(json_object_get(ac, "operation"), "corpus_entry_cid"), CORPUS);
-    ck_assert_str_eq(str(json_object_get(ac, "identity_proof"), "driver"), "api-key");
-    ck_assert_ptr_nonnull(strstr(str(ac, "session_url"), str(ac, "context_id")));
+    ck_assert_str_eq(tst_str(ac, "shell_class"), "Application");
+    ck_assert_str_eq(tst_str(json_object_get(ac, "operation"), "corpus_entry_cid"), CORPUS);
+    ck_assert_str_eq(tst_str(json_object_get(ac, "identity_proof"), "driver"), "api-key");
+    ck_assert_ptr_nonnull(strstr(tst_str(ac, "session_url"), tst_str(ac, "context_id")));
     /* TTL above the default accord's cap (900 s) is clamped */
     struct tm a = {0}, b = {0};
-    strptime(str(ac, "issued_at"), "%Y-%m-%dT%H:%M:%SZ", &a);
-    strptime(str(ac, "expires_at"), "%Y-%m-%dT%H:%M:%SZ", &b);
+    strptime(tst_str(ac, "issued_at"), "%Y-%m-%dT%H:%M:%SZ", &a);
+    strptime(tst_str(ac, "expires_at"), "%Y-%m-%dT%H:%M:%SZ", &b);
     ck_assert_int_eq((long)(timegm(&b) - timegm(&a)), 900);
     assert_signed(ac, "ac_cid");
     /* the accord hash is the CID of the stored accord, recomputed independently */
@@ -195,22 +181,22 @@ START_TEST(issue_signed_ac)
     char *accord = tst_pg_scalar(c, "SELECT body::text FROM accords WHERE tenant_id='acme' AND name='default'");
     json_t *aj = json_loads(accord, 0, NULL);
     char *path = save_json(aj), *cid = oracle("cid %s", path);
-    ck_assert_str_eq(cid, str(json_object_get(ac, "accord"), "accord_hash"));
+    ck_assert_str_eq(cid, tst_str(json_object_get(ac, "accord"), "accord_hash"));
     unlink(path);
     /* stored, with its outbox event in the same transaction */
-    char *sql = fmt("SELECT ac_cid FROM acs WHERE context_id='%s'", str(ac, "context_id"));
+    char *sql = tst_fmt("SELECT ac_cid FROM acs WHERE context_id='%s'", tst_str(ac, "context_id"));
     char *stored = tst_pg_scalar(c, sql);
-    ck_assert_str_eq(stored, str(ac, "ac_cid"));
+    ck_assert_str_eq(stored, tst_str(ac, "ac_cid"));
     free(sql);
-    sql = fmt("SELECT count(*) FROM events WHERE type='GSAP_AC_ISSUED' AND context_id='%s'",
-              str(ac, "context_id"));
+    sql = tst_fmt("SELECT count(*) FROM events WHERE type='GSAP_AC_ISSUED' AND context_id='%s'",
+              tst_str(ac, "context_id"));
     ck_assert_int_eq(tst_pg_long(c, sql), 1);
     /* polling returns the same signed document */
     tst_resp_t r;
-    char *p = fmt("/governance/authorize/%s/", str(ac, "context_id"));
+    char *p = tst_fmt("/governance/authorize/%s/", tst_str(ac, "context_id"));
     ck_assert_int_eq(tst_get(B.port, p, EXECUTOR, &r), 0);
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(str(r.json, "signature"), str(ac, "signature"));
+    ck_assert_str_eq(tst_str(r.json, "signature"), tst_str(ac, "signature"));
     assert_signed(r.json, "ac_cid");
     tst_resp_clear(&r);
     /* and another tenant cannot see it */
@@ -228,8 +214,8 @@ START_TEST(idempotency)
 {
     json_t *a = authorize(ISSUER, NULL, "retry-1", 200);
     json_t *b = authorize(ISSUER, NULL, "retry-1", 200);
-    ck_assert_str_eq(str(a, "context_id"), str(b, "context_id"));
-    ck_assert_str_eq(str(a, "signature"), str(b, "signature"));
+    ck_assert_str_eq(tst_str(a, "context_id"), tst_str(b, "context_id"));
+    ck_assert_str_eq(tst_str(a, "signature"), tst_str(b, "signature"));
     json_t *c = authorize(ISSUER, "\"ttl_seconds\":60", "retry-1", 409);
     ck_assert_str_eq(err_code(c), "idempotency_conflict");
     PGconn *pg = tst_pg_connect("it_gov");
@@ -245,34 +231,34 @@ START_TEST(denials_and_errors)
     json_t *d = authorize(ISSUER, "\"capability_set\":\"0x00010000\"", NULL, 403);
     ck_assert_str_eq(err_code(d), "policy_denied");
     json_t *den = json_object_get(d, "denial");
-    ck_assert_str_eq(str(den, "reason_code"), "capability_not_allowed");
+    ck_assert_str_eq(tst_str(den, "reason_code"), "capability_not_allowed");
     assert_signed(den, "denial_cid");
     PGconn *pg = tst_pg_connect("it_gov");
-    char *sql = fmt("SELECT count(*) FROM denials WHERE denial_id='%s'", str(den, "denial_id"));
+    char *sql = tst_fmt("SELECT count(*) FROM denials WHERE denial_id='%s'", tst_str(den, "denial_id"));
     ck_assert_int_eq(tst_pg_long(pg, sql), 1);
     ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM events WHERE type='GSAP_AC_DENIED'"), 1);
     ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM acs"), 0);
     free(sql);
     /* an accord with an allow-list and no sessions */
     tst_resp_t r;
-    char *accord = fmt("{\"ttl_max_seconds\":60,\"session_mode_allowed\":false,"
+    char *accord = tst_fmt("{\"ttl_max_seconds\":60,\"session_mode_allowed\":false,"
                        "\"corpus_allow\":[\"%s\"]}", OTHER);
-    char *hdr = fmt("Authorization: Bearer %s\r\nContent-Type: application/json\r\n", ADMIN);
+    char *hdr = tst_fmt("Authorization: Bearer %s\r\nContent-Type: application/json\r\n", ADMIN);
     ck_assert_int_eq(tst_http(B.port, "PUT", "/admin/accords/strict", hdr, accord, strlen(accord), &r), 0);
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(str(r.json, "capability_mask"), "0x0000ffff");
+    ck_assert_str_eq(tst_str(r.json, "capability_mask"), "0x0000ffff");
     tst_resp_clear(&r);
-    char *body = fmt("{\"accord_template\":\"strict\",\"operation\":{\"command_hash\":\"%s\","
+    char *body = tst_fmt("{\"accord_template\":\"strict\",\"operation\":{\"command_hash\":\"%s\","
                      "\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}}", CMD, CORPUS, PARAMS);
     ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", ISSUER, body, &r), 0);
     ck_assert_int_eq(r.status, 403);
-    ck_assert_str_eq(str(json_object_get(r.json, "denial"), "reason_code"), "corpus_not_allowed");
+    ck_assert_str_eq(tst_str(json_object_get(r.json, "denial"), "reason_code"), "corpus_not_allowed");
     tst_resp_clear(&r);
     free(body);
-    body = fmt("{\"accord_template\":\"strict\",\"session_mode\":true,\"operation\":{\"command_hash\":\"%s\","
+    body = tst_fmt("{\"accord_template\":\"strict\",\"session_mode\":true,\"operation\":{\"command_hash\":\"%s\","
                "\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}}", CMD, OTHER, PARAMS);
     ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", ISSUER, body, &r), 0);
-    ck_assert_str_eq(str(json_object_get(r.json, "denial"), "reason_code"), "session_mode_not_allowed");
+    ck_assert_str_eq(tst_str(json_object_get(r.json, "denial"), "reason_code"), "session_mode_not_allowed");
     tst_resp_clear(&r);
     free(body);
     /* bad input changes nothing */
@@ -313,46 +299,46 @@ END_TEST
 START_TEST(single_use_and_receipt)
 {
     json_t *ac = authorize(ISSUER, NULL, NULL, 200);
-    const char *ctx = str(ac, "context_id");
+    const char *ctx = tst_str(ac, "context_id");
     char *body = cr_body(ctx, "completed", 0, NULL, NULL, NULL,
                          "\"metadata\":{\"api_token\":\"hunter2\",\"host\":\"build-7\"}");
     json_t *rc = complete(body, 200);
     ck_assert_int_eq(json_integer_value(json_object_get(rc, "sequence")), 1);
-    ck_assert_str_eq(str(rc, "receipt_id"), str(rc, "cr_id"));
-    ck_assert_str_eq(str(rc, "ac_status"), "consumed");
-    ck_assert_str_eq(str(rc, "effective_outcome"), "completed");
+    ck_assert_str_eq(tst_str(rc, "receipt_id"), tst_str(rc, "cr_id"));
+    ck_assert_str_eq(tst_str(rc, "ac_status"), "consumed");
+    ck_assert_str_eq(tst_str(rc, "effective_outcome"), "completed");
     ck_assert_int_eq(json_array_size(json_object_get(rc, "flags")), 0);
     ck_assert(json_is_null(json_object_get(rc, "prev_lineage_cid")));
     /* lineage recomputed independently from the AC's and the CR's CIDs */
-    char *lin = oracle("lineage %s %s %s null 1", str(ac, "ac_cid"), str(rc, "chronicle_cid"),
-                       str(rc, "cr_cid"));
-    ck_assert_str_eq(lin, str(rc, "lineage_cid"));
+    char *lin = oracle("lineage %s %s %s null 1", tst_str(ac, "ac_cid"), tst_str(rc, "chronicle_cid"),
+                       tst_str(rc, "cr_cid"));
+    ck_assert_str_eq(lin, tst_str(rc, "lineage_cid"));
     /* the stored CR is redacted, and cr_cid is the CID of exactly what is stored */
     PGconn *pg = tst_pg_connect("it_gov");
-    char *sql = fmt("SELECT cr::text FROM crs WHERE cr_id='%s'", str(rc, "cr_id"));
+    char *sql = tst_fmt("SELECT cr::text FROM crs WHERE cr_id='%s'", tst_str(rc, "cr_id"));
     char *stored = tst_pg_scalar(pg, sql);
     ck_assert_ptr_null(strstr(stored, "hunter2"));
     json_t *sj = json_loads(stored, 0, NULL);
-    ck_assert_str_eq(str(json_object_get(sj, "metadata"), "api_token"), "***");
-    ck_assert_str_eq(str(json_object_get(sj, "metadata"), "host"), "build-7");
+    ck_assert_str_eq(tst_str(json_object_get(sj, "metadata"), "api_token"), "***");
+    ck_assert_str_eq(tst_str(json_object_get(sj, "metadata"), "host"), "build-7");
     char *path = save_json(sj), *cid = oracle("cid %s", path);
-    ck_assert_str_eq(cid, str(rc, "cr_cid"));
+    ck_assert_str_eq(cid, tst_str(rc, "cr_cid"));
     unlink(path), free(path), free(cid);
     path = save_json(json_object_get(sj, "chronicle"));
     cid = oracle("cid %s", path);
-    ck_assert_str_eq(cid, str(rc, "chronicle_cid"));
+    ck_assert_str_eq(cid, tst_str(rc, "chronicle_cid"));
     /* identical retry: the same receipt; another CR: 409 */
     json_t *again = complete(body, 200);
-    ck_assert_str_eq(str(again, "cr_id"), str(rc, "cr_id"));
-    ck_assert_str_eq(str(again, "lineage_cid"), str(rc, "lineage_cid"));
+    ck_assert_str_eq(tst_str(again, "cr_id"), tst_str(rc, "cr_id"));
+    ck_assert_str_eq(tst_str(again, "lineage_cid"), tst_str(rc, "lineage_cid"));
     char *other = cr_body(ctx, "failed", 1, NULL, NULL, NULL, NULL);
     json_t *conflict = complete(other, 409);
     ck_assert_str_eq(err_code(conflict), "ac_consumed");
     free(sql);
-    sql = fmt("SELECT count(*) FROM crs WHERE context_id='%s'", ctx);
+    sql = tst_fmt("SELECT count(*) FROM crs WHERE context_id='%s'", ctx);
     ck_assert_int_eq(tst_pg_long(pg, sql), 1);
     free(sql);
-    sql = fmt("SELECT count(*) FROM events WHERE type='GSAP_CR_RECEIVED' AND context_id='%s'", ctx);
+    sql = tst_fmt("SELECT count(*) FROM events WHERE type='GSAP_CR_RECEIVED' AND context_id='%s'", ctx);
     ck_assert_int_eq(tst_pg_long(pg, sql), 1);
     /* unknown context, a value outside its enum, a malformed time */
     char *unknown = cr_body("ctx_00000000000000000000000000000000", "completed", 0, NULL, NULL, NULL, NULL);
@@ -380,11 +366,11 @@ END_TEST
 START_TEST(evidence_flags)
 {
     json_t *ac = authorize(ISSUER, NULL, NULL, 200);
-    char *body = cr_body(str(ac, "context_id"), "completed", 0, OTHER, "violated", NULL,
+    char *body = cr_body(tst_str(ac, "context_id"), "completed", 0, OTHER, "violated", NULL,
                          "\"self_authorized\":true");
     json_t *rc = complete(body, 200);
-    ck_assert_str_eq(str(rc, "effective_outcome"), "violated");
-    ck_assert_str_eq(str(rc, "outcome"), "completed");
+    ck_assert_str_eq(tst_str(rc, "effective_outcome"), "violated");
+    ck_assert_str_eq(tst_str(rc, "outcome"), "completed");
     json_t *flags = json_object_get(rc, "flags");
     char *f = json_dumps(flags, JSON_COMPACT);
     ck_assert_str_eq(f, "[\"parameters_mismatch\",\"behavior_violated\",\"self_authorized\"]");
@@ -395,33 +381,33 @@ START_TEST(evidence_flags)
     ac = authorize(ISSUER, "\"ttl_seconds\":1", NULL, 200);
     json_t *ac2 = authorize(ISSUER, "\"ttl_seconds\":1", NULL, 200);
     sleep(2);
-    body = cr_body(str(ac, "context_id"), "completed", 0, NULL, NULL, str(ac, "issued_at"), NULL);
+    body = cr_body(tst_str(ac, "context_id"), "completed", 0, NULL, NULL, tst_str(ac, "issued_at"), NULL);
     rc = complete(body, 200);
     f = json_dumps(json_object_get(rc, "flags"), JSON_COMPACT);
     ck_assert_str_eq(f, "[\"overage\"]");
-    ck_assert_str_eq(str(rc, "effective_outcome"), "completed");
+    ck_assert_str_eq(tst_str(rc, "effective_outcome"), "completed");
     free(f), free(body);
     json_decref(rc);
     /* started after it was posted (and after expiry), so completed before it started: not
      * refused but stored, flagged time_implausible, effective outcome violated (0007) */
     json_t *ac3 = authorize(ISSUER, "\"ttl_seconds\":1", NULL, 200);
-    body = cr_body(str(ac3, "context_id"), "completed", 0, NULL, NULL, "2031-01-01T00:00:00Z", NULL);
+    body = cr_body(tst_str(ac3, "context_id"), "completed", 0, NULL, NULL, "2031-01-01T00:00:00Z", NULL);
     rc = complete(body, 200);
     f = json_dumps(json_object_get(rc, "flags"), JSON_COMPACT);
     ck_assert_str_eq(f, "[\"time_implausible\",\"started_after_expiry\"]");
-    ck_assert_str_eq(str(rc, "effective_outcome"), "violated");
+    ck_assert_str_eq(tst_str(rc, "effective_outcome"), "violated");
     free(f);
     json_decref(rc), json_decref(ac3);
     free(body);
-    body = fmt("{\"context_id\":\"%s\",\"outcome\":\"timed_out\",\"started_at\":\"%s\","
+    body = tst_fmt("{\"context_id\":\"%s\",\"outcome\":\"timed_out\",\"started_at\":\"%s\","
                "\"completed_at\":\"%s\",\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\","
                "\"parameters_cid\":\"%s\",\"chronicle\":{\"behavior_state\":\"unavailable\"}}",
-               str(ac2, "context_id"), now_utc(), now_utc(), CMD, CORPUS, PARAMS);
+               tst_str(ac2, "context_id"), now_utc(), now_utc(), CMD, CORPUS, PARAMS);
     /* an unused AC past its expiry reads as expired */
     tst_resp_t pr;
-    char *poll = fmt("/governance/authorize/%s", str(ac2, "context_id"));
+    char *poll = tst_fmt("/governance/authorize/%s", tst_str(ac2, "context_id"));
     ck_assert_int_eq(tst_get(B.port, poll, ISSUER, &pr), 0);
-    ck_assert_str_eq(str(pr.json, "status"), "expired");
+    ck_assert_str_eq(tst_str(pr.json, "status"), "expired");
     tst_resp_clear(&pr);
     free(poll);
     /* another tenant's executor cannot complete it: 404, as if it did not exist */
@@ -439,17 +425,17 @@ END_TEST
 START_TEST(session_ac)
 {
     json_t *ac = authorize(ISSUER, "\"session_mode\":true", NULL, 200);
-    const char *ctx = str(ac, "context_id");
+    const char *ctx = tst_str(ac, "context_id");
     char prev[80] = "null";
     for (int i = 1; i <= 4; i++) {
         char *body = cr_body(ctx, i == 4 ? "session_end" : "completed", i, NULL, NULL, NULL, NULL);
         json_t *rc = complete(body, 200);
         ck_assert_int_eq(json_integer_value(json_object_get(rc, "sequence")), i);
-        ck_assert_str_eq(str(rc, "ac_status"), i == 4 ? "consumed" : "active");
-        char *lin = oracle("lineage %s %s %s %s %d", str(ac, "ac_cid"), str(rc, "chronicle_cid"),
-                           str(rc, "cr_cid"), prev, i);
-        ck_assert_str_eq(lin, str(rc, "lineage_cid"));
-        snprintf(prev, sizeof prev, "%s", str(rc, "lineage_cid"));
+        ck_assert_str_eq(tst_str(rc, "ac_status"), i == 4 ? "consumed" : "active");
+        char *lin = oracle("lineage %s %s %s %s %d", tst_str(ac, "ac_cid"), tst_str(rc, "chronicle_cid"),
+                           tst_str(rc, "cr_cid"), prev, i);
+        ck_assert_str_eq(lin, tst_str(rc, "lineage_cid"));
+        snprintf(prev, sizeof prev, "%s", tst_str(rc, "lineage_cid"));
         free(lin), free(body);
         json_decref(rc);
     }
@@ -458,16 +444,16 @@ START_TEST(session_ac)
     ck_assert_str_eq(err_code(e), "ac_consumed");
     /* the session page shows the chain, to auditors, as JSON and as HTML */
     tst_resp_t r;
-    char *path = fmt("/governance/session/%s/", ctx);
-    char *hdr = fmt("Authorization: Bearer %s\r\nAccept: application/json\r\n", AUDITOR);
+    char *path = tst_fmt("/governance/session/%s/", ctx);
+    char *hdr = tst_fmt("Authorization: Bearer %s\r\nAccept: application/json\r\n", AUDITOR);
     ck_assert_int_eq(tst_http(B.port, "GET", path, hdr, NULL, 0, &r), 0);
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_eq(json_array_size(json_object_get(r.json, "receipts")), 4);
-    ck_assert_str_eq(str(r.json, "lineage_head"), prev);
-    ck_assert_str_eq(str(json_object_get(r.json, "ac"), "status"), "consumed");
+    ck_assert_str_eq(tst_str(r.json, "lineage_head"), prev);
+    ck_assert_str_eq(tst_str(json_object_get(r.json, "ac"), "status"), "consumed");
     tst_resp_clear(&r);
     free(hdr);
-    hdr = fmt("Authorization: Bearer %s\r\nAccept: text/html\r\n", AUDITOR);
+    hdr = tst_fmt("Authorization: Bearer %s\r\nAccept: text/html\r\n", AUDITOR);
     ck_assert_int_eq(tst_http(B.port, "GET", path, hdr, NULL, 0, &r), 0);
     ck_assert_int_eq(r.status, 200);
     ck_assert_ptr_nonnull(strstr(r.body, "<html>"));
@@ -478,7 +464,7 @@ START_TEST(session_ac)
     tst_resp_clear(&r);
     ck_assert_int_eq(tst_get(B.port, "/governance/drivers/", AUDITOR, &r), 0);
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(str(json_array_get(json_object_get(r.json, "drivers"), 0), "name"), "api-key");
+    ck_assert_str_eq(tst_str(json_array_get(json_object_get(r.json, "drivers"), 0), "name"), "api-key");
     tst_resp_clear(&r);
     free(late), free(path), free(hdr);
     json_decref(e), json_decref(ac);
@@ -488,39 +474,39 @@ END_TEST
 START_TEST(elevation)
 {
     tst_resp_t r;
-    char *hdr = fmt("Authorization: Bearer %s\r\nContent-Type: application/json\r\n", ADMIN);
+    char *hdr = tst_fmt("Authorization: Bearer %s\r\nContent-Type: application/json\r\n", ADMIN);
     const char *accord = "{\"capability_mask\":\"0x000000ff\",\"elevation_required\":\"0x00000080\"}";
     ck_assert_int_eq(tst_http(B.port, "PUT", "/admin/accords/ops", hdr, accord, strlen(accord), &r), 0);
     ck_assert_int_eq(r.status, 200);
     tst_resp_clear(&r);
-    char *body = fmt("{\"accord_template\":\"ops\",\"capability_set\":\"0x00000081\",\"operation\":"
+    char *body = tst_fmt("{\"accord_template\":\"ops\",\"capability_set\":\"0x00000081\",\"operation\":"
                      "{\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}}",
                      CMD, CORPUS, PARAMS);
     json_t *acs[2];
     for (int i = 0; i < 2; i++) {
         ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", ISSUER, body, &r), 0);
         ck_assert_int_eq(r.status, 200);
-        ck_assert_str_eq(str(r.json, "status"), "pending");
-        ck_assert_str_eq(str(json_object_get(r.json, "elevation"), "required"), "0x00000080");
+        ck_assert_str_eq(tst_str(r.json, "status"), "pending");
+        ck_assert_str_eq(tst_str(json_object_get(r.json, "elevation"), "required"), "0x00000080");
         acs[i] = json_incref(r.json);
         tst_resp_clear(&r);
     }
     /* a CR before the decision is refused and stored nowhere */
-    char *cr = cr_body(str(acs[0], "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
+    char *cr = cr_body(tst_str(acs[0], "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
     json_t *e = complete(cr, 409);
     ck_assert_str_eq(err_code(e), "ac_not_approved");
     json_decref(e);
     /* approve: re-signed, authorized; refuse: revoked; deciding twice: 409 */
-    char *dec = fmt("{\"context_id\":\"%s\",\"decision\":\"approve\",\"reason\":\"change 42\"}",
-                    str(acs[0], "context_id"));
+    char *dec = tst_fmt("{\"context_id\":\"%s\",\"decision\":\"approve\",\"reason\":\"change 42\"}",
+                    tst_str(acs[0], "context_id"));
     ck_assert_int_eq(tst_post_json(B.port, "/governance/elevate/", ISSUER, dec, &r), 0);
     ck_assert_int_eq(r.status, 403);
     tst_resp_clear(&r);
     ck_assert_int_eq(tst_post_json(B.port, "/governance/elevate/", APPROVER, dec, &r), 0);
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(str(r.json, "status"), "authorized");
-    ck_assert_str_eq(str(json_object_get(r.json, "elevation"), "status"), "approved");
-    ck_assert_str_ne(str(r.json, "ac_cid"), str(acs[0], "ac_cid"));
+    ck_assert_str_eq(tst_str(r.json, "status"), "authorized");
+    ck_assert_str_eq(tst_str(json_object_get(r.json, "elevation"), "status"), "approved");
+    ck_assert_str_ne(tst_str(r.json, "ac_cid"), tst_str(acs[0], "ac_cid"));
     assert_signed(r.json, "ac_cid");
     tst_resp_clear(&r);
     ck_assert_int_eq(tst_post_json(B.port, "/governance/elevate/", APPROVER, dec, &r), 0);
@@ -530,18 +516,18 @@ START_TEST(elevation)
     json_t *rc = complete(cr, 200);
     json_decref(rc);
     free(dec);
-    dec = fmt("{\"context_id\":\"%s\",\"decision\":\"refuse\"}", str(acs[1], "context_id"));
+    dec = tst_fmt("{\"context_id\":\"%s\",\"decision\":\"refuse\"}", tst_str(acs[1], "context_id"));
     ck_assert_int_eq(tst_post_json(B.port, "/governance/elevate/", APPROVER, dec, &r), 0);
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(str(r.json, "status"), "revoked");
+    ck_assert_str_eq(tst_str(r.json, "status"), "revoked");
     tst_resp_clear(&r);
-    char *poll = fmt("/governance/authorize/%s/", str(acs[1], "context_id"));
+    char *poll = tst_fmt("/governance/authorize/%s/", tst_str(acs[1], "context_id"));
     ck_assert_int_eq(tst_get(B.port, poll, ISSUER, &r), 0);
-    ck_assert_str_eq(str(r.json, "status"), "revoked");
-    ck_assert_str_eq(str(json_object_get(r.json, "elevation"), "status"), "refused");
+    ck_assert_str_eq(tst_str(r.json, "status"), "revoked");
+    ck_assert_str_eq(tst_str(json_object_get(r.json, "elevation"), "status"), "refused");
     tst_resp_clear(&r);
     free(dec);
-    dec = fmt("{\"context_id\":\"%s\",\"decision\":\"maybe\"}", str(acs[1], "context_id"));
+    dec = tst_fmt("{\"context_id\":\"%s\",\"decision\":\"maybe\"}", tst_str(acs[1], "context_id"));
     ck_assert_int_eq(tst_post_json(B.port, "/governance/elevate/", APPROVER, dec, &r), 0);
     ck_assert_int_eq(r.status, 422);
     tst_resp_clear(&r);
@@ -570,8 +556,8 @@ static const char *key_id_of(const char *token)
 static void put_accord(const char *name, const char *body, int expect, const char *code)
 {
     tst_resp_t r;
-    char *hdr = fmt("Authorization: Bearer %s\r\nContent-Type: application/json\r\n", ADMIN);
-    char *path = fmt("/admin/accords/%s", name);
+    char *hdr = tst_fmt("Authorization: Bearer %s\r\nContent-Type: application/json\r\n", ADMIN);
+    char *path = tst_fmt("/admin/accords/%s", name);
     ck_assert_int_eq(tst_http(B.port, "PUT", path, hdr, body, strlen(body), &r), 0);
     ck_assert_msg(r.status == expect, "PUT %s: %d %s", name, r.status, r.body);
     if (code != NULL)
@@ -585,13 +571,13 @@ static void put_accord(const char *name, const char *body, int expect, const cha
 static json_t *pending_ac(const char *name, const char *token, const char *extra)
 {
     tst_resp_t r;
-    char *body = fmt("{\"accord_template\":\"%s\",\"capability_set\":\"0x00000081\","
+    char *body = tst_fmt("{\"accord_template\":\"%s\",\"capability_set\":\"0x00000081\","
                      "\"operation\":{\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\","
                      "\"parameters_cid\":\"%s\"}%s%s}",
                      name, CMD, CORPUS, PARAMS, extra ? "," : "", extra ? extra : "");
     ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", token, body, &r), 0);
     ck_assert_msg(r.status == 200, "authorize: %d %s", r.status, r.body);
-    ck_assert_str_eq(str(r.json, "status"), "pending");
+    ck_assert_str_eq(tst_str(r.json, "status"), "pending");
     json_t *j = json_incref(r.json);
     tst_resp_clear(&r);
     free(body);
@@ -604,8 +590,8 @@ static json_t *decide(const char *token, const json_t *ac, const char *decision,
                       const char *code)
 {
     tst_resp_t r;
-    char *dec = fmt("{\"context_id\":\"%s\",\"decision\":\"%s\",\"reason\":\"change 7\"}",
-                    str(ac, "context_id"), decision);
+    char *dec = tst_fmt("{\"context_id\":\"%s\",\"decision\":\"%s\",\"reason\":\"change 7\"}",
+                    tst_str(ac, "context_id"), decision);
     ck_assert_int_eq(tst_post_json(B.port, "/governance/elevate/", token, dec, &r), 0);
     ck_assert_msg(r.status == expect, "elevate: %d %s", r.status, r.body);
     if (code != NULL)
@@ -618,8 +604,8 @@ static json_t *decide(const char *token, const json_t *ac, const char *decision,
 
 static long ctx_count(PGconn *pg, const char *table_where, const json_t *ac)
 {
-    char *sql = fmt("SELECT count(*) FROM %s AND context_id = '%s'", table_where,
-                    str(ac, "context_id"));
+    char *sql = tst_fmt("SELECT count(*) FROM %s AND context_id = '%s'", table_where,
+                    tst_str(ac, "context_id"));
     long n = tst_pg_long(pg, sql);
     free(sql);
     return n;
@@ -648,18 +634,18 @@ START_TEST(self_approval_forbidden)
                                  "issuer", "--delegate", NULL);
     ck_assert_int_eq(st, 0);
     json_t *mine = authorize(ISSUER, NULL, NULL, 200);
-    const char *issuer_did = str(json_object_get(mine, "principal"), "did");
-    char *approver_did = fmt("%.*s%s", (int)(strrchr(issuer_did, ':') + 1 - issuer_did),
+    const char *issuer_did = tst_str(json_object_get(mine, "principal"), "did");
+    char *approver_did = tst_fmt("%.*s%s", (int)(strrchr(issuer_did, ':') + 1 - issuer_did),
                              issuer_did, key_id_of(APPROVER));
-    char *obo = fmt("\"on_behalf_of\":\"%s\"", approver_did);
+    char *obo = tst_fmt("\"on_behalf_of\":\"%s\"", approver_did);
     ac = pending_ac("ops", deleg, obo);
-    ck_assert_str_eq(str(json_object_get(ac, "principal"), "did"), approver_did);
+    ck_assert_str_eq(tst_str(json_object_get(ac, "principal"), "did"), approver_did);
     e = decide(APPROVER, ac, "approve", 403, "self_approval_forbidden");
     json_decref(e);
     ck_assert_int_eq(ctx_count(pg, "ac_approvals WHERE true", ac), 0);
     char *other = tst_keys_create(&B, "acme", "approver");
     e = decide(other, ac, "approve", 200, NULL);
-    ck_assert_str_eq(str(e, "status"), "authorized");
+    ck_assert_str_eq(tst_str(e, "status"), "authorized");
     assert_signed(e, "ac_cid");
     json_decref(e);
     PQfinish(pg);
@@ -683,10 +669,10 @@ START_TEST(two_person_rule)
                  {"one", "1", 200, NULL},         {"zero", "0", 422, "out_of_range"},
                  {"six", "6", 422, "out_of_range"}, {"str", "\"2\"", 400, "invalid_field"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        body = fmt("{%s,\"approvals_required\":%s}", base, cases[i].value);
+        body = tst_fmt("{%s,\"approvals_required\":%s}", base, cases[i].value);
         put_accord(cases[i].name, body, cases[i].status, cases[i].code);
         free(body);
-        char *path = fmt("/admin/accords/%s", cases[i].name);
+        char *path = tst_fmt("/admin/accords/%s", cases[i].name);
         ck_assert_int_eq(tst_get(B.port, path, ADMIN, &r), 0);
         ck_assert_int_eq(r.status, cases[i].status == 200 ? 200 : 404);
         tst_resp_clear(&r);
@@ -710,18 +696,18 @@ START_TEST(two_person_rule)
 
     /* first approval: recorded, still pending, still unusable */
     json_t *d1 = decide(APPROVER, ac, "approve", 200, NULL);
-    ck_assert_str_eq(str(d1, "status"), "pending");
+    ck_assert_str_eq(tst_str(d1, "status"), "pending");
     el = json_object_get(d1, "elevation");
-    ck_assert_str_eq(str(el, "status"), "pending");
+    ck_assert_str_eq(tst_str(el, "status"), "pending");
     ck_assert_int_eq(json_array_size(json_object_get(el, "approvals")), 1);
     json_t *a0 = json_array_get(json_object_get(el, "approvals"), 0);
-    ck_assert_str_eq(str(a0, "key_id"), key_id_of(APPROVER));
-    ck_assert_str_eq(str(a0, "decision"), "approve");
-    ck_assert_str_eq(str(a0, "reason"), "change 7");
-    ck_assert_int_eq(strncmp(str(a0, "principal"), "did:web:", 8), 0);
-    ck_assert_ptr_nonnull(str(a0, "decided_at"));
-    ck_assert_str_eq(str(d1, "ac_cid"), str(ac, "ac_cid")); /* not re-signed yet */
-    char *cr = cr_body(str(ac, "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
+    ck_assert_str_eq(tst_str(a0, "key_id"), key_id_of(APPROVER));
+    ck_assert_str_eq(tst_str(a0, "decision"), "approve");
+    ck_assert_str_eq(tst_str(a0, "reason"), "change 7");
+    ck_assert_int_eq(strncmp(tst_str(a0, "principal"), "did:web:", 8), 0);
+    ck_assert_ptr_nonnull(tst_str(a0, "decided_at"));
+    ck_assert_str_eq(tst_str(d1, "ac_cid"), tst_str(ac, "ac_cid")); /* not re-signed yet */
+    char *cr = cr_body(tst_str(ac, "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
     json_t *e = complete(cr, 409);
     ck_assert_str_eq(err_code(e), "ac_not_approved");
     json_decref(e);
@@ -734,13 +720,13 @@ START_TEST(two_person_rule)
 
     /* second approver: authorized, re-signed, both approvals in the signed record */
     json_t *d2 = decide(second, ac, "approve", 200, NULL);
-    ck_assert_str_eq(str(d2, "status"), "authorized");
+    ck_assert_str_eq(tst_str(d2, "status"), "authorized");
     el = json_object_get(d2, "elevation");
-    ck_assert_str_eq(str(el, "status"), "approved");
+    ck_assert_str_eq(tst_str(el, "status"), "approved");
     ck_assert_int_eq(json_array_size(json_object_get(el, "approvals")), 2);
-    ck_assert_str_eq(str(json_array_get(json_object_get(el, "approvals"), 1), "key_id"),
+    ck_assert_str_eq(tst_str(json_array_get(json_object_get(el, "approvals"), 1), "key_id"),
                      key_id_of(second));
-    ck_assert_str_ne(str(d2, "ac_cid"), str(ac, "ac_cid"));
+    ck_assert_str_ne(tst_str(d2, "ac_cid"), tst_str(ac, "ac_cid"));
     assert_signed(d2, "ac_cid");
     ck_assert_int_eq(ctx_count(pg, "ac_approvals WHERE decision = 'approve'", ac), 2);
     ck_assert_int_eq(ctx_count(pg, "events WHERE type = 'GSAP_ELEVATION_APPROVAL_RECORDED'", ac), 1);
@@ -749,22 +735,22 @@ START_TEST(two_person_rule)
     json_decref(e);
 
     /* polling and the session page (JSON and HTML) show the approvals */
-    char *poll = fmt("/governance/authorize/%s/", str(ac, "context_id"));
+    char *poll = tst_fmt("/governance/authorize/%s/", tst_str(ac, "context_id"));
     ck_assert_int_eq(tst_get(B.port, poll, ISSUER, &r), 0);
-    ck_assert_str_eq(str(r.json, "status"), "authorized");
+    ck_assert_str_eq(tst_str(r.json, "status"), "authorized");
     el = json_object_get(r.json, "elevation");
     ck_assert_int_eq(json_integer_value(json_object_get(el, "approvals_required")), 2);
     ck_assert_int_eq(json_array_size(json_object_get(el, "approvals")), 2);
     tst_resp_clear(&r);
-    char *path = fmt("/governance/session/%s/", str(ac, "context_id"));
-    char *hdr = fmt("Authorization: Bearer %s\r\nAccept: application/json\r\n", AUDITOR);
+    char *path = tst_fmt("/governance/session/%s/", tst_str(ac, "context_id"));
+    char *hdr = tst_fmt("Authorization: Bearer %s\r\nAccept: application/json\r\n", AUDITOR);
     ck_assert_int_eq(tst_http(B.port, "GET", path, hdr, NULL, 0, &r), 0);
     ck_assert_int_eq(r.status, 200);
     el = json_object_get(json_object_get(r.json, "ac"), "elevation");
     ck_assert_int_eq(json_array_size(json_object_get(el, "approvals")), 2);
     tst_resp_clear(&r);
     free(hdr);
-    hdr = fmt("Authorization: Bearer %s\r\nAccept: text/html\r\n", AUDITOR);
+    hdr = tst_fmt("Authorization: Bearer %s\r\nAccept: text/html\r\n", AUDITOR);
     ck_assert_int_eq(tst_http(B.port, "GET", path, hdr, NULL, 0, &r), 0);
     ck_assert_int_eq(r.status, 200);
     ck_assert_ptr_nonnull(strstr(r.body, "Approvals"));
@@ -779,13 +765,13 @@ START_TEST(two_person_rule)
     e = decide(APPROVER, ac2, "approve", 200, NULL);
     json_decref(e);
     e = decide(second, ac2, "refuse", 200, NULL);
-    ck_assert_str_eq(str(e, "status"), "revoked");
-    ck_assert_str_eq(str(json_object_get(e, "elevation"), "status"), "refused");
+    ck_assert_str_eq(tst_str(e, "status"), "revoked");
+    ck_assert_str_eq(tst_str(json_object_get(e, "elevation"), "status"), "refused");
     ck_assert_int_eq(json_array_size(json_object_get(json_object_get(e, "elevation"), "approvals")), 2);
     json_decref(e);
     ck_assert_int_eq(ctx_count(pg, "ac_approvals WHERE decision = 'refuse'", ac2), 1);
     free(cr);
-    cr = cr_body(str(ac2, "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
+    cr = cr_body(tst_str(ac2, "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
     e = complete(cr, 409);
     ck_assert_str_eq(err_code(e), "ac_revoked");
     json_decref(e);
@@ -798,8 +784,8 @@ END_TEST
 /* Waits (up to 20 s) for the expiry job to mark the AC expired. */
 static void wait_expired(PGconn *pg, const json_t *ac)
 {
-    char *sql = fmt("UPDATE acs SET expires_at = now() - interval '1 second' "
-                    "WHERE context_id = '%s' RETURNING 1", str(ac, "context_id"));
+    char *sql = tst_fmt("UPDATE acs SET expires_at = now() - interval '1 second' "
+                    "WHERE context_id = '%s' RETURNING 1", tst_str(ac, "context_id"));
     ck_assert_int_eq(tst_pg_long(pg, sql), 1);
     free(sql);
     for (int i = 0; i < 200 && ctx_count(pg, "acs WHERE status = 'expired'", ac) == 0; i++)
@@ -815,8 +801,8 @@ START_TEST(never_approved_never_usable)
     json_t *pend = pending_ac("ops", ISSUER, NULL), *rev = pending_ac("ops", ISSUER, NULL);
     json_t *e = decide(APPROVER, rev, "refuse", 200, NULL);
     json_decref(e);
-    char *cp = cr_body(str(pend, "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
-    char *cv = cr_body(str(rev, "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
+    char *cp = cr_body(tst_str(pend, "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
+    char *cv = cr_body(tst_str(rev, "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
     /* before expiry */
     e = complete(cp, 409);
     ck_assert_str_eq(err_code(e), "ac_not_approved");
@@ -826,8 +812,8 @@ START_TEST(never_approved_never_usable)
     json_decref(e);
     /* after the expiry job moved the pending AC to expired: the same answers */
     wait_expired(pg, pend);
-    char *sql = fmt("UPDATE acs SET expires_at = now() - interval '1 second' "
-                    "WHERE context_id = '%s' RETURNING 1", str(rev, "context_id"));
+    char *sql = tst_fmt("UPDATE acs SET expires_at = now() - interval '1 second' "
+                    "WHERE context_id = '%s' RETURNING 1", tst_str(rev, "context_id"));
     ck_assert_int_eq(tst_pg_long(pg, sql), 1);
     free(sql);
     e = complete(cp, 409);
@@ -843,7 +829,7 @@ START_TEST(never_approved_never_usable)
         ck_assert_int_eq(ctx_count(pg, "crs WHERE true", acs[i]), 0);
         ck_assert_int_eq(ctx_count(pg, "events WHERE type = 'GSAP_CR_RECEIVED'", acs[i]), 0);
         ck_assert_int_eq(ctx_count(pg, "invoice_lines WHERE true", acs[i]), 0);
-        char *w = fmt("events WHERE type = 'GSAP_CR_REFUSED' AND payload->>'reason' = '%s' "
+        char *w = tst_fmt("events WHERE type = 'GSAP_CR_REFUSED' AND payload->>'reason' = '%s' "
                       "AND payload->>'executor_key_id' = '%s' AND payload->>'cr_cid' LIKE 'sha256:%%'",
                       reasons[i], key_id_of(EXECUTOR));
         ck_assert_int_eq(ctx_count(pg, w, acs[i]), 2);
@@ -856,19 +842,19 @@ START_TEST(never_approved_never_usable)
                      0);
     /* the auditor sees the attempts on the session page */
     tst_resp_t r;
-    char *path = fmt("/governance/session/%s/", str(pend, "context_id"));
-    char *hdr = fmt("Authorization: Bearer %s\r\nAccept: application/json\r\n", AUDITOR);
+    char *path = tst_fmt("/governance/session/%s/", tst_str(pend, "context_id"));
+    char *hdr = tst_fmt("Authorization: Bearer %s\r\nAccept: application/json\r\n", AUDITOR);
     ck_assert_int_eq(tst_http(B.port, "GET", path, hdr, NULL, 0, &r), 0);
     ck_assert_int_eq(r.status, 200);
     json_t *ref = json_object_get(r.json, "refused_receipts");
     ck_assert_int_eq(json_array_size(ref), 2);
-    ck_assert_str_eq(str(json_array_get(ref, 0), "reason"), "not_approved");
-    ck_assert_str_eq(str(json_array_get(ref, 0), "ac_status"), "pending");
-    ck_assert_str_eq(str(json_array_get(ref, 1), "ac_status"), "expired");
+    ck_assert_str_eq(tst_str(json_array_get(ref, 0), "reason"), "not_approved");
+    ck_assert_str_eq(tst_str(json_array_get(ref, 0), "ac_status"), "pending");
+    ck_assert_str_eq(tst_str(json_array_get(ref, 1), "ac_status"), "expired");
     ck_assert_int_eq(json_array_size(json_object_get(r.json, "receipts")), 0);
     tst_resp_clear(&r);
     free(hdr);
-    hdr = fmt("Authorization: Bearer %s\r\nAccept: text/html\r\n", AUDITOR);
+    hdr = tst_fmt("Authorization: Bearer %s\r\nAccept: text/html\r\n", AUDITOR);
     ck_assert_int_eq(tst_http(B.port, "GET", path, hdr, NULL, 0, &r), 0);
     ck_assert_ptr_nonnull(strstr(r.body, "Refused receipts"));
     tst_resp_clear(&r);
@@ -877,8 +863,8 @@ START_TEST(never_approved_never_usable)
     e = decide(APPROVER, pend, "approve", 409, "elevation_decided");
     json_decref(e);
     json_t *late = pending_ac("ops", ISSUER, NULL);
-    sql = fmt("UPDATE acs SET expires_at = now() - interval '1 second' WHERE context_id = '%s' "
-              "AND status = 'pending' RETURNING 1", str(late, "context_id"));
+    sql = tst_fmt("UPDATE acs SET expires_at = now() - interval '1 second' WHERE context_id = '%s' "
+              "AND status = 'pending' RETURNING 1", tst_str(late, "context_id"));
     ck_assert_int_eq(tst_pg_long(pg, sql), 1);
     free(sql);
     e = decide(APPROVER, late, "approve", 409, "elevation_decided");
@@ -908,7 +894,7 @@ static void *race(void *arg)
     if (tst_post_json(B.port, "/governance/complete/", EXECUTOR, x->body, &r) == 0) {
         x->status = r.status;
         if (r.status == 200)
-            snprintf(x->cr_id, sizeof x->cr_id, "%s", str(r.json, "cr_id"));
+            snprintf(x->cr_id, sizeof x->cr_id, "%s", tst_str(r.json, "cr_id"));
         tst_resp_clear(&r);
     }
     return NULL;
@@ -922,7 +908,7 @@ static void run_race(int identical)
     char *bodies[RACERS];
     int ok = 0, conflict = 0;
     for (int i = 0; i < RACERS; i++) {
-        bodies[i] = cr_body(str(ac, "context_id"), "completed", identical ? 0 : i, NULL, NULL, NULL, NULL);
+        bodies[i] = cr_body(tst_str(ac, "context_id"), "completed", identical ? 0 : i, NULL, NULL, NULL, NULL);
         x[i] = (racer_t){bodies[i], 0, ""};
     }
     for (int i = 0; i < RACERS; i++)
@@ -942,11 +928,11 @@ static void run_race(int identical)
         ck_assert_int_eq(conflict, RACERS - 1);
     }
     PGconn *pg = tst_pg_connect("it_gov");
-    char *sql = fmt("SELECT count(*) FROM crs WHERE context_id='%s'", str(ac, "context_id"));
+    char *sql = tst_fmt("SELECT count(*) FROM crs WHERE context_id='%s'", tst_str(ac, "context_id"));
     ck_assert_int_eq(tst_pg_long(pg, sql), 1);
     free(sql);
-    sql = fmt("SELECT count(*) FROM events WHERE type='GSAP_CR_RECEIVED' AND context_id='%s'",
-              str(ac, "context_id"));
+    sql = tst_fmt("SELECT count(*) FROM events WHERE type='GSAP_CR_RECEIVED' AND context_id='%s'",
+              tst_str(ac, "context_id"));
     ck_assert_int_eq(tst_pg_long(pg, sql), 1);
     free(sql);
     PQfinish(pg);
@@ -976,7 +962,7 @@ START_TEST(accords_cli)
     tst_resp_t r;
     ck_assert_int_eq(tst_get(B.port, "/admin/accords/cli-made", ADMIN, &r), 0);
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(str(r.json, "accord_hash"), str(j, "accord_hash"));
+    ck_assert_str_eq(tst_str(r.json, "accord_hash"), tst_str(j, "accord_hash"));
     tst_resp_clear(&r);
     /* an invalid accord file changes nothing */
     fd = open(path, O_WRONLY | O_TRUNC);

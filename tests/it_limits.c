@@ -37,6 +37,7 @@
 #include "gov_accord.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
+#include "tst_util.h"
 
 #define H(c) "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c \
              c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
@@ -83,17 +84,6 @@ static void teardown(void)
 
 /* ---- helpers ---- */
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    char *s;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&s, f, ap), 0);
-    va_end(ap);
-    return s;
-}
 
 /* n copies of c (malloc'd). */
 static char *rep(char c, size_t n)
@@ -110,11 +100,6 @@ static long count(const char *sql)
     return tst_pg_long(PG, sql);
 }
 
-static const char *str(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 /*
  * One request: method path with "Authorization: Bearer token" (token may be NULL), a JSON
  * body (may be NULL) and more header lines (may be NULL). Asserts the status; for an error
@@ -126,7 +111,7 @@ static json_t *req(const char *method, const char *path, const char *token, cons
 {
     tst_resp_t r;
     char rid[128];
-    char *hdr = fmt("%s%s%s%s%s", token ? "Authorization: Bearer " : "", token ? token : "",
+    char *hdr = tst_fmt("%s%s%s%s%s", token ? "Authorization: Bearer " : "", token ? token : "",
                     token ? "\r\n" : "", body ? "Content-Type: application/json\r\n" : "",
                     more ? more : "");
     ck_assert_int_eq(tst_http(B.port, method, path, hdr, body, body ? strlen(body) : 0, &r), 0);
@@ -135,10 +120,10 @@ static json_t *req(const char *method, const char *path, const char *token, cons
     if (code != NULL) {
         json_t *e = json_object_get(r.json, "error");
         ck_assert_msg(e != NULL, "no error object: %.300s", r.body);
-        ck_assert_str_eq(str(e, "code"), code);
-        ck_assert_uint_gt(strlen(str(e, "message")), 0);
+        ck_assert_str_eq(tst_str(e, "code"), code);
+        ck_assert_uint_gt(strlen(tst_str(e, "message")), 0);
         ck_assert_ptr_nonnull(tst_resp_header(&r, "x-request-id", rid, sizeof rid));
-        ck_assert_str_eq(str(e, "request_id"), rid);
+        ck_assert_str_eq(tst_str(e, "request_id"), rid);
     }
     json_t *j = r.json ? json_incref(r.json) : NULL;
     tst_resp_clear(&r);
@@ -159,7 +144,7 @@ static json_t *authorize_x(const char *token, const char *accord, const char *co
                            const char *desc, const char *extra, const char *more, int status,
                            const char *code)
 {
-    char *body = fmt("{\"accord_template\":\"%s\",\"operation\":{\"command_hash\":\"" CMD "\","
+    char *body = tst_fmt("{\"accord_template\":\"%s\",\"operation\":{\"command_hash\":\"" CMD "\","
                      "\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"" PARAMS "\"%s%s%s}%s%s}",
                      accord ? accord : "default", corpus ? corpus : CORPUS,
                      desc ? ",\"description\":\"" : "", desc ? desc : "", desc ? "\"" : "",
@@ -186,39 +171,39 @@ START_TEST(front_limits)
     /* BRK_MAX_PATH counts the query too: POST /admin/keys?p=... of exactly 2048 bytes creates
      * a key, 2049 bytes is 414 and creates none */
     pad = rep('a', BRK_MAX_PATH - strlen("/admin/keys?p="));
-    path = fmt("/admin/keys?p=%s", pad);
+    path = tst_fmt("/admin/keys?p=%s", pad);
     ck_assert_uint_eq(strlen(path), BRK_MAX_PATH);
     expect("POST", path, ADMIN, "{\"roles\":[\"auditor\"]}", 200, NULL);
     ck_assert_int_eq(count(keys), ++n);
     free(path);
-    path = fmt("/admin/keys?p=%sa", pad);
+    path = tst_fmt("/admin/keys?p=%sa", pad);
     expect("POST", path, ADMIN, "{\"roles\":[\"auditor\"]}", 414, "path_too_long");
     ck_assert_int_eq(count(keys), n);
     free(path), free(pad);
     /* without a query: 2048 bytes reach the router (no such route), 2049 do not */
     pad = rep('b', BRK_MAX_PATH - 1);
-    path = fmt("/%s", pad);
+    path = tst_fmt("/%s", pad);
     expect("GET", path, NULL, NULL, 404, "not_found");
     free(path);
-    path = fmt("/%sb", pad);
+    path = tst_fmt("/%sb", pad);
     expect("GET", path, NULL, NULL, 414, "path_too_long");
     free(path), free(pad);
 
     /* BRK_PARAM_MAX: a {param} of 128 bytes reaches the route (which has a tighter limit of
      * its own and answers for it), 129 bytes match no route */
     pad = rep('c', BRK_PARAM_MAX);
-    path = fmt("/governance/authorize/%s/", pad);
+    path = tst_fmt("/governance/authorize/%s/", pad);
     expect("GET", path, ISSUER, NULL, 404, "context_not_found");
     free(path);
-    path = fmt("/governance/authorize/%sc/", pad);
+    path = tst_fmt("/governance/authorize/%sc/", pad);
     expect("GET", path, ISSUER, NULL, 404, "not_found");
     free(path);
     const char *accords = "SELECT count(*) FROM accords";
     long na = count(accords);
-    path = fmt("/admin/accords/%s", pad);
+    path = tst_fmt("/admin/accords/%s", pad);
     expect("PUT", path, ADMIN, "{}", 404, "accord_not_found");
     free(path);
-    path = fmt("/admin/accords/%sc", pad);
+    path = tst_fmt("/admin/accords/%sc", pad);
     expect("PUT", path, ADMIN, "{}", 404, "not_found");
     ck_assert_int_eq(count(accords), na);
     free(path), free(pad);
@@ -227,20 +212,20 @@ START_TEST(front_limits)
     tst_resp_t r;
     char got[256];
     pad = rep('r', BRK_REQUEST_ID_MAX);
-    char *hdr = fmt("X-Request-Id: %s\r\n", pad);
+    char *hdr = tst_fmt("X-Request-Id: %s\r\n", pad);
     ck_assert_int_eq(tst_http(B.port, "GET", "/nowhere", hdr, NULL, 0, &r), 0);
     ck_assert_int_eq(r.status, 404);
     ck_assert_str_eq(tst_resp_header(&r, "x-request-id", got, sizeof got), pad);
-    ck_assert_str_eq(str(json_object_get(r.json, "error"), "request_id"), pad);
+    ck_assert_str_eq(tst_str(json_object_get(r.json, "error"), "request_id"), pad);
     tst_resp_clear(&r);
     free(hdr);
-    hdr = fmt("X-Request-Id: %sr\r\n", pad);
+    hdr = tst_fmt("X-Request-Id: %sr\r\n", pad);
     ck_assert_int_eq(tst_http(B.port, "GET", "/nowhere", hdr, NULL, 0, &r), 0);
     ck_assert_int_eq(r.status, 404);
     ck_assert_ptr_nonnull(tst_resp_header(&r, "x-request-id", got, sizeof got));
     ck_assert_ptr_null(strstr(got, "rrrr"));
     ck_assert_uint_le(strlen(got), BRK_REQUEST_ID_MAX);
-    ck_assert_str_eq(str(json_object_get(r.json, "error"), "request_id"), got);
+    ck_assert_str_eq(tst_str(json_object_get(r.json, "error"), "request_id"), got);
     tst_resp_clear(&r);
     free(hdr), free(pad);
 
@@ -254,11 +239,11 @@ START_TEST(front_limits)
                    strlen(ADMIN) + strlen("content-type") + strlen("application/json") +
                    strlen("connection") + strlen("close") + strlen("x-pad");
     pad = rep('h', BRK_MAX_HEADER_BYTES - fixed);
-    hdr = fmt("X-Pad: %s\r\n", pad);
+    hdr = tst_fmt("X-Pad: %s\r\n", pad);
     json_decref(req("POST", "/admin/keys", ADMIN, "{\"roles\":[\"auditor\"]}", hdr, 200, NULL));
     ck_assert_int_eq(count(keys), ++n);
     free(hdr);
-    hdr = fmt("X-Pad: %sh\r\n", pad);
+    hdr = tst_fmt("X-Pad: %sh\r\n", pad);
     json_decref(req("POST", "/admin/keys", ADMIN, "{\"roles\":[\"auditor\"]}", hdr, 431,
                     "headers_too_large"));
     ck_assert_int_eq(count(keys), n);
@@ -266,12 +251,12 @@ START_TEST(front_limits)
 
     /* BRK_KEY_NAME_MAX on POST /admin/keys */
     pad = rep('n', BRK_KEY_NAME_MAX);
-    body = fmt("{\"roles\":[\"auditor\"],\"name\":\"%s\"}", pad);
+    body = tst_fmt("{\"roles\":[\"auditor\"],\"name\":\"%s\"}", pad);
     expect("POST", "/admin/keys", ADMIN, body, 200, NULL);
     ck_assert_int_eq(count(keys), ++n);
     ck_assert_int_eq(count("SELECT max(length(name)) FROM api_keys"), BRK_KEY_NAME_MAX);
     free(body);
-    body = fmt("{\"roles\":[\"auditor\"],\"name\":\"%sn\"}", pad);
+    body = tst_fmt("{\"roles\":[\"auditor\"],\"name\":\"%sn\"}", pad);
     expect("POST", "/admin/keys", ADMIN, body, 400, "field_too_long");
     ck_assert_int_eq(count(keys), n);
     free(body), free(pad);
@@ -286,13 +271,13 @@ START_TEST(front_limits)
     ck_assert_int_eq(count(tenants), ++nt);
     ck_assert_int_eq(count(keys), ++n);
     expect("GET", "/admin/accords/default", tok, NULL, 200, NULL);
-    char *long_tenant = fmt("%st", pad);
+    char *long_tenant = tst_fmt("%st", pad);
     free(tst_broker_cli(&B, &st, "keys", "create", "--tenant", long_tenant, "--role", "admin",
                         NULL));
     ck_assert_int_ne(st, 0);
     ck_assert_int_eq(count(tenants), nt);
     ck_assert_int_eq(count(keys), n);
-    char *forged = fmt("gsap.%s%s", long_tenant, tok + strlen("gsap.") + BRK_TENANT_MAX);
+    char *forged = tst_fmt("gsap.%s%s", long_tenant, tok + strlen("gsap.") + BRK_TENANT_MAX);
     expect("GET", "/admin/accords/default", forged, NULL, 401, "invalid_token");
     free(forged), free(long_tenant), free(tok), free(pad);
 }
@@ -310,14 +295,14 @@ START_TEST(authorize_limits)
 
     /* GOV_ACCORD_NAME_MAX: an accord named with 64 characters is issued against; 65 is 400 */
     char *name = rep('A', GOV_ACCORD_NAME_MAX);
-    path = fmt("/admin/accords/%s", name);
+    path = tst_fmt("/admin/accords/%s", name);
     expect("PUT", path, ADMIN, "{}", 200, NULL);
     free(path);
     ac = authorize_x(ISSUER, name, NULL, NULL, NULL, NULL, 200, NULL);
-    ck_assert_str_eq(str(json_object_get(ac, "accord"), "template"), name);
+    ck_assert_str_eq(tst_str(json_object_get(ac, "accord"), "template"), name);
     json_decref(ac);
     ck_assert_int_eq(count(acs), ++n);
-    extra = fmt("%sA", name);
+    extra = tst_fmt("%sA", name);
     json_decref(authorize_x(ISSUER, extra, NULL, NULL, NULL, NULL, 400, "field_too_long"));
     ck_assert_int_eq(count(acs), n);
     free(extra), free(name);
@@ -327,7 +312,7 @@ START_TEST(authorize_limits)
     json_decref(authorize_x(ISSUER, NULL, NULL, v, NULL, NULL, 200, NULL));
     ck_assert_int_eq(count(acs), ++n);
     ck_assert_int_eq(count("SELECT max(length(description)) FROM acs"), GOV_DESCRIPTION_MAX);
-    extra = fmt("%sd", v);
+    extra = tst_fmt("%sd", v);
     json_decref(authorize_x(ISSUER, NULL, NULL, extra, NULL, NULL, 400, "field_too_long"));
     ck_assert_int_eq(count(acs), n);
     free(extra), free(v);
@@ -345,29 +330,29 @@ START_TEST(authorize_limits)
 
     /* GOV_DID_MAX: on_behalf_of of 256 bytes becomes the principal; 257 is 400 */
     v = rep('x', GOV_DID_MAX - strlen("did:"));
-    extra = fmt("\"on_behalf_of\":\"did:%s\"", v);
+    extra = tst_fmt("\"on_behalf_of\":\"did:%s\"", v);
     ac = authorize(DELEGATE, extra, NULL, 200, NULL);
-    ck_assert_uint_eq(strlen(str(json_object_get(ac, "principal"), "did")), GOV_DID_MAX);
+    ck_assert_uint_eq(strlen(tst_str(json_object_get(ac, "principal"), "did")), GOV_DID_MAX);
     json_decref(ac);
     ck_assert_int_eq(count(acs), ++n);
     free(extra);
-    extra = fmt("\"on_behalf_of\":\"did:%sx\"", v);
+    extra = tst_fmt("\"on_behalf_of\":\"did:%sx\"", v);
     json_decref(authorize(DELEGATE, extra, NULL, 400, "field_too_long"));
     ck_assert_int_eq(count(acs), n);
     free(extra), free(v);
 
     /* BILL_ACCOUNT_ID_MAX: billing_account naming an account of 64 characters; 65 is 400 */
     v = rep('B', BILL_ACCOUNT_ID_MAX);
-    path = fmt("/admin/accounts/%s", v);
+    path = tst_fmt("/admin/accounts/%s", v);
     expect("PUT", path, ADMIN, "{\"currency\":\"USD\",\"rate_card\":" CARD "}}", 200, NULL);
     free(path);
-    extra = fmt("\"billing_account\":\"%s\"", v);
+    extra = tst_fmt("\"billing_account\":\"%s\"", v);
     ac = authorize(ISSUER, extra, NULL, 200, NULL);
-    ck_assert_str_eq(str(ac, "billing_account"), v);
+    ck_assert_str_eq(tst_str(ac, "billing_account"), v);
     json_decref(ac);
     ck_assert_int_eq(count(acs), ++n);
     free(extra);
-    extra = fmt("\"billing_account\":\"%sB\"", v);
+    extra = tst_fmt("\"billing_account\":\"%sB\"", v);
     json_decref(authorize(ISSUER, extra, NULL, 400, "field_too_long"));
     ck_assert_int_eq(count(acs), n);
     free(extra), free(v);
@@ -377,17 +362,17 @@ START_TEST(authorize_limits)
     for (int i = 0; i < GOV_IDEMPOTENCY_KEY_MAX + 1; i++)
         key[i] = (char)('!' + i % ('~' - '!' + 1));
     key[GOV_IDEMPOTENCY_KEY_MAX] = '\0';
-    char *hdr = fmt("Idempotency-Key: %s\r\n", key);
+    char *hdr = tst_fmt("Idempotency-Key: %s\r\n", key);
     json_t *a1 = authorize(ISSUER, NULL, hdr, 200, NULL);
     json_t *a2 = authorize(ISSUER, NULL, hdr, 200, NULL); /* the retry: the same AC */
-    ck_assert_str_eq(str(a1, "context_id"), str(a2, "context_id"));
+    ck_assert_str_eq(tst_str(a1, "context_id"), tst_str(a2, "context_id"));
     json_decref(a1), json_decref(a2);
     ck_assert_int_eq(count(acs), ++n);
     ck_assert_int_eq(count("SELECT max(length(idempotency_key)) FROM acs"), GOV_IDEMPOTENCY_KEY_MAX);
     free(hdr);
     key[GOV_IDEMPOTENCY_KEY_MAX] = '!';
     key[GOV_IDEMPOTENCY_KEY_MAX + 1] = '\0';
-    hdr = fmt("Idempotency-Key: %s\r\n", key);
+    hdr = tst_fmt("Idempotency-Key: %s\r\n", key);
     json_decref(authorize(ISSUER, NULL, hdr, 400, "invalid_idempotency_key"));
     ck_assert_int_eq(count(acs), n);
     free(hdr);
@@ -407,30 +392,30 @@ START_TEST(authorize_limits)
            "{\"capability_mask\":\"0x000000ff\",\"elevation_required\":\"0x00000080\"}", 200, NULL);
     ac = authorize_x(ISSUER, "elev", NULL, NULL, "\"capability_set\":\"0x00000080\"", NULL, 200,
                      NULL);
-    ck_assert_str_eq(str(ac, "status"), "pending");
-    const char *ctx = str(ac, "context_id");
+    ck_assert_str_eq(tst_str(ac, "status"), "pending");
+    const char *ctx = tst_str(ac, "context_id");
     ne = count(events);
     v = rep('w', GOV_DESCRIPTION_MAX);
-    body = fmt("{\"context_id\":\"%s\",\"decision\":\"approve\",\"reason\":\"%sw\"}", ctx, v);
+    body = tst_fmt("{\"context_id\":\"%s\",\"decision\":\"approve\",\"reason\":\"%sw\"}", ctx, v);
     expect("POST", "/governance/elevate/", APPROVER, body, 400, "field_too_long");
     free(body);
     /* context_id: GOV_ID_LEN characters reach the lookup, one more is 400 */
-    body = fmt("{\"context_id\":\"%sf\",\"decision\":\"approve\"}", ctx);
+    body = tst_fmt("{\"context_id\":\"%sf\",\"decision\":\"approve\"}", ctx);
     expect("POST", "/governance/elevate/", APPROVER, body, 400, "field_too_long");
     free(body);
-    body = fmt("{\"context_id\":\"ctx_%032d\",\"decision\":\"approve\"}", 0);
+    body = tst_fmt("{\"context_id\":\"ctx_%032d\",\"decision\":\"approve\"}", 0);
     expect("POST", "/governance/elevate/", APPROVER, body, 404, "context_not_found");
     free(body);
-    char *sql = fmt("SELECT count(*) FROM acs WHERE context_id = '%s' AND status = 'pending' "
+    char *sql = tst_fmt("SELECT count(*) FROM acs WHERE context_id = '%s' AND status = 'pending' "
                     "AND (elevation->>'status') = 'pending'", ctx);
     ck_assert_int_eq(count(sql), 1);
     ck_assert_int_eq(count(events), ne);
-    body = fmt("{\"context_id\":\"%s\",\"decision\":\"approve\",\"reason\":\"%s\"}", ctx, v);
+    body = tst_fmt("{\"context_id\":\"%s\",\"decision\":\"approve\",\"reason\":\"%s\"}", ctx, v);
     json_t *dec = req("POST", "/governance/elevate/", APPROVER, body, NULL, 200, NULL);
-    ck_assert_uint_eq(strlen(str(json_object_get(dec, "elevation"), "reason")), GOV_DESCRIPTION_MAX);
+    ck_assert_uint_eq(strlen(tst_str(json_object_get(dec, "elevation"), "reason")), GOV_DESCRIPTION_MAX);
     json_decref(dec);
     free(sql);
-    sql = fmt("SELECT length(elevation->>'reason') FROM acs WHERE context_id = '%s'", ctx);
+    sql = tst_fmt("SELECT length(elevation->>'reason') FROM acs WHERE context_id = '%s'", ctx);
     ck_assert_int_eq(count(sql), GOV_DESCRIPTION_MAX);
     ck_assert_int_eq(count(events), ne + 1);
     free(sql), free(body), free(v);
@@ -446,7 +431,7 @@ END_TEST
 static char *cr(const char *ctx, const char *exit_code, const char *bytes, const char *session,
                 const char *metadata)
 {
-    return fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",%s%s%s%s%s%s"
+    return tst_fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",%s%s%s%s%s%s"
                "\"started_at\":\"2026-01-01T00:00:00Z\",\"completed_at\":\"2026-01-01T00:00:01Z\","
                "\"command_hash\":\"" CMD "\",\"corpus_entry_cid\":\"" CORPUS "\","
                "\"parameters_cid\":\"" PARAMS "\",\"chronicle\":{%s%s%s\"behavior_state\":\"verified\"}"
@@ -459,7 +444,7 @@ static char *cr(const char *ctx, const char *exit_code, const char *bytes, const
 /* Posts body; on 200 one more CR is stored, otherwise none. */
 static void post_cr(char *body, int status, const char *code, long *n, const char *ctx)
 {
-    char *sql = fmt("SELECT count(*) FROM crs WHERE context_id = '%s'", ctx);
+    char *sql = tst_fmt("SELECT count(*) FROM crs WHERE context_id = '%s'", ctx);
     expect("POST", "/governance/complete/", EXECUTOR, body, status, code);
     if (status == 200)
         ++*n;
@@ -509,7 +494,7 @@ static char *cr_meta(const char *ctx, char *md)
 START_TEST(complete_limits)
 {
     json_t *ac = authorize(ISSUER, "\"session_mode\":true", NULL, 200, NULL);
-    const char *ctx = str(ac, "context_id");
+    const char *ctx = tst_str(ac, "context_id");
     long n = 0;
     char *v;
 
@@ -518,7 +503,7 @@ START_TEST(complete_limits)
     post_cr(cr(ctx, "2147483647", NULL, NULL, NULL), 200, NULL, &n, ctx);
     post_cr(cr(ctx, "-2147483649", NULL, NULL, NULL), 422, "out_of_range", &n, ctx);
     post_cr(cr(ctx, "2147483648", NULL, NULL, NULL), 422, "out_of_range", &n, ctx);
-    char *sql = fmt("SELECT count(*) FROM crs WHERE context_id = '%s' AND "
+    char *sql = tst_fmt("SELECT count(*) FROM crs WHERE context_id = '%s' AND "
                     "(cr->>'exit_code')::bigint IN (-2147483648, 2147483647)", ctx);
     ck_assert_int_eq(count(sql), 2);
     free(sql);
@@ -528,7 +513,7 @@ START_TEST(complete_limits)
     post_cr(cr(ctx, NULL, "9007199254740991", NULL, NULL), 200, NULL, &n, ctx);
     post_cr(cr(ctx, NULL, "-1", NULL, NULL), 422, "out_of_range", &n, ctx);
     post_cr(cr(ctx, NULL, "9007199254740992", NULL, NULL), 422, "out_of_range", &n, ctx);
-    sql = fmt("SELECT count(*) FROM crs WHERE context_id = '%s' AND "
+    sql = tst_fmt("SELECT count(*) FROM crs WHERE context_id = '%s' AND "
               "(cr->>'output_bytes')::bigint = %lld", ctx, OUTPUT_BYTES_MAX);
     ck_assert_int_eq(count(sql), 1);
     free(sql);
@@ -536,7 +521,7 @@ START_TEST(complete_limits)
     /* CR_SESSION_ID_MAX: chronicle.session_id */
     v = rep('s', CR_SESSION_ID_MAX);
     post_cr(cr(ctx, NULL, NULL, v, NULL), 200, NULL, &n, ctx);
-    char *v1 = fmt("%ss", v);
+    char *v1 = tst_fmt("%ss", v);
     post_cr(cr(ctx, NULL, NULL, v1, NULL), 400, "field_too_long", &n, ctx);
     free(v), free(v1);
 
@@ -544,7 +529,7 @@ START_TEST(complete_limits)
     post_cr(cr_meta(ctx, metadata(CR_METADATA_MAX_KEYS, 4, 1)), 200, NULL, &n, ctx);
     post_cr(cr_meta(ctx, metadata(CR_METADATA_MAX_KEYS + 1, 4, 1)), 400,
             "field_too_long", &n, ctx);
-    sql = fmt("SELECT max((SELECT count(*) FROM jsonb_object_keys(cr->'metadata'))) FROM crs "
+    sql = tst_fmt("SELECT max((SELECT count(*) FROM jsonb_object_keys(cr->'metadata'))) FROM crs "
               "WHERE context_id = '%s' AND cr ? 'metadata'", ctx);
     ck_assert_int_eq(count(sql), CR_METADATA_MAX_KEYS);
     free(sql);
@@ -558,23 +543,23 @@ START_TEST(complete_limits)
     post_cr(cr_meta(ctx, metadata(1, CR_METADATA_KEY_MAX, 1)), 200, NULL, &n, ctx);
     post_cr(cr_meta(ctx, metadata(1, CR_METADATA_KEY_MAX + 1, 1)), 400,
             "invalid_field", &n, ctx);
-    sql = fmt("SELECT max(length(k)) FROM crs, jsonb_object_keys(cr->'metadata') k "
+    sql = tst_fmt("SELECT max(length(k)) FROM crs, jsonb_object_keys(cr->'metadata') k "
               "WHERE context_id = '%s' AND cr ? 'metadata'", ctx);
     ck_assert_int_eq(count(sql), CR_METADATA_KEY_MAX);
     free(sql);
-    sql = fmt("SELECT max(length(v)) FROM crs, jsonb_each_text(cr->'metadata') AS e(k, v) "
+    sql = tst_fmt("SELECT max(length(v)) FROM crs, jsonb_each_text(cr->'metadata') AS e(k, v) "
               "WHERE context_id = '%s' AND cr ? 'metadata'", ctx);
     ck_assert_int_eq(count(sql), CR_METADATA_VALUE_MAX);
     free(sql);
 
     /* context_id: GOV_CONTEXT_ID_MAX characters are looked up (a self-authorized id may be
      * that long), one more is 400 */
-    char *other = fmt("ctx_%060d", 0);
+    char *other = tst_fmt("ctx_%060d", 0);
     long none = 0;
     ck_assert_uint_eq(strlen(other), GOV_CONTEXT_ID_MAX);
     post_cr(cr(other, NULL, NULL, NULL, NULL), 404, "context_not_found", &none, other);
     free(other);
-    other = fmt("ctx_%061d", 0);
+    other = tst_fmt("ctx_%061d", 0);
     post_cr(cr(other, NULL, NULL, NULL, NULL), 400, "field_too_long", &none, other);
     free(other);
     ck_assert_int_eq(count("SELECT count(*) FROM crs"), n);
@@ -592,12 +577,12 @@ START_TEST(accord_limits)
 
     /* GOV_ACCORD_NAME_MAX over HTTP: 64 stored; 65 refused (as no such accord), nothing stored */
     name = rep('a', GOV_ACCORD_NAME_MAX);
-    path = fmt("/admin/accords/%s", name);
+    path = tst_fmt("/admin/accords/%s", name);
     expect("PUT", path, ADMIN, "{}", 200, NULL);
     ck_assert_int_eq(count(accords), ++n);
     expect("GET", path, ADMIN, NULL, 200, NULL);
     free(path);
-    path = fmt("/admin/accords/%sa", name);
+    path = tst_fmt("/admin/accords/%sa", name);
     expect("PUT", path, ADMIN, "{}", 404, "accord_not_found");
     ck_assert_int_eq(count(accords), n);
     free(path);
@@ -639,7 +624,7 @@ START_TEST(accord_limits)
         {"posture-0", "{\"posture_level\":0}", 422, "out_of_range"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        path = fmt("/admin/accords/%s", cases[i].name);
+        path = tst_fmt("/admin/accords/%s", cases[i].name);
         expect("PUT", path, ADMIN, cases[i].body, cases[i].status, cases[i].code);
         n += cases[i].status == 200;
         ck_assert_msg(count(accords) == n, "after %s", cases[i].name);
@@ -668,22 +653,22 @@ START_TEST(accord_limits)
     ck_assert_int_eq(count(accords), n);
     free(body);
     /* the full allow-list is in force: its last entry is allowed, CORPUS is not */
-    char *last = fmt("sha256:%064x", GOV_CORPUS_ALLOW_MAX - 1);
+    char *last = tst_fmt("sha256:%064x", GOV_CORPUS_ALLOW_MAX - 1);
     json_decref(authorize_x(ISSUER, "corpus-max", last, NULL, NULL, NULL, 200, NULL));
     json_t *den = authorize_x(ISSUER, "corpus-max", NULL, NULL, NULL, NULL, 403, "policy_denied");
-    ck_assert_str_eq(str(json_object_get(den, "denial"), "reason_code"), "corpus_not_allowed");
+    ck_assert_str_eq(tst_str(json_object_get(den, "denial"), "reason_code"), "corpus_not_allowed");
     json_decref(den);
     free(last);
 
     /* GOV_SHELL_CLASS_MAX */
     v = rep('S', GOV_SHELL_CLASS_MAX);
-    body = fmt("{\"shell_class\":\"%s\"}", v);
+    body = tst_fmt("{\"shell_class\":\"%s\"}", v);
     json_t *acc = req("PUT", "/admin/accords/shell-max", ADMIN, body, NULL, 200, NULL);
-    ck_assert_str_eq(str(acc, "shell_class"), v);
+    ck_assert_str_eq(tst_str(acc, "shell_class"), v);
     json_decref(acc);
     ck_assert_int_eq(count(accords), ++n);
     free(body);
-    body = fmt("{\"shell_class\":\"%sS\"}", v);
+    body = tst_fmt("{\"shell_class\":\"%sS\"}", v);
     expect("PUT", "/admin/accords/shell-over", ADMIN, body, 400, "invalid_field");
     ck_assert_int_eq(count(accords), n);
     free(body), free(v);
@@ -703,11 +688,11 @@ START_TEST(billing_and_replay_limits)
 
     /* BILL_ACCOUNT_ID_MAX: 64 stored; 65 refused (as no such account) */
     id = rep('a', BILL_ACCOUNT_ID_MAX);
-    path = fmt("/admin/accounts/%s", id);
+    path = tst_fmt("/admin/accounts/%s", id);
     expect("PUT", path, ADMIN, "{\"currency\":\"USD\",\"rate_card\":" CARD "}}", 200, NULL);
     ck_assert_int_eq(count(accounts), ++n);
     free(path);
-    path = fmt("/admin/accounts/%sa", id);
+    path = tst_fmt("/admin/accounts/%sa", id);
     expect("PUT", path, ADMIN, "{\"currency\":\"USD\",\"rate_card\":" CARD "}}", 404,
            "account_not_found");
     ck_assert_int_eq(count(accounts), n);
@@ -728,24 +713,24 @@ START_TEST(billing_and_replay_limits)
         int status;
         const char *code;
     } cases[] = {
-        {"price-max", fmt(CARD ",\"flagged_surcharge\":%lld}", BILL_PRICE_MAX), 200, NULL},
-        {"price-over", fmt(CARD ",\"flagged_surcharge\":%lld}", BILL_PRICE_MAX + 1), 422,
+        {"price-max", tst_fmt(CARD ",\"flagged_surcharge\":%lld}", BILL_PRICE_MAX), 200, NULL},
+        {"price-over", tst_fmt(CARD ",\"flagged_surcharge\":%lld}", BILL_PRICE_MAX + 1), 422,
          "out_of_range"},
-        {"mult-max", fmt(CARD ",\"capability_multipliers\":{\"0\":\"1000\"}}"), 200, NULL},
-        {"mult-over", fmt(CARD ",\"capability_multipliers\":{\"0\":\"1000.000001\"}}"), 422,
+        {"mult-max", tst_fmt(CARD ",\"capability_multipliers\":{\"0\":\"1000\"}}"), 200, NULL},
+        {"mult-over", tst_fmt(CARD ",\"capability_multipliers\":{\"0\":\"1000.000001\"}}"), 422,
          "out_of_range"},
-        {"bit-31", fmt(CARD ",\"capability_multipliers\":{\"31\":\"2\"}}"), 200, NULL},
-        {"bit-32", fmt(CARD ",\"capability_multipliers\":{\"32\":\"2\"}}"), 400, "invalid_field"},
-        {"classes-max", fmt(CARD ",\"shell_class_multipliers\":{%s}}", classes_ok), 200, NULL},
-        {"classes-over", fmt(CARD ",\"shell_class_multipliers\":{%s}}", classes_over), 422,
+        {"bit-31", tst_fmt(CARD ",\"capability_multipliers\":{\"31\":\"2\"}}"), 200, NULL},
+        {"bit-32", tst_fmt(CARD ",\"capability_multipliers\":{\"32\":\"2\"}}"), 400, "invalid_field"},
+        {"classes-max", tst_fmt(CARD ",\"shell_class_multipliers\":{%s}}", classes_ok), 200, NULL},
+        {"classes-over", tst_fmt(CARD ",\"shell_class_multipliers\":{%s}}", classes_over), 422,
          "out_of_range"},
-        {"class-max", fmt(CARD ",\"shell_class_multipliers\":{\"%s\":\"2\"}}", v), 200, NULL},
-        {"class-over", fmt(CARD ",\"shell_class_multipliers\":{\"%sK\":\"2\"}}", v), 400,
+        {"class-max", tst_fmt(CARD ",\"shell_class_multipliers\":{\"%s\":\"2\"}}", v), 200, NULL},
+        {"class-over", tst_fmt(CARD ",\"shell_class_multipliers\":{\"%sK\":\"2\"}}", v), 400,
          "invalid_field"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        path = fmt("/admin/accounts/%s", cases[i].id);
-        body = fmt("{\"currency\":\"USD\",\"rate_card\":%s}", cases[i].card);
+        path = tst_fmt("/admin/accounts/%s", cases[i].id);
+        body = tst_fmt("{\"currency\":\"USD\",\"rate_card\":%s}", cases[i].card);
         expect("PUT", path, ADMIN, body, cases[i].status, cases[i].code);
         n += cases[i].status == 200;
         ck_assert_msg(count(accounts) == n, "after %s", cases[i].id);
@@ -764,10 +749,10 @@ START_TEST(billing_and_replay_limits)
      * reach the lookup; 2^63 is 400 */
     const char *inv = "/billing/invoices/inv_00000000000000000000000000000000/";
     char *finance = tst_keys_create(&B, "acme", "finance");
-    path = fmt("%s?after=9223372036854775807", inv);
+    path = tst_fmt("%s?after=9223372036854775807", inv);
     expect("GET", path, finance, NULL, 404, "invoice_not_found");
     free(path);
-    path = fmt("%s?after=9223372036854775808", inv);
+    path = tst_fmt("%s?after=9223372036854775808", inv);
     expect("GET", path, finance, NULL, 400, "invalid_query");
     free(path), free(finance);
 
@@ -776,13 +761,13 @@ START_TEST(billing_and_replay_limits)
     const char *runs = "SELECT count(*) FROM fn_runs";
     long nr = count(runs);
     v = rep('f', FN_NAME_MAX);
-    body = fmt("{\"event_id\":%lld,\"function\":\"%s\"}", HND_EVENT_ID_MAX, v);
+    body = tst_fmt("{\"event_id\":%lld,\"function\":\"%s\"}", HND_EVENT_ID_MAX, v);
     expect("POST", "/admin/functions/dead-letters/replay", ADMIN, body, 404, "dead_letter_not_found");
     free(body);
-    body = fmt("{\"event_id\":%lld,\"function\":\"%s\"}", HND_EVENT_ID_MAX + 1, v);
+    body = tst_fmt("{\"event_id\":%lld,\"function\":\"%s\"}", HND_EVENT_ID_MAX + 1, v);
     expect("POST", "/admin/functions/dead-letters/replay", ADMIN, body, 422, "out_of_range");
     free(body);
-    body = fmt("{\"event_id\":1,\"function\":\"%sf\"}", v);
+    body = tst_fmt("{\"event_id\":1,\"function\":\"%sf\"}", v);
     expect("POST", "/admin/functions/dead-letters/replay", ADMIN, body, 400, "field_too_long");
     free(body), free(v);
     ck_assert_int_eq(count(runs), nr);

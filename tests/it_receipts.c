@@ -27,6 +27,7 @@
 #include "gov_lineage.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
+#include "tst_util.h"
 
 #define H(c) "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c \
              c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
@@ -64,24 +65,9 @@ static void teardown(void)
 
 /* ---- helpers ---- */
 
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    char *s;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&s, f, ap), 0);
-    va_end(ap);
-    return s;
-}
-
-static const char *str(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 static const char *err_code(const json_t *j)
 {
-    return str(json_object_get(j, "error"), "code");
+    return tst_str(json_object_get(j, "error"), "code");
 }
 
 static char *scalarf(const char *f, ...)
@@ -170,7 +156,7 @@ static time_t parse_time(const char *s)
 static json_t *authorize_as(const char *token, const char *extra, int expect)
 {
     tst_resp_t r;
-    char *body = fmt("{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"%s\","
+    char *body = tst_fmt("{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"%s\","
                      "\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}%s%s}",
                      CMD, CORPUS, PARAMS, extra ? "," : "", extra ? extra : "");
     ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", token, body, &r), 0);
@@ -190,7 +176,7 @@ static json_t *authorize(const char *extra)
 static char *cr(const char *ctx, const char *outcome, const char *started, const char *completed,
                 const char *extra)
 {
-    return fmt("{\"context_id\":\"%s\",\"outcome\":\"%s\",\"started_at\":\"%s\","
+    return tst_fmt("{\"context_id\":\"%s\",\"outcome\":\"%s\",\"started_at\":\"%s\","
                "\"completed_at\":\"%s\",\"command_hash\":\"" CMD "\",\"corpus_entry_cid\":\""
                CORPUS "\",\"parameters_cid\":\"" PARAMS "\",\"chronicle\":{\"session_id\":\"c\","
                "\"behavior_state\":\"verified\"}%s%s}",
@@ -236,16 +222,16 @@ static long line_total(const char *cr_id)
 START_TEST(time_claims_1970_9999)
 {
     json_t *ac = authorize(NULL);
-    const char *ctx = str(ac, "context_id");
+    const char *ctx = tst_str(ac, "context_id");
     sleep(2); /* a span of a few seconds between issue and receipt */
     char *body = cr(ctx, "completed", "1970-01-01T00:00:00Z", "9999-12-31T23:59:59Z",
                     "\"exit_code\":0");
     json_t *rc = post(body, 200);
     char *f = flags_of(rc);
     ck_assert_str_eq(f, "[\"time_implausible\"]");
-    ck_assert_str_eq(str(rc, "effective_outcome"), "violated");
-    ck_assert_str_eq(str(rc, "outcome"), "completed");
-    const char *id = str(rc, "cr_id");
+    ck_assert_str_eq(tst_str(rc, "effective_outcome"), "violated");
+    ck_assert_str_eq(tst_str(rc, "outcome"), "completed");
+    const char *id = tst_str(rc, "cr_id");
     /* the claims stay as evidence, covered by cr_cid */
     char *claims = scalarf("SELECT started_at = '1970-01-01T00:00:00Z' AND completed_at = "
                            "'9999-12-31T23:59:59Z' AND cr->>'started_at' = '1970-01-01T00:00:00Z' "
@@ -253,7 +239,7 @@ START_TEST(time_claims_1970_9999)
     ck_assert_str_eq(claims, "t");
     char *stored = scalarf("SELECT cr::text FROM crs WHERE cr_id = '%s'", id);
     char *cid = oracle_cid(stored);
-    ck_assert_str_eq(cid, str(rc, "cr_cid"));
+    ck_assert_str_eq(cid, tst_str(rc, "cr_cid"));
     /* the billed span is what the broker saw: the AC's issued_at .. the received time */
     char *span = scalarf("SELECT c.billed_started_at = a.issued_at AND c.billed_completed_at = "
                          "c.received_at FROM crs c JOIN acs a USING (tenant_id, context_id) "
@@ -287,16 +273,16 @@ START_TEST(time_claims_plausible)
 {
     json_t *ac = authorize(NULL);
     char started[40], completed[40];
-    time_t issued = parse_time(str(ac, "issued_at"));
+    time_t issued = parse_time(tst_str(ac, "issued_at"));
     fmt_time(issued, 250000, started); /* issued + 0.25 s */
     sleep(2);
     fmt_time(issued, 1500000, completed); /* issued + 1.5 s: before the receipt is posted */
-    char *body = cr(str(ac, "context_id"), "failed", started, completed, "\"exit_code\":3");
+    char *body = cr(tst_str(ac, "context_id"), "failed", started, completed, "\"exit_code\":3");
     json_t *rc = post(body, 200);
     char *f = flags_of(rc);
     ck_assert_str_eq(f, "[]");
-    ck_assert_str_eq(str(rc, "effective_outcome"), "failed");
-    const char *id = str(rc, "cr_id");
+    ck_assert_str_eq(tst_str(rc, "effective_outcome"), "failed");
+    const char *id = tst_str(rc, "cr_id");
     char *same = scalarf("SELECT billed_started_at = started_at AND billed_completed_at = "
                          "completed_at AND exit_code = 3 FROM crs WHERE cr_id = '%s'", id);
     ck_assert_str_eq(same, "t");
@@ -313,29 +299,29 @@ START_TEST(time_skew_boundary)
     char started[40], now[40];
     /* started_at exactly issued_at - skew: plausible; billed from issued_at */
     json_t *ac = authorize(NULL);
-    time_t issued = parse_time(str(ac, "issued_at"));
+    time_t issued = parse_time(tst_str(ac, "issued_at"));
     fmt_time(issued - SKEW_S, 0, started);
     fmt_time(time(NULL), 0, now);
-    char *body = cr(str(ac, "context_id"), "completed", started, now, "\"exit_code\":0");
+    char *body = cr(tst_str(ac, "context_id"), "completed", started, now, "\"exit_code\":0");
     json_t *rc = post(body, 200);
     char *f = flags_of(rc);
     ck_assert_str_eq(f, "[]");
     char *clamped = scalarf("SELECT c.billed_started_at = a.issued_at FROM crs c JOIN acs a "
                             "USING (tenant_id, context_id) WHERE c.cr_id = '%s'",
-                            str(rc, "cr_id"));
+                            tst_str(rc, "cr_id"));
     ck_assert_str_eq(clamped, "t");
     free(body), free(f), free(clamped);
     json_decref(rc), json_decref(ac);
     /* one microsecond earlier: implausible (the default skew, 30 s, would have allowed it) */
     ac = authorize(NULL);
-    issued = parse_time(str(ac, "issued_at"));
+    issued = parse_time(tst_str(ac, "issued_at"));
     fmt_time(issued - SKEW_S, -1, started);
     fmt_time(time(NULL), 0, now);
-    body = cr(str(ac, "context_id"), "completed", started, now, "\"exit_code\":0");
+    body = cr(tst_str(ac, "context_id"), "completed", started, now, "\"exit_code\":0");
     rc = post(body, 200);
     f = flags_of(rc);
     ck_assert_str_eq(f, "[\"time_implausible\"]");
-    ck_assert_str_eq(str(rc, "effective_outcome"), "violated");
+    ck_assert_str_eq(tst_str(rc, "effective_outcome"), "violated");
     free(body), free(f);
     json_decref(rc), json_decref(ac);
     /* completed_at after the receipt: within the skew plausible, past it not */
@@ -345,13 +331,13 @@ START_TEST(time_skew_boundary)
         time_t t = time(NULL);
         fmt_time(t, 0, started);
         fmt_time(t + ahead[i], 0, now);
-        body = cr(str(ac, "context_id"), "completed", started, now, "\"exit_code\":0");
+        body = cr(tst_str(ac, "context_id"), "completed", started, now, "\"exit_code\":0");
         rc = post(body, 200);
         f = flags_of(rc);
         ck_assert_str_eq(f, i == 0 ? "[]" : "[\"time_implausible\"]");
         /* either way the billed end is not after the received time */
         char *end = scalarf("SELECT billed_completed_at <= received_at FROM crs WHERE cr_id = "
-                            "'%s'", str(rc, "cr_id"));
+                            "'%s'", tst_str(rc, "cr_id"));
         ck_assert_str_eq(end, "t");
         free(body), free(f), free(end);
         json_decref(rc), json_decref(ac);
@@ -379,13 +365,13 @@ START_TEST(time_reversed)
     time_t t = time(NULL);
     fmt_time(t, 0, started);
     fmt_time(t - 5, 0, completed);
-    char *body = cr(str(ac, "context_id"), "completed", started, completed, "\"exit_code\":0");
+    char *body = cr(tst_str(ac, "context_id"), "completed", started, completed, "\"exit_code\":0");
     json_t *rc = post(body, 200);
     char *f = flags_of(rc);
     ck_assert_str_eq(f, "[\"time_implausible\"]");
-    ck_assert_int_eq(line_total(str(rc, "cr_id")), PER_CR);
+    ck_assert_int_eq(line_total(tst_str(rc, "cr_id")), PER_CR);
     ck_assert_int_eq(
-        longf("SELECT quantity FROM invoice_lines WHERE cr_id = '%s'", str(rc, "cr_id")), 0);
+        longf("SELECT quantity FROM invoice_lines WHERE cr_id = '%s'", tst_str(rc, "cr_id")), 0);
     free(body), free(f);
     json_decref(rc), json_decref(ac);
 }
@@ -396,7 +382,7 @@ END_TEST
 START_TEST(exit_code_rule)
 {
     json_t *ac = authorize("\"session_mode\":true");
-    const char *ctx = str(ac, "context_id");
+    const char *ctx = tst_str(ac, "context_id");
     char now[40];
     fmt_time(time(NULL), 0, now);
     const char *need[] = {"completed", "failed"};
@@ -404,7 +390,7 @@ START_TEST(exit_code_rule)
         char *body = cr(ctx, need[i], now, now, NULL);
         json_t *e = post(body, 400);
         ck_assert_str_eq(err_code(e), "missing_field");
-        ck_assert_ptr_nonnull(strstr(str(json_object_get(e, "error"), "message"), "exit_code"));
+        ck_assert_ptr_nonnull(strstr(tst_str(json_object_get(e, "error"), "message"), "exit_code"));
         free(body);
         json_decref(e);
     }
@@ -417,7 +403,7 @@ START_TEST(exit_code_rule)
     body = cr(ctx, "timed_out", now, now, NULL);
     json_t *rc = post(body, 200);
     ck_assert_int_eq(longf("SELECT count(*) FROM crs WHERE cr_id = '%s' AND exit_code IS NULL",
-                           str(rc, "cr_id")),
+                           tst_str(rc, "cr_id")),
                      1);
     free(body), json_decref(rc), json_decref(ac);
 }
@@ -428,40 +414,40 @@ START_TEST(cr_unknown_fields)
     json_t *ac = authorize(NULL);
     char now[40];
     fmt_time(time(NULL), 0, now);
-    char *body = cr(str(ac, "context_id"), "completed", now, now,
+    char *body = cr(tst_str(ac, "context_id"), "completed", now, now,
                     "\"exit_code\":0,\"zeta\":{\"a\":[1,2]},\"gsh_version\":\"2.1.0\","
                     "\"api_token\":\"hunter2\"");
     json_t *rc = post(body, 200);
     char *u = json_dumps(json_object_get(rc, "unrecognized_fields"), JSON_COMPACT);
     ck_assert_str_eq(u, "[\"api_token\",\"gsh_version\",\"zeta\"]");
     /* stored with the CR (a secret-looking one masked), and cr_cid covers them */
-    char *stored = scalarf("SELECT cr::text FROM crs WHERE cr_id = '%s'", str(rc, "cr_id"));
+    char *stored = scalarf("SELECT cr::text FROM crs WHERE cr_id = '%s'", tst_str(rc, "cr_id"));
     json_t *sj = json_loads(stored, 0, NULL);
-    ck_assert_str_eq(str(sj, "gsh_version"), "2.1.0");
+    ck_assert_str_eq(tst_str(sj, "gsh_version"), "2.1.0");
     ck_assert_int_eq(json_integer_value(json_array_get(
                          json_object_get(json_object_get(sj, "zeta"), "a"), 1)),
                      2);
-    ck_assert_str_eq(str(sj, "api_token"), "***");
+    ck_assert_str_eq(tst_str(sj, "api_token"), "***");
     ck_assert_ptr_null(strstr(stored, "hunter2"));
     char *cid = oracle_cid(stored);
-    ck_assert_str_eq(cid, str(rc, "cr_cid"));
+    ck_assert_str_eq(cid, tst_str(rc, "cr_cid"));
     /* an identical retry: the same receipt, the same list */
     json_t *again = post(body, 200);
-    ck_assert_str_eq(str(again, "cr_id"), str(rc, "cr_id"));
+    ck_assert_str_eq(tst_str(again, "cr_id"), tst_str(rc, "cr_id"));
     char *u2 = json_dumps(json_object_get(again, "unrecognized_fields"), JSON_COMPACT);
     ck_assert_str_eq(u2, u);
     /* a receipt without any: an empty list */
     json_t *ac2 = authorize(NULL);
-    char *plain = cr(str(ac2, "context_id"), "completed", now, now, "\"exit_code\":0");
+    char *plain = cr(tst_str(ac2, "context_id"), "completed", now, now, "\"exit_code\":0");
     json_t *rc2 = post(plain, 200);
     ck_assert_uint_eq(json_array_size(json_object_get(rc2, "unrecognized_fields")), 0);
     /* inside "chronicle" an unknown member is still refused */
     json_t *ac3 = authorize(NULL);
-    char *nested = fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":0,"
+    char *nested = tst_fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":0,"
                        "\"started_at\":\"%s\",\"completed_at\":\"%s\",\"command_hash\":\"" CMD
                        "\",\"corpus_entry_cid\":\"" CORPUS "\",\"parameters_cid\":\"" PARAMS
                        "\",\"chronicle\":{\"behavior_state\":\"verified\",\"extra\":1}}",
-                       str(ac3, "context_id"), now, now);
+                       tst_str(ac3, "context_id"), now, now);
     json_t *e = post(nested, 400);
     ck_assert_str_eq(err_code(e), "unknown_field");
     free(body), free(u), free(u2), free(stored), free(cid), free(plain), free(nested);
@@ -505,21 +491,21 @@ static void bound(const char *ctx, char *extra, int ok)
 START_TEST(unknown_limits)
 {
     json_t *ac = authorize("\"session_mode\":true");
-    const char *ctx = str(ac, "context_id");
+    const char *ctx = tst_str(ac, "context_id");
     char *m;
     /* GOV_UNKNOWN_MAX members */
     m = members(GOV_UNKNOWN_MAX, 0);
-    bound(ctx, fmt("\"exit_code\":0,%s", m), 1);
+    bound(ctx, tst_fmt("\"exit_code\":0,%s", m), 1);
     free(m);
     m = members(GOV_UNKNOWN_MAX + 1, 0);
-    bound(ctx, fmt("\"exit_code\":0,%s", m), 0);
+    bound(ctx, tst_fmt("\"exit_code\":0,%s", m), 0);
     free(m);
     /* GOV_UNKNOWN_KEY_MAX bytes of a name */
     m = members(1, GOV_UNKNOWN_KEY_MAX);
-    bound(ctx, fmt("\"exit_code\":1,%s", m), 1);
+    bound(ctx, tst_fmt("\"exit_code\":1,%s", m), 1);
     free(m);
     m = members(1, GOV_UNKNOWN_KEY_MAX + 1);
-    bound(ctx, fmt("\"exit_code\":1,%s", m), 0);
+    bound(ctx, tst_fmt("\"exit_code\":1,%s", m), 0);
     free(m);
     /* GOV_UNKNOWN_BYTES_MAX: name "b" (1) + the quoted string (n + 2) */
     for (int over = 0; over < 2; over++) {
@@ -527,7 +513,7 @@ START_TEST(unknown_limits)
         char *v = malloc(n + 1);
         memset(v, 'v', n);
         v[n] = 0;
-        bound(ctx, fmt("\"exit_code\":2,\"b\":\"%s\"", v), !over);
+        bound(ctx, tst_fmt("\"exit_code\":2,\"b\":\"%s\"", v), !over);
         free(v);
     }
     /* GOV_UNKNOWN_DEPTH_MAX levels of nesting */
@@ -536,7 +522,7 @@ START_TEST(unknown_limits)
         char open[64] = "", close[64] = "";
         memset(open, '[', (size_t)d);
         memset(close, ']', (size_t)d);
-        bound(ctx, fmt("\"exit_code\":3,\"deep\":%s%s", open, close), !over);
+        bound(ctx, tst_fmt("\"exit_code\":3,\"deep\":%s%s", open, close), !over);
     }
     ck_assert_int_eq(longf("SELECT count(*) FROM crs WHERE cr ? 'deep'"), 1);
     json_decref(ac);
@@ -555,17 +541,17 @@ START_TEST(authorize_unknown_fields)
     json_object_del(unsigned_ac, "ac_cid");
     char *text = json_dumps(unsigned_ac, JSON_COMPACT);
     char *cid = oracle_cid(text);
-    ck_assert_str_eq(cid, str(ac, "ac_cid"));
+    ck_assert_str_eq(cid, tst_str(ac, "ac_cid"));
     /* the values are stored with the AC, a secret-looking one masked */
     char *vals = scalarf("SELECT unrecognized::text FROM acs WHERE context_id = '%s'",
-                         str(ac, "context_id"));
+                         tst_str(ac, "context_id"));
     json_t *vj = json_loads(vals, 0, NULL);
-    ck_assert_str_eq(str(vj, "x_client"), "sk-plugin/1.2");
-    ck_assert_str_eq(str(vj, "client_secret"), "***");
+    ck_assert_str_eq(tst_str(vj, "x_client"), "sk-plugin/1.2");
+    ck_assert_str_eq(tst_str(vj, "client_secret"), "***");
     /* polling shows the same document */
-    char *path = fmt("/governance/authorize/%s/", str(ac, "context_id"));
+    char *path = tst_fmt("/governance/authorize/%s/", tst_str(ac, "context_id"));
     ck_assert_int_eq(tst_get(B.port, path, ISSUER, &r), 0);
-    ck_assert_str_eq(str(r.json, "signature"), str(ac, "signature"));
+    ck_assert_str_eq(tst_str(r.json, "signature"), tst_str(ac, "signature"));
     ck_assert_uint_eq(json_array_size(json_object_get(r.json, "unrecognized_fields")), 2);
     tst_resp_clear(&r);
     /* an AC from a request without any has no such member (unchanged for older clients) */
@@ -598,7 +584,7 @@ static char *self_cr(const char *ctx, const char *started, const char *extra)
 {
     char now[40];
     fmt_time(time(NULL), 0, now);
-    char *more = fmt("\"exit_code\":0,\"self_authorized\":true%s%s", extra ? "," : "",
+    char *more = tst_fmt("\"exit_code\":0,\"self_authorized\":true%s%s", extra ? "," : "",
                      extra ? extra : "");
     char *b = cr(ctx, "completed", started ? started : now, now, more);
     free(more);
@@ -614,9 +600,9 @@ START_TEST(self_authorized_default_accord)
     char *f = flags_of(rc);
     /* "default" does not allow self-authorized receipts: stored, billed, violated */
     ck_assert_str_eq(f, "[\"self_authorized\",\"self_authorized_not_allowed\"]");
-    ck_assert_str_eq(str(rc, "effective_outcome"), "violated");
-    ck_assert_str_eq(str(rc, "ac_status"), "consumed");
-    ck_assert_str_eq(str(rc, "context_id"), ctx);
+    ck_assert_str_eq(tst_str(rc, "effective_outcome"), "violated");
+    ck_assert_str_eq(tst_str(rc, "ac_status"), "consumed");
+    ck_assert_str_eq(tst_str(rc, "context_id"), ctx);
     /* the context the broker created: the executor's, unsigned, its CID recomputable */
     char *row = scalarf("SELECT self_authorized::text || ' ' || accord_name || ' ' || "
                         "billing_account || ' ' || (issuer_key_id = '%.16s') || ' ' || "
@@ -626,22 +612,22 @@ START_TEST(self_authorized_default_accord)
     char *doc = scalarf("SELECT (ac - 'signature' - 'ac_cid')::text FROM acs "
                         "WHERE context_id = '%s'", ctx);
     char *cid = oracle_cid(doc);
-    ck_assert_str_eq(cid, str(rc, "ac_cid"));
-    char *lin = oracle("lineage %s %s %s null 1", str(rc, "ac_cid"), str(rc, "chronicle_cid"),
-                       str(rc, "cr_cid"));
-    ck_assert_str_eq(lin, str(rc, "lineage_cid"));
+    ck_assert_str_eq(cid, tst_str(rc, "ac_cid"));
+    char *lin = oracle("lineage %s %s %s null 1", tst_str(rc, "ac_cid"), tst_str(rc, "chronicle_cid"),
+                       tst_str(rc, "cr_cid"));
+    ck_assert_str_eq(lin, tst_str(rc, "lineage_cid"));
     /* an identical retry returns the same receipt; another CR is a conflict */
     json_t *again = post(body, 200);
-    ck_assert_str_eq(str(again, "cr_id"), str(rc, "cr_id"));
+    ck_assert_str_eq(tst_str(again, "cr_id"), tst_str(rc, "cr_id"));
     char *other = self_cr(ctx, NULL, "\"x\":1");
     json_t *e = post(other, 409);
     ck_assert_str_eq(err_code(e), "ac_consumed");
     ck_assert_int_eq(longf("SELECT count(*) FROM crs WHERE context_id = '%s'", ctx), 1);
     /* billed like any other */
-    ck_assert_int_gt(line_total(str(rc, "cr_id")), 0);
+    ck_assert_int_gt(line_total(tst_str(rc, "cr_id")), 0);
     /* shown on the session page */
-    char *path = fmt("/governance/session/%s/", ctx);
-    char *hdr = fmt("Authorization: Bearer %s\r\nAccept: application/json\r\n", AUDITOR);
+    char *path = tst_fmt("/governance/session/%s/", ctx);
+    char *hdr = tst_fmt("Authorization: Bearer %s\r\nAccept: application/json\r\n", AUDITOR);
     ck_assert_int_eq(tst_http(B.port, "GET", path, hdr, NULL, 0, &r), 0);
     ck_assert_int_eq(r.status, 200);
     ck_assert_uint_eq(json_array_size(json_object_get(r.json, "receipts")), 1);
@@ -665,7 +651,7 @@ END_TEST
 START_TEST(self_authorized_allowed_accord)
 {
     tst_resp_t r;
-    char *hdr = fmt("Authorization: Bearer %s\r\nContent-Type: application/json\r\n", ADMIN);
+    char *hdr = tst_fmt("Authorization: Bearer %s\r\nContent-Type: application/json\r\n", ADMIN);
     const char *acc = "{\"self_authorized_allowed\":true,\"shell_class\":\"Offline\"}";
     ck_assert_int_eq(tst_http(B.port, "PUT", "/admin/accords/offline-ok", hdr, acc, strlen(acc),
                               &r), 0);
@@ -685,14 +671,14 @@ START_TEST(self_authorized_allowed_accord)
     json_t *rc = post(body, 200);
     char *f = flags_of(rc);
     ck_assert_str_eq(f, "[\"self_authorized\"]");
-    ck_assert_str_eq(str(rc, "effective_outcome"), "completed");
+    ck_assert_str_eq(tst_str(rc, "effective_outcome"), "completed");
     char *acc_name = scalarf("SELECT accord_name FROM acs WHERE context_id = 'self-allowed-1'");
     ck_assert_str_eq(acc_name, "offline-ok");
-    line_total(str(rc, "cr_id"));
+    line_total(tst_str(rc, "cr_id"));
     /* billed as completed, under the accord's shell class (the context document has none) */
     char *line = scalarf("SELECT l.outcome || ' ' || (e.payload->>'shell_class') FROM "
                          "invoice_lines l JOIN events e ON e.payload->>'cr_id' = l.cr_id WHERE "
-                         "e.type = 'GSAP_CR_RECEIVED' AND l.cr_id = '%s'", str(rc, "cr_id"));
+                         "e.type = 'GSAP_CR_RECEIVED' AND l.cr_id = '%s'", tst_str(rc, "cr_id"));
     ck_assert_str_eq(line, "completed Offline");
     /* an unknown accord: 404, nothing created */
     char *b2 = self_cr("self-allowed-2", NULL, "\"accord_template\":\"nope\"");
@@ -704,9 +690,9 @@ START_TEST(self_authorized_allowed_accord)
     json_t *rc3 = post(b3, 200);
     char *f3 = flags_of(rc3);
     ck_assert_str_eq(f3, "[\"time_implausible\",\"self_authorized\"]");
-    ck_assert_str_eq(str(rc3, "effective_outcome"), "violated");
+    ck_assert_str_eq(tst_str(rc3, "effective_outcome"), "violated");
     ck_assert_int_eq(longf("SELECT extract(epoch FROM received_at - billed_started_at)::bigint "
-                           "FROM crs WHERE cr_id = '%s'", str(rc3, "cr_id")),
+                           "FROM crs WHERE cr_id = '%s'", tst_str(rc3, "cr_id")),
                      SELF_WINDOW_S);
     free(hdr), free(body), free(f), free(acc_name), free(line), free(b2), free(b3), free(f3);
     json_decref(rc), json_decref(e), json_decref(rc3);
@@ -727,10 +713,10 @@ START_TEST(self_authorized_refusals)
     free(b), json_decref(e);
     /* another tenant's broker-issued context stays 404 with the flag */
     json_t *ac = authorize_as(OTHER_TENANT, NULL, 200);
-    b = self_cr(str(ac, "context_id"), NULL, NULL);
+    b = self_cr(tst_str(ac, "context_id"), NULL, NULL);
     e = post(b, 404);
     ck_assert_int_eq(longf("SELECT cr_count FROM acs WHERE context_id = '%s'",
-                           str(ac, "context_id")), 0);
+                           tst_str(ac, "context_id")), 0);
     free(b), json_decref(e), json_decref(ac);
     /* the form: "self-" and 1..59 of [A-Za-z0-9._-], starting with a letter or digit */
     const char *bad[] = {"self-", "self-a/b", "self-.x", "self-a b", NULL};
@@ -764,7 +750,7 @@ END_TEST
 START_TEST(lineage_and_payload_match_gov)
 {
     json_t *ac = authorize("\"session_mode\":true"), *rc[2];
-    const char *ctx = str(ac, "context_id");
+    const char *ctx = tst_str(ac, "context_id");
     char now[40], cid[BRK_CID_LEN + 1];
     fmt_time(time(NULL), 0, now);
     for (int i = 0; i < 2; i++) {
@@ -773,18 +759,18 @@ START_TEST(lineage_and_payload_match_gov)
         rc[i] = post(body, 200);
         ck_assert_int_eq(json_integer_value(json_object_get(rc[i], "sequence")), i + 1);
         free(body);
-        const char *prev = i == 0 ? NULL : str(rc[0], "lineage_cid");
-        ck_assert_int_eq(gov_lineage_cid(str(rc[i], "ac_cid"), str(rc[i], "chronicle_cid"),
-                                         str(rc[i], "cr_cid"), prev, i + 1, cid),
+        const char *prev = i == 0 ? NULL : tst_str(rc[0], "lineage_cid");
+        ck_assert_int_eq(gov_lineage_cid(tst_str(rc[i], "ac_cid"), tst_str(rc[i], "chronicle_cid"),
+                                         tst_str(rc[i], "cr_cid"), prev, i + 1, cid),
                          0);
-        ck_assert_str_eq(cid, str(rc[i], "lineage_cid"));
+        ck_assert_str_eq(cid, tst_str(rc[i], "lineage_cid"));
         if (prev == NULL)
             ck_assert(json_is_null(json_object_get(rc[i], "prev_lineage_cid")));
         else
-            ck_assert_str_eq(str(rc[i], "prev_lineage_cid"), prev);
+            ck_assert_str_eq(tst_str(rc[i], "prev_lineage_cid"), prev);
     }
     char *text = scalarf("SELECT payload::text FROM events WHERE type = '%s' AND "
-                         "payload->>'cr_id' = '%s'", BRK_EV_CR_RECEIVED, str(rc[1], "cr_id"));
+                         "payload->>'cr_id' = '%s'", BRK_EV_CR_RECEIVED, tst_str(rc[1], "cr_id"));
     json_t *payload = json_loads(text, 0, NULL);
     ck_assert_ptr_nonnull(payload);
     size_t n = 0;
@@ -794,8 +780,8 @@ START_TEST(lineage_and_payload_match_gov)
     ck_assert_uint_eq(json_object_size(payload), n);
     brk_cr_received_t p;
     brk_cr_received_read(payload, &p);
-    ck_assert_str_eq(json_string_value(p.lineage_cid), str(rc[1], "lineage_cid"));
-    ck_assert_str_eq(json_string_value(p.prev_lineage_cid), str(rc[0], "lineage_cid"));
+    ck_assert_str_eq(json_string_value(p.lineage_cid), tst_str(rc[1], "lineage_cid"));
+    ck_assert_str_eq(json_string_value(p.prev_lineage_cid), tst_str(rc[0], "lineage_cid"));
     ck_assert_int_eq(json_integer_value(p.sequence), 2);
     free(text);
     json_decref(payload), json_decref(rc[0]), json_decref(rc[1]), json_decref(ac);

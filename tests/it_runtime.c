@@ -31,6 +31,7 @@
 #include "tst_check.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
+#include "tst_util.h"
 
 #define DB "it_runtime"
 #define H(c)                                                                                       \
@@ -48,21 +49,6 @@
 #define RUNS "(SELECT * FROM fn_runs WHERE function = 'chronicle_emitter') er"
 
 /* ---- small helpers ----------------------------------------------------------------------- */
-
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    char *s;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&s, f, ap), 0);
-    va_end(ap);
-    return s;
-}
-
-static const char *str(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
 
 static double now_s(void)
 {
@@ -248,7 +234,7 @@ static size_t recv_count(recv_t *r, const char *ce_type, int status)
     size_t i, n = 0;
     json_array_foreach(got, i, g)
     {
-        const char *t = str(json_object_get(g, "body"), "type");
+        const char *t = tst_str(json_object_get(g, "body"), "type");
         int st = (int)json_integer_value(json_object_get(g, "status"));
         if ((ce_type == NULL || (t && strcmp(t, ce_type) == 0)) && (status == 0 || st == status))
             n++;
@@ -270,7 +256,7 @@ static int wait_recv(recv_t *r, const char *ce_type, int status, size_t want, do
 static json_t *authorize(unsigned short port, const char *token, const char *extra)
 {
     tst_resp_t r;
-    char *body = fmt("{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"%s\","
+    char *body = tst_fmt("{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"%s\","
                      "\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}%s%s}",
                      CMD, CORPUS, PARAMS, extra ? "," : "", extra ? extra : "");
     ck_assert_int_eq(tst_post_json(port, "/governance/authorize/", token, body, &r), 0);
@@ -285,7 +271,7 @@ static json_t *complete(unsigned short port, const char *token, const char *ctx)
 {
     tst_resp_t r;
     char *body =
-        fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":0,"
+        tst_fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":0,"
             "\"started_at\":\"2026-01-01T00:00:00Z\",\"completed_at\":\"2030-01-01T00:00:00Z\","
             "\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\","
             "\"chronicle\":{\"session_id\":\"chr-1\",\"behavior_state\":\"verified\","
@@ -303,7 +289,7 @@ static json_t *complete(unsigned short port, const char *token, const char *ctx)
 static char *oracle_event_cid(const char *where)
 {
     char path[] = "/tmp/gsap-ev-XXXXXX", line[256] = "";
-    char *sql = fmt("SELECT json_build_object('tenant_id', tenant_id, 'event_id', event_id, "
+    char *sql = tst_fmt("SELECT json_build_object('tenant_id', tenant_id, 'event_id', event_id, "
                     "'type', type, 'context_id', context_id, 'payload', payload, "
                     "'created_at', " TS_SQL ")::text FROM events WHERE %s",
                     where);
@@ -315,7 +301,7 @@ static char *oracle_event_cid(const char *where)
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(write(fd, obj, strlen(obj)), (ssize_t)strlen(obj));
     close(fd);
-    char *cmd = fmt("node %s/tests/npm/gsap_oracle.mjs cid %s", getenv("GSAP_SOURCE_DIR"), path);
+    char *cmd = tst_fmt("node %s/tests/npm/gsap_oracle.mjs cid %s", getenv("GSAP_SOURCE_DIR"), path);
     FILE *p = popen(cmd, "r");
     size_t n = fread(line, 1, sizeof line - 1, p);
     line[n] = 0;
@@ -331,11 +317,11 @@ static char *oracle_event_cid(const char *where)
 static size_t check_cloudevents(recv_t *rc, const char *ce_type, const char *event_type,
                                 const char *ctx, unsigned short broker_port)
 {
-    char *where = fmt("type = '%s' AND context_id = '%s'", event_type, ctx);
+    char *where = tst_fmt("type = '%s' AND context_id = '%s'", event_type, ctx);
     char *cid = oracle_event_cid(where);
-    char *sql = fmt("SELECT " TS_SQL " FROM events WHERE %s", where);
-    char *sql2 = fmt("SELECT payload::text FROM events WHERE %s", where);
-    char *source = fmt("http://127.0.0.1:%u", broker_port);
+    char *sql = tst_fmt("SELECT " TS_SQL " FROM events WHERE %s", where);
+    char *sql2 = tst_fmt("SELECT payload::text FROM events WHERE %s", where);
+    char *source = tst_fmt("http://127.0.0.1:%u", broker_port);
     PGconn *c = tst_pg_connect(DB);
     char *created = tst_pg_scalar(c, sql), *payload = tst_pg_scalar(c, sql2);
     PQfinish(c);
@@ -344,17 +330,17 @@ static size_t check_cloudevents(recv_t *rc, const char *ce_type, const char *eve
     json_array_foreach(got, i, g)
     {
         json_t *ce = json_object_get(g, "body");
-        if (!str(ce, "type") || strcmp(str(ce, "type"), ce_type) != 0 || !str(ce, "subject") ||
-            strcmp(str(ce, "subject"), ctx) != 0)
+        if (!tst_str(ce, "type") || strcmp(tst_str(ce, "type"), ce_type) != 0 || !tst_str(ce, "subject") ||
+            strcmp(tst_str(ce, "subject"), ctx) != 0)
             continue;
         n++;
-        ck_assert_str_eq(str(g, "content_type"), "application/cloudevents+json");
-        ck_assert_str_eq(str(ce, "specversion"), "1.0");
-        ck_assert_str_eq(str(ce, "id"), cid);
-        ck_assert_str_eq(str(ce, "time"), created);
-        ck_assert_str_eq(str(ce, "source"), source);
-        ck_assert_str_eq(str(ce, "datacontenttype"), "application/json");
-        ck_assert_str_eq(str(ce, "gsaptenant"), "acme");
+        ck_assert_str_eq(tst_str(g, "content_type"), "application/cloudevents+json");
+        ck_assert_str_eq(tst_str(ce, "specversion"), "1.0");
+        ck_assert_str_eq(tst_str(ce, "id"), cid);
+        ck_assert_str_eq(tst_str(ce, "time"), created);
+        ck_assert_str_eq(tst_str(ce, "source"), source);
+        ck_assert_str_eq(tst_str(ce, "datacontenttype"), "application/json");
+        ck_assert_str_eq(tst_str(ce, "gsaptenant"), "acme");
         ck_assert_msg(json_equal(json_object_get(ce, "data"), pj), "data differs from the payload");
     }
     json_decref(got), json_decref(pj);
@@ -369,14 +355,14 @@ START_TEST(receiver_down_then_up)
     tst_broker_t b = {0};
     recv_t rc;
     recv_init(&rc, 200);
-    char *url = fmt("CHRONICLE_WEBHOOK_URL=http://127.0.0.1:%u/hook?x=1", rc.port);
+    char *url = tst_fmt("CHRONICLE_WEBHOOK_URL=http://127.0.0.1:%u/hook?x=1", rc.port);
     const char *env[] = {url, "GSAP_FN_BACKOFF_MS=100", "GSAP_FN_MAX_ATTEMPTS=1000",
                          "GSAP_FN_POLL_MS=200", NULL};
     ck_assert_int_eq(tst_broker_start(&b, tst_pg_createdb(DB), env), 0);
     char *issuer = tst_keys_create(&b, "acme", "issuer"),
          *exec = tst_keys_create(&b, "acme", "executor");
     json_t *ac = authorize(b.port, issuer, NULL);
-    const char *ctx = str(ac, "context_id");
+    const char *ctx = tst_str(ac, "context_id");
     json_t *cr = complete(b.port, exec, ctx);
 
     /* the receiver is down: the runs are tried and retried, never done */
@@ -403,10 +389,10 @@ START_TEST(receiver_down_then_up)
     json_array_foreach(got, i, g)
     {
         json_t *ce = json_object_get(g, "body");
-        if (strcmp(str(ce, "type"), "dev.gsap.ac.issued") == 0)
-            id_ac = str(ce, "id");
+        if (strcmp(tst_str(ce, "type"), "dev.gsap.ac.issued") == 0)
+            id_ac = tst_str(ce, "id");
         else
-            id_cr = str(ce, "id");
+            id_cr = tst_str(ce, "id");
     }
     ck_assert_str_ne(id_ac, id_cr);
     json_decref(got);
@@ -452,7 +438,7 @@ START_TEST(dead_letters_and_replay)
     recv_t rc;
     recv_init(&rc, 500);
     recv_start(&rc);
-    char *url = fmt("CHRONICLE_WEBHOOK_URL=http://127.0.0.1:%u/", rc.port);
+    char *url = tst_fmt("CHRONICLE_WEBHOOK_URL=http://127.0.0.1:%u/", rc.port);
     const char *env[] = {url, "GSAP_FN_BACKOFF_MS=100", "GSAP_FN_MAX_ATTEMPTS=2",
                          "GSAP_FN_POLL_MS=200", NULL};
     ck_assert_int_eq(tst_broker_start(&b, tst_pg_createdb(DB), env), 0);
@@ -474,12 +460,12 @@ START_TEST(dead_letters_and_replay)
     ck_assert_int_eq(json_array_size(list), 1);
     json_t *d = json_array_get(list, 0);
     ck_assert_int_eq(json_integer_value(json_object_get(d, "event_id")), ev);
-    ck_assert_str_eq(str(d, "function"), "chronicle_emitter");
+    ck_assert_str_eq(tst_str(d, "function"), "chronicle_emitter");
     ck_assert_int_eq(json_integer_value(json_object_get(d, "attempts")), 2);
-    ck_assert_str_eq(str(d, "last_error"), "webhook answered 500");
-    ck_assert_str_eq(str(d, "type"), "GSAP_AC_ISSUED");
-    ck_assert_str_eq(str(d, "context_id"), str(ac, "context_id"));
-    ck_assert_int_eq(strlen(str(d, "dead_at")), 27); /* 2026-11-23T10:00:00.123456Z */
+    ck_assert_str_eq(tst_str(d, "last_error"), "webhook answered 500");
+    ck_assert_str_eq(tst_str(d, "type"), "GSAP_AC_ISSUED");
+    ck_assert_str_eq(tst_str(d, "context_id"), tst_str(ac, "context_id"));
+    ck_assert_int_eq(strlen(tst_str(d, "dead_at")), 27); /* 2026-11-23T10:00:00.123456Z */
     ck_assert(json_is_false(json_object_get(r.json, "truncated")));
     tst_resp_clear(&r);
     ck_assert_int_eq(tst_get(b.port, "/admin/functions/dead-letters", other, &r), 0);
@@ -493,7 +479,7 @@ START_TEST(dead_letters_and_replay)
     ck_assert_int_ge(metric(b.port, "gsap_fn_failures_total{function=\"chronicle_emitter\"}"), 2);
 
     /* replay: bad bodies, another tenant, then the real thing */
-    char *body = fmt("{\"event_id\":%ld,\"function\":\"chronicle_emitter\"}", ev);
+    char *body = tst_fmt("{\"event_id\":%ld,\"function\":\"chronicle_emitter\"}", ev);
     const struct {
         const char *body;
         int status;
@@ -513,14 +499,14 @@ START_TEST(dead_letters_and_replay)
     }
     ck_assert_int_eq(replay(b.port, other, body, &r), 0);
     ck_assert_int_eq(r.status, 404);
-    ck_assert_str_eq(str(json_object_get(r.json, "error"), "code"), "dead_letter_not_found");
+    ck_assert_str_eq(tst_str(json_object_get(r.json, "error"), "code"), "dead_letter_not_found");
     tst_resp_clear(&r);
     ck_assert_int_eq(scalar_long("SELECT count(*) FROM " RUNS " WHERE dead_at IS NOT NULL"), 1);
 
     recv_set_status(&rc, 200);
     ck_assert_int_eq(replay(b.port, admin, body, &r), 0);
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(str(r.json, "status"), "pending");
+    ck_assert_str_eq(tst_str(r.json, "status"), "pending");
     ck_assert_int_eq(json_integer_value(json_object_get(r.json, "event_id")), ev);
     tst_resp_clear(&r);
     ck_assert(wait_recv(&rc, "dev.gsap.ac.issued", 200, 1, 10));
@@ -553,18 +539,18 @@ START_TEST(ac_expiry_job)
          *exec = tst_keys_create(&b, "acme", "executor");
     json_t *ac = authorize(b.port, issuer, "\"ttl_seconds\":1");
     json_t *used = authorize(b.port, issuer, "\"ttl_seconds\":1");
-    json_t *cr = complete(b.port, exec, str(used, "context_id"));
+    json_t *cr = complete(b.port, exec, tst_str(used, "context_id"));
     json_t *lasting = authorize(b.port, issuer, "\"ttl_seconds\":600");
-    char *sql = fmt("SELECT count(*) FROM acs WHERE context_id = '%s' AND status = 'expired'",
-                    str(ac, "context_id"));
+    char *sql = tst_fmt("SELECT count(*) FROM acs WHERE context_id = '%s' AND status = 'expired'",
+                    tst_str(ac, "context_id"));
     ck_assert_int_eq(wait_long(sql, 1, 12), 1);
     /* a consumed AC and a live one are left alone */
     ck_assert_int_eq(scalar_long("SELECT count(*) FROM acs WHERE status = 'expired'"), 1);
     ck_assert_int_eq(scalar_long("SELECT count(*) FROM acs WHERE status = 'consumed'"), 1);
-    char *path = fmt("/governance/authorize/%s/", str(ac, "context_id"));
+    char *path = tst_fmt("/governance/authorize/%s/", tst_str(ac, "context_id"));
     ck_assert_int_eq(tst_get(b.port, path, issuer, &r), 0);
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(str(r.json, "status"), "expired");
+    ck_assert_str_eq(tst_str(r.json, "status"), "expired");
     tst_resp_clear(&r);
     ck_assert_int_eq(tst_broker_stop(&b), 0);
     tst_broker_clear(&b);
@@ -579,7 +565,7 @@ START_TEST(graceful_stop_with_webhook_in_flight)
     recv_t rc;
     recv_init(&rc, 0); /* accepts and never answers */
     recv_start(&rc);
-    char *url = fmt("CHRONICLE_WEBHOOK_URL=http://127.0.0.1:%u/", rc.port);
+    char *url = tst_fmt("CHRONICLE_WEBHOOK_URL=http://127.0.0.1:%u/", rc.port);
     const char *env[] = {url, "GSAP_FN_POLL_MS=200", NULL};
     ck_assert_int_eq(tst_broker_start(&b, tst_pg_createdb(DB), env), 0);
     char *issuer = tst_keys_create(&b, "acme", "issuer");
@@ -622,12 +608,12 @@ START_TEST(backfill_when_enabled_later)
 
     recv_init(&rc, 200);
     recv_start(&rc);
-    char *url = fmt("CHRONICLE_WEBHOOK_URL=http://127.0.0.1:%u/", rc.port);
+    char *url = tst_fmt("CHRONICLE_WEBHOOK_URL=http://127.0.0.1:%u/", rc.port);
     const char *env[] = {url, "GSAP_FN_POLL_MS=200", NULL};
     ck_assert_int_eq(tst_broker_start(&b, conninfo, env), 0);
     ck_assert(wait_recv(&rc, "dev.gsap.ac.issued", 200, 1, 10));
     ck_assert_uint_eq(check_cloudevents(&rc, "dev.gsap.ac.issued", "GSAP_AC_ISSUED",
-                                        str(ac, "context_id"), b.port),
+                                        tst_str(ac, "context_id"), b.port),
                       1);
     ck_assert_int_eq(wait_long("SELECT count(*) FROM " RUNS " WHERE done_at IS NOT NULL", 1, 5), 1);
     ck_assert_int_eq(tst_broker_stop(&b), 0);
@@ -658,7 +644,7 @@ START_TEST(async_inflight_bound)
 
     recv_init(&rc, 0);
     recv_start(&rc);
-    char *url = fmt("CHRONICLE_WEBHOOK_URL=http://127.0.0.1:%u/", rc.port);
+    char *url = tst_fmt("CHRONICLE_WEBHOOK_URL=http://127.0.0.1:%u/", rc.port);
     const char *env[] = {url, "GSAP_FN_POLL_MS=100", NULL};
     ck_assert_int_eq(tst_broker_start(&b, conninfo, env), 0);
     ck_assert(wait_recv(&rc, NULL, 0, INFLIGHT_MAX, 4));
@@ -684,7 +670,7 @@ START_TEST(two_brokers_exactly_once)
     snprintf(conninfo, sizeof conninfo, "%s", tst_pg_createdb(DB));
     recv_init(&rc, 200);
     recv_start(&rc);
-    char *url = fmt("CHRONICLE_WEBHOOK_URL=http://127.0.0.1:%u/", rc.port);
+    char *url = tst_fmt("CHRONICLE_WEBHOOK_URL=http://127.0.0.1:%u/", rc.port);
     /* a short poll so both brokers keep competing for the same pairs */
     const char *env[] = {url, "GSAP_FN_POLL_MS=50", "GSAP_FN_BATCH=2", NULL};
     ck_assert_int_eq(tst_broker_start(&a, conninfo, env), 0);
@@ -694,7 +680,7 @@ START_TEST(two_brokers_exactly_once)
     for (int i = 0; i < TWO_BROKER_ACS; i++) {
         unsigned short port = i % 2 ? a.port : b.port;
         json_t *ac = authorize(port, issuer, NULL);
-        json_t *cr = complete(i % 3 ? a.port : b.port, exec, str(ac, "context_id"));
+        json_t *cr = complete(i % 3 ? a.port : b.port, exec, tst_str(ac, "context_id"));
         json_decref(ac), json_decref(cr);
     }
     ck_assert_int_eq(wait_long("SELECT count(*) FROM " RUNS " WHERE done_at IS NOT NULL",
@@ -708,7 +694,7 @@ START_TEST(two_brokers_exactly_once)
     size_t i;
     json_array_foreach(got, i, g)
     {
-        const char *id = str(json_object_get(g, "body"), "id");
+        const char *id = tst_str(json_object_get(g, "body"), "id");
         ck_assert_ptr_nonnull(id);
         ck_assert_msg(json_object_get(ids, id) == NULL, "event %s delivered twice", id);
         json_object_set_new(ids, id, json_true());
@@ -767,11 +753,11 @@ START_TEST(sync_crash_counts_attempts)
         exec_ok(hold, "BEGIN");
         exec_ok(hold, "SELECT 1 FROM billing_accounts WHERE tenant_id = 'acme' FOR UPDATE");
         if (crash == 1)
-            cr = complete(b.port, exec, str(ac, "context_id"));
+            cr = complete(b.port, exec, tst_str(ac, "context_id"));
         else
             ck_assert_int_eq(tst_broker_restart(&b), 0);
         /* the attempt is committed while the run is still going */
-        char *counted = fmt("SELECT count(*) FROM " BRUNS " WHERE attempts = %d", crash);
+        char *counted = tst_fmt("SELECT count(*) FROM " BRUNS " WHERE attempts = %d", crash);
         ck_assert_int_eq(wait_long(counted, 1, 15), 1);
         ck_assert_int_eq(wait_long(RUN_WAITING, 1, 15), 1);
         /* and the pair stays locked by the run: no other broker could claim it */
@@ -802,14 +788,14 @@ START_TEST(sync_crash_counts_attempts)
 
     /* a replay runs it once more, from scratch: exactly one line */
     long ev = scalar_long("SELECT event_id FROM events WHERE type = 'GSAP_CR_RECEIVED'");
-    char *body = fmt("{\"event_id\":%ld,\"function\":\"billing\"}", ev);
+    char *body = tst_fmt("{\"event_id\":%ld,\"function\":\"billing\"}", ev);
     ck_assert_int_eq(replay(b.port, admin, body, &r), 0);
     ck_assert_int_eq(r.status, 200);
     tst_resp_clear(&r);
     ck_assert_int_eq(wait_long("SELECT count(*) FROM " BRUNS " WHERE done_at IS NOT NULL", 1, 10),
                      1);
     ck_assert_int_eq(scalar_long("SELECT attempts FROM " BRUNS), 1);
-    char *line = fmt("SELECT count(*) FROM invoice_lines WHERE cr_id = '%s'", str(cr, "cr_id"));
+    char *line = tst_fmt("SELECT count(*) FROM invoice_lines WHERE cr_id = '%s'", tst_str(cr, "cr_id"));
     ck_assert_int_eq(scalar_long(line), 1);
     ck_assert_int_eq(scalar_long("SELECT count(*) FROM invoice_lines"), 1);
 
@@ -847,7 +833,7 @@ START_TEST(database_outage)
     snprintf(ci, sizeof ci, "host=%s port=" OUTAGE_PORT " user=postgres dbname=postgres", dir);
     recv_init(&rc, 200);
     recv_start(&rc);
-    char *url = fmt("CHRONICLE_WEBHOOK_URL=http://127.0.0.1:%u/", rc.port);
+    char *url = tst_fmt("CHRONICLE_WEBHOOK_URL=http://127.0.0.1:%u/", rc.port);
     const char *env[] = {url, "GSAP_FN_POLL_MS=200", NULL};
     ck_assert_int_eq(tst_broker_start(&b, ci, env), 0);
     char *issuer = tst_keys_create(&b, "acme", "issuer");
@@ -856,7 +842,7 @@ START_TEST(database_outage)
     sleep(3); /* several reconnect periods with the database gone */
     ck_assert_int_eq(sh("%s/tests/pg_tmp.sh resume %s " OUTAGE_PORT " >/dev/null", dir), 0);
     /* the HTTP pools reconnect on their own; retry until one answers */
-    char *body = fmt("{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"%s\","
+    char *body = tst_fmt("{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"%s\","
                      "\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}}",
                      CMD, CORPUS, PARAMS);
     int status = 0;
@@ -876,7 +862,7 @@ START_TEST(database_outage)
     ck_assert_int_eq(tst_broker_stop(&b), 0);
     tst_broker_clear(&b);
     sh("%s/tests/pg_tmp.sh stop %s " OUTAGE_PORT " >/dev/null 2>&1", dir);
-    char *rm = fmt("rm -rf %s", dir);
+    char *rm = tst_fmt("rm -rf %s", dir);
     ck_assert_int_eq(system(rm), 0);
     recv_clear(&rc);
     free(url), free(issuer), free(body), free(rm);
@@ -897,9 +883,9 @@ static pid_t https_receiver(const char *dir, const char *name, unsigned short po
         " fs.appendFileSync(out, JSON.stringify({ct: q.headers['content-type'], body: b}) + '\\n');"
         " s.writeHead(200, {'Content-Length': 0}); s.end(); }); })"
         ".listen(+port, '127.0.0.1', () => fs.writeFileSync(out + '.ready', '1'));";
-    char *portv = fmt("%u", port), *key = fmt("%s/%s.key", dir, name),
-         *cert = fmt("%s/%s.pem", dir, name), *out = fmt("%s/got", dir),
-         *ready = fmt("%s/got.ready", dir);
+    char *portv = tst_fmt("%u", port), *key = tst_fmt("%s/%s.key", dir, name),
+         *cert = tst_fmt("%s/%s.pem", dir, name), *out = tst_fmt("%s/got", dir),
+         *ready = tst_fmt("%s/got.ready", dir);
     fflush(NULL);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
@@ -917,7 +903,7 @@ static pid_t https_receiver(const char *dir, const char *name, unsigned short po
 /* The CloudEvents the receiver got whose type is ce_type. */
 static int https_got(const char *dir, const char *ce_type)
 {
-    char *path = fmt("%s/got", dir);
+    char *path = tst_fmt("%s/got", dir);
     FILE *f = fopen(path, "r");
     char line[65536];
     int n = 0;
@@ -927,10 +913,10 @@ static int https_got(const char *dir, const char *ce_type)
     while (fgets(line, sizeof line, f)) {
         json_t *j = json_loads(line, 0, NULL), *ce;
         ck_assert_ptr_nonnull(j);
-        ck_assert_str_eq(str(j, "ct"), "application/cloudevents+json");
-        ce = json_loads(str(j, "body"), 0, NULL);
+        ck_assert_str_eq(tst_str(j, "ct"), "application/cloudevents+json");
+        ce = json_loads(tst_str(j, "body"), 0, NULL);
         ck_assert_ptr_nonnull(ce);
-        if (strcmp(str(ce, "type"), ce_type) == 0)
+        if (strcmp(tst_str(ce, "type"), ce_type) == 0)
             n++;
         json_decref(ce);
         json_decref(j);
@@ -950,7 +936,7 @@ START_TEST(emitter_https)
     ck_assert_ptr_nonnull(mkdtemp(dir));
     for (int i = 0; i < 2; i++) {
         const char *name = i == 0 ? "recv" : "other";
-        char *cmd = fmt("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+        char *cmd = tst_fmt("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
                         "-nodes -days 1 -subj /CN=localhost "
                         "-addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' "
                         "-keyout %s/%s.key -out %s/%s.pem 2>/dev/null",
@@ -960,8 +946,8 @@ START_TEST(emitter_https)
     }
     unsigned short port = free_port();
     pid_t node = https_receiver(dir, "recv", port);
-    char *url = fmt("CHRONICLE_WEBHOOK_URL=https://localhost:%u/hook", port);
-    char *ca = fmt("GSAP_CA_FILE=%s/recv.pem", dir), *wrong = fmt("GSAP_CA_FILE=%s/other.pem", dir);
+    char *url = tst_fmt("CHRONICLE_WEBHOOK_URL=https://localhost:%u/hook", port);
+    char *ca = tst_fmt("GSAP_CA_FILE=%s/recv.pem", dir), *wrong = tst_fmt("GSAP_CA_FILE=%s/other.pem", dir);
 
     tst_broker_t b = {0};
     const char *env[] = {url, ca, "GSAP_FN_BACKOFF_MS=100", "GSAP_FN_POLL_MS=200", NULL};
@@ -996,7 +982,7 @@ START_TEST(emitter_https)
 
     kill(node, SIGTERM);
     waitpid(node, NULL, 0);
-    char *rm = fmt("rm -rf %s", dir);
+    char *rm = tst_fmt("rm -rf %s", dir);
     ck_assert_int_eq(system(rm), 0);
     free(rm), free(url), free(ca), free(wrong);
 }

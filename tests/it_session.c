@@ -33,6 +33,7 @@
 #include "gov_lineage.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
+#include "tst_util.h"
 
 #define H(c) "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c \
              c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
@@ -66,24 +67,9 @@ static void teardown(void)
 
 /* ---- helpers ---- */
 
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    char *s;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&s, f, ap), 0);
-    va_end(ap);
-    return s;
-}
-
-static const char *str(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 static const char *err_code(const json_t *j)
 {
-    return str(json_object_get(j, "error"), "code");
+    return tst_str(json_object_get(j, "error"), "code");
 }
 
 static void exec_sql(const char *f, ...)
@@ -145,7 +131,7 @@ static json_t *post_cr(const char *ctx, const char *extra)
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    char *body = fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":0,"
+    char *body = tst_fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":0,"
                      "\"started_at\":\"%s\",\"completed_at\":\"%s\",\"command_hash\":\"" CMD
                      "\",\"corpus_entry_cid\":\"" CORPUS "\",\"parameters_cid\":\"" PARAMS
                      "\",\"chronicle\":{\"session_id\":\"c\",\"behavior_state\":\"verified\"}"
@@ -163,7 +149,7 @@ static json_t *post_cr(const char *ctx, const char *extra)
 /* GET path as JSON with token (NULL: none); the response. */
 static void get_json(const char *path, const char *token, tst_resp_t *r)
 {
-    char *hdr = token ? fmt("Authorization: Bearer %s\r\nAccept: application/json\r\n", token)
+    char *hdr = token ? tst_fmt("Authorization: Bearer %s\r\nAccept: application/json\r\n", token)
                       : strdup("Accept: application/json\r\n");
     ck_assert_int_eq(tst_http(B.port, "GET", path, hdr, NULL, 0, r), 0);
     free(hdr);
@@ -206,13 +192,13 @@ static int walk(const char *path, int *seen, int n, int page_max)
 START_TEST(pages_reach_every_receipt)
 {
     json_t *ac = authorize_session();
-    const char *ctx = str(ac, "context_id");
+    const char *ctx = tst_str(ac, "context_id");
     for (int i = 0; i < MANY; i++) {
-        char *extra = fmt("\"n\":%d", i);
+        char *extra = tst_fmt("\"n\":%d", i);
         json_decref(post_cr(ctx, extra));
         free(extra);
     }
-    char *path = fmt("/governance/session/%s/", ctx);
+    char *path = tst_fmt("/governance/session/%s/", ctx);
     int seen[MANY + 1];
 
     /* the default page, then the next links */
@@ -223,14 +209,14 @@ START_TEST(pages_reach_every_receipt)
 
     /* small pages: many links, still each receipt once */
     memset(seen, 0, sizeof seen);
-    char *small = fmt("%s?limit=7", path);
+    char *small = tst_fmt("%s?limit=7", path);
     ck_assert_int_eq(walk(small, seen, MANY, 7), (MANY + 6) / 7);
     for (int s = 1; s <= MANY; s++)
         ck_assert_msg(seen[s] == 1, "sequence %d seen %d times (limit 7)", s, seen[s]);
 
     /* limit at the maximum: one page, nothing after it */
     tst_resp_t r;
-    char *at_max = fmt("%s?limit=%d", path, PAGE_MAX);
+    char *at_max = tst_fmt("%s?limit=%d", path, PAGE_MAX);
     get_json(at_max, AUDITOR, &r);
     ck_assert_int_eq(r.status, 200);
     ck_assert_uint_eq(json_array_size(json_object_get(r.json, "receipts")), MANY);
@@ -238,7 +224,7 @@ START_TEST(pages_reach_every_receipt)
     tst_resp_clear(&r);
 
     /* after the last sequence: an empty page; after the middle: the rest */
-    char *tail = fmt("%s?after=%d", path, MANY - 3);
+    char *tail = tst_fmt("%s?after=%d", path, MANY - 3);
     get_json(tail, AUDITOR, &r);
     ck_assert_int_eq(r.status, 200);
     json_t *crs = json_object_get(r.json, "receipts");
@@ -250,7 +236,7 @@ START_TEST(pages_reach_every_receipt)
     /* the HTML page links to the next one */
     ck_assert_int_eq(tst_get(B.port, path, AUDITOR, &r), 0);
     ck_assert_int_eq(r.status, 200);
-    char *link = fmt("href=\"/governance/session/%s/?after=%d&amp;limit=%d\"", ctx, PAGE_DEFAULT,
+    char *link = tst_fmt("href=\"/governance/session/%s/?after=%d&amp;limit=%d\"", ctx, PAGE_DEFAULT,
                      PAGE_DEFAULT);
     ck_assert_msg(strstr(r.body, link) != NULL, "no next link %s", link);
     tst_resp_clear(&r);
@@ -261,7 +247,7 @@ START_TEST(pages_reach_every_receipt)
                          NULL};
     ck_assert_int_eq(PAGE_MAX, 500);
     for (int i = 0; bad[i]; i++) {
-        char *p = fmt("%s%s", path, bad[i]);
+        char *p = tst_fmt("%s%s", path, bad[i]);
         get_json(p, AUDITOR, &r);
         ck_assert_msg(r.status == 400, "%s: %d", bad[i], r.status);
         ck_assert_str_eq(err_code(r.json), "invalid_query");
@@ -282,17 +268,17 @@ END_TEST
 START_TEST(html_pages_of_large_receipts)
 {
     json_t *ac = authorize_session();
-    const char *ctx = str(ac, "context_id");
+    const char *ctx = tst_str(ac, "context_id");
     char *lt = malloc(8001);
     memset(lt, '<', 8000);
     lt[8000] = 0;
     for (int i = 0; i < BIG; i++) {
-        char *extra = fmt("\"pad\":\"%s\",\"n\":%d", lt, i);
+        char *extra = tst_fmt("\"pad\":\"%s\",\"n\":%d", lt, i);
         json_decref(post_cr(ctx, extra));
         free(extra);
     }
     int seen[BIG + 1] = {0}, pages = 0;
-    char *p = fmt("/governance/session/%s/", ctx);
+    char *p = tst_fmt("/governance/session/%s/", ctx);
     while (p != NULL) {
         tst_resp_t r;
         ck_assert_int_eq(tst_get(B.port, p, AUDITOR, &r), 0);
@@ -352,11 +338,11 @@ static char *get_html(const char *path)
 START_TEST(html_lineage_invoice_escaping)
 {
     json_t *ac = authorize_session(), *rc[3];
-    const char *ctx = str(ac, "context_id");
+    const char *ctx = tst_str(ac, "context_id");
     rc[0] = post_cr(ctx, "\"exit_code_note\":\"<script>alert(1)</script>\"");
     rc[1] = post_cr(ctx, "\"metadata\":{\"title\":\"<script>x</script>&\\\"\"}");
     rc[2] = post_cr(ctx, "\"n\":3");
-    char *path = fmt("/governance/session/%s/", ctx);
+    char *path = tst_fmt("/governance/session/%s/", ctx);
 
     /* billing runs asynchronously: wait for the three lines */
     for (int i = 0; i < LINE_WAIT_S * 10; i++) {
@@ -373,17 +359,17 @@ START_TEST(html_lineage_invoice_escaping)
     ck_assert_ptr_nonnull(strstr(html, "verified: 3 of 3"));
     /* evidence: the hashes and times of each receipt */
     for (int i = 0; i < 3; i++) {
-        ck_assert_ptr_nonnull(strstr(html, str(rc[i], "cr_id")));
-        ck_assert_ptr_nonnull(strstr(html, str(rc[i], "lineage_cid")));
-        ck_assert_ptr_nonnull(strstr(html, str(rc[i], "chronicle_cid")));
-        ck_assert_ptr_nonnull(strstr(html, str(rc[i], "cr_cid")));
+        ck_assert_ptr_nonnull(strstr(html, tst_str(rc[i], "cr_id")));
+        ck_assert_ptr_nonnull(strstr(html, tst_str(rc[i], "lineage_cid")));
+        ck_assert_ptr_nonnull(strstr(html, tst_str(rc[i], "chronicle_cid")));
+        ck_assert_ptr_nonnull(strstr(html, tst_str(rc[i], "cr_cid")));
     }
     /* each receipt's invoice line links to its invoice */
     PGconn *pg = tst_pg_connect(DB);
-    char *sql = fmt("SELECT invoice_id FROM invoice_lines WHERE cr_id = '%s'", str(rc[1], "cr_id"));
+    char *sql = tst_fmt("SELECT invoice_id FROM invoice_lines WHERE cr_id = '%s'", tst_str(rc[1], "cr_id"));
     char *inv = tst_pg_scalar(pg, sql);
     PQfinish(pg);
-    char *link = fmt("<a href=\"/billing/invoices/%s/\">%s</a> line ", inv, inv);
+    char *link = tst_fmt("<a href=\"/billing/invoices/%s/\">%s</a> line ", inv, inv);
     ck_assert_ptr_nonnull(strstr(html, link));
     ck_assert_ptr_null(strstr(html, "not billed yet"));
     /* escaped, and the page has no script of its own */
@@ -398,31 +384,31 @@ START_TEST(html_lineage_invoice_escaping)
     ck_assert_int_eq(r.status, 200);
     json_t *c1 = json_array_get(json_object_get(r.json, "receipts"), 1);
     ck_assert(json_is_true(json_object_get(c1, "lineage_verified")));
-    ck_assert_str_eq(str(json_object_get(c1, "invoice_line"), "invoice_id"), inv);
+    ck_assert_str_eq(tst_str(json_object_get(c1, "invoice_line"), "invoice_id"), inv);
     tst_resp_clear(&r);
 
     /* across a page boundary the step is checked against the receipt before the page */
-    char *second = fmt("%s?after=1&limit=1", path);
+    char *second = tst_fmt("%s?after=1&limit=1", path);
     html = get_html(second);
     ck_assert_int_eq(count_of(html, "class=\"lineage-verified\""), 1);
     free(html);
 
     /* tamper with the second link (as the superuser): it and the step after it break */
     char cid[BRK_CID_LEN + 1];
-    ck_assert_int_eq(gov_lineage_cid(str(rc[1], "ac_cid"), str(rc[1], "chronicle_cid"),
-                                     str(rc[1], "cr_cid"), NULL, 2, cid),
+    ck_assert_int_eq(gov_lineage_cid(tst_str(rc[1], "ac_cid"), tst_str(rc[1], "chronicle_cid"),
+                                     tst_str(rc[1], "cr_cid"), NULL, 2, cid),
                      0);
-    exec_sql("UPDATE crs SET lineage_cid = '%s' WHERE cr_id = '%s'", cid, str(rc[1], "cr_id"));
+    exec_sql("UPDATE crs SET lineage_cid = '%s' WHERE cr_id = '%s'", cid, tst_str(rc[1], "cr_id"));
     html = get_html(path);
     ck_assert_int_eq(count_of(html, "class=\"lineage-verified\""), 1);
     ck_assert_int_eq(count_of(html, "class=\"lineage-broken\""), 2);
     ck_assert_ptr_nonnull(strstr(html, "verified: 1 of 3"));
     const char *first_broken = strstr(html, "lineage-broken");
-    ck_assert_ptr_nonnull(strstr(html, str(rc[0], "lineage_cid")));
-    ck_assert(strstr(html, str(rc[0], "lineage_cid")) < first_broken);
+    ck_assert_ptr_nonnull(strstr(html, tst_str(rc[0], "lineage_cid")));
+    ck_assert(strstr(html, tst_str(rc[0], "lineage_cid")) < first_broken);
     free(html);
     /* on the page of the third receipt alone too: its link to the one before is broken */
-    char *third = fmt("%s?after=2&limit=1", path);
+    char *third = tst_fmt("%s?after=2&limit=1", path);
     html = get_html(third);
     ck_assert_int_eq(count_of(html, "class=\"lineage-broken\""), 1);
     ck_assert_int_eq(count_of(html, "class=\"lineage-verified\""), 0);
@@ -443,12 +429,12 @@ END_TEST
 static json_t *mint(const char *ctx, const char *token, const char *query, int expect)
 {
     tst_resp_t r;
-    char *path = fmt("/governance/session/%s/link%s", ctx, query ? query : "");
+    char *path = tst_fmt("/governance/session/%s/link%s", ctx, query ? query : "");
     /* never without a key */
     ck_assert_int_eq(tst_http(B.port, "POST", path, NULL, "", 0, &r), 0);
     ck_assert_int_eq(r.status, 401);
     tst_resp_clear(&r);
-    char *hdr = fmt("Authorization: Bearer %s\r\n", token);
+    char *hdr = tst_fmt("Authorization: Bearer %s\r\n", token);
     ck_assert_int_eq(tst_http(B.port, "POST", path, hdr, "", 0, &r), 0);
     ck_assert_msg(r.status == expect, "mint %s: %d (want %d) %s", path, r.status, expect, r.body);
     json_t *j = json_incref(r.json);
@@ -488,10 +474,10 @@ static void want_401(const char *path, const char *code)
 START_TEST(view_links)
 {
     json_t *ac = authorize_session(), *other_ac = authorize_session();
-    const char *ctx = str(ac, "context_id");
+    const char *ctx = tst_str(ac, "context_id");
     json_decref(post_cr(ctx, "\"n\":1"));
     json_decref(post_cr(ctx, "\"n\":2"));
-    char *path = fmt("/governance/session/%s/", ctx);
+    char *path = tst_fmt("/governance/session/%s/", ctx);
     tst_resp_t r;
 
     /* today's 401 without a key, and with a key that cannot read it nothing is minted */
@@ -504,11 +490,11 @@ START_TEST(view_links)
     json_t *l = mint(ctx, ISSUER, NULL, 200);
     json_decref(mint(ctx, EXECUTOR, NULL, 200));
     json_decref(mint(ctx, AUDITOR, NULL, 200));
-    const char *url = str(l, "url");
-    char *prefix = fmt("/governance/session/%s/?view=", ctx);
+    const char *url = tst_str(l, "url");
+    char *prefix = tst_fmt("/governance/session/%s/?view=", ctx);
     ck_assert_msg(strncmp(path_of(url), prefix, strlen(prefix)) == 0, "%s", url);
     struct tm tm = {0};
-    ck_assert_ptr_nonnull(strptime(str(l, "expires_at"), "%Y-%m-%dT%H:%M:%SZ", &tm));
+    ck_assert_ptr_nonnull(strptime(tst_str(l, "expires_at"), "%Y-%m-%dT%H:%M:%SZ", &tm));
     long ttl = (long)(timegm(&tm) - time(NULL));
     ck_assert_msg(ttl > VIEW_TTL_MAX_S - 120 && ttl <= VIEW_TTL_MAX_S, "ttl %ld", ttl);
 
@@ -519,10 +505,10 @@ START_TEST(view_links)
     ck_assert_ptr_nonnull(tst_resp_header(&r, "referrer-policy", hv, sizeof hv));
     ck_assert_str_eq(hv, "no-referrer");
     tst_resp_clear(&r);
-    char *paged = fmt("%s&limit=1", path_of(url));
+    char *paged = tst_fmt("%s&limit=1", path_of(url));
     ck_assert_int_eq(anon(paged, 1, &r), 200);
     ck_assert_uint_eq(json_array_size(json_object_get(r.json, "receipts")), 1);
-    const char *next = str(r.json, "next");
+    const char *next = tst_str(r.json, "next");
     ck_assert_ptr_nonnull(next);
     ck_assert_ptr_nonnull(strstr(next, "&view="));
     char *next_path = strdup(next);
@@ -535,21 +521,21 @@ START_TEST(view_links)
 
     /* read-only and for this page only: no other route, no other context */
     const char *token = strstr(url, "?view=") + strlen("?view=");
-    char *poll = fmt("/governance/authorize/%s/?view=%s", ctx, token);
+    char *poll = tst_fmt("/governance/authorize/%s/?view=%s", ctx, token);
     want_401(poll, "missing_token");
-    char *elsewhere = fmt("/governance/session/%s/?view=%s", str(other_ac, "context_id"), token);
+    char *elsewhere = tst_fmt("/governance/session/%s/?view=%s", tst_str(other_ac, "context_id"), token);
     want_401(elsewhere, "invalid_view_link");
 
     /* tampered: any byte changed, the signature cut, or empty */
-    char *bad = fmt("%s", path_of(url));
+    char *bad = tst_fmt("%s", path_of(url));
     char *t = strstr(bad, "?view=") + strlen("?view=");
     t[10] = t[10] == 'A' ? 'B' : 'A';
     want_401(bad, "invalid_view_link");
     free(bad);
-    bad = fmt("%.*s", (int)(strlen(path_of(url)) - 8), path_of(url));
+    bad = tst_fmt("%.*s", (int)(strlen(path_of(url)) - 8), path_of(url));
     want_401(bad, "invalid_view_link");
     free(bad);
-    bad = fmt("%s?view=", path);
+    bad = tst_fmt("%s?view=", path);
     want_401(bad, "invalid_view_link");
     free(bad);
 
@@ -564,10 +550,10 @@ START_TEST(view_links)
         theirs_ac = json_incref(r.json);
         tst_resp_clear(&r);
     }
-    const char *their_ctx = str(theirs_ac, "context_id");
+    const char *their_ctx = tst_str(theirs_ac, "context_id");
     json_t *tl = mint(their_ctx, OTHER_TENANT, NULL, 200);
-    const char *their_token = strstr(str(tl, "url"), "?view=") + strlen("?view=");
-    char *cross = fmt("%s?view=%s", path, their_token);
+    const char *their_token = strstr(tst_str(tl, "url"), "?view=") + strlen("?view=");
+    char *cross = tst_fmt("%s?view=%s", path, their_token);
     want_401(cross, "invalid_view_link");
     uint8_t raw[512];
     int n = brk_b64url_decode(their_token, strlen(their_token), raw, sizeof raw);
@@ -578,16 +564,16 @@ START_TEST(view_links)
     memcpy(at, ctx, strlen(ctx));
     char forged[1024];
     brk_b64url_encode(raw, (size_t)n, forged);
-    char *forged_path = fmt("%s?view=%s", path, forged);
+    char *forged_path = tst_fmt("%s?view=%s", path, forged);
     want_401(forged_path, "invalid_view_link");
     /* the other tenant's own page opens with its link */
-    char *their_path = fmt("/governance/session/%s/?view=%s", their_ctx, their_token);
+    char *their_path = tst_fmt("/governance/session/%s/?view=%s", their_ctx, their_token);
     ck_assert_int_eq(anon(their_path, 1, &r), 200);
-    ck_assert_str_eq(str(json_object_get(r.json, "ac"), "context_id"), their_ctx);
+    ck_assert_str_eq(tst_str(json_object_get(r.json, "ac"), "context_id"), their_ctx);
     tst_resp_clear(&r);
 
     /* lifetime: at the maximum, one past it, zero */
-    char *q_max = fmt("?ttl_s=%d", VIEW_TTL_MAX_S), *q_over = fmt("?ttl_s=%d", VIEW_TTL_MAX_S + 1);
+    char *q_max = tst_fmt("?ttl_s=%d", VIEW_TTL_MAX_S), *q_over = tst_fmt("?ttl_s=%d", VIEW_TTL_MAX_S + 1);
     json_decref(mint(ctx, AUDITOR, q_max, 200));
     json_t *e = mint(ctx, AUDITOR, q_over, 400);
     ck_assert_str_eq(err_code(e), "invalid_query");
@@ -598,7 +584,7 @@ START_TEST(view_links)
     /* (not opened while fresh: on a loaded machine a second may pass before the request) */
     json_t *shortl = mint(ctx, AUDITOR, "?ttl_s=1", 200);
     sleep(3);
-    want_401(path_of(str(shortl, "url")), "view_link_expired");
+    want_401(path_of(tst_str(shortl, "url")), "view_link_expired");
 
     free(path), free(stranger), free(prefix), free(paged), free(next_path), free(poll);
     free(elsewhere), free(cross), free(forged_path), free(their_path), free(q_max), free(q_over);
@@ -637,7 +623,7 @@ START_TEST(denials_for_auditors)
 
     /* the broker's public key, as published */
     ck_assert_int_eq(tst_get(B.port, "/.well-known/gsap-broker.json", NULL, &r), 0);
-    const char *pub_s = str(json_array_get(json_object_get(r.json, "keys"), 0), "public_key");
+    const char *pub_s = tst_str(json_array_get(json_object_get(r.json, "keys"), 0), "public_key");
     uint8_t pub[BRK_ED25519_PUB_LEN];
     ck_assert_int_eq(brk_b64url_decode(pub_s, strlen(pub_s), pub, sizeof pub), BRK_ED25519_PUB_LEN);
     tst_resp_clear(&r);
@@ -653,10 +639,10 @@ START_TEST(denials_for_auditors)
         ck_assert_uint_le(json_array_size(list), 3);
         json_array_foreach(list, i, d)
         {
-            ck_assert_str_ne(str(d, "denial_id"), str(theirs, "denial_id"));
+            ck_assert_str_ne(tst_str(d, "denial_id"), tst_str(theirs, "denial_id"));
             /* newest first: the i-th seen is the (DENIALS-1-i)-th made */
-            ck_assert_str_eq(str(d, "denial_id"), str(mine[order], "denial_id"));
-            ck_assert_str_eq(str(d, "reason_code"), "capability_not_allowed");
+            ck_assert_str_eq(tst_str(d, "denial_id"), tst_str(mine[order], "denial_id"));
+            ck_assert_str_eq(tst_str(d, "reason_code"), "capability_not_allowed");
             seen[order--]++;
         }
         free(p);
@@ -670,14 +656,14 @@ START_TEST(denials_for_auditors)
         ck_assert_int_eq(seen[i], 1);
 
     /* one denial: the receipt as signed, verifying with the published key */
-    char *one = fmt("/governance/denials/%s", str(mine[2], "denial_id"));
+    char *one = tst_fmt("/governance/denials/%s", tst_str(mine[2], "denial_id"));
     get_json(one, AUDITOR, &r);
     ck_assert_int_eq(r.status, 200);
     json_t *rec = json_object_get(r.json, "receipt");
     char cid[BRK_CID_LEN + 1];
     ck_assert_int_eq(brk_doc_verify(pub, rec, "denial_cid", cid), 0);
-    ck_assert_str_eq(cid, str(mine[2], "denial_cid"));
-    ck_assert_str_eq(str(rec, "signature"), str(mine[2], "signature"));
+    ck_assert_str_eq(cid, tst_str(mine[2], "denial_cid"));
+    ck_assert_str_eq(tst_str(rec, "signature"), tst_str(mine[2], "signature"));
     tst_resp_clear(&r);
     /* other roles of the tenant: 403; no key: 401 */
     get_json(one, ISSUER, &r);
@@ -690,7 +676,7 @@ START_TEST(denials_for_auditors)
     ck_assert_int_eq(r.status, 401);
     tst_resp_clear(&r);
     /* another tenant's denial, a made-up one and a malformed id: not found */
-    char *other = fmt("/governance/denials/%s", str(theirs, "denial_id"));
+    char *other = tst_fmt("/governance/denials/%s", tst_str(theirs, "denial_id"));
     const char *missing[] = {other, "/governance/denials/den_00000000000000000000000000000000",
                              "/governance/denials/den_x", NULL};
     for (int i = 0; missing[i]; i++) {
@@ -703,12 +689,12 @@ START_TEST(denials_for_auditors)
     get_json("/governance/denials/", OTHER_TENANT, &r);
     ck_assert_int_eq(r.status, 200);
     ck_assert_uint_eq(json_array_size(json_object_get(r.json, "denials")), 1);
-    ck_assert_str_eq(str(json_array_get(json_object_get(r.json, "denials"), 0), "denial_id"),
-                     str(theirs, "denial_id"));
+    ck_assert_str_eq(tst_str(json_array_get(json_object_get(r.json, "denials"), 0), "denial_id"),
+                     tst_str(theirs, "denial_id"));
     tst_resp_clear(&r);
 
     /* bounds */
-    char *at_max = fmt("/governance/denials/?limit=%d", DENIALS_MAX);
+    char *at_max = tst_fmt("/governance/denials/?limit=%d", DENIALS_MAX);
     get_json(at_max, AUDITOR, &r);
     ck_assert_int_eq(r.status, 200);
     ck_assert_uint_eq(json_array_size(json_object_get(r.json, "denials")), DENIALS);
@@ -717,7 +703,7 @@ START_TEST(denials_for_auditors)
     const char *bad[] = {"?limit=501", "?limit=0", "?limit=x", "?after=den_1", "?after=1",
                          NULL};
     for (int i = 0; bad[i]; i++) {
-        char *q = fmt("/governance/denials/%s", bad[i]);
+        char *q = tst_fmt("/governance/denials/%s", bad[i]);
         get_json(q, AUDITOR, &r);
         ck_assert_msg(r.status == 400, "%s: %d", bad[i], r.status);
         ck_assert_str_eq(err_code(r.json), "invalid_query");

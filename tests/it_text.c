@@ -33,6 +33,7 @@
 #include "hnd.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
+#include "tst_util.h"
 
 #define RETRIES_429 5
 
@@ -85,17 +86,6 @@ static void teardown(void)
     free(ALL);
 }
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    char *s;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&s, f, ap), 0);
-    va_end(ap);
-    return s;
-}
 
 static char *fingerprint(void)
 {
@@ -113,7 +103,7 @@ static const char *code_of(const tst_resp_t *r)
 static void do_send(const char *method, const char *path, const char *token, const char *body,
                  size_t blen, tst_resp_t *r)
 {
-    char *hdr = fmt("%s%s%s%s", token ? "Authorization: Bearer " : "", token ? token : "",
+    char *hdr = tst_fmt("%s%s%s%s", token ? "Authorization: Bearer " : "", token ? token : "",
                     token ? "\r\n" : "", body ? "Content-Type: application/json\r\n" : "");
     /* This suite sends hundreds of requests in a burst: a rate limiter in front may answer
      * 429 with Retry-After; wait and ask again, as a client should, up to RETRIES_429 times. */
@@ -182,7 +172,7 @@ START_TEST(bad_path_params)
             /* with every role, with none, and with the trailing slash */
             refused(rt->method, path, ALL, body, body ? 2 : 0, 400, "invalid_path");
             refused(rt->method, path, NULL, body, body ? 2 : 0, 400, "invalid_path");
-            char *slash = fmt("%s/", path);
+            char *slash = tst_fmt("%s/", path);
             refused(rt->method, slash, ALL, body, body ? 2 : 0, 400, "invalid_path");
             free(slash), free(path);
         }
@@ -231,18 +221,18 @@ START_TEST(bad_query_strings)
         const char *body = (rt->flags & BRK_ROUTE_JSON) ? "{}" : NULL;
         for (size_t k = 0; k < NBAD; k++) {
             for (size_t n = 0; n < sizeof names / sizeof names[0]; n++) {
-                char *path = fmt("%s?%s=%s", base, names[n], BAD[k]);
+                char *path = tst_fmt("%s?%s=%s", base, names[n], BAD[k]);
                 refused(rt->method, path, ALL, body, body ? 2 : 0, 400, "invalid_query");
                 free(path);
             }
-            char *path = fmt("%s/?ok=1&%s=1", base, BAD[k]); /* in a name */
+            char *path = tst_fmt("%s/?ok=1&%s=1", base, BAD[k]); /* in a name */
             refused(rt->method, path, NULL, body, body ? 2 : 0, 400, "invalid_query");
             free(path);
         }
-        char *path = fmt("%s?after=%%zz", base);
+        char *path = tst_fmt("%s?after=%%zz", base);
         refused(rt->method, path, ALL, body, body ? 2 : 0, 400, "invalid_query");
         free(path);
-        path = fmt("%s?after=1%%", base);
+        path = tst_fmt("%s?after=1%%", base);
         refused(rt->method, path, ALL, body, body ? 2 : 0, 400, "invalid_query");
         free(path);
         free(base);
@@ -254,12 +244,12 @@ START_TEST(bad_query_strings)
     tst_resp_t r;
     for (int i = 0; i < BRK_QUERY_MAX_PARAMS; i++)
         o += (size_t)snprintf(q + o, sizeof q - o, "%sp%d=1", i ? "&" : "", i);
-    char *path = fmt("/billing/invoices/?%s", q);
+    char *path = tst_fmt("/billing/invoices/?%s", q);
     do_send("GET", path, ALL, NULL, 0, &r);
     ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
     tst_resp_clear(&r);
     free(path);
-    path = fmt("/billing/invoices/?%s&one_more", q);
+    path = tst_fmt("/billing/invoices/?%s&one_more", q);
     refused("GET", path, ALL, NULL, 0, 400, "invalid_query");
     free(path);
 
@@ -345,12 +335,12 @@ START_TEST(messages_never_cut_a_character)
     char name[128] = "", *body;
     for (int i = 0; i < 30; i++)
         memcpy(name + i * 3, "\xe2\x82\xac", 4);
-    body = fmt("{\"roles\":[\"auditor\"],\"%s\":1}", name);
+    body = tst_fmt("{\"roles\":[\"auditor\"],\"%s\":1}", name);
     refused("POST", "/admin/keys", ALL, body, strlen(body), 400, "unknown_field");
     free(body);
     /* and the message is well-formed UTF-8, the 21 whole characters kept */
     tst_resp_t r;
-    body = fmt("{\"roles\":[\"auditor\"],\"%s\":1}", name);
+    body = tst_fmt("{\"roles\":[\"auditor\"],\"%s\":1}", name);
     do_send("POST", "/admin/keys", ALL, body, strlen(body), &r);
     const char *msg =
         json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));

@@ -18,6 +18,7 @@
 #include "tst_check.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
+#include "tst_util.h"
 
 #define H(c)                                                                                       \
     "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c  \
@@ -32,21 +33,6 @@
 static tst_broker_t B;
 static char *SHELL, *OTHER, *AUDITOR, *FINANCE, *STRANGER;
 static const char *const ENV[] = {"GSAP_FN_POLL_MS=200", "GSAP_TLOG_CHECKPOINT_S=1", NULL};
-
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    char *s;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&s, f, ap), 0);
-    va_end(ap);
-    return s;
-}
-
-static const char *str(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
 
 static long longf(PGconn *pg, const char *f, ...)
 {
@@ -92,14 +78,14 @@ static void teardown(void)
 static json_t *post_cr(unsigned short port, const char *token)
 {
     tst_resp_t r;
-    char *ab = fmt("{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"%s\","
+    char *ab = tst_fmt("{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"%s\","
                    "\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}}",
                    CMD, CORPUS, PARAMS);
     ck_assert_int_eq(tst_post_json(port, "/governance/authorize/", token, ab, &r), 0);
     ck_assert_msg(r.status == 200, "authorize: %d %s", r.status, r.body);
-    char *ctx = strdup(str(r.json, "context_id"));
+    char *ctx = strdup(tst_str(r.json, "context_id"));
     tst_resp_clear(&r);
-    char *cb = fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":0,"
+    char *cb = tst_fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":0,"
                    "\"started_at\":\"2026-01-01T00:00:00Z\",\"completed_at\":"
                    "\"2026-01-01T00:00:01Z\",\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\","
                    "\"parameters_cid\":\"%s\",\"chronicle\":{\"session_id\":\"s\","
@@ -207,7 +193,7 @@ static tst_resp_t get(unsigned short port, const char *path, const char *token,
                       const char *accept, int expect)
 {
     tst_resp_t r;
-    char *hdr = fmt("Authorization: Bearer %s\r\n%s%s%s", token, accept ? "Accept: " : "",
+    char *hdr = tst_fmt("Authorization: Bearer %s\r\n%s%s%s", token, accept ? "Accept: " : "",
                     accept ? accept : "", accept ? "\r\n" : "");
     ck_assert_int_eq(tst_http(port, "GET", path, hdr, NULL, 0, &r), 0);
     ck_assert_msg(r.status == expect, "GET %s: %d (want %d) %s", path, r.status, expect, r.body);
@@ -218,7 +204,7 @@ static tst_resp_t get(unsigned short port, const char *path, const char *token,
 static void get_error(const char *path, const char *token, int status, const char *code)
 {
     tst_resp_t r = get(B.port, path, token, NULL, status);
-    ck_assert_str_eq(str(json_object_get(r.json, "error"), "code"), code);
+    ck_assert_str_eq(tst_str(json_object_get(r.json, "error"), "code"), code);
     tst_resp_clear(&r);
 }
 
@@ -237,7 +223,7 @@ static char *joined(const json_t *arr)
 
 static char *save(const char *text)
 {
-    char *path = fmt("%s/note-XXXXXX", GOTMP);
+    char *path = tst_fmt("%s/note-XXXXXX", GOTMP);
     int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
@@ -262,7 +248,7 @@ START_TEST(log_append)
     /* two brokers on one database, CRs alternating between them, and a neighbour tenant */
     for (int i = 0; i < N; i++) {
         json_t *rc = post_cr(i % 2 ? b2.port : B.port, SHELL);
-        ids[i] = strdup(str(rc, "cr_id"));
+        ids[i] = strdup(tst_str(rc, "cr_id"));
         json_decref(rc);
     }
     for (int i = 0; i < 2; i++)
@@ -316,18 +302,18 @@ static long check_checkpoint(PGconn *pg, const json_t *cp)
     tst_resp_t w;
     char out[512];
     ck_assert_int_eq(tst_get(B.port, "/.well-known/gsap-broker.json", NULL, &w), 0);
-    const char *pub = str(json_array_get(json_object_get(w.json, "keys"), 0), "public_key");
-    char *path = save(str(cp, "note"));
-    ck_assert_msg(go_check(out, "note '%s' '%s' '%s' '%s'", str(cp, "verifier_key"), path,
-                           str(cp, "key_name"), pub) == 0,
+    const char *pub = tst_str(json_array_get(json_object_get(w.json, "keys"), 0), "public_key");
+    char *path = save(tst_str(cp, "note"));
+    ck_assert_msg(go_check(out, "note '%s' '%s' '%s' '%s'", tst_str(cp, "verifier_key"), path,
+                           tst_str(cp, "key_name"), pub) == 0,
                   "the checkpoint does not open in Go: %s", out);
     long size = (long)json_integer_value(json_object_get(cp, "size"));
-    char *want = fmt("ok %s %ld %s", str(cp, "origin"), size, str(cp, "root_hash"));
+    char *want = tst_fmt("ok %s %ld %s", tst_str(cp, "origin"), size, tst_str(cp, "root_hash"));
     ck_assert_str_eq(out, want);
     char *root = stored_root(pg, size);
-    ck_assert_str_eq(str(cp, "root_hash"), root);
-    char *origin = fmt("%s/acme", str(cp, "key_name"));
-    ck_assert_str_eq(str(cp, "origin"), origin);
+    ck_assert_str_eq(tst_str(cp, "root_hash"), root);
+    char *origin = tst_fmt("%s/acme", tst_str(cp, "key_name"));
+    ck_assert_str_eq(tst_str(cp, "origin"), origin);
     unlink(path);
     free(path), free(want), free(root), free(origin);
     tst_resp_clear(&w);
@@ -347,7 +333,7 @@ START_TEST(checkpoints_and_proofs)
     get_error("/governance/log/checkpoint", AUDITOR, 404, "log_empty");
     for (int i = 0; i < FIRST; i++) {
         json_t *rc = post_cr(B.port, SHELL);
-        cids[i] = strdup(str(rc, "lineage_cid"));
+        cids[i] = strdup(tst_str(rc, "lineage_cid"));
         json_decref(rc);
     }
     ck_assert_int_eq(wait_log(pg, "acme", FIRST), FIRST);
@@ -359,9 +345,9 @@ START_TEST(checkpoints_and_proofs)
     char *text_note = strdup(r.body);
     tst_resp_clear(&r);
     r = get(B.port, "/governance/log/checkpoint", AUDITOR, "application/json", 200);
-    ck_assert_str_eq(str(r.json, "note"), text_note);
+    ck_assert_str_eq(tst_str(r.json, "note"), text_note);
     ck_assert_int_eq(check_checkpoint(pg, r.json), FIRST);
-    char *root5 = strdup(str(r.json, "root_hash"));
+    char *root5 = strdup(tst_str(r.json, "root_hash"));
     tst_resp_clear(&r);
     /* a tampered note does not open */
     char *bad = strdup(text_note);
@@ -371,7 +357,7 @@ START_TEST(checkpoints_and_proofs)
     sig[10] = sig[10] == 'A' ? 'B' : 'A';
     char *bad_path = save(bad);
     r = get(B.port, "/governance/log/checkpoint", FINANCE, "application/json", 200);
-    ck_assert_int_ne(go_check(out, "note '%s' '%s'", str(r.json, "verifier_key"), bad_path), 0);
+    ck_assert_int_ne(go_check(out, "note '%s' '%s'", tst_str(r.json, "verifier_key"), bad_path), 0);
     tst_resp_clear(&r);
     unlink(bad_path);
     free(bad_path), free(bad);
@@ -379,7 +365,7 @@ START_TEST(checkpoints_and_proofs)
      * checkpoint, one whose interval (1 s) has passed signs a new one */
     for (int i = FIRST; i < N; i++) {
         json_t *rc = post_cr(B.port, SHELL);
-        cids[i] = strdup(str(rc, "lineage_cid"));
+        cids[i] = strdup(tst_str(rc, "lineage_cid"));
         json_decref(rc);
     }
     ck_assert_int_eq(wait_log(pg, "acme", N), N);
@@ -402,29 +388,29 @@ START_TEST(checkpoints_and_proofs)
     tst_broker_clear(&slow);
     /* inclusion of every CID against the latest checkpoint, checked by Go's tlog */
     for (int i = 0; i < N; i++) {
-        char *path = fmt("/governance/log/proof?cid=%s", cids[i]);
+        char *path = tst_fmt("/governance/log/proof?cid=%s", cids[i]);
         r = get(B.port, path, AUDITOR, NULL, 200);
         long idx = longf(pg, "SELECT idx FROM tlog_entries WHERE lineage_cid = '%s'", cids[i]);
         ck_assert_int_eq(json_integer_value(json_object_get(r.json, "leaf_index")), idx);
         ck_assert_int_eq(json_integer_value(json_object_get(r.json, "tree_size")), N);
-        ck_assert_ptr_nonnull(str(r.json, "checkpoint"));
+        ck_assert_ptr_nonnull(tst_str(r.json, "checkpoint"));
         char *h = joined(json_object_get(r.json, "hashes"));
-        ck_assert_msg(go_check(out, "inclusion '%s' %d %ld '%s' '%s'", str(r.json, "root_hash"),
+        ck_assert_msg(go_check(out, "inclusion '%s' %d %ld '%s' '%s'", tst_str(r.json, "root_hash"),
                                N, idx, cids[i], h) == 0,
                       "inclusion of %s: %s", cids[i], out);
         /* and not as another entry or in another tree */
         ck_assert_int_ne(go_check(out, "inclusion '%s' %d %ld '%s' '%s'", root5, N, idx,
                                   cids[i], h), 0);
         ck_assert_int_ne(go_check(out, "inclusion '%s' %d %ld '%s' '%s'",
-                                  str(r.json, "root_hash"), N, (idx + 1) % N, cids[i], h), 0);
+                                  tst_str(r.json, "root_hash"), N, (idx + 1) % N, cids[i], h), 0);
         free(h), free(path);
         tst_resp_clear(&r);
     }
     /* against an older tree: ?size= */
     long idx1 = longf(pg, "SELECT idx FROM tlog_entries WHERE lineage_cid = '%s'", cids[1]);
-    char *path = fmt("/governance/log/proof?cid=%s&size=%d", cids[1], FIRST);
+    char *path = tst_fmt("/governance/log/proof?cid=%s&size=%d", cids[1], FIRST);
     r = get(B.port, path, AUDITOR, NULL, 200);
-    ck_assert_str_eq(str(r.json, "root_hash"), root5);
+    ck_assert_str_eq(tst_str(r.json, "root_hash"), root5);
     ck_assert_ptr_null(json_object_get(r.json, "checkpoint"));
     char *h = joined(json_object_get(r.json, "hashes"));
     ck_assert_int_eq(go_check(out, "inclusion '%s' %d %ld '%s' '%s'", root5, FIRST, idx1,
@@ -434,11 +420,11 @@ START_TEST(checkpoints_and_proofs)
     /* consistency of every older size with the latest, checked by Go's tlog */
     char *root7 = stored_root(pg, N);
     for (int from = 1; from <= N; from++) {
-        path = fmt("/governance/log/consistency?from=%d&to=%d", from, N);
+        path = tst_fmt("/governance/log/consistency?from=%d&to=%d", from, N);
         r = get(B.port, path, FINANCE, NULL, 200);
         char *want_from = stored_root(pg, from);
-        ck_assert_str_eq(str(r.json, "from_root_hash"), want_from);
-        ck_assert_str_eq(str(r.json, "to_root_hash"), root7);
+        ck_assert_str_eq(tst_str(r.json, "from_root_hash"), want_from);
+        ck_assert_str_eq(tst_str(r.json, "to_root_hash"), root7);
         h = joined(json_object_get(r.json, "hashes"));
         ck_assert_msg(go_check(out, "consistency '%s' %d '%s' %d '%s'", want_from, from, root7, N,
                                h) == 0,
@@ -449,12 +435,12 @@ START_TEST(checkpoints_and_proofs)
         tst_resp_clear(&r);
     }
     /* bad requests change nothing and say why */
-    char *p404 = fmt("/governance/log/proof?cid=%s", H("9"));
+    char *p404 = tst_fmt("/governance/log/proof?cid=%s", H("9"));
     get_error(p404, AUDITOR, 404, "cid_not_in_log");
     free(p404);
     char *late = scalarf(pg, "SELECT lineage_cid FROM tlog_entries WHERE tenant_id = 'acme' "
                              "AND idx = %d", N - 1);
-    path = fmt("/governance/log/proof?cid=%s&size=%d", late, FIRST);
+    path = tst_fmt("/governance/log/proof?cid=%s&size=%d", late, FIRST);
     get_error(path, AUDITOR, 404, "cid_not_in_checkpoint");
     free(path);
     static const struct {
@@ -477,18 +463,18 @@ START_TEST(checkpoints_and_proofs)
     };
     for (size_t i = 0; i < sizeof bad_q / sizeof bad_q[0]; i++)
         get_error(bad_q[i].query, AUDITOR, bad_q[i].status, bad_q[i].code);
-    char *at = fmt("/governance/log/proof?cid=%s&size=262144", cids[0]);
+    char *at = tst_fmt("/governance/log/proof?cid=%s&size=262144", cids[0]);
     get_error(at, AUDITOR, 404, "size_not_in_log");
     free(at);
-    at = fmt("/governance/log/proof?cid=%s&size=262145", cids[0]);
+    at = tst_fmt("/governance/log/proof?cid=%s&size=262145", cids[0]);
     get_error(at, AUDITOR, 413, "log_too_large");
     free(at);
-    at = fmt("/governance/log/proof?cid=%s&size=0", cids[0]);
+    at = tst_fmt("/governance/log/proof?cid=%s&size=0", cids[0]);
     get_error(at, AUDITOR, 400, "invalid_query");
     free(at);
     /* another tenant's auditor learns nothing about acme's log */
     get_error("/governance/log/checkpoint", STRANGER, 404, "log_empty");
-    at = fmt("/governance/log/proof?cid=%s&size=1", cids[0]);
+    at = tst_fmt("/governance/log/proof?cid=%s&size=1", cids[0]);
     get_error(at, STRANGER, 404, "size_not_in_log");
     free(at);
     r = get(B.port, "/governance/log/checkpoint", SHELL, NULL, 403);
@@ -506,8 +492,8 @@ END_TEST
 static json_t *finalize(const char *inv)
 {
     tst_resp_t r;
-    char *path = fmt("/billing/invoices/%s/finalize", inv);
-    char *hdr = fmt("Authorization: Bearer %s\r\n", FINANCE);
+    char *path = tst_fmt("/billing/invoices/%s/finalize", inv);
+    char *hdr = tst_fmt("Authorization: Bearer %s\r\n", FINANCE);
     ck_assert_int_eq(tst_http(B.port, "POST", path, hdr, NULL, 0, &r), 0);
     ck_assert_msg(r.status == 200, "finalize: %d %s", r.status, r.body);
     json_t *doc = json_incref(json_object_get(r.json, "document"));
@@ -523,17 +509,17 @@ static void check_invoice_proofs(PGconn *pg, const char *inv, const json_t *doc,
     char out[512];
     const json_t *log = json_object_get(doc, "log");
     long size = (long)json_integer_value(json_object_get(log, "tree_size"));
-    const char *root = str(log, "root_hash");
+    const char *root = tst_str(log, "root_hash");
     ck_assert_int_eq(size, longf(pg, "SELECT max(log_index) + 1 FROM invoice_lines WHERE "
                                      "invoice_id = '%s'", inv));
     char *stored = stored_root(pg, size);
     ck_assert_str_eq(root, stored);
     free(stored);
     /* the checkpoint in the signed document opens in Go and states that tree */
-    char *path = save(str(log, "checkpoint"));
+    char *path = save(tst_str(log, "checkpoint"));
     ck_assert_msg(go_check(out, "note '%s' '%s'", vkey, path) == 0, "invoice checkpoint: %s",
                   out);
-    char *want = fmt("ok %s %ld %s", str(log, "origin"), size, root);
+    char *want = tst_fmt("ok %s %ld %s", tst_str(log, "origin"), size, root);
     ck_assert_str_eq(out, want);
     free(want);
     unlink(path);
@@ -542,7 +528,7 @@ static void check_invoice_proofs(PGconn *pg, const char *inv, const json_t *doc,
     ck_assert_int_eq(longf(pg, "SELECT count(*) FROM tlog_checkpoints WHERE tenant_id = 'acme' "
                                "AND size = %ld AND note = (SELECT document->'log'->>'checkpoint' "
                                "FROM invoices WHERE invoice_id = '%s')", size, inv), 1);
-    char *ip = fmt("/billing/invoices/%s/", inv);
+    char *ip = tst_fmt("/billing/invoices/%s/", inv);
     tst_resp_t r = get(B.port, ip, FINANCE, NULL, 200);
     json_t *lines = json_object_get(r.json, "lines");
     ck_assert_uint_ge(json_array_size(lines), 1);
@@ -550,14 +536,14 @@ static void check_invoice_proofs(PGconn *pg, const char *inv, const json_t *doc,
         json_t *l = json_array_get(lines, i);
         long idx = (long)json_integer_value(json_object_get(l, "log_index"));
         ck_assert_int_eq(idx, longf(pg, "SELECT idx FROM tlog_entries WHERE cr_id = '%s' AND "
-                                        "lineage_cid = '%s'", str(l, "cr_id"),
-                                    str(l, "lineage_cid")));
-        char *pp = fmt("/governance/log/proof?cid=%s&size=%ld", str(l, "lineage_cid"), size);
+                                        "lineage_cid = '%s'", tst_str(l, "cr_id"),
+                                    tst_str(l, "lineage_cid")));
+        char *pp = tst_fmt("/governance/log/proof?cid=%s&size=%ld", tst_str(l, "lineage_cid"), size);
         tst_resp_t pr = get(B.port, pp, AUDITOR, NULL, 200);
-        ck_assert_str_eq(str(pr.json, "root_hash"), root);
+        ck_assert_str_eq(tst_str(pr.json, "root_hash"), root);
         char *h = joined(json_object_get(pr.json, "hashes"));
         ck_assert_msg(go_check(out, "inclusion '%s' %ld %ld '%s' '%s'", root, size, idx,
-                               str(l, "lineage_cid"), h) == 0,
+                               tst_str(l, "lineage_cid"), h) == 0,
                       "line %zu: %s", i, out);
         free(h), free(pp);
         tst_resp_clear(&pr);
@@ -593,7 +579,7 @@ START_TEST(invoices_carry_proofs)
     free(tst_pg_scalar(pg, "UPDATE invoice_lines SET log_index = NULL WHERE line_no = 4 "
                            "RETURNING 1"));
     tst_resp_t r = get(B.port, "/governance/log/checkpoint", AUDITOR, "application/json", 200);
-    char *vkey = strdup(str(r.json, "verifier_key"));
+    char *vkey = strdup(tst_str(r.json, "verifier_key"));
     tst_resp_clear(&r);
     json_t *doc = finalize(inv);
     ck_assert_int_eq(longf(pg, "SELECT log_index FROM invoice_lines WHERE invoice_id = '%s' AND "
@@ -610,14 +596,14 @@ START_TEST(invoices_carry_proofs)
     char *late_inv = NULL;
     for (int i = 0; i < LOG_WAIT_S * 10 && late_inv == NULL; i++) {
         late_inv = scalarf(pg, "SELECT invoice_id FROM invoice_lines WHERE cr_id = '%s' AND late "
-                               "AND log_index IS NOT NULL", str(rc, "cr_id"));
+                               "AND log_index IS NOT NULL", tst_str(rc, "cr_id"));
         if (late_inv == NULL)
             usleep(100 * 1000);
     }
     ck_assert_ptr_nonnull(late_inv);
     ck_assert_str_ne(late_inv, inv);
     ck_assert_int_eq(longf(pg, "SELECT log_index FROM invoice_lines WHERE cr_id = '%s'",
-                           str(rc, "cr_id")), N);
+                           tst_str(rc, "cr_id")), N);
     json_t *doc2 = finalize(late_inv);
     ck_assert_int_eq(
         json_integer_value(json_object_get(json_object_get(doc2, "log"), "tree_size")), N + 1);
