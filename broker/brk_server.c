@@ -220,6 +220,9 @@ static void *worker_main(void *arg)
     h2o_multithread_register_receiver(w->ctx.queue, &w->stop_receiver, on_stop_msg);
     w->db = brk_db_new(w->loop, cfg->conninfo, cfg->db_conns, cfg->db_queue_max,
                        cfg->db_timeout_ms);
+    if (cfg->read_conninfo != NULL)
+        w->db_read = brk_db_new(w->loop, cfg->read_conninfo, cfg->db_conns, cfg->db_queue_max,
+                                cfg->db_timeout_ms);
     w->listener = h2o_evloop_socket_create(w->loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
@@ -236,13 +239,18 @@ static void *worker_main(void *arg)
         }
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if ((w->inflight == 0 && brk_db_idle(w->db)) || now.tv_sec >= deadline.tv_sec)
+        if ((w->inflight == 0 && brk_db_idle(w->db) &&
+             (w->db_read == NULL || brk_db_idle(w->db_read))) ||
+            now.tv_sec >= deadline.tv_sec)
             break;
     }
     if (w->inflight != 0)
         brk_log_warn("stopping with requests still in flight", "loop", "");
     brk_db_free(w->db);
     w->db = NULL;
+    if (w->db_read != NULL)
+        brk_db_free(w->db_read);
+    w->db_read = NULL;
     /* Let the loop run the closes it was handed before the context goes. */
     for (int i = 0; i < 4; i++)
         h2o_evloop_run(w->loop, 0);

@@ -22,6 +22,7 @@ struct brk_worker {
     h2o_socket_t *listener;
     int listen_fd;
     brk_db_t *db;
+    brk_db_t *db_read; /* GSAP_READ_DATABASE_URL's pool, NULL: reads use db */
     h2o_multithread_receiver_t stop_receiver;
     h2o_multithread_message_t stop_msg;
     volatile int stopping; /* set on the worker's own thread from the stop message */
