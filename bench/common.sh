@@ -64,6 +64,11 @@ bench_init() {
 # Brings build/gsap-broker up to date (the usual build of tools/test.sh; a no-op when it is),
 # so a benchmark never measures a binary older than the tree.
 bench_build_broker() {
+    if [ -n "${GSAP_BROKER_BIN:-}" ]; then # a given binary (the test suite's, e.g. ASan)
+        BENCH_BROKER=$GSAP_BROKER_BIN
+        [ -x "$BENCH_BROKER" ] || bench_die "GSAP_BROKER_BIN is not executable: $BENCH_BROKER"
+        return 0
+    fi
     echo "bench: building the broker in $BENCH_BUILD" >&2
     cmake -S "$BENCH_ROOT" -B "$BENCH_BUILD" >/dev/null
     cmake --build "$BENCH_BUILD" -j"$(nproc)" >/dev/null
