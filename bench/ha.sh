@@ -8,8 +8,11 @@
 #
 #  1. a throwaway PostgreSQL (fsync on unless BENCH_FSYNC=off), one database, three brokers
 #     (same data: one signing key, copied, so every AC verifies against one published key),
-#     HAProxy on BENCH_HTTP_PORT with health checks on /readyz and retries on connection
-#     failures (haproxy from Debian, installed when missing);
+#     HAProxy on BENCH_HTTP_PORT with health checks on /readyz; it re-sends only requests
+#     that never reached a broker (connection failures), so a request in flight on the
+#     killed broker, which may or may not have committed, comes back to the client as a 502
+#     and the client sends it again: the case Idempotency-Key and identical-retry detection
+#     exist for (haproxy from Debian, installed when missing);
 #  2. BENCH_CONNS client loops for BENCH_SECONDS; at half time broker 2 gets SIGKILL;
 #  3. the checks above, in SQL; prints the figures and ends with "lost=N duplicated=N".
 #
@@ -84,7 +87,7 @@ defaults
     timeout server 60s
     retries 3
     option redispatch
-    retry-on conn-failure empty-response 503
+    retry-on conn-failure
 frontend gsap
     bind 127.0.0.1:$HTTP_PORT
     default_backend brokers
