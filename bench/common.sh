@@ -64,6 +64,11 @@ bench_init() {
 # Brings build/gsap-broker up to date (the usual build of tools/test.sh; a no-op when it is),
 # so a benchmark never measures a binary older than the tree.
 bench_build_broker() {
+    if [ -n "${GSAP_BROKER_BIN:-}" ]; then # a given binary (the test suite's, e.g. ASan)
+        BENCH_BROKER=$GSAP_BROKER_BIN
+        [ -x "$BENCH_BROKER" ] || bench_die "GSAP_BROKER_BIN is not executable: $BENCH_BROKER"
+        return 0
+    fi
     echo "bench: building the broker in $BENCH_BUILD" >&2
     cmake -S "$BENCH_ROOT" -B "$BENCH_BUILD" >/dev/null
     cmake --build "$BENCH_BUILD" -j"$(nproc)" >/dev/null
@@ -191,4 +196,45 @@ bench_non2xx() { # wrk report -> non-2xx/3xx responses + socket errors
 
 bench_ratio() { # A B -> A/B with two decimals
     awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'
+}
+
+# bench_cr_values: sets CMD CORPUS PARAMS OUTH CR_CID CH_CID STARTED COMPLETED, ISSUE_BODY and
+# CR_BODY (with CTX where the context id goes): the shapes of tests/it_gov.c. Digits only
+# after "sha256:": pgbench would read ":abc..." in a script as a variable.
+bench_cr_values() {
+    local h
+    h() { printf 'sha256:%s' "$(printf "%064d" 0 | tr 0 "$1")"; }
+    CMD=$(h 1) CORPUS=$(h 2) PARAMS=$(h 3) OUTH=$(h 4) CR_CID=$(h 5) CH_CID=$(h 6)
+    STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    COMPLETED=$(date -u -d '+1 second' +%Y-%m-%dT%H:%M:%SZ)
+    ISSUE_BODY="{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"$CMD\",\
+\"corpus_entry_cid\":\"$CORPUS\",\"parameters_cid\":\"$PARAMS\"},\"ttl_seconds\":900}"
+    CR_BODY="{\"context_id\":\"CTX\",\"outcome\":\"completed\",\"exit_code\":0,\
+\"started_at\":\"$STARTED\",\"completed_at\":\"$COMPLETED\",\"command_hash\":\"$CMD\",\
+\"corpus_entry_cid\":\"$CORPUS\",\"parameters_cid\":\"$PARAMS\",\"stdout_hash\":\"$OUTH\",\
+\"output_bytes\":12,\"chronicle\":{\"session_id\":\"chr-1\",\"behavior_state\":\"verified\",\
+\"merkle_root\":\"$OUTH\"}}"
+}
+
+# bench_copy_acs DBNAME TENANT CONTEXT_ID COUNT MARK: COUNT copies of one issued AC with
+# context ids ctx_<32 hex of 1..COUNT> (authorized, unexpired, description MARK), each
+# open to one CR: fresh ACs in bulk without signing each one through the API.
+bench_copy_acs() {
+    bench_psql "$1" <<SQL
+INSERT INTO acs (tenant_id, context_id, status, accord_name, session_mode, capability_set,
+                 command_hash, corpus_entry_cid, parameters_cid, environment_commitment,
+                 description, ttl_seconds, issued_at, expires_at, issuer_key_id, billing_account,
+                 ac, ac_cid)
+SELECT a.tenant_id, 'ctx_' || lpad(to_hex(g::bigint), 32, '0'), 'authorized', a.accord_name,
+       a.session_mode, a.capability_set, a.command_hash, a.corpus_entry_cid, a.parameters_cid,
+       a.environment_commitment, '$5', a.ttl_seconds, a.issued_at, a.expires_at,
+       a.issuer_key_id, a.billing_account, a.ac, a.ac_cid
+FROM (SELECT * FROM acs WHERE tenant_id = '$2' AND context_id = '$3') a,
+     generate_series(1, $4) g;
+SQL
+}
+
+# bench_rss_kb PID: the resident set of PID in KiB (0 when it is gone).
+bench_rss_kb() {
+    awk '/^VmRSS:/ { print $2; f = 1 } END { if (!f) print 0 }' "/proc/$1/status" 2>/dev/null || echo 0
 }

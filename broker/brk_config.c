@@ -303,6 +303,16 @@ int brk_config_load(brk_config_t *cfg, char *err, size_t errlen)
         rc = BRK_EINVAL;
         goto out;
     }
+    rc = conninfo_env("GSAP_READ_DATABASE_URL", brk_env("GSAP_READ_DATABASE_URL"),
+                      &cfg->read_conninfo, err, errlen);
+    if (rc < 0)
+        goto out;
+    if (cfg->read_conninfo != NULL && cfg->database_url == NULL) {
+        snprintf(err, errlen, "GSAP_READ_DATABASE_URL needs GSAP_DATABASE_URL (the embedded "
+                              "cluster has no replica)");
+        rc = BRK_EINVAL;
+        goto out;
+    }
 
 out:
     if (rc < 0)
@@ -316,4 +326,6 @@ void brk_config_clear(brk_config_t *cfg)
     cfg->conninfo = NULL;
     free(cfg->owner_conninfo);
     cfg->owner_conninfo = NULL;
+    free(cfg->read_conninfo);
+    cfg->read_conninfo = NULL;
 }

@@ -61,6 +61,9 @@ typedef struct brk_config {
     char *owner_conninfo;     /* the schema owner's (GSAP_OWNER_DATABASE_URL or the embedded
                                * cluster's owner role), for migrations and the CLI; NULL:
                                * conninfo does both (owned) */
+    char *read_conninfo;      /* GSAP_READ_DATABASE_URL (a read replica of the same database)
+                               * for routes flagged BRK_ROUTE_REPLICA_OK; NULL: the primary
+                               * serves them too (owned) */
 } brk_config_t;
 
 /*

@@ -118,6 +118,11 @@ int brk_req_is_local(const brk_req_t *r)
     return ss.ss_family == AF_UNIX;
 }
 
+int brk_req_read_db_up(const brk_req_t *r)
+{
+    return r->worker->db_read == NULL || brk_db_is_up(r->worker->db_read);
+}
+
 /* ---- database continuations ---- */
 
 static void on_db_done(void *arg, const brk_db_result_t *res)
@@ -133,9 +138,13 @@ static void on_db_done(void *arg, const brk_db_result_t *res)
 int brk_req_db(brk_req_t *r, const brk_db_op_t *ops, size_t n, brk_db_cont cont)
 {
     int rc;
+    brk_db_t *db = r->worker->db;
+    if (r->worker->db_read != NULL && r->route != NULL &&
+        (r->route->flags & BRK_ROUTE_REPLICA_OK))
+        db = r->worker->db_read;
     r->cont = cont;
     h2o_mem_addref_shared(r);
-    if ((rc = brk_db_submit(r->worker->db, ops, n, on_db_done, r)) != 0) {
+    if ((rc = brk_db_submit(db, ops, n, on_db_done, r)) != 0) {
         r->cont = NULL;
         h2o_mem_release_shared(r);
         if (rc == BRK_EINVAL)

@@ -88,6 +88,10 @@ int brk_req_accepts_html(const brk_req_t *r);
 /* brk_req_is_local: 1 when the peer is on a loopback address. */
 int brk_req_is_local(const brk_req_t *r);
 
+/* brk_req_read_db_up: 1 when this loop has no read pool (GSAP_READ_DATABASE_URL unset) or
+ * at least one of its connections is ready. */
+int brk_req_read_db_up(const brk_req_t *r);
+
 /*
  * brk_req_db: submits a batch on this loop's pool; cont runs later with the result, unless
  * the client went away first. On a submit failure the request is answered (503 / 400) here

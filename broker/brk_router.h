@@ -27,6 +27,11 @@ enum brk_route_flags {
      * (principal.authenticated 0): the handler itself must check another proof (a signed
      * view link, hnd_session.c) and answer 401 without one. GET routes only. */
     BRK_ROUTE_VIEW_OK = 1 << 2,
+    /* the route only reads, and what it reads may be a moment old: with
+     * GSAP_READ_DATABASE_URL set (a read replica) its statements go there instead of the
+     * primary. Finance and auditor reads only, never a read that a write or an
+     * authorization decision depends on (a replica lags). */
+    BRK_ROUTE_REPLICA_OK = 1 << 3,
 };
 
 typedef struct brk_route {

@@ -12,12 +12,15 @@
  * Stop: the main thread waits in sigwait for SIGTERM/SIGINT (blocked in every thread), then
  * messages each worker. A worker closes its listener, asks h2o to wind down its connections,
  * keeps serving what is in flight until nothing is left (or BRK_SHUTDOWN_GRACE_MS passed),
- * then tears its loop down.
+ * then ends the connections that are left, idle keep-alive ones (a load balancer holds them
+ * open), and tears its loop down once they are gone.
  */
 #include "brk_server.h"
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -158,17 +161,55 @@ static int bind_listener(const brk_config_t *cfg)
     return fd;
 }
 
+/*
+ * Every accepted connection is on its worker's conns list until h2o disposes of its socket
+ * (on_close: h2o 2.2 uses that hook only for its client socket pool, never for accepted
+ * sockets). h2o 2.2 asks HTTP/2 connections to wind down but leaves idle HTTP/1 keep-alive
+ * ones open until their timeout, and its context must have no connection left when it is
+ * disposed; the list lets the stop end them (shutdown(2) on the descriptor: h2o reads EOF
+ * and closes the connection itself, the one safe way to end it from outside). So the accept
+ * is h2o_evloop_socket_accept's own (accept4, TCP_NODELAY, the accepted-connection flag),
+ * written out to keep the descriptor.
+ */
+struct brk_conn {
+    h2o_linklist_t link;
+    int fd;
+};
+
+static void on_conn_close(void *data)
+{
+    struct brk_conn *c = data;
+    h2o_linklist_unlink(&c->link);
+    free(c);
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     struct brk_worker *w = listener->data;
     if (err != NULL)
         return;
     for (int i = 0; i < ACCEPT_BURST; i++) {
-        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL)
+        int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), on = 1;
+        if (fd == -1)
             return;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+        h2o_socket_t *sock =
+            h2o_evloop_socket_create(w->loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
+        struct brk_conn *c = brk_calloc(1, sizeof *c);
+        c->fd = fd;
+        h2o_linklist_insert(&w->conns, &c->link);
+        sock->on_close.cb = on_conn_close;
+        sock->on_close.data = c;
         h2o_accept(&w->accept_ctx, sock);
     }
+}
+
+/* Ends the connections still open once nothing is in flight: each reads EOF and h2o closes
+ * it (and unlinks it, on_conn_close) on the loop's next turns. */
+static void end_idle_conns(struct brk_worker *w)
+{
+    for (h2o_linklist_t *l = w->conns.next; l != &w->conns; l = l->next)
+        (void)shutdown(H2O_STRUCT_FROM_MEMBER(struct brk_conn, link, l)->fd, SHUT_RDWR);
 }
 
 static void on_stop_msg(h2o_multithread_receiver_t *rcv, h2o_linklist_t *messages)
@@ -211,15 +252,20 @@ static void *worker_main(void *arg)
     brk_server_t *s = w->server;
     const brk_config_t *cfg = s->cfg;
     struct timespec deadline = {0};
+    int ended = 0; /* end_idle_conns done */
 
     w->loop = h2o_evloop_create();
     h2o_context_init(&w->ctx, w->loop, &s->globalconf);
     w->accept_ctx.ctx = &w->ctx;
     w->accept_ctx.hosts = s->globalconf.hosts;
     w->accept_ctx.ssl_ctx = s->ssl;
+    h2o_linklist_init_anchor(&w->conns);
     h2o_multithread_register_receiver(w->ctx.queue, &w->stop_receiver, on_stop_msg);
     w->db = brk_db_new(w->loop, cfg->conninfo, cfg->db_conns, cfg->db_queue_max,
                        cfg->db_timeout_ms);
+    if (cfg->read_conninfo != NULL)
+        w->db_read = brk_db_new(w->loop, cfg->read_conninfo, cfg->db_conns, cfg->db_queue_max,
+                                cfg->db_timeout_ms);
     w->listener = h2o_evloop_socket_create(w->loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
@@ -236,13 +282,25 @@ static void *worker_main(void *arg)
         }
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if ((w->inflight == 0 && brk_db_idle(w->db)) || now.tv_sec >= deadline.tv_sec)
+        if (now.tv_sec >= deadline.tv_sec)
             break;
+        if (w->inflight != 0 || !brk_db_idle(w->db) ||
+            (w->db_read != NULL && !brk_db_idle(w->db_read)))
+            continue;
+        if (h2o_linklist_is_empty(&w->conns))
+            break;
+        if (!ended) {
+            end_idle_conns(w);
+            ended = 1;
+        }
     }
     if (w->inflight != 0)
         brk_log_warn("stopping with requests still in flight", "loop", "");
     brk_db_free(w->db);
     w->db = NULL;
+    if (w->db_read != NULL)
+        brk_db_free(w->db_read);
+    w->db_read = NULL;
     /* Let the loop run the closes it was handed before the context goes. */
     for (int i = 0; i < 4; i++)
         h2o_evloop_run(w->loop, 0);
@@ -250,6 +308,12 @@ static void *worker_main(void *arg)
     if (h2o_timeout_is_linked(&w->ctx.http2._graceful_shutdown_timeout))
         h2o_timeout_unlink(&w->ctx.http2._graceful_shutdown_timeout);
     h2o_multithread_unregister_receiver(w->ctx.queue, &w->stop_receiver);
+    if (!h2o_linklist_is_empty(&w->conns)) {
+        /* A connection that never read its EOF within the grace period: h2o would abort
+         * disposing a context that still has it, and the process is about to exit. */
+        brk_log_warn("stopping with connections still open", "loop", "");
+        return NULL;
+    }
     h2o_context_dispose(&w->ctx);
     h2o_evloop_destroy(w->loop);
     return NULL;

@@ -508,8 +508,10 @@ static void get_invoice(brk_req_t *r)
 static const brk_route_t routes[] = {
     {"PUT", "/admin/accounts/{account_id}", BRK_ROLE_ADMIN, BRK_ROUTE_JSON, put_account},
     {"GET", "/admin/accounts/{account_id}", BRK_ROLE_ADMIN, 0, get_account},
-    {"GET", "/billing/invoices", BRK_ROLE_FINANCE | BRK_ROLE_AUDITOR, 0, list_invoices},
-    {"GET", "/billing/invoices/{invoice_id}", BRK_ROLE_FINANCE | BRK_ROLE_AUDITOR, 0, get_invoice},
+    {"GET", "/billing/invoices", BRK_ROLE_FINANCE | BRK_ROLE_AUDITOR, BRK_ROUTE_REPLICA_OK,
+     list_invoices},
+    {"GET", "/billing/invoices/{invoice_id}", BRK_ROLE_FINANCE | BRK_ROLE_AUDITOR,
+     BRK_ROUTE_REPLICA_OK, get_invoice},
 };
 
 int hnd_billing_register(void)

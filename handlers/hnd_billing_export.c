@@ -151,7 +151,8 @@ static void lines_csv(brk_req_t *r)
 }
 
 static const brk_route_t routes[] = {
-    {"GET", "/billing/invoices/{invoice_id}/lines.csv", BRK_ROLE_FINANCE | BRK_ROLE_AUDITOR, 0,
+    {"GET", "/billing/invoices/{invoice_id}/lines.csv", BRK_ROLE_FINANCE | BRK_ROLE_AUDITOR,
+     BRK_ROUTE_REPLICA_OK,
      lines_csv},
 };
 

@@ -153,8 +153,8 @@ static void get(brk_req_t *r)
 }
 
 static const brk_route_t routes[] = {
-    {"GET", "/governance/denials", BRK_ROLE_AUDITOR, 0, list},
-    {"GET", "/governance/denials/{denial_id}", BRK_ROLE_AUDITOR, 0, get},
+    {"GET", "/governance/denials", BRK_ROLE_AUDITOR, BRK_ROUTE_REPLICA_OK, list},
+    {"GET", "/governance/denials/{denial_id}", BRK_ROLE_AUDITOR, BRK_ROUTE_REPLICA_OK, get},
 };
 
 int hnd_denials_register(void)

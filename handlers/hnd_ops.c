@@ -4,7 +4,8 @@
  *
  * /healthz says only that this process answers HTTP. /readyz asks the database (on this
  * loop's pool) whether it answers and has every migration this binary knows, so a load
- * balancer sends nothing to a broker whose database is away or not yet migrated.
+ * balancer sends nothing to a broker whose database is away or not yet migrated; with a read
+ * replica configured (GSAP_READ_DATABASE_URL), also nothing while the replica is away.
  */
 #include "hnd.h"
 
@@ -50,6 +51,12 @@ static void on_ready_result(brk_req_t *r, const brk_db_result_t *res)
 static void readyz(brk_req_t *r)
 {
     brk_db_op_t op = {&q_ready, 0, {0}};
+    /* With a read replica, finance and auditor routes depend on it: not ready without it. */
+    if (!brk_req_read_db_up(r)) {
+        brk_reply_error(r, BRK_EDB, "read_database_unavailable",
+                        "the read database (GSAP_READ_DATABASE_URL) does not answer");
+        return;
+    }
     brk_req_db(r, &op, 1, on_ready_result);
 }
 

@@ -648,7 +648,8 @@ static void drivers(brk_req_t *r)
 
 static const brk_route_t routes[] = {
     {"GET", "/governance/session/{context_id}",
-     BRK_ROLE_AUDITOR | BRK_ROLE_ISSUER | BRK_ROLE_EXECUTOR | BRK_ROLE_APPROVER, BRK_ROUTE_VIEW_OK,
+     BRK_ROLE_AUDITOR | BRK_ROLE_ISSUER | BRK_ROLE_EXECUTOR | BRK_ROLE_APPROVER,
+     BRK_ROUTE_VIEW_OK | BRK_ROUTE_REPLICA_OK,
      session},
     {"POST", "/governance/session/{context_id}/link",
      BRK_ROLE_AUDITOR | BRK_ROLE_ISSUER | BRK_ROLE_EXECUTOR | BRK_ROLE_APPROVER, 0, view_link},

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -314,6 +315,42 @@ START_TEST(graceful_stop)
 }
 END_TEST
 
+/* A load balancer keeps idle HTTP/1.1 keep-alive connections open to every broker. SIGTERM
+ * must still end in a clean exit 0, promptly, with those connections closed by the broker
+ * (h2o leaves idle HTTP/1 connections open until their timeout; disposing of a context
+ * that still has them aborted the process). */
+START_TEST(graceful_stop_with_idle_keepalive)
+{
+    enum { IDLE = 8 };
+    int fds[IDLE];
+    const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (int i = 0; i < IDLE; i++) {
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(B.port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        ck_assert_int_eq(connect(fds[i], (void *)&a, sizeof a), 0);
+        ck_assert_int_eq(write(fds[i], req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+        char buf[1024];
+        ssize_t n = read(fds[i], buf, sizeof buf - 1);
+        ck_assert_int_gt(n, 0);
+        buf[n] = 0;
+        ck_assert_ptr_nonnull(strstr(buf, "HTTP/1.1 200"));
+        ck_assert_ptr_null(strcasestr(buf, "connection: close")); /* kept alive */
+    }
+    time_t t0 = time(NULL);
+    ck_assert_int_eq(tst_broker_stop(&B), 0);
+    ck_assert_int_le(time(NULL) - t0, 10); /* not the 30 s grace: the idle ones end at once */
+    for (int i = 0; i < IDLE; i++) {
+        char c;
+        ck_assert_int_eq(read(fds[i], &c, 1), 0); /* the broker closed it */
+        close(fds[i]);
+    }
+    char *log = tst_broker_log(&B);
+    ck_assert_ptr_nonnull(strstr(log, "\"msg\":\"stopped\",\"status\":\"ok\""));
+    free(log);
+}
+END_TEST
+
 /* ---- a private cluster that the test stops and starts ---- */
 
 #define OUTAGE_PORT "55471"
@@ -451,6 +488,7 @@ int main(void)
     tcase_add_test(tc, header_limits);
     tcase_add_test(tc, metrics_local_and_roles);
     tcase_add_test(tc, graceful_stop);
+    tcase_add_test(tc, graceful_stop_with_idle_keepalive);
     tcase_add_test(tc, tls_http2);
     suite_add_tcase(s, tc);
     TCase *out = tcase_create("outage");

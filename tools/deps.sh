@@ -15,6 +15,7 @@ packages=(
     prometheus # promtool: it_metrics checks /metrics, deploy/prometheus/alerts.yml and the dashboard
     debhelper lintian # tools/package.sh: the Debian package and its check
     golang-go golang-golang-x-mod-dev # tests/go/tlogcheck: Go's sumdb/note and sumdb/tlog check the transparency log
+    haproxy # ha_failover (bench/ha.sh): three brokers behind a load balancer, one killed
 )
 
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' 2>/dev/null | awk '$2 == "ii" {print $1}')
@@ -40,11 +41,12 @@ fi
 echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-# Only promtool is wanted from the prometheus package: its server must not start (it would
-# listen on every interface). A policy-rc.d that refuses service starts holds for the install.
+# Only promtool is wanted from the prometheus package and only the binary from haproxy: their
+# services must not start (prometheus would listen on every interface). A policy-rc.d that
+# refuses service starts holds for the install.
 policy=/usr/sbin/policy-rc.d
 hold=0
-if [[ " ${missing[*]} " == *" prometheus "* ]] && [ ! -e "$policy" ]; then
+if [[ " ${missing[*]} " =~ " "(prometheus|haproxy)" " ]] && [ ! -e "$policy" ]; then
     "${as_root[@]}" sh -c "printf '#!/bin/sh\nexit 101\n' >$policy && chmod 755 $policy"
     hold=1
 fi
@@ -54,7 +56,7 @@ rc=0
 if [ "$hold" = 1 ]; then
     "${as_root[@]}" rm -f "$policy"
     if [ -d /run/systemd/system ]; then
-        "${as_root[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+        "${as_root[@]}" systemctl disable --now prometheus haproxy >/dev/null 2>&1 || true
     fi
 fi
 exit "$rc"

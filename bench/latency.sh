@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# latency.sh: CR acceptance latency at half of the peak rate, with open-loop load, and the
+# broker's memory under load.
+#
+#  1. a throwaway PostgreSQL, a fresh database, the broker on it, one issuer+executor key and
+#     one AC issued through the API, copied in SQL into enough fresh ACs (one CR each);
+#  2. a warm-up and VACUUM ANALYZE (as bench/cr_rate.sh);
+#  3. the peak: wrk -c BENCH_CONNS closed-loop POST /governance/complete/ for BENCH_SECONDS,
+#     sampling the broker's RSS every 0.2 s;
+#  4. half of that rate, open loop (bench/paced.mjs: requests leave on schedule whatever the
+#     answers do; latency counted from when each was due), for BENCH_SECONDS;
+#  5. prints peak, the paced rate, p50/p90/p99/max latency and the peak RSS; ends with the
+#     line p99_ms=<n>.
+# Not a test. Environment: bench/common.sh; BENCH_CONNS (wrk connections at peak, default 64),
+# BENCH_HTTP_PORT (default 55497).
+set -euo pipefail
+
+# shellcheck source=common.sh source-path=SCRIPTDIR
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/common.sh"
+
+CONNS=${BENCH_CONNS:-64}
+HTTP_PORT=${BENCH_HTTP_PORT:-55497}
+WARMUP=2
+DB=gsap_bench_latency
+TENANT=acme
+MARK=bench-latency
+
+bench_check_uint BENCH_CONNS "$CONNS" 1 1024
+bench_check_uint BENCH_HTTP_PORT "$HTTP_PORT" 1024 65535
+type bench_pg_durability >/dev/null 2>&1 ||
+    bench_pg_durability() { echo "fsync=off synchronous_commit=off (tests/pg_tmp.sh)"; }
+bench_init
+bench_need_pkg node nodejs
+bench_build_broker
+bench_cr_values
+# Enough fresh ACs for a warm-up and a peak of up to 6,000 CR/s, and the paced half.
+ACS=$(((WARMUP + 2 * BENCH_SECONDS) * 6000))
+URL=http://127.0.0.1:$HTTP_PORT
+scalar() { bench_psql "$DB" -At -c "$1"; }
+
+echo "== setup: throwaway PostgreSQL ($(bench_pg_durability)), database $DB, $ACS ACs" >&2
+bench_start_pg
+bench_psql postgres -c "CREATE DATABASE $DB"
+bench_start_broker "$DB" "$HTTP_PORT"
+TOKEN=$(bench_broker "$DB" "$HTTP_PORT" keys create --tenant "$TENANT" --role issuer,executor --name bench)
+first=$(curl -sS -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    -d "$ISSUE_BODY" "$URL/governance/authorize/" | sed -n 's/.*"context_id": *"\(ctx_[0-9a-f]*\)".*/\1/p')
+[ -n "$first" ] || bench_die "could not issue the first AC"
+bench_copy_acs "$DB" "$TENANT" "$first" "$ACS" "$MARK"
+ids=$BENCH_TMP/ids
+fresh_ids() { scalar "SELECT context_id FROM acs WHERE description = '$MARK' AND status = 'authorized'
+                      ORDER BY context_id" >"$ids"; }
+fresh_ids
+
+echo "== warm-up: $WARMUP s, then VACUUM ANALYZE" >&2
+timeout $((WARMUP + 60)) wrk -t1 -c"$CONNS" -d"${WARMUP}s" -s "$BENCH_ROOT/bench/complete.lua" \
+    "$URL/governance/complete/" -- "$TOKEN" "$ids" 1 "$CR_BODY" >"$BENCH_TMP/wrk-warmup.txt" 2>&1 ||
+    { cat "$BENCH_TMP/wrk-warmup.txt" >&2; bench_die "the warm-up failed"; }
+bench_psql "$DB" -c "VACUUM ANALYZE" -c CHECKPOINT
+fresh_ids
+
+echo "== peak: wrk -t1 -c$CONNS -d${BENCH_SECONDS}s, RSS sampled" >&2
+rss_max=0
+(
+    m=0
+    while kill -0 "$BENCH_BROKER_PID" 2>/dev/null; do
+        r=$(bench_rss_kb "$BENCH_BROKER_PID")
+        ((r > m)) && m=$r && echo "$m" >"$BENCH_TMP/rss"
+        sleep 0.2
+    done
+) &
+sampler=$!
+BENCH_PIDS+=("$sampler")
+bench_wrk "$BENCH_TMP/wrk-peak.txt" -t1 -c"$CONNS" -d"${BENCH_SECONDS}s" \
+    -s "$BENCH_ROOT/bench/complete.lua" "$URL/governance/complete/" -- "$TOKEN" "$ids" 1 "$CR_BODY"
+line=$(grep '^complete.lua:' "$BENCH_TMP/wrk-peak.txt") || bench_die "no summary from complete.lua"
+field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$line"; }
+ok=$(field ok) exhausted=$(field exhausted) dur_us=$(field duration_us)
+((exhausted == 0)) || bench_die "the peak used up every AC"
+peak=$(awk -v n="$ok" -v us="$dur_us" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
+kill "$sampler" 2>/dev/null || true
+rss_max=$(cat "$BENCH_TMP/rss" 2>/dev/null || echo 0)
+half=$((peak / 2))
+((half > 0)) || bench_die "no CR was accepted at peak"
+
+fresh_ids
+echo "== paced: $half CR/s for $BENCH_SECONDS s, open loop" >&2
+out=$(timeout $((BENCH_SECONDS + 120)) node "$BENCH_ROOT/bench/paced.mjs" "$URL/governance/complete/" \
+    "$TOKEN" "$half" "$BENCH_SECONDS" "$ids" "$CR_BODY") || bench_die "paced.mjs failed: $out"
+echo "   $out" >&2
+j() { node -e 'console.log(JSON.parse(process.argv[1])[process.argv[2]])' "$out" "$1"; }
+p50=$(j p50_ms) p90=$(j p90_ms) p99=$(j p99_ms) max=$(j max_ms) pok=$(j ok) due=$(j due) late=$(j late)
+((pok == due)) || echo "   warning: $((due - pok)) paced requests were not accepted" >&2
+
+echo
+echo "CR acceptance latency at half of peak, ${BENCH_SECONDS} s each, $(nproc) cores, load generators on the same machine"
+echo "  PostgreSQL: $(bench_pg_durability)"
+echo "  peak (wrk closed loop, -c$CONNS): $peak CR/s; broker RSS at peak: $((rss_max / 1024)) MB"
+echo "  paced (open loop): $half CR/s, $pok of $due accepted, $late sent > 5 ms late"
+echo "  latency from due time: p50 $p50 ms, p90 $p90 ms, p99 $p99 ms, max $max ms"
+echo "rss_mb=$((rss_max / 1024))"
+echo "p99_ms=$p99"
