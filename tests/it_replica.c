@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tst_check.h"
 #include "tst_broker.h"
@@ -56,6 +57,15 @@ static int get_status(const char *path)
     return st;
 }
 
+/* /readyz once both pools have connected (they connect in the background after the start). */
+static int wait_ready(void)
+{
+    int st = 0;
+    for (int i = 0; i < 200 && (st = get_status("/readyz")) != 200; i++)
+        usleep(50 * 1000);
+    return st;
+}
+
 static long count_acs(const char *db, const char *ctx)
 {
     char *q = tst_fmt("SELECT count(*) FROM acs WHERE context_id = '%s'", ctx);
@@ -81,7 +91,7 @@ START_TEST(reads_follow_the_read_url)
     char *ro = tst_fmt("GSAP_READ_DATABASE_URL=%s", tst_pg_conninfo(RO));
     const char *env[] = {ro, NULL};
     ck_assert_int_eq(tst_broker_start(&B, tst_pg_conninfo(DB), env), 0);
-    ck_assert_int_eq(get_status("/readyz"), 200);
+    ck_assert_int_eq(wait_ready(), 200);
 
     /* A write after the snapshot lands on the primary only... */
     char *after = authorize();
@@ -105,6 +115,7 @@ START_TEST(reads_follow_the_read_url)
     sql("postgres", "DROP DATABASE " RO);
     sql("postgres", "CREATE DATABASE " RO " TEMPLATE " DB);
     ck_assert_int_eq(tst_broker_restart(&B), 0);
+    ck_assert_int_eq(wait_ready(), 200);
     p = tst_fmt("/governance/session/%s", after);
     ck_assert_int_eq(get_status(p), 200);
     free(p);
