@@ -220,6 +220,7 @@ static void *worker_main(void *arg)
     h2o_multithread_register_receiver(w->ctx.queue, &w->stop_receiver, on_stop_msg);
     w->db = brk_db_new(w->loop, cfg->conninfo, cfg->db_conns, cfg->db_queue_max,
                        cfg->db_timeout_ms);
+    brk_db_set_group(w->db, cfg->db_group_max, cfg->db_group_wait_ms);
     w->listener = h2o_evloop_socket_create(w->loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);

@@ -237,7 +237,12 @@ static void issue(brk_req_t *r, issue_ctx_t *c, const gov_accord_t *a, const gov
         }},
         {&q_unrecognized, 3, {r->principal.tenant, ctx, c->unknown_values}},
     };
-    brk_req_db(r, ops, c->unknown_values ? 2 : 1, on_issued);
+    /* Group commit: the AC may share a transaction with others issued together, ordered by
+     * the one key two of them can contend for: (tenant, issuer key, Idempotency-Key). */
+    char key[BRK_DB_GROUP_KEY_MAX];
+    snprintf(key, sizeof key, "%s/%s/%s", r->principal.tenant, r->principal.key_id,
+             c->idem ? c->idem : "");
+    brk_req_db_grouped(r, ops, c->unknown_values ? 2 : 1, key, on_issued);
 out:
     json_decref(unknown);
     json_decref(ac);

@@ -189,7 +189,11 @@ static void complete(brk_req_t *r)
         [CP_ACCORD] = cr.accord_template ? cr.accord_template : GOV_DEFAULT_ACCORD,
         [CP_SELF_WINDOW_S] = window,
     }};
-    brk_req_db(r, &op, 1, on_completed);
+    /* Group commit: this receipt may share a transaction with others arriving together,
+     * ordered by the context row it locks first. */
+    char key[BRK_DB_GROUP_KEY_MAX];
+    snprintf(key, sizeof key, "%s/%s", r->principal.tenant, cr.context_id);
+    brk_req_db_grouped(r, &op, 1, key, on_completed);
 out:
     gov_cr_clear(&cr);
     json_decref(self_doc);
