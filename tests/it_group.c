@@ -354,6 +354,21 @@ static char *cr_json(const char *ctx, const char *outcome, int exit_code)
                    OTHER);
 }
 
+static long metric(const char *name)
+{
+    tst_resp_t r;
+    long v = -1;
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    if (tst_get(B.port, "/metrics", NULL, &r) != 0)
+        return -1;
+    const char *p = r.status == 200 ? strstr(r.body, key) : NULL;
+    if (p != NULL)
+        v = strtol(p + strlen(key), NULL, 10);
+    tst_resp_clear(&r);
+    return v;
+}
+
 START_TEST(http_mixed)
 {
     client_t c[CLIENTS];
@@ -419,6 +434,12 @@ START_TEST(http_mixed)
     }
     ck_assert_int_eq(count_where(pg, "crs WHERE true", used), 1);
     ck_assert_int_eq(count_where(pg, "crs WHERE true", twice), 1);
+    /* every receipt and AC that reached the database went through a group (how many shared
+     * one depends on timing: mixed_group shows sharing deterministically) */
+    long groups = metric("gsap_db_groups_total"), grouped = metric("gsap_db_grouped_batches_total");
+    ck_assert_int_gt(groups, 0);
+    ck_assert_int_ge(grouped, groups);
+    ck_assert_int_eq(metric("gsap_db_group_reruns_total"), 0);
     for (int i = 0; i < CLIENTS; i++) {
         free(c[i].body);
         free(ctxs[i]);
