@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# session_rate.sh: does a receipt cost more the longer its session? BENCH_SESSION_CRS receipts
+# (default 10,000) into ONE session AC through POST /governance/complete/ from BENCH_CONNS
+# clients (default 8), then the acceptance rate per 1,000 receipts along the session, from the
+# database's own record (crs.sequence and crs.received_at, the accepting transaction's time).
+# Flat is the goal: the 10,000th CR accepted as fast as the 10th (migrations/0016 made the
+# identical-retry lookup an index probe instead of a scan of the session's CRs).
+#
+# Prints one line per 1,000 CRs ("CRs 1-1000: <rate> CR/s") and ends with
+# "ratio=<rate of the last 1,000 / rate of the first 1,000>" (1.00 = flat).
+#
+# Environment: see bench/common.sh (BENCH_FSYNC applies); also BENCH_SESSION_CRS (100..1000000),
+# BENCH_CONNS (default 8), BENCH_HTTP_PORT (default 55499). BENCH_SECONDS is not the length
+# here (the CR count is): the run stops after 60 * BENCH_SECONDS s at the latest (default
+# 600 s) and reports what it has. Talks to 127.0.0.1 only; stops everything it started on exit.
+set -euo pipefail
+
+# shellcheck source=common.sh source-path=SCRIPTDIR
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/common.sh"
+
+CONNS=${BENCH_CONNS:-8}
+HTTP_PORT=${BENCH_HTTP_PORT:-55499}
+TOTAL=${BENCH_SESSION_CRS:-10000}
+BUCKET=1000
+DB=gsap_bench_session
+TENANT=bench
+
+bench_check_uint BENCH_SESSION_CRS "$TOTAL" 100 1000000
+bench_check_uint BENCH_CONNS "$CONNS" 1 256
+bench_check_uint BENCH_HTTP_PORT "$HTTP_PORT" 1024 65535
+bench_init
+bench_build_broker
+((TOTAL >= 2 * BUCKET)) || BUCKET=$((TOTAL / 2))
+LIMIT_S=$((BENCH_SECONDS * 60))
+
+h() { printf 'sha256:%s' "$(printf "%064d" 0 | tr 0 "$1")"; }
+CMD=$(h 1) CORPUS=$(h 2) PARAMS=$(h 3) OUTH=$(h 4)
+URL=http://127.0.0.1:$HTTP_PORT
+scalar() { bench_psql "$DB" -At -c "$1"; }
+
+echo "== setup: throwaway PostgreSQL ($(bench_durability)), database $DB" >&2
+bench_start_pg
+bench_psql postgres -c "CREATE DATABASE $DB"
+bench_start_broker "$DB" "$HTTP_PORT"
+TOKEN=$(bench_broker "$DB" "$HTTP_PORT" keys create --tenant "$TENANT" --role issuer,executor --name bench)
+
+# One session AC that lives long enough for the whole run.
+ac=$(curl -s -m 10 -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    -d "{\"accord_template\":\"default\",\"session_mode\":true,\"ttl_seconds\":3600,\
+\"operation\":{\"command_hash\":\"$CMD\",\"corpus_entry_cid\":\"$CORPUS\",\"parameters_cid\":\"$PARAMS\"}}" \
+    "$URL/governance/authorize/")
+CTX=$(sed -n 's/.*"context_id":"\(ctx_[0-9a-f]*\)".*/\1/p' <<<"$ac")
+[ -n "$CTX" ] || bench_die "no session AC: $ac"
+NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+# SEQ marks the running number: output_bytes differs, so does every CR's cr_cid.
+BODY="{\"context_id\":\"$CTX\",\"outcome\":\"completed\",\"exit_code\":0,\
+\"started_at\":\"$NOW\",\"completed_at\":\"$NOW\",\"command_hash\":\"$CMD\",\
+\"corpus_entry_cid\":\"$CORPUS\",\"parameters_cid\":\"$PARAMS\",\"stdout_hash\":\"$OUTH\",\
+\"output_bytes\":SEQ,\"chronicle\":{\"session_id\":\"chr-1\",\"behavior_state\":\"verified\",\
+\"merkle_root\":\"$OUTH\"}}"
+
+echo "== $TOTAL CRs into one session ($CTX): wrk -t1 -c$CONNS POST /governance/complete/" >&2
+timeout $((LIMIT_S + 60)) wrk -t1 -c"$CONNS" -d"${LIMIT_S}s" -s "$BENCH_ROOT/bench/session.lua" \
+    "$URL/governance/complete/" -- "$TOKEN" "$BODY" "$TOTAL" 1 >"$BENCH_TMP/wrk-session.txt" 2>&1 ||
+    { cat "$BENCH_TMP/wrk-session.txt" >&2; bench_die "wrk failed"; }
+sed 's/^/    /' "$BENCH_TMP/wrk-session.txt" >&2
+grep -q '^session.lua: .* other=0 ' "$BENCH_TMP/wrk-session.txt" ||
+    bench_die "some CRs were not accepted (see above)"
+stored=$(scalar "SELECT count(*) FROM crs WHERE context_id = '$CTX'")
+echo "   $stored CRs stored in the session" >&2
+
+echo
+echo "CRs into one session AC by position, $CONNS clients, $(nproc) cores"
+echo "  PostgreSQL: throwaway cluster, $(bench_durability)"
+echo "  rate per $BUCKET CRs: CRs accepted / (last accepted - last of the previous $BUCKET)"
+# Each bucket is timed from the end of the previous one (its first CR from the session's
+# first), so waiting between buckets is not lost; received_at is the accepting transaction's.
+bench_psql "$DB" -At -F ' ' <<SQL >"$BENCH_TMP/buckets.txt"
+WITH b AS (
+    SELECT (sequence - 1) / $BUCKET AS k, count(*) AS n, max(received_at) AS t_end
+    FROM crs WHERE context_id = '$CTX' GROUP BY 1)
+SELECT k * $BUCKET + 1, k * $BUCKET + n, n,
+       extract(epoch FROM t_end - coalesce(lag(t_end) OVER (ORDER BY k),
+                                           (SELECT min(received_at) FROM crs
+                                            WHERE context_id = '$CTX')))
+FROM b WHERE n = $BUCKET ORDER BY k;
+SQL
+awk '{ s = $4 > 0 ? $4 : 1e-3; r = $3 / s; printf "  CRs %6d-%-6d %8.0f CR/s\n", $1, $2, r;
+       if (NR == 1) first = r; last = r }
+     END { if (NR == 0) { print "ratio=n/a"; exit }
+           printf "ratio=%.2f\n", last / first }' "$BENCH_TMP/buckets.txt"
