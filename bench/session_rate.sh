@@ -49,7 +49,7 @@ ac=$(curl -s -m 10 -H "Authorization: Bearer $TOKEN" -H 'Content-Type: applicati
     -d "{\"accord_template\":\"default\",\"session_mode\":true,\"ttl_seconds\":3600,\
 \"operation\":{\"command_hash\":\"$CMD\",\"corpus_entry_cid\":\"$CORPUS\",\"parameters_cid\":\"$PARAMS\"}}" \
     "$URL/governance/authorize/")
-CTX=$(sed -n 's/.*"context_id":"\(ctx_[0-9a-f]*\)".*/\1/p' <<<"$ac")
+CTX=$(sed -n 's/.*"context_id": *"\(ctx_[0-9a-f]*\)".*/\1/p' <<<"$ac")
 [ -n "$CTX" ] || bench_die "no session AC: $ac"
 NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 # SEQ marks the running number: output_bytes differs, so does every CR's cr_cid.

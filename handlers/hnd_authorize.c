@@ -5,7 +5,8 @@
  * Idempotency-Key, an earlier AC under that key; (2) after the policy decision and the
  * signature, one statement that stores the AC (or the denial receipt) together with its
  * outbox event. Two requests racing with the same Idempotency-Key meet at the unique index
- * in gsap_issue, and the loser returns the winner's AC.
+ * in gsap_issue, and the loser returns the winner's AC. The second round trip is
+ * group-committed (brk_req_db_grouped) with the other ACs issued at the same time.
  *
  * The signed AC never changes except when an elevation is approved (re-signed with status
  * authorized, once the accord's approvals_required distinct approvers approved). Polling shows
