@@ -11,8 +11,8 @@
 #
 # Environment: see bench/common.sh (BENCH_FSYNC applies); also BENCH_SESSION_CRS (100..1000000),
 # BENCH_CONNS (default 8), BENCH_HTTP_PORT (default 55499). BENCH_SECONDS is not the length
-# here (the CR count is): the run stops after 60 * BENCH_SECONDS s at the latest (default
-# 600 s) and reports what it has. Talks to 127.0.0.1 only; stops everything it started on exit.
+# here (the CR count is): the run stops once the session holds BENCH_SESSION_CRS receipts, or
+# after 60 * BENCH_SECONDS s at the latest (default 600 s), and reports the full buckets it has. Talks to 127.0.0.1 only; stops everything it started on exit.
 set -euo pipefail
 
 # shellcheck source=common.sh source-path=SCRIPTDIR
@@ -60,12 +60,21 @@ BODY="{\"context_id\":\"$CTX\",\"outcome\":\"completed\",\"exit_code\":0,\
 \"merkle_root\":\"$OUTH\"}}"
 
 echo "== $TOTAL CRs into one session ($CTX): wrk -t1 -c$CONNS POST /governance/complete/" >&2
+# wrk always runs for its -d: it is stopped (SIGINT, it then reports) once the session holds
+# TOTAL CRs, watched in the database.
 timeout $((LIMIT_S + 60)) wrk -t1 -c"$CONNS" -d"${LIMIT_S}s" -s "$BENCH_ROOT/bench/session.lua" \
-    "$URL/governance/complete/" -- "$TOKEN" "$BODY" "$TOTAL" 1 >"$BENCH_TMP/wrk-session.txt" 2>&1 ||
-    { cat "$BENCH_TMP/wrk-session.txt" >&2; bench_die "wrk failed"; }
+    "$URL/governance/complete/" -- "$TOKEN" "$BODY" "$TOTAL" 1 >"$BENCH_TMP/wrk-session.txt" 2>&1 &
+wrk_pid=$!
+BENCH_PIDS+=("$wrk_pid")
+while kill -0 "$wrk_pid" 2>/dev/null; do
+    (($(scalar "SELECT cr_count FROM acs WHERE context_id = '$CTX'") >= TOTAL)) && break
+    sleep 0.5
+done
+kill -INT "$wrk_pid" 2>/dev/null || true
+wait "$wrk_pid" || true
 sed 's/^/    /' "$BENCH_TMP/wrk-session.txt" >&2
 grep -q '^session.lua: .* other=0 ' "$BENCH_TMP/wrk-session.txt" ||
-    bench_die "some CRs were not accepted (see above)"
+    bench_die "some CRs were not accepted, or wrk did not report (see above)"
 stored=$(scalar "SELECT count(*) FROM crs WHERE context_id = '$CTX'")
 echo "   $stored CRs stored in the session" >&2
 
