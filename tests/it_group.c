@@ -9,6 +9,8 @@
  *    each answer. Then a group with a statement that raises: the transaction is rolled back
  *    and every member re-run on its own, so the good ones are accepted exactly once and the
  *    bad one alone fails. And the group's NOTIFY reaches a listener once.
+ *    group_rules: when a group goes out (at once on an idle pool, held while another is in
+ *    flight, split at group_max, exactly and one past).
  * 2. http_mixed: the same mix through the broker's HTTP API, from concurrent clients, with a
  *    long group wait so requests do share groups; 422s (refused before the database) among
  *    them. Every client gets the answer it would get alone.
@@ -314,6 +316,108 @@ START_TEST(mixed_group)
 }
 END_TEST
 
+/* ---- 1b. when a group is sent: at once when idle, held while one is in flight, split at
+ * group_max ---- */
+
+static brk_db_stmt_t q_echo = {"it_echo", "SELECT $1::text", 0};
+/* blocks while the test holds a lock on the table (the argument is unused) */
+static brk_db_stmt_t q_locked = {"it_locked",
+                                 "SELECT count(*)::text FROM it_group_lock WHERE $1::text IS NOT NULL", 0};
+
+#define RULE_MAX 4           /* group_max of this pool */
+#define RULE_WAIT_MS 1000    /* long: only the in-flight group's end may release a held one */
+#define RULE_N (RULE_MAX + 1)
+
+static int RULE_ANSWERS, RULE_ERRS;
+
+static void on_rule(void *arg, const brk_db_result_t *res)
+{
+    (void)arg;
+    RULE_ANSWERS++;
+    RULE_ERRS += res->err != 0;
+}
+
+static void rule_submit(brk_db_t *db, const brk_db_stmt_t *stmt, const char *v)
+{
+    brk_db_op_t op = {stmt, 1, {v}};
+    ck_assert_int_eq(brk_db_submit_grouped(db, &op, 1, "k", on_rule, NULL), 0);
+}
+
+static void rule_run(h2o_evloop_t *loop, int want)
+{
+    double deadline = now_s() + WAIT_S;
+    while (RULE_ANSWERS < want && now_s() < deadline)
+        h2o_evloop_run(loop, 10);
+    ck_assert_int_eq(RULE_ANSWERS, want);
+    ck_assert_int_eq(RULE_ERRS, 0);
+}
+
+START_TEST(group_rules)
+{
+    h2o_evloop_t *loop = h2o_evloop_create();
+    brk_db_stats_t st;
+
+    ck_assert_int_eq(brk_db_register(&q_echo), 0);
+    ck_assert_int_eq(brk_db_register(&q_locked), 0);
+    PGconn *locker = tst_pg_connect(DBNAME);
+    PQclear(PQexec(locker, "CREATE TABLE IF NOT EXISTS it_group_lock (x int)"));
+    brk_db_t *db = brk_db_new(loop, tst_pg_conninfo(DBNAME), 1, 64, 60000);
+    brk_db_set_group(db, RULE_MAX, RULE_WAIT_MS);
+    for (double deadline = now_s() + WAIT_S; !brk_db_is_up(db) && now_s() < deadline;)
+        h2o_evloop_run(loop, 10);
+    ck_assert(brk_db_is_up(db));
+
+    /* a lone batch on an idle pool is sent in the loop iteration that queued it: one
+     * iteration later it is in flight, not waiting RULE_WAIT_MS for company. It then blocks
+     * on the test's lock, so it stays in flight as long as the test wants. */
+    PGresult *res = PQexec(locker, "BEGIN; LOCK TABLE it_group_lock IN ACCESS EXCLUSIVE MODE");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    rule_submit(db, &q_locked, "1");
+    h2o_evloop_run(loop, 0);
+    brk_db_get_stats(db, &st);
+    ck_assert_uint_eq(st.groups, 1);
+    ck_assert_uint_eq(st.in_flight, 1);
+    /* while that group is in flight, the next one collects batches instead of going out */
+    rule_submit(db, &q_echo, "a");
+    rule_submit(db, &q_echo, "b");
+    for (int i = 0; i < 3; i++)
+        h2o_evloop_run(loop, 0);
+    brk_db_get_stats(db, &st);
+    ck_assert_uint_eq(st.groups, 1);
+    ck_assert_uint_eq(st.in_flight, 1);
+    ck_assert(!brk_db_idle(db));
+    /* ... and goes out as one group once the first completes */
+    PQclear(PQexec(locker, "COMMIT"));
+    rule_run(loop, 3);
+    brk_db_get_stats(db, &st);
+    ck_assert_uint_eq(st.groups, 2);
+    ck_assert_uint_eq(st.grouped, 3);
+
+    /* exactly RULE_MAX batches at once: one group */
+    RULE_ANSWERS = 0;
+    for (int i = 0; i < RULE_MAX; i++)
+        rule_submit(db, &q_echo, "x");
+    rule_run(loop, RULE_MAX);
+    brk_db_get_stats(db, &st);
+    ck_assert_uint_eq(st.groups, 3);
+    ck_assert_uint_eq(st.grouped, 3 + RULE_MAX);
+    /* one more than RULE_MAX: the full group goes at once, the rest in a group of its own */
+    RULE_ANSWERS = 0;
+    for (int i = 0; i < RULE_N; i++)
+        rule_submit(db, &q_echo, "y");
+    rule_run(loop, RULE_N);
+    brk_db_get_stats(db, &st);
+    ck_assert_uint_eq(st.groups, 5);
+    ck_assert_uint_eq(st.grouped, 3 + RULE_MAX + RULE_N);
+    ck_assert_uint_eq(st.group_reruns, 0);
+    ck_assert(brk_db_idle(db));
+    brk_db_free(db);
+    h2o_evloop_destroy(loop);
+    PQfinish(locker);
+}
+END_TEST
+
 /* ---- 2. the same mix through HTTP, from concurrent clients ---- */
 
 #define CLIENTS 40
@@ -525,6 +629,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, mixed_group);
+    tcase_add_test(tc, group_rules);
     tcase_add_test(tc, http_mixed);
     tcase_add_test(tc, session_lookup_indexed);
     suite_add_tcase(s, tc);
