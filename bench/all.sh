@@ -15,7 +15,7 @@ root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 out=${BENCH_OUT:-$root/docs/PERFORMANCE.md}
 export BENCH_SECONDS=${BENCH_SECONDS:-10}
 # The order the figures read best in; any other script in bench/ runs after them.
-order=(cr_rate ac_rate latency lag session_rate session_page export_rss get_rate ha)
+order=(cr_rate ac_rate latency lag session_rate export_rss get_rate ha)
 
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
@@ -64,7 +64,7 @@ commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
     echo "| benchmark | result line |"
     echo "|---|---|"
     for n in "${names[@]}"; do
-        last=$(grep -E '^(ratio|p99_ms|rss_mb|lost)=' "$tmp/$n.out" 2>/dev/null | tr '\n' ' ' || true)
+        last=$(grep -E '^(ratio|p99_ms|page_p99_ms|rss_mb|lost)=' "$tmp/$n.out" 2>/dev/null | tr '\n' ' ' || true)
         case " ${failed[*]} " in *" $n "*) last="FAILED" ;; esac
         echo "| \`bench/$n.sh\` | \`${last:-see below}\` |"
     done

@@ -6,6 +6,9 @@
 #   BENCH_SECONDS   measured seconds per run (default 10)
 #   BENCH_THREADS   broker worker threads = baseline threads (default: number of cores)
 #   BENCH_PG_PORT   port of the throwaway PostgreSQL (unix socket only; default 55493)
+#   BENCH_FSYNC     on (default): the throwaway PostgreSQL keeps fsync, synchronous_commit and
+#                   full_page_writes on, the product's durability; off: all three off, a
+#                   labelled variant (never the headline figure)
 #   BENCH_KEEP=1    keep the scratch directory (logs, database) under /tmp
 
 BENCH_ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
@@ -14,6 +17,7 @@ BENCH_BROKER=$BENCH_BUILD/gsap-broker
 BENCH_SECONDS=${BENCH_SECONDS:-10}
 BENCH_THREADS=${BENCH_THREADS:-$(nproc)}
 BENCH_PG_PORT=${BENCH_PG_PORT:-55493}
+BENCH_FSYNC=${BENCH_FSYNC:-on}
 BENCH_TMP=
 BENCH_PG_DIR=
 BENCH_PIDS=()
@@ -49,6 +53,7 @@ bench_init() {
     bench_check_uint BENCH_SECONDS "$BENCH_SECONDS" 1 3600
     bench_check_uint BENCH_THREADS "$BENCH_THREADS" 1 64
     bench_check_uint BENCH_PG_PORT "$BENCH_PG_PORT" 1024 65535
+    case $BENCH_FSYNC in on | off) ;; *) bench_die "BENCH_FSYNC must be on or off (got '$BENCH_FSYNC')" ;; esac
     bench_need_pkg wrk wrk
     bench_need_pkg curl curl
     bench_need_pkg psql postgresql-client-15
@@ -75,10 +80,23 @@ bench_build_broker() {
     [ -x "$BENCH_BROKER" ] || bench_die "no broker binary at $BENCH_BROKER"
 }
 
-# bench_start_pg: a throwaway cluster (tests/pg_tmp.sh: unix socket only, fsync off).
+# bench_durability: one line saying how durable the benchmark's PostgreSQL is (BENCH_FSYNC).
+bench_durability() {
+    if [ "$BENCH_FSYNC" = on ]; then
+        echo "fsync=on synchronous_commit=on full_page_writes=on (the product's durability)"
+    else
+        echo "fsync=off synchronous_commit=off full_page_writes=off (VARIANT: BENCH_FSYNC=off, not durable)"
+    fi
+}
+
+# bench_start_pg: a throwaway cluster (tests/pg_tmp.sh: unix socket only), durable unless
+# BENCH_FSYNC=off.
 bench_start_pg() {
+    local durable=1
+    [ "$BENCH_FSYNC" = on ] || durable=0
     BENCH_PG_DIR=$BENCH_TMP/pg
-    timeout 120 "$BENCH_ROOT/tests/pg_tmp.sh" start "$BENCH_PG_DIR" "$BENCH_PG_PORT" >/dev/null ||
+    timeout 120 env GSAP_PG_DURABLE=$durable "$BENCH_ROOT/tests/pg_tmp.sh" start "$BENCH_PG_DIR" \
+        "$BENCH_PG_PORT" >/dev/null ||
         { BENCH_PG_DIR=; bench_die "the throwaway PostgreSQL did not start (port $BENCH_PG_PORT busy?)"; }
 }
 
@@ -192,6 +210,15 @@ bench_non2xx() { # wrk report -> non-2xx/3xx responses + socket errors
     awk '/Non-2xx or 3xx responses:/ { n += $NF }
          /Socket errors:/ { gsub(",", ""); n += $4 + $6 + $8 + $10 }
          END { print n + 0 }' "$1"
+}
+
+# bench_grouping PORT: the broker's group-commit counters (/metrics), as "G groups, B batches
+# (mean M per transaction)", or "n/a".
+bench_grouping() {
+    curl -s -m 5 "http://127.0.0.1:$1/metrics" 2>/dev/null | awk '
+        /^gsap_db_groups_total / { g = $2 } /^gsap_db_grouped_batches_total / { b = $2 }
+        END { if (g > 0) printf "%d groups, %d batches (mean %.1f per transaction)", g, b, b / g;
+              else print "n/a" }'
 }
 
 bench_ratio() { # A B -> A/B with two decimals

@@ -2,8 +2,10 @@
 # cr_rate.sh: the broker's Completion Receipt acceptance rate against pgbench running the same
 # SQL on the same database.
 #
-#  1. a throwaway PostgreSQL (tests/pg_tmp.sh: fsync, synchronous_commit and full_page_writes
-#     off, for both sides alike), a fresh database, the broker on it and one issuer+executor key;
+#  1. a throwaway PostgreSQL (tests/pg_tmp.sh) with the product's durability (fsync,
+#     synchronous_commit and full_page_writes on; BENCH_FSYNC=off turns all three off, a
+#     labelled variant), the same for both sides, a fresh database, the broker on it and one
+#     issuer+executor key;
 #  2. BENCH_ACS ACs issued through POST /governance/authorize/ (wrk + bench/issue.lua, timed),
 #     and as many ACs again copied in SQL from one of them (new context ids, authorized,
 #     unexpired) for pgbench;
@@ -11,10 +13,16 @@
 #     sides start from non-empty, analyzed tables;
 #     then wrk + bench/complete.lua for BENCH_SECONDS: POST /governance/complete/ with a
 #     distinct context id per request (every AC accepts one CR), counting 200s;
-#  4. pgbench -M prepared -n -c 16 -j 2 -T BENCH_SECONDS running the statement the broker sends
-#     (handlers/hnd_complete.c: SELECT ... FROM gsap_complete(23 parameters)) with the same
-#     values, each call consuming a fresh AC of the second set;
-#  5. prints both rates and "ratio broker/pgbench".
+#  4. pgbench -M prepared -n -c BENCH_CONNS -j 2 -T BENCH_SECONDS (as many clients as wrk has
+#     connections) running the statement the broker sends (handlers/hnd_complete.c: SELECT ...
+#     FROM gsap_complete(23 parameters)) with the same values, one call per transaction, each
+#     consuming a fresh AC of the second set;
+#  5. prints both rates, the broker's group-commit counters, and ends with "ratio=<b/p>".
+#
+# The broker coalesces the receipts that arrive together into one transaction (group commit,
+# GSAP_DB_GROUP_MAX / GSAP_DB_GROUP_WAIT_MS): its groups are as large as the number of
+# requests in flight per worker allows, so enough concurrent connections (BENCH_CONNS, 64 by
+# default: 32 per worker on two) are what makes them large; pgbench commits each call alone.
 #
 # Both sides end in the same function under the same row lock, so the ratio is what the HTTP
 # layer, authentication (one more statement per request), the pipeline and the broker's
@@ -26,7 +34,7 @@
 # the measured runs, then ANALYZE; default 2, see the warm-up below), BENCH_ACS (ACs per side;
 # default 5000 per second of warm-up and run, at least 20000; the script stops with a message
 # if a side runs out), BENCH_CONNS (wrk connections, default 64), BENCH_PGBENCH_CLIENTS
-# (default 16), BENCH_HTTP_PORT (default 55495). Talks to 127.0.0.1 only; stops everything it
+# (default: BENCH_CONNS), BENCH_HTTP_PORT (default 55495), BENCH_FSYNC (on|off). Talks to 127.0.0.1 only; stops everything it
 # started on exit.
 set -euo pipefail
 
@@ -35,7 +43,7 @@ set -euo pipefail
 
 CONNS=${BENCH_CONNS:-64}
 HTTP_PORT=${BENCH_HTTP_PORT:-55495}
-PGB_CLIENTS=${BENCH_PGBENCH_CLIENTS:-16}
+PGB_CLIENTS=${BENCH_PGBENCH_CLIENTS:-$CONNS}
 PGB_JOBS=2
 WARMUP=${BENCH_WARMUP_SECONDS:-2}
 DB=gsap_bench_cr
@@ -56,27 +64,14 @@ bench_init
 bench_need_pkg pgbench postgresql-contrib-15
 bench_build_broker
 
-# The values a CR carries (the shapes of tests/it_gov.c). Digits only after "sha256:": pgbench
-# would read ":abc..." in its script as a variable.
-h() { printf 'sha256:%s' "$(printf "%064d" 0 | tr 0 "$1")"; }
-CMD=$(h 1) CORPUS=$(h 2) PARAMS=$(h 3) OUTH=$(h 4) CR_CID=$(h 5) CH_CID=$(h 6)
-STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-COMPLETED=$(date -u -d '+1 second' +%Y-%m-%dT%H:%M:%SZ)
-ISSUE_BODY="{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"$CMD\",\
-\"corpus_entry_cid\":\"$CORPUS\",\"parameters_cid\":\"$PARAMS\"},\"ttl_seconds\":900}"
-# CTX marks where the context id goes (complete.lua and the pgbench script fill it in).
-CR_BODY="{\"context_id\":\"CTX\",\"outcome\":\"completed\",\"exit_code\":0,\
-\"started_at\":\"$STARTED\",\"completed_at\":\"$COMPLETED\",\"command_hash\":\"$CMD\",\
-\"corpus_entry_cid\":\"$CORPUS\",\"parameters_cid\":\"$PARAMS\",\"stdout_hash\":\"$OUTH\",\
-\"output_bytes\":12,\"chronicle\":{\"session_id\":\"chr-1\",\"behavior_state\":\"verified\",\
-\"merkle_root\":\"$OUTH\"}}"
+bench_cr_values # CMD ... ISSUE_BODY, CR_BODY (CTX where the context id goes)
 URL=http://127.0.0.1:$HTTP_PORT
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 scalar() { bench_psql "$DB" -At -c "$1"; }
 
-echo "== setup: throwaway PostgreSQL (fsync=off synchronous_commit=off full_page_writes=off), database $DB" >&2
+echo "== setup: throwaway PostgreSQL ($(bench_durability)), database $DB" >&2
 bench_start_pg
 bench_psql postgres -c "CREATE DATABASE $DB"
 bench_start_broker "$DB" "$HTTP_PORT"
@@ -114,18 +109,7 @@ echo "   $have ACs in $issue_s s ($issue_rate ACs/s, signed, each with its outbo
 stride=$(((ACS + PGB_CLIENTS - 1) / PGB_CLIENTS))
 pg_acs=$((stride * PGB_CLIENTS))
 t0=$(now)
-bench_psql "$DB" <<SQL
-INSERT INTO acs (tenant_id, context_id, status, accord_name, session_mode, capability_set,
-                 command_hash, corpus_entry_cid, parameters_cid, environment_commitment,
-                 description, ttl_seconds, issued_at, expires_at, issuer_key_id, billing_account,
-                 ac, ac_cid)
-SELECT a.tenant_id, 'ctx_' || lpad(to_hex(g::bigint), 32, '0'), 'authorized', a.accord_name,
-       a.session_mode, a.capability_set, a.command_hash, a.corpus_entry_cid, a.parameters_cid,
-       a.environment_commitment, '$PGB_MARK', a.ttl_seconds, a.issued_at, a.expires_at,
-       a.issuer_key_id, a.billing_account, a.ac, a.ac_cid
-FROM (SELECT * FROM acs WHERE tenant_id = '$TENANT' AND context_id = '$(head -n1 "$ids")') a,
-     generate_series(1, $pg_acs) g;
-SQL
+bench_copy_acs "$DB" "$TENANT" "$(head -n1 "$ids")" "$pg_acs" "$PGB_MARK"
 echo "   $pg_acs more ACs for pgbench copied in SQL in $(elapsed "$t0" "$(now)") s" >&2
 
 # ---- warm-up: the broker accepts CRs for BENCH_WARMUP_SECONDS, then ANALYZE ----
@@ -160,6 +144,9 @@ echo "   $ok CRs accepted (200) while wrk counted, $other other answers; $stored
 # Requests still in flight when wrk stops counting may be stored too: at most one per connection.
 ((stored >= ok && stored <= ok + CONNS)) || bench_die "200s ($ok) and stored CRs ($stored) disagree"
 
+grouping=$(bench_grouping "$HTTP_PORT")
+echo "   group commit: $grouping (includes the ACs issued and the warm-up)" >&2
+
 # Stop the broker so pgbench has the machine to itself (and the broker's function runtime does
 # not pick up the events pgbench's calls write).
 bench_stop "$BENCH_BROKER_PID"
@@ -189,9 +176,10 @@ echo "   $pgb_tx calls, $stored CR rows stored" >&2
 
 echo
 echo "CR acceptance rate, ${BENCH_SECONDS} s each, $(nproc) cores, load generators on the same machine"
-echo "  PostgreSQL: throwaway cluster with fsync=off, synchronous_commit=off, full_page_writes=off (both sides)"
+echo "  PostgreSQL: throwaway cluster, $(bench_durability), both sides"
 echo "  ACs issued through the broker beforehand: $have in $issue_s s ($issue_rate/s)"
 printf '  %-52s %8s CR/s\n' \
     "broker POST /governance/complete/ ($BENCH_THREADS threads, wrk -c$CONNS)" "$broker_rate" \
     "pgbench gsap_complete (-M prepared -c $PGB_CLIENTS -j $PGB_JOBS)" "$pgb_rate"
-echo "  ratio broker/pgbench = $(bench_ratio "$broker_rate" "$pgb_rate")"
+echo "  broker group commit: $grouping"
+echo "ratio=$(bench_ratio "$broker_rate" "$pgb_rate")"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # get_rate.sh: GET throughput of the broker against a bare h2o server with the same layout.
 #
-# Starts a throwaway PostgreSQL (tests/pg_tmp.sh, fsync off), the broker on it and
+# Starts a throwaway PostgreSQL (tests/pg_tmp.sh, durable unless BENCH_FSYNC=off), the broker on it and
 # bench/h2o_hello (libh2o-evloop, the same thread count, one SO_REUSEPORT listener per thread,
 # a 15-byte JSON answer), then runs wrk against each for BENCH_SECONDS:
 #   - h2o_hello  GET /           the ceiling: h2o with nothing behind it

@@ -30,8 +30,6 @@ BILL_WAIT_S=120 # the survivors bill every CR within this long, or the run fails
 DB=gsap_bench_ha
 TENANT=acme
 
-type bench_pg_durability >/dev/null 2>&1 ||
-    bench_pg_durability() { echo "fsync=off synchronous_commit=off (tests/pg_tmp.sh)"; }
 bench_check_uint BENCH_CONNS "$CONNS" 1 1024
 bench_check_uint BENCH_HTTP_PORT "$HTTP_PORT" 1024 65530
 bench_init
@@ -39,20 +37,10 @@ bench_need_pkg haproxy haproxy
 bench_need_pkg node nodejs
 bench_build_broker
 
-h() { printf 'sha256:%s' "$(printf "%064d" 0 | tr 0 "$1")"; }
-CMD=$(h 1) CORPUS=$(h 2) PARAMS=$(h 3) OUTH=$(h 4)
-STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-COMPLETED=$(date -u -d '+1 second' +%Y-%m-%dT%H:%M:%SZ)
-ISSUE_BODY="{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"$CMD\",\
-\"corpus_entry_cid\":\"$CORPUS\",\"parameters_cid\":\"$PARAMS\"},\"ttl_seconds\":900}"
-CR_BODY="{\"context_id\":\"CTX\",\"outcome\":\"completed\",\"exit_code\":0,\
-\"started_at\":\"$STARTED\",\"completed_at\":\"$COMPLETED\",\"command_hash\":\"$CMD\",\
-\"corpus_entry_cid\":\"$CORPUS\",\"parameters_cid\":\"$PARAMS\",\"stdout_hash\":\"$OUTH\",\
-\"output_bytes\":12,\"chronicle\":{\"session_id\":\"chr-1\",\"behavior_state\":\"verified\",\
-\"merkle_root\":\"$OUTH\"}}"
+bench_cr_values # CMD ... ISSUE_BODY, CR_BODY (CTX where the context id goes)
 scalar() { bench_psql "$DB" -At -c "$1"; }
 
-echo "== setup: throwaway PostgreSQL ($(bench_pg_durability)), database $DB, 3 brokers, HAProxy" >&2
+echo "== setup: throwaway PostgreSQL ($(bench_durability)), database $DB, 3 brokers, HAProxy" >&2
 bench_start_pg
 bench_psql postgres -c "CREATE DATABASE $DB"
 
@@ -155,7 +143,7 @@ rate=$(awk -v n="$pairs" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - 
 cat <<EOF
 
 Three brokers on one PostgreSQL behind HAProxy, $BENCH_SECONDS s, broker 2 SIGKILLed at half time
-  PostgreSQL: $(bench_pg_durability)
+  PostgreSQL: $(bench_durability)
   client loops: $CONNS (AC with Idempotency-Key, the same AC asked again, one CR), retried on reset/5xx
   pairs completed: $pairs ($rate AC+CR pairs/s through HAProxy, kill included); attempts retried: $retries
   requests failed for good: $failures

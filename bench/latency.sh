@@ -27,8 +27,6 @@ MARK=bench-latency
 
 bench_check_uint BENCH_CONNS "$CONNS" 1 1024
 bench_check_uint BENCH_HTTP_PORT "$HTTP_PORT" 1024 65535
-type bench_pg_durability >/dev/null 2>&1 ||
-    bench_pg_durability() { echo "fsync=off synchronous_commit=off (tests/pg_tmp.sh)"; }
 bench_init
 bench_need_pkg node nodejs
 bench_build_broker
@@ -38,7 +36,7 @@ ACS=$(((WARMUP + 2 * BENCH_SECONDS) * 6000))
 URL=http://127.0.0.1:$HTTP_PORT
 scalar() { bench_psql "$DB" -At -c "$1"; }
 
-echo "== setup: throwaway PostgreSQL ($(bench_pg_durability)), database $DB, $ACS ACs" >&2
+echo "== setup: throwaway PostgreSQL ($(bench_durability)), database $DB, $ACS ACs" >&2
 bench_start_pg
 bench_psql postgres -c "CREATE DATABASE $DB"
 bench_start_broker "$DB" "$HTTP_PORT"
@@ -94,7 +92,7 @@ p50=$(j p50_ms) p90=$(j p90_ms) p99=$(j p99_ms) max=$(j max_ms) pok=$(j ok) due=
 
 echo
 echo "CR acceptance latency at half of peak, ${BENCH_SECONDS} s each, $(nproc) cores, load generators on the same machine"
-echo "  PostgreSQL: $(bench_pg_durability)"
+echo "  PostgreSQL: $(bench_durability)"
 echo "  peak (wrk closed loop, -c$CONNS): $peak CR/s; broker RSS at peak: $((rss_max / 1024)) MB"
 echo "  paced (open loop): $half CR/s, $pok of $due accepted, $late sent > 5 ms late"
 echo "  latency from due time: p50 $p50 ms, p90 $p90 ms, p99 $p99 ms, max $max ms"

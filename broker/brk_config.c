@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "brk_alloc.h"
+#include "brk_db.h"
 #include "brk_err.h"
 #include "brk_log.h"
 #include "banned.h"
@@ -251,6 +252,14 @@ int brk_config_load(brk_config_t *cfg, char *err, size_t errlen)
         goto out;
     rc = brk_env_uint("GSAP_DB_TIMEOUT_MS", BRK_DEFAULT_DB_TIMEOUT_MS, BRK_CONFIG_DB_TIMEOUT_MIN_MS,
                   BRK_CONFIG_DB_TIMEOUT_MAX_MS, &cfg->db_timeout_ms, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = brk_env_uint("GSAP_DB_GROUP_MAX", BRK_DEFAULT_DB_GROUP_MAX, 1, BRK_DB_GROUP_MAX_LIMIT,
+                      &cfg->db_group_max, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = brk_env_uint("GSAP_DB_GROUP_WAIT_MS", BRK_DEFAULT_DB_GROUP_WAIT_MS, 0,
+                      BRK_DB_GROUP_WAIT_MAX_MS, &cfg->db_group_wait_ms, err, errlen);
     if (rc < 0)
         goto out;
     rc = brk_env_uint("GSAP_TIME_SKEW_S", BRK_DEFAULT_TIME_SKEW_S, 0, BRK_TIME_SKEW_MAX_S,

@@ -16,6 +16,12 @@
 #define BRK_DEFAULT_DB_QUEUE_MAX 1024   /* requests waiting for a connection, per loop */
 #define BRK_DEFAULT_DB_TIMEOUT_MS 10000 /* a statement batch that takes longer fails with 503 */
 #define BRK_DEFAULT_DB_CONNS 1          /* pipelined connections per loop */
+/* Group commit (brk_db.h): receipts and AC issues that arrive together share one transaction.
+ * GSAP_DB_GROUP_MAX batches at most (1 = off); a batch waits for its group at most
+ * GSAP_DB_GROUP_WAIT_MS, and only while another group is in flight (a lone request never
+ * waits). The wait is short next to a commit with fsync, so a group grows with the load. */
+#define BRK_DEFAULT_DB_GROUP_MAX 64
+#define BRK_DEFAULT_DB_GROUP_WAIT_MS 2
 #define BRK_MAX_THREADS 64
 /* Rate limits (broker/brk_rate.h): per API key, shared by all workers of one broker. */
 #define BRK_DEFAULT_RATE_PER_S 100       /* GSAP_RATE_PER_S: sustained requests per second per key */
@@ -48,6 +54,8 @@ typedef struct brk_config {
     unsigned db_conns;        /* GSAP_DB_CONNS per loop */
     unsigned db_queue_max;    /* GSAP_DB_QUEUE_MAX per loop */
     unsigned db_timeout_ms;   /* GSAP_DB_TIMEOUT_MS */
+    unsigned db_group_max;    /* GSAP_DB_GROUP_MAX (1..BRK_DB_GROUP_MAX_LIMIT) */
+    unsigned db_group_wait_ms; /* GSAP_DB_GROUP_WAIT_MS (0..BRK_DB_GROUP_WAIT_MAX_MS) */
     unsigned rate_per_s;      /* GSAP_RATE_PER_S (1..BRK_CONFIG_RATE_MAX) */
     unsigned rate_burst;      /* GSAP_RATE_BURST (1..BRK_CONFIG_RATE_MAX) */
     unsigned auth_fail_max;   /* GSAP_AUTH_FAIL_MAX (1..BRK_CONFIG_RATE_MAX) */

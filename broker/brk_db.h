@@ -17,6 +17,22 @@
  * back from the loop on its next iteration, never from inside the call that noticed them
  * (which may be a brk_db_submit of another request).
  *
+ * Group commit (brk_db_submit_grouped): batches whose caller allows it share one transaction
+ * with the other such batches that arrive together: their statements go out back to back
+ * before ONE Sync, so a whole group costs one round trip and one commit, and each batch still
+ * gets its own results. A group is sent at once when no group is in flight on a ready
+ * connection (at the end of the loop iteration that queued it, so the batches of one
+ * iteration travel together and a lone request never waits); otherwise it collects batches
+ * until a group completes on a connection, it holds group_max batches, or its first batch has
+ * waited group_wait_ms, whichever comes first. The batches of a group are ordered by the key
+ * their callers give (e.g. the context id), so two groups on two connections take their row
+ * locks in the same order and do not deadlock on them. When any statement of a group fails
+ * (an error it raises, a deadlock, a serialization failure), the whole transaction has been
+ * rolled back and every batch of the group is sent again on its own, as one transaction
+ * each, so each gets its own true answer: a caller's batch must therefore be correct when
+ * run after other batches in one transaction, and again after a rollback (true of anything
+ * that only touches the database).
+ *
  * Threads: brk_db_register on the main thread before brk_db_new; everything else on the
  * loop's own thread only.
  */
@@ -36,6 +52,9 @@
 #define BRK_DB_MAX_CONNS 16        /* connections per loop */
 #define BRK_DB_PARAM_BYTES_MAX (2u << 20) /* all parameters of one batch together */
 #define BRK_DB_RECONNECT_MS 500
+#define BRK_DB_GROUP_MAX_LIMIT 256  /* batches in one group transaction, at most */
+#define BRK_DB_GROUP_WAIT_MAX_MS 1000 /* the longest a batch may be made to wait for its group */
+#define BRK_DB_GROUP_KEY_MAX 256    /* bytes of a group ordering key that count */
 
 typedef struct brk_db_stmt {
     const char *name; /* unique, prepared under this name */
@@ -68,6 +87,9 @@ typedef struct brk_db brk_db_t;
 typedef struct brk_db_stats {
     unsigned conns_total, conns_ready, in_flight, queued;
     uint64_t batches, failures, timeouts, reconnects;
+    uint64_t groups;        /* group transactions sent */
+    uint64_t grouped;       /* batches sent inside them */
+    uint64_t group_reruns;  /* groups rolled back and re-run one batch per transaction */
 } brk_db_stats_t;
 
 /* brk_db_register: registers stmt (static storage, must outlive every pool). Main thread,
@@ -91,6 +113,24 @@ void brk_db_free(brk_db_t *db);
  * down): on error cb is never called.
  */
 int brk_db_submit(brk_db_t *db, const brk_db_op_t *ops, size_t n, brk_db_cb cb, void *arg);
+
+/*
+ * brk_db_set_group: group commit for brk_db_submit_grouped on this pool: at most group_max
+ * (1..BRK_DB_GROUP_MAX_LIMIT; 1 turns grouping off) batches per transaction, and a batch
+ * waits at most group_wait_ms (0..BRK_DB_GROUP_WAIT_MAX_MS) for its group while another
+ * group is in flight. Values out of range are clamped. Call before the first grouped submit;
+ * a new pool has grouping off.
+ */
+void brk_db_set_group(brk_db_t *db, unsigned group_max, unsigned group_wait_ms);
+
+/*
+ * brk_db_submit_grouped: brk_db_submit, except that the batch may share its transaction with
+ * other grouped batches (see the header); key (may be NULL = "") orders the batches of a
+ * group, equal keys in submission order. Same return values; cb is called exactly once with
+ * this batch's own results.
+ */
+int brk_db_submit_grouped(brk_db_t *db, const brk_db_op_t *ops, size_t n, const char *key,
+                          brk_db_cb cb, void *arg);
 
 /* brk_db_is_up: 1 when at least one connection is ready. */
 int brk_db_is_up(const brk_db_t *db);

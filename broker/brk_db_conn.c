@@ -77,6 +77,7 @@ void brk__db_conn_broken(db_conn_t *c, int err, const char *why)
     c->retry_at = brk__db_now_ms(db) + BRK_DB_RECONNECT_MS;
     db->st.failures += c->ninflight;
     c->ninflight = 0;
+    c->ngroups = 0;
     brk__db_fail_list(db, &c->inflight, err, why);
     if (!brk__db_any_conn_in(db, C_READY) && !brk__db_any_conn_in(db, C_CONNECTING) &&
         !brk__db_any_conn_in(db, C_PREPARING)) {
@@ -105,7 +106,7 @@ static void flush_done(h2o_socket_t *sock, const char *err)
         brk__db_conn_broken(c, BRK_EDB, PQerrorMessage(c->pg));
 }
 
-int brk__db_job_send(db_conn_t *c, db_job_t *j)
+static int send_ops(db_conn_t *c, const db_job_t *j)
 {
     for (size_t i = 0; i < j->nops; i++) {
         brk_db_stmt_t *s = brk__db_stmts[j->ops[i].stmt_id];
@@ -115,11 +116,31 @@ int brk__db_job_send(db_conn_t *c, db_job_t *j)
         if (!ok)
             return BRK_EDB;
     }
+    return 0;
+}
+
+int brk__db_job_send(db_conn_t *c, db_job_t *j)
+{
+    /* A group: every member's statements back to back, one Sync, so one transaction. */
+    for (size_t m = 0; m < (j->is_group ? j->nmem : 1); m++)
+        if (send_ops(c, j->is_group ? j->members[m] : j) != 0)
+            return BRK_EDB;
     if (!PQpipelineSync(c->pg))
         return BRK_EDB;
     h2o_linklist_insert(&c->inflight, &j->link);
     c->ninflight++;
+    if (j->is_group) {
+        c->ngroups++;
+        c->db->st.groups++;
+        c->db->st.grouped += j->nmem;
+    }
     return conn_flush(c);
+}
+
+/* The job the next result belongs to: j itself, or the group member whose turn it is. */
+static db_job_t *result_target(db_job_t *j)
+{
+    return j->is_group ? j->members[j->cur] : j;
 }
 
 /* Handles every result libpq has fully received. */
@@ -132,6 +153,7 @@ static void conn_drain(db_conn_t *c)
         if (PQisBusy(c->pg))
             return;
         db_job_t *j = H2O_STRUCT_FROM_MEMBER(db_job_t, link, c->inflight.next);
+        db_job_t *t = j->phase == J_WANT_SYNC ? j : result_target(j);
         PGresult *r = PQgetResult(c->pg);
         switch (j->phase) {
         case J_WANT_RESULT:
@@ -141,10 +163,13 @@ static void conn_drain(db_conn_t *c)
                 PQclear(r);
                 goto protocol_error;
             }
-            j->res[j->got] = r;
-            if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK &&
-                j->failed_op < 0)
-                j->failed_op = (int)j->got;
+            t->res[t->got] = r;
+            if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
+                if (t->failed_op < 0)
+                    t->failed_op = (int)t->got;
+                if (j->failed_op < 0)
+                    j->failed_op = (int)t->got; /* a group: "some statement failed" */
+            }
             j->phase = J_WANT_NULL;
             break;
         case J_WANT_NULL:
@@ -152,7 +177,12 @@ static void conn_drain(db_conn_t *c)
                 PQclear(r);
                 goto protocol_error;
             }
-            j->phase = ++j->got == j->nops ? J_WANT_SYNC : J_WANT_RESULT;
+            if (++t->got < t->nops)
+                j->phase = J_WANT_RESULT;
+            else if (j->is_group && ++j->cur < j->nmem)
+                j->phase = J_WANT_RESULT;
+            else
+                j->phase = J_WANT_SYNC;
             break;
         case J_WANT_SYNC:
             if (r == NULL || PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
@@ -180,6 +210,9 @@ static void conn_drain(db_conn_t *c)
                 if (c->logged_down)
                     brk_log_info("database connection ready", NULL, NULL);
                 c->logged_down = 0;
+            } else if (j->is_group) {
+                c->ngroups--;
+                brk__db_group_done(c, j);
             } else {
                 c->db->st.batches++;
                 if (j->failed_op >= 0)
@@ -206,7 +239,8 @@ static void on_readable(h2o_socket_t *sock, const char *err)
     conn_drain(c);
 }
 
-/* Moves queued batches onto c while it has room. */
+/* Moves queued batches onto c while it has room; then, when no group is in flight on c any
+ * more, the group that collected batches meanwhile. */
 static void conn_fill(db_conn_t *c)
 {
     brk_db_t *db = c->db;
@@ -216,12 +250,17 @@ static void conn_fill(db_conn_t *c)
         h2o_linklist_unlink(&j->link);
         db->nqueued--;
         if (brk__db_job_send(c, j) != 0) {
-            if (!h2o_linklist_is_linked(&j->link))
+            if (!h2o_linklist_is_linked(&j->link)) {
                 h2o_linklist_insert(&c->inflight, &j->link), c->ninflight++;
+                c->ngroups += j->is_group;
+            }
             brk__db_conn_broken(c, BRK_EDB, PQerrorMessage(c->pg));
             return;
         }
     }
+    if (c->state == C_READY && c->ngroups == 0 && c->ninflight < BRK_DB_PIPELINE_MAX &&
+        db->open != NULL)
+        brk__db_group_flush(db, c);
 }
 
 static void start_prepare(db_conn_t *c)
@@ -239,6 +278,8 @@ static void start_prepare(db_conn_t *c)
         db_job_t *j = brk_calloc(1, sizeof(*j));
         j->is_prepare = 1;
         j->failed_op = -1;
+        /* the same timeout as any batch: a deadline of 0 would expire at the next tick */
+        j->deadline = brk__db_now_ms(c->db) + c->db->timeout_ms;
         for (int i = base; i < brk__db_nstmts && i < base + BRK_DB_MAX_OPS; i++)
             j->ops[j->nops++].stmt_id = i;
         if (brk__db_job_send(c, j) != 0) {

@@ -37,6 +37,13 @@ typedef struct db_job {
     char *param_buf;
     int err;              /* of a batch on the done list */
     char why[DB_WHY_MAX]; /* copied: libpq's message dies with its connection */
+    /* Group commit. A group is a job of its own (is_group) that owns its member jobs until
+     * it completes; its ops[] and res[] are unused, nops counts the members' ops, and
+     * results go to members[cur] in turn. A member's key orders it in its group. */
+    int is_group;
+    struct db_job **members;
+    size_t nmem, cur;
+    char *key;
 } db_job_t;
 
 typedef struct db_conn {
@@ -49,6 +56,7 @@ typedef struct db_conn {
     unsigned ninflight;
     uint64_t retry_at;
     int logged_down;
+    unsigned ngroups; /* groups among the in-flight batches */
 } db_conn_t;
 
 struct brk_db {
@@ -65,6 +73,12 @@ struct brk_db {
     h2o_timeout_entry_t done_entry;
     brk_db_stats_t st;
     int closing;
+    /* Group commit (brk_db_set_group): the group collecting batches, not sent yet. */
+    unsigned group_max, group_wait_ms;
+    db_job_t *open;
+    h2o_timeout_entry_t group_now_entry; /* on zero: end of this loop iteration */
+    h2o_timeout_t group_wait;            /* group_wait_ms */
+    h2o_timeout_entry_t group_wait_entry;
 };
 
 /* The statement registry (brk_db_register): prepared on every new connection. Written on the
@@ -84,6 +98,14 @@ static inline int brk__db_any_conn_in(const brk_db_t *db, enum conn_state s)
             return 1;
     return 0;
 }
+
+/* brk__db_group_flush: sends the open group on c when c is ready with room, else on the
+ * least busy ready connection, else puts it in the wait queue. No-op without an open group. */
+void brk__db_group_flush(brk_db_t *db, db_conn_t *c);
+
+/* brk__db_group_done: a group's Sync arrived (it is on no list): calls its members back, or,
+ * when a statement failed, sends each member again as a batch of its own on c. */
+void brk__db_group_done(db_conn_t *c, db_job_t *g);
 
 /* brk__db_job_free: releases a batch that is on no list, results included, without a callback. */
 void brk__db_job_free(db_job_t *j);

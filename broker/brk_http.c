@@ -135,7 +135,8 @@ static void on_db_done(void *arg, const brk_db_result_t *res)
     h2o_mem_release_shared(r);
 }
 
-int brk_req_db(brk_req_t *r, const brk_db_op_t *ops, size_t n, brk_db_cont cont)
+static int req_db(brk_req_t *r, const brk_db_op_t *ops, size_t n, const char *key, int grouped,
+                  brk_db_cont cont)
 {
     int rc;
     brk_db_t *db = r->worker->db;
@@ -144,7 +145,9 @@ int brk_req_db(brk_req_t *r, const brk_db_op_t *ops, size_t n, brk_db_cont cont)
         db = r->worker->db_read;
     r->cont = cont;
     h2o_mem_addref_shared(r);
-    if ((rc = brk_db_submit(db, ops, n, on_db_done, r)) != 0) {
+    rc = grouped ? brk_db_submit_grouped(db, ops, n, key, on_db_done, r)
+                 : brk_db_submit(db, ops, n, on_db_done, r);
+    if (rc != 0) {
         r->cont = NULL;
         h2o_mem_release_shared(r);
         if (rc == BRK_EINVAL)
@@ -153,6 +156,17 @@ int brk_req_db(brk_req_t *r, const brk_db_op_t *ops, size_t n, brk_db_cont cont)
             brk_reply_error(r, rc, NULL, "%s", brk_strerror(rc));
     }
     return rc;
+}
+
+int brk_req_db(brk_req_t *r, const brk_db_op_t *ops, size_t n, brk_db_cont cont)
+{
+    return req_db(r, ops, n, NULL, 0, cont);
+}
+
+int brk_req_db_grouped(brk_req_t *r, const brk_db_op_t *ops, size_t n, const char *key,
+                       brk_db_cont cont)
+{
+    return req_db(r, ops, n, key, 1, cont);
 }
 
 static int parse_body(brk_req_t *r);

@@ -99,6 +99,12 @@ int brk_req_read_db_up(const brk_req_t *r);
  */
 int brk_req_db(brk_req_t *r, const brk_db_op_t *ops, size_t n, brk_db_cont cont);
 
+/* brk_req_db_grouped: brk_req_db for a batch that may share its transaction with other
+ * requests' (brk_db_submit_grouped: group commit); key orders the batches of a group (the
+ * row each batch locks first, e.g. tenant and context id). */
+int brk_req_db_grouped(brk_req_t *r, const brk_db_op_t *ops, size_t n, const char *key,
+                       brk_db_cont cont);
+
 /* brk_reply_json: answers status with body (a reference is taken; the caller keeps its own)
  * serialized compactly. A request answers once; later calls are ignored. */
 void brk_reply_json(brk_req_t *r, int status, json_t *body);

@@ -236,6 +236,13 @@ static void publish_stats(struct brk_worker *w)
     brk_metrics_set(w->g_ready, st.conns_ready);
     brk_metrics_set(w->g_inflight, st.in_flight);
     brk_metrics_set(w->g_queued, st.queued);
+    /* group commit: every loop adds what its pool counted since the last iteration */
+    brk_metrics_add(w->c_groups, (int64_t)(st.groups - w->groups_seen));
+    brk_metrics_add(w->c_grouped, (int64_t)(st.grouped - w->grouped_seen));
+    brk_metrics_add(w->c_reruns, (int64_t)(st.group_reruns - w->reruns_seen));
+    w->groups_seen = st.groups;
+    w->grouped_seen = st.grouped;
+    w->reruns_seen = st.group_reruns;
 }
 
 static int gauge_for(const char *fmt, unsigned idx, const char *help)
@@ -263,6 +270,7 @@ static void *worker_main(void *arg)
     h2o_multithread_register_receiver(w->ctx.queue, &w->stop_receiver, on_stop_msg);
     w->db = brk_db_new(w->loop, cfg->conninfo, cfg->db_conns, cfg->db_queue_max,
                        cfg->db_timeout_ms);
+    brk_db_set_group(w->db, cfg->db_group_max, cfg->db_group_wait_ms);
     if (cfg->read_conninfo != NULL)
         w->db_read = brk_db_new(w->loop, cfg->read_conninfo, cfg->db_conns, cfg->db_queue_max,
                                 cfg->db_timeout_ms);
@@ -354,6 +362,13 @@ int brk_server_run(brk_server_t *s, void (*on_ready)(void *), void *arg)
                                   "Statement batches sent and not yet answered.");
         w->g_queued = gauge_for("gsap_db_batches_queued{loop=\"%u\"}", i,
                                 "Statement batches waiting for a connection.");
+        w->c_groups = brk_metrics_counter("gsap_db_groups_total",
+                                          "Group-commit transactions sent (GSAP_DB_GROUP_MAX).");
+        w->c_grouped = brk_metrics_counter("gsap_db_grouped_batches_total",
+                                           "Requests' batches sent inside group transactions.");
+        w->c_reruns = brk_metrics_counter(
+            "gsap_db_group_reruns_total",
+            "Group transactions rolled back and re-run one batch per transaction.");
     }
     for (unsigned i = 0; i < s->nworkers; i++) {
         if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {

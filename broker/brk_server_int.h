@@ -30,6 +30,8 @@ struct brk_worker {
     unsigned inflight;     /* live brk_req_t of this loop */
     uint64_t seq;          /* request id counter */
     int g_conns, g_ready, g_inflight, g_queued; /* metric slots */
+    int c_groups, c_grouped, c_reruns; /* group commit counters, shared by all loops */
+    uint64_t groups_seen, grouped_seen, reruns_seen; /* this loop's share already added */
 };
 
 struct brk_server {

@@ -5,7 +5,8 @@
  * Idempotency-Key, an earlier AC under that key; (2) after the policy decision and the
  * signature, one statement that stores the AC (or the denial receipt) together with its
  * outbox event. Two requests racing with the same Idempotency-Key meet at the unique index
- * in gsap_issue, and the loser returns the winner's AC.
+ * in gsap_issue, and the loser returns the winner's AC. The second round trip is
+ * group-committed (brk_req_db_grouped) with the other ACs issued at the same time.
  *
  * The signed AC never changes except when an elevation is approved (re-signed with status
  * authorized, once the accord's approvals_required distinct approvers approved). Polling shows
@@ -237,7 +238,12 @@ static void issue(brk_req_t *r, issue_ctx_t *c, const gov_accord_t *a, const gov
         }},
         {&q_unrecognized, 3, {r->principal.tenant, ctx, c->unknown_values}},
     };
-    brk_req_db(r, ops, c->unknown_values ? 2 : 1, on_issued);
+    /* Group commit: the AC may share a transaction with others issued together, ordered by
+     * the one key two of them can contend for: (tenant, issuer key, Idempotency-Key). */
+    char key[BRK_DB_GROUP_KEY_MAX];
+    snprintf(key, sizeof key, "%s/%s/%s", r->principal.tenant, r->principal.key_id,
+             c->idem ? c->idem : "");
+    brk_req_db_grouped(r, ops, c->unknown_values ? 2 : 1, key, on_issued);
 out:
     json_decref(unknown);
     json_decref(ac);

@@ -9,6 +9,12 @@
  * AC's new status and the GSAP_CR_RECEIVED outbox event commit together or not at all. So 64
  * concurrent posts on one AC serialize on the lock and exactly one wins.
  *
+ * Group commit: the statement goes out with brk_req_db_grouped, so receipts that arrive
+ * together share one transaction (brk_db.h). gsap_complete answers every refusal with a code
+ * and never raises for one, so a refused CR leaves its group's transaction intact; anything
+ * that does raise rolls the group back and each member is re-run alone. Members are ordered
+ * by "tenant/context id", the row each locks first, so groups of two workers lock in one order.
+ *
  * Self-authorized receipts (gsh ran the command while the broker was unreachable): with
  * "self_authorized": true on a "self-..." context id the broker has never seen, the handler
  * builds the context document (gov_self_context_doc: unsigned, the broker did not issue it)
@@ -189,7 +195,11 @@ static void complete(brk_req_t *r)
         [CP_ACCORD] = cr.accord_template ? cr.accord_template : GOV_DEFAULT_ACCORD,
         [CP_SELF_WINDOW_S] = window,
     }};
-    brk_req_db(r, &op, 1, on_completed);
+    /* Group commit: this receipt may share a transaction with others arriving together,
+     * ordered by the context row it locks first. */
+    char key[BRK_DB_GROUP_KEY_MAX];
+    snprintf(key, sizeof key, "%s/%s", r->principal.tenant, cr.context_id);
+    brk_req_db_grouped(r, &op, 1, key, on_completed);
 out:
     gov_cr_clear(&cr);
     json_decref(self_doc);

@@ -10,6 +10,7 @@
 
 #include "tst_check.h"
 #include "brk_config.h"
+#include "brk_db.h"
 #include "brk_err.h"
 #include "banned.h"
 
@@ -22,7 +23,8 @@ static const char *const vars[] = {"GSAP_LISTEN",        "GSAP_THREADS",
                                    "GSAP_DB_TIMEOUT_MS", "GSAP_RATE_PER_S",
                                    "GSAP_RATE_BURST",    "GSAP_AUTH_FAIL_MAX",
                                    "GSAP_AUTH_FAIL_WINDOW_S", "GSAP_OWNER_DATABASE_URL",
-                                   "GSAP_TIME_SKEW_S", "GSAP_TLOG_CHECKPOINT_S", NULL};
+                                   "GSAP_TIME_SKEW_S", "GSAP_TLOG_CHECKPOINT_S",
+                                   "GSAP_DB_GROUP_MAX", "GSAP_DB_GROUP_WAIT_MS", NULL};
 
 static void clean_env(void)
 {
@@ -82,6 +84,8 @@ START_TEST(defaults)
     ck_assert_uint_eq(cfg.db_conns, BRK_DEFAULT_DB_CONNS);
     ck_assert_uint_eq(cfg.db_queue_max, BRK_DEFAULT_DB_QUEUE_MAX);
     ck_assert_uint_eq(cfg.db_timeout_ms, BRK_DEFAULT_DB_TIMEOUT_MS);
+    ck_assert_uint_eq(cfg.db_group_max, BRK_DEFAULT_DB_GROUP_MAX);
+    ck_assert_uint_eq(cfg.db_group_wait_ms, BRK_DEFAULT_DB_GROUP_WAIT_MS);
     ck_assert_uint_eq(cfg.rate_per_s, BRK_DEFAULT_RATE_PER_S);
     ck_assert_uint_eq(cfg.rate_burst, BRK_DEFAULT_RATE_BURST);
     ck_assert_uint_eq(cfg.auth_fail_max, BRK_DEFAULT_AUTH_FAIL_MAX);
@@ -291,6 +295,19 @@ START_TEST(db_numbers)
     load_err("GSAP_DB_TIMEOUT_MS", "99", "GSAP_DB_TIMEOUT_MS");
     load_err("GSAP_DB_TIMEOUT_MS", "3600001", "GSAP_DB_TIMEOUT_MS");
     load_err("GSAP_DB_TIMEOUT_MS", "1.5", "GSAP_DB_TIMEOUT_MS");
+    /* group commit: 1 (off) to BRK_DB_GROUP_MAX_LIMIT batches, 0 to BRK_DB_GROUP_WAIT_MAX_MS */
+    load_ok("GSAP_DB_GROUP_MAX", "1", &cfg);
+    ck_assert_uint_eq(cfg.db_group_max, 1);
+    load_ok("GSAP_DB_GROUP_MAX", "256", &cfg);
+    ck_assert_uint_eq(cfg.db_group_max, BRK_DB_GROUP_MAX_LIMIT);
+    load_err("GSAP_DB_GROUP_MAX", "257", "GSAP_DB_GROUP_MAX");
+    load_err("GSAP_DB_GROUP_MAX", "0", "GSAP_DB_GROUP_MAX");
+    load_ok("GSAP_DB_GROUP_WAIT_MS", "0", &cfg);
+    ck_assert_uint_eq(cfg.db_group_wait_ms, 0);
+    load_ok("GSAP_DB_GROUP_WAIT_MS", "1000", &cfg);
+    ck_assert_uint_eq(cfg.db_group_wait_ms, BRK_DB_GROUP_WAIT_MAX_MS);
+    load_err("GSAP_DB_GROUP_WAIT_MS", "1001", "GSAP_DB_GROUP_WAIT_MS");
+    load_err("GSAP_DB_GROUP_WAIT_MS", "-1", "GSAP_DB_GROUP_WAIT_MS");
 }
 END_TEST
 

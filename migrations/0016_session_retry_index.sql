@@ -1,0 +1,14 @@
+-- 0016_session_retry_index: a receipt's cost no longer grows with its session.
+--
+-- gsap_complete looks for an identical retry of the incoming CR before accepting it:
+--     SELECT * FROM crs WHERE tenant_id = $1 AND context_id = $2 AND cr_cid = $3
+--         ORDER BY sequence LIMIT 1
+-- Only the primary key (tenant_id, context_id, sequence) served it, so every CR of a session
+-- AC read every CR stored in its context before it: the 9,000th CR of a session cost nine
+-- times the 1,000th (bench/session_rate.sh). This index answers the lookup with one probe
+-- and its ORDER BY sequence from the index order. The rest of gsap_complete already reads
+-- the session's head from the AC row (acs.cr_count, acs.last_lineage_cid), never from crs.
+--
+-- Built without CONCURRENTLY (migrations run in a transaction): it holds off CR writes while
+-- it builds, once, at the upgrade's start.
+CREATE INDEX crs_by_cr_cid ON crs (tenant_id, context_id, cr_cid, sequence);
