@@ -265,3 +265,23 @@ SQL
 bench_rss_kb() {
     awk '/^VmRSS:/ { print $2; f = 1 } END { if (!f) print 0 }' "/proc/$1/status" 2>/dev/null || echo 0
 }
+
+# bench_cpu_ticks PID...: the CPU time (user + system, clock ticks) the given processes have
+# used so far, summed.
+bench_cpu_ticks() {
+    local p t=0 v
+    for p in "$@"; do
+        v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+        t=$((t + v))
+    done
+    echo "$t"
+}
+
+# bench_pg_pids: the throwaway cluster's postmaster and its children (backends, walwriter...).
+bench_pg_pids() {
+    local pm
+    pm=$(head -n1 "$BENCH_PG_DIR/data/postmaster.pid" 2>/dev/null) || return 0
+    echo "$pm"
+    awk -v pm="$pm" '{ sub(/^.*\) /, ""); if ($2 == pm) print FILENAME }' /proc/[0-9]*/stat 2>/dev/null |
+        sed 's|/proc/\([0-9]*\)/stat|\1|'
+}

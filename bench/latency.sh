@@ -9,8 +9,8 @@
 #     sampling the broker's RSS every 0.2 s;
 #  4. half of that rate, open loop (bench/paced.mjs: requests leave on schedule whatever the
 #     answers do; latency counted from when each was due), for BENCH_SECONDS;
-#  5. prints peak, the paced rate, p50/p90/p99/max latency and the peak RSS; ends with the
-#     line p99_ms=<n>.
+#  5. prints peak, CPU per CR at peak (broker and PostgreSQL), the paced rate, p50/p90/p99/max
+#     latency and the peak RSS; ends with the line p99_ms=<n>.
 # Not a test. Environment: bench/common.sh; BENCH_CONNS (wrk connections at peak, default 64),
 # BENCH_HTTP_PORT (default 55497).
 set -euo pipefail
@@ -69,6 +69,8 @@ rss_max=0
 ) &
 sampler=$!
 BENCH_PIDS+=("$sampler")
+mapfile -t pg_pids < <(bench_pg_pids)
+b0=$(bench_cpu_ticks "$BENCH_BROKER_PID") p0=$(bench_cpu_ticks "${pg_pids[@]}")
 bench_wrk "$BENCH_TMP/wrk-peak.txt" -t1 -c"$CONNS" -d"${BENCH_SECONDS}s" \
     -s "$BENCH_ROOT/bench/complete.lua" "$URL/governance/complete/" -- "$TOKEN" "$ids" 1 "$CR_BODY"
 line=$(grep '^complete.lua:' "$BENCH_TMP/wrk-peak.txt") || bench_die "no summary from complete.lua"
@@ -76,6 +78,12 @@ field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$line"; }
 ok=$(field ok) exhausted=$(field exhausted) dur_us=$(field duration_us)
 ((exhausted == 0)) || bench_die "the peak used up every AC"
 peak=$(awk -v n="$ok" -v us="$dur_us" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
+b1=$(bench_cpu_ticks "$BENCH_BROKER_PID") p1=$(bench_cpu_ticks "${pg_pids[@]}")
+hz=$(getconf CLK_TCK)
+# CPU per accepted CR at peak: what one more broker machine, or a bigger database machine,
+# would have to supply (docs/scaling.md works from these).
+cpu_b=$(awk -v t=$((b1 - b0)) -v hz="$hz" -v n="$ok" 'BEGIN { printf "%.3f", t * 1000 / hz / n }')
+cpu_p=$(awk -v t=$((p1 - p0)) -v hz="$hz" -v n="$ok" 'BEGIN { printf "%.3f", t * 1000 / hz / n }')
 kill "$sampler" 2>/dev/null || true
 rss_max=$(cat "$BENCH_TMP/rss" 2>/dev/null || echo 0)
 half=$((peak / 2))
@@ -94,6 +102,7 @@ echo
 echo "CR acceptance latency at half of peak, ${BENCH_SECONDS} s each, $(nproc) cores, load generators on the same machine"
 echo "  PostgreSQL: $(bench_durability)"
 echo "  peak (wrk closed loop, -c$CONNS): $peak CR/s; broker RSS at peak: $((rss_max / 1024)) MB"
+echo "  CPU per CR at peak: broker $cpu_b ms, PostgreSQL $cpu_p ms (its postmaster and backends)"
 echo "  paced (open loop): $half CR/s, $pok of $due accepted, $late sent > 5 ms late"
 echo "  latency from due time: p50 $p50 ms, p90 $p90 ms, p99 $p99 ms, max $max ms"
 echo "rss_mb=$((rss_max / 1024))"
