@@ -53,6 +53,7 @@ typedef struct brk_principal {
     /* The DID a driver gives its principal (mtls: from the certificate's SAN URI); "" for an
      * API key, whose DID is derived from its key id (hnd_principal_did). */
     char did[BRK_PRINCIPAL_DID_MAX + 1];
+    const char *driver; /* static: the identity driver ("mtls"); NULL for an API key */
 } brk_principal_t;
 
 struct brk_req {

@@ -145,6 +145,7 @@ static void on_config(brk_req_t *r, const brk_db_result_t *res)
     p->key_id[BRK_KEY_ID_HEX] = '\0';
     brk_roles_parse_list(PQgetvalue(pr, 0, MC_ROLES), &p->roles);
     p->can_delegate = 0;
+    p->driver = "mtls";
     brk__http_auth_admit(r, PQgetisnull(pr, 0, MC_RATE) ? NULL : PQgetvalue(pr, 0, MC_RATE),
                          PQgetisnull(pr, 0, MC_BURST) ? NULL : PQgetvalue(pr, 0, MC_BURST));
 out:
