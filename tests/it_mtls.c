@@ -140,6 +140,16 @@ static void make_certs(void)
             "URI:spiffe://a.example/ci/runner,URI:spiffe://a.example/ci/other", NULL, NULL);
     mk_cert("outside", ca_a, ka, -DAY, DAY, 0, "URI:spiffe://a.example/other/x", NULL, NULL);
     mk_cert("b-valid", ca_b, kb, -DAY, DAY, 0, "URI:spiffe://b.example/ci/x", NULL, NULL);
+    /* BRK_MTLS_URI_MAX bytes of SAN URI, and one more */
+    char uri[BRK_MTLS_URI_MAX + 8];
+    size_t n = (size_t)snprintf(uri, sizeof uri, "URI:spiffe://a.example/ci/");
+    while (n < 4 + BRK_MTLS_URI_MAX)
+        uri[n++] = 'u';
+    uri[n] = '\0';
+    mk_cert("uri-max", ca_a, ka, -DAY, DAY, 0, uri, NULL, NULL);
+    uri[n++] = 'u';
+    uri[n] = '\0';
+    mk_cert("uri-over", ca_a, ka, -DAY, DAY, 0, uri, NULL, NULL);
     X509_free(ca_a);
     X509_free(ca_b);
     EVP_PKEY_free(ka);
@@ -421,6 +431,15 @@ START_TEST(refused_certificates)
                  "cert_bad_san_uri");
     expect_error("POST", "/governance/authorize/", "outside", NULL, NULL, AUTHORIZE_BODY, 401,
                  "cert_san_not_allowed");
+    /* the SAN URI's length: BRK_MTLS_URI_MAX bytes work, one more does not */
+    json_t *ac = expect_ok("POST", "/governance/authorize/", "uri-max", NULL, NULL,
+                           AUTHORIZE_BODY);
+    const char *did = tst_str(json_object_get(ac, "principal"), "did");
+    ck_assert_uint_eq(strlen(did), strlen("did:web:") + BRK_MTLS_URI_MAX - strlen("spiffe://"));
+    json_decref(ac);
+    before++;
+    expect_error("POST", "/governance/authorize/", "uri-over", NULL, NULL, AUTHORIZE_BODY, 401,
+                 "cert_bad_san_uri");
     /* a CA is not a client: the CA's own certificate (no SAN URI) */
     expect_error("GET", "/governance/drivers/", "ca-a", NULL, NULL, NULL, 401, "cert_no_san_uri");
     /* nothing was issued to any of them */
