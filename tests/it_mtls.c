@@ -150,6 +150,18 @@ static void make_certs(void)
     uri[n++] = 'u';
     uri[n] = '\0';
     mk_cert("uri-over", ca_a, ka, -DAY, DAY, 0, uri, NULL, NULL);
+    /* an intermediate of A, and a client under it that sends the intermediate along */
+    X509 *int_a;
+    EVP_PKEY *ki;
+    mk_cert("int-a", ca_a, ka, -DAY, 30 * DAY, 1, NULL, &int_a, &ki);
+    mk_cert("via-int", int_a, ki, -DAY, DAY, 0, "URI:spiffe://a.example/ci/deep", NULL, NULL);
+    char *path = tst_fmt("%s/via-int.pem", DIR_);
+    FILE *f = fopen(path, "a");
+    ck_assert_int_eq(PEM_write_X509(f, int_a), 1);
+    fclose(f);
+    free(path);
+    X509_free(int_a);
+    EVP_PKEY_free(ki);
     X509_free(ca_a);
     X509_free(ca_b);
     EVP_PKEY_free(ka);
@@ -371,11 +383,16 @@ static void setup(void)
 
 static void teardown(void)
 {
+    int st = -1;
     if (TLS_PID > 0) {
         kill(TLS_PID, SIGTERM);
-        waitpid(TLS_PID, NULL, 0);
+        waitpid(TLS_PID, &st, 0);
         TLS_PID = 0;
     }
+    /* a clean graceful stop: under the sanitizers, no leak (the peer table included) */
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "the HTTPS broker did not stop cleanly (status %d, see %s/tls-broker.log)", st,
+                  DIR_);
     tst_broker_clear(&B);
     if (getenv("GSAP_TEST_KEEP") == NULL) {
         char *cmd = tst_fmt("rm -rf %s", DIR_);
@@ -445,6 +462,16 @@ START_TEST(refused_certificates)
     /* nothing was issued to any of them */
     ck_assert_int_eq(tst_pg_long(c, "SELECT count(*) FROM acs"), before);
     PQfinish(c);
+}
+END_TEST
+
+START_TEST(chain_through_intermediate)
+{
+    json_t *ac = expect_ok("POST", "/governance/authorize/", "via-int", NULL, NULL,
+                           AUTHORIZE_BODY);
+    ck_assert_str_eq(tst_str(json_object_get(ac, "principal"), "did"),
+                     "did:web:a.example:ci:deep");
+    json_decref(ac);
 }
 END_TEST
 
@@ -674,6 +701,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, valid_cert_gets_an_ac);
     tcase_add_test(tc, refused_certificates);
+    tcase_add_test(tc, chain_through_intermediate);
     tcase_add_test(tc, tenant_b_never_acts_in_a);
     tcase_add_test(tc, bearer_and_no_cert);
     tcase_add_test(tc, disable_takes_effect);
