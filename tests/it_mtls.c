@@ -85,6 +85,9 @@ static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
  * by issuer (itself when NULL); a CA when ca, else a TLS client certificate with the
  * subjectAltName san (NULL: none). Writes DIR_/name.pem and name.key.
  */
+/* The extendedKeyUsage mk_cert gives a client certificate. */
+static const char *g_eku = "clientAuth,serverAuth";
+
 static void mk_cert(const char *name, X509 *issuer, EVP_PKEY *issuer_key, long nb, long na,
                     int ca, const char *san, X509 **out_x, EVP_PKEY **out_k)
 {
@@ -107,7 +110,7 @@ static void mk_cert(const char *name, X509 *issuer, EVP_PKEY *issuer_key, long n
     } else {
         add_ext(x, issuer, NID_basic_constraints, "CA:FALSE");
         add_ext(x, issuer, NID_key_usage, "critical,digitalSignature");
-        add_ext(x, issuer, NID_ext_key_usage, "clientAuth,serverAuth");
+        add_ext(x, issuer, NID_ext_key_usage, g_eku);
         if (san != NULL)
             add_ext(x, issuer, NID_subject_alt_name, san);
     }
@@ -140,6 +143,11 @@ static void make_certs(void)
             "URI:spiffe://a.example/ci/runner,URI:spiffe://a.example/ci/other", NULL, NULL);
     mk_cert("outside", ca_a, ka, -DAY, DAY, 0, "URI:spiffe://a.example/other/x", NULL, NULL);
     mk_cert("b-valid", ca_b, kb, -DAY, DAY, 0, "URI:spiffe://b.example/ci/x", NULL, NULL);
+    /* a server certificate is not a client one (purpose sslclient) */
+    g_eku = "serverAuth";
+    mk_cert("server-only", ca_a, ka, -DAY, DAY, 0, "URI:spiffe://a.example/ci/runner", NULL,
+            NULL);
+    g_eku = "clientAuth,serverAuth";
     /* BRK_MTLS_URI_MAX bytes of SAN URI, and one more */
     char uri[BRK_MTLS_URI_MAX + 8];
     size_t n = (size_t)snprintf(uri, sizeof uri, "URI:spiffe://a.example/ci/");
@@ -442,6 +450,8 @@ START_TEST(refused_certificates)
                  "cert_not_yet_valid");
     expect_error("POST", "/governance/authorize/", "other-ca", NULL, NULL, AUTHORIZE_BODY, 401,
                  "cert_untrusted");
+    expect_error("POST", "/governance/authorize/", "server-only", NULL, NULL, AUTHORIZE_BODY,
+                 401, "cert_untrusted");
     expect_error("POST", "/governance/authorize/", "no-san", NULL, NULL, AUTHORIZE_BODY, 401,
                  "cert_no_san_uri");
     expect_error("POST", "/governance/authorize/", "two-uris", NULL, NULL, AUTHORIZE_BODY, 401,
