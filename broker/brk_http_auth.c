@@ -3,7 +3,9 @@
  *
  * Owns: the key lookup statement (q_auth) and the last_used_at touch (q_touch), the
  * per-address failed-authentication limit, the per-key token bucket and its RateLimit
- * headers, the tenant check of X-GSAP-Tenant, and the auth metrics.
+ * headers, the tenant check of X-GSAP-Tenant, and the auth metrics; and the steps every
+ * identity driver shares (brk__http_auth_blocked / _fail / _admit, brk_http_int.h). Without
+ * an Authorization header the mtls driver (brk_http_mtls.c) gets the request first.
  * Invariants: nothing about keys is cached, so a revocation or an expiry takes effect on the
  * next request; an address over its failure limit is refused before its token is looked at;
  * the secret hash is compared in constant time; the body is parsed only after the caller is

@@ -2,7 +2,7 @@
  * brk_http_int: what the parts of brk_http share, for broker/brk_http*.c only.
  *
  * brk_http.c owns intake, request state and routing; brk_http_auth.c bearer authentication
- * and the rate limits; brk_http_reply.c replies and the one error table; brk_http_errfilter.c
+ * and the rate limits; brk_http_mtls.c client-certificate authentication; brk_http_reply.c replies and the one error table; brk_http_errfilter.c
  * the reshaping of the errors h2o answers by itself; brk_stream.c starts streamed replies
  * through brk__http_reply_start. Everything here runs on the request's
  * loop thread.
