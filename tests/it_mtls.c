@@ -228,7 +228,7 @@ static void call(const char *method, const char *path, const char *cert, const c
         data = tst_fmt("-H 'Content-Type: application/json' --data-binary @%s", bodyfile);
     }
     char *cmd = tst_fmt("curl -sk --max-time 30 -X %s %s %s %s %s -o %s -w '%%{http_code}' "
-                        "https://127.0.0.1:%u%s",
+                        "'https://127.0.0.1:%u%s'",
                         method, certopt, auth, hdr, data, outfile, TLS_PORT, path);
     FILE *p = popen(cmd, "r");
     char code[16] = "";
@@ -485,6 +485,40 @@ START_TEST(chain_through_intermediate)
 }
 END_TEST
 
+/* A certificate that does not authenticate is ignored where no credential is needed: a view
+ * link still opens the session page, /metrics still answers loopback. */
+START_TEST(unrelated_cert_on_open_routes)
+{
+    json_t *ac = expect_ok("POST", "/governance/authorize/", "valid", NULL, NULL, AUTHORIZE_BODY);
+    char *p = tst_fmt("/governance/session/%s/link", tst_str(ac, "context_id"));
+    json_t *link = expect_ok("POST", p, "valid", NULL, NULL, NULL);
+    const char *path = strstr(tst_str(link, "url"), "/governance/session/");
+    ck_assert_ptr_nonnull(path);
+    json_t *page = expect_ok("GET", path, "no-san", NULL, "Accept: application/json", NULL);
+    ck_assert_str_eq(tst_str(json_object_get(page, "ac"), "context_id"),
+                     tst_str(ac, "context_id"));
+    json_decref(page);
+    /* the same link with a certificate of another CA, and with none */
+    json_decref(expect_ok("GET", path, "other-ca", NULL, "Accept: application/json", NULL));
+    json_decref(expect_ok("GET", path, NULL, NULL, "Accept: application/json", NULL));
+    /* but the page without the link stays closed to a failing certificate */
+    char *bare = tst_fmt("/governance/session/%s/", tst_str(ac, "context_id"));
+    resp_t r;
+    call("GET", bare, "no-san", NULL, "Accept: application/json", NULL, &r);
+    ck_assert_int_eq(r.status, 401);
+    resp_clear(&r);
+    /* /metrics from loopback */
+    call("GET", "/metrics", "no-san", NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "gsap_auth_failures_total"));
+    resp_clear(&r);
+    free(bare);
+    json_decref(link);
+    free(p);
+    json_decref(ac);
+}
+END_TEST
+
 START_TEST(tenant_b_never_acts_in_a)
 {
     /* B's CA signing a certificate in A's trust domain: A's CA refuses it */
@@ -712,6 +746,7 @@ int main(void)
     tcase_add_test(tc, valid_cert_gets_an_ac);
     tcase_add_test(tc, refused_certificates);
     tcase_add_test(tc, chain_through_intermediate);
+    tcase_add_test(tc, unrelated_cert_on_open_routes);
     tcase_add_test(tc, tenant_b_never_acts_in_a);
     tcase_add_test(tc, bearer_and_no_cert);
     tcase_add_test(tc, disable_takes_effect);
