@@ -38,6 +38,7 @@
 #define BRK_MAX_PATH 2048               /* request path bytes (414 above) */
 #define BRK_REQUEST_ID_MAX 64
 #define BRK_RETRY_AFTER_S "1"
+#define BRK_PRINCIPAL_DID_MAX 256       /* bytes of a driver-given principal DID (GOV_DID_MAX) */
 
 typedef struct brk_server brk_server_t;
 typedef void (*brk_db_cont)(brk_req_t *r, const brk_db_result_t *res);
@@ -49,6 +50,10 @@ typedef struct brk_principal {
     unsigned roles;
     int can_delegate;
     int authenticated; /* 0 for public routes and local callers without a token */
+    /* The DID a driver gives its principal (mtls: from the certificate's SAN URI); "" for an
+     * API key, whose DID is derived from its key id (hnd_principal_did). */
+    char did[BRK_PRINCIPAL_DID_MAX + 1];
+    const char *driver; /* static: the identity driver ("mtls"); NULL for an API key */
 } brk_principal_t;
 
 struct brk_req {

@@ -3,7 +3,9 @@
  *
  * Owns: the key lookup statement (q_auth) and the last_used_at touch (q_touch), the
  * per-address failed-authentication limit, the per-key token bucket and its RateLimit
- * headers, the tenant check of X-GSAP-Tenant, and the auth metrics.
+ * headers, the tenant check of X-GSAP-Tenant, and the auth metrics; and the steps every
+ * identity driver shares (brk__http_auth_blocked / _fail / _admit, brk_http_int.h). Without
+ * an Authorization header the mtls driver (brk_http_mtls.c) gets the request first.
  * Invariants: nothing about keys is cached, so a revocation or an expiry takes effect on the
  * next request; an address over its failure limit is refused before its token is looked at;
  * the secret hash is compared in constant time; the body is parsed only after the caller is
@@ -58,6 +60,8 @@ int brk__http_register_stmts(void)
     int rc = brk_db_register(&q_auth);
     if (rc == 0)
         rc = brk_db_register(&q_touch);
+    if (rc == 0)
+        rc = brk__http_mtls_register_stmts();
     m_limited_key = brk_metrics_counter("gsap_rate_limited_total{reason=\"key\"}",
                                         "Requests answered 429: over the key's rate, or from an "
                                         "address over its failed-authentication limit.");
@@ -102,13 +106,7 @@ static size_t peer_key(const brk_req_t *r, char *buf, size_t cap)
 /* auth_failed: counts a failed authentication against the client's address, then 401. */
 static void auth_failed(brk_req_t *r)
 {
-    const brk_config_t *cfg = r->server->cfg;
-    char addr[64];
-    size_t alen = peer_key(r, addr, sizeof addr);
-    brk_rate_fail_record(r->server->rate_fail, addr, alen, cfg->auth_fail_window_s,
-                         brk__http_mono_ns());
-    brk_metrics_add(m_auth_failures, 1);
-    brk_reply_error(r, BRK_EAUTH, "invalid_token", "the bearer token is not valid");
+    brk__http_auth_fail(r, "invalid_token", "the bearer token is not valid");
 }
 
 static void reply_limited(brk_req_t *r, uint32_t retry_after_s, const char *what)
@@ -130,7 +128,7 @@ static void on_touched(void *arg, const brk_db_result_t *res)
  * RateLimit fields (draft-ietf-httpapi-ratelimit-headers-10, policy "key"). Returns 0, or
  * BRK_ELIMIT after answering 429.
  */
-static int rate_check(brk_req_t *r, PGresult *pr)
+static int rate_check(brk_req_t *r, const char *rate_s, const char *burst_s)
 {
     const brk_config_t *cfg = r->server->cfg;
     uint32_t rate = cfg->rate_per_s, burst = cfg->rate_burst;
@@ -138,10 +136,10 @@ static int rate_check(brk_req_t *r, PGresult *pr)
     brk_rate_verdict_t v;
 
     /* The tenant's override (the table's CHECK keeps it in 1..BRK_CONFIG_RATE_MAX). */
-    if (!PQgetisnull(pr, 0, 4))
-        rate = (uint32_t)strtoul(PQgetvalue(pr, 0, 4), NULL, 10);
-    if (!PQgetisnull(pr, 0, 5))
-        burst = (uint32_t)strtoul(PQgetvalue(pr, 0, 5), NULL, 10);
+    if (rate_s != NULL)
+        rate = (uint32_t)strtoul(rate_s, NULL, 10);
+    if (burst_s != NULL)
+        burst = (uint32_t)strtoul(burst_s, NULL, 10);
     int n = snprintf(key, sizeof key, "%s/%s", r->principal.tenant, r->principal.key_id);
     brk_rate_take(r->server->rate_keys, key, (size_t)n, rate, burst, brk__http_mono_ns(),
                   &v);
@@ -154,6 +152,25 @@ static int rate_check(brk_req_t *r, PGresult *pr)
         brk_metrics_add(m_limited_key, 1);
         reply_limited(r, v.retry_after_s, "this key is over its rate limit");
         return BRK_ELIMIT;
+    }
+    return 0;
+}
+
+/* admit_checks: what every authenticated principal passes, whatever its driver: the rate of
+ * its bucket (rate_s / burst_s: the tenant's overrides, NULL for the broker's) and the
+ * X-GSAP-Tenant check. Returns 0, or an error after answering. */
+static int admit_checks(brk_req_t *r, const char *rate_s, const char *burst_s)
+{
+    /* Every authenticated request counts, refused ones (403) included. */
+    if (rate_check(r, rate_s, burst_s) != 0)
+        return BRK_ELIMIT;
+    /* A caller may name the tenant it means to act in; a key acts only in its own. */
+    h2o_iovec_t t = brk_req_header(r, "x-gsap-tenant");
+    if (t.base != NULL &&
+        (t.len != strlen(r->principal.tenant) || memcmp(t.base, r->principal.tenant, t.len) != 0)) {
+        brk_reply_error(r, BRK_EFORBIDDEN, "tenant_forbidden",
+                        "this key does not belong to the tenant named in X-GSAP-Tenant");
+        return BRK_EFORBIDDEN;
     }
     return 0;
 }
@@ -179,17 +196,9 @@ static void on_auth(brk_req_t *r, const brk_db_result_t *res)
     r->principal.can_delegate = PQgetvalue(pr, 0, 2)[0] == 't';
     snprintf(r->principal.name, sizeof r->principal.name, "%s", PQgetvalue(pr, 0, 3));
     r->principal.authenticated = 1;
-    /* Every authenticated request counts, refused ones (403) included. */
-    if (rate_check(r, pr) != 0)
+    if (admit_checks(r, PQgetisnull(pr, 0, 4) ? NULL : PQgetvalue(pr, 0, 4),
+                     PQgetisnull(pr, 0, 5) ? NULL : PQgetvalue(pr, 0, 5)) != 0)
         return;
-    /* A caller may name the tenant it means to act in; a key acts only in its own. */
-    h2o_iovec_t t = brk_req_header(r, "x-gsap-tenant");
-    if (t.base != NULL &&
-        (t.len != strlen(r->principal.tenant) || memcmp(t.base, r->principal.tenant, t.len) != 0)) {
-        brk_reply_error(r, BRK_EFORBIDDEN, "tenant_forbidden",
-                        "this key does not belong to the tenant named in X-GSAP-Tenant");
-        return;
-    }
     /* Due by the database's clock, and not yet sent by another worker of this broker. */
     char key[BRK_TENANT_MAX + BRK_KEY_ID_HEX + 2];
     int kn = snprintf(key, sizeof key, "%s/%s", r->principal.tenant, r->principal.key_id);
@@ -204,36 +213,71 @@ static void on_auth(brk_req_t *r, const brk_db_result_t *res)
     brk__http_run_route(r);
 }
 
-void brk__http_authenticate(brk_req_t *r)
+/* ---- shared by the identity drivers (brk_http_int.h) ---- */
+
+void brk__http_unauthenticated(brk_req_t *r)
+{
+    if ((r->route->flags & BRK_ROUTE_LOCAL_OK) && brk_req_is_local(r)) {
+        brk__http_run_route(r);
+        return;
+    }
+    if (r->route->flags & BRK_ROUTE_VIEW_OK) {
+        brk__http_run_route(r); /* the handler checks its view link or answers 401 */
+        return;
+    }
+    brk_reply_error(r, BRK_EAUTH, "missing_token", "an Authorization: Bearer token is required");
+}
+
+int brk__http_auth_blocked(brk_req_t *r)
 {
     const brk_config_t *cfg = r->server->cfg;
-    h2o_iovec_t a = brk_req_header(r, "authorization");
-    brk_token_t tok;
     char addr[64];
     uint32_t retry_after = 0;
-
-    if (a.base == NULL) {
-        if ((r->route->flags & BRK_ROUTE_LOCAL_OK) && brk_req_is_local(r)) {
-            brk__http_run_route(r);
-            return;
-        }
-        if (r->route->flags & BRK_ROUTE_VIEW_OK) {
-            brk__http_run_route(r); /* the handler checks its view link or answers 401 */
-            return;
-        }
-        brk_reply_error(r, BRK_EAUTH, "missing_token", "an Authorization: Bearer token is required");
-        return;
-    }
-    /* An address that failed too often is refused before its token is looked at, so a
-     * token cannot be guessed online faster than GSAP_AUTH_FAIL_MAX per window. */
+    /* An address that failed too often is refused before its credential is looked at, so
+     * a token cannot be guessed online faster than GSAP_AUTH_FAIL_MAX per window. */
     size_t alen = peer_key(r, addr, sizeof addr);
     if (brk_rate_fail_blocked(r->server->rate_fail, addr, alen, cfg->auth_fail_max,
-                              cfg->auth_fail_window_s, brk__http_mono_ns(),
-                              &retry_after)) {
+                              cfg->auth_fail_window_s, brk__http_mono_ns(), &retry_after)) {
         brk_metrics_add(m_limited_auth, 1);
         reply_limited(r, retry_after, "too many failed authentications from this address");
+        return 1;
+    }
+    return 0;
+}
+
+void brk__http_auth_fail(brk_req_t *r, const char *code, const char *message)
+{
+    const brk_config_t *cfg = r->server->cfg;
+    char addr[64];
+    size_t alen = peer_key(r, addr, sizeof addr);
+    brk_rate_fail_record(r->server->rate_fail, addr, alen, cfg->auth_fail_window_s,
+                         brk__http_mono_ns());
+    brk_metrics_add(m_auth_failures, 1);
+    brk_reply_error(r, BRK_EAUTH, code, "%s", message);
+}
+
+void brk__http_auth_admit(brk_req_t *r, const char *rate_s, const char *burst_s)
+{
+    r->principal.authenticated = 1;
+    if (admit_checks(r, rate_s, burst_s) == 0)
+        brk__http_run_route(r);
+}
+
+void brk__http_authenticate(brk_req_t *r)
+{
+    h2o_iovec_t a = brk_req_header(r, "authorization");
+    brk_token_t tok;
+
+    if (a.base == NULL) {
+        /* No Authorization: a client certificate, if the connection has one, decides
+         * (brk_http_mtls.c); a bearer, when present, always wins over a certificate. */
+        if (brk__http_mtls_start(r) == 0)
+            return;
+        brk__http_unauthenticated(r);
         return;
     }
+    if (brk__http_auth_blocked(r))
+        return;
     if (a.len < 7 || !h2o_lcstris(a.base, 7, "bearer ", 7) || a.len - 7 > BRK_TOKEN_MAX ||
         brk_token_parse(a.base + 7, a.len - 7, &tok) != 0) {
         auth_failed(r);

@@ -2,6 +2,25 @@
  * brk_tls: see brk_tls.h. Each handshake takes references to the current (leaf, key, chain)
  * under the mutex and installs them on its own SSL (SSL_use_cert_and_key), so a reload never
  * changes material a handshake is using: the old objects live until their last SSL is freed.
+ *
+ * Client certificates (the mtls identity driver). Which CA a client certificate must chain
+ * to depends on the tenant, known only once a request arrives, so the handshake asks for a
+ * certificate (SSL_VERIFY_PEER without FAIL_IF_NO_PEER_CERT: API-key clients without one
+ * still connect) and accepts any chain (a cert-verify callback that returns 1 without
+ * trusting anything); OpenSSL still checks the client's CertificateVerify signature, so the
+ * peer holds the certificate's key. The chain is verified per request (brk_mtls_verify).
+ *
+ * Finding the SSL of a request: libh2o 2.2.5 keeps struct st_h2o_socket_ssl_t private (its
+ * SSL is the second field), and has no accessor for it. Reading that private layout would
+ * break silently on any change to h2o. Instead the SSL finds its socket through public
+ * OpenSSL calls: h2o installs its own BIO (named "h2o_socket", its data the h2o_socket_t) on
+ * every server SSL before the handshake (lib/common/socket.c, setup_bio). An info callback
+ * at the end of each handshake (full or resumed) records socket -> SSL in a table after
+ * checking the BIO is h2o's by its method name; an SSL ex_data slot whose free callback runs
+ * inside SSL_free (h2o frees the SSL before the socket) removes the entry. If a later h2o
+ * changes its BIO, the name check fails and no certificate is ever found: mtls stops
+ * authenticating (401), it never attributes a certificate to the wrong connection. The
+ * table is process-wide under a mutex, so it holds whichever thread frees the SSL.
  */
 #include "brk_tls.h"
 
@@ -12,6 +31,8 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+
+#include <stdint.h>
 
 #include "brk_alloc.h"
 #include "brk_err.h"
@@ -29,6 +50,113 @@ struct brk_tls {
     pthread_mutex_t lock;
     material_t cur; /* under lock */
 };
+
+/* Buckets of the socket -> SSL table (a power of two); entries chain, one per connection. */
+#define BRK_TLS_PEER_BUCKETS 4096
+/* The name libh2o 2.2.5 gives its socket BIO method (lib/common/socket.c). */
+#define BRK_TLS_H2O_BIO_NAME "h2o_socket"
+/* Session id context: with SSL_VERIFY_PEER, OpenSSL refuses to resume a session without one. */
+#define BRK_TLS_SID_CTX "gsap-broker"
+
+typedef struct peer_entry {
+    const void *sock;
+    SSL *ssl;
+    struct peer_entry *next;
+} peer_entry_t;
+
+static pthread_mutex_t g_peer_lock = PTHREAD_MUTEX_INITIALIZER;
+static peer_entry_t *g_peers[BRK_TLS_PEER_BUCKETS];
+static int g_peer_idx = -1;
+static pthread_once_t g_peer_once = PTHREAD_ONCE_INIT;
+
+static size_t peer_bucket(const void *sock)
+{
+    uintptr_t p = (uintptr_t)sock;
+    return (size_t)((p >> 4) ^ (p >> 16)) & (BRK_TLS_PEER_BUCKETS - 1);
+}
+
+/* Runs inside SSL_free: the connection is going away, so its entry goes too. */
+static void peer_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                         void *argp)
+{
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    if (ptr == NULL)
+        return;
+    pthread_mutex_lock(&g_peer_lock);
+    for (peer_entry_t **pp = &g_peers[peer_bucket(ptr)]; *pp != NULL; pp = &(*pp)->next) {
+        if ((*pp)->sock == ptr && (*pp)->ssl == parent) {
+            peer_entry_t *e = *pp;
+            *pp = e->next;
+            free(e);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_peer_lock);
+}
+
+static void peer_idx_init(void)
+{
+    g_peer_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, peer_ex_free);
+}
+
+/* Records socket -> ssl once the handshake is done (resumed ones included). */
+static void info_cb(const SSL *cssl, int where, int ret)
+{
+    SSL *ssl = (SSL *)cssl;
+    BIO *b;
+    const void *sock;
+    (void)ret;
+    if (!(where & SSL_CB_HANDSHAKE_DONE) || g_peer_idx < 0 ||
+        SSL_get_ex_data(ssl, g_peer_idx) != NULL)
+        return;
+    if ((b = SSL_get_rbio(ssl)) == NULL || BIO_method_name(b) == NULL ||
+        strcmp(BIO_method_name(b), BRK_TLS_H2O_BIO_NAME) != 0 || (sock = BIO_get_data(b)) == NULL)
+        return;
+    peer_entry_t *e = brk_calloc(1, sizeof *e);
+    e->sock = sock;
+    e->ssl = ssl;
+    pthread_mutex_lock(&g_peer_lock);
+    size_t h = peer_bucket(sock);
+    e->next = g_peers[h];
+    g_peers[h] = e;
+    SSL_set_ex_data(ssl, g_peer_idx, (void *)sock);
+    pthread_mutex_unlock(&g_peer_lock);
+}
+
+/* The handshake trusts no client chain: verification waits for the tenant (see above). */
+static int accept_any_chain(X509_STORE_CTX *x, void *arg)
+{
+    (void)x;
+    (void)arg;
+    return 1;
+}
+
+int brk_tls_peer_get(const void *sock, X509 **leaf, STACK_OF(X509) **chain)
+{
+    int rc = BRK_ENOTFOUND;
+    *leaf = NULL;
+    *chain = NULL;
+    if (sock == NULL)
+        return rc;
+    pthread_mutex_lock(&g_peer_lock);
+    for (peer_entry_t *e = g_peers[peer_bucket(sock)]; e != NULL; e = e->next) {
+        if (e->sock != sock)
+            continue;
+        X509 *x = SSL_get1_peer_certificate(e->ssl);
+        if (x != NULL) {
+            STACK_OF(X509) *c = SSL_get_peer_cert_chain(e->ssl);
+            *leaf = x;
+            *chain = c != NULL ? X509_chain_up_ref(c) : sk_X509_new_null();
+            rc = 0;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&g_peer_lock);
+    return rc;
+}
 
 static void material_clear(material_t *m)
 {
@@ -130,6 +258,19 @@ brk_tls_t *brk_tls_new(const char *cert_file, const char *key_file, char *err, s
         goto fail;
     }
     SSL_CTX_set_cert_cb(t->ctx, cert_cb, t);
+    /* Ask for a client certificate, require none, trust none at this stage (see the top). */
+    pthread_once(&g_peer_once, peer_idx_init);
+    if (g_peer_idx < 0 ||
+        SSL_CTX_set_session_id_context(t->ctx, (const unsigned char *)BRK_TLS_SID_CTX,
+                                       sizeof BRK_TLS_SID_CTX - 1) != 1) {
+        snprintf(err, errlen, "cannot set up client certificates");
+        goto fail;
+    }
+    SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_cert_verify_callback(t->ctx, accept_any_chain, NULL);
+    SSL_CTX_set_info_callback(t->ctx, info_cb);
+    /* A renegotiation could swap the client certificate under a connection's requests. */
+    SSL_CTX_set_options(t->ctx, SSL_OP_NO_RENEGOTIATION);
     return t;
 fail:
     brk_tls_free(t);

@@ -7,6 +7,11 @@
  * at that moment. A reload that fails (unreadable file, a key that does not match) keeps the
  * material in use. Owned by brk_server; brk_tls_reload runs on the main thread, the callback on
  * workers.
+ *
+ * The context also asks every client for a certificate, requires none and verifies none
+ * during the handshake: a client certificate is only captured, for brk_tls_peer_get, and
+ * checked per request against the tenant's CA (brk_mtls.h). Never trust a certificate from
+ * brk_tls_peer_get before brk_mtls_verify accepted it.
  */
 #ifndef BRK_TLS_H
 #define BRK_TLS_H
@@ -14,6 +19,7 @@
 #include <stddef.h>
 
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 typedef struct brk_tls brk_tls_t;
 
@@ -32,5 +38,14 @@ int brk_tls_reload(brk_tls_t *t, char *err, size_t errlen);
 void brk_tls_subject(brk_tls_t *t, char *buf, size_t cap);
 
 void brk_tls_free(brk_tls_t *t);
+
+/*
+ * brk_tls_peer_get: the client certificate of the TLS connection whose h2o_socket_t is sock
+ * (h2o_conn_t callbacks->get_socket), UNVERIFIED. Returns 0 with *leaf and *chain (the
+ * other certificates the client sent, possibly empty) as new references the caller frees
+ * (X509_free, sk_X509_pop_free(.., X509_free)); BRK_ENOTFOUND when the connection is not TLS
+ * or sent no certificate. Any thread; the table is shared by all workers.
+ */
+int brk_tls_peer_get(const void *sock, X509 **leaf, STACK_OF(X509) **chain);
 
 #endif

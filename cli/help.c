@@ -96,6 +96,31 @@ static const help_cmd_t k_cmds[] = {
       {"--file F", "the account, {\"currency\": ..., \"rate_card\": {...}}"}, {NULL, NULL}},
      "0 stored; 1 the database failed or refused it (a currency change on an account with "
      "lines); 2 bad usage or an invalid file"},
+    {"mtls set", "--tenant T --ca FILE --san-prefix P --role R[,R...] [--did-prefix D] [--disable]",
+     "configure client-certificate authentication for a tenant",
+     "Checks and stores the mtls identity driver's configuration of tenant T (created when "
+     "missing), as PUT /admin/identity/mtls does, and prints it as stored. A request over TLS "
+     "with a client certificate and no Authorization header is then authenticated when the "
+     "chain verifies against the CA certificates of FILE, and the certificate's one URI "
+     "subjectAltName starts with P. The trust domain of P (scheme://authority) finds the "
+     "tenant, so it can belong to one tenant only.",
+     {{"--tenant T", "the tenant"},
+      {"--ca FILE", "PEM CA certificates (1 to 16, at most 65536 bytes): the trust anchors"},
+      {"--san-prefix P", "the URI prefix a certificate's SAN must start with, ending in '/' "
+                         "(spiffe://example.org/ci/)"},
+      {"--role R[,R...]", "the roles every certificate principal of the tenant gets"},
+      {"--did-prefix D", "the principal DID is D then the URI after P, '/' as ':'; default "
+                         "did:web of the URI (did:web:example.org:ci:runner)"},
+      {"--disable", "store the configuration switched off"},
+      {NULL, NULL}},
+     "0 stored; 1 the database failed or refused it (a trust domain another tenant holds); "
+     "2 bad usage, an invalid CA file or prefix"},
+    {"mtls show", "--tenant T",
+     "print a tenant's client-certificate configuration",
+     "Prints the mtls configuration of tenant T as GET /admin/identity/mtls answers it: the "
+     "CA certificates as subject, SHA-256 fingerprint and expiry, never the PEM.",
+     {{"--tenant T", "the tenant"}, {NULL, NULL}},
+     "0 printed; 1 no configuration, or the database failed; 2 bad usage"},
     {"exec", "[--json] [--dry-run] [--ac FILE] --exec COMMAND | [--json] --flush-spool",
      "run a command under governance (a gsh-compatible client)",
      "Obtains an Authorization Context from the broker at GSAP_BROKER_URL (or takes the one in "

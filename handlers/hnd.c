@@ -10,6 +10,7 @@ int hnd_register(void)
     static int (*const groups[])(void) = {
         hnd_ops_register,
         hnd_admin_register,
+        hnd_mtls_register,
         hnd_authorize_register,
         hnd_elevate_register,
         hnd_complete_register,

@@ -11,6 +11,7 @@ int hnd_register(void);
 /* One per route group (hnd_<group>.c). */
 int hnd_ops_register(void);
 int hnd_admin_register(void);
+int hnd_mtls_register(void); /* hnd_mtls.c: the mtls identity driver's configuration */
 int hnd_authorize_register(void);
 int hnd_elevate_register(void);
 int hnd_complete_register(void);

@@ -11,7 +11,8 @@
 #include "brk_http.h"
 #include "gov.h"
 
-/* hnd_principal_did: the DID of r's principal (gov_principal_did with this broker's id). */
+/* hnd_principal_did: the DID of r's principal: the one its identity driver gave it
+ * (r->principal.did, mtls), else gov_principal_did with this broker's id and its key id. */
 void hnd_principal_did(const brk_req_t *r, char *out, size_t cap);
 
 /* hnd_session_url: the session URL of context ctx on this broker into out (GOV_URL_MAX). */
