@@ -49,6 +49,10 @@ typedef struct brk_principal {
     unsigned roles;
     int can_delegate;
     int authenticated; /* 0 for public routes and local callers without a token */
+    const char *driver; /* the identity driver that authenticated it: "api-key", "jwt" */
+    /* The principal's DID when the driver maps one (jwt), else "": the broker then derives
+     * it from tenant and key_id (gov_principal_did). Never in another tenant's namespace. */
+    char did[256 + 1];
 } brk_principal_t;
 
 struct brk_req {
@@ -85,8 +89,11 @@ h2o_iovec_t brk_req_header(const brk_req_t *r, const char *name);
 /* brk_req_accepts_html: 1 when the Accept header prefers text/html over JSON. */
 int brk_req_accepts_html(const brk_req_t *r);
 
-/* brk_req_is_local: 1 when the peer is on a loopback address. */
+/* brk_req_is_local: 1 when the peer is on a loopback address (brk_sockaddr_is_loopback). */
 int brk_req_is_local(const brk_req_t *r);
+
+/* brk_req_is_tls: 1 when r arrived over TLS (HTTPS, HTTP/2 over TLS). */
+int brk_req_is_tls(const brk_req_t *r);
 
 /*
  * brk_req_db: submits a batch on this loop's pool; cont runs later with the result, unless

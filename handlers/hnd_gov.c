@@ -1,6 +1,7 @@
 /* hnd_gov: a request's principal, request-memory JSON, the context parameter; see hnd_gov.h. */
 #include "hnd_gov.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,10 @@
 
 void hnd_principal_did(const brk_req_t *r, char *out, size_t cap)
 {
+    if (r->principal.did[0] != '\0') {
+        snprintf(out, cap, "%s", r->principal.did);
+        return;
+    }
     gov_principal_did(brk_server_config(r->server)->broker_id, r->principal.tenant,
                       r->principal.key_id, out, cap);
 }
