@@ -12,7 +12,8 @@
 //           no signature), "hs256-pem" (HS256 with the PEM of kid's public key as the HMAC
 //           secret), "badsig" (a valid token with its signature's first byte changed).
 //           length: pad the claims ("pad") and the header ("hp") so the token has exactly
-//           this many bytes.
+//           this many bytes. claims_bytes: pad the claims so their JSON has exactly this
+//           many bytes.
 //   node jwt_oracle.mjs serve FILE PORTFILE
 //        -> serves FILE (re-read on every request) at any path on 127.0.0.1, writes its port
 //           to PORTFILE; runs until killed.
@@ -72,6 +73,12 @@ async function token(priv, s) {
     }
     return t;
   };
+  if (s.claims_bytes) {
+    // the claims' JSON text gets exactly s.claims_bytes bytes (ASCII padding)
+    claims.pad = '';
+    claims.pad = 'x'.repeat(s.claims_bytes - JSON.stringify(claims).length);
+    return compact();
+  }
   if (!s.length) return compact();
   // Pad until the token is exactly s.length bytes: the claims grow in steps of 4 base64 chars
   // per 3 bytes, the header's extra member shifts the remainder.
