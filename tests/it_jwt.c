@@ -516,6 +516,62 @@ START_TEST(plaintext_bearers_never)
 }
 END_TEST
 
+START_TEST(cli_configures_drivers)
+{
+    int st = -1;
+    char *sf = tst_fmt("%s/eps.json", KDIR), *jf = tst_fmt("%s/jwks_gamma.json", KDIR);
+    FILE *f = fopen(sf, "w");
+    fputs("{\"issuer\":\"https://idp.eps.test\",\"audience\":\"gsap\","
+          "\"did_template\":\"did:web:idp.eps.test:{subject}\",\"roles_claim\":\"groups\","
+          "\"role_map\":{\"all\":\"auditor\"}}", f);
+    fclose(f);
+    char *out = tst_broker_cli(&B, &st, "drivers", "put", "--tenant", "epsilon", "--driver", "jwt",
+                               "--enable", "--settings", sf, "--jwks-file", jf, (char *)NULL);
+    ck_assert_msg(st == 0, "drivers put: %d %s", st, out ? out : "");
+    json_t *row = json_loads(out, 0, NULL);
+    ck_assert(json_is_true(json_object_get(row, "enabled")));
+    ck_assert_ptr_nonnull(json_object_get(json_object_get(row, "settings"), "jwks"));
+    json_decref(row);
+    free(out);
+    long t = now_s();
+    char *c = claims("https://idp.eps.test", "erin", "[\"all\"]", "\"gsap\"", t + 600, 0);
+    char *spec = tst_fmt("{\"ok\":{\"kid\":\"gamma1\",\"claims\":%s}}", c);
+    json_t *tk = tokens(spec);
+    tst_resp_t r;
+    ck_assert_int_eq(req("GET", "/governance/drivers/", tst_str(tk, "ok"), NULL, NULL, &r), 200);
+    tst_resp_clear(&r);
+    /* another tenant's issuer: refused (1); invalid settings: refused before the database (2) */
+    f = fopen(sf, "w");
+    fputs("{\"issuer\":\"" BETA_ISS "\",\"audience\":\"gsap\"}", f);
+    fclose(f);
+    free(tst_broker_cli(&B, &st, "drivers", "put", "--tenant", "zeta", "--driver", "jwt", "--enable",
+                        "--settings", sf, "--jwks-file", jf, (char *)NULL));
+    ck_assert_int_eq(st, 1);
+    f = fopen(sf, "w");
+    fputs("{\"issuer\":\"https://idp.zeta.test\",\"audience\":\"gsap\",\"jwks_url\":\"ftp://x\"}", f);
+    fclose(f);
+    free(tst_broker_cli(&B, &st, "drivers", "put", "--tenant", "zeta", "--driver", "jwt", "--enable",
+                        "--settings", sf, (char *)NULL));
+    ck_assert_int_eq(st, 2);
+    PGconn *pg = tst_pg_connect(DB);
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM auth_drivers WHERE tenant_id = 'zeta'"), 0);
+    PQfinish(pg);
+    /* turning epsilon's jwt off from the command line stops its tokens */
+    free(tst_broker_cli(&B, &st, "drivers", "put", "--tenant", "epsilon", "--driver", "jwt",
+                        "--disable", (char *)NULL));
+    ck_assert_int_eq(st, 0);
+    expect_refused("GET", "/governance/drivers/", tst_str(tk, "ok"), NULL, "unknown_issuer");
+    out = tst_broker_cli(&B, &st, "drivers", "list", "--tenant", "epsilon", (char *)NULL);
+    ck_assert_int_eq(st, 0);
+    json_t *l = json_loads(out, 0, NULL);
+    ck_assert(json_is_false(json_object_get(json_array_get(json_object_get(l, "drivers"), 1), "enabled")));
+    json_decref(l);
+    free(out);
+    json_decref(tk);
+    free(spec), free(c), free(sf), free(jf);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("it_jwt");
@@ -527,6 +583,7 @@ int main(void)
     tcase_add_test(tc, neighbours_cannot_cross);
     tcase_add_test(tc, jwks_url_refresh_follows_rotation);
     tcase_add_test(tc, plaintext_bearers_never);
+    tcase_add_test(tc, cli_configures_drivers);
     suite_add_tcase(s, tc);
     return tst_run(s);
 }
