@@ -12,8 +12,8 @@ static int jwt_check(const json_t *settings, const brk_driver_scope_t *scope, ch
                      size_t msglen)
 {
     brk_jwt_config_t c;
-    return brk_jwt_config_parse(settings, scope->broker_id, scope->tenant,
-                                scope->jwks_allow_http, &c, msg, msglen);
+    return brk_jwt_config_parse(settings, scope->broker_id, scope->tenant, scope->jwks_allow_http,
+                                &c, msg, msglen);
 }
 
 /* Issuer and audience tell a client which tokens to bring; the rest is the admin's business. */
@@ -24,8 +24,7 @@ static json_t *jwt_summary(const json_t *settings)
 }
 
 static const brk_driver_t k_drivers[] = {
-    {"api-key", 1, NULL, NULL},
-    {"jwt", 0, jwt_check, jwt_summary},
+    {"api-key", 1, NULL, NULL}, {"jwt", 0, jwt_check, jwt_summary},
     /* "mtls" goes here. */
 };
 

@@ -23,7 +23,7 @@
 typedef struct brk_driver_scope {
     const char *broker_id; /* GSAP_BROKER_ID: the DID namespace of this broker */
     const char *tenant;
-    int jwks_allow_http;   /* GSAP_JWKS_ALLOW_HTTP */
+    int jwks_allow_http; /* GSAP_JWKS_ALLOW_HTTP */
 } brk_driver_scope_t;
 
 typedef struct brk_driver {

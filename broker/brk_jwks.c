@@ -31,11 +31,11 @@ typedef struct entry {
     int used;
     int is_url;
     int fetching;
-    int want;             /* a refetch was asked for (unknown kid) */
-    char key[KEY_MAX];    /* the URL, or the hex digest of an inline document */
+    int want;          /* a refetch was asked for (unknown kid) */
+    char key[KEY_MAX]; /* the URL, or the hex digest of an inline document */
     brk_jwks_t *ks;
-    time_t fetched_at;    /* last successful fetch (0: never) */
-    time_t attempted_at;  /* last fetch attempt */
+    time_t fetched_at;   /* last successful fetch (0: never) */
+    time_t attempted_at; /* last fetch attempt */
     time_t last_used;
 } entry_t;
 
@@ -67,7 +67,8 @@ static entry_t *slot_for(brk_jwks_cache_t *c, const char *key, int is_url)
         if (!e->used) {
             if (victim == NULL || victim->used)
                 victim = e;
-        } else if (!e->fetching && (victim == NULL || (victim->used && e->last_used < victim->last_used))) {
+        } else if (!e->fetching &&
+                   (victim == NULL || (victim->used && e->last_used < victim->last_used))) {
             victim = e;
         }
     }
@@ -173,8 +174,8 @@ static void on_fetched(struct evhttp_request *req, void *arg)
 }
 
 /* fetch_url: GET url on base; the body (malloc'd) of a 200 within the size limit, or NULL. */
-static char *fetch_url(brk_jwks_cache_t *c, struct event_base *base, const char *url,
-                       size_t *len, char *why, size_t whylen)
+static char *fetch_url(brk_jwks_cache_t *c, struct event_base *base, const char *url, size_t *len,
+                       char *why, size_t whylen)
 {
     struct evhttp_uri *uri = evhttp_uri_parse(url);
     struct evhttp_connection *conn = NULL;
@@ -230,7 +231,8 @@ static char *fetch_url(brk_jwks_cache_t *c, struct event_base *base, const char 
         if (tls && brk_tls_client_failure(NULL, &f.diag, tlswhy, sizeof tlswhy))
             snprintf(why, whylen, "TLS: %s", tlswhy);
         else if (f.status != 0)
-            snprintf(why, whylen, "status %d (or a body over %d bytes)", f.status, BRK_JWKS_MAX_BYTES);
+            snprintf(why, whylen, "status %d (or a body over %d bytes)", f.status,
+                     BRK_JWKS_MAX_BYTES);
         else
             snprintf(why, whylen, "no response within %d s (or larger than %d bytes)",
                      BRK_JWKS_FETCH_TIMEOUT_S, BRK_JWKS_MAX_BYTES);

@@ -23,13 +23,13 @@
 
 #include "brk_jwt.h"
 
-#define BRK_JWKS_CACHE_MAX 64        /* documents held (inline and fetched) */
-#define BRK_JWKS_REFRESH_S 300       /* default refetch interval (GSAP_JWKS_REFRESH_S) */
+#define BRK_JWKS_CACHE_MAX 64  /* documents held (inline and fetched) */
+#define BRK_JWKS_REFRESH_S 300 /* default refetch interval (GSAP_JWKS_REFRESH_S) */
 #define BRK_JWKS_REFRESH_MAX_S 86400
-#define BRK_JWKS_REFETCH_MIN_S 30    /* unknown kid: at most one extra fetch per URL this often */
-#define BRK_JWKS_RETRY_S 5           /* a URL never fetched successfully is retried this often */
+#define BRK_JWKS_REFETCH_MIN_S 30 /* unknown kid: at most one extra fetch per URL this often */
+#define BRK_JWKS_RETRY_S 5        /* a URL never fetched successfully is retried this often */
 #define BRK_JWKS_FETCH_TIMEOUT_S 5
-#define BRK_JWKS_IDLE_S 3600         /* a URL nobody asked for this long is no longer fetched */
+#define BRK_JWKS_IDLE_S 3600 /* a URL nobody asked for this long is no longer fetched */
 
 typedef struct brk_jwks_cache brk_jwks_cache_t;
 

@@ -36,8 +36,8 @@ struct brk_jwks {
     jwk_t keys[BRK_JWKS_MAX_KEYS];
 };
 
-static int fail(const char **code, const char *c, char *msg, size_t msglen, const char *fmt,
-                ...) __attribute__((format(printf, 5, 6)));
+static int fail(const char **code, const char *c, char *msg, size_t msglen, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 static int fail(const char **code, const char *c, char *msg, size_t msglen, const char *fmt, ...)
 {
     va_list ap;
@@ -101,7 +101,8 @@ static json_t *segment_object(const char *s, size_t n, size_t cap, int *too_big)
     int len = brk_b64url_decode(s, n, buf, cap);
     if (len < 0)
         goto out;
-    if (memchr(buf, 0, (size_t)len) != NULL || !raw_depth_ok((char *)buf, (size_t)len, BRK_JWT_MAX_DEPTH))
+    if (memchr(buf, 0, (size_t)len) != NULL ||
+        !raw_depth_ok((char *)buf, (size_t)len, BRK_JWT_MAX_DEPTH))
         goto out;
     v = json_loadb((char *)buf, (size_t)len, JSON_REJECT_DUPLICATES, NULL);
     if (v != NULL && !json_is_object(v)) {
@@ -115,8 +116,8 @@ out:
 
 static int b64url_char(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
 }
 
 int brk_jwt_looks_like(const char *tok, size_t len)
@@ -153,8 +154,8 @@ int brk_jwt_decode(const char *token, size_t len, brk_jwt_t *out, const char **c
 
     memset(out, 0, sizeof *out);
     if (len > BRK_JWT_MAX_TOKEN)
-        return fail(code, BRK_JWT_E_TOO_LARGE, msg, msglen,
-                    "the token is longer than %d bytes", BRK_JWT_MAX_TOKEN);
+        return fail(code, BRK_JWT_E_TOO_LARGE, msg, msglen, "the token is longer than %d bytes",
+                    BRK_JWT_MAX_TOKEN);
     if (!brk_jwt_looks_like(token, len))
         return fail(code, BRK_JWT_E_MALFORMED, msg, msglen, "the token is not a compact JWS");
     d1 = memchr(token, '.', len);
@@ -192,7 +193,8 @@ int brk_jwt_decode(const char *token, size_t len, brk_jwt_t *out, const char **c
     /* RFC 7515 4.1.11: an extension this verifier does not understand must fail it. */
     if (json_object_get(out->header, "crit") != NULL) {
         brk_jwt_clear(out);
-        return fail(code, BRK_JWT_E_MALFORMED, msg, msglen, "critical header extensions are not supported");
+        return fail(code, BRK_JWT_E_MALFORMED, msg, msglen,
+                    "critical header extensions are not supported");
     }
     json_t *kid = json_object_get(out->header, "kid");
     if (kid != NULL && !json_is_string(kid)) {
@@ -475,8 +477,7 @@ static int auth_fail(const char **code, const char *c, char *msg, size_t msglen,
 }
 
 int brk_jwt_verify(const brk_jwt_t *t, const brk_jwks_t *ks, const char *issuer,
-                   const char *audience, int64_t now, const char **code, char *msg,
-                   size_t msglen)
+                   const char *audience, int64_t now, const char **code, char *msg, size_t msglen)
 {
     const jwk_t *k = NULL;
     enum jwt_alg a = alg_parse(t->alg);
@@ -497,7 +498,8 @@ int brk_jwt_verify(const brk_jwt_t *t, const brk_jwks_t *ks, const char *issuer,
     if (!sig_ok(k, t))
         return auth_fail(code, BRK_JWT_E_SIG, msg, msglen, "the token's signature does not verify");
     if (t->iss == NULL || strcmp(t->iss, issuer) != 0)
-        return auth_fail(code, BRK_JWT_E_ISS, msg, msglen, "the token's iss is not the configured issuer");
+        return auth_fail(code, BRK_JWT_E_ISS, msg, msglen,
+                         "the token's iss is not the configured issuer");
     json_t *aud = json_object_get(t->claims, "aud");
     int aud_ok = 0;
     if (json_is_string(aud)) {
@@ -505,8 +507,8 @@ int brk_jwt_verify(const brk_jwt_t *t, const brk_jwks_t *ks, const char *issuer,
     } else if (json_is_array(aud) && json_array_size(aud) <= BRK_JWT_MAX_AUD) {
         size_t i;
         json_t *v;
-        json_array_foreach(aud, i, v) if (json_is_string(v) && strcmp(json_string_value(v), audience) == 0)
-            aud_ok = 1;
+        json_array_foreach(aud, i, v) if (json_is_string(v) &&
+                                          strcmp(json_string_value(v), audience) == 0) aud_ok = 1;
     }
     if (!aud_ok)
         return auth_fail(code, BRK_JWT_E_AUD, msg, msglen,
@@ -571,12 +573,12 @@ int brk_jwt_did_allowed(const char *did, const char *broker_id, const char *tena
     if (strncmp(did, prefix, pl) != 0)
         return 1; /* outside the broker's namespace: the tenant's IdP vouches for it */
     if (strncmp(did + pl, tenant, tl) != 0 || did[pl + tl] != ':')
-        return 0; /* another tenant's namespace */
+        return 0;                                    /* another tenant's namespace */
     return strncmp(did + pl + tl, ":keys:", 6) != 0; /* an API key's DID */
 }
 
-static int str_member(const json_t *cfg, const char *k, size_t max, int required,
-                      const char **out, char *msg, size_t msglen)
+static int str_member(const json_t *cfg, const char *k, size_t max, int required, const char **out,
+                      char *msg, size_t msglen)
 {
     json_t *v = json_object_get(cfg, k);
     *out = NULL;
@@ -603,9 +605,9 @@ static int claim_name_ok(const char *s)
 int brk_jwt_config_parse(const json_t *cfg, const char *broker_id, const char *tenant,
                          int allow_http, brk_jwt_config_t *out, char *msg, size_t msglen)
 {
-    static const char *const known[] = {"issuer", "audience", "jwks", "jwks_url",
-                                        "subject_claim", "did_template", "roles_claim",
-                                        "role_map", NULL};
+    static const char *const known[] = {"issuer",      "audience",      "jwks",
+                                        "jwks_url",    "subject_claim", "did_template",
+                                        "roles_claim", "role_map",      NULL};
     const char *k;
     json_t *v;
 
@@ -626,16 +628,18 @@ int brk_jwt_config_parse(const json_t *cfg, const char *broker_id, const char *t
         str_member(cfg, "subject_claim", BRK_JWT_CLAIM_NAME_MAX, 0, &out->subject_claim, msg,
                    msglen) != 0 ||
         str_member(cfg, "did_template", BRK_JWT_DID_MAX, 0, &out->did_template, msg, msglen) != 0 ||
-        str_member(cfg, "roles_claim", BRK_JWT_CLAIM_NAME_MAX, 0, &out->roles_claim, msg,
-                   msglen) != 0)
+        str_member(cfg, "roles_claim", BRK_JWT_CLAIM_NAME_MAX, 0, &out->roles_claim, msg, msglen) !=
+            0)
         return BRK_EINVAL;
     if (out->subject_claim == NULL)
         out->subject_claim = "sub";
-    if (!claim_name_ok(out->subject_claim) || (out->roles_claim && !claim_name_ok(out->roles_claim)))
+    if (!claim_name_ok(out->subject_claim) ||
+        (out->roles_claim && !claim_name_ok(out->roles_claim)))
         return fail(NULL, NULL, msg, msglen, "a claim name may hold letters, digits and _-.:/");
     out->jwks = json_object_get(cfg, "jwks");
     if ((out->jwks == NULL) == (out->jwks_url == NULL))
-        return fail(NULL, NULL, msg, msglen, "exactly one of \"jwks\" and \"jwks_url\" is required");
+        return fail(NULL, NULL, msg, msglen,
+                    "exactly one of \"jwks\" and \"jwks_url\" is required");
     if (out->jwks != NULL) {
         char *text = json_dumps(out->jwks, JSON_COMPACT);
         brk_jwks_t *ks = NULL;
@@ -646,7 +650,8 @@ int brk_jwt_config_parse(const json_t *cfg, const char *broker_id, const char *t
         size_t n = brk_jwks_count(ks);
         brk_jwks_unref(ks);
         if (n == 0)
-            return fail(NULL, NULL, msg, msglen, "the JWKS has no usable RS256, ES256 or EdDSA key");
+            return fail(NULL, NULL, msg, msglen,
+                        "the JWKS has no usable RS256, ES256 or EdDSA key");
     } else {
         const char *u = out->jwks_url, *host, *end;
         char h[256];
@@ -656,7 +661,8 @@ int brk_jwt_config_parse(const json_t *cfg, const char *broker_id, const char *t
         host = u + (https ? 8 : 7);
         end = host + strcspn(host, "/?#");
         if (memchr(host, '@', (size_t)(end - host)) != NULL || end == host)
-            return fail(NULL, NULL, msg, msglen, "\"jwks_url\" must name a host without credentials");
+            return fail(NULL, NULL, msg, msglen,
+                        "\"jwks_url\" must name a host without credentials");
         for (const char *p = u; *p; p++)
             if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
                 return fail(NULL, NULL, msg, msglen, "\"jwks_url\" must be printable ASCII");
@@ -674,9 +680,10 @@ int brk_jwt_config_parse(const json_t *cfg, const char *broker_id, const char *t
         const char *slot = strstr(out->did_template, SUBJECT_SLOT);
         char probe[BRK_JWT_DID_MAX + 16];
         if (slot == NULL || strstr(slot + 1, SUBJECT_SLOT) != NULL)
-            return fail(NULL, NULL, msg, msglen, "\"did_template\" must contain \"" SUBJECT_SLOT "\" once");
-        snprintf(probe, sizeof probe, "%.*sx%s", (int)(slot - out->did_template),
-                 out->did_template, slot + strlen(SUBJECT_SLOT));
+            return fail(NULL, NULL, msg, msglen,
+                        "\"did_template\" must contain \"" SUBJECT_SLOT "\" once");
+        snprintf(probe, sizeof probe, "%.*sx%s", (int)(slot - out->did_template), out->did_template,
+                 slot + strlen(SUBJECT_SLOT));
         if (!brk_jwt_did_allowed(probe, broker_id, tenant))
             return fail(NULL, NULL, msg, msglen,
                         "\"did_template\" must make DIDs (did:<method>:<id>) outside other "
@@ -686,7 +693,8 @@ int brk_jwt_config_parse(const json_t *cfg, const char *broker_id, const char *t
     if (v != NULL && !json_is_null(v)) {
         json_t *roles;
         if (!json_is_object(v) || json_object_size(v) > BRK_JWT_ROLE_MAP_MAX)
-            return fail(NULL, NULL, msg, msglen, "\"role_map\" must be an object of at most %d entries",
+            return fail(NULL, NULL, msg, msglen,
+                        "\"role_map\" must be an object of at most %d entries",
                         BRK_JWT_ROLE_MAP_MAX);
         if (out->roles_claim == NULL)
             return fail(NULL, NULL, msg, msglen, "\"role_map\" needs \"roles_claim\"");
@@ -703,7 +711,8 @@ int brk_jwt_config_parse(const json_t *cfg, const char *broker_id, const char *t
             if (json_is_string(roles)) {
                 unsigned bit = brk_role_parse(json_string_value(roles), json_string_length(roles));
                 if (bit == 0) {
-                    fail(NULL, NULL, msg, msglen, "unknown role \"%.32s\"", json_string_value(roles));
+                    fail(NULL, NULL, msg, msglen, "unknown role \"%.32s\"",
+                         json_string_value(roles));
                     return BRK_ERANGE;
                 }
                 m->roles = bit;
@@ -740,8 +749,8 @@ static int subject_ok(const char *s)
 }
 
 int brk_jwt_principal(const brk_jwt_config_t *c, const json_t *claims, const char *broker_id,
-                      const char *tenant, char *did, char *name, size_t namecap,
-                      unsigned *roles, const char **code, char *msg, size_t msglen)
+                      const char *tenant, char *did, char *name, size_t namecap, unsigned *roles,
+                      const char **code, char *msg, size_t msglen)
 {
     const char *sub = json_string_value(json_object_get(claims, c->subject_claim));
 

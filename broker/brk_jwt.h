@@ -22,24 +22,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BRK_JWT_MAX_TOKEN 8192        /* bytes of a compact token (401 token_too_large above) */
-#define BRK_JWT_MAX_HEADER_JSON 1024  /* decoded bytes of the JOSE header */
-#define BRK_JWT_MAX_CLAIMS_JSON 4096  /* decoded bytes of the claims (fits in a token) */
-#define BRK_JWT_MAX_DEPTH 6           /* nesting of header and claims (the top object is 1) */
-#define BRK_JWT_MAX_AUD 16            /* entries of an "aud" array */
-#define BRK_JWT_CLOCK_SKEW_S 60       /* exp and nbf tolerate clocks this far apart */
-#define BRK_JWT_RSA_MIN_BITS 2048     /* smaller RSA keys are skipped when a JWKS is parsed */
+#define BRK_JWT_MAX_TOKEN 8192         /* bytes of a compact token (401 token_too_large above) */
+#define BRK_JWT_MAX_HEADER_JSON 1024   /* decoded bytes of the JOSE header */
+#define BRK_JWT_MAX_CLAIMS_JSON 4096   /* decoded bytes of the claims (fits in a token) */
+#define BRK_JWT_MAX_DEPTH 6            /* nesting of header and claims (the top object is 1) */
+#define BRK_JWT_MAX_AUD 16             /* entries of an "aud" array */
+#define BRK_JWT_CLOCK_SKEW_S 60        /* exp and nbf tolerate clocks this far apart */
+#define BRK_JWT_RSA_MIN_BITS 2048      /* smaller RSA keys are skipped when a JWKS is parsed */
 #define BRK_JWKS_MAX_BYTES (64 * 1024) /* a JWKS document (inline or fetched) */
-#define BRK_JWKS_MAX_KEYS 16          /* entries of its "keys" array */
-#define BRK_JWT_KID_MAX 128           /* bytes of a kid */
-#define BRK_JWT_CLAIM_NAME_MAX 64     /* bytes of a configured claim name */
-#define BRK_JWT_ISSUER_MAX 512        /* bytes of the configured issuer (and of "iss") */
-#define BRK_JWT_AUDIENCE_MAX 256      /* bytes of the configured audience */
-#define BRK_JWT_URL_MAX 1024          /* bytes of jwks_url */
-#define BRK_JWT_ROLE_MAP_MAX 32       /* entries of role_map */
-#define BRK_JWT_ROLE_VALUES_MAX 32    /* values of the roles claim looked at */
-#define BRK_JWT_SUBJECT_MAX 128       /* bytes of the claim a DID template substitutes */
-#define BRK_JWT_DID_MAX 256           /* bytes of a mapped principal DID (GOV_DID_MAX) */
+#define BRK_JWKS_MAX_KEYS 16           /* entries of its "keys" array */
+#define BRK_JWT_KID_MAX 128            /* bytes of a kid */
+#define BRK_JWT_CLAIM_NAME_MAX 64      /* bytes of a configured claim name */
+#define BRK_JWT_ISSUER_MAX 512         /* bytes of the configured issuer (and of "iss") */
+#define BRK_JWT_AUDIENCE_MAX 256       /* bytes of the configured audience */
+#define BRK_JWT_URL_MAX 1024           /* bytes of jwks_url */
+#define BRK_JWT_ROLE_MAP_MAX 32        /* entries of role_map */
+#define BRK_JWT_ROLE_VALUES_MAX 32     /* values of the roles claim looked at */
+#define BRK_JWT_SUBJECT_MAX 128        /* bytes of the claim a DID template substitutes */
+#define BRK_JWT_DID_MAX 256            /* bytes of a mapped principal DID (GOV_DID_MAX) */
 
 /* The stable error codes a refusal carries (the JSON error "code" of the 401). */
 #define BRK_JWT_E_MALFORMED "invalid_token"
@@ -80,10 +80,10 @@ void brk_jwks_unref(brk_jwks_t *ks);
 typedef struct brk_jwt {
     json_t *header;
     json_t *claims;
-    const char *alg;   /* into header */
-    const char *kid;   /* into header, NULL when absent */
-    const char *iss;   /* into claims, NULL when absent or not a string */
-    const char *token; /* the caller's token text (not copied) */
+    const char *alg;    /* into header */
+    const char *kid;    /* into header, NULL when absent */
+    const char *iss;    /* into claims, NULL when absent or not a string */
+    const char *token;  /* the caller's token text (not copied) */
     size_t signing_len; /* bytes of "header.payload" at the start of token */
     const char *sig_b64;
     size_t sig_b64_len;
@@ -109,8 +109,7 @@ void brk_jwt_clear(brk_jwt_t *t);
  * now (Unix seconds) with BRK_JWT_CLOCK_SKEW_S. Returns 0 or BRK_EAUTH with *code/msg.
  */
 int brk_jwt_verify(const brk_jwt_t *t, const brk_jwks_t *ks, const char *issuer,
-                   const char *audience, int64_t now, const char **code, char *msg,
-                   size_t msglen);
+                   const char *audience, int64_t now, const char **code, char *msg, size_t msglen);
 
 /* ---- the jwt driver's settings of one tenant ---- */
 
@@ -123,8 +122,8 @@ typedef struct brk_jwt_role_map {
 typedef struct brk_jwt_config {
     const char *issuer;
     const char *audience;
-    const char *jwks_url;   /* NULL when the JWKS is inline */
-    const json_t *jwks;     /* the inline JWKS object, NULL when jwks_url is set */
+    const char *jwks_url;      /* NULL when the JWKS is inline */
+    const json_t *jwks;        /* the inline JWKS object, NULL when jwks_url is set */
     const char *subject_claim; /* default "sub" */
     const char *did_template;  /* NULL: the subject claim is itself the DID */
     const char *roles_claim;   /* NULL: no roles from the token */
@@ -151,8 +150,8 @@ int brk_jwt_config_parse(const json_t *cfg, const char *broker_id, const char *t
  * invalid_principal, or principal_forbidden when the DID would be another tenant's.
  */
 int brk_jwt_principal(const brk_jwt_config_t *c, const json_t *claims, const char *broker_id,
-                      const char *tenant, char *did, char *name, size_t namecap,
-                      unsigned *roles, const char **code, char *msg, size_t msglen);
+                      const char *tenant, char *did, char *name, size_t namecap, unsigned *roles,
+                      const char **code, char *msg, size_t msglen);
 
 /*
  * brk_jwt_did_allowed: 1 when did may be the principal of a token of tenant: a DID

@@ -54,13 +54,26 @@ int cli_drivers_put(int argc, char **argv)
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
-        case 't': tenant = optarg; break;
-        case 'd': dname = optarg; break;
-        case 'e': enabled = 1; break;
-        case 'x': enabled = 0; break;
-        case 's': sfile = optarg; break;
-        case 'j': jfile = optarg; break;
-        default: return usage();
+        case 't':
+            tenant = optarg;
+            break;
+        case 'd':
+            dname = optarg;
+            break;
+        case 'e':
+            enabled = 1;
+            break;
+        case 'x':
+            enabled = 0;
+            break;
+        case 's':
+            sfile = optarg;
+            break;
+        case 'j':
+            jfile = optarg;
+            break;
+        default:
+            return usage();
         }
     }
     if (tenant == NULL || dname == NULL || enabled < 0)
@@ -73,7 +86,8 @@ int cli_drivers_put(int argc, char **argv)
         fprintf(stderr, "gsap-broker: no identity driver \"%s\"\n", dname);
         return 2;
     }
-    if (sfile != NULL && (settings = json_load_file(sfile, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
+    if (sfile != NULL &&
+        (settings = json_load_file(sfile, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
         fprintf(stderr, "gsap-broker: %s:%d: %s\n", sfile, jerr.line, jerr.text);
         return 2;
     }
@@ -172,8 +186,10 @@ int cli_drivers_list(int argc, char **argv)
         goto out;
     }
     const char *p1[] = {tenant};
-    res = brk_pq_exec(c, "SELECT driver, enabled, settings::text FROM auth_drivers "
-                         "WHERE tenant_id = $1", 1, p1, msg, sizeof msg);
+    res = brk_pq_exec(c,
+                      "SELECT driver, enabled, settings::text FROM auth_drivers "
+                      "WHERE tenant_id = $1",
+                      1, p1, msg, sizeof msg);
     if (res == NULL) {
         fprintf(stderr, "gsap-broker: %s", msg);
         rc = 1;
@@ -187,10 +203,10 @@ int cli_drivers_list(int argc, char **argv)
             if (strcmp(PQgetvalue(res, r, 0), d->name) == 0)
                 row = r;
         json_t *st = row >= 0 ? json_loads(PQgetvalue(res, row, 2), 0, NULL) : NULL;
-        json_array_append_new(list, json_pack("{s:s,s:b,s:o}", "name", d->name, "enabled",
-                                              row >= 0 ? PQgetvalue(res, row, 1)[0] == 't'
-                                                       : d->default_enabled,
-                                              "settings", st ? st : json_object()));
+        json_array_append_new(
+            list, json_pack("{s:s,s:b,s:o}", "name", d->name, "enabled",
+                            row >= 0 ? PQgetvalue(res, row, 1)[0] == 't' : d->default_enabled,
+                            "settings", st ? st : json_object()));
     }
     json_t *out = json_pack("{s:s,s:o}", "tenant_id", tenant, "drivers", list);
     json_dumpf(out, stdout, JSON_INDENT(2));

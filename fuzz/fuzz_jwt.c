@@ -28,15 +28,16 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char k_jwks[] =
-    "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"lqtnjvmpAdn-vl6ek0ZHkvmOsO2dQhCsfX0cX5-wBV0MEFkNEFrE"
-    "8Ei0nqsfWEZe1eq1glZQRinIczpb_BnKwTTmAdY0-W-xtfwHscC7EFuzIY22MtbKQLpQwk2bNBR_gIvDomQPdEXe"
-    "7jVSjvEs9AMcfjb1V0UFlunL1KAxyhomJlUnFBYP3YKjIGAhGWvWe71x-RapS_b9QrtpRYHd7NeSXZR4N2mpbkvz"
-    "Ejw_0P80KGEQIIxshjsy5vzcyZFZjmT3sIHsvKoMlz9KRTb0MWVFfDJ6ZP8tAZLlHmZs5g5K9dt2thxHLeeLIy9G"
-    "lxh79-5eQbMMvlgNOb7ItUwl0Q\",\"e\":\"AQAB\",\"kid\":\"rsa1\",\"use\":\"sig\"},{\"kty\":\"
-    ""EC\",\"x\":\"bmLjOGGtxDXMyELqPCzdlJhsrwluxTZizNliPOqWbCg\",\"y\":\"cBPegmgvOMaJJMEH8ASg"
-    "GXSpEIxH2hL4ghO6SJLchKU\",\"crv\":\"P-256\",\"kid\":\"ec1\",\"use\":\"sig\"},{\"crv\":\""
-    "Ed25519\",\"x\":\"QhFRWavgFfl2ILuEcreNfo7w1mMzytzJUPAUk00PYqg\",\"kty\":\"OKP\",\"kid\":"
-    "\"ed1\",\"use\":\"sig\"}]}";
+    "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"lqtnjvmpAdn-vl6ek0ZHkvmOsO2dQhCsfX0cX5-wBV0"
+    "MEFkNEFrE8Ei0nqsfWEZe1eq1glZQRinIczpb_BnKwTTmAdY0-W-xtfwHscC7EFuzIY22M"
+    "tbKQLpQwk2bNBR_gIvDomQPdEXe7jVSjvEs9AMcfjb1V0UFlunL1KAxyhomJlUnFBYP3YK"
+    "jIGAhGWvWe71x-RapS_b9QrtpRYHd7NeSXZR4N2mpbkvzEjw_0P80KGEQIIxshjsy5vzcy"
+    "ZFZjmT3sIHsvKoMlz9KRTb0MWVFfDJ6ZP8tAZLlHmZs5g5K9dt2thxHLeeLIy9Glxh79-5"
+    "eQbMMvlgNOb7ItUwl0Q\",\"e\":\"AQAB\",\"kid\":\"rsa1\",\"use\":\"sig\"},{\"kty\":\"EC\","
+    "\"x\":\"bmLjOGGtxDXMyELqPCzdlJhsrwluxTZizNliPOqWbCg\",\"y\":\"cBPegmgvOMaJJME"
+    "H8ASgGXSpEIxH2hL4ghO6SJLchKU\",\"crv\":\"P-256\",\"kid\":\"ec1\",\"use\":\"sig\"},{"
+    "\"crv\":\"Ed25519\",\"x\":\"QhFRWavgFfl2ILuEcreNfo7w1mMzytzJUPAUk00PYqg\",\"kty"
+    "\":\"OKP\",\"kid\":\"ed1\",\"use\":\"sig\"}]}";
 
 static brk_jwks_t *g_keys;
 
@@ -92,8 +93,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                             sizeof msg);
         if (rc != 0 && (rc != BRK_EAUTH || !known_code(code)))
             fail("verify: unexpected error");
-        if (rc == 0 && (n > BRK_JWT_MAX_TOKEN || t.iss == NULL ||
-                        strcmp(t.iss, "https://idp.test") != 0))
+        if (rc == 0 &&
+            (n > BRK_JWT_MAX_TOKEN || t.iss == NULL || strcmp(t.iss, "https://idp.test") != 0))
             fail("verify: accepted a token it should not");
         brk_jwt_clear(&t);
     } else {

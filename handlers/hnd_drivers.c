@@ -22,8 +22,8 @@
 
 static brk_db_stmt_t q_drivers = {
     "drivers_list",
-    "SELECT driver, enabled, settings::text, " BRK__TS("updated_at")
-    " FROM auth_drivers WHERE tenant_id = $1 ORDER BY driver",
+    "SELECT driver, enabled, settings::text, " BRK__TS(
+        "updated_at") " FROM auth_drivers WHERE tenant_id = $1 ORDER BY driver",
     0};
 
 /* Creates or updates the row; settings NULL keeps the stored ones. Nothing when another
@@ -87,8 +87,8 @@ static json_t *admin_entry(const brk_driver_t *d, const PGresult *pr, int row)
 {
     json_t *st = row >= 0 ? json_loads(PQgetvalue(pr, row, 2), 0, NULL) : NULL;
     return json_pack("{s:s,s:b,s:o,s:o}", "name", d->name, "enabled",
-                     row >= 0 ? PQgetvalue(pr, row, 1)[0] == 't' : d->default_enabled,
-                     "settings", st ? st : json_object(), "updated_at",
+                     row >= 0 ? PQgetvalue(pr, row, 1)[0] == 't' : d->default_enabled, "settings",
+                     st ? st : json_object(), "updated_at",
                      row >= 0 ? json_string(PQgetvalue(pr, row, 3)) : json_null());
 }
 
@@ -188,8 +188,8 @@ static void driver_put(brk_req_t *r)
         free(s);
     }
     r->ctx = (void *)d;
-    brk_db_op_t op = {&q_driver_put, 4,
-                      {r->principal.tenant, d->name, enabled ? "true" : "false", text}};
+    brk_db_op_t op = {
+        &q_driver_put, 4, {r->principal.tenant, d->name, enabled ? "true" : "false", text}};
     brk_req_db(r, &op, 1, on_put);
 }
 

@@ -24,8 +24,9 @@
 #include "tst_util.h"
 
 #define DB "it_jwt"
-#define H(c) "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c \
-             c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
+#define H(c)                                                                                       \
+    "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c  \
+        c c c c c c c c c c c c c c c c c c c c c c
 #define ACME_ISS "https://idp.acme.test/realms/acme"
 #define BETA_ISS "https://idp.beta.test"
 #define GAMMA_ISS "https://idp.gamma.test"
@@ -85,8 +86,8 @@ static long now_s(void)
 }
 
 /* One claims object text for issuer iss, subject sub, groups, audience and times. */
-static char *claims(const char *iss, const char *sub, const char *groups, const char *aud,
-                    long exp, long nbf)
+static char *claims(const char *iss, const char *sub, const char *groups, const char *aud, long exp,
+                    long nbf)
 {
     return tst_fmt("{\"iss\":\"%s\",\"sub\":\"%s\",\"aud\":%s,\"exp\":%ld%s%s%s%s}", iss, sub, aud,
                    exp, nbf ? ",\"nbf\":" : "", nbf ? tst_fmt("%ld", nbf) : "",
@@ -96,8 +97,9 @@ static char *claims(const char *iss, const char *sub, const char *groups, const 
 static int req(const char *method, const char *path, const char *token, const char *extra_hdr,
                const char *body, tst_resp_t *r)
 {
-    char *hdr = tst_fmt("Authorization: Bearer %s\r\n%s%s", token,
-                        body ? "Content-Type: application/json\r\n" : "", extra_hdr ? extra_hdr : "");
+    char *hdr =
+        tst_fmt("Authorization: Bearer %s\r\n%s%s", token,
+                body ? "Content-Type: application/json\r\n" : "", extra_hdr ? extra_hdr : "");
     int rc = tst_http(B.port, method, path, hdr, body, body ? strlen(body) : 0, r);
     free(hdr);
     ck_assert_int_eq(rc, 0);
@@ -139,7 +141,8 @@ static char *jwt_settings(const char *iss, const char *jwks_file, const char *ex
     char *jwks = slurp(path);
     jwks[strcspn(jwks, "\n")] = 0;
     char *s = tst_fmt("{\"enabled\":true,\"settings\":{\"issuer\":\"%s\",\"audience\":\"gsap\","
-                      "\"jwks\":%s%s%s}}", iss, jwks, extra ? "," : "", extra ? extra : "");
+                      "\"jwks\":%s%s%s}}",
+                      iss, jwks, extra ? "," : "", extra ? extra : "");
     free(jwks), free(path);
     return s;
 }
@@ -191,17 +194,20 @@ static void teardown(void)
     strcpy(KDIR, "/tmp/gsap-jwt-XXXXXX");
 }
 
-#define AUTHZ_BODY                                                                              \
-    "{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"" H("1")                \
-    "\",\"corpus_entry_cid\":\"" H("2") "\",\"parameters_cid\":\"" H("3") "\"}}"
+#define AUTHZ_BODY                                                                                 \
+    "{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"" H(                       \
+        "1") "\",\"corpus_entry_cid\":\"" H("2") "\",\"parameters_cid\":\"" H("3") "\"}}"
 
 START_TEST(valid_tokens_map_principal_and_roles)
 {
     long t = now_s();
-    char *c1 = claims(ACME_ISS, "alice", "[\"gsap-issuers\",\"unmapped\"]", "\"gsap\"", t + 600, t - 10);
+    char *c1 =
+        claims(ACME_ISS, "alice", "[\"gsap-issuers\",\"unmapped\"]", "\"gsap\"", t + 600, t - 10);
     char *c2 = claims(ACME_ISS, "bob", "\"gsap-auditors\"", "[\"x\",\"gsap\"]", t + 600, 0);
-    char *spec = tst_fmt("{\"rs\":{\"kid\":\"rsa1\",\"claims\":%s},\"es\":{\"kid\":\"ec1\",\"claims\":%s},"
-                         "\"ed\":{\"kid\":\"ed1\",\"claims\":%s}}", c1, c2, c1);
+    char *spec =
+        tst_fmt("{\"rs\":{\"kid\":\"rsa1\",\"claims\":%s},\"es\":{\"kid\":\"ec1\",\"claims\":%s},"
+                "\"ed\":{\"kid\":\"ed1\",\"claims\":%s}}",
+                c1, c2, c1);
     json_t *tk = tokens(spec);
     const char *rs = tst_str(tk, "rs"), *es = tst_str(tk, "es"), *ed = tst_str(tk, "ed");
     tst_resp_t r;
@@ -219,13 +225,15 @@ START_TEST(valid_tokens_map_principal_and_roles)
     tst_resp_clear(&r);
     /* a neighbour without a jwt driver lists it disabled */
     ck_assert_int_eq(req("GET", "/governance/drivers/", DELTA_ADMIN, NULL, NULL, &r), 200);
-    ck_assert(json_is_false(json_object_get(json_array_get(json_object_get(r.json, "drivers"), 1), "enabled")));
+    ck_assert(json_is_false(
+        json_object_get(json_array_get(json_object_get(r.json, "drivers"), 1), "enabled")));
     tst_resp_clear(&r);
 
     /* RS256 with the issuer role: an AC whose principal is the mapped DID */
     ck_assert_int_eq(req("POST", "/governance/authorize/", rs, NULL, AUTHZ_BODY, &r), 200);
     ck_assert_str_eq(tst_str(json_object_get(r.json, "principal"), "did"),
                      "did:web:idp.acme.test:users:alice");
+    ck_assert_str_eq(tst_str(json_object_get(r.json, "identity_proof"), "driver"), "jwt");
     tst_resp_clear(&r);
     /* EdDSA: the same principal */
     ck_assert_int_eq(req("POST", "/governance/authorize/", ed, NULL, AUTHZ_BODY, &r), 200);
@@ -239,12 +247,15 @@ START_TEST(valid_tokens_map_principal_and_roles)
     tst_resp_clear(&r);
     PGconn *pg = tst_pg_connect(DB);
     ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM acs WHERE tenant_id = 'acme' "
-                                     "AND issuer_key_id ~ '^j[0-9a-f]{15}$'"), 2);
+                                     "AND issuer_key_id ~ '^j[0-9a-f]{15}$'"),
+                     2);
     PQfinish(pg);
     /* the admin view holds the settings */
     ck_assert_int_eq(req("GET", "/admin/drivers", ADMIN, NULL, NULL, &r), 200);
-    ck_assert_str_eq(tst_str(json_object_get(json_array_get(json_object_get(r.json, "drivers"), 1),
-                                             "settings"), "issuer"), ACME_ISS);
+    ck_assert_str_eq(
+        tst_str(json_object_get(json_array_get(json_object_get(r.json, "drivers"), 1), "settings"),
+                "issuer"),
+        ACME_ISS);
     tst_resp_clear(&r);
     json_decref(tk);
     free(spec), free(c1), free(c2);
@@ -274,10 +285,10 @@ START_TEST(refusals_are_401_and_store_nothing)
         expired, early, aud, iss, ok, ok, ok, ok, ok, ok, ok, ok);
     json_t *tk = tokens(spec);
     static const char *const cases[][2] = {
-        {"expired", "token_expired"}, {"early", "token_not_yet_valid"},
-        {"aud", "wrong_audience"},    {"iss", "unknown_issuer"},
-        {"badsig", "bad_signature"},  {"none", "alg_not_allowed"},
-        {"hs256", "alg_not_allowed"}, {"kid", "unknown_kid"},
+        {"expired", "token_expired"},     {"early", "token_not_yet_valid"},
+        {"aud", "wrong_audience"},        {"iss", "unknown_issuer"},
+        {"badsig", "bad_signature"},      {"none", "alg_not_allowed"},
+        {"hs256", "alg_not_allowed"},     {"kid", "unknown_kid"},
         {"confused", "key_alg_mismatch"}, {"past_limit", "token_too_large"},
         {"too_long", "token_too_large"},
     };
@@ -293,13 +304,16 @@ START_TEST(refusals_are_401_and_store_nothing)
     expect_refused("GET", "/governance/drivers/", "eyJ.eyJ.x", NULL, "invalid_token");
     PGconn *pg = tst_pg_connect(DB);
     ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM acs"), 0);
-    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM tenants WHERE rate_per_s IS NOT NULL"), 0);
-    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM auth_drivers WHERE driver = 'api-key'"), 0);
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM tenants WHERE rate_per_s IS NOT NULL"),
+                     0);
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM auth_drivers WHERE driver = 'api-key'"),
+                     0);
     /* claims of exactly BRK_JWT_MAX_CLAIMS_JSON bytes are accepted (a token past
      * BRK_JWT_MAX_TOKEN is refused above; one at it cannot hold claims within their limit) */
     tst_resp_t r;
     ck_assert_int_eq(strlen(tst_str(tk, "too_long")), 8193);
-    ck_assert_int_eq(req("POST", "/governance/authorize/", tst_str(tk, "at_limit"), NULL, AUTHZ_BODY, &r), 200);
+    ck_assert_int_eq(
+        req("POST", "/governance/authorize/", tst_str(tk, "at_limit"), NULL, AUTHZ_BODY, &r), 200);
     tst_resp_clear(&r);
     ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM acs"), 1);
     PQfinish(pg);
@@ -312,36 +326,45 @@ START_TEST(neighbours_cannot_cross)
 {
     long t = now_s();
     char *beta = claims(BETA_ISS, "carol", "[\"all\"]", "\"gsap\"", t + 600, 0);
-    char *acme = claims(ACME_ISS, "alice", "[\"gsap-admins\",\"gsap-issuers\"]", "\"gsap\"", t + 600, 0);
+    char *acme =
+        claims(ACME_ISS, "alice", "[\"gsap-admins\",\"gsap-issuers\"]", "\"gsap\"", t + 600, 0);
     char *foreign = claims(GAMMA_ISS, "did:web:gsap-broker:tenants:acme:users:alice", "[\"all\"]",
                            "\"gsap\"", t + 600, 0);
     char *keydid = claims(GAMMA_ISS, "did:web:gsap-broker:tenants:gamma:keys:0123456789abcdef",
                           "[\"all\"]", "\"gsap\"", t + 600, 0);
     char *own = claims(GAMMA_ISS, "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK",
                        "[\"all\"]", "\"gsap\"", t + 600, 0);
-    char *spec = tst_fmt(
-        "{\"beta\":{\"kid\":\"beta1\",\"claims\":%s},\"beta_acme_key\":{\"kid\":\"rsa1\",\"claims\":%s},"
-        "\"acme_beta_key\":{\"kid\":\"beta1\",\"claims\":%s},\"acme_admin\":{\"kid\":\"ed1\",\"claims\":%s},"
-        "\"foreign\":{\"kid\":\"gamma1\",\"claims\":%s},\"keydid\":{\"kid\":\"gamma1\",\"claims\":%s},"
-        "\"own\":{\"kid\":\"gamma1\",\"claims\":%s}}",
-        beta, beta, acme, acme, foreign, keydid, own);
+    char *spec = tst_fmt("{\"beta\":{\"kid\":\"beta1\",\"claims\":%s},\"beta_acme_key\":{\"kid\":"
+                         "\"rsa1\",\"claims\":%s},"
+                         "\"acme_beta_key\":{\"kid\":\"beta1\",\"claims\":%s},\"acme_admin\":{"
+                         "\"kid\":\"ed1\",\"claims\":%s},"
+                         "\"foreign\":{\"kid\":\"gamma1\",\"claims\":%s},\"keydid\":{\"kid\":"
+                         "\"gamma1\",\"claims\":%s},"
+                         "\"own\":{\"kid\":\"gamma1\",\"claims\":%s}}",
+                         beta, beta, acme, acme, foreign, keydid, own);
     json_t *tk = tokens(spec);
     tst_resp_t r;
 
     /* beta's token works in beta, and cannot be pointed at acme */
     ck_assert_int_eq(req("GET", "/governance/drivers/", tst_str(tk, "beta"), NULL, NULL, &r), 200);
-    ck_assert_str_eq(tst_str(json_array_get(json_object_get(r.json, "drivers"), 1), "issuer"), BETA_ISS);
+    ck_assert_str_eq(tst_str(json_array_get(json_object_get(r.json, "drivers"), 1), "issuer"),
+                     BETA_ISS);
     tst_resp_clear(&r);
-    ck_assert_int_eq(req("POST", "/governance/authorize/", tst_str(tk, "beta"), "X-GSAP-Tenant: acme\r\n",
-                         AUTHZ_BODY, &r), 403);
+    ck_assert_int_eq(req("POST", "/governance/authorize/", tst_str(tk, "beta"),
+                         "X-GSAP-Tenant: acme\r\n", AUTHZ_BODY, &r),
+                     403);
     ck_assert_str_eq(err_code(&r), "tenant_forbidden");
     tst_resp_clear(&r);
     /* a token of beta's issuer signed with acme's key, and the other way round */
-    expect_refused("GET", "/governance/drivers/", tst_str(tk, "beta_acme_key"), NULL, "unknown_kid");
-    expect_refused("GET", "/governance/drivers/", tst_str(tk, "acme_beta_key"), NULL, "unknown_kid");
+    expect_refused("GET", "/governance/drivers/", tst_str(tk, "beta_acme_key"), NULL,
+                   "unknown_kid");
+    expect_refused("GET", "/governance/drivers/", tst_str(tk, "acme_beta_key"), NULL,
+                   "unknown_kid");
     /* a subject that names another tenant's DID, or an API key's DID of its own tenant */
-    expect_refused("GET", "/governance/drivers/", tst_str(tk, "foreign"), NULL, "principal_forbidden");
-    expect_refused("GET", "/governance/drivers/", tst_str(tk, "keydid"), NULL, "principal_forbidden");
+    expect_refused("GET", "/governance/drivers/", tst_str(tk, "foreign"), NULL,
+                   "principal_forbidden");
+    expect_refused("GET", "/governance/drivers/", tst_str(tk, "keydid"), NULL,
+                   "principal_forbidden");
     ck_assert_int_eq(req("GET", "/governance/drivers/", tst_str(tk, "own"), NULL, NULL, &r), 200);
     tst_resp_clear(&r);
     /* beta cannot take acme's issuer, nor make DIDs in acme's namespace */
@@ -352,13 +375,15 @@ START_TEST(neighbours_cannot_cross)
                      "\"did_template\":\"did:web:gsap-broker:tenants:acme:users:{subject}\"");
     put_driver(BETA_ADMIN, "jwt", s, 400, "invalid_settings");
     free(s);
-    s = jwt_settings(BETA_ISS, "jwks_beta.json", "\"role_map\":{\"x\":[\"root\"]},\"roles_claim\":\"g\"");
+    s = jwt_settings(BETA_ISS, "jwks_beta.json",
+                     "\"role_map\":{\"x\":[\"root\"]},\"roles_claim\":\"g\"");
     put_driver(BETA_ADMIN, "jwt", s, 422, "invalid_role");
     free(s);
     put_driver(BETA_ADMIN, "jwt", "{\"enabled\":true}", 400, "invalid_field");
     put_driver(BETA_ADMIN, "nope", "{\"enabled\":true}", 404, "driver_not_found");
     PGconn *pg = tst_pg_connect(DB);
-    char *still = tst_pg_scalar(pg, "SELECT settings->>'issuer' FROM auth_drivers WHERE tenant_id = 'beta'");
+    char *still =
+        tst_pg_scalar(pg, "SELECT settings->>'issuer' FROM auth_drivers WHERE tenant_id = 'beta'");
     ck_assert_str_eq(still, BETA_ISS);
     free(still);
 
@@ -372,9 +397,11 @@ START_TEST(neighbours_cannot_cross)
     tst_resp_clear(&r);
     /* and disabling jwt stops every token of its issuer at once */
     put_driver(ADMIN, "jwt", "{\"enabled\":false}", 200, NULL);
-    expect_refused("GET", "/governance/drivers/", tst_str(tk, "acme_admin"), NULL, "unknown_issuer");
+    expect_refused("GET", "/governance/drivers/", tst_str(tk, "acme_admin"), NULL,
+                   "unknown_issuer");
     ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM auth_drivers WHERE tenant_id = 'acme' "
-                                     "AND driver = 'jwt' AND settings->>'issuer' = '" ACME_ISS "'"), 1);
+                                     "AND driver = 'jwt' AND settings->>'issuer' = '" ACME_ISS "'"),
+                     1);
     PQfinish(pg);
     json_decref(tk);
     free(spec), free(beta), free(acme), free(foreign), free(keydid), free(own);
@@ -425,15 +452,19 @@ START_TEST(jwks_url_refresh_follows_rotation)
     ck_assert_int_eq(system(cmd), 0);
     free(cmd);
     pid_t srv = serve_jwks(served, &port);
-    char *s = tst_fmt("{\"enabled\":true,\"settings\":{\"issuer\":\"" DELTA_ISS "\",\"audience\":\"gsap\","
-                      "\"jwks_url\":\"http://127.0.0.1:%u/jwks\",\"did_template\":\"did:web:idp.delta.test:{subject}\","
+    char *s = tst_fmt("{\"enabled\":true,\"settings\":{\"issuer\":\"" DELTA_ISS
+                      "\",\"audience\":\"gsap\","
+                      "\"jwks_url\":\"http://127.0.0.1:%u/"
+                      "jwks\",\"did_template\":\"did:web:idp.delta.test:{subject}\","
                       "\"roles_claim\":\"groups\",\"role_map\":{\"all\":\"auditor\"}}}",
                       port);
     put_driver(DELTA_ADMIN, "jwt", s, 200, NULL);
     free(s);
     long t = now_s();
     char *c = claims(DELTA_ISS, "dave", "[\"all\"]", "\"gsap\"", t + 600, 0);
-    char *spec = tst_fmt("{\"old\":{\"kid\":\"rsa1\",\"claims\":%s},\"new\":{\"kid\":\"rsa2\",\"claims\":%s}}", c, c);
+    char *spec = tst_fmt(
+        "{\"old\":{\"kid\":\"rsa1\",\"claims\":%s},\"new\":{\"kid\":\"rsa2\",\"claims\":%s}}", c,
+        c);
     json_t *tk = tokens(spec);
     /* the first fetch happens in the background: 503 jwks_unavailable until it is done */
     ck_assert_int_eq(poll_status(tst_str(tk, "old"), 200, 15, code, sizeof code), 200);
@@ -484,23 +515,27 @@ START_TEST(plaintext_bearers_never)
     /* HTTPS under "never": accepted */
     char dir[] = "/tmp/gsap-jwt-tls-XXXXXX", *cmd, out[64] = "";
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    cmd = tst_fmt("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
-                  "-subj /CN=localhost -keyout %s/key.pem -out %s/cert.pem 2>/dev/null", dir, dir);
+    cmd =
+        tst_fmt("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
+                "-subj /CN=localhost -keyout %s/key.pem -out %s/cert.pem 2>/dev/null",
+                dir, dir);
     ck_assert_int_eq(system(cmd), 0);
     free(cmd);
     unsigned short port = (unsigned short)(20000 + (getpid() % 20000));
-    cmd = tst_fmt("cd %s && GSAP_DATABASE_URL='%s' GSAP_LISTEN=127.0.0.1:%u GSAP_DATA_DIR=%s "
-                  "GSAP_PLAINTEXT_BEARERS=never GSAP_TLS_CERT=%s/cert.pem GSAP_TLS_KEY=%s/key.pem "
-                  "%s serve >%s/log 2>&1 & echo $! >%s/pid",
-                  dir, tst_pg_conninfo(DB), port, dir, dir, dir, getenv("GSAP_BROKER_BIN"), dir, dir);
+    cmd =
+        tst_fmt("cd %s && GSAP_DATABASE_URL='%s' GSAP_LISTEN=127.0.0.1:%u GSAP_DATA_DIR=%s "
+                "GSAP_PLAINTEXT_BEARERS=never GSAP_TLS_CERT=%s/cert.pem GSAP_TLS_KEY=%s/key.pem "
+                "%s serve >%s/log 2>&1 & echo $! >%s/pid",
+                dir, tst_pg_conninfo(DB), port, dir, dir, dir, getenv("GSAP_BROKER_BIN"), dir, dir);
     ck_assert_int_eq(system(cmd), 0);
     free(cmd);
     for (int i = 0; i < 100 && strcmp(out, "200 200") != 0; i++) {
         usleep(100 * 1000);
-        cmd = tst_fmt("curl -sk -o /dev/null -w '%%{http_code} ' -H 'Authorization: Bearer %s' "
-                      "https://127.0.0.1:%u/governance/drivers/ ; curl -sk -o /dev/null -w '%%{http_code}' "
-                      "-H 'Authorization: Bearer %s' https://127.0.0.1:%u/governance/drivers/",
-                      ADMIN, port, tst_str(tk, "ok"), port);
+        cmd = tst_fmt(
+            "curl -sk -o /dev/null -w '%%{http_code} ' -H 'Authorization: Bearer %s' "
+            "https://127.0.0.1:%u/governance/drivers/ ; curl -sk -o /dev/null -w '%%{http_code}' "
+            "-H 'Authorization: Bearer %s' https://127.0.0.1:%u/governance/drivers/",
+            ADMIN, port, tst_str(tk, "ok"), port);
         FILE *pp = popen(cmd, "r");
         size_t n = fread(out, 1, sizeof out - 1, pp);
         out[n] = 0;
@@ -523,7 +558,8 @@ START_TEST(cli_configures_drivers)
     FILE *f = fopen(sf, "w");
     fputs("{\"issuer\":\"https://idp.eps.test\",\"audience\":\"gsap\","
           "\"did_template\":\"did:web:idp.eps.test:{subject}\",\"roles_claim\":\"groups\","
-          "\"role_map\":{\"all\":\"auditor\"}}", f);
+          "\"role_map\":{\"all\":\"auditor\"}}",
+          f);
     fclose(f);
     char *out = tst_broker_cli(&B, &st, "drivers", "put", "--tenant", "epsilon", "--driver", "jwt",
                                "--enable", "--settings", sf, "--jwks-file", jf, (char *)NULL);
@@ -544,17 +580,19 @@ START_TEST(cli_configures_drivers)
     f = fopen(sf, "w");
     fputs("{\"issuer\":\"" BETA_ISS "\",\"audience\":\"gsap\"}", f);
     fclose(f);
-    free(tst_broker_cli(&B, &st, "drivers", "put", "--tenant", "zeta", "--driver", "jwt", "--enable",
-                        "--settings", sf, "--jwks-file", jf, (char *)NULL));
+    free(tst_broker_cli(&B, &st, "drivers", "put", "--tenant", "zeta", "--driver", "jwt",
+                        "--enable", "--settings", sf, "--jwks-file", jf, (char *)NULL));
     ck_assert_int_eq(st, 1);
     f = fopen(sf, "w");
-    fputs("{\"issuer\":\"https://idp.zeta.test\",\"audience\":\"gsap\",\"jwks_url\":\"ftp://x\"}", f);
+    fputs("{\"issuer\":\"https://idp.zeta.test\",\"audience\":\"gsap\",\"jwks_url\":\"ftp://x\"}",
+          f);
     fclose(f);
-    free(tst_broker_cli(&B, &st, "drivers", "put", "--tenant", "zeta", "--driver", "jwt", "--enable",
-                        "--settings", sf, (char *)NULL));
+    free(tst_broker_cli(&B, &st, "drivers", "put", "--tenant", "zeta", "--driver", "jwt",
+                        "--enable", "--settings", sf, (char *)NULL));
     ck_assert_int_eq(st, 2);
     PGconn *pg = tst_pg_connect(DB);
-    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM auth_drivers WHERE tenant_id = 'zeta'"), 0);
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM auth_drivers WHERE tenant_id = 'zeta'"),
+                     0);
     PQfinish(pg);
     /* turning epsilon's jwt off from the command line stops its tokens */
     free(tst_broker_cli(&B, &st, "drivers", "put", "--tenant", "epsilon", "--driver", "jwt",
@@ -564,7 +602,8 @@ START_TEST(cli_configures_drivers)
     out = tst_broker_cli(&B, &st, "drivers", "list", "--tenant", "epsilon", (char *)NULL);
     ck_assert_int_eq(st, 0);
     json_t *l = json_loads(out, 0, NULL);
-    ck_assert(json_is_false(json_object_get(json_array_get(json_object_get(l, "drivers"), 1), "enabled")));
+    ck_assert(json_is_false(
+        json_object_get(json_array_get(json_object_get(l, "drivers"), 1), "enabled")));
     json_decref(l);
     free(out);
     json_decref(tk);

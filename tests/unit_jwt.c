@@ -214,8 +214,10 @@ START_TEST(size_and_depth_limits)
     ck_assert_str_ne(code, BRK_JWT_E_TOO_LARGE); /* at the limit: refused for its content only */
     free(big);
     /* duplicate members, crit, alg confusion by name */
-    ck_assert_str_eq(decode_code("{\"alg\":\"EdDSA\",\"alg\":\"none\"}", "{}"), BRK_JWT_E_MALFORMED);
-    ck_assert_str_eq(decode_code("{\"alg\":\"EdDSA\",\"crit\":[\"b64\"]}", "{}"), BRK_JWT_E_MALFORMED);
+    ck_assert_str_eq(decode_code("{\"alg\":\"EdDSA\",\"alg\":\"none\"}", "{}"),
+                     BRK_JWT_E_MALFORMED);
+    ck_assert_str_eq(decode_code("{\"alg\":\"EdDSA\",\"crit\":[\"b64\"]}", "{}"),
+                     BRK_JWT_E_MALFORMED);
     ck_assert_str_eq(decode_code("{\"alg\":\"HS256\"}", "{}"), BRK_JWT_E_ALG);
     ck_assert_str_eq(decode_code("{\"alg\":\"RS384\"}", "{}"), BRK_JWT_E_ALG);
     ck_assert_str_eq(decode_code("{\"alg\":\"none\"}", "{}"), BRK_JWT_E_ALG);
@@ -231,7 +233,9 @@ static char *jwks_of(size_t n, size_t bytes)
     char *acme = slurp("jwks.json");
     json_t *doc = json_loads(acme, 0, NULL), *keys = json_array(), *ed = NULL, *k;
     size_t i;
-    json_array_foreach(json_object_get(doc, "keys"), i, k) if (strcmp(json_string_value(json_object_get(k, "kty")), "OKP") == 0) ed = k;
+    json_array_foreach(json_object_get(doc, "keys"), i,
+                       k) if (strcmp(json_string_value(json_object_get(k, "kty")), "OKP") == 0) ed =
+        k;
     for (i = 0; i < n; i++) {
         json_t *c = json_deep_copy(ed);
         char kid[16];
@@ -285,17 +289,22 @@ START_TEST(jwks_limits_and_kinds)
     brk_jwks_unref(ks);
     free(j);
     /* a key that names another algorithm is not used for its kty's */
-    const char *ps = "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"kid\":\"e\",\"alg\":\"ES256\","
-                     "\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}]}";
+    const char *ps =
+        "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"kid\":\"e\",\"alg\":\"ES256\","
+        "\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}]}";
     ck_assert_int_eq(brk_jwks_parse(ps, strlen(ps), &ks, msg, sizeof msg), 0);
     ck_assert_uint_eq(brk_jwks_count(ks), 0);
     brk_jwks_unref(ks);
     /* malformed: duplicate kid, missing kid, bad point, not JSON */
     const char *bad[] = {
-        "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"kid\":\"e\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"},"
-        "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"kid\":\"e\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}]}",
-        "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}]}",
-        "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"p\",\"x\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\","
+        "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"kid\":\"e\",\"x\":\"11qYAYKxCrfVS_"
+        "7TyWQHOg7hcvPapiMlrwIaaPcHURo\"},"
+        "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"kid\":\"e\",\"x\":\"11qYAYKxCrfVS_"
+        "7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}]}",
+        "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_"
+        "7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}]}",
+        "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"p\",\"x\":"
+        "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\","
         "\"y\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}]}",
         "{\"keys\":",
         "{\"nokeys\":[]}",
@@ -310,16 +319,20 @@ END_TEST
 START_TEST(did_namespace)
 {
     ck_assert_int_eq(brk_jwt_did_allowed("did:web:idp.test:users:alice", "gsap-broker", "acme"), 1);
-    ck_assert_int_eq(brk_jwt_did_allowed("did:web:gsap-broker:tenants:acme:users:alice",
-                                         "gsap-broker", "acme"), 1);
-    ck_assert_int_eq(brk_jwt_did_allowed("did:web:gsap-broker:tenants:beta:users:alice",
-                                         "gsap-broker", "acme"), 0);
-    ck_assert_int_eq(brk_jwt_did_allowed("did:web:gsap-broker:tenants:acmex:users:a",
-                                         "gsap-broker", "acme"), 0);
+    ck_assert_int_eq(
+        brk_jwt_did_allowed("did:web:gsap-broker:tenants:acme:users:alice", "gsap-broker", "acme"),
+        1);
+    ck_assert_int_eq(
+        brk_jwt_did_allowed("did:web:gsap-broker:tenants:beta:users:alice", "gsap-broker", "acme"),
+        0);
+    ck_assert_int_eq(
+        brk_jwt_did_allowed("did:web:gsap-broker:tenants:acmex:users:a", "gsap-broker", "acme"), 0);
     ck_assert_int_eq(brk_jwt_did_allowed("did:web:gsap-broker:tenants:acme:keys:0123456789abcdef",
-                                         "gsap-broker", "acme"), 0);
+                                         "gsap-broker", "acme"),
+                     0);
     /* the broker id is sanitized the way gov_principal_did does */
-    ck_assert_int_eq(brk_jwt_did_allowed("did:web:my-broker:tenants:beta:x", "my_broker", "acme"), 0);
+    ck_assert_int_eq(brk_jwt_did_allowed("did:web:my-broker:tenants:beta:x", "my_broker", "acme"),
+                     0);
     ck_assert_int_eq(brk_jwt_did_allowed("notadid", "gsap-broker", "acme"), 0);
     ck_assert_int_eq(brk_jwt_did_allowed("did:web:", "gsap-broker", "acme"), 0);
     ck_assert_int_eq(brk_jwt_did_allowed("did:web:a b", "gsap-broker", "acme"), 0);
@@ -343,32 +356,74 @@ START_TEST(settings)
     char *ok = malloc(strlen(jwks) + 512);
     sprintf(ok, "{\"issuer\":\"https://idp.test\",\"audience\":\"gsap\",\"jwks\":%s}", jwks);
     ck_assert_int_eq(config_rc(ok, "acme", 0), 0);
-    ck_assert_int_eq(config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\"}", "acme", 0), 0);
-    ck_assert_int_eq(config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"http://idp/k\"}", "acme", 1), BRK_EINVAL);
-    ck_assert_int_eq(config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"http://127.0.0.1:9/k\"}", "acme", 0), BRK_EINVAL);
-    ck_assert_int_eq(config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"http://127.0.0.1:9/k\"}", "acme", 1), 0);
-    ck_assert_int_eq(config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://u:p@idp/k\"}", "acme", 0), BRK_EINVAL);
-    ck_assert_int_eq(config_rc("{\"audience\":\"a\",\"jwks_url\":\"https://idp/k\"}", "acme", 0), BRK_EINVAL);
+    ck_assert_int_eq(
+        config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\"}", "acme",
+                  0),
+        0);
+    ck_assert_int_eq(
+        config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"http://idp/k\"}", "acme", 1),
+        BRK_EINVAL);
+    ck_assert_int_eq(
+        config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"http://127.0.0.1:9/k\"}",
+                  "acme", 0),
+        BRK_EINVAL);
+    ck_assert_int_eq(
+        config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"http://127.0.0.1:9/k\"}",
+                  "acme", 1),
+        0);
+    ck_assert_int_eq(
+        config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://u:p@idp/k\"}",
+                  "acme", 0),
+        BRK_EINVAL);
+    ck_assert_int_eq(config_rc("{\"audience\":\"a\",\"jwks_url\":\"https://idp/k\"}", "acme", 0),
+                     BRK_EINVAL);
     ck_assert_int_eq(config_rc("{\"issuer\":\"i\",\"audience\":\"a\"}", "acme", 0), BRK_EINVAL);
-    ck_assert_int_eq(config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\",\"x\":1}", "acme", 0), BRK_EINVAL);
+    ck_assert_int_eq(
+        config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\",\"x\":1}",
+                  "acme", 0),
+        BRK_EINVAL);
     /* templates: one {subject}, never in another tenant's namespace */
-    ck_assert_int_eq(config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\","
-                               "\"did_template\":\"did:web:idp:users:{subject}\"}", "acme", 0), 0);
-    ck_assert_int_eq(config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\","
-                               "\"did_template\":\"did:web:idp:users\"}", "acme", 0), BRK_EINVAL);
-    ck_assert_int_eq(config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\","
-                               "\"did_template\":\"did:web:gsap-broker:tenants:beta:users:{subject}\"}", "acme", 0), BRK_EINVAL);
-    ck_assert_int_eq(config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\","
-                               "\"did_template\":\"did:web:gsap-broker:tenants:acme:keys:{subject}\"}", "acme", 0), BRK_EINVAL);
+    ck_assert_int_eq(
+        config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\","
+                  "\"did_template\":\"did:web:idp:users:{subject}\"}",
+                  "acme", 0),
+        0);
+    ck_assert_int_eq(
+        config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\","
+                  "\"did_template\":\"did:web:idp:users\"}",
+                  "acme", 0),
+        BRK_EINVAL);
+    ck_assert_int_eq(
+        config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\","
+                  "\"did_template\":\"did:web:gsap-broker:tenants:beta:users:{subject}\"}",
+                  "acme", 0),
+        BRK_EINVAL);
+    ck_assert_int_eq(
+        config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\","
+                  "\"did_template\":\"did:web:gsap-broker:tenants:acme:keys:{subject}\"}",
+                  "acme", 0),
+        BRK_EINVAL);
     /* role maps */
-    ck_assert_int_eq(config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\","
-                               "\"roles_claim\":\"groups\",\"role_map\":{\"g\":[\"issuer\",\"auditor\"],\"h\":\"admin\"}}", "acme", 0), 0);
-    ck_assert_int_eq(config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\","
-                               "\"roles_claim\":\"groups\",\"role_map\":{\"g\":[\"root\"]}}", "acme", 0), BRK_ERANGE);
-    ck_assert_int_eq(config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\","
-                               "\"role_map\":{\"g\":[\"issuer\"]}}", "acme", 0), BRK_EINVAL);
+    ck_assert_int_eq(
+        config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\","
+                  "\"roles_claim\":\"groups\",\"role_map\":{\"g\":[\"issuer\",\"auditor\"],\"h\":"
+                  "\"admin\"}}",
+                  "acme", 0),
+        0);
+    ck_assert_int_eq(
+        config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\","
+                  "\"roles_claim\":\"groups\",\"role_map\":{\"g\":[\"root\"]}}",
+                  "acme", 0),
+        BRK_ERANGE);
+    ck_assert_int_eq(
+        config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\","
+                  "\"role_map\":{\"g\":[\"issuer\"]}}",
+                  "acme", 0),
+        BRK_EINVAL);
     /* an inline JWKS without a usable key */
-    ck_assert_int_eq(config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks\":{\"keys\":[]}}", "acme", 0), BRK_EINVAL);
+    ck_assert_int_eq(
+        config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks\":{\"keys\":[]}}", "acme", 0),
+        BRK_EINVAL);
     free(ok);
     free(jwks);
 }
@@ -379,37 +434,44 @@ START_TEST(principal_mapping)
     json_t *cfg = json_loads("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\","
                              "\"did_template\":\"did:web:idp.test:users:{subject}\","
                              "\"roles_claim\":\"groups\",\"role_map\":{\"g1\":[\"issuer\"],"
-                             "\"g2\":\"auditor\",\"g3\":[\"admin\"]}}", 0, NULL);
+                             "\"g2\":\"auditor\",\"g3\":[\"admin\"]}}",
+                             0, NULL);
     brk_jwt_config_t c;
     char msg[200], did[BRK_JWT_DID_MAX + 1], name[129];
     const char *code;
     unsigned roles;
     ck_assert_int_eq(brk_jwt_config_parse(cfg, "gsap-broker", "acme", 0, &c, msg, sizeof msg), 0);
     json_t *cl = json_loads("{\"sub\":\"alice\",\"groups\":[\"g1\",\"g2\",\"zz\"]}", 0, NULL);
-    ck_assert_int_eq(brk_jwt_principal(&c, cl, "gsap-broker", "acme", did, name, sizeof name, &roles,
-                                       &code, msg, sizeof msg), 0);
+    ck_assert_int_eq(brk_jwt_principal(&c, cl, "gsap-broker", "acme", did, name, sizeof name,
+                                       &roles, &code, msg, sizeof msg),
+                     0);
     ck_assert_str_eq(did, "did:web:idp.test:users:alice");
     ck_assert_str_eq(name, "alice");
     ck_assert_uint_eq(roles, BRK_ROLE_ISSUER | BRK_ROLE_AUDITOR);
     json_decref(cl);
     /* a subject that would break out of the template */
     cl = json_loads("{\"sub\":\"x:tenants:beta\"}", 0, NULL);
-    ck_assert_int_eq(brk_jwt_principal(&c, cl, "gsap-broker", "acme", did, name, sizeof name, &roles,
-                                       &code, msg, sizeof msg), BRK_EAUTH);
+    ck_assert_int_eq(brk_jwt_principal(&c, cl, "gsap-broker", "acme", did, name, sizeof name,
+                                       &roles, &code, msg, sizeof msg),
+                     BRK_EAUTH);
     ck_assert_str_eq(code, BRK_JWT_E_PRINCIPAL);
     json_decref(cl);
     json_decref(cfg);
     /* the subject is the DID: another tenant's is refused */
-    cfg = json_loads("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\"}", 0, NULL);
+    cfg =
+        json_loads("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\"}", 0, NULL);
     ck_assert_int_eq(brk_jwt_config_parse(cfg, "gsap-broker", "acme", 0, &c, msg, sizeof msg), 0);
-    cl = json_loads("{\"sub\":\"did:web:gsap-broker:tenants:beta:keys:0123456789abcdef\"}", 0, NULL);
-    ck_assert_int_eq(brk_jwt_principal(&c, cl, "gsap-broker", "acme", did, name, sizeof name, &roles,
-                                       &code, msg, sizeof msg), BRK_EAUTH);
+    cl =
+        json_loads("{\"sub\":\"did:web:gsap-broker:tenants:beta:keys:0123456789abcdef\"}", 0, NULL);
+    ck_assert_int_eq(brk_jwt_principal(&c, cl, "gsap-broker", "acme", did, name, sizeof name,
+                                       &roles, &code, msg, sizeof msg),
+                     BRK_EAUTH);
     ck_assert_str_eq(code, BRK_JWT_E_FOREIGN);
     json_decref(cl);
     cl = json_loads("{\"sub\":\"did:key:z6Mkabc\"}", 0, NULL);
-    ck_assert_int_eq(brk_jwt_principal(&c, cl, "gsap-broker", "acme", did, name, sizeof name, &roles,
-                                       &code, msg, sizeof msg), 0);
+    ck_assert_int_eq(brk_jwt_principal(&c, cl, "gsap-broker", "acme", did, name, sizeof name,
+                                       &roles, &code, msg, sizeof msg),
+                     0);
     ck_assert_str_eq(did, "did:key:z6Mkabc");
     ck_assert_uint_eq(roles, 0);
     json_decref(cl);
