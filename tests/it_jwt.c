@@ -551,6 +551,42 @@ START_TEST(plaintext_bearers_never)
 }
 END_TEST
 
+/* The settings body for tenant beta with a JWKS of n copies of beta's key (kids k0..). */
+static char *jwks_of(size_t n)
+{
+    char *path = tst_fmt("%s/jwks_beta.json", KDIR), *text = slurp(path);
+    json_t *doc = json_loads(text, 0, NULL), *key = json_array_get(json_object_get(doc, "keys"), 0);
+    json_t *keys = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *c = json_deep_copy(key);
+        char kid[16];
+        snprintf(kid, sizeof kid, "k%zu", i);
+        json_object_set_new(c, "kid", json_string(kid));
+        json_array_append_new(keys, c);
+    }
+    json_t *body = json_pack("{s:b,s:{s:s,s:s,s:{s:o}}}", "enabled", 1, "settings", "issuer",
+                             BETA_ISS, "audience", "gsap", "jwks", "keys", keys);
+    char *out = json_dumps(body, JSON_COMPACT);
+    json_decref(body), json_decref(doc);
+    free(text), free(path);
+    return out;
+}
+
+START_TEST(jwks_key_limit_at_put)
+{
+    char *at = jwks_of(16), *past = jwks_of(17);
+    put_driver(BETA_ADMIN, "jwt", past, 400, "invalid_settings");
+    PGconn *pg = tst_pg_connect(DB);
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT jsonb_array_length(settings->'jwks'->'keys') "
+                                     "FROM auth_drivers WHERE tenant_id = 'beta'"), 1);
+    put_driver(BETA_ADMIN, "jwt", at, 200, NULL);
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT jsonb_array_length(settings->'jwks'->'keys') "
+                                     "FROM auth_drivers WHERE tenant_id = 'beta'"), 16);
+    PQfinish(pg);
+    free(at), free(past);
+}
+END_TEST
+
 START_TEST(cli_configures_drivers)
 {
     int st = -1;
@@ -623,6 +659,7 @@ int main(void)
     tcase_add_test(tc, jwks_url_refresh_follows_rotation);
     tcase_add_test(tc, plaintext_bearers_never);
     tcase_add_test(tc, cli_configures_drivers);
+    tcase_add_test(tc, jwks_key_limit_at_put);
     suite_add_tcase(s, tc);
     return tst_run(s);
 }
