@@ -6,6 +6,7 @@
 #include "brk_jwks.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,7 +326,18 @@ int brk_jwks_cache_new(unsigned refresh_s, const char *ca_file, brk_jwks_cache_t
     /* Without a usable CA store https fetches fail (logged); plain loopback ones still work. */
     if (brk_tls_client_ctx_new(ca_file, &c->tls, err, sizeof err) != 0)
         brk_log_warn("jwks https fetches disabled", "reason", err);
-    if (pthread_create(&c->thread, NULL, fetch_main, c) != 0) {
+    /* brk_server_run waits for SIGTERM, SIGINT and SIGHUP with sigwait: no other thread may
+     * take them; SIGPIPE too, since an identity provider may reset a connection. */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGPIPE);
+    sigaddset(&block, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    int rc = pthread_create(&c->thread, NULL, fetch_main, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
         SSL_CTX_free(c->tls);
         pthread_cond_destroy(&c->cv);
         pthread_mutex_destroy(&c->mu);
