@@ -40,7 +40,7 @@ static brk_db_stmt_t q_driver_put = {
     "RETURNING driver, enabled, settings::text, " BRK__TS("updated_at"),
     0};
 
-/* The row of driver d in pr, or NULL. */
+/* The row of driver name in pr, or -1. */
 static int row_of(const PGresult *pr, const char *name)
 {
     for (int i = 0; i < PQntuples(pr); i++)
