@@ -52,14 +52,17 @@ static brk_db_stmt_t q_auth = {
     0};
 
 /*
- * The jwt driver of the tenant whose issuer is $1 (unique across tenants: migration 0014), and
- * that tenant's rate override. One statement per JWT request, as one per API-key request:
- * the settings are not cached, so disabling the driver or changing its issuer, audience or
- * keys takes effect on the next request; parsed JWKS documents are cached (brk_jwks.h).
+ * The jwt driver of the tenant whose issuer is $1 (unique across tenants: migration 0014), its
+ * settings without the inline JWKS, that JWKS's text apart (NULL with a jwks_url), and the
+ * tenant's rate override. One statement per JWT request, as one per API-key request: the
+ * settings are not cached, so disabling the driver or changing its issuer, audience or keys
+ * takes effect on the next request; parsed JWKS documents are cached by digest or URL
+ * (brk_jwks.h), so keys are not rebuilt per request.
  */
 static brk_db_stmt_t q_jwt = {
     "brk_auth_jwt",
-    "SELECT d.tenant_id, d.settings::text, NULL, NULL, t.rate_per_s, t.rate_burst "
+    "SELECT d.tenant_id, (d.settings - 'jwks')::text, (d.settings->'jwks')::text, NULL, "
+    "t.rate_per_s, t.rate_burst "
     "FROM auth_drivers d JOIN tenants t ON t.tenant_id = d.tenant_id "
     "WHERE d.driver = 'jwt' AND d.enabled AND d.settings->>'issuer' = $1",
     0};
@@ -274,19 +277,17 @@ static void jwt_key_id(const char *tenant, const char *did, char out[BRK_KEY_ID_
     out[BRK_KEY_ID_HEX] = '\0';
 }
 
-/* The keys of c: inline (parsed once, cached by digest) or fetched (BRK_EAGAIN until the
- * first fetch finished). unknown_kid asks the fetcher for a fresh copy. */
-static int jwt_keys(brk_req_t *r, const brk_jwt_config_t *c, int unknown_kid, brk_jwks_t **ks)
+/* The keys of c: inline (jwks_text as stored: parsed once, cached by digest) or fetched
+ * (BRK_EAGAIN until the first fetch finished). unknown_kid asks the fetcher for a fresh copy. */
+static int jwt_keys(brk_req_t *r, const brk_jwt_config_t *c, const char *jwks_text,
+                    int unknown_kid, brk_jwks_t **ks)
 {
     *ks = NULL;
     if (r->server->jwks == NULL)
         return BRK_EAGAIN;
     if (c->jwks_url != NULL)
         return brk_jwks_cache_url(r->server->jwks, c->jwks_url, unknown_kid, ks);
-    char *text = json_dumps(c->jwks, JSON_COMPACT);
-    int rc = text ? brk_jwks_cache_inline(r->server->jwks, text, strlen(text), ks) : BRK_ENOMEM;
-    free(text);
-    return rc;
+    return brk_jwks_cache_inline(r->server->jwks, jwks_text, strlen(jwks_text), ks);
 }
 
 static void on_jwt(brk_req_t *r, const brk_db_result_t *res)
@@ -314,9 +315,11 @@ static void on_jwt(brk_req_t *r, const brk_db_result_t *res)
         return;
     }
     snprintf(r->principal.tenant, sizeof r->principal.tenant, "%s", PQgetvalue(pr, 0, 0));
+    int inline_jwks = !PQgetisnull(pr, 0, 2);
     settings = json_loads(PQgetvalue(pr, 0, 1), 0, NULL);
-    if (settings == NULL || brk_jwt_config_parse(settings, cfg->broker_id, r->principal.tenant,
-                                                 cfg->jwks_allow_http, &c, msg, sizeof msg) != 0) {
+    if (settings == NULL ||
+        brk_jwt_config_parse_stored(settings, inline_jwks, cfg->broker_id, r->principal.tenant,
+                                    cfg->jwks_allow_http, &c, msg, sizeof msg) != 0) {
         brk_log_error("jwt driver settings are not valid", "tenant", r->principal.tenant);
         brk_reply_error(r, BRK_EINTERNAL, NULL, "the jwt driver of this tenant is misconfigured");
         goto out;
@@ -325,7 +328,7 @@ static void on_jwt(brk_req_t *r, const brk_db_result_t *res)
         auth_refused(r, code, msg);
         goto out;
     }
-    rc = jwt_keys(r, &c, 0, &ks);
+    rc = jwt_keys(r, &c, PQgetvalue(pr, 0, 2), 0, &ks);
     if (rc == BRK_EAGAIN) {
         brk_reply_add_header(r, "retry-after", BRK_RETRY_AFTER_S);
         brk_reply_error(r, BRK_EAGAIN, "jwks_unavailable",
@@ -340,7 +343,7 @@ static void on_jwt(brk_req_t *r, const brk_db_result_t *res)
                        sizeof msg) != 0) {
         if (strcmp(code, BRK_JWT_E_KID) == 0 && c.jwks_url != NULL) {
             brk_jwks_t *again = NULL; /* a rotation: ask for a fresh copy */
-            jwt_keys(r, &c, 1, &again);
+            jwt_keys(r, &c, PQgetvalue(pr, 0, 2), 1, &again);
             brk_jwks_unref(again);
         }
         auth_refused(r, code, msg);

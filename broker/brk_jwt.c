@@ -602,8 +602,11 @@ static int claim_name_ok(const char *s)
     return 1;
 }
 
-int brk_jwt_config_parse(const json_t *cfg, const char *broker_id, const char *tenant,
-                         int allow_http, brk_jwt_config_t *out, char *msg, size_t msglen)
+/* stored_inline < 0: settings from a client (the inline JWKS is in cfg and is checked);
+ * else settings as stored, without their "jwks" member, which exists when stored_inline. */
+static int config_parse(const json_t *cfg, const char *broker_id, const char *tenant,
+                        int allow_http, int stored_inline, brk_jwt_config_t *out, char *msg,
+                        size_t msglen)
 {
     static const char *const known[] = {"issuer",      "audience",      "jwks",
                                         "jwks_url",    "subject_claim", "did_template",
@@ -637,10 +640,15 @@ int brk_jwt_config_parse(const json_t *cfg, const char *broker_id, const char *t
         (out->roles_claim && !claim_name_ok(out->roles_claim)))
         return fail(NULL, NULL, msg, msglen, "a claim name may hold letters, digits and _-.:/");
     out->jwks = json_object_get(cfg, "jwks");
-    if ((out->jwks == NULL) == (out->jwks_url == NULL))
+    if (stored_inline >= 0) {
+        if (out->jwks != NULL || (stored_inline != 0) == (out->jwks_url != NULL))
+            return fail(NULL, NULL, msg, msglen, "stored settings name no JWKS");
+    } else if ((out->jwks == NULL) == (out->jwks_url == NULL))
         return fail(NULL, NULL, msg, msglen,
                     "exactly one of \"jwks\" and \"jwks_url\" is required");
-    if (out->jwks != NULL) {
+    if (out->jwks == NULL && out->jwks_url == NULL) {
+        /* stored inline JWKS: checked when it was stored, parsed once by the cache */
+    } else if (out->jwks != NULL) {
         char *text = json_dumps(out->jwks, JSON_COMPACT);
         brk_jwks_t *ks = NULL;
         int rc = text ? brk_jwks_parse(text, strlen(text), &ks, msg, msglen) : BRK_ENOMEM;
@@ -735,6 +743,19 @@ int brk_jwt_config_parse(const json_t *cfg, const char *broker_id, const char *t
         }
     }
     return 0;
+}
+
+int brk_jwt_config_parse(const json_t *cfg, const char *broker_id, const char *tenant,
+                         int allow_http, brk_jwt_config_t *out, char *msg, size_t msglen)
+{
+    return config_parse(cfg, broker_id, tenant, allow_http, -1, out, msg, msglen);
+}
+
+int brk_jwt_config_parse_stored(const json_t *cfg, int has_inline_jwks, const char *broker_id,
+                                const char *tenant, int allow_http, brk_jwt_config_t *out,
+                                char *msg, size_t msglen)
+{
+    return config_parse(cfg, broker_id, tenant, allow_http, has_inline_jwks != 0, out, msg, msglen);
 }
 
 static int subject_ok(const char *s)

@@ -143,6 +143,16 @@ int brk_jwt_config_parse(const json_t *cfg, const char *broker_id, const char *t
                          int allow_http, brk_jwt_config_t *out, char *msg, size_t msglen);
 
 /*
+ * brk_jwt_config_parse_stored: the same for settings read back from the database on the
+ * request path, without their "jwks" member (has_inline_jwks says whether they have one; the
+ * caller hands its text to the JWKS cache, so the keys are not rebuilt on every request).
+ * The inline JWKS is not re-checked: it was when it was stored. out->jwks is NULL.
+ */
+int brk_jwt_config_parse_stored(const json_t *cfg, int has_inline_jwks, const char *broker_id,
+                                const char *tenant, int allow_http, brk_jwt_config_t *out,
+                                char *msg, size_t msglen);
+
+/*
  * brk_jwt_principal: the principal DID (into did, BRK_JWT_DID_MAX + 1 bytes), display name
  * (the subject, into name, namecap bytes) and roles (BRK_ROLE_* bits) of verified claims under
  * c. The subject must be a string of [A-Za-z0-9._~@+=-] (at most BRK_JWT_SUBJECT_MAX bytes)

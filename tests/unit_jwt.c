@@ -424,6 +424,26 @@ START_TEST(settings)
     ck_assert_int_eq(
         config_rc("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks\":{\"keys\":[]}}", "acme", 0),
         BRK_EINVAL);
+    /* stored settings come back without their inline JWKS */
+    json_t *st = json_loads("{\"issuer\":\"i\",\"audience\":\"a\"}", 0, NULL);
+    brk_jwt_config_t c;
+    char msg[200];
+    ck_assert_int_eq(
+        brk_jwt_config_parse_stored(st, 1, "gsap-broker", "acme", 0, &c, msg, sizeof msg), 0);
+    ck_assert_ptr_null(c.jwks);
+    ck_assert_ptr_null(c.jwks_url);
+    ck_assert_int_eq(
+        brk_jwt_config_parse_stored(st, 0, "gsap-broker", "acme", 0, &c, msg, sizeof msg),
+        BRK_EINVAL);
+    json_decref(st);
+    st =
+        json_loads("{\"issuer\":\"i\",\"audience\":\"a\",\"jwks_url\":\"https://idp/k\"}", 0, NULL);
+    ck_assert_int_eq(
+        brk_jwt_config_parse_stored(st, 0, "gsap-broker", "acme", 0, &c, msg, sizeof msg), 0);
+    ck_assert_int_eq(
+        brk_jwt_config_parse_stored(st, 1, "gsap-broker", "acme", 0, &c, msg, sizeof msg),
+        BRK_EINVAL);
+    json_decref(st);
     free(ok);
     free(jwks);
 }
