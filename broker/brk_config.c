@@ -22,7 +22,9 @@
 #include "brk_alloc.h"
 #include "brk_db.h"
 #include "brk_err.h"
+#include "brk_jwks.h"
 #include "brk_log.h"
+#include "brk_peer.h"
 #include "banned.h"
 
 #define BRK_CONFIG_DB_CONNS_MAX 64      /* pipelined connections per loop */
@@ -266,6 +268,20 @@ int brk_config_load(brk_config_t *cfg, char *err, size_t errlen)
                   &cfg->time_skew_s, err, errlen);
     if (rc < 0)
         goto out;
+    v = brk_env("GSAP_PLAINTEXT_BEARERS");
+    cfg->plaintext_bearers = brk_plaintext_bearers_parse(v);
+    if (cfg->plaintext_bearers < 0) {
+        snprintf(err, errlen,
+                 "invalid GSAP_PLAINTEXT_BEARERS '%.32s': expected loopback, never or any", v);
+        rc = BRK_EINVAL;
+        goto out;
+    }
+    rc = brk_env_uint("GSAP_JWKS_REFRESH_S", BRK_JWKS_REFRESH_S, 1, BRK_JWKS_REFRESH_MAX_S,
+                      &cfg->jwks_refresh_s, err, errlen);
+    if (rc < 0)
+        goto out;
+    v = brk_env("GSAP_JWKS_ALLOW_HTTP");
+    cfg->jwks_allow_http = v != NULL && strcmp(v, "1") == 0;
     rc = brk_env_uint("GSAP_TLOG_CHECKPOINT_S", BRK_DEFAULT_TLOG_CHECKPOINT_S, 0,
                       BRK_TLOG_CHECKPOINT_MAX_S, &cfg->tlog_checkpoint_s, err, errlen);
     if (rc < 0)

@@ -61,6 +61,9 @@ typedef struct brk_config {
     unsigned auth_fail_max;   /* GSAP_AUTH_FAIL_MAX (1..BRK_CONFIG_RATE_MAX) */
     unsigned auth_fail_window_s; /* GSAP_AUTH_FAIL_WINDOW_S (1..BRK_CONFIG_AUTH_FAIL_WINDOW_MAX_S) */
     unsigned time_skew_s;     /* GSAP_TIME_SKEW_S, 0..BRK_TIME_SKEW_MAX_S */
+    int plaintext_bearers;    /* GSAP_PLAINTEXT_BEARERS: enum brk_plaintext_bearers (brk_peer.h) */
+    unsigned jwks_refresh_s;  /* GSAP_JWKS_REFRESH_S, 1..BRK_JWKS_REFRESH_MAX_S (brk_jwks.h) */
+    int jwks_allow_http;      /* GSAP_JWKS_ALLOW_HTTP=1: jwks_url may be http to a loopback host */
     unsigned tlog_checkpoint_s; /* GSAP_TLOG_CHECKPOINT_S, 0..BRK_TLOG_CHECKPOINT_MAX_S */
     int log_level;            /* GSAP_LOG_LEVEL: enum brk_log_level, default info */
     const char *log_file;     /* GSAP_LOG_FILE (serve only; reopened on SIGHUP), NULL: stderr */

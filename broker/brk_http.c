@@ -23,6 +23,7 @@
 #include "brk_err.h"
 #include "brk_json.h"
 #include "brk_log.h"
+#include "brk_peer.h"
 #include "brk_server_int.h"
 #include "brk_uri.h"
 #include "banned.h"
@@ -105,17 +106,14 @@ int brk_req_is_local(const brk_req_t *r)
 {
     struct sockaddr_storage ss;
     socklen_t len = r->h2o->conn->callbacks->get_peername(r->h2o->conn, (void *)&ss);
-    if (len == 0)
-        return 0;
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const void *)&ss;
-        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const void *)&ss;
-        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
-    }
-    return ss.ss_family == AF_UNIX;
+    return brk_sockaddr_is_loopback((const struct sockaddr *)&ss, len);
+}
+
+int brk_req_is_tls(const brk_req_t *r)
+{
+    h2o_conn_t *c = r->h2o->conn;
+    h2o_socket_t *sock = c->callbacks->get_socket != NULL ? c->callbacks->get_socket(c) : NULL;
+    return sock != NULL && sock->ssl != NULL;
 }
 
 int brk_req_read_db_up(const brk_req_t *r)

@@ -50,10 +50,12 @@ typedef struct brk_principal {
     unsigned roles;
     int can_delegate;
     int authenticated; /* 0 for public routes and local callers without a token */
-    /* The DID a driver gives its principal (mtls: from the certificate's SAN URI); "" for an
-     * API key, whose DID is derived from its key id (hnd_principal_did). */
+    const char *driver; /* the identity driver that authenticated it: "api-key", "jwt",
+                         * "mtls"; NULL counts as "api-key" */
+    /* The principal's DID when the driver maps one (jwt: from its claims; mtls: from the
+     * certificate's SAN URI), else "": the broker then derives it from tenant and key_id
+     * (hnd_principal_did). Never in another tenant's namespace. */
     char did[BRK_PRINCIPAL_DID_MAX + 1];
-    const char *driver; /* static: the identity driver ("mtls"); NULL for an API key */
 } brk_principal_t;
 
 struct brk_req {
@@ -90,12 +92,14 @@ h2o_iovec_t brk_req_header(const brk_req_t *r, const char *name);
 /* brk_req_accepts_html: 1 when the Accept header prefers text/html over JSON. */
 int brk_req_accepts_html(const brk_req_t *r);
 
-/* brk_req_is_local: 1 when the peer is on a loopback address. */
+/* brk_req_is_local: 1 when the peer is on a loopback address (brk_sockaddr_is_loopback). */
 int brk_req_is_local(const brk_req_t *r);
 
 /* brk_req_read_db_up: 1 when this loop has no read pool (GSAP_READ_DATABASE_URL unset) or
  * at least one of its connections is ready. */
 int brk_req_read_db_up(const brk_req_t *r);
+/* brk_req_is_tls: 1 when r arrived over TLS (HTTPS, HTTP/2 over TLS). */
+int brk_req_is_tls(const brk_req_t *r);
 
 /*
  * brk_req_db: submits a batch on this loop's pool; cont runs later with the result, unless

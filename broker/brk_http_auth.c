@@ -1,7 +1,9 @@
 /*
  * brk_http_auth: bearer authentication and rate limiting of HTTP requests.
  *
- * Owns: the key lookup statement (q_auth) and the last_used_at touch (q_touch), the
+ * Owns: the key lookup statement (q_auth) and the last_used_at touch (q_touch), the jwt
+ * driver's issuer lookup (q_jwt) and its token checks (brk_jwt.h), the TLS-only bearer rule
+ * (brk_peer.h), the
  * per-address failed-authentication limit, the per-key token bucket and its RateLimit
  * headers, the tenant check of X-GSAP-Tenant, and the auth metrics; and the steps every
  * identity driver shares (brk__http_auth_blocked / _fail / _admit, brk_http_int.h). Without
@@ -18,10 +20,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "brk_crypto.h"
 #include "brk_err.h"
+#include "brk_jwks.h"
+#include "brk_jwt.h"
 #include "brk_log.h"
+#include "brk_peer.h"
 #include "brk_metrics.h"
 #include "brk_server_int.h"
 #include "banned.h"
@@ -39,10 +45,28 @@ static brk_db_stmt_t q_auth = {
     "SELECT k.secret_hash, array_to_string(k.roles, ','), k.can_delegate, "
     "coalesce(k.name, k.key_id), t.rate_per_s, t.rate_burst, "
     "k.last_used_at IS NULL OR k.last_used_at < now() - interval '"
-    STR(BRK_KEY_TOUCH_INTERVAL_S) " seconds' "
+    STR(BRK_KEY_TOUCH_INTERVAL_S) " seconds', "
+    "coalesce((SELECT d.enabled FROM auth_drivers d WHERE d.tenant_id = k.tenant_id "
+    "AND d.driver = 'api-key'), true) "
     "FROM api_keys k JOIN tenants t ON t.tenant_id = k.tenant_id "
     "WHERE k.tenant_id = $1 AND k.key_id = $2 AND k.revoked_at IS NULL "
     "AND (k.expires_at IS NULL OR k.expires_at > now())",
+    0};
+
+/*
+ * The jwt driver of the tenant whose issuer is $1 (unique across tenants: migration 0014), its
+ * settings without the inline JWKS, that JWKS's text apart (NULL with a jwks_url), and the
+ * tenant's rate override. One statement per JWT request, as one per API-key request: the
+ * settings are not cached, so disabling the driver or changing its issuer, audience or keys
+ * takes effect on the next request; parsed JWKS documents are cached by digest or URL
+ * (brk_jwks.h), so keys are not rebuilt per request.
+ */
+static brk_db_stmt_t q_jwt = {
+    "brk_auth_jwt",
+    "SELECT d.tenant_id, (d.settings - 'jwks')::text, (d.settings->'jwks')::text, NULL, "
+    "t.rate_per_s, t.rate_burst "
+    "FROM auth_drivers d JOIN tenants t ON t.tenant_id = d.tenant_id "
+    "WHERE d.driver = 'jwt' AND d.enabled AND d.settings->>'issuer' = $1",
     0};
 
 /* Conditional, so workers and brokers that all saw the key as due write it once. */
@@ -60,6 +84,8 @@ int brk__http_register_stmts(void)
     int rc = brk_db_register(&q_auth);
     if (rc == 0)
         rc = brk_db_register(&q_touch);
+    if (rc == 0)
+        rc = brk_db_register(&q_jwt);
     if (rc == 0)
         rc = brk__http_mtls_register_stmts();
     m_limited_key = brk_metrics_counter("gsap_rate_limited_total{reason=\"key\"}",
@@ -103,7 +129,19 @@ static size_t peer_key(const brk_req_t *r, char *buf, size_t cap)
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
-/* auth_failed: counts a failed authentication against the client's address, then 401. */
+/* brk__http_auth_fail (brk_http_int.h): counts a failed authentication against the client's
+ * address, then 401 with code and message. */
+void brk__http_auth_fail(brk_req_t *r, const char *code, const char *msg)
+{
+    const brk_config_t *cfg = r->server->cfg;
+    char addr[64];
+    size_t alen = peer_key(r, addr, sizeof addr);
+    brk_rate_fail_record(r->server->rate_fail, addr, alen, cfg->auth_fail_window_s,
+                         brk__http_mono_ns());
+    brk_metrics_add(m_auth_failures, 1);
+    brk_reply_error(r, BRK_EAUTH, code, "%s", msg);
+}
+
 static void auth_failed(brk_req_t *r)
 {
     brk__http_auth_fail(r, "invalid_token", "the bearer token is not valid");
@@ -156,23 +194,33 @@ static int rate_check(brk_req_t *r, const char *rate_s, const char *burst_s)
     return 0;
 }
 
-/* admit_checks: what every authenticated principal passes, whatever its driver: the rate of
- * its bucket (rate_s / burst_s: the tenant's overrides, NULL for the broker's) and the
- * X-GSAP-Tenant check. Returns 0, or an error after answering. */
-static int admit_checks(brk_req_t *r, const char *rate_s, const char *burst_s)
+/*
+ * admit: what every driver's caller goes through once known: the tenant's token bucket (every
+ * authenticated request counts, refused ones (403) included) and the X-GSAP-Tenant check.
+ * rate_s / burst_s: the tenant's rate override, NULL for the broker's. Returns 0, or an error
+ * after answering.
+ */
+static int admit(brk_req_t *r, const char *rate_s, const char *burst_s)
 {
-    /* Every authenticated request counts, refused ones (403) included. */
     if (rate_check(r, rate_s, burst_s) != 0)
         return BRK_ELIMIT;
-    /* A caller may name the tenant it means to act in; a key acts only in its own. */
+    /* A caller may name the tenant it means to act in; a credential acts only in its own. */
     h2o_iovec_t t = brk_req_header(r, "x-gsap-tenant");
     if (t.base != NULL &&
         (t.len != strlen(r->principal.tenant) || memcmp(t.base, r->principal.tenant, t.len) != 0)) {
         brk_reply_error(r, BRK_EFORBIDDEN, "tenant_forbidden",
-                        "this key does not belong to the tenant named in X-GSAP-Tenant");
+                        "this %s does not belong to the tenant named in X-GSAP-Tenant",
+                        strcmp(r->principal.driver, "api-key") == 0 ? "key" : "credential");
         return BRK_EFORBIDDEN;
     }
     return 0;
+}
+
+/* admit with the tenant's rate override from pr's columns 4 and 5 (q_auth, q_jwt). */
+static int admit_pr(brk_req_t *r, PGresult *pr)
+{
+    return admit(r, PQgetisnull(pr, 0, 4) ? NULL : PQgetvalue(pr, 0, 4),
+                 PQgetisnull(pr, 0, 5) ? NULL : PQgetvalue(pr, 0, 5));
 }
 
 static void on_auth(brk_req_t *r, const brk_db_result_t *res)
@@ -189,6 +237,11 @@ static void on_auth(brk_req_t *r, const brk_db_result_t *res)
         auth_failed(r);
         return;
     }
+    /* A valid key of a tenant that turned its api-key driver off. */
+    if (PQgetvalue(pr, 0, 7)[0] != 't') {
+        brk__http_auth_fail(r, "driver_disabled", "this tenant does not accept API keys");
+        return;
+    }
     char *roles = PQgetvalue(pr, 0, 1);
     unsigned mask = 0;
     brk_roles_parse_list(roles, &mask);
@@ -196,8 +249,8 @@ static void on_auth(brk_req_t *r, const brk_db_result_t *res)
     r->principal.can_delegate = PQgetvalue(pr, 0, 2)[0] == 't';
     snprintf(r->principal.name, sizeof r->principal.name, "%s", PQgetvalue(pr, 0, 3));
     r->principal.authenticated = 1;
-    if (admit_checks(r, PQgetisnull(pr, 0, 4) ? NULL : PQgetvalue(pr, 0, 4),
-                     PQgetisnull(pr, 0, 5) ? NULL : PQgetvalue(pr, 0, 5)) != 0)
+    r->principal.driver = "api-key";
+    if (admit_pr(r, pr) != 0)
         return;
     /* Due by the database's clock, and not yet sent by another worker of this broker. */
     char key[BRK_TENANT_MAX + BRK_KEY_ID_HEX + 2];
@@ -211,6 +264,151 @@ static void on_auth(brk_req_t *r, const brk_db_result_t *res)
         brk_db_submit(r->worker->db, &op, 1, on_touched, NULL);
     }
     brk__http_run_route(r);
+}
+
+/* ---- the jwt driver ---- */
+
+/* jwt_key_id: a stable 16-character id for a JWT principal (rate buckets, issuer_key_id of
+ * its ACs): "j" and 15 hex digits of SHA-256 over tenant and DID. API key ids are 16 hex
+ * digits, so the two can never meet. */
+static void jwt_key_id(const char *tenant, const char *did, char out[BRK_KEY_ID_HEX + 1])
+{
+    uint8_t d[BRK_SHA256_LEN];
+    char hex[2 * BRK_SHA256_LEN + 1];
+    brk_sha256_ctx_t *c = brk_sha256_new();
+    memset(d, 0, sizeof d);
+    if (c != NULL) {
+        brk_sha256_update(c, tenant, strlen(tenant) + 1);
+        brk_sha256_update(c, did, strlen(did));
+        brk_sha256_final(c, d);
+    }
+    brk_sha256_free(c);
+    brk_hex(d, sizeof d, hex);
+    out[0] = 'j';
+    memcpy(out + 1, hex, BRK_KEY_ID_HEX - 1);
+    out[BRK_KEY_ID_HEX] = '\0';
+}
+
+/* The keys of c: inline (jwks_text as stored: parsed once, cached by digest) or fetched
+ * (BRK_EAGAIN until the first fetch finished). unknown_kid asks the fetcher for a fresh copy. */
+static int jwt_keys(brk_req_t *r, const brk_jwt_config_t *c, const char *jwks_text,
+                    int unknown_kid, brk_jwks_t **ks)
+{
+    *ks = NULL;
+    if (r->server->jwks == NULL)
+        return BRK_EAGAIN;
+    if (c->jwks_url != NULL)
+        return brk_jwks_cache_url(r->server->jwks, c->jwks_url, unknown_kid, ks);
+    return brk_jwks_cache_inline(r->server->jwks, jwks_text, strlen(jwks_text), ks);
+}
+
+static void on_jwt(brk_req_t *r, const brk_db_result_t *res)
+{
+    const brk_config_t *cfg = r->server->cfg;
+    h2o_iovec_t *tokv = r->ctx;
+    brk_jwt_t t;
+    brk_jwt_config_t c;
+    brk_jwks_t *ks = NULL;
+    json_t *settings = NULL;
+    const char *code = NULL;
+    char msg[256], did[BRK_JWT_DID_MAX + 1];
+    unsigned roles = 0;
+    int rc;
+
+    r->ctx = NULL;
+    memset(&t, 0, sizeof t);
+    if (res->err != 0) {
+        brk_reply_db_error(r, res);
+        return;
+    }
+    PGresult *pr = res->res[0];
+    if (PQntuples(pr) != 1) {
+        brk__http_auth_fail(r, "unknown_issuer", "no tenant accepts tokens of this issuer");
+        return;
+    }
+    snprintf(r->principal.tenant, sizeof r->principal.tenant, "%s", PQgetvalue(pr, 0, 0));
+    int inline_jwks = !PQgetisnull(pr, 0, 2);
+    settings = json_loads(PQgetvalue(pr, 0, 1), 0, NULL);
+    if (settings == NULL ||
+        brk_jwt_config_parse_stored(settings, inline_jwks, cfg->broker_id, r->principal.tenant,
+                                    cfg->jwks_allow_http, &c, msg, sizeof msg) != 0) {
+        brk_log_error("jwt driver settings are not valid", "tenant", r->principal.tenant);
+        brk_reply_error(r, BRK_EINTERNAL, NULL, "the jwt driver of this tenant is misconfigured");
+        goto out;
+    }
+    if (brk_jwt_decode(tokv->base, tokv->len, &t, &code, msg, sizeof msg) != 0) {
+        brk__http_auth_fail(r, code, msg);
+        goto out;
+    }
+    rc = jwt_keys(r, &c, PQgetvalue(pr, 0, 2), 0, &ks);
+    if (rc == BRK_EAGAIN) {
+        brk_reply_add_header(r, "retry-after", BRK_RETRY_AFTER_S);
+        brk_reply_error(r, BRK_EAGAIN, "jwks_unavailable",
+                        "the issuer's keys are not available yet; retry shortly");
+        goto out;
+    }
+    if (rc != 0) {
+        brk_reply_error(r, BRK_EINTERNAL, NULL, "the jwt driver's JWKS cannot be used");
+        goto out;
+    }
+    if (brk_jwt_verify(&t, ks, c.issuer, c.audience, (int64_t)time(NULL), &code, msg,
+                       sizeof msg) != 0) {
+        if (strcmp(code, BRK_JWT_E_KID) == 0 && c.jwks_url != NULL) {
+            brk_jwks_t *again = NULL; /* a rotation: ask for a fresh copy */
+            jwt_keys(r, &c, PQgetvalue(pr, 0, 2), 1, &again);
+            brk_jwks_unref(again);
+        }
+        brk__http_auth_fail(r, code, msg);
+        goto out;
+    }
+    if (brk_jwt_principal(&c, t.claims, cfg->broker_id, r->principal.tenant, did,
+                          r->principal.name, sizeof r->principal.name, &roles, &code, msg,
+                          sizeof msg) != 0) {
+        brk__http_auth_fail(r, code, msg);
+        goto out;
+    }
+    snprintf(r->principal.did, sizeof r->principal.did, "%s", did);
+    jwt_key_id(r->principal.tenant, did, r->principal.key_id);
+    r->principal.roles = roles;
+    r->principal.can_delegate = 0;
+    r->principal.authenticated = 1;
+    r->principal.driver = "jwt";
+    brk_jwt_clear(&t);
+    brk_jwks_unref(ks);
+    json_decref(settings);
+    if (admit_pr(r, pr) == 0)
+        brk__http_run_route(r);
+    return;
+out:
+    brk_jwt_clear(&t);
+    brk_jwks_unref(ks);
+    json_decref(settings);
+}
+
+/* jwt_start: looks the token's issuer up (the token is only decoded here, not trusted). */
+static void jwt_start(brk_req_t *r, const char *tok, size_t len)
+{
+    brk_jwt_t t;
+    const char *code = NULL;
+    char msg[256];
+
+    if (brk_jwt_decode(tok, len, &t, &code, msg, sizeof msg) != 0) {
+        brk__http_auth_fail(r, code, msg);
+        return;
+    }
+    if (t.iss == NULL || strlen(t.iss) > BRK_JWT_ISSUER_MAX) {
+        brk_jwt_clear(&t);
+        brk__http_auth_fail(r, "unknown_issuer", "the token has no iss this broker knows");
+        return;
+    }
+    char *iss = brk_req_alloc(r, strlen(t.iss) + 1);
+    memcpy(iss, t.iss, strlen(t.iss));
+    brk_jwt_clear(&t);
+    h2o_iovec_t *tokv = brk_req_alloc(r, sizeof *tokv);
+    *tokv = h2o_iovec_init(tok, len);
+    r->ctx = tokv;
+    brk_db_op_t op = {&q_jwt, 1, {iss}};
+    brk_req_db(r, &op, 1, on_jwt);
 }
 
 /* ---- shared by the identity drivers (brk_http_int.h) ---- */
@@ -245,26 +443,16 @@ int brk__http_auth_blocked(brk_req_t *r)
     return 0;
 }
 
-void brk__http_auth_fail(brk_req_t *r, const char *code, const char *message)
-{
-    const brk_config_t *cfg = r->server->cfg;
-    char addr[64];
-    size_t alen = peer_key(r, addr, sizeof addr);
-    brk_rate_fail_record(r->server->rate_fail, addr, alen, cfg->auth_fail_window_s,
-                         brk__http_mono_ns());
-    brk_metrics_add(m_auth_failures, 1);
-    brk_reply_error(r, BRK_EAUTH, code, "%s", message);
-}
-
 void brk__http_auth_admit(brk_req_t *r, const char *rate_s, const char *burst_s)
 {
     r->principal.authenticated = 1;
-    if (admit_checks(r, rate_s, burst_s) == 0)
+    if (admit(r, rate_s, burst_s) == 0)
         brk__http_run_route(r);
 }
 
 void brk__http_authenticate(brk_req_t *r)
 {
+    const brk_config_t *cfg = r->server->cfg;
     h2o_iovec_t a = brk_req_header(r, "authorization");
     brk_token_t tok;
 
@@ -278,6 +466,18 @@ void brk__http_authenticate(brk_req_t *r)
     }
     if (brk__http_auth_blocked(r))
         return;
+    /* Part of the contract of every bearer: it does not travel in clear over the network.
+     * Checked before the token is looked at, so a refused one is not counted as a guess. */
+    if (!brk_bearer_transport_ok(cfg->plaintext_bearers, brk_req_is_tls(r), brk_req_is_local(r))) {
+        brk_reply_error(r, BRK_EAUTH, "tls_required",
+                        "bearer tokens are accepted only over HTTPS here");
+        return;
+    }
+    if (a.len >= 7 && h2o_lcstris(a.base, 7, "bearer ", 7) &&
+        brk_jwt_looks_like(a.base + 7, a.len - 7)) {
+        jwt_start(r, a.base + 7, a.len - 7);
+        return;
+    }
     if (a.len < 7 || !h2o_lcstris(a.base, 7, "bearer ", 7) || a.len - 7 > BRK_TOKEN_MAX ||
         brk_token_parse(a.base + 7, a.len - 7, &tok) != 0) {
         auth_failed(r);
@@ -285,6 +485,7 @@ void brk__http_authenticate(brk_req_t *r)
     }
     memcpy(r->principal.tenant, tok.tenant, sizeof tok.tenant);
     memcpy(r->principal.key_id, tok.key_id, sizeof tok.key_id);
+    r->principal.driver = "api-key";
     char *hash = brk_req_alloc(r, sizeof tok.secret_hash);
     memcpy(hash, tok.secret_hash, sizeof tok.secret_hash);
     r->ctx = hash;

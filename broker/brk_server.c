@@ -30,14 +30,17 @@
 #include <openssl/ssl.h>
 
 #include "brk_alloc.h"
+#include "brk_config.h"
 #include "brk_err.h"
 #include "brk_http.h"
+#include "brk_jwks.h"
 #include "brk_log.h"
 #include "brk_metrics.h"
 #include "brk_migrate.h"
 #include "brk_notify.h"
 #include "brk_server_int.h"
 #include "brk_tls.h"
+#include "brk_tls_client.h"
 #include "banned.h"
 
 #define ACCEPT_BURST 32
@@ -79,6 +82,9 @@ brk_server_t *brk_server_new(const brk_config_t *cfg, const brk_keyring_t *keys)
                                            65535);
     s->rate_keys = brk_rate_table_new(BRK_RATE_TABLE_ENTRIES);
     s->rate_fail = brk_rate_table_new(BRK_RATE_TABLE_ENTRIES);
+    if (brk_jwks_cache_new(cfg->jwks_refresh_s, brk_env(BRK_TLS_CA_ENV), &s->jwks) != 0)
+        brk_log_error("cannot start the jwks fetch thread", "effect",
+                      "jwt tokens of issuers with a jwks_url are answered 503");
     brk__http_register(s);
     brk__http_register_stmts();
     return s;
@@ -91,6 +97,7 @@ void brk_server_free(brk_server_t *s)
     h2o_config_dispose(&s->globalconf);
     brk_rate_table_free(s->rate_keys);
     brk_rate_table_free(s->rate_fail);
+    brk_jwks_cache_free(s->jwks);
     brk_tls_free(s->tls);
     free(s);
 }

@@ -48,6 +48,7 @@ struct brk_server {
     char boot_id[9]; /* random per process; prefixes request ids */
     brk_rate_table_t *rate_keys; /* token buckets per "tenant/key_id", shared by all workers */
     brk_rate_table_t *rate_fail; /* failed authentications per client address */
+    struct brk_jwks_cache *jwks; /* JWKS documents of the jwt driver; NULL: could not start */
 };
 
 /* brk__http_register: installs the request handler and error filter on the host's paths. */

@@ -20,6 +20,7 @@
 #include "brk_config.h"
 #include "brk_err.h"
 #include "brk_log.h"
+#include "brk_peer.h"
 #include "brk_tls.h"
 #include "fn_runtime.h"
 #include "banned.h"
@@ -216,6 +217,11 @@ int cli_config_check(int argc, char **argv)
     line_uint("GSAP_RATE_BURST", cfg.rate_burst);
     line_uint("GSAP_AUTH_FAIL_MAX", cfg.auth_fail_max);
     line_uint("GSAP_AUTH_FAIL_WINDOW_S", cfg.auth_fail_window_s);
+    line("GSAP_PLAINTEXT_BEARERS", cfg.plaintext_bearers == BRK_PLAINTEXT_NEVER ? "never"
+                                   : cfg.plaintext_bearers == BRK_PLAINTEXT_ANY ? "any"
+                                                                                : "loopback");
+    line_uint("GSAP_JWKS_REFRESH_S", cfg.jwks_refresh_s);
+    line("GSAP_JWKS_ALLOW_HTTP", cfg.jwks_allow_http ? "1" : "(unset: https only)");
     line("GSAP_LOG_LEVEL", brk_log_level_name(cfg.log_level));
     line("GSAP_LOG_FILE", cfg.log_file ? cfg.log_file : "(unset: stderr)");
     fflush(stdout);

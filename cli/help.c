@@ -121,6 +121,28 @@ static const help_cmd_t k_cmds[] = {
      "CA certificates as subject, SHA-256 fingerprint and expiry, never the PEM.",
      {{"--tenant T", "the tenant"}, {NULL, NULL}},
      "0 printed; 1 no configuration, or the database failed; 2 bad usage"},
+    {"drivers put", "--tenant T --driver D (--enable|--disable) [--settings FILE] [--jwks-file FILE]",
+     "enable, disable or configure an identity driver of a tenant",
+     "Stores whether identity driver D (api-key or jwt) of tenant T (created when missing) is "
+     "enabled, and its settings, as PUT /admin/drivers/{driver} does; prints the stored row as "
+     "JSON. The settings are checked first, so invalid ones change nothing. For jwt the "
+     "settings file holds issuer, audience, jwks_url (or the JWKS itself, see --jwks-file), "
+     "subject_claim, did_template, roles_claim and role_map (docs/protocol.md, \"Identity "
+     "drivers\"); the issuer must not be another tenant's. Without --settings the stored "
+     "settings are kept (enabling jwt needs them).",
+     {{"--tenant T", "the tenant"},
+      {"--driver D", "api-key or jwt"},
+      {"--enable, --disable", "turn the driver on or off"},
+      {"--settings FILE", "the driver's settings, a JSON object"},
+      {"--jwks-file FILE", "a JWKS read here and stored inline as the settings' jwks"},
+      {NULL, NULL}},
+     "0 stored; 1 the database failed or refused it (the issuer is another tenant's); 2 bad "
+     "usage or invalid settings"},
+    {"drivers list", "--tenant T",
+     "list a tenant's identity drivers and their settings as JSON",
+     "Prints every identity driver of tenant T with whether it is enabled and its settings.",
+     {{"--tenant T", "the tenant"}, {NULL, NULL}},
+     NULL},
     {"exec", "[--json] [--dry-run] [--ac FILE] --exec COMMAND | [--json] --flush-spool",
      "run a command under governance (a gsh-compatible client)",
      "Obtains an Authorization Context from the broker at GSAP_BROKER_URL (or takes the one in "
@@ -235,6 +257,10 @@ static const help_env_t k_env[] = {
     {"GSAP_RATE_BURST", "1000", "requests an API key may send at once"},
     {"GSAP_AUTH_FAIL_MAX", "20", "failed authentications per address before 429"},
     {"GSAP_AUTH_FAIL_WINDOW_S", "60", "... within this many seconds"},
+    {"GSAP_PLAINTEXT_BEARERS", "loopback",
+     "bearer tokens over plain HTTP: loopback (only from loopback peers), never, or any"},
+    {"GSAP_JWKS_REFRESH_S", "300", "jwt driver: how often a jwks_url is fetched again"},
+    {"GSAP_JWKS_ALLOW_HTTP", "unset", "1: a jwks_url may be plain http to a loopback host"},
     {"GSAP_LOG_LEVEL", "info", "error, warn or info"},
     {"GSAP_LOG_FILE", "unset: stderr", "serve's log file, reopened on SIGHUP"},
 };

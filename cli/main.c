@@ -35,6 +35,7 @@
 #include "brk_server.h"
 #include "accounts.h"
 #include "mtls.h"
+#include "drivers.h"
 #include "backup.h"
 #include "cli.h"
 #include "config.h"
@@ -446,6 +447,10 @@ int main(int argc, char **argv)
         return cli_accounts_put(argc - 2, argv + 2);
     if (strcmp(cmd, "mtls") == 0 && argc > 2)
         return cli_mtls(argc - 2, argv + 2);
+    if (strcmp(cmd, "drivers") == 0 && argc > 2 && strcmp(argv[2], "put") == 0)
+        return cli_drivers_put(argc - 2, argv + 2);
+    if (strcmp(cmd, "drivers") == 0 && argc > 2 && strcmp(argv[2], "list") == 0)
+        return cli_drivers_list(argc - 2, argv + 2);
     if (strcmp(cmd, "backup") == 0)
         return cli_backup(argc - 1, argv + 1);
     if (strcmp(cmd, "restore") == 0)

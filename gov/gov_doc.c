@@ -23,8 +23,8 @@ int gov_ac_issue(const brk_keyring_t *kr, const gov_principal_t *p, const gov_ac
     brk_time_fmt(now, issued);
     brk_time_fmt(now + d->ttl, expires);
     gov_caps_fmt(req->caps, caps);
-    json_t *idp = json_pack("{s:s,s:s,s:s}", "driver", p->driver ? p->driver : "api-key", "key_id", p->key_id,
-                            "tenant", p->tenant);
+    json_t *idp = json_pack("{s:s,s:s,s:s}", "driver", p->driver ? p->driver : "api-key",
+                            "key_id", p->key_id, "tenant", p->tenant);
     if (req->delegated)
         json_object_set_new(idp, "delegated_by", json_string(p->own_did));
     ac = json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s},s:{s:s,s:s},s:{s:s,s:s,s:s},s:o,s:b,s:s,"
@@ -100,7 +100,8 @@ json_t *gov_self_context_doc(const gov_principal_t *p, const char *ctx, const ch
         "gsap_version", "1.0", "context_id", ctx, "status", "authorized", "self_authorized", 1,
         "principal", "did", p->did, "display_name", p->name, "accord", "template", accord,
         "operation", "command_hash", command, "corpus_entry_cid", corpus, "parameters_cid",
-        params, "identity_proof", "driver", p->driver ? p->driver : "api-key", "key_id", p->key_id, "tenant", p->tenant,
+        params, "identity_proof", "driver", p->driver ? p->driver : "api-key", "key_id",
+        p->key_id, "tenant", p->tenant,
         "session_mode", 0, "capability_set", "0x00000000", "environment_commitment",
         "billing_account", GOV_DEFAULT_ACCOUNT, "tenant", p->tenant, "session_url", url);
     if (doc == NULL || brk_jcs_cid(doc, cid) != 0) {

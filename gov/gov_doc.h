@@ -22,7 +22,8 @@ typedef struct gov_principal {
     const char *name;   /* the key's display name */
     const char *key_id;
     const char *tenant;
-    const char *driver; /* the identity driver that authenticated it; NULL: "api-key" */
+    const char *driver; /* the identity driver that authenticated it (identity_proof.driver);
+                         * NULL: "api-key" */
 } gov_principal_t;
 
 /* The request an AC or a denial answers. */

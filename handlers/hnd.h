@@ -23,5 +23,6 @@ int hnd_openapi_register(void);
 int hnd_functions_register(void);
 int hnd_billing_register(void);
 int hnd_tlog_register(void);
+int hnd_drivers_register(void); /* hnd_drivers.c: identity drivers of the tenant */
 
 #endif

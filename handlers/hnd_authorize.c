@@ -290,8 +290,8 @@ static void on_accord(brk_req_t *r, const brk_db_result_t *res)
     gov_policy_decide(&a, c->session, c->caps, c->corpus, c->env, (long)c->ttl, &d);
     hnd_principal_did(r, own, sizeof own);
     snprintf(did, sizeof did, "%s", c->obo != NULL ? c->obo : own);
-    gov_principal_t p = {did, own, r->principal.name, r->principal.key_id, r->principal.tenant};
-    p.driver = r->principal.driver;
+    gov_principal_t p = {did, own, r->principal.name, r->principal.key_id, r->principal.tenant,
+                         r->principal.driver};
     if (d.deny_code != NULL)
         deny(r, c, &a, &d, &p);
     else

@@ -133,8 +133,8 @@ static json_t *self_context(brk_req_t *r, const gov_cr_t *cr)
     char did[GOV_DID_MAX + 1], url[GOV_URL_MAX];
     hnd_principal_did(r, did, sizeof did);
     hnd_session_url(r, cr->context_id, url);
-    gov_principal_t p = {did, did, r->principal.name, r->principal.key_id, r->principal.tenant};
-    p.driver = r->principal.driver;
+    gov_principal_t p = {did, did, r->principal.name, r->principal.key_id, r->principal.tenant,
+                         r->principal.driver};
     json_t *doc = gov_self_context_doc(&p, cr->context_id, cr->accord_template, cr->command_hash,
                                        cr->corpus_entry_cid, cr->parameters_cid, url);
     if (doc == NULL)

@@ -638,14 +638,6 @@ static void view_link(brk_req_t *r)
     brk_req_db(r, &op, 1, on_link);
 }
 
-static void drivers(brk_req_t *r)
-{
-    json_t *b = json_pack("{s:[{s:s,s:b},{s:s,s:b},{s:s,s:b}]}", "drivers", "name", "api-key",
-                          "enabled", 1, "name", "jwt", "enabled", 0, "name", "mtls", "enabled", 0);
-    brk_reply_json(r, 200, b);
-    json_decref(b);
-}
-
 static const brk_route_t routes[] = {
     {"GET", "/governance/session/{context_id}",
      BRK_ROLE_AUDITOR | BRK_ROLE_ISSUER | BRK_ROLE_EXECUTOR | BRK_ROLE_APPROVER,
@@ -653,7 +645,6 @@ static const brk_route_t routes[] = {
      session},
     {"POST", "/governance/session/{context_id}/link",
      BRK_ROLE_AUDITOR | BRK_ROLE_ISSUER | BRK_ROLE_EXECUTOR | BRK_ROLE_APPROVER, 0, view_link},
-    {"GET", "/governance/drivers", BRK_ROLE_ALL, 0, drivers},
 };
 
 int hnd_session_register(void)

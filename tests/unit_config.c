@@ -11,6 +11,8 @@
 #include "tst_check.h"
 #include "brk_config.h"
 #include "brk_db.h"
+#include "brk_jwks.h"
+#include "brk_peer.h"
 #include "brk_err.h"
 #include "banned.h"
 
@@ -24,7 +26,9 @@ static const char *const vars[] = {"GSAP_LISTEN",        "GSAP_THREADS",
                                    "GSAP_RATE_BURST",    "GSAP_AUTH_FAIL_MAX",
                                    "GSAP_AUTH_FAIL_WINDOW_S", "GSAP_OWNER_DATABASE_URL",
                                    "GSAP_TIME_SKEW_S", "GSAP_TLOG_CHECKPOINT_S",
-                                   "GSAP_DB_GROUP_MAX", "GSAP_DB_GROUP_WAIT_MS", NULL};
+                                   "GSAP_DB_GROUP_MAX", "GSAP_DB_GROUP_WAIT_MS",
+                                   "GSAP_PLAINTEXT_BEARERS", "GSAP_JWKS_REFRESH_S",
+                                   "GSAP_JWKS_ALLOW_HTTP", NULL};
 
 static void clean_env(void)
 {
@@ -378,6 +382,37 @@ START_TEST(tlog_checkpoint)
 }
 END_TEST
 
+/* GSAP_PLAINTEXT_BEARERS (loopback|never|any), GSAP_JWKS_REFRESH_S (1..BRK_JWKS_REFRESH_MAX_S),
+ * GSAP_JWKS_ALLOW_HTTP (exactly "1") */
+START_TEST(bearers_and_jwks)
+{
+    brk_config_t cfg;
+
+    load_ok(NULL, NULL, &cfg);
+    ck_assert_int_eq(cfg.plaintext_bearers, BRK_PLAINTEXT_LOOPBACK);
+    ck_assert_uint_eq(cfg.jwks_refresh_s, BRK_JWKS_REFRESH_S);
+    ck_assert_int_eq(cfg.jwks_allow_http, 0);
+    load_ok("GSAP_PLAINTEXT_BEARERS", "never", &cfg);
+    ck_assert_int_eq(cfg.plaintext_bearers, BRK_PLAINTEXT_NEVER);
+    load_ok("GSAP_PLAINTEXT_BEARERS", "any", &cfg);
+    ck_assert_int_eq(cfg.plaintext_bearers, BRK_PLAINTEXT_ANY);
+    load_ok("GSAP_PLAINTEXT_BEARERS", "loopback", &cfg);
+    ck_assert_int_eq(cfg.plaintext_bearers, BRK_PLAINTEXT_LOOPBACK);
+    load_err("GSAP_PLAINTEXT_BEARERS", "yes", "GSAP_PLAINTEXT_BEARERS");
+    load_err("GSAP_PLAINTEXT_BEARERS", "Never", "GSAP_PLAINTEXT_BEARERS");
+    load_ok("GSAP_JWKS_REFRESH_S", "1", &cfg);
+    ck_assert_uint_eq(cfg.jwks_refresh_s, 1);
+    load_ok("GSAP_JWKS_REFRESH_S", "86400", &cfg);
+    ck_assert_uint_eq(cfg.jwks_refresh_s, BRK_JWKS_REFRESH_MAX_S);
+    load_err("GSAP_JWKS_REFRESH_S", "0", "GSAP_JWKS_REFRESH_S");
+    load_err("GSAP_JWKS_REFRESH_S", "86401", "GSAP_JWKS_REFRESH_S");
+    load_ok("GSAP_JWKS_ALLOW_HTTP", "1", &cfg);
+    ck_assert_int_eq(cfg.jwks_allow_http, 1);
+    load_ok("GSAP_JWKS_ALLOW_HTTP", "yes", &cfg);
+    ck_assert_int_eq(cfg.jwks_allow_http, 0);
+}
+END_TEST
+
 START_TEST(tls_pair)
 {
     brk_config_t cfg;
@@ -487,6 +522,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, rate_numbers);
     tcase_add_test(tc, time_skew);
     tcase_add_test(tc, tlog_checkpoint);
+    tcase_add_test(tc, bearers_and_jwks);
     tcase_add_test(tc, tls_pair);
     tcase_add_test(tc, broker_id_and_webhook);
     tcase_add_test(tc, error_message_style);
