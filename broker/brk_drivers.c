@@ -23,9 +23,27 @@ static json_t *jwt_summary(const json_t *settings)
                      json_object_get(settings, "audience"));
 }
 
+/* mtls keeps its configuration in its own table (tenant_mtls, PUT /admin/identity/mtls): CA
+ * certificates are checked there and the trust domain must be unique across tenants. */
+static int mtls_check(const json_t *settings, const brk_driver_scope_t *scope, char *msg,
+                      size_t msglen)
+{
+    (void)settings, (void)scope;
+    snprintf(msg, msglen, "the mtls driver is configured with PUT /admin/identity/mtls");
+    return BRK_EINVAL;
+}
+
+/* The trust domain and SAN prefix tell a client which certificates this tenant takes. */
+static json_t *mtls_summary(const json_t *settings)
+{
+    return json_pack("{s:O?,s:O?}", "trust_domain", json_object_get(settings, "trust_domain"),
+                     "san_uri_prefix", json_object_get(settings, "san_uri_prefix"));
+}
+
 static const brk_driver_t k_drivers[] = {
-    {"api-key", 1, NULL, NULL}, {"jwt", 0, jwt_check, jwt_summary},
-    /* "mtls" goes here. */
+    {"api-key", 1, NULL, NULL, 0},
+    {"jwt", 0, jwt_check, jwt_summary, 0},
+    {"mtls", 0, mtls_check, mtls_summary, 1},
 };
 
 const brk_driver_t *brk_driver_at(size_t i)

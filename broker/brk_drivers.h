@@ -4,9 +4,10 @@
  *
  * A driver is a way for a caller to prove who it is: `api-key` (the broker's own tokens,
  * enabled unless a tenant turns it off), `jwt` (bearer JWTs of the tenant's identity
- * provider, brk_jwt.h). Another driver adds an entry to k_drivers in brk_drivers.c (its
- * name is already allowed by the table's CHECK for `mtls`), a settings check, and its branch
- * in brk_http_auth.c.
+ * provider, brk_jwt.h), `mtls` (client certificates, brk_mtls.h; configured in its own table
+ * tenant_mtls through PUT /admin/identity/mtls, listed here with the others). Another driver
+ * adds an entry to k_drivers in brk_drivers.c, a settings check, and its branch in
+ * brk_http_auth.c.
  *
  * Pure functions over constant data: any thread.
  */
@@ -36,6 +37,7 @@ typedef struct brk_driver {
     /* settings_summary: what GET /governance/drivers/ shows every role of the tenant (new
      * reference, no secret); NULL: nothing but the name. */
     json_t *(*settings_summary)(const json_t *settings);
+    int own_route; /* configured through a route of its own, never PUT /admin/drivers/{driver} */
 } brk_driver_t;
 
 /* brk_driver_find: the driver called name, or NULL. */

@@ -22,8 +22,11 @@
 
 static brk_db_stmt_t q_drivers = {
     "drivers_list",
-    "SELECT driver, enabled, settings::text, " BRK__TS(
-        "updated_at") " FROM auth_drivers WHERE tenant_id = $1 ORDER BY driver",
+    "SELECT driver, enabled, settings::text, " BRK__TS("updated_at") " FROM auth_drivers "
+    "WHERE tenant_id = $1 AND driver <> 'mtls' UNION ALL "
+    "SELECT 'mtls', enabled, jsonb_build_object('trust_domain', trust_domain, "
+    "'san_uri_prefix', san_uri_prefix)::text, " BRK__TS("updated_at") " FROM tenant_mtls "
+    "WHERE tenant_id = $1 ORDER BY 1",
     0};
 
 /* Creates or updates the row; settings NULL keeps the stored ones. Nothing when another
@@ -148,6 +151,12 @@ static void driver_put(brk_req_t *r)
     if (d == NULL) {
         brk_reply_error(r, BRK_ENOTFOUND, "driver_not_found", "no identity driver \"%.*s\"",
                         (int)(p.len < 32 ? p.len : 32), p.base);
+        return;
+    }
+    if (d->own_route) { /* mtls: PUT /admin/identity/mtls (its CA certificates, its domain) */
+        brk_reply_error(r, BRK_EINVAL, "driver_has_own_route",
+                        "the %s driver is configured with PUT /admin/identity/%s", d->name,
+                        d->name);
         return;
     }
     if (hnd_reject_unknown(r, r->body, fields) != 0 ||

@@ -584,7 +584,22 @@ START_TEST(disable_takes_effect)
     body = config_body("ca-a.pem", "spiffe://a.example/ci/", NULL);
     json_decref(expect_ok("PUT", "/admin/identity/mtls", NULL, ADMIN_A, NULL, body));
     free(body);
-    json_decref(expect_ok("GET", "/governance/drivers/", "valid", NULL, NULL, NULL));
+    /* the drivers list shows mtls enabled with the trust domain a client needs */
+    json_t *dl = expect_ok("GET", "/governance/drivers/", "valid", NULL, NULL, NULL);
+    json_t *m = NULL;
+    for (size_t i = 0; i < json_array_size(json_object_get(dl, "drivers")); i++)
+        if (strcmp(json_string_value(json_object_get(
+                       json_array_get(json_object_get(dl, "drivers"), i), "name")),
+                   "mtls") == 0)
+            m = json_array_get(json_object_get(dl, "drivers"), i);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(json_is_true(json_object_get(m, "enabled")), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(m, "trust_domain")), "spiffe://a.example");
+    ck_assert_ptr_null(json_object_get(m, "ca_pem"));
+    json_decref(dl);
+    /* ...and it is configured with its own route only */
+    expect_error("PUT", "/admin/drivers/mtls", NULL, ADMIN_A, NULL, "{\"enabled\":true}", 400,
+                 "driver_has_own_route");
     /* replacing the CA by B's: A's own certificates stop working at once */
     body = config_body("ca-b.pem", "spiffe://a.example/ci/", NULL);
     json_decref(expect_ok("PUT", "/admin/identity/mtls", NULL, ADMIN_A, NULL, body));
