@@ -659,6 +659,90 @@ START_TEST(cr_agent_fields)
 }
 END_TEST
 
+static json_t *get_accept(const char *path, const char *token, const char *accept, char **body)
+{
+    tst_resp_t r;
+    char *hdr = tst_fmt("Authorization: Bearer %s\r\n%s", token, accept ? accept : "");
+    ck_assert_int_eq(tst_http(B.port, "GET", path, hdr, NULL, 0, &r), 0);
+    ck_assert_msg(r.status == 200, "GET %s: %d %s", path, r.status, r.body);
+    json_t *j = json_incref(r.json);
+    if (body)
+        *body = strdup(r.body);
+    tst_resp_clear(&r);
+    free(hdr);
+    return j;
+}
+
+/* `gsap-broker verify` of b: the exit status, *report its output. */
+static int verify(const json_t *b, char **report)
+{
+    char *s = json_dumps(b, JSON_COMPACT);
+    char *path = write_tmp(s);
+    int st = -1;
+    char *out = tst_broker_cli(&B, &st, "verify", path, NULL);
+    unlink(path);
+    free(path), free(s);
+    *report = out;
+    return st;
+}
+
+/* The session page (JSON and HTML) and the audit bundle show the agent and its passport, and
+ * the offline verifier checks the agent's signature against the passport in the bundle. */
+START_TEST(session_and_bundle)
+{
+    json_t *pp = new_passport(CA, "{\"agentName\":\"nightly <build> bot\"}");
+    json_t *v = enroll(ISSUER, pp);
+    char *ctx = authorize("signed");
+    json_t *rc = complete(EXECUTOR, signed_cr(cr_doc(ctx), pp), 200);
+    json_decref(rc);
+
+    char *path = tst_fmt("/governance/session/%s/", ctx);
+    json_t *page = get_accept(path, AUDITOR, "Accept: application/json\r\n", NULL);
+    json_t *agent = json_object_get(json_array_get(json_object_get(page, "receipts"), 0), "agent");
+    ck_assert_str_eq(tst_str(agent, "agent_did"), tst_str(pp, "did"));
+    ck_assert(json_is_true(json_object_get(agent, "signature_verified")));
+    json_t *ap = json_object_get(agent, "passport");
+    ck_assert_str_eq(tst_str(ap, "agent_name"), "nightly <build> bot");
+    ck_assert_str_eq(tst_str(ap, "issuer"), "acme-ca");
+    ck_assert_str_eq(tst_str(ap, "passport_cid"), tst_str(v, "passport_cid"));
+    char *html = NULL;
+    json_decref(get_accept(path, AUDITOR, NULL, &html));
+    ck_assert_ptr_nonnull(strstr(html, tst_str(pp, "did")));
+    ck_assert_ptr_nonnull(strstr(html, "nightly &lt;build&gt; bot")); /* escaped */
+    ck_assert_ptr_nonnull(strstr(html, tst_str(v, "passport_cid")));
+
+    /* the bundle, once the receipt is in the tenant's log */
+    for (int i = 0; i < LOG_WAIT_S * 10 && longf("SELECT count(*) FROM tlog_entries WHERE "
+                                                 "tenant_id = 'acme'") < 1;
+         i++)
+        usleep(100 * 1000);
+    char *bpath = tst_fmt("/governance/session/%s/bundle", ctx);
+    json_t *b = get_accept(bpath, AUDITOR, NULL, NULL);
+    json_t *pps = json_object_get(b, "passports");
+    ck_assert_int_eq(json_array_size(pps), 1);
+    char *report = NULL;
+    int st = verify(b, &report);
+    ck_assert_msg(st == 0, "verify: %d\n%s", st, report);
+    ck_assert_ptr_nonnull(strstr(report, "PASS passports[0]"));
+    ck_assert_ptr_nonnull(strstr(report, "PASS receipts[0].agent_signature"));
+    free(report);
+    /* the passport in the bundle swapped for another agent's (a valid passport of its own):
+     * the receipt's signature no longer checks */
+    json_t *other = new_passport(CA, NULL);
+    json_t *ov = enroll(ISSUER, other);
+    json_array_set(pps, 0, json_object_get(ov, "signed_passport"));
+    json_object_set_new(json_array_get(json_object_get(b, "receipts"), 0), "agent_passport_cid",
+                        json_string(tst_str(ov, "passport_cid")));
+    st = verify(b, &report);
+    ck_assert_int_eq(st, 1);
+    ck_assert_ptr_nonnull(strstr(report, "FAIL receipts[0].agent_signature"));
+    free(report);
+    free(path), free(bpath), free(html), free(ctx);
+    json_decref(b), json_decref(page), json_decref(v), json_decref(pp), json_decref(other),
+        json_decref(ov);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("it_passport");
@@ -674,6 +758,7 @@ int main(void)
     tcase_add_test(tc, neighbour_agent_refused);
     tcase_add_test(tc, revocation);
     tcase_add_test(tc, cr_agent_fields);
+    tcase_add_test(tc, session_and_bundle);
     suite_add_tcase(s, tc);
     return tst_run(s);
 }
