@@ -107,7 +107,7 @@ static int check_shape(const json_t *sp, gov_passport_t *p, const char **sig, co
     static const char *const iss[] = {"issuerId", "issuerPublicKey", "signature", "signedAt",
                                       NULL};
     json_t *pp, *is;
-    const char *pub, *ipub, *exp, *nbf = NULL, *created = NULL, *dummy;
+    const char *pub, *ipub, *exp, *nbf = NULL, *dummy;
     char *canon = NULL;
     size_t n = 0;
     int rc;
@@ -136,19 +136,18 @@ static int check_shape(const json_t *sp, gov_passport_t *p, const char **sig, co
                         "the canonical \"passport\" is at most %d bytes", GOV_PASSPORT_MAX);
     if ((rc = gov_req_string(pp, "publicKey", GOV_ED25519_HEX_LEN, &pub, e)) ||
         (rc = gov_req_string(pp, "expiresAt", GOV_TIME_STR_MAX, &exp, e)) ||
-        (rc = gov_opt_string(pp, "notBefore", GOV_TIME_STR_MAX, &nbf, e)) ||
-        (rc = gov_opt_string(pp, "createdAt", GOV_TIME_STR_MAX, &created, e)))
+        (rc = gov_opt_string(pp, "notBefore", GOV_TIME_STR_MAX, &nbf, e)))
         return rc;
     if (gov_ed25519_hex(pub, p->agent_pub) != 0 || gov_ed25519_hex(ipub, p->issuer_pub) != 0)
         return gov_fail(e, BRK_EINVAL, "invalid_passport",
                         "\"publicKey\" and \"issuerPublicKey\" are 64 hex digits");
+    /* createdAt is the agent's claim about itself, not a window: like the SDK, only notBefore
+     * bounds the start */
     if (brk_time_parse_us(exp, &p->expires_us) != 0 ||
-        (nbf && brk_time_parse_us(nbf, &p->not_before_us) != 0) ||
-        (!nbf && created && brk_time_parse_us(created, &p->not_before_us) != 0))
+        (nbf && brk_time_parse_us(nbf, &p->not_before_us) != 0))
         return gov_fail(e, BRK_EINVAL, "invalid_time",
-                        "\"expiresAt\", \"notBefore\" and \"createdAt\" must be RFC 3339 times");
-    if (nbf == NULL && created == NULL)
-        p->not_before_us = 0;
+                        "\"expiresAt\" and \"notBefore\" must be RFC 3339 times");
+    p->has_not_before = nbf != NULL;
     brk_hex(p->agent_pub, BRK_ED25519_PUB_LEN, p->agent_pub_hex);
     brk_hex(p->issuer_pub, BRK_ED25519_PUB_LEN, p->issuer_pub_hex);
     gov_agent_did_of(p->agent_pub, p->agent_did);
@@ -182,7 +181,7 @@ int gov_passport_check(const json_t *sp, int flags, int64_t now_us, gov_passport
         rc = gov_fail(e, BRK_ERANGE, "passport_expired", "the passport expired");
         goto fail;
     }
-    if ((flags & GOV_PASSPORT_CHECK_TIME) && now_us < p->not_before_us) {
+    if ((flags & GOV_PASSPORT_CHECK_TIME) && p->has_not_before && now_us < p->not_before_us) {
         rc = gov_fail(e, BRK_ERANGE, "passport_not_yet_valid", "the passport is not valid yet");
         goto fail;
     }

@@ -53,7 +53,8 @@ typedef struct gov_passport {
     char agent_pub_hex[GOV_ED25519_HEX_LEN + 1];
     char issuer_pub_hex[GOV_ED25519_HEX_LEN + 1];
     char agent_did[GOV_AGENT_DID_MAX + 1];
-    int64_t not_before_us; /* notBefore, or createdAt when there is none */
+    int has_not_before;    /* the passport has a notBefore (the SDK's persistent passports) */
+    int64_t not_before_us; /* notBefore; none: no lower bound, as the SDK's isPassportValid */
     int64_t expires_us;    /* expiresAt */
     json_t *stored;        /* the signed members only: what the broker keeps and bundles */
     char passport_cid[BRK_CID_LEN + 1]; /* over stored */

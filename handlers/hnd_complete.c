@@ -96,7 +96,7 @@ static brk_db_stmt_t q_agent_passport = {
     "ON ti.tenant_id = ap.tenant_id AND ti.name = ap.issuer_name "
     "AND ti.public_key = ap.issuer_public_key AND ti.revoked_at IS NULL "
     "WHERE ap.tenant_id = $1 AND ap.agent_did = $2 AND ap.revoked_at IS NULL "
-    "AND now() >= ap.not_before AND now() <= ap.expires_at "
+    "AND (ap.not_before IS NULL OR now() >= ap.not_before) AND now() <= ap.expires_at "
     "ORDER BY ap.created_at DESC LIMIT 1",
     0};
 

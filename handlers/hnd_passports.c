@@ -227,11 +227,11 @@ static void issuer_revoke(brk_req_t *r)
 static json_t *passport_view(const PGresult *p)
 {
     json_t *doc = json_loads(PQgetvalue(p, 0, PV_DOC), 0, NULL);
-    return json_pack("{s:s,s:s,s:s,s:{s:s,s:s},s:s,s:s,s:s,s:o,s:o}", "agent_did",
+    return json_pack("{s:s,s:s,s:s,s:{s:s,s:s},s:o,s:s,s:s,s:o,s:o}", "agent_did",
                      PQgetvalue(p, 0, PV_DID), "passport_cid", PQgetvalue(p, 0, PV_CID), "status",
                      PQgetvalue(p, 0, PV_STATUS), "issuer", "name", PQgetvalue(p, 0, PV_ISSUER),
                      "public_key", PQgetvalue(p, 0, PV_ISSUER_KEY), "not_before",
-                     PQgetvalue(p, 0, PV_NBF), "expires_at", PQgetvalue(p, 0, PV_EXP),
+                     opt_str(p, 0, PV_NBF), "expires_at", PQgetvalue(p, 0, PV_EXP),
                      "registered_at", PQgetvalue(p, 0, PV_CREATED), "revoked_at",
                      opt_str(p, 0, PV_REVOKED), "signed_passport",
                      doc ? doc : json_null());
@@ -301,6 +301,8 @@ static void passport_register(brk_req_t *r)
     memcpy(ipub, pp.issuer_pub_hex, sizeof pp.issuer_pub_hex);
     memcpy(apub, pp.agent_pub_hex, sizeof pp.agent_pub_hex);
     snprintf(nbf, 24, "%lld", (long long)pp.not_before_us);
+    if (!pp.has_not_before)
+        nbf = NULL; /* no lower bound */
     snprintf(exp, 24, "%lld", (long long)pp.expires_us);
     c->did = did;
     r->ctx = c;

@@ -26,7 +26,7 @@ CREATE TABLE agent_passports (
     issuer_name text NOT NULL,
     issuer_public_key text NOT NULL,
     passport jsonb NOT NULL,
-    not_before timestamptz NOT NULL,
+    not_before timestamptz,       -- the passport's notBefore; NULL: none (no lower bound)
     expires_at timestamptz NOT NULL,
     registered_by text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),

@@ -156,7 +156,7 @@ BEGIN
            AND ti.public_key = ap.issuer_public_key AND ti.revoked_at IS NULL
          WHERE ap.tenant_id = p_tenant AND ap.passport_cid = p_agent_passport_cid
            AND ap.agent_did = p_agent_did AND ap.revoked_at IS NULL
-           AND v_now >= ap.not_before AND v_now <= ap.expires_at) THEN
+           AND (ap.not_before IS NULL OR v_now >= ap.not_before) AND v_now <= ap.expires_at) THEN
         v_agent := 'no_passport';
     END IF;
     SELECT coalesce((body->>'signed_receipts')::boolean, false) INTO v_signed
