@@ -34,6 +34,7 @@
 #include "brk_pgembed.h"
 #include "brk_server.h"
 #include "accounts.h"
+#include "issuers.h"
 #include "backup.h"
 #include "cli.h"
 #include "config.h"
@@ -443,6 +444,8 @@ int main(int argc, char **argv)
         return cmd_accords_put(argc - 2, argv + 2);
     if (strcmp(cmd, "accounts") == 0 && argc > 2 && strcmp(argv[2], "put") == 0)
         return cli_accounts_put(argc - 2, argv + 2);
+    if (strcmp(cmd, "issuers") == 0 && argc > 2)
+        return cli_issuers(argc - 2, argv + 2);
     if (strcmp(cmd, "backup") == 0)
         return cli_backup(argc - 1, argv + 1);
     if (strcmp(cmd, "restore") == 0)

@@ -58,6 +58,19 @@ int gov_agent_did_valid(const char *s)
     return 1;
 }
 
+int gov_issuer_name_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > GOV_ISSUER_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
+            return 0;
+    }
+    return 1;
+}
+
 int gov_ed25519_hex(const char *s, uint8_t pub[BRK_ED25519_PUB_LEN])
 {
     if (s == NULL || strlen(s) != GOV_ED25519_HEX_LEN)

@@ -84,6 +84,10 @@ void gov_agent_did_of(const uint8_t pub[BRK_ED25519_PUB_LEN], char out[GOV_AGENT
  * at most GOV_AGENT_DID_MAX bytes). */
 int gov_agent_did_valid(const char *s);
 
+/* gov_issuer_name_valid: 1 when (s, n) is 1 to GOV_ISSUER_NAME_MAX of letters, digits, '.',
+ * '_' and '-', starting with a letter or digit (the trusted_issuers check, 0013). */
+int gov_issuer_name_valid(const char *s, size_t n);
+
 /* gov_ed25519_hex: parses exactly 64 hex digits (either case) into pub. Returns 0 or
  * BRK_EINVAL. */
 int gov_ed25519_hex(const char *s, uint8_t pub[BRK_ED25519_PUB_LEN]);

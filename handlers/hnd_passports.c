@@ -125,19 +125,6 @@ static void on_issuer(brk_req_t *r, const brk_db_result_t *res)
     json_decref(b);
 }
 
-static int issuer_name_valid(const char *s, size_t n)
-{
-    if (n == 0 || n > GOV_ISSUER_NAME_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
-            return 0;
-    }
-    return 1;
-}
-
 static void issuer_add(brk_req_t *r)
 {
     static const char *const fields[] = {"name", "public_key", NULL};
@@ -148,7 +135,7 @@ static void issuer_add(brk_req_t *r)
         hnd_req_string(r, r->body, "name", GOV_ISSUER_NAME_MAX, &name) != 0 ||
         hnd_req_string(r, r->body, "public_key", GOV_ED25519_HEX_LEN, &key) != 0)
         return;
-    if (!issuer_name_valid(name, strlen(name))) {
+    if (!gov_issuer_name_valid(name, strlen(name))) {
         brk_reply_error(r, BRK_EINVAL, "invalid_field",
                         "\"name\" is 1 to %d of letters, digits, '.', '_' and '-'",
                         GOV_ISSUER_NAME_MAX);
@@ -212,7 +199,7 @@ static void on_issuer_revoked(brk_req_t *r, const brk_db_result_t *res)
 static void issuer_revoke(brk_req_t *r)
 {
     h2o_iovec_t n = brk_req_param(r, 0);
-    if (!issuer_name_valid(n.base, n.len)) {
+    if (!gov_issuer_name_valid(n.base, n.len)) {
         brk_reply_error(r, BRK_ENOTFOUND, "issuer_not_found", "no such issuer in this tenant");
         return;
     }

@@ -659,6 +659,49 @@ START_TEST(cr_agent_fields)
 }
 END_TEST
 
+/* The CLI twin of /admin/issuers: what it adds is what registration trusts. */
+START_TEST(cli_issuers)
+{
+    json_t *ca = new_issuer();
+    const char *key = tst_str(ca, "publicKey");
+    int st = -1;
+    char *out = tst_broker_cli(&B, &st, "issuers", "add", "--tenant", "acme", "--name", "cli-ca",
+                               "--public-key", key, NULL);
+    ck_assert_msg(st == 0, "issuers add: %d %s", st, out);
+    json_t *j = json_loads(out, 0, NULL);
+    ck_assert_str_eq(tst_str(j, "name"), "cli-ca");
+    ck_assert_str_eq(tst_str(j, "public_key"), key);
+    json_decref(j), free(out);
+    json_t *pp = new_passport(ca, NULL);
+    json_decref(enroll(ISSUER, pp));
+    /* again: refused; a bad key or name: bad usage, nothing changed */
+    free(tst_broker_cli(&B, &st, "issuers", "add", "--tenant", "acme", "--name", "cli-ca",
+                        "--public-key", key, NULL));
+    ck_assert_int_eq(st, 1);
+    free(tst_broker_cli(&B, &st, "issuers", "add", "--tenant", "acme", "--name", "x2",
+                        "--public-key", "abcd", NULL));
+    ck_assert_int_eq(st, 2);
+    free(tst_broker_cli(&B, &st, "issuers", "add", "--tenant", "acme", "--name", "-bad",
+                        "--public-key", key, NULL));
+    ck_assert_int_eq(st, 2);
+    out = tst_broker_cli(&B, &st, "issuers", "list", "--tenant", "acme", NULL);
+    ck_assert_int_eq(st, 0);
+    j = json_loads(out, 0, NULL);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "issuers")), 2); /* acme-ca, cli-ca */
+    json_decref(j), free(out);
+    out = tst_broker_cli(&B, &st, "issuers", "revoke", "--tenant", "acme", "--name", "cli-ca", NULL);
+    ck_assert_int_eq(st, 0);
+    free(out);
+    free(tst_broker_cli(&B, &st, "issuers", "revoke", "--tenant", "acme", "--name", "nobody", NULL));
+    ck_assert_int_eq(st, 1);
+    /* revoked from the command line: the broker stops trusting it at once */
+    json_t *p2 = new_passport(ca, NULL);
+    json_t *e = post_j("/agents/passports", ISSUER, json_object_get(p2, "signed"), 403);
+    ck_assert_str_eq(err_code(e), "untrusted_issuer");
+    json_decref(e), json_decref(p2), json_decref(pp), json_decref(ca);
+}
+END_TEST
+
 static json_t *get_accept(const char *path, const char *token, const char *accept, char **body)
 {
     tst_resp_t r;
@@ -759,6 +802,7 @@ int main(void)
     tcase_add_test(tc, revocation);
     tcase_add_test(tc, cr_agent_fields);
     tcase_add_test(tc, session_and_bundle);
+    tcase_add_test(tc, cli_issuers);
     suite_add_tcase(s, tc);
     return tst_run(s);
 }
