@@ -79,14 +79,15 @@ int gov_ed25519_hex(const char *s, uint8_t pub[BRK_ED25519_PUB_LEN])
 }
 
 /* 1 when an object anywhere in v has a null member: the SDK's canonical form drops those
- * and RFC 8785 keeps them, so such a document has two canonical forms. */
+ * and RFC 8785 keeps them, so such a document has two canonical forms. Deeper than
+ * BRK_JCS_MAX_DEPTH it stops looking: brk_jcs refuses such a document anyway. */
 static int has_null_member(const json_t *v, int depth)
 {
     const char *k;
     json_t *c;
     size_t i;
     if (depth > BRK_JCS_MAX_DEPTH)
-        return 1;
+        return 0;
     if (json_is_object(v)) {
         json_object_foreach((json_t *)v, k, c) if (json_is_null(c) || has_null_member(c, depth + 1))
             return 1;

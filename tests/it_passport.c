@@ -534,7 +534,9 @@ START_TEST(signed_receipts)
 
     /* under the default accord (no requirement): unsigned is fine, a bad signature is not */
     ctx = authorize("default");
-    rc = complete(EXECUTOR, cr_doc(ctx), 200);
+    cr = cr_doc(ctx);
+    rc = complete(EXECUTOR, cr, 200);
+    json_decref(cr);
     fl = flags_of(rc);
     ck_assert_str_eq(fl, "[]");
     free(fl), free(ctx);
@@ -569,7 +571,9 @@ START_TEST(neighbour_agent_refused)
     json_t *e = call("GET", path, AUDITOR, NULL, 404);
     ck_assert_str_eq(err_code(e), "passport_not_found");
     json_decref(e);
-    json_decref(call("POST", tst_fmt("%s/revoke", path), ADMIN, NULL, 404));
+    char *rpath = tst_fmt("%s/revoke", path);
+    json_decref(call("POST", rpath, ADMIN, NULL, 404));
+    free(rpath);
     char *ctx = authorize("signed");
     json_t *cr = signed_cr(cr_doc(ctx), pp);
     json_t *rc = complete(EXECUTOR, cr, 200);
@@ -602,6 +606,31 @@ START_TEST(revocation)
     ck_assert_str_eq(fl, "[\"unsigned_receipt\"]");
     free(fl), free(ctx);
     json_decref(rc), json_decref(cr);
+
+    /* a passport that expires after enrolment stops counting when it does */
+    time_t soon = time(NULL) + 3;
+    struct tm tm;
+    char until[32];
+    gmtime_r(&soon, &tm);
+    strftime(until, sizeof until, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char *w = tst_fmt("{\"validityWindow\":{\"notBefore\":\"2020-01-01T00:00:00Z\",\"notAfter\":"
+                "\"%s\"}}", until);
+    json_t *brief = new_passport(CA, w);
+    json_t *bv = enroll(ISSUER, brief);
+    ck_assert_str_eq(tst_str(bv, "status"), "valid");
+    json_decref(bv);
+    while (time(NULL) <= soon)
+        usleep(200 * 1000);
+    ctx = authorize("default");
+    cr = signed_cr(cr_doc(ctx), brief);
+    rc = complete(EXECUTOR, cr, 200);
+    fl = flags_of(rc);
+    ck_assert_str_eq(fl, "[\"unsigned_receipt\"]");
+    char *bpath = tst_fmt("/agents/passports/%s", tst_str(brief, "did"));
+    bv = call("GET", bpath, AUDITOR, NULL, 200);
+    ck_assert_str_eq(tst_str(bv, "status"), "expired");
+    free(fl), free(ctx), free(w), free(bpath);
+    json_decref(rc), json_decref(cr), json_decref(brief), json_decref(bv);
 
     /* an issuer revoked after enrolment: its passports stop counting */
     json_t *ca2 = new_issuer();
@@ -736,8 +765,9 @@ START_TEST(session_and_bundle)
     json_t *pp = new_passport(CA, "{\"agentName\":\"nightly <build> bot\"}");
     json_t *v = enroll(ISSUER, pp);
     char *ctx = authorize("signed");
-    json_t *rc = complete(EXECUTOR, signed_cr(cr_doc(ctx), pp), 200);
-    json_decref(rc);
+    json_t *scr = signed_cr(cr_doc(ctx), pp);
+    json_decref(complete(EXECUTOR, scr, 200));
+    json_decref(scr);
 
     char *path = tst_fmt("/governance/session/%s/", ctx);
     json_t *page = get_accept(path, AUDITOR, "Accept: application/json\r\n", NULL);
