@@ -42,6 +42,7 @@
 #define PRICE_COMPLETED 100 /* the rate card put on acme's default account */
 #define PRICE_VIOLATED 500
 #define LOG_WAIT_S 60
+#define ISSUERS_LIST_MAX 256 /* as in handlers/hnd_passports.c */
 
 static tst_broker_t B;
 static char *ADMIN, *ISSUER, *EXECUTOR, *AUDITOR, *G_ADMIN, *G_EXEC;
@@ -688,6 +689,48 @@ START_TEST(cr_agent_fields)
 }
 END_TEST
 
+/* An issuer's name at GOV_ISSUER_NAME_MAX and one past it; the list at ISSUERS_LIST_MAX
+ * issuers and one more. */
+START_TEST(issuer_limits)
+{
+    char name[GOV_ISSUER_NAME_MAX + 2];
+    json_t *k1 = new_issuer(), *k2 = new_issuer();
+    memset(name, 'n', sizeof name);
+    name[GOV_ISSUER_NAME_MAX + 1] = '\0';
+    char *body = tst_fmt("{\"name\":\"%s\",\"public_key\":\"%s\"}", name,
+                         tst_str(k1, "publicKey"));
+    json_t *e = call("POST", "/admin/issuers", ADMIN, body, 400);
+    ck_assert_str_eq(err_code(e), "field_too_long");
+    json_decref(e), free(body);
+    name[GOV_ISSUER_NAME_MAX] = '\0';
+    body = tst_fmt("{\"name\":\"%s\",\"public_key\":\"%s\"}", name, tst_str(k1, "publicKey"));
+    json_decref(call("POST", "/admin/issuers", ADMIN, body, 200));
+    free(body);
+    /* acme trusts 2 now; fill up to the page size, then one more */
+    PGconn *pg = tst_pg_connect(DB);
+    char *sql = tst_fmt("INSERT INTO trusted_issuers (tenant_id, name, public_key) SELECT 'acme', "
+                        "'bulk-' || i, lpad(to_hex(i), 64, '0') FROM generate_series(1, %d) i",
+                        ISSUERS_LIST_MAX - 3);
+    PQclear(PQexec(pg, sql));
+    free(sql);
+    json_t *l = call("GET", "/admin/issuers", ADMIN, NULL, 200);
+    ck_assert_int_eq(json_array_size(json_object_get(l, "issuers")), ISSUERS_LIST_MAX - 1);
+    json_decref(l);
+    trust(ADMIN, "last", k2);
+    l = call("GET", "/admin/issuers", ADMIN, NULL, 200);
+    ck_assert_int_eq(json_array_size(json_object_get(l, "issuers")), ISSUERS_LIST_MAX);
+    ck_assert(json_is_false(json_object_get(l, "truncated")));
+    json_decref(l);
+    PQclear(PQexec(pg, "INSERT INTO trusted_issuers (tenant_id, name, public_key) VALUES "
+                       "('acme', 'zz-extra', repeat('e', 64))"));
+    PQfinish(pg);
+    l = call("GET", "/admin/issuers", ADMIN, NULL, 200);
+    ck_assert_int_eq(json_array_size(json_object_get(l, "issuers")), ISSUERS_LIST_MAX);
+    ck_assert(json_is_true(json_object_get(l, "truncated")));
+    json_decref(l), json_decref(k1), json_decref(k2);
+}
+END_TEST
+
 /* The CLI twin of /admin/issuers: what it adds is what registration trusts. */
 START_TEST(cli_issuers)
 {
@@ -833,6 +876,7 @@ int main(void)
     tcase_add_test(tc, cr_agent_fields);
     tcase_add_test(tc, session_and_bundle);
     tcase_add_test(tc, cli_issuers);
+    tcase_add_test(tc, issuer_limits);
     suite_add_tcase(s, tc);
     return tst_run(s);
 }
