@@ -237,7 +237,13 @@ static void setup(void)
 
 static void teardown(void)
 {
-    ck_assert_int_eq(tst_broker_stop(&B), 0);
+    int st = tst_broker_stop(&B);
+    if (st != 0) {
+        char *log = tst_broker_log(&B);
+        fprintf(stderr, "%s\n", log ? log : "(no log)");
+        free(log);
+    }
+    ck_assert_int_eq(st, 0);
     tst_broker_clear(&B);
     json_decref(CA);
     free(ADMIN), free(ISSUER), free(EXECUTOR), free(AUDITOR), free(G_ADMIN), free(G_EXEC);
