@@ -41,7 +41,8 @@
     X(shell_class)                                                                             \
     X(capability_set)                                                                          \
     X(session_mode)                                                                            \
-    X(self_authorized)
+    X(self_authorized)                                                                         \
+    X(agent_did)           /* 0013: the agent that signed the CR, null when none */
 
 /* One GSAP_CR_RECEIVED payload, member by member: each is borrowed from the payload, NULL
  * when absent. Which members must be present, and of what type, is each consumer's rule. */

@@ -143,6 +143,30 @@ static const help_cmd_t k_cmds[] = {
      "Prints every identity driver of tenant T with whether it is enabled and its settings.",
      {{"--tenant T", "the tenant"}, {NULL, NULL}},
      NULL},
+    {"issuers add", "--tenant T --name N --public-key HEX",
+     "trust an issuer of agent passports",
+     "Adds an issuer whose Ed25519 countersignature (the Agent Passport System SDK's "
+     "countersignPassport) makes an agent's passport count in tenant T (created when missing), "
+     "as POST /admin/issuers does, and prints it. A name and a key are each trusted once per "
+     "tenant.",
+     {{"--tenant T", "the tenant"}, {"--name N", "the tenant's name for the issuer, 1 to 64 of "
+       "letters, digits, '.', '_' and '-'"},
+      {"--public-key HEX", "the issuer's raw Ed25519 public key, 64 hex digits"}, {NULL, NULL}},
+     "0 trusted; 1 the database failed, or the name or key is already trusted; 2 bad usage"},
+    {"issuers list", "--tenant T",
+     "list the issuers a tenant trusts, as JSON",
+     "Prints the tenant's trusted issuers (name, public key, created, revoked), as GET "
+     "/admin/issuers does.",
+     {{"--tenant T", "the tenant"}, {NULL, NULL}},
+     NULL},
+    {"issuers revoke", "--tenant T --name N",
+     "stop trusting an issuer",
+     "Revokes the issuer, as POST /admin/issuers/{name}/revoke does: from the next receipt on, "
+     "no passport it countersigned vouches for its agent in the tenant, and it countersigns no "
+     "new passport there.",
+     {{"--tenant T", "the tenant"}, {"--name N", "the issuer's name"}, {NULL, NULL}},
+     "0 revoked (or already); 1 the database failed or the tenant has no such issuer; 2 bad "
+     "usage"},
     {"exec", "[--json] [--dry-run] [--ac FILE] --exec COMMAND | [--json] --flush-spool",
      "run a command under governance (a gsh-compatible client)",
      "Obtains an Authorization Context from the broker at GSAP_BROKER_URL (or takes the one in "

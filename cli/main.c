@@ -36,6 +36,7 @@
 #include "accounts.h"
 #include "mtls.h"
 #include "drivers.h"
+#include "issuers.h"
 #include "backup.h"
 #include "cli.h"
 #include "config.h"
@@ -451,6 +452,8 @@ int main(int argc, char **argv)
         return cli_drivers_put(argc - 2, argv + 2);
     if (strcmp(cmd, "drivers") == 0 && argc > 2 && strcmp(argv[2], "list") == 0)
         return cli_drivers_list(argc - 2, argv + 2);
+    if (strcmp(cmd, "issuers") == 0 && argc > 2)
+        return cli_issuers(argc - 2, argv + 2);
     if (strcmp(cmd, "backup") == 0)
         return cli_backup(argc - 1, argv + 1);
     if (strcmp(cmd, "restore") == 0)

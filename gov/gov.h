@@ -1,7 +1,8 @@
 /*
  * gov: the protocol's own rules, apart from HTTP and the database: the limits of the
  * protocol's fields, ids, DIDs and capability masks. The other gov_ modules hold the accord
- * (gov_accord.h), field validation (gov_field.h), Completion Receipts (gov_cr.h), the signed
+ * (gov_accord.h), field validation (gov_field.h), Completion Receipts (gov_cr.h), agent
+ * passports and agent signatures (gov_passport.h), the signed
  * documents (gov_doc.h), the elevation record (gov_elev.h), the lineage rule (gov_lineage.h)
  * and the SQL result codes (gov_result.h).
  *

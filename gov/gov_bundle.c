@@ -17,6 +17,7 @@
 #include "brk_note.h"
 #include "brk_sign.h"
 #include "gov_lineage.h"
+#include "gov_passport.h"
 #include "banned.h"
 
 #define BUNDLE_ITEM_MAX 96    /* a check's name, e.g. "receipts[12].inclusion" */
@@ -213,8 +214,66 @@ static int check_checkpoint(vctx_t *v, const json_t *cp, const char *broker_id, 
                  "no note signature by a bundle key under key name \"%s\"", name);
 }
 
-static void check_receipts(vctx_t *v, const json_t *recs, const char *ctx, const char *ac_cid,
-                           int have_cp, unsigned long long cp_size, const brk_mhash_t root)
+/* Each passport: both of its signatures, and exactly its signed members (a member nobody
+ * signed would be a value the check does not cover). */
+static void check_passports(vctx_t *v, const json_t *pps)
+{
+    size_t i;
+    const json_t *p;
+    char item[BUNDLE_ITEM_MAX];
+    json_array_foreach(pps, i, p)
+    {
+        gov_passport_t pp;
+        gov_err_t e;
+        snprintf(item, sizeof item, "passports[%zu]", i);
+        int rc = gov_passport_check(p, 0, 0, &pp, &e);
+        check(v, rc == 0 && json_equal((json_t *)p, pp.stored), item, "%s",
+              rc != 0 ? e.msg : "members nobody signed");
+        if (rc == 0)
+            gov_passport_clear(&pp);
+    }
+}
+
+/* The bundle passport whose CID is cid: 1 with pp filled (caller clears), else 0. */
+static int passport_by_cid(const json_t *pps, const char *cid, gov_passport_t *pp)
+{
+    size_t i;
+    const json_t *p;
+    gov_err_t e;
+    json_array_foreach(pps, i, p)
+    {
+        if (gov_passport_check(p, 0, 0, pp, &e) != 0)
+            continue;
+        if (streq(pp->passport_cid, cid))
+            return 1;
+        gov_passport_clear(pp);
+    }
+    return 0;
+}
+
+/* A receipt's agent: the passport it names is in the bundle, is the CR's agent, and the CR's
+ * agent_signature verifies with its key. */
+static void check_agent(vctx_t *v, const json_t *x, const json_t *pps, size_t i)
+{
+    const json_t *cr = json_object_get(x, "cr"), *pc = json_object_get(x, "agent_passport_cid");
+    char item[BUNDLE_ITEM_MAX];
+    gov_passport_t pp;
+    if (pc == NULL || json_is_null(pc))
+        return;
+    snprintf(item, sizeof item, "receipts[%zu].agent_signature", i);
+    if (!check(v, json_is_string(pc) && passport_by_cid(pps, json_string_value(pc), &pp), item,
+               "names a passport that is not in the bundle"))
+        return;
+    if (check(v, streq(str(cr, "agent_did"), pp.agent_did), item,
+              "the passport is not the CR's agent_did"))
+        check(v, gov_agent_sig_verify(cr, pp.agent_pub), item,
+              "does not verify with the agent's passport key");
+    gov_passport_clear(&pp);
+}
+
+static void check_receipts(vctx_t *v, const json_t *recs, const json_t *pps, const char *ctx,
+                           const char *ac_cid, int have_cp, unsigned long long cp_size,
+                           const brk_mhash_t root)
 {
     size_t i;
     const json_t *x;
@@ -252,6 +311,7 @@ static void check_receipts(vctx_t *v, const json_t *recs, const char *ctx, const
                   streq(lin, cid),
               item, "not the lineage CID recomputed from the AC, the CR and the link before");
         prev = lin;
+        check_agent(v, x, pps, i);
         snprintf(item, sizeof item, "receipts[%zu].inclusion", i);
         const json_t *inc = json_object_get(x, "inclusion"), *hs = json_object_get(inc, "hashes");
         const json_t *li = json_object_get(inc, "leaf_index"),
@@ -334,6 +394,10 @@ int gov_bundle_verify(const json_t *b, const json_t *pinned, gov_bundle_report_f
     if (json_array_size(recs) > 0 || !json_is_null(cp))
         have_cp =
             check_checkpoint(&v, cp, str(broker, "broker_id"), str(ac, "tenant"), &size, root);
-    check_receipts(&v, recs, ctx, str(ac, "ac_cid"), have_cp, size, root);
+    const json_t *pps = json_object_get(b, "passports");
+    if (pps != NULL && check(&v, json_is_array(pps), "passports", "not an array"))
+        check_passports(&v, pps);
+    check_receipts(&v, recs, json_is_array(pps) ? pps : NULL, ctx, str(ac, "ac_cid"), have_cp,
+                   size, root);
     return v.failed;
 }

@@ -9,7 +9,10 @@
  *    "receipts": [{"sequence", "cr_cid", "chronicle_cid", "prev_lineage_cid", "lineage_cid",
  *                  "cr": <the CR as stored>, "inclusion": {"leaf_index", "tree_size",
  *                  "hashes"} or null}],      (in sequence order, every receipt)
+ *                  "agent_passport_cid": the passport the CR's agent_signature was
+ *                  verified with, or null},
  *    "denials": [<signed denial receipts>],
+ *    "passports": [<agent passports as stored, gov_passport.h>],   (absent: none)
  *    "checkpoint": {"origin", "size", "root_hash", "key_name", "note"} or null}
  *
  * What the check covers: every AC's signature by the bundle key its key_id names and its
@@ -18,9 +21,15 @@
  * its lineage step (gov_lineage_cid over the AC's ac_cid, prev link, sequence from 1 without
  * gap); each receipt's inclusion proof (RFC 9162) of its lineage CID against the checkpoint's
  * root; the checkpoint's fields against its note, and the note's Ed25519 signature by a
- * bundle key under the key name of broker_id; each key's id against its public key.
+ * bundle key under the key name of broker_id; each key's id against its public key; each
+ * agent passport's own signature and its issuer's countersignature (gov_passport_check, no
+ * clock: the window is the broker's to apply when the receipt arrives), and each receipt that
+ * names a passport: the passport is in the bundle, is the CR's agent_did, and the CR's
+ * agent_signature verifies with its key.
  * Not covered (nobody signs them, they are the broker's current view): an AC's "status" and
- * "elevation" (its approvals), and a key's "current" flag.
+ * "elevation" (its approvals), and a key's "current" flag; which issuers the tenant trusted,
+ * and a receipt whose agent_passport_cid is null (the broker flagged it and it names no
+ * passport to check).
  * The keys travel in the bundle, so whoever forges a bundle can bring their own: a verifier
  * that pins the broker's published key document (/.well-known/gsap-broker.json, kept apart)
  * also checks that broker_id is that document's and every bundle key is one of its keys.

@@ -61,6 +61,23 @@ json_t *gov_cr_redact(const json_t *body, const json_t *unknown)
     return cr;
 }
 
+/* An agent's signature comes with the agent it claims (gov_passport.h); whether it verifies
+ * is not a question of form: a bad one is stored and flagged, evidence like any other. */
+static int check_agent(const json_t *b, gov_cr_t *cr, gov_err_t *e)
+{
+    int rc;
+    if ((rc = gov_opt_string(b, "agent_did", GOV_AGENT_DID_MAX, &cr->agent_did, e)) ||
+        (rc = gov_opt_string(b, "agent_signature", GOV_AGENT_SIG_MAX, &cr->agent_signature, e)))
+        return rc;
+    if ((cr->agent_did == NULL) != (cr->agent_signature == NULL))
+        return gov_fail(e, BRK_EINVAL, "missing_field",
+                        "\"agent_did\" and \"agent_signature\" come together");
+    if (cr->agent_did && !gov_agent_did_valid(cr->agent_did))
+        return gov_fail(e, BRK_EINVAL, "invalid_field",
+                        "\"agent_did\" is a did:aps DID, \"%s\" + base58btc", GOV_AGENT_DID_PREFIX);
+    return 0;
+}
+
 static int check_fields(const json_t *b, gov_cr_t *cr, gov_err_t *e)
 {
     /* The outcomes of a command that ran to its end: they have an exit code. */
@@ -115,6 +132,8 @@ static int check_fields(const json_t *b, gov_cr_t *cr, gov_err_t *e)
                         "letters, digits, '.', '_' and '-'",
                         GOV_SELF_CONTEXT_PREFIX,
                         GOV_CONTEXT_ID_MAX - strlen(GOV_SELF_CONTEXT_PREFIX));
+    if ((rc = check_agent(b, cr, e)) != 0)
+        return rc;
     if (cr->creates_context && cr->accord_template == NULL)
         cr->accord_template = GOV_DEFAULT_ACCORD;
     return 0;
@@ -126,7 +145,7 @@ int gov_cr_check(const json_t *body, gov_cr_t *cr, gov_err_t *e)
         "context_id", "outcome", "exit_code", "started_at", "completed_at", "command_hash",
         "corpus_entry_cid", "parameters_cid", "stdout_hash", "stderr_hash", "output_bytes",
         "chronicle", "environment_commitment", "self_authorized", "metadata", "accord_template",
-        NULL};
+        "agent_did", "agent_signature", NULL};
     int rc;
 
     memset(cr, 0, sizeof *cr);

@@ -17,6 +17,7 @@
 
 #include "brk_jcs.h"
 #include "gov.h"
+#include "gov_passport.h"
 
 #define GOV_CR_METADATA_MAX_KEYS 32
 #define GOV_CR_METADATA_VALUE_MAX 256
@@ -48,6 +49,8 @@ typedef struct gov_cr {
     const char *environment_commitment; /* NULL when absent */
     const char *merkle_root;            /* chronicle.merkle_root, NULL when absent */
     const char *accord_template;        /* NULL when absent */
+    const char *agent_did;              /* the agent that signed it, NULL when absent */
+    const char *agent_signature;        /* with agent_did: GOV_AGENT_SIG_PREFIX + base64url */
     enum gov_outcome outcome;
     enum gov_behavior behavior;
     int has_exit_code;

@@ -24,5 +24,6 @@ int hnd_functions_register(void);
 int hnd_billing_register(void);
 int hnd_tlog_register(void);
 int hnd_drivers_register(void); /* hnd_drivers.c: identity drivers of the tenant */
+int hnd_passports_register(void); /* hnd_passports.c: trusted issuers, agent passports */
 
 #endif

@@ -15,6 +15,9 @@
  * the stored leaf hashes of the checkpoint's tree, read in one statement, so a tree beyond
  * HND_TLOG_PROOF_MAX_LEAVES is 413 log_too_large as for /governance/log/proof.
  *
+ * Agents (gov_passport.h): each receipt carries the CID of the passport its agent_signature
+ * was verified with (null when none was), and "passports" holds those passports.
+ *
  * Denial receipts: a denial refuses an AC before any context exists, so no denial belongs to a
  * context and a session bundle's "denials" is always empty (the verifier checks any it finds).
  */
@@ -45,9 +48,18 @@ static brk_db_stmt_t q_bundle_crs = {
     "bundle_crs",
     "SELECT coalesce(json_agg(json_build_object('sequence', c.sequence, 'cr_cid', c.cr_cid, "
     "'chronicle_cid', c.chronicle_cid, 'prev_lineage_cid', c.prev_lineage_cid, 'lineage_cid', "
-    "c.lineage_cid, 'cr', c.cr, 'log_index', e.idx) ORDER BY c.sequence), '[]')::text "
+    "c.lineage_cid, 'cr', c.cr, 'agent_passport_cid', c.agent_passport_cid, 'log_index', e.idx) "
+    "ORDER BY c.sequence), '[]')::text "
     "FROM crs c LEFT JOIN tlog_entries e ON e.tenant_id = c.tenant_id AND e.cr_id = c.cr_id "
     "WHERE c.tenant_id = $1 AND c.context_id = $2",
+    0};
+/* The passports the context's receipts were verified with (0013), as stored: signed members
+ * only, so the verifier checks every byte of them. */
+static brk_db_stmt_t q_bundle_passports = {
+    "bundle_passports",
+    "SELECT coalesce(json_agg(p.passport ORDER BY p.passport_cid), '[]')::text "
+    "FROM agent_passports p WHERE p.tenant_id = $1 AND p.passport_cid IN "
+    "(SELECT agent_passport_cid FROM crs WHERE tenant_id = $1 AND context_id = $2)",
     0};
 /* The leaf hashes of the tree of size $2, hex, concatenated in index order. */
 static brk_db_stmt_t q_bundle_leaves = {
@@ -60,6 +72,7 @@ typedef struct bundle_req {
     hnd_tlog_req_t tl; /* first: hnd_tlog_latest reads r->ctx as this */
     char ctx[GOV_CONTEXT_ID_MAX + 1];
     const char *ac, *status, *elevation, *crs; /* request memory; elevation may be NULL */
+    const char *passports;
     char size_s[BUNDLE_NUM_LEN];
 } bundle_req_t;
 
@@ -91,10 +104,11 @@ static void reply_bundle(brk_req_t *r, const brk_mhash_t *leaves)
     bundle_req_t *q = r->ctx;
     json_t *ac = json_loads(q->ac, 0, NULL), *crs = json_loads(q->crs, 0, NULL);
     json_t *el = q->elevation ? json_loads(q->elevation, 0, NULL) : NULL, *cp = json_null();
+    json_t *pps = json_loads(q->passports, 0, NULL);
     size_t i;
     json_t *c;
-    if (ac == NULL || !json_is_array(crs)) {
-        json_decref(ac), json_decref(crs), json_decref(el);
+    if (ac == NULL || !json_is_array(crs) || !json_is_array(pps)) {
+        json_decref(ac), json_decref(crs), json_decref(el), json_decref(pps);
         brk_reply_error(r, BRK_EINTERNAL, NULL, "a stored AC or receipt does not parse");
         return;
     }
@@ -128,10 +142,11 @@ static void reply_bundle(brk_req_t *r, const brk_mhash_t *leaves)
         json_object_set_new(c, "inclusion", inc);
     }
     json_t *b =
-        json_pack("{s:s,s:s,s:s,s:o,s:[{s:o,s:s,s:o}],s:o,s:[],s:o}", "format", GOV_BUNDLE_FORMAT,
-                  "kind", GOV_BUNDLE_KIND_SESSION, "context_id", q->ctx, "broker", broker_keys(r),
-                  "acs", "ac", ac, "status", q->status, "elevation", el ? el : json_null(),
-                  "receipts", crs, "denials", "checkpoint", cp);
+        json_pack("{s:s,s:s,s:s,s:o,s:[{s:o,s:s,s:o}],s:o,s:[],s:o,s:o}", "format",
+                  GOV_BUNDLE_FORMAT, "kind", GOV_BUNDLE_KIND_SESSION, "context_id", q->ctx,
+                  "broker", broker_keys(r), "acs", "ac", ac, "status", q->status, "elevation",
+                  el ? el : json_null(), "receipts", crs, "denials", "checkpoint", cp,
+                  "passports", pps);
     if (b == NULL) {
         brk_reply_error(r, BRK_EINTERNAL, NULL, "cannot build the bundle");
         return;
@@ -189,6 +204,7 @@ static void on_context(brk_req_t *r, const brk_db_result_t *res)
                        ? NULL
                        : req_strdup(r, PQgetvalue(a, 0, HND_AC_COL_ELEVATION));
     q->crs = req_strdup(r, PQgetvalue(res->res[1], 0, 0));
+    q->passports = req_strdup(r, PQgetvalue(res->res[2], 0, 0));
     /* no receipt sequenced yet: nothing to prove, no checkpoint needed (nor maybe existing) */
     json_t *crs = json_loads(q->crs, 0, NULL);
     size_t i;
@@ -213,9 +229,10 @@ static void bundle(brk_req_t *r)
     if (hnd_context_param(r, q->ctx) != 0)
         return;
     const char *t = r->principal.tenant;
-    brk_db_op_t ops[2] = {{&q_bundle_ac, 3, {t, q->ctx, r->principal.key_id}},
-                          {&q_bundle_crs, 2, {t, q->ctx}}};
-    brk_req_db(r, ops, 2, on_context);
+    brk_db_op_t ops[3] = {{&q_bundle_ac, 3, {t, q->ctx, r->principal.key_id}},
+                          {&q_bundle_crs, 2, {t, q->ctx}},
+                          {&q_bundle_passports, 2, {t, q->ctx}}};
+    brk_req_db(r, ops, 3, on_context);
 }
 
 static const brk_route_t routes[] = {
@@ -225,7 +242,7 @@ static const brk_route_t routes[] = {
 
 int hnd_bundle_register(void)
 {
-    brk_db_stmt_t *stmts[] = {&q_bundle_ac, &q_bundle_crs, &q_bundle_leaves};
+    brk_db_stmt_t *stmts[] = {&q_bundle_ac, &q_bundle_crs, &q_bundle_passports, &q_bundle_leaves};
     int rc;
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
         if ((rc = brk_db_register(stmts[i])) != 0)

@@ -19,6 +19,11 @@
  * "self_authorized": true on a "self-..." context id the broker has never seen, the handler
  * builds the context document (gov_self_context_doc: unsigned, the broker did not issue it)
  * and gsap_complete creates the context in the same transaction as the CR.
+ *
+ * Signed receipts (gov/gov_passport.h): a CR naming an agent_did first looks up that agent's
+ * newest passport that counts in this tenant (not revoked, issuer trusted, inside its window)
+ * and verifies agent_signature with its key here (the database has no Ed25519); gsap_complete
+ * gets the verdict and re-checks, under the lock, that the passport still counts.
  */
 #include "hnd.h"
 
@@ -29,6 +34,7 @@
 #include "brk_server.h"
 #include "gov_cr.h"
 #include "gov_doc.h"
+#include "gov_passport.h"
 #include "hnd_gov.h"
 #include "hnd_util.h"
 #include "banned.h"
@@ -58,6 +64,9 @@ enum complete_param {
     CP_SELF_AC_CID,
     CP_ACCORD,
     CP_SELF_WINDOW_S,
+    CP_AGENT_DID,
+    CP_AGENT_CHECK,
+    CP_AGENT_PASSPORT_CID,
     CP__COUNT
 };
 
@@ -83,7 +92,18 @@ static brk_db_stmt_t q_complete = {
     "array_to_json(flags)::text, effective_outcome, cr_cid, chronicle_cid, ac_cid, outcome "
     "FROM gsap_complete($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
     "$14::boolean, $15::integer, $16::timestamptz, $17::timestamptz, $18, $19::integer, "
-    "$20::jsonb, $21, $22, $23::integer)",
+    "$20::jsonb, $21, $22, $23::integer, $24, $25, $26)",
+    0};
+
+/* The newest passport of an agent that counts now in the caller's tenant. */
+static brk_db_stmt_t q_agent_passport = {
+    "gov_agent_passport",
+    "SELECT ap.passport_cid, ap.public_key FROM agent_passports ap JOIN trusted_issuers ti "
+    "ON ti.tenant_id = ap.tenant_id AND ti.name = ap.issuer_name "
+    "AND ti.public_key = ap.issuer_public_key AND ti.revoked_at IS NULL "
+    "WHERE ap.tenant_id = $1 AND ap.agent_did = $2 AND ap.revoked_at IS NULL "
+    "AND (ap.not_before IS NULL OR now() >= ap.not_before) AND now() <= ap.expires_at "
+    "ORDER BY ap.created_at DESC LIMIT 1",
     0};
 
 /* What the response needs besides the database's answer, in request memory (no jansson
@@ -91,6 +111,7 @@ static brk_db_stmt_t q_complete = {
 typedef struct complete_ctx {
     const char *context_id;
     const char *unknown; /* the unrecognized members' names, a JSON array */
+    brk_db_op_t op;      /* gsap_complete, its parameters in request memory */
 } complete_ctx_t;
 
 static void on_completed(brk_req_t *r, const brk_db_result_t *res)
@@ -144,10 +165,43 @@ static json_t *self_context(brk_req_t *r, const gov_cr_t *cr)
 
 static const char *req_strdup(brk_req_t *r, const char *s)
 {
+    if (s == NULL)
+        return NULL;
     size_t n = strlen(s);
     char *p = brk_req_alloc(r, n + 1);
     memcpy(p, s, n + 1);
     return p;
+}
+
+/* The agent's passport (or none): verify the signature over the CR as stored, then store. */
+/* Group commit: this receipt may share a transaction with others arriving together, ordered
+ * by the context row it locks first. */
+static void submit(brk_req_t *r, complete_ctx_t *c)
+{
+    char key[BRK_DB_GROUP_KEY_MAX];
+    snprintf(key, sizeof key, "%s/%s", r->principal.tenant, c->context_id);
+    brk_req_db_grouped(r, &c->op, 1, key, on_completed);
+}
+
+static void on_agent_passport(brk_req_t *r, const brk_db_result_t *res)
+{
+    complete_ctx_t *c = r->ctx;
+    uint8_t pub[BRK_ED25519_PUB_LEN];
+    if (res->err != 0) {
+        brk_reply_db_error(r, res);
+        return;
+    }
+    PGresult *p = res->res[0];
+    if (PQntuples(p) != 1 || gov_ed25519_hex(PQgetvalue(p, 0, 1), pub) != 0) {
+        c->op.params[CP_AGENT_CHECK] = "no_passport";
+    } else {
+        json_t *cr = json_loads(c->op.params[CP_CR], 0, NULL);
+        int ok = cr != NULL && gov_agent_sig_verify(cr, pub);
+        json_decref(cr);
+        c->op.params[CP_AGENT_CHECK] = ok ? "ok" : "bad_signature";
+        c->op.params[CP_AGENT_PASSPORT_CID] = req_strdup(r, PQgetvalue(p, 0, 0));
+    }
+    submit(r, c);
 }
 
 static void complete(brk_req_t *r)
@@ -171,13 +225,14 @@ static void complete(brk_req_t *r)
     c->context_id = req_strdup(r, cr.context_id);
     c->unknown = hnd_json_dump(r, cr.unknown);
     r->ctx = c;
-    brk_db_op_t op = {&q_complete, CP__COUNT, {
+    /* every parameter lives in request memory: the statement may be sent from a callback */
+    c->op = (brk_db_op_t){&q_complete, CP__COUNT, {
         [CP_TENANT] = r->principal.tenant,
         [CP_CONTEXT] = cr.context_id,
-        [CP_CR_ID] = cr_id,
+        [CP_CR_ID] = req_strdup(r, cr_id),
         [CP_CR] = hnd_json_dump(r, cr.stored),
-        [CP_CR_CID] = cr.cr_cid,
-        [CP_CHRONICLE_CID] = cr.chronicle_cid,
+        [CP_CR_CID] = req_strdup(r, cr.cr_cid),
+        [CP_CHRONICLE_CID] = req_strdup(r, cr.chronicle_cid),
         [CP_MERKLE_ROOT] = cr.merkle_root,
         [CP_OUTCOME] = gov_outcome_names[cr.outcome],
         [CP_BEHAVIOR] = gov_behavior_names[cr.behavior],
@@ -186,21 +241,26 @@ static void complete(brk_req_t *r)
         [CP_PARAMS] = cr.parameters_cid,
         [CP_ENV] = cr.environment_commitment,
         [CP_SELF_AUTHORIZED] = cr.self_authorized ? "true" : "false",
-        [CP_EXIT_CODE] = cr.has_exit_code ? ec : NULL,
+        [CP_EXIT_CODE] = cr.has_exit_code ? req_strdup(r, ec) : NULL,
         [CP_STARTED] = cr.started_at,
         [CP_COMPLETED] = cr.completed_at,
         [CP_EXECUTOR] = r->principal.key_id,
-        [CP_SKEW_S] = skew,
+        [CP_SKEW_S] = req_strdup(r, skew),
         [CP_SELF_DOC] = self_doc ? hnd_json_dump(r, self_doc) : NULL,
-        [CP_SELF_AC_CID] = self_doc ? json_string_value(json_object_get(self_doc, "ac_cid")) : NULL,
+        [CP_SELF_AC_CID] =
+            self_doc ? req_strdup(r, json_string_value(json_object_get(self_doc, "ac_cid"))) : NULL,
         [CP_ACCORD] = cr.accord_template ? cr.accord_template : GOV_DEFAULT_ACCORD,
-        [CP_SELF_WINDOW_S] = window,
+        [CP_SELF_WINDOW_S] = req_strdup(r, window),
+        [CP_AGENT_DID] = cr.agent_did,
+        [CP_AGENT_CHECK] = NULL,
+        [CP_AGENT_PASSPORT_CID] = NULL,
     }};
-    /* Group commit: this receipt may share a transaction with others arriving together,
-     * ordered by the context row it locks first. */
-    char key[BRK_DB_GROUP_KEY_MAX];
-    snprintf(key, sizeof key, "%s/%s", r->principal.tenant, cr.context_id);
-    brk_req_db_grouped(r, &op, 1, key, on_completed);
+    if (cr.agent_did != NULL) {
+        brk_db_op_t look = {&q_agent_passport, 2, {r->principal.tenant, cr.agent_did}};
+        brk_req_db(r, &look, 1, on_agent_passport);
+    } else {
+        submit(r, c);
+    }
 out:
     gov_cr_clear(&cr);
     json_decref(self_doc);
@@ -213,5 +273,7 @@ static const brk_route_t routes[] = {
 int hnd_complete_register(void)
 {
     int rc = brk_db_register(&q_complete);
+    if (rc == 0)
+        rc = brk_db_register(&q_agent_passport);
     return rc ? rc : brk_router_add(routes, sizeof(routes) / sizeof(routes[0]));
 }

@@ -77,10 +77,21 @@ static brk_db_stmt_t q_session_crs = {
     "'prev_lineage_cid', c.prev_lineage_cid, 'received_at', c.received_at, 'cr', c.cr, "
     "'invoice_line', CASE WHEN l.cr_id IS NULL THEN NULL ELSE json_build_object('invoice_id', "
     "l.invoice_id, 'line_no', l.line_no, 'quantity', l.quantity, 'unit_minor', l.unit_minor, "
-    "'total_minor', l.total_minor, 'late', l.late) END) ORDER BY c.sequence), '[]')::text "
+    "'total_minor', l.total_minor, 'late', l.late) END, "
+    /* the agent the CR names and the passport its signature verified with (0013) */
+    "'agent', CASE WHEN c.agent_did IS NULL THEN NULL ELSE json_build_object('agent_did', "
+    "c.agent_did, 'signature_verified', c.agent_passport_cid IS NOT NULL, 'passport', "
+    "CASE WHEN p.passport_cid IS NULL THEN NULL ELSE json_build_object('passport_cid', "
+    "p.passport_cid, 'agent_id', p.passport->'passport'->'agentId', 'agent_name', "
+    "p.passport->'passport'->'agentName', 'owner', p.passport->'passport'->'ownerAlias', "
+    "'issuer', p.issuer_name, 'issuer_public_key', p.issuer_public_key, 'not_before', "
+    "p.not_before, 'expires_at', p.expires_at, 'revoked_at', p.revoked_at) END) END"
+    ") ORDER BY c.sequence), '[]')::text "
     "FROM (SELECT * FROM crs WHERE tenant_id = $1 AND context_id = $2 AND sequence > $3::bigint "
     "ORDER BY sequence LIMIT $4::int) c "
-    "LEFT JOIN invoice_lines l ON l.tenant_id = c.tenant_id AND l.cr_id = c.cr_id",
+    "LEFT JOIN invoice_lines l ON l.tenant_id = c.tenant_id AND l.cr_id = c.cr_id "
+    "LEFT JOIN agent_passports p ON p.tenant_id = c.tenant_id "
+    "AND p.passport_cid = c.agent_passport_cid",
     0};
 /* The lineage_cid of the receipt just before the page (the link its first receipt names). */
 static brk_db_stmt_t q_session_anchor = {
@@ -343,6 +354,33 @@ static void cell(hnd_html_t *h, const json_t *o, const char *k, int code)
     hnd_html_put(h, code ? "</code></td>" : "</td>");
 }
 
+/* The agent that signed a receipt: its DID, and the passport that vouched for it (the agent's
+ * name and the tenant's name for the issuer), or why none did. */
+static void agent_cell(hnd_html_t *h, const json_t *agent)
+{
+    const json_t *p = json_object_get(agent, "passport");
+    hnd_html_put(h, "<td>");
+    if (!json_is_object(agent)) {
+        hnd_html_put(h, "none</td>");
+        return;
+    }
+    hnd_html_put(h, "<code>");
+    hnd_html_esc(h, json_string_value(json_object_get(agent, "agent_did")));
+    hnd_html_put(h, "</code><br>");
+    if (json_is_object(p)) {
+        hnd_html_put(h, "&#10003; signed; passport of ");
+        esc_value(h, json_object_get(p, "agent_name"));
+        hnd_html_put(h, " issued by ");
+        esc_value(h, json_object_get(p, "issuer"));
+        hnd_html_put(h, ", <code>");
+        esc_value(h, json_object_get(p, "passport_cid"));
+        hnd_html_put(h, "</code>");
+    } else {
+        hnd_html_put(h, "&#10007; signature not verified by a passport of this tenant");
+    }
+    hnd_html_put(h, "</td>");
+}
+
 /* The invoice line a receipt produced, linked to its invoice (finance and auditors open it). */
 static void invoice_cell(hnd_html_t *h, const json_t *line)
 {
@@ -424,7 +462,7 @@ static size_t html_receipts(hnd_html_t *h, const json_t *crs, long long *last)
         hnd_html_put(h, hashes[k]);
         hnd_html_put(h, "</th>");
     }
-    hnd_html_put(h, "<th>lineage</th><th>invoice line</th><th>document</th></tr>\n");
+    hnd_html_put(h, "<th>agent</th><th>lineage</th><th>invoice line</th><th>document</th></tr>\n");
     for (i = 0; i < shown; i++) {
         c = json_array_get(crs, i);
         *last = (long long)json_integer_value(json_object_get(c, "sequence"));
@@ -434,6 +472,7 @@ static size_t html_receipts(hnd_html_t *h, const json_t *crs, long long *last)
             cell(h, c, text[k], 0);
         for (int k = 0; hashes[k]; k++)
             cell(h, c, hashes[k], 1);
+        agent_cell(h, json_object_get(c, "agent"));
         hnd_html_put(h, json_is_true(json_object_get(c, "lineage_verified"))
                             ? "<td class=\"lineage-verified\">&#10003; verified</td>"
                             : "<td class=\"lineage-broken\">&#10007; broken</td>");

@@ -35,7 +35,7 @@
 #define MIN_MUTATIONS 60 /* a bundle of N_CRS receipts has well over this many scalars */
 
 static tst_broker_t B;
-static char *SHELL, *AUDITOR, *NEIGHBOUR, *STRANGER;
+static char *SHELL, *AUDITOR, *NEIGHBOUR, *STRANGER, *ADMIN;
 /* a checkpoint for every new tree: the export right after the sequencer covers it all */
 static const char *const ENV[] = {"GSAP_FN_POLL_MS=200", "GSAP_TLOG_CHECKPOINT_S=0", NULL};
 
@@ -46,12 +46,13 @@ static void setup(void)
     AUDITOR = tst_keys_create(&B, "acme", "auditor");
     NEIGHBOUR = tst_keys_create(&B, "acme", "issuer,executor");
     STRANGER = tst_keys_create(&B, "globex", "auditor");
+    ADMIN = tst_keys_create(&B, "acme", "admin");
 }
 
 static void teardown(void)
 {
     tst_broker_clear(&B);
-    free(SHELL), free(AUDITOR), free(NEIGHBOUR), free(STRANGER);
+    free(SHELL), free(AUDITOR), free(NEIGHBOUR), free(STRANGER), free(ADMIN);
 }
 
 /* A session-mode AC issued by SHELL; its context id (malloc'd). */
@@ -68,7 +69,60 @@ static char *authorize(void)
     return ctx;
 }
 
-static void post_cr(const char *ctx, int i)
+/* Runs tests/npm/aps_passport.mjs (the Agent Passport System SDK); its JSON output. */
+static json_t *aps(const char *args)
+{
+    char *cmd = tst_fmt("node %s/tests/npm/aps_passport.mjs %s", getenv("GSAP_SOURCE_DIR"), args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    json_t *j = json_loadf(p, JSON_DISABLE_EOF_CHECK, NULL);
+    ck_assert_int_eq(pclose(p), 0);
+    ck_assert_ptr_nonnull(j);
+    free(cmd);
+    return j;
+}
+
+/* An agent with an SDK passport, countersigned by an issuer acme trusts, enrolled in acme;
+ * the helper's {"signed", "agent", "did"} (new reference). */
+static json_t *enrolled_agent(void)
+{
+    tst_resp_t r;
+    json_t *ca = aps("issuer");
+    char *body = tst_fmt("{\"name\":\"acme-ca\",\"public_key\":\"%s\"}", tst_str(ca, "publicKey"));
+    ck_assert_int_eq(tst_post_json(B.port, "/admin/issuers", ADMIN, body, &r), 0);
+    ck_assert_msg(r.status == 200, "issuer: %d %s", r.status, r.body);
+    tst_resp_clear(&r);
+    char *args = tst_fmt("passport %s", tst_str(ca, "privateKey"));
+    json_t *pp = aps(args);
+    char *sp = json_dumps(json_object_get(pp, "signed"), JSON_COMPACT);
+    ck_assert_int_eq(tst_post_json(B.port, "/agents/passports", SHELL, sp, &r), 0);
+    ck_assert_msg(r.status == 200, "passport: %d %s", r.status, r.body);
+    tst_resp_clear(&r);
+    free(body), free(args), free(sp);
+    json_decref(ca);
+    return pp;
+}
+
+/* body signed by the agent of pp with the SDK (agent_did and agent_signature added). */
+static char *agent_signed(const char *body, const json_t *pp)
+{
+    json_t *cr = json_loads(body, 0, NULL);
+    json_object_set_new(cr, "agent_did", json_string(tst_str(pp, "did")));
+    char path[] = "/tmp/it_bundle_cr_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(json_dump_file(cr, path, JSON_COMPACT), 0);
+    char *args = tst_fmt("sign-cr %s %s", tst_str(json_object_get(pp, "agent"), "privateKey"), path);
+    json_t *out = aps(args);
+    unlink(path);
+    char *s = json_dumps(out, JSON_COMPACT);
+    json_decref(cr), json_decref(out);
+    free(args);
+    return s;
+}
+
+static void post_cr_as(const char *ctx, int i, const json_t *agent)
 {
     char *body = tst_fmt("{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":%d,"
                      "\"started_at\":\"2026-01-01T00:00:0%dZ\",\"completed_at\":"
@@ -76,6 +130,11 @@ static void post_cr(const char *ctx, int i)
                      "\"corpus_entry_cid\":\"" CORPUS "\",\"parameters_cid\":\"" PARAMS "\","
                      "\"chronicle\":{\"session_id\":\"s%d\",\"behavior_state\":\"verified\"}}",
                      ctx, i, i, i + 1, i);
+    if (agent != NULL) {
+        char *sb = agent_signed(body, agent);
+        free(body);
+        body = sb;
+    }
     tst_resp_t r;
     ck_assert_int_eq(tst_post_json(B.port, "/governance/complete/", SHELL, body, &r), 0);
     ck_assert_msg(r.status == 200, "complete: %d %s", r.status, r.body);
@@ -178,12 +237,15 @@ static int verify_padded(const json_t *b, size_t n)
     return st;
 }
 
-/* A session of N_CRS receipts, all logged; its bundle as the auditor reads it. */
+/* A session of N_CRS receipts, all logged, the second signed by an agent with a passport
+ * (so the bundle carries the passport); its bundle as the auditor reads it. */
 static json_t *session_bundle(char **ctx_out)
 {
     char *ctx = authorize();
+    json_t *agent = enrolled_agent();
     for (int i = 1; i <= N_CRS; i++)
-        post_cr(ctx, i);
+        post_cr_as(ctx, i, i == 2 ? agent : NULL);
+    json_decref(agent);
     wait_log(N_CRS);
     json_t *b = NULL;
     ck_assert_int_eq(get_bundle(ctx, AUDITOR, &b), 200);
@@ -207,6 +269,13 @@ START_TEST(session_bundle_verifies)
         ck_assert_int_eq(json_integer_value(json_object_get(x, "sequence")), (json_int_t)i + 1);
         ck_assert_msg(json_is_object(json_object_get(x, "inclusion")), "receipt %zu unproven", i);
     }
+    /* the agent-signed receipt names its passport, which the bundle carries */
+    json_t *pps = json_object_get(b, "passports");
+    ck_assert_int_eq(json_array_size(pps), 1);
+    ck_assert_ptr_null(json_string_value(json_object_get(json_array_get(recs, 0),
+                                                         "agent_passport_cid")));
+    ck_assert_ptr_nonnull(json_string_value(json_object_get(json_array_get(recs, 1),
+                                                            "agent_passport_cid")));
     json_t *cp = json_object_get(b, "checkpoint");
     ck_assert_int_ge(json_integer_value(json_object_get(cp, "size")), N_CRS);
     /* the keys are the broker's published ones */
@@ -237,6 +306,8 @@ START_TEST(session_bundle_verifies)
     ck_assert_msg(st == 0, "verify: exit %d\n%s", st, report ? report : "(no output)");
     ck_assert_ptr_nonnull(strstr(report, "PASS checkpoint.signature"));
     ck_assert_ptr_nonnull(strstr(report, "PASS receipts[2].inclusion"));
+    ck_assert_ptr_nonnull(strstr(report, "PASS passports[0]"));
+    ck_assert_ptr_nonnull(strstr(report, "PASS receipts[1].agent_signature"));
     ck_assert_ptr_nonnull(strstr(report, "OK: "));
     free(report);
 

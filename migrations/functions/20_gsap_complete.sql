@@ -14,6 +14,12 @@
 DROP FUNCTION IF EXISTS gsap_complete(text, text, text, jsonb, gsap_cid, gsap_cid, gsap_cid,
                                       text, text, text, text, text, text, boolean, integer,
                                       timestamptz, timestamptz, text);
+-- 0013 added the agent's parameters (p_agent_did, p_agent_check, p_agent_passport_cid): the
+-- 23-argument signature of 0007 is dropped the same way.
+DROP FUNCTION IF EXISTS gsap_complete(text, text, text, jsonb, gsap_cid, gsap_cid, gsap_cid,
+                                      text, text, text, text, text, text, boolean, integer,
+                                      timestamptz, timestamptz, text, integer, jsonb, gsap_cid,
+                                      text, integer);
 
 CREATE OR REPLACE FUNCTION gsap_complete(p_tenant text, p_context text, p_cr_id text, p_cr jsonb,
                               p_cr_cid gsap_cid, p_chronicle_cid gsap_cid, p_merkle_root gsap_cid,
@@ -22,7 +28,8 @@ CREATE OR REPLACE FUNCTION gsap_complete(p_tenant text, p_context text, p_cr_id 
                               p_exit_code integer, p_started timestamptz,
                               p_completed timestamptz, p_executor text, p_skew_s integer,
                               p_self_ac jsonb, p_self_ac_cid gsap_cid, p_self_accord text,
-                              p_self_window_s integer)
+                              p_self_window_s integer, p_agent_did text,
+                              p_agent_check text, p_agent_passport_cid gsap_cid)
 RETURNS TABLE (code text, cr_id text, sequence integer, lineage_cid text,
                prev_lineage_cid text, ac_status text, flags text[], effective_outcome text,
                cr_cid text, chronicle_cid text, ac_cid text, outcome text)
@@ -40,6 +47,8 @@ DECLARE
     v_issued timestamptz;
     v_allowed boolean;
     v_shell text;
+    v_signed boolean; -- 0013
+    v_agent text := p_agent_check; -- 0013
     t record;
 BEGIN
     -- 0007: a self-authorized receipt creates its context, once. Only the "self-" form can be
@@ -135,6 +144,28 @@ BEGIN
     IF t.implausible THEN
         v_flags := v_flags || 'time_implausible'::text;
     END IF;
+    -- 0013: the agent's signature. The handler verified it against the newest passport of
+    -- p_agent_did it found in this tenant (p_agent_check: NULL no agent named, 'ok',
+    -- 'no_passport', 'bad_signature'); that passport must still count now, under the lock
+    -- (not revoked, its issuer still trusted, inside its validity window), or the receipt is
+    -- as good as unsigned. A receipt naming an agent it cannot back is flagged whatever the
+    -- accord says; an accord with signed_receipts also flags a receipt that names none.
+    IF v_agent = 'ok' AND NOT EXISTS (
+        SELECT 1 FROM agent_passports ap JOIN trusted_issuers ti
+            ON ti.tenant_id = ap.tenant_id AND ti.name = ap.issuer_name
+           AND ti.public_key = ap.issuer_public_key AND ti.revoked_at IS NULL
+         WHERE ap.tenant_id = p_tenant AND ap.passport_cid = p_agent_passport_cid
+           AND ap.agent_did = p_agent_did AND ap.revoked_at IS NULL
+           AND (ap.not_before IS NULL OR v_now >= ap.not_before) AND v_now <= ap.expires_at) THEN
+        v_agent := 'no_passport';
+    END IF;
+    SELECT coalesce((body->>'signed_receipts')::boolean, false) INTO v_signed
+        FROM accords WHERE accords.tenant_id = p_tenant AND accords.name = a.accord_name;
+    IF v_agent = 'bad_signature' THEN
+        v_flags := v_flags || 'bad_agent_signature'::text;
+    ELSIF v_agent = 'no_passport' OR (v_agent IS NULL AND coalesce(v_signed, false)) THEN
+        v_flags := v_flags || 'unsigned_receipt'::text;
+    END IF;
     IF cardinality(v_flags) > 0 THEN
         v_effective := 'violated';
     END IF;
@@ -165,11 +196,13 @@ BEGIN
     INSERT INTO crs (tenant_id, context_id, sequence, cr_id, outcome, effective_outcome, flags,
                      exit_code, started_at, completed_at, cr, cr_cid, chronicle_cid,
                      merkle_root, ac_cid, prev_lineage_cid, lineage_cid, executor_key_id,
-                     received_at, billed_started_at, billed_completed_at)
+                     received_at, billed_started_at, billed_completed_at, agent_did,
+                     agent_passport_cid)
         VALUES (p_tenant, p_context, v_seq, p_cr_id, p_outcome, v_effective, v_flags,
                 p_exit_code, p_started, p_completed, p_cr, p_cr_cid, p_chronicle_cid,
                 p_merkle_root, a.ac_cid, a.last_lineage_cid, v_lineage, p_executor, v_now,
-                t.billed_started, t.billed_completed);
+                t.billed_started, t.billed_completed, p_agent_did,
+                CASE WHEN v_agent = 'ok' THEN p_agent_passport_cid END);
     UPDATE acs SET status = v_status, cr_count = v_seq, last_lineage_cid = v_lineage
         WHERE acs.tenant_id = p_tenant AND acs.context_id = p_context;
     -- 0007: billing reads billed_started_at/billed_completed_at, never the claims.
@@ -184,7 +217,8 @@ BEGIN
         -- 0007: a self-authorized context's shell class is its accord's (its document has none)
         'shell_class', coalesce(a.ac->>'shell_class', v_shell),
         'capability_set', a.capability_set,
-        'session_mode', a.session_mode, 'self_authorized', a.self_authorized));
+        'session_mode', a.session_mode, 'self_authorized', a.self_authorized,
+        'agent_did', p_agent_did)); -- 0013
     RETURN QUERY SELECT 'ok'::text, p_cr_id, v_seq, v_lineage, a.last_lineage_cid::text,
         v_status, v_flags, v_effective, p_cr_cid::text, p_chronicle_cid::text, a.ac_cid::text,
         p_outcome;
@@ -192,5 +226,6 @@ END $$;
 
 ALTER FUNCTION gsap_complete(text, text, text, jsonb, gsap_cid, gsap_cid, gsap_cid, text, text,
                              text, text, text, text, boolean, integer, timestamptz, timestamptz,
-                             text, integer, jsonb, gsap_cid, text, integer)
+                             text, integer, jsonb, gsap_cid, text, integer, text, text,
+                             gsap_cid)
     SET plan_cache_mode = force_custom_plan;
