@@ -86,6 +86,8 @@ static const char *const emit_types[] = {
     "GSAP_ELEVATION_REFUSED",
     "GSAP_CR_RECEIVED",
     "GSAP_CR_REFUSED",
+    "GSAP_DELEGATION_CREATED",
+    "GSAP_DELEGATION_REVOKED",
     NULL,
 };
 

@@ -22,5 +22,6 @@ int hnd_openapi_register(void);
 int hnd_functions_register(void);
 int hnd_billing_register(void);
 int hnd_tlog_register(void);
+int hnd_deleg_register(void); /* hnd_deleg.c: delegations */
 
 #endif
