@@ -150,6 +150,9 @@ int gov_deleg_request_parse(const json_t *body, gov_deleg_request_t *q, gov_err_
         }
         q->has_caps = 1;
     }
+    /* Absent: as the parent (a root: any). null: any, which narrows nothing. */
+    q->any_accords = json_is_null(json_object_get(body, "accords"));
+    q->any_corpus = json_is_null(json_object_get(body, "corpus_cids"));
     if ((v = json_object_get(body, "accords")) != NULL && !json_is_null(v) &&
         (rc = string_list(v, "accords", 0, &q->s.accords, e)) != 0)
         goto out;
@@ -294,16 +297,24 @@ static int aps_int(const json_t *aps, const char *k, long long lo, long long hi,
 /* One scope entry into q. */
 static int aps_scope_entry(const char *s, gov_deleg_request_t *q, gov_err_t *e)
 {
-    static const char caps[] = "gsap:caps:", accord[] = "gsap:accord:",
+    static const char cap[] = "gsap:cap:", accord[] = "gsap:accord:",
                       corpus[] = "gsap:corpus:", prohibit[] = "gsap:prohibit:",
                       commands[] = "gsap:commands:";
     json_t **list = NULL;
     const char *val = NULL;
     int cid = 0;
 
-    if (strncmp(s, caps, sizeof caps - 1) == 0) {
-        if (q->has_caps || gov_caps_parse(s + sizeof caps - 1, &q->s.caps) != 0)
+    /* One entry per capability bit, so that the SDK's own narrowing (a child's scope is a
+     * subset of its parent's entries) drops bits. */
+    if (strncmp(s, cap, sizeof cap - 1) == 0) {
+        const char *d = s + sizeof cap - 1;
+        int bit = -1;
+        if (d[0] >= '0' && d[0] <= '9' && (d[1] == '\0' || (d[0] != '0' && d[1] >= '0' &&
+                                                           d[1] <= '9' && d[2] == '\0')))
+            bit = d[1] ? (d[0] - '0') * 10 + (d[1] - '0') : d[0] - '0';
+        if (bit < 0 || bit > 31 || (q->s.caps & (1u << bit)) != 0)
             return gov_fail(e, BRK_ERANGE, "aps_scope_invalid", "bad scope entry \"%.80s\"", s);
+        q->s.caps |= 1u << bit;
         q->has_caps = 1;
         return 0;
     }
@@ -332,7 +343,7 @@ static int aps_scope_entry(const char *s, gov_deleg_request_t *q, gov_err_t *e)
         q->has_prohibited = 1;
     } else {
         return gov_fail(e, BRK_ERANGE, "aps_scope_invalid",
-                        "scope entry \"%.80s\" has no meaning here (gsap:caps:, gsap:accord:, "
+                        "scope entry \"%.80s\" has no meaning here (gsap:cap:, gsap:accord:, "
                         "gsap:corpus:, gsap:prohibit:, gsap:commands:)",
                         s);
     }
@@ -447,9 +458,9 @@ int gov_deleg_resolve(const gov_deleg_request_t *q, const gov_deleg_parent_t *p,
     memset(o, 0, sizeof *o);
     o->caps = q->has_caps ? q->s.caps : p ? p->s.caps : 0;
     o->accords = q->s.accords ? json_deep_copy(q->s.accords)
-                 : p && p->s.accords ? json_deep_copy(p->s.accords) : NULL;
+                 : !q->any_accords && p && p->s.accords ? json_deep_copy(p->s.accords) : NULL;
     o->corpus = q->s.corpus ? json_deep_copy(q->s.corpus)
-                : p && p->s.corpus ? json_deep_copy(p->s.corpus) : NULL;
+                : !q->any_corpus && p && p->s.corpus ? json_deep_copy(p->s.corpus) : NULL;
     o->prohibited = q->has_prohibited ? json_deep_copy(q->s.prohibited)
                     : p ? json_deep_copy(p->s.prohibited) : json_array();
     if (q->has_expires)

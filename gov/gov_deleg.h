@@ -63,6 +63,7 @@ typedef struct gov_deleg_request {
     gov_deleg_scope_t s;   /* the given fields; the rest is resolved by gov_deleg_resolve */
     long long ttl;         /* 0: not given */
     int has_caps, has_commands, has_spend, has_depth, has_prohibited, has_expires;
+    int any_accords, any_corpus; /* given as null: any (only a root or an unlisted parent) */
     int aps_depth;         /* the SDK's currentDepth (-1 without an SDK delegation) */
     char agent_buf[GOV_DELEG_DID_KEY_MAX]; /* agent_did when the SDK named a bare key */
 } gov_deleg_request_t;
@@ -82,7 +83,8 @@ int gov_deleg_request_parse(const json_t *body, gov_deleg_request_t *q, gov_err_
  * canonical form without "signature" against signer_hex (the key the tenant knows for its
  * delegator; the SDK's "delegatedBy" must be that key), notBefore <= now < expiresAt, and maps
  * it into q: delegatedTo -> agent_did (a did: as is; a bare key -> did:key:z...), scope
- * entries "gsap:caps:0x..", "gsap:accord:NAME", "gsap:corpus:CID", "gsap:prohibit:CID",
+ * entries "gsap:cap:N" (capability bit N, 0..31: one entry per bit, so the
+ * SDK's narrowing, which keeps a subset of entries, drops bits), "gsap:accord:NAME", "gsap:corpus:CID", "gsap:prohibit:CID",
  * "gsap:commands:N" (any other entry is refused), spendLimit -> spend limit in minor units
  * (spendLimitUnit absent or "currency"), maxDepth, currentDepth, expiresAt. parent_id stays
  * the caller's. Returns 0 or e->rc (403 aps_signature_invalid, 422 for what does not map).
