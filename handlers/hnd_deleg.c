@@ -379,11 +379,13 @@ static void on_get(brk_req_t *r, const brk_db_result_t *res)
         brk_reply_error(r, BRK_EINTERNAL, NULL, "cannot read the delegation");
         return;
     }
-    json_t *row = json_object_get(d, "delegation");
-    json_object_update(row, d);
-    json_object_del(row, "delegation");
+    json_t *row = json_deep_copy(json_object_get(d, "delegation"));
     json_object_del(row, "expires_epoch");
+    json_object_set(row, "document", json_object_get(d, "document"));
+    json_object_set(row, "aps", json_object_get(d, "aps"));
+    json_object_set(row, "billed_minor", json_object_get(d, "billed_minor"));
     brk_reply_json(r, 200, row);
+    json_decref(row);
     json_decref(d);
 }
 

@@ -695,9 +695,9 @@ START_TEST(aps_sdk_delegations)
     ck_assert_str_eq(tst_str(json_object_get(sd, "document"), "agent_did"),
                      "did:web:example.com:sub-agent");
     json_decref(sd);
-    /* one the SDK allows (a subset of its parent's entries) but this broker's narrowing does
-     * not: it drops the parent's prohibited command */
-    char *wide = aps("sub %s %s %s '[\"gsap:cap:0\",\"gsap:accord:default\"]' 100",
+    /* one the SDK allows (its scopeCovers takes "gsap:accord:default" as covering
+     * "gsap:accord:default:x") but this broker's narrowing does not: another accord */
+    char *wide = aps("sub %s %s %s '[\"gsap:cap:0\",\"gsap:accord:default:x\"]' 100",
                      pfile, apriv, "did:web:example.com:other");
     char *widereq = tst_fmt("{\"parent_id\":\"%s\",\"aps_delegation\":%s}", id, wide);
     json_decref(create(OWNER, widereq, 403, "narrowing_violation"));
