@@ -456,7 +456,8 @@ int gov_deleg_resolve(const gov_deleg_request_t *q, const gov_deleg_parent_t *p,
                       gov_deleg_scope_t *o)
 {
     memset(o, 0, sizeof *o);
-    o->caps = q->has_caps ? q->s.caps : p ? p->s.caps : 0;
+    /* A root without a mask passes on every capability its accords grant the delegator. */
+    o->caps = q->has_caps ? q->s.caps : p ? p->s.caps : GOV_DELEG_CAPS_ALL;
     o->accords = q->s.accords ? json_deep_copy(q->s.accords)
                  : !q->any_accords && p && p->s.accords ? json_deep_copy(p->s.accords) : NULL;
     o->corpus = q->s.corpus ? json_deep_copy(q->s.corpus)

@@ -27,6 +27,7 @@
 #define GOV_DELEG_TTL_MAX 2592000    /* 30 days: the longest a delegation may live */
 #define GOV_DELEG_COMMANDS_DEFAULT 100 /* a root's max_commands when none is asked */
 #define GOV_DELEG_COMMANDS_MAX 1000000 /* the largest max_commands */
+#define GOV_DELEG_CAPS_ALL 0xffffffffu /* a root's capability_set when none is asked */
 #define GOV_DELEG_DEPTH_DEFAULT 1    /* a root's max_delegation_depth when none is asked (APS's) */
 #define GOV_DELEG_PUBHEX_LEN 64      /* an Ed25519 public key in hex */
 #define GOV_DELEG_SIGHEX_LEN 128     /* an Ed25519 signature in hex */
