@@ -401,7 +401,30 @@ START_TEST(acs_under_a_delegation)
     /* max_commands 3: ACs under a child count against the parent too */
     char *sub = tst_fmt("{\"parent_id\":\"%s\",\"agent_did\":\"%s\",\"max_commands\":1}", id, a2);
     char *child = create_id(A1, sub);
-    json_decref(authorize_under(A2, child, NULL, 200, NULL));
+    json_t *cac = authorize_under(A2, child, NULL, 200, NULL);
+    /* the session page shows the AC's chain, root first, JSON and HTML */
+    char *spath = tst_fmt("/governance/session/%s/", tst_str(cac, "context_id"));
+    tst_resp_t r;
+    char *hdr = tst_fmt("Authorization: Bearer %s\r\nAccept: application/json\r\n", A2);
+    ck_assert_int_eq(tst_http(B.port, "GET", spath, hdr, NULL, 0, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    json_t *chain = json_object_get(r.json, "delegation_chain");
+    ck_assert_int_eq(json_array_size(chain), 2);
+    ck_assert_str_eq(tst_str(json_array_get(chain, 0), "delegation_id"), id);
+    ck_assert_str_eq(tst_str(json_array_get(chain, 1), "delegation_id"), child);
+    ck_assert_str_eq(tst_str(json_array_get(chain, 1), "delegator_did"), a1);
+    ck_assert_str_eq(tst_str(json_array_get(chain, 1), "agent_did"), a2);
+    ck_assert_str_eq(tst_str(json_array_get(chain, 0), "status"), "active");
+    tst_resp_clear(&r);
+    free(hdr);
+    hdr = tst_fmt("Authorization: Bearer %s\r\nAccept: text/html\r\n", A2);
+    ck_assert_int_eq(tst_http(B.port, "GET", spath, hdr, NULL, 0, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "Delegation chain"));
+    ck_assert_ptr_nonnull(strstr(r.body, child));
+    tst_resp_clear(&r);
+    free(hdr), free(spath);
+    json_decref(cac);
     json_decref(authorize_under(A2, child, NULL, 403, "delegation_exhausted"));
     json_decref(authorize_under(A1, id, NULL, 403, "delegation_exhausted"));
     ck_assert_int_eq(count("SELECT count(*) FROM acs"), acs + 3);
