@@ -269,8 +269,9 @@ out:
 /*
  * under_delegation: an AC asked under a delegation (delegation_id). The caller is either the
  * delegation's agent (the AC's principal is the caller, delegated_by the delegator) or its
- * delegator asking for its agent (the principal is the agent; on_behalf_of, when given, must
- * name it); anyone else is answered as if the delegation did not exist. The request must stay
+ * delegator or the key that owns the chain asking for its agent (the principal is the agent,
+ * delegated_by the caller; on_behalf_of, when given, must name it); anyone else is answered
+ * as if the delegation did not exist. The request must stay
  * inside the delegation's scope; the AC's TTL is cut to the delegation's remaining life. The
  * counters (max commands, spend, revocation) are checked again under the row lock by
  * gsap_issue. Fills did / by (the AC's principal and its delegated_by) and c->deleg_doc.
@@ -288,8 +289,14 @@ static int under_delegation(brk_req_t *r, issue_ctx_t *c, PGresult *pr, const go
     memset(&g, 0, sizeof g);
     const char *agent = json_string_value(json_object_get(row, "agent_did"));
     const char *delegator = json_string_value(json_object_get(row, "delegator_did"));
+    const char *owner = json_string_value(json_object_get(row, "owner_key_id"));
+    /* The key that owns the chain (its root's delegator) may ask for any agent of it: every
+     * link only narrows that key's own authority. It is how an agent without a key of its
+     * own (an SDK agent, a did:key) gets ACs. */
+    int for_agent = delegator != NULL && (strcmp(delegator, own) == 0 ||
+                                          (owner && strcmp(owner, r->principal.key_id) == 0));
     if (row == NULL || agent == NULL || delegator == NULL ||
-        (strcmp(agent, own) != 0 && strcmp(delegator, own) != 0)) {
+        (strcmp(agent, own) != 0 && !for_agent)) {
         brk_reply_error(r, BRK_ENOTFOUND, "delegation_not_found", "no such delegation");
         goto out;
     }
@@ -322,7 +329,7 @@ static int under_delegation(brk_req_t *r, issue_ctx_t *c, PGresult *pr, const go
         hnd_reply_gov(r, &e);
         goto out;
     }
-    if (strcmp(agent, own) == 0) {
+    if (strcmp(agent, own) == 0 && !for_agent) {
         snprintf(did, GOV_DID_MAX + 1, "%s", own);
         snprintf(by, GOV_DID_MAX + 1, "%s", delegator);
     } else {

@@ -717,6 +717,17 @@ START_TEST(aps_sdk_delegations)
                      1);
     ck_assert_str_eq(tst_str(json_object_get(sd, "document"), "agent_did"),
                      "did:web:example.com:sub-agent");
+    /* the chain's owner issues for the sub-agent, inside its narrower scope; nobody else */
+    json_t *sac = authorize_under(OWNER, tst_str(sd, "delegation_id"),
+                                  "\"capability_set\":\"0x00000003\"", 200, NULL);
+    ck_assert_str_eq(tst_str(json_object_get(sac, "principal"), "did"),
+                     "did:web:example.com:sub-agent");
+    json_decref(sac);
+    json_decref(authorize_under(OWNER, tst_str(sd, "delegation_id"),
+                                "\"capability_set\":\"0x00000004\"", 403,
+                                "delegation_scope_exceeded"));
+    json_decref(authorize_under(PEER, tst_str(sd, "delegation_id"), NULL, 404,
+                                "delegation_not_found"));
     json_decref(sd);
     /* one the SDK allows (its scopeCovers takes "gsap:accord:default" as covering
      * "gsap:accord:default:x") but this broker's narrowing does not: another accord */
