@@ -315,7 +315,9 @@ START_TEST(narrowing_at_every_depth)
         json_decref(create(holders[depth + 1], ok, 404, "delegation_not_found"));
         char *child = create_id(holder, ok);
         rows++;
-        json_t *g = call("GET", tst_fmt("/delegations/%s", child), OWNER, NULL, 200, NULL);
+        char *gpath = tst_fmt("/delegations/%s", child);
+        json_t *g = call("GET", gpath, OWNER, NULL, 200, NULL);
+        free(gpath);
         ck_assert_int_eq(json_integer_value(json_object_get(g, "depth")), depth);
         ck_assert_int_eq(json_array_size(json_object_get(g, "chain")), (size_t)depth + 1);
         ck_assert_str_eq(tst_str(g, "delegator_did"), dids[depth]);
@@ -484,8 +486,10 @@ START_TEST(cascade_revocation_under_concurrent_issues)
     char *sub = tst_fmt("{\"parent_id\":\"%s\",\"agent_did\":\"%s\",\"max_commands\":50000}",
                         root, a2);
     char *child = create_id(A1, sub);
+    char *a3 = did_of(A3);
     char *sub2 = tst_fmt("{\"parent_id\":\"%s\",\"agent_did\":\"%s\",\"max_commands\":100}",
-                         child, did_of(A3));
+                         child, a3);
+    free(a3);
     char *grandchild = create_id(A2, sub2);
     /* one AC from before, to be used after the revocation */
     json_t *early = authorize_under(A2, child, NULL, 200, NULL);
@@ -571,7 +575,9 @@ START_TEST(spend_limit_at_the_boundary)
         ac = authorize_under(A1, id, NULL, 200, NULL);
         json_decref(complete(tst_str(ac, "context_id"), 200, NULL));
         ck_assert_int_eq(billed(tst_str(ac, "context_id")), price);
-        json_t *g = call("GET", tst_fmt("/delegations/%s", id), OWNER, NULL, 200, NULL);
+        char *gpath = tst_fmt("/delegations/%s", id);
+        json_t *g = call("GET", gpath, OWNER, NULL, 200, NULL);
+        free(gpath);
         ck_assert_int_eq(json_integer_value(json_object_get(g, "billed_minor")), price);
         json_decref(g);
         if (over == 0) {
@@ -689,7 +695,9 @@ START_TEST(aps_sdk_delegations)
             json_object_set_new(t, members[i], json_string(s));
             free(s);
         }
-        char *tb = json_dumps(json_pack("{s:o}", "aps_delegation", t), JSON_COMPACT);
+        json_t *wrap = json_pack("{s:o}", "aps_delegation", t);
+        char *tb = json_dumps(wrap, JSON_COMPACT);
+        json_decref(wrap);
         tst_resp_t r;
         char *hdr = tst_fmt("Authorization: Bearer %s\r\nContent-Type: application/json\r\n",
                             OWNER);
