@@ -81,8 +81,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         if ((c.caps & ~p.s.caps) != 0 || c.expires > p.s.expires ||
             c.max_commands > p.s.max_commands - p.acs_issued || c.spend_limit < 0 ||
-            c.spend_limit > p.s.spend_limit || c.max_depth > p.s.max_depth ||
-            c.accords == NULL || !has(c.prohibited, FUZZ_CID_D)) {
+            c.spend_limit > p.s.spend_limit || c.max_depth > p.s.max_depth || c.accords == NULL ||
+            !has(c.prohibited, FUZZ_CID_D)) {
             fprintf(stderr, "fuzz_deleg: a widening child was accepted\n");
             abort();
         }

@@ -13,7 +13,6 @@
 #include "gov_field.h"
 #include "banned.h"
 
-
 void gov_deleg_scope_clear(gov_deleg_scope_t *s)
 {
     json_decref(s->accords);
@@ -54,8 +53,7 @@ static int string_list(const json_t *v, const char *key, int cids, json_t **out,
     json_t *x;
     *out = NULL;
     if (!json_is_array(v))
-        return gov_fail(e, BRK_EINVAL, "invalid_field", "\"%s\" must be an array of strings",
-                        key);
+        return gov_fail(e, BRK_EINVAL, "invalid_field", "\"%s\" must be an array of strings", key);
     if (json_array_size(v) > GOV_DELEG_LIST_MAX)
         return gov_fail(e, BRK_ETOOBIG, "field_too_long", "\"%s\" has more than %d entries", key,
                         GOV_DELEG_LIST_MAX);
@@ -70,8 +68,8 @@ static int string_list(const json_t *v, const char *key, int cids, json_t **out,
                             "\"%s\" has an invalid entry \"%.80s\"", key, s);
         for (size_t j = 0; j < i; j++)
             if (strcmp(json_string_value(json_array_get(v, j)), s) == 0)
-                return gov_fail(e, BRK_EINVAL, "invalid_field",
-                                "\"%s\" lists \"%.80s\" twice", key, s);
+                return gov_fail(e, BRK_EINVAL, "invalid_field", "\"%s\" lists \"%.80s\" twice", key,
+                                s);
     }
     *out = json_deep_copy(v);
     return 0;
@@ -96,12 +94,19 @@ static int list_subset(const json_t *a, const json_t *b)
 
 int gov_deleg_request_parse(const json_t *body, gov_deleg_request_t *q, gov_err_t *e)
 {
-    static const char *const fields[] = {
-        "agent_did",       "parent_id",          "capability_set",
-        "accords",         "corpus_cids",        "prohibited_command_hashes",
-        "ttl_seconds",     "expires_at",         "max_commands",
-        "spend_limit_minor", "max_delegation_depth", "aps_delegation",
-        NULL};
+    static const char *const fields[] = {"agent_did",
+                                         "parent_id",
+                                         "capability_set",
+                                         "accords",
+                                         "corpus_cids",
+                                         "prohibited_command_hashes",
+                                         "ttl_seconds",
+                                         "expires_at",
+                                         "max_commands",
+                                         "spend_limit_minor",
+                                         "max_delegation_depth",
+                                         "aps_delegation",
+                                         NULL};
     const char *caps = NULL, *exp = NULL;
     json_t *v;
     long long n;
@@ -297,9 +302,8 @@ static int aps_int(const json_t *aps, const char *k, long long lo, long long hi,
 /* One scope entry into q. */
 static int aps_scope_entry(const char *s, gov_deleg_request_t *q, gov_err_t *e)
 {
-    static const char cap[] = "gsap:cap:", accord[] = "gsap:accord:",
-                      corpus[] = "gsap:corpus:", prohibit[] = "gsap:prohibit:",
-                      commands[] = "gsap:commands:";
+    static const char cap[] = "gsap:cap:", accord[] = "gsap:accord:", corpus[] = "gsap:corpus:",
+                      prohibit[] = "gsap:prohibit:", commands[] = "gsap:commands:";
     json_t **list = NULL;
     const char *val = NULL;
     int cid = 0;
@@ -309,8 +313,8 @@ static int aps_scope_entry(const char *s, gov_deleg_request_t *q, gov_err_t *e)
     if (strncmp(s, cap, sizeof cap - 1) == 0) {
         const char *d = s + sizeof cap - 1;
         int bit = -1;
-        if (d[0] >= '0' && d[0] <= '9' && (d[1] == '\0' || (d[0] != '0' && d[1] >= '0' &&
-                                                           d[1] <= '9' && d[2] == '\0')))
+        if (d[0] >= '0' && d[0] <= '9' &&
+            (d[1] == '\0' || (d[0] != '0' && d[1] >= '0' && d[1] <= '9' && d[2] == '\0')))
             bit = d[1] ? (d[0] - '0') * 10 + (d[1] - '0') : d[0] - '0';
         if (bit < 0 || bit > 31 || (q->s.caps & (1u << bit)) != 0)
             return gov_fail(e, BRK_ERANGE, "aps_scope_invalid", "bad scope entry \"%.80s\"", s);
@@ -418,8 +422,8 @@ int gov_deleg_aps_parse(const json_t *aps, const char *signer_hex, time_t now,
             goto out;
     }
     unit = json_string_value(json_object_get(aps, "spendLimitUnit"));
-    if (json_object_get(aps, "spendLimitUnit") != NULL && (unit == NULL ||
-                                                           strcmp(unit, "currency") != 0)) {
+    if (json_object_get(aps, "spendLimitUnit") != NULL &&
+        (unit == NULL || strcmp(unit, "currency") != 0)) {
         rc = gov_fail(e, BRK_ERANGE, "aps_scope_invalid",
                       "\"spendLimitUnit\" must be \"currency\" (minor units)");
         goto out;
@@ -458,12 +462,15 @@ int gov_deleg_resolve(const gov_deleg_request_t *q, const gov_deleg_parent_t *p,
     memset(o, 0, sizeof *o);
     /* A root without a mask passes on every capability its accords grant the delegator. */
     o->caps = q->has_caps ? q->s.caps : p ? p->s.caps : GOV_DELEG_CAPS_ALL;
-    o->accords = q->s.accords ? json_deep_copy(q->s.accords)
-                 : !q->any_accords && p && p->s.accords ? json_deep_copy(p->s.accords) : NULL;
-    o->corpus = q->s.corpus ? json_deep_copy(q->s.corpus)
-                : !q->any_corpus && p && p->s.corpus ? json_deep_copy(p->s.corpus) : NULL;
+    o->accords = q->s.accords                           ? json_deep_copy(q->s.accords)
+                 : !q->any_accords && p && p->s.accords ? json_deep_copy(p->s.accords)
+                                                        : NULL;
+    o->corpus = q->s.corpus                          ? json_deep_copy(q->s.corpus)
+                : !q->any_corpus && p && p->s.corpus ? json_deep_copy(p->s.corpus)
+                                                     : NULL;
     o->prohibited = q->has_prohibited ? json_deep_copy(q->s.prohibited)
-                    : p ? json_deep_copy(p->s.prohibited) : json_array();
+                    : p               ? json_deep_copy(p->s.prohibited)
+                                      : json_array();
     if (q->has_expires)
         o->expires = q->s.expires;
     else if (q->ttl > 0)
@@ -472,10 +479,10 @@ int gov_deleg_resolve(const gov_deleg_request_t *q, const gov_deleg_parent_t *p,
         o->expires = p->s.expires;
     else
         o->expires = (int64_t)now + GOV_DELEG_TTL_DEFAULT;
-    o->max_commands = q->has_commands ? q->s.max_commands
-                      : p ? (p->s.max_commands - p->acs_issued > 0
-                                 ? p->s.max_commands - p->acs_issued : 0)
-                          : GOV_DELEG_COMMANDS_DEFAULT;
+    o->max_commands =
+        q->has_commands ? q->s.max_commands
+        : p ? (p->s.max_commands - p->acs_issued > 0 ? p->s.max_commands - p->acs_issued : 0)
+            : GOV_DELEG_COMMANDS_DEFAULT;
     o->spend_limit = q->has_spend ? q->s.spend_limit : p ? p->s.spend_limit : -1;
     o->max_depth = q->has_depth ? q->s.max_depth : p ? p->s.max_depth : GOV_DELEG_DEPTH_DEFAULT;
     if (o->prohibited == NULL)
@@ -519,8 +526,8 @@ int gov_deleg_root_check(const gov_deleg_scope_t *s, time_t now, gov_err_t *e)
     if (s->expires <= (int64_t)now)
         return gov_fail(e, BRK_ERANGE, "out_of_range", "the delegation would already be expired");
     if (s->expires > (int64_t)now + GOV_DELEG_TTL_MAX)
-        return gov_fail(e, BRK_ERANGE, "out_of_range",
-                        "a delegation lives at most %d seconds", GOV_DELEG_TTL_MAX);
+        return gov_fail(e, BRK_ERANGE, "out_of_range", "a delegation lives at most %d seconds",
+                        GOV_DELEG_TTL_MAX);
     return 0;
 }
 
@@ -593,16 +600,14 @@ json_t *gov_deleg_doc(const brk_keyring_t *kr, const gov_deleg_doc_args_t *a,
         "capability_set", caps, "accords", s->accords ? json_deep_copy(s->accords) : json_null(),
         "corpus_cids", s->corpus ? json_deep_copy(s->corpus) : json_null(),
         "prohibited_command_hashes", s->prohibited, "max_commands", (json_int_t)s->max_commands,
-        "spend_limit_minor",
-        s->spend_limit >= 0 ? json_integer(s->spend_limit) : json_null(), "issued_at", issued,
-        "expires_at", expires);
+        "spend_limit_minor", s->spend_limit >= 0 ? json_integer(s->spend_limit) : json_null(),
+        "issued_at", issued, "expires_at", expires);
     if (doc != NULL && a->aps != NULL)
-        json_object_set_new(doc, "aps", json_pack("{s:O?,s:O?,s:O?}", "delegationId",
-                                                  json_object_get(a->aps, "delegationId"),
-                                                  "delegatedBy",
-                                                  json_object_get(a->aps, "delegatedBy"),
-                                                  "signature",
-                                                  json_object_get(a->aps, "signature")));
+        json_object_set_new(doc, "aps",
+                            json_pack("{s:O?,s:O?,s:O?}", "delegationId",
+                                      json_object_get(a->aps, "delegationId"), "delegatedBy",
+                                      json_object_get(a->aps, "delegatedBy"), "signature",
+                                      json_object_get(a->aps, "signature")));
     if (doc == NULL || brk_doc_sign(kr, doc, "delegation_cid") != 0) {
         json_decref(doc);
         return NULL;

@@ -20,21 +20,21 @@
 #include "brk_crypto.h"
 #include "gov.h"
 
-#define GOV_DELEG_ID_LEN 36          /* "dlg_" + 32 hex digits (the table's CHECK) */
-#define GOV_DELEG_DEPTH_MAX 16       /* the largest max_delegation_depth */
-#define GOV_DELEG_LIST_MAX 64        /* entries of accords, corpus_cids, prohibited hashes */
-#define GOV_DELEG_TTL_DEFAULT 3600   /* a root delegation's lifetime when none is asked */
-#define GOV_DELEG_TTL_MAX 2592000    /* 30 days: the longest a delegation may live */
+#define GOV_DELEG_ID_LEN 36            /* "dlg_" + 32 hex digits (the table's CHECK) */
+#define GOV_DELEG_DEPTH_MAX 16         /* the largest max_delegation_depth */
+#define GOV_DELEG_LIST_MAX 64          /* entries of accords, corpus_cids, prohibited hashes */
+#define GOV_DELEG_TTL_DEFAULT 3600     /* a root delegation's lifetime when none is asked */
+#define GOV_DELEG_TTL_MAX 2592000      /* 30 days: the longest a delegation may live */
 #define GOV_DELEG_COMMANDS_DEFAULT 100 /* a root's max_commands when none is asked */
 #define GOV_DELEG_COMMANDS_MAX 1000000 /* the largest max_commands */
 #define GOV_DELEG_CAPS_ALL 0xffffffffu /* a root's capability_set when none is asked */
-#define GOV_DELEG_DEPTH_DEFAULT 1    /* a root's max_delegation_depth when none is asked (APS's) */
-#define GOV_DELEG_PUBHEX_LEN 64      /* an Ed25519 public key in hex */
-#define GOV_DELEG_SIGHEX_LEN 128     /* an Ed25519 signature in hex */
-#define GOV_DELEG_APS_STR_MAX 256    /* any string member of an SDK delegation */
-#define GOV_DELEG_APS_SCOPE_MAX 200  /* entries of an SDK delegation's scope */
+#define GOV_DELEG_DEPTH_DEFAULT 1     /* a root's max_delegation_depth when none is asked (APS's) */
+#define GOV_DELEG_PUBHEX_LEN 64       /* an Ed25519 public key in hex */
+#define GOV_DELEG_SIGHEX_LEN 128      /* an Ed25519 signature in hex */
+#define GOV_DELEG_APS_STR_MAX 256     /* any string member of an SDK delegation */
+#define GOV_DELEG_APS_SCOPE_MAX 200   /* entries of an SDK delegation's scope */
 #define GOV_DELEG_APS_BYTES_MAX 16384 /* the canonical form of an SDK delegation */
-#define GOV_DELEG_DID_KEY_MAX 64     /* "did:key:z" + base58 of 34 bytes (at most 47 digits) */
+#define GOV_DELEG_DID_KEY_MAX 64      /* "did:key:z" + base58 of 34 bytes (at most 47 digits) */
 /* The message a key signs to register its delegation signing key: this prefix + its DID. */
 #define GOV_DELEG_KEY_PROOF_PREFIX "gsap-delegation-signing-key:"
 
@@ -43,7 +43,7 @@
 typedef struct gov_deleg_scope {
     uint32_t caps;
     json_t *accords, *corpus, *prohibited;
-    int64_t expires;      /* unix seconds */
+    int64_t expires; /* unix seconds */
     long long max_commands;
     long long spend_limit; /* minor units; -1: no limit */
     int max_depth;
@@ -53,7 +53,8 @@ typedef struct gov_deleg_scope {
 typedef struct gov_deleg_parent {
     gov_deleg_scope_t s;
     int depth;
-    long long acs_issued; /* counts against max_commands: the parent's remaining is the difference */
+    long long
+        acs_issued; /* counts against max_commands: the parent's remaining is the difference */
 } gov_deleg_parent_t;
 
 /* A request as parsed: which fields were given; strings borrowed from the body. */
@@ -65,7 +66,7 @@ typedef struct gov_deleg_request {
     long long ttl;         /* 0: not given */
     int has_caps, has_commands, has_spend, has_depth, has_prohibited, has_expires;
     int any_accords, any_corpus; /* given as null: any (only a root or an unlisted parent) */
-    int aps_depth;         /* the SDK's currentDepth (-1 without an SDK delegation) */
+    int aps_depth;               /* the SDK's currentDepth (-1 without an SDK delegation) */
     char agent_buf[GOV_DELEG_DID_KEY_MAX]; /* agent_did when the SDK named a bare key */
 } gov_deleg_request_t;
 
@@ -85,10 +86,11 @@ int gov_deleg_request_parse(const json_t *body, gov_deleg_request_t *q, gov_err_
  * delegator; the SDK's "delegatedBy" must be that key), notBefore <= now < expiresAt, and maps
  * it into q: delegatedTo -> agent_did (a did: as is; a bare key -> did:key:z...), scope
  * entries "gsap:cap:N" (capability bit N, 0..31: one entry per bit, so the
- * SDK's narrowing, which keeps a subset of entries, drops bits), "gsap:accord:NAME", "gsap:corpus:CID", "gsap:prohibit:CID",
- * "gsap:commands:N" (any other entry is refused), spendLimit -> spend limit in minor units
- * (spendLimitUnit absent or "currency"), maxDepth, currentDepth, expiresAt. parent_id stays
- * the caller's. Returns 0 or e->rc (403 aps_signature_invalid, 422 for what does not map).
+ * SDK's narrowing, which keeps a subset of entries, drops bits), "gsap:accord:NAME",
+ * "gsap:corpus:CID", "gsap:prohibit:CID", "gsap:commands:N" (any other entry is refused),
+ * spendLimit -> spend limit in minor units (spendLimitUnit absent or "currency"), maxDepth,
+ * currentDepth, expiresAt. parent_id stays the caller's. Returns 0 or e->rc (403
+ * aps_signature_invalid, 422 for what does not map).
  */
 int gov_deleg_aps_parse(const json_t *aps, const char *signer_hex, time_t now,
                         gov_deleg_request_t *q, gov_err_t *e);

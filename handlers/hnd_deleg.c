@@ -43,11 +43,11 @@
 #define DELEG_NUM_LEN 24
 #define DELEG_URL_MAX 128 /* "/delegations/?after=<id>&limit=<n>" */
 
-static brk_db_stmt_t q_parent = {
-    "deleg_parent",
-    "SELECT " HND_DELEG_ROW_JSON "::text, d.aps IS NOT NULL FROM delegations d "
-    "WHERE d.tenant_id = $1 AND d.delegation_id = $2",
-    0};
+static brk_db_stmt_t q_parent = {"deleg_parent",
+                                 "SELECT " HND_DELEG_ROW_JSON
+                                 "::text, d.aps IS NOT NULL FROM delegations d "
+                                 "WHERE d.tenant_id = $1 AND d.delegation_id = $2",
+                                 0};
 static brk_db_stmt_t q_signing_key = {
     "deleg_signing_key",
     "SELECT delegation_public_key FROM api_keys WHERE tenant_id = $1 AND key_id = $2", 0};
@@ -91,8 +91,8 @@ static brk_db_stmt_t q_get = {
     "JOIN acs c ON c.tenant_id = s.tenant_id AND c.delegation_id = s.delegation_id "
     "JOIN invoice_lines il ON il.tenant_id = c.tenant_id AND il.context_id = c.context_id "
     "WHERE s.tenant_id = $1 AND s.chain @> ARRAY[d.delegation_id]))::text "
-    "FROM delegations d WHERE d.tenant_id = $1 AND d.delegation_id = $4 AND ($5::boolean OR "
-    HND_DELEG_VISIBLE ")",
+    "FROM delegations d WHERE d.tenant_id = $1 AND d.delegation_id = $4 AND ($5::boolean "
+    "OR " HND_DELEG_VISIBLE ")",
     0};
 static brk_db_stmt_t q_list = {
     "deleg_list",
@@ -188,8 +188,7 @@ static void create_checked(brk_req_t *r, gov_deleg_request_t *q, gov_deleg_paren
     gov_err_t e;
     time_t now = time(NULL);
     json_t *chain = NULL, *doc = NULL, *body = NULL;
-    char owner[BRK_KEY_ID_HEX + 1], caps[16], depth[16], maxd[16], exp[24], cmds[24],
-        spend[24];
+    char owner[BRK_KEY_ID_HEX + 1], caps[16], depth[16], maxd[16], exp[24], cmds[24], spend[24];
     const char *delegator = c->did;
 
     snprintf(owner, sizeof owner, "%s", r->principal.key_id);
@@ -198,8 +197,8 @@ static void create_checked(brk_req_t *r, gov_deleg_request_t *q, gov_deleg_paren
          * sub-delegation, the key the parent (itself an SDK delegation) was delegated to. */
         const char *signer = signing_key;
         if (prow != NULL)
-            signer = parent_aps ? json_string_value(json_object_get(prow, "aps_delegated_to"))
-                                : NULL;
+            signer =
+                parent_aps ? json_string_value(json_object_get(prow, "aps_delegated_to")) : NULL;
         if (gov_deleg_aps_parse(q->aps, signer, now, q, &e) != 0) {
             hnd_reply_gov(r, &e);
             goto out;
@@ -217,8 +216,8 @@ static void create_checked(brk_req_t *r, gov_deleg_request_t *q, gov_deleg_paren
         const char *agent = json_string_value(json_object_get(prow, "agent_did"));
         const char *pown = json_string_value(json_object_get(prow, "owner_key_id"));
         int holder = agent != NULL && strcmp(agent, c->did) == 0;
-        if (!holder && !(q->aps != NULL && pown != NULL &&
-                         strcmp(pown, r->principal.key_id) == 0)) {
+        if (!holder &&
+            !(q->aps != NULL && pown != NULL && strcmp(pown, r->principal.key_id) == 0)) {
             not_found(r);
             goto out;
         }
@@ -254,15 +253,22 @@ static void create_checked(brk_req_t *r, gov_deleg_request_t *q, gov_deleg_paren
     chain = prow ? json_deep_copy(json_object_get(prow, "chain")) : json_array();
     json_array_append_new(chain, json_string(c->id));
     int d = parent ? parent->depth + 1 : 0;
-    gov_deleg_doc_args_t a = {c->id,     c->parent_id, r->principal.tenant, delegator,
-                              r->principal.key_id, q->agent_did, chain, d, now, q->aps};
+    gov_deleg_doc_args_t a = {c->id,
+                              c->parent_id,
+                              r->principal.tenant,
+                              delegator,
+                              r->principal.key_id,
+                              q->agent_did,
+                              chain,
+                              d,
+                              now,
+                              q->aps};
     doc = gov_deleg_doc(brk_server_keys(r->server), &a, &s);
     if (doc == NULL) {
         brk_reply_error(r, BRK_EINTERNAL, NULL, "cannot sign the delegation");
         goto out;
     }
-    body = json_pack("{s:s,s:s,s:O}", "delegation_id", c->id, "status", "active", "document",
-                     doc);
+    body = json_pack("{s:s,s:s,s:O}", "delegation_id", c->id, "status", "active", "document", doc);
     c->reply = hnd_json_dump(r, body);
     snprintf(caps, sizeof caps, "%u", s.caps);
     snprintf(depth, sizeof depth, "%d", d);
@@ -270,28 +276,30 @@ static void create_checked(brk_req_t *r, gov_deleg_request_t *q, gov_deleg_paren
     snprintf(exp, sizeof exp, "%lld", (long long)s.expires);
     snprintf(cmds, sizeof cmds, "%lld", s.max_commands);
     snprintf(spend, sizeof spend, "%lld", s.spend_limit);
-    brk_db_op_t op = {&q_create, CP__COUNT, {
-        [CP_TENANT] = r->principal.tenant,
-        [CP_ID] = c->id,
-        [CP_PARENT] = c->parent_id,
-        [CP_CHAIN] = hnd_json_dump(r, chain),
-        [CP_DEPTH] = depth,
-        [CP_MAX_DEPTH] = maxd,
-        [CP_DELEGATOR] = delegator,
-        [CP_CREATOR] = r->principal.key_id,
-        [CP_OWNER] = owner,
-        [CP_AGENT] = q->agent_did,
-        [CP_CAPS] = caps,
-        [CP_ACCORDS] = list_text(r, s.accords),
-        [CP_CORPUS] = list_text(r, s.corpus),
-        [CP_PROHIBITED] = hnd_json_dump(r, s.prohibited),
-        [CP_EXPIRES] = exp,
-        [CP_MAX_COMMANDS] = cmds,
-        [CP_SPEND] = s.spend_limit >= 0 ? spend : NULL,
-        [CP_DOC] = hnd_json_dump(r, doc),
-        [CP_CID] = json_string_value(json_object_get(doc, "delegation_cid")),
-        [CP_APS] = q->aps ? hnd_json_dump(r, q->aps) : NULL,
-    }};
+    brk_db_op_t op = {&q_create,
+                      CP__COUNT,
+                      {
+                          [CP_TENANT] = r->principal.tenant,
+                          [CP_ID] = c->id,
+                          [CP_PARENT] = c->parent_id,
+                          [CP_CHAIN] = hnd_json_dump(r, chain),
+                          [CP_DEPTH] = depth,
+                          [CP_MAX_DEPTH] = maxd,
+                          [CP_DELEGATOR] = delegator,
+                          [CP_CREATOR] = r->principal.key_id,
+                          [CP_OWNER] = owner,
+                          [CP_AGENT] = q->agent_did,
+                          [CP_CAPS] = caps,
+                          [CP_ACCORDS] = list_text(r, s.accords),
+                          [CP_CORPUS] = list_text(r, s.corpus),
+                          [CP_PROHIBITED] = hnd_json_dump(r, s.prohibited),
+                          [CP_EXPIRES] = exp,
+                          [CP_MAX_COMMANDS] = cmds,
+                          [CP_SPEND] = s.spend_limit >= 0 ? spend : NULL,
+                          [CP_DOC] = hnd_json_dump(r, doc),
+                          [CP_CID] = json_string_value(json_object_get(doc, "delegation_cid")),
+                          [CP_APS] = q->aps ? hnd_json_dump(r, q->aps) : NULL,
+                      }};
     brk_req_db(r, &op, 1, on_created);
 out:
     gov_deleg_scope_clear(&s);
@@ -394,8 +402,10 @@ static void get(brk_req_t *r)
     deleg_ctx_t *c = ctx_new(r);
     if (path_id(r, c) != 0)
         return;
-    brk_db_op_t op = {&q_get, 5, {r->principal.tenant, r->principal.key_id, c->did, c->id,
-                                  c->is_auditor ? "true" : "false"}};
+    brk_db_op_t op = {&q_get,
+                      5,
+                      {r->principal.tenant, r->principal.key_id, c->did, c->id,
+                       c->is_auditor ? "true" : "false"}};
     brk_req_db(r, &op, 1, on_get);
 }
 
@@ -420,8 +430,7 @@ static void on_list(brk_req_t *r, const brk_db_result_t *res)
         json_array_remove(list, json_array_size(list) - 1);
         const char *last = json_string_value(
             json_object_get(json_array_get(list, json_array_size(list) - 1), "delegation_id"));
-        snprintf(url, sizeof url, "/delegations/?after=%s&limit=%lld", last ? last : "",
-                 c->limit);
+        snprintf(url, sizeof url, "/delegations/?after=%s&limit=%lld", last ? last : "", c->limit);
         next = json_string(url);
     }
     json_t *b = json_pack("{s:o,s:I,s:o}", "delegations", list, "limit", (json_int_t)c->limit,
@@ -460,8 +469,10 @@ static void list(brk_req_t *r)
         return;
     }
     snprintf(c->fetch_s, sizeof c->fetch_s, "%lld", c->limit + 1);
-    brk_db_op_t op = {&q_list, 6, {r->principal.tenant, r->principal.key_id, c->did, c->fetch_s,
-                                   c->is_auditor ? "true" : "false", after}};
+    brk_db_op_t op = {&q_list,
+                      6,
+                      {r->principal.tenant, r->principal.key_id, c->did, c->fetch_s,
+                       c->is_auditor ? "true" : "false", after}};
     brk_req_db(r, &op, 1, on_list);
 }
 
@@ -478,9 +489,10 @@ static void on_revoked(brk_req_t *r, const brk_db_result_t *res)
         not_found(r);
         return;
     }
-    json_t *b = json_pack("{s:s,s:s,s:i,s:i}", "delegation_id", c->id, "status", "revoked",
-                          "delegations_revoked", (int)strtol(PQgetvalue(res->res[0], 0, 0), NULL, 10),
-                          "acs_revoked", (int)strtol(PQgetvalue(res->res[0], 0, 1), NULL, 10));
+    json_t *b =
+        json_pack("{s:s,s:s,s:i,s:i}", "delegation_id", c->id, "status", "revoked",
+                  "delegations_revoked", (int)strtol(PQgetvalue(res->res[0], 0, 0), NULL, 10),
+                  "acs_revoked", (int)strtol(PQgetvalue(res->res[0], 0, 1), NULL, 10));
     brk_reply_json(r, 200, b);
     json_decref(b);
 }
@@ -506,8 +518,8 @@ static void revoke_deleg(brk_req_t *r)
     if (path_id(r, c) != 0)
         return;
     /* Auditors read; they do not revoke: visibility here is the chain's own. */
-    brk_db_op_t op = {&q_get, 5,
-                      {r->principal.tenant, r->principal.key_id, c->did, c->id, "false"}};
+    brk_db_op_t op = {
+        &q_get, 5, {r->principal.tenant, r->principal.key_id, c->did, c->id, "false"}};
     brk_req_db(r, &op, 1, on_revoke_check);
 }
 
@@ -543,8 +555,8 @@ static void set_key(brk_req_t *r)
                         GOV_DELEG_KEY_PROOF_PREFIX);
         return;
     }
-    json_t *b = json_pack("{s:s,s:s,s:s}", "key_id", r->principal.key_id, "did", did,
-                          "public_key", pub);
+    json_t *b =
+        json_pack("{s:s,s:s,s:s}", "key_id", r->principal.key_id, "did", did, "public_key", pub);
     r->ctx = (void *)hnd_json_dump(r, b);
     json_decref(b);
     brk_db_op_t op = {&q_set_key, 3, {r->principal.tenant, r->principal.key_id, pub}};

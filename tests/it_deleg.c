@@ -20,8 +20,9 @@
 #include "tst_pg.h"
 #include "tst_util.h"
 
-#define H(c) "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c \
-             c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
+#define H(c)                                                                                       \
+    "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c  \
+        c c c c c c c c c c c c c c c c c c c c c c
 #define CMD H("1")
 #define CORPUS H("2")
 #define PARAMS H("3")
@@ -213,8 +214,8 @@ START_TEST(who_may_create_read_revoke)
     ck_assert_ptr_nonnull(strstr(next, "after=dlg_"));
     json_t *l2 = call("GET", next, OWNER, NULL, 200, NULL);
     ck_assert_int_eq(json_array_size(json_object_get(l2, "delegations")), 1);
-    ck_assert_str_eq(tst_str(json_array_get(json_object_get(l2, "delegations"), 0),
-                             "delegation_id"), id);
+    ck_assert_str_eq(
+        tst_str(json_array_get(json_object_get(l2, "delegations"), 0), "delegation_id"), id);
     ck_assert(json_is_null(json_object_get(l2, "next")));
     json_decref(l), json_decref(l2);
     l = call("GET", "/delegations/", PEER, NULL, 200, NULL);
@@ -274,8 +275,8 @@ START_TEST(narrowing_at_every_depth)
         /* each field widened, one at a time, over a child that is otherwise exactly its
          * parent's narrowest allowed copy */
         const char *base = "\"capability_set\":\"0x0000000f\",\"accords\":[\"default\"],"
-                           "\"corpus_cids\":[\"" CORPUS "\"],\"prohibited_command_hashes\":[\""
-                           CMD2 "\"],\"spend_limit_minor\":100,\"max_delegation_depth\":3";
+                           "\"corpus_cids\":[\"" CORPUS "\"],\"prohibited_command_hashes\":[\"" CMD2
+                           "\"],\"spend_limit_minor\":100,\"max_delegation_depth\":3";
         const struct {
             const char *member, *field;
         } wide[] = {
@@ -299,8 +300,8 @@ START_TEST(narrowing_at_every_depth)
             json_object_set_new(b, "agent_did", json_string(dids[depth + 1]));
             char *s = json_dumps(b, JSON_COMPACT);
             json_t *e = create(holder, s, 403, "narrowing_violation");
-            ck_assert_msg(strstr(tst_str(json_object_get(e, "error"), "message"),
-                                 wide[i].field) != NULL,
+            ck_assert_msg(strstr(tst_str(json_object_get(e, "error"), "message"), wide[i].field) !=
+                              NULL,
                           "depth %d: %s", depth, tst_str(json_object_get(e, "error"), "message"));
             json_decref(e), json_decref(b), json_decref(w);
             free(s);
@@ -367,7 +368,8 @@ START_TEST(acs_under_a_delegation)
     strptime(tst_str(ac, "expires_at"), "%Y-%m-%dT%H:%M:%SZ", &b);
     ck_assert_int_le((long)(timegm(&b) - timegm(&a)), 600);
     char *sql = tst_fmt("SELECT count(*) FROM acs WHERE delegation_id = '%s' AND "
-                        "ac->'delegation'->>'delegation_id' = '%s'", id, id);
+                        "ac->'delegation'->>'delegation_id' = '%s'",
+                        id, id);
     ck_assert_int_eq(count(sql), 1);
     free(sql);
     json_decref(ac);
@@ -387,14 +389,14 @@ START_TEST(acs_under_a_delegation)
         "{\"accord_template\":\"default\",\"delegation_id\":\"%s\",\"operation\":{\"command_hash\":"
         "\"%s\",\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}}",
         id, CMD, OTHER, PARAMS);
-    json_decref(call("POST", "/governance/authorize/", A1, other_corpus, 403,
-                     "delegation_scope_exceeded"));
+    json_decref(
+        call("POST", "/governance/authorize/", A1, other_corpus, 403, "delegation_scope_exceeded"));
     char *prohibited = tst_fmt(
         "{\"accord_template\":\"default\",\"delegation_id\":\"%s\",\"operation\":{\"command_hash\":"
         "\"%s\",\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}}",
         id, CMD2, CORPUS, PARAMS);
-    json_decref(call("POST", "/governance/authorize/", A1, prohibited, 403,
-                     "delegation_scope_exceeded"));
+    json_decref(
+        call("POST", "/governance/authorize/", A1, prohibited, 403, "delegation_scope_exceeded"));
     /* another key of the tenant and a neighbour tenant cannot use it */
     json_decref(authorize_under(PEER, id, NULL, 404, "delegation_not_found"));
     json_decref(authorize_under(A2, id, NULL, 404, "delegation_not_found"));
@@ -444,8 +446,8 @@ END_TEST
 
 typedef struct racer {
     const char *token, *deleg;
-    int stop;          /* set by the main thread */
-    int ok, refused;   /* ACs issued, refused as revoked */
+    int stop;            /* set by the main thread */
+    int ok, refused;     /* ACs issued, refused as revoked */
     int after_revoke_ok; /* issued after the revocation committed: must stay 0 */
     volatile int *revoked;
 } racer_t;
@@ -457,8 +459,7 @@ static void *race(void *arg)
                          "\"operation\":{\"command_hash\":\"%s\",\"corpus_entry_cid\":\"%s\","
                          "\"parameters_cid\":\"%s\"}}",
                          x->deleg, CMD, CORPUS, PARAMS);
-    char *hdr = tst_fmt("Authorization: Bearer %s\r\nContent-Type: application/json\r\n",
-                        x->token);
+    char *hdr = tst_fmt("Authorization: Bearer %s\r\nContent-Type: application/json\r\n", x->token);
     while (!__atomic_load_n(&x->stop, __ATOMIC_ACQUIRE)) {
         tst_resp_t r;
         int was_revoked = __atomic_load_n(x->revoked, __ATOMIC_ACQUIRE);
@@ -481,14 +482,15 @@ START_TEST(cascade_revocation_under_concurrent_issues)
 {
     char *a1 = did_of(A1), *a2 = did_of(A2);
     char *body = tst_fmt("{\"agent_did\":\"%s\",\"max_commands\":100000,"
-                         "\"max_delegation_depth\":2}", a1);
+                         "\"max_delegation_depth\":2}",
+                         a1);
     char *root = create_id(OWNER, body);
-    char *sub = tst_fmt("{\"parent_id\":\"%s\",\"agent_did\":\"%s\",\"max_commands\":50000}",
-                        root, a2);
+    char *sub =
+        tst_fmt("{\"parent_id\":\"%s\",\"agent_did\":\"%s\",\"max_commands\":50000}", root, a2);
     char *child = create_id(A1, sub);
     char *a3 = did_of(A3);
-    char *sub2 = tst_fmt("{\"parent_id\":\"%s\",\"agent_did\":\"%s\",\"max_commands\":100}",
-                         child, a3);
+    char *sub2 =
+        tst_fmt("{\"parent_id\":\"%s\",\"agent_did\":\"%s\",\"max_commands\":100}", child, a3);
     free(a3);
     char *grandchild = create_id(A2, sub2);
     /* one AC from before, to be used after the revocation */
@@ -504,8 +506,8 @@ START_TEST(cascade_revocation_under_concurrent_issues)
         ck_assert_int_eq(pthread_create(&th[i], NULL, race, &x[i]), 0);
     }
     /* let them issue, then revoke the root while they run */
-    char *sql = tst_fmt("SELECT count(*) FROM acs WHERE delegation_id IN ('%s', '%s')", child,
-                        grandchild);
+    char *sql =
+        tst_fmt("SELECT count(*) FROM acs WHERE delegation_id IN ('%s', '%s')", child, grandchild);
     for (int i = 0; i < 100 && count(sql) < 40; i++)
         usleep(50 * 1000);
     char *rpath = tst_fmt("/delegations/%s/revoke", root);
@@ -548,7 +550,8 @@ END_TEST
 static long billed(const char *ctx)
 {
     char *sql = tst_fmt("SELECT coalesce(sum(total_minor), -1) FROM invoice_lines "
-                        "WHERE context_id = '%s'", ctx);
+                        "WHERE context_id = '%s'",
+                        ctx);
     long n = -1;
     for (int i = 0; i < LINE_WAIT_S * 10 && (n = count(sql)) < 0; i++)
         usleep(100 * 1000);
@@ -569,8 +572,7 @@ START_TEST(spend_limit_at_the_boundary)
     /* at: limit = price; after one billed CR, spent == limit and no more ACs.
      * one unit more: limit = price + 1; after one billed CR another AC is still allowed. */
     for (int over = 0; over <= 1; over++) {
-        char *body = tst_fmt("{\"agent_did\":\"%s\",\"spend_limit_minor\":%ld}", a1,
-                             price + over);
+        char *body = tst_fmt("{\"agent_did\":\"%s\",\"spend_limit_minor\":%ld}", a1, price + over);
         char *id = create_id(OWNER, body);
         ac = authorize_under(A1, id, NULL, 200, NULL);
         json_decref(complete(tst_str(ac, "context_id"), 200, NULL));
@@ -667,10 +669,11 @@ START_TEST(aps_sdk_delegations)
     /* mapped: the agent's key as did:key, the scope, spend and depth */
     ck_assert_int_eq(strncmp(tst_str(doc, "agent_did"), "did:key:z6Mk", 12), 0);
     ck_assert_str_eq(tst_str(json_object_get(doc, "scope"), "capability_set"), "0x0000000f");
-    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(doc, "scope"),
-                                                        "max_commands")), 5);
-    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(doc, "scope"),
-                                                        "spend_limit_minor")), 500);
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_object_get(doc, "scope"), "max_commands")), 5);
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_object_get(doc, "scope"), "spend_limit_minor")),
+        500);
     ck_assert_int_eq(json_integer_value(json_object_get(doc, "max_delegation_depth")), 2);
     ck_assert_str_eq(tst_str(json_object_get(doc, "aps"), "signature"), tst_str(sdk, "signature"));
     json_decref(d);
@@ -678,9 +681,9 @@ START_TEST(aps_sdk_delegations)
     json_decref(create(OWNER, req, 409, "aps_replayed"));
     /* tampered: each signed member changed, refused, nothing stored */
     long rows = deleg_rows();
-    const char *members[] = {"delegationId", "delegatedTo", "expiresAt", "createdAt",
-                             "notBefore", "scope", "spendLimit", "spentAmount", "maxDepth",
-                             "currentDepth", "delegatedBy", "signature"};
+    const char *members[] = {"delegationId", "delegatedTo",  "expiresAt",   "createdAt",
+                             "notBefore",    "scope",        "spendLimit",  "spentAmount",
+                             "maxDepth",     "currentDepth", "delegatedBy", "signature"};
     for (size_t i = 0; i < sizeof members / sizeof members[0]; i++) {
         json_t *t = json_deep_copy(sdk);
         json_t *v = json_object_get(t, members[i]);
@@ -699,8 +702,8 @@ START_TEST(aps_sdk_delegations)
         char *tb = json_dumps(wrap, JSON_COMPACT);
         json_decref(wrap);
         tst_resp_t r;
-        char *hdr = tst_fmt("Authorization: Bearer %s\r\nContent-Type: application/json\r\n",
-                            OWNER);
+        char *hdr =
+            tst_fmt("Authorization: Bearer %s\r\nContent-Type: application/json\r\n", OWNER);
         ck_assert_int_eq(tst_http(B.port, "POST", "/delegations/", hdr, tb, strlen(tb), &r), 0);
         ck_assert_msg(r.status == 403, "%s tampered: %d %s", members[i], r.status, r.body);
         const char *code = tst_str(json_object_get(r.json, "error"), "code");
@@ -734,13 +737,13 @@ START_TEST(aps_sdk_delegations)
     json_decref(authorize_under(OWNER, tst_str(sd, "delegation_id"),
                                 "\"capability_set\":\"0x00000004\"", 403,
                                 "delegation_scope_exceeded"));
-    json_decref(authorize_under(PEER, tst_str(sd, "delegation_id"), NULL, 404,
-                                "delegation_not_found"));
+    json_decref(
+        authorize_under(PEER, tst_str(sd, "delegation_id"), NULL, 404, "delegation_not_found"));
     json_decref(sd);
     /* one the SDK allows (its scopeCovers takes "gsap:accord:default" as covering
      * "gsap:accord:default:x") but this broker's narrowing does not: another accord */
-    char *wide = aps("sub %s %s %s '[\"gsap:cap:0\",\"gsap:accord:default:x\"]' 100",
-                     pfile, apriv, "did:web:example.com:other");
+    char *wide = aps("sub %s %s %s '[\"gsap:cap:0\",\"gsap:accord:default:x\"]' 100", pfile, apriv,
+                     "did:web:example.com:other");
     char *widereq = tst_fmt("{\"parent_id\":\"%s\",\"aps_delegation\":%s}", id, wide);
     json_decref(create(OWNER, widereq, 403, "narrowing_violation"));
     /* signed by someone else than the parent's agent */

@@ -275,7 +275,8 @@ static json_t *aps_vector(char signer[GOV_DELEG_PUBHEX_LEN + 1])
     snprintf(path, sizeof path, "%s/aps_delegation.json", getenv("GSAP_TESTDATA"));
     json_t *v = json_load_file(path, 0, NULL);
     ck_assert_ptr_nonnull(v);
-    snprintf(signer, GOV_DELEG_PUBHEX_LEN + 1, "%s", json_string_value(json_object_get(v, "signer")));
+    snprintf(signer, GOV_DELEG_PUBHEX_LEN + 1, "%s",
+             json_string_value(json_object_get(v, "signer")));
     json_t *d = json_deep_copy(json_object_get(v, "delegation"));
     json_decref(v);
     return d;
@@ -309,8 +310,7 @@ START_TEST(aps_delegation_signed_by_the_sdk)
     ck_assert_str_eq(e.code, "aps_signer_unknown");
 
     /* every signed member, changed, breaks the signature */
-    const char *members[] = {"delegationId", "delegatedTo", "expiresAt", "createdAt",
-                             "notBefore"};
+    const char *members[] = {"delegationId", "delegatedTo", "expiresAt", "createdAt", "notBefore"};
     for (size_t i = 0; i < sizeof members / sizeof members[0]; i++) {
         json_t *t = json_deep_copy(d);
         char *v = tst_dup_x(json_string_value(json_object_get(t, members[i])));
