@@ -35,6 +35,25 @@
 static tst_broker_t B;
 static char *OWNER, *A1, *A2, *A3, *A4, *PEER, *EXEC, *AUDITOR, *NEIGHBOUR;
 static char DID_PREFIX[256]; /* "did:web:<broker>:tenants:acme:keys:" */
+static char PUBKEY[64];      /* the broker's signing key (base64url), for the oracle */
+
+/* tests/npm/gsap_oracle.mjs verify: 1 when doc's signature and CID verify independently
+ * (canonicalize + @noble/ed25519) with the broker's published key, else 0. */
+static int oracle_verifies(const json_t *doc)
+{
+    char path[] = "/tmp/gsap-dlg-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    json_dumpf(doc, f, JSON_COMPACT);
+    fclose(f);
+    char *cmd = tst_fmt("node %s/tests/npm/gsap_oracle.mjs verify %s %s >/dev/null 2>&1",
+                        getenv("GSAP_SOURCE_DIR"), path, PUBKEY);
+    int rc = system(cmd);
+    unlink(path);
+    free(cmd);
+    return rc == 0;
+}
 
 static const char *key_id_of(const char *token)
 {
@@ -165,6 +184,11 @@ static void setup(void)
     const char *did = tst_str(json_object_get(ac, "principal"), "did");
     snprintf(DID_PREFIX, sizeof DID_PREFIX, "%.*s", (int)(strrchr(did, ':') + 1 - did), did);
     json_decref(ac);
+    tst_resp_t r;
+    ck_assert_int_eq(tst_get(B.port, "/.well-known/gsap-broker.json", NULL, &r), 0);
+    snprintf(PUBKEY, sizeof PUBKEY, "%s",
+             tst_str(json_array_get(json_object_get(r.json, "keys"), 0), "public_key"));
+    tst_resp_clear(&r);
 }
 
 static void teardown(void)
@@ -190,6 +214,13 @@ START_TEST(who_may_create_read_revoke)
     ck_assert_int_eq(strncmp(tst_str(doc, "delegation_cid"), "sha256:", 7), 0);
     ck_assert_int_eq(strncmp(tst_str(doc, "signature"), "ed25519:", 8), 0);
     ck_assert_int_eq(json_integer_value(json_object_get(doc, "max_delegation_depth")), 1);
+    /* the document verifies independently; a changed scope does not */
+    ck_assert(oracle_verifies(doc));
+    json_t *forged = json_deep_copy(doc);
+    json_object_set_new(json_object_get(forged, "scope"), "capability_set",
+                        json_string("0xffffffff"));
+    ck_assert(!oracle_verifies(forged));
+    json_decref(forged);
     ck_assert_int_eq(count("SELECT count(*) FROM events WHERE type = 'GSAP_DELEGATION_CREATED'"),
                      1);
     char *path = tst_fmt("/delegations/%s", id);
@@ -367,6 +398,14 @@ START_TEST(acs_under_a_delegation)
     strptime(tst_str(ac, "issued_at"), "%Y-%m-%dT%H:%M:%SZ", &a);
     strptime(tst_str(ac, "expires_at"), "%Y-%m-%dT%H:%M:%SZ", &b);
     ck_assert_int_le((long)(timegm(&b) - timegm(&a)), 600);
+    /* the delegation is part of what is signed: the AC verifies independently, and not with
+     * another chain */
+    ck_assert(oracle_verifies(ac));
+    json_t *forged = json_deep_copy(ac);
+    json_array_append_new(json_object_get(json_object_get(forged, "delegation"), "chain"),
+                          json_string("dlg_00000000000000000000000000000000"));
+    ck_assert(!oracle_verifies(forged));
+    json_decref(forged);
     char *sql = tst_fmt("SELECT count(*) FROM acs WHERE delegation_id = '%s' AND "
                         "ac->'delegation'->>'delegation_id' = '%s'",
                         id, id);
