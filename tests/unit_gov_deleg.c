@@ -368,6 +368,43 @@ START_TEST(aps_delegation_signed_by_the_sdk)
 }
 END_TEST
 
+/* GOV_DELEG_APS_SCOPE_MAX and GOV_DELEG_APS_STR_MAX: at the bound the form passes and the
+ * signature (of another object) is what fails; one past, the form is refused first. */
+START_TEST(aps_form_bounds)
+{
+    char signer[GOV_DELEG_PUBHEX_LEN + 1];
+    json_t *d = aps_vector(signer);
+    gov_deleg_request_t q;
+    gov_err_t e;
+
+    json_t *t = json_deep_copy(d);
+    json_t *scope = json_object_get(t, "scope");
+    while (json_array_size(scope) < GOV_DELEG_APS_SCOPE_MAX)
+        json_array_append_new(scope, json_string("gsap:cap:0"));
+    memset(&q, 0, sizeof q);
+    ck_assert_int_eq(gov_deleg_aps_parse(t, signer, NOW, &q, &e), BRK_EFORBIDDEN);
+    ck_assert_str_eq(e.code, "aps_signature_invalid");
+    json_array_append_new(scope, json_string("gsap:cap:0"));
+    ck_assert_int_eq(gov_deleg_aps_parse(t, signer, NOW, &q, &e), BRK_EINVAL);
+    ck_assert_str_eq(e.code, "invalid_field");
+    json_decref(t);
+
+    t = json_deep_copy(d);
+    char *id = rep('x', GOV_DELEG_APS_STR_MAX);
+    json_object_set_new(t, "delegationId", json_string(id));
+    ck_assert_int_eq(gov_deleg_aps_parse(t, signer, NOW, &q, &e), BRK_EFORBIDDEN);
+    ck_assert_str_eq(e.code, "aps_signature_invalid");
+    free(id);
+    id = rep('x', GOV_DELEG_APS_STR_MAX + 1);
+    json_object_set_new(t, "delegationId", json_string(id));
+    ck_assert_int_eq(gov_deleg_aps_parse(t, signer, NOW, &q, &e), BRK_EINVAL);
+    ck_assert_str_eq(e.code, "invalid_field");
+    free(id);
+    json_decref(t);
+    json_decref(d);
+}
+END_TEST
+
 START_TEST(did_key_of_a_bare_key)
 {
     /* The did:key test vector of the W3C did:key spec (Ed25519, 2019 suite) */
@@ -390,6 +427,7 @@ static Suite *gov_deleg_suite(void)
     tcase_add_test(tc, request_bounds_and_resolution);
     tcase_add_test(tc, ac_under_delegation);
     tcase_add_test(tc, aps_delegation_signed_by_the_sdk);
+    tcase_add_test(tc, aps_form_bounds);
     tcase_add_test(tc, did_key_of_a_bare_key);
     suite_add_tcase(s, tc);
     return s;
