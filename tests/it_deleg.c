@@ -509,7 +509,7 @@ static void *race(void *arg)
             if (was_revoked)
                 x->after_revoke_ok++;
         } else if (r.status == 403) {
-            x->refused++;
+            __atomic_add_fetch(&x->refused, 1, __ATOMIC_RELAXED);
         }
         tst_resp_clear(&r);
     }
@@ -529,7 +529,7 @@ START_TEST(cascade_revocation_under_concurrent_issues)
     char *child = create_id(A1, sub);
     char *a3 = did_of(A3);
     char *sub2 =
-        tst_fmt("{\"parent_id\":\"%s\",\"agent_did\":\"%s\",\"max_commands\":100}", child, a3);
+        tst_fmt("{\"parent_id\":\"%s\",\"agent_did\":\"%s\",\"max_commands\":10000}", child, a3);
     free(a3);
     char *grandchild = create_id(A2, sub2);
     /* one AC from before, to be used after the revocation */
@@ -547,13 +547,19 @@ START_TEST(cascade_revocation_under_concurrent_issues)
     /* let them issue, then revoke the root while they run */
     char *sql =
         tst_fmt("SELECT count(*) FROM acs WHERE delegation_id IN ('%s', '%s')", child, grandchild);
-    for (int i = 0; i < 100 && count(sql) < 40; i++)
+    for (int i = 0; i < 600 && count(sql) < 40; i++)
         usleep(50 * 1000);
     char *rpath = tst_fmt("/delegations/%s/revoke", root);
     json_t *rv = call("POST", rpath, OWNER, NULL, 200, NULL);
     __atomic_store_n(&revoked, 1, __ATOMIC_RELEASE);
     ck_assert_int_eq(json_integer_value(json_object_get(rv, "delegations_revoked")), 3);
-    usleep(500 * 1000); /* they keep trying after the revocation committed */
+    /* they keep trying after the revocation committed, until some were refused (10 s at most) */
+    usleep(300 * 1000);
+    for (int i = 0, seen = 0; i < 200 && !seen; i++) {
+        for (int k = 0; k < RACE_THREADS; k++)
+            seen |= __atomic_load_n(&x[k].refused, __ATOMIC_RELAXED) > 0;
+        usleep(50 * 1000);
+    }
     for (int i = 0; i < RACE_THREADS; i++)
         __atomic_store_n(&x[i].stop, 1, __ATOMIC_RELEASE);
     int ok = 0, refused = 0, late = 0;
