@@ -589,6 +589,43 @@ START_TEST(cascade_revocation_under_concurrent_issues)
 }
 END_TEST
 
+/* max_commands under concurrency: 16 threads race for 20 ACs; exactly 20 are issued */
+START_TEST(max_commands_under_concurrency)
+{
+    char *a1 = did_of(A1);
+    char *body = tst_fmt("{\"agent_did\":\"%s\",\"max_commands\":20}", a1);
+    char *id = create_id(OWNER, body);
+    volatile int never = 0;
+    racer_t x[RACE_THREADS];
+    pthread_t th[RACE_THREADS];
+    for (int i = 0; i < RACE_THREADS; i++) {
+        memset(&x[i], 0, sizeof x[i]);
+        x[i].token = i % 2 ? A1 : OWNER; /* the agent and its delegator, both counted */
+        x[i].deleg = id;
+        x[i].revoked = &never;
+        ck_assert_int_eq(pthread_create(&th[i], NULL, race, &x[i]), 0);
+    }
+    char *sql = tst_fmt("SELECT count(*) FROM acs WHERE delegation_id = '%s'", id);
+    for (int i = 0; i < 600 && count(sql) < 20; i++)
+        usleep(50 * 1000);
+    usleep(300 * 1000); /* more attempts past the limit */
+    for (int i = 0; i < RACE_THREADS; i++)
+        __atomic_store_n(&x[i].stop, 1, __ATOMIC_RELEASE);
+    int ok = 0, refused = 0;
+    for (int i = 0; i < RACE_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        ok += x[i].ok, refused += x[i].refused;
+    }
+    ck_assert_int_eq(ok, 20);
+    ck_assert_int_gt(refused, 0);
+    ck_assert_int_eq(count(sql), 20);
+    free(sql);
+    sql = tst_fmt("SELECT acs_issued FROM delegations WHERE delegation_id = '%s'", id);
+    ck_assert_int_eq(count(sql), 20);
+    free(sql), free(a1), free(body), free(id);
+}
+END_TEST
+
 /* ---- the spend limit at its boundary, with real billing ---- */
 
 /* The billed total of the CR of ctx, once the runtime has billed it. */
@@ -821,6 +858,7 @@ static Suite *deleg_suite(void)
     tcase_add_test(tc, narrowing_at_every_depth);
     tcase_add_test(tc, acs_under_a_delegation);
     tcase_add_test(tc, cascade_revocation_under_concurrent_issues);
+    tcase_add_test(tc, max_commands_under_concurrency);
     tcase_add_test(tc, spend_limit_at_the_boundary);
     tcase_add_test(tc, aps_sdk_delegations);
     suite_add_tcase(s, tc);
