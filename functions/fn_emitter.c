@@ -46,6 +46,7 @@
 
 #include "brk_alloc.h"
 #include "brk_err.h"
+#include "brk_event.h"
 #include "brk_log.h"
 #include "brk_tls_client.h"
 #include "fn.h"
@@ -86,8 +87,8 @@ static const char *const emit_types[] = {
     "GSAP_ELEVATION_REFUSED",
     "GSAP_CR_RECEIVED",
     "GSAP_CR_REFUSED",
-    "GSAP_DELEGATION_CREATED",
-    "GSAP_DELEGATION_REVOKED",
+    BRK_EV_DELEGATION_CREATED,
+    BRK_EV_DELEGATION_REVOKED,
     NULL,
 };
 
