@@ -16,6 +16,9 @@
 
 #define BRK_EV_CR_RECEIVED "GSAP_CR_RECEIVED"
 #define BRK_EV_CR_REFUSED "GSAP_CR_REFUSED"
+/* Delegations (migrations/functions/20_gsap_deleg_*.sql; docs/protocol.md "Events"). */
+#define BRK_EV_DELEGATION_CREATED "GSAP_DELEGATION_CREATED"
+#define BRK_EV_DELEGATION_REVOKED "GSAP_DELEGATION_REVOKED"
 
 /* The members of a GSAP_CR_RECEIVED payload, X(name): the name is the JSON member. */
 #define BRK_CR_RECEIVED_MEMBERS(X)                                                             \

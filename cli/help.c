@@ -56,7 +56,7 @@ static const help_cmd_t k_cmds[] = {
      {{"--tenant T", "the tenant: [a-z0-9][a-z0-9-]{0,62}"},
       {"--role R[,R...]", "one or more of issuer, executor, approver, finance, auditor, admin"},
       {"--name N", "a name for people (shown in key lists and as the principal's display name)"},
-      {"--delegate", "the key may issue ACs on behalf of another principal (on_behalf_of)"},
+      {"--delegate", "the key may create root delegations (POST /delegations/)"},
       {"--expires-in SECONDS", "the key stops working after this many seconds"},
       {NULL, NULL}},
      NULL},

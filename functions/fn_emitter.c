@@ -46,6 +46,7 @@
 
 #include "brk_alloc.h"
 #include "brk_err.h"
+#include "brk_event.h"
 #include "brk_log.h"
 #include "brk_tls_client.h"
 #include "fn.h"
@@ -86,6 +87,8 @@ static const char *const emit_types[] = {
     "GSAP_ELEVATION_REFUSED",
     "GSAP_CR_RECEIVED",
     "GSAP_CR_REFUSED",
+    BRK_EV_DELEGATION_CREATED,
+    BRK_EV_DELEGATION_REVOKED,
     NULL,
 };
 

@@ -7,6 +7,7 @@
 #include "brk_err.h"
 #include "brk_jcs.h"
 #include "brk_limits.h"
+#include "gov_deleg.h"
 #include "gov_field.h"
 #include "banned.h"
 
@@ -46,13 +47,17 @@ static int check_members(const json_t *b, gov_ac_request_t *q, gov_err_t *e)
         (rc = gov_opt_string(b, "capability_set", GOV_CAPS_STR_MAX, &caps, e)) ||
         (rc = gov_opt_cid(b, "environment_commitment", &q->env, e)) ||
         (rc = gov_opt_string(b, "on_behalf_of", GOV_DID_MAX, &q->obo, e)) ||
-        (rc = gov_opt_string(b, "billing_account", BRK_ACCOUNT_ID_MAX, &q->account, e)))
+        (rc = gov_opt_string(b, "billing_account", BRK_ACCOUNT_ID_MAX, &q->account, e)) ||
+        (rc = gov_opt_string(b, "delegation_id", GOV_DELEG_ID_LEN, &q->delegation, e)))
         return rc;
     if (q->account == NULL)
         q->account = GOV_DEFAULT_ACCOUNT;
     if (caps != NULL && gov_caps_parse(caps, &q->caps) != 0)
         return gov_fail(e, BRK_EINVAL, "invalid_field",
                         "\"capability_set\" must be \"0x\" and 1 to 8 hex digits");
+    if (q->delegation != NULL && !gov_deleg_id_valid(q->delegation))
+        return gov_fail(e, BRK_EINVAL, "invalid_field",
+                        "\"delegation_id\" must be a delegation id (dlg_ and 32 hex digits)");
     if (q->obo != NULL && (strncmp(q->obo, "did:", 4) != 0 || strlen(q->obo) < 7))
         return gov_fail(e, BRK_EINVAL, "invalid_field", "\"on_behalf_of\" must be a did: string");
     return 0;
@@ -62,7 +67,8 @@ int gov_ac_request_parse(const json_t *body, gov_ac_request_t *q, gov_err_t *e)
 {
     static const char *const fields[] = {"accord_template", "operation", "session_mode",
                                          "ttl_seconds", "capability_set", "environment_commitment",
-                                         "on_behalf_of", "billing_account", NULL};
+                                         "on_behalf_of", "billing_account", "delegation_id",
+                                         NULL};
     json_t *names = NULL;
     int rc;
 

@@ -22,6 +22,7 @@
 typedef struct gov_ac_request {
     const char *accord, *command, *corpus, *params;
     const char *description, *env, *obo; /* NULL when absent */
+    const char *delegation;              /* delegation_id (dlg_...), NULL when absent */
     const char *account;                 /* GOV_DEFAULT_ACCOUNT when absent */
     int session;
     long long ttl; /* GOV_TTL_DEFAULT when absent */

@@ -42,6 +42,8 @@ int gov_ac_issue(const brk_keyring_t *kr, const gov_principal_t *p, const gov_ac
                    url, "key_id", brk_keyring_current_id(kr));
     if (ac != NULL && req->unknown != NULL)
         json_object_set_new(ac, "unrecognized_fields", json_deep_copy(req->unknown));
+    if (ac != NULL && req->delegation != NULL)
+        json_object_set_new(ac, "delegation", json_deep_copy(req->delegation));
     if (ac != NULL && d->pending) {
         char need[GOV_CAPS_STR_MAX + 1];
         gov_caps_fmt(req->caps & a->elevation_required, need);

@@ -35,6 +35,9 @@ typedef struct gov_ac_req {
     uint32_t caps;
     int delegated;              /* on_behalf_of was given: identity_proof says delegated_by */
     const json_t *unknown;      /* unrecognized members' names, or NULL */
+    const json_t *delegation;   /* the delegation the AC is issued under, or NULL: signed into
+                                 * the AC as "delegation" ({"delegation_id", "chain",
+                                 * "delegation_cid", "delegator_did", "agent_did"}) */
 } gov_ac_req_t;
 
 /*

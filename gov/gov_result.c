@@ -7,7 +7,7 @@
 #include "banned.h"
 
 static const gov_result_t results[] = {
-    /* both functions */
+    /* gsap_complete, gsap_approve */
     {"not_found", BRK_ENOTFOUND, "context_not_found", "no such context"},
     /* gsap_complete. An AC that was never approved (pending, or pending until it expired)
      * or was revoked takes no CR: 409 with one code each, the same before and after expiry;
@@ -27,6 +27,22 @@ static const gov_result_t results[] = {
     {"duplicate", BRK_ECONFLICT, "approval_duplicate", "this key has already decided on this AC"},
     {"stale", BRK_ECONFLICT, "elevation_conflict",
      "other decisions on this AC were being recorded at the same time; retry"},
+    /* gsap_issue under a delegation, gsap_deleg_create (0012). The delegation's existence
+     * was checked by the handler with the caller's rights, so a row gone since is 404 too. */
+    {"delegation_not_found", BRK_ENOTFOUND, "delegation_not_found", "no such delegation"},
+    {"delegation_revoked", BRK_EFORBIDDEN, "delegation_revoked",
+     "this delegation (or one it derives from) was revoked"},
+    {"delegation_expired", BRK_EFORBIDDEN, "delegation_expired",
+     "this delegation (or one it derives from) has expired"},
+    {"delegation_scope_exceeded", BRK_EFORBIDDEN, "delegation_scope_exceeded",
+     "the AC would outlive a delegation of its chain"},
+    {"delegation_exhausted", BRK_EFORBIDDEN, "delegation_exhausted",
+     "a delegation of the chain has issued its max_commands ACs"},
+    {"spend_limit_reached", BRK_EFORBIDDEN, "spend_limit_reached",
+     "a delegation of the chain has been billed its spend limit"},
+    {"narrowing_violation", BRK_EFORBIDDEN, "narrowing_violation",
+     "\"max_commands\" is more than its parent has left: a sub-delegation can only narrow"},
+    {"aps_replayed", BRK_ECONFLICT, "aps_replayed", "this SDK delegation was already accepted"},
 };
 
 const gov_result_t *gov_result_find(const char *sql_code)

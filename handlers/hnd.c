@@ -24,6 +24,7 @@ int hnd_register(void)
         hnd_tlog_register,
         hnd_drivers_register,
         hnd_passports_register,
+        hnd_deleg_register,
     };
     for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
         int rc = groups[i]();

@@ -32,7 +32,9 @@
 #include "gov_accord.h"
 #include "gov_acreq.h"
 #include "gov_doc.h"
+#include "gov_deleg.h"
 #include "hnd_access.h"
+#include "hnd_deleg.h"
 #include "hnd_gov.h"
 #include "hnd_util.h"
 #include "banned.h"
@@ -69,14 +71,15 @@ enum issue_param {
     IS_IDEMPOTENCY_KEY,
     IS_REQUEST_HASH,
     IS_ELEVATION,
+    IS_DELEGATION,
     IS__COUNT
 };
-enum issue_col { IC_INSERTED, IC_AC, IC_REQUEST_HASH };
+enum issue_col { IC_INSERTED, IC_AC, IC_REQUEST_HASH, IC_REFUSAL };
 static brk_db_stmt_t q_issue = {
     "gov_issue",
-    "SELECT inserted, ac::text, request_hash FROM gsap_issue($1, $2, $3, $4, $5::boolean, "
-    "$6::bigint, $7, $8, $9, $10, $11, $12::integer, $13::timestamptz, $14::timestamptz, $15, "
-    "$16, $17::jsonb, $18, $19, $20, $21::jsonb)",
+    "SELECT inserted, ac::text, request_hash, refusal FROM gsap_issue($1, $2, $3, $4, "
+    "$5::boolean, $6::bigint, $7, $8, $9, $10, $11, $12::integer, $13::timestamptz, "
+    "$14::timestamptz, $15, $16, $17::jsonb, $18, $19, $20, $21::jsonb, $22)",
     0};
 /* The unrecognized members of the request, next to the AC gsap_issue just stored. When
  * gsap_issue found an earlier AC under the Idempotency-Key instead, no row has this new
@@ -84,9 +87,16 @@ static brk_db_stmt_t q_issue = {
 static brk_db_stmt_t q_unrecognized = {
     "gov_unrecognized",
     "UPDATE acs SET unrecognized = $3::jsonb WHERE tenant_id = $1 AND context_id = $2", 0};
-/* The results of the first round trip, in the order authorize() sends them, and the
+/* The delegation an AC is asked under (0012): its scope, chain and parties. */
+static brk_db_stmt_t q_deleg = {
+    "gov_deleg",
+    "SELECT " HND_DELEG_ROW_JSON "::text FROM delegations d "
+    "WHERE d.tenant_id = $1 AND d.delegation_id = $2",
+    0};
+/* The results of the first round trip, in the order authorize() sends them (the delegation
+ * and the idempotency lookups only when asked: issue_ctx_t.ar_deleg / ar_idem), and the
  * columns of q_idem. */
-enum { AR_ACCORD, AR_ACCOUNT, AR_IDEM };
+enum { AR_ACCORD, AR_ACCOUNT };
 enum idem_col { ID_AC, ID_REQUEST_HASH };
 enum deny_param {
     DP_TENANT,
@@ -106,6 +116,9 @@ static brk_db_stmt_t q_ac_read = {
 
 typedef struct issue_ctx {
     const char *accord, *command, *corpus, *params, *description, *env, *obo, *account, *idem;
+    const char *delegation;     /* delegation_id, or NULL */
+    const char *deleg_doc;      /* the AC's "delegation" member (JSON text), or NULL */
+    int ar_deleg, ar_idem;      /* their results' index in the first round trip, or -1 */
     int session;
     long long ttl;
     uint32_t caps;
@@ -133,6 +146,11 @@ static void on_issued(brk_req_t *r, const brk_db_result_t *res)
         brk_reply_error(r, BRK_EINTERNAL, NULL, "the AC was not stored");
         return;
     }
+    /* Refused under the delegation's row lock: revoked, expired, exhausted, spent. */
+    if (!PQgetisnull(pr, 0, IC_REFUSAL)) {
+        hnd_reply_result(r, PQgetvalue(pr, 0, IC_REFUSAL));
+        return;
+    }
     /* Not inserted: a concurrent request with the same Idempotency-Key won the race. */
     if (PQgetvalue(pr, 0, IC_INSERTED)[0] != 't' &&
         strcmp(PQgetvalue(pr, 0, IC_REQUEST_HASH), c->request_hash) != 0) {
@@ -153,12 +171,13 @@ static void on_denied(brk_req_t *r, const brk_db_result_t *res)
     brk_reply_raw(r, 403, "application/json", reply, strlen(reply));
 }
 
-/* The request as gov_doc sees it; unknown is the caller's to release. */
-static gov_ac_req_t ac_req(const issue_ctx_t *c, json_t **unknown)
+/* The request as gov_doc sees it; unknown and deleg are the caller's to release. */
+static gov_ac_req_t ac_req(const issue_ctx_t *c, json_t **unknown, json_t **deleg)
 {
     *unknown = c->unknown_names ? json_loads(c->unknown_names, 0, NULL) : NULL;
+    *deleg = c->deleg_doc ? json_loads(c->deleg_doc, 0, NULL) : NULL;
     gov_ac_req_t q = {c->command, c->corpus, c->params, c->env, c->account,
-                      c->session, c->caps, c->obo != NULL, *unknown};
+                      c->session, c->caps, c->delegation != NULL, *unknown, *deleg};
     return q;
 }
 
@@ -166,8 +185,8 @@ static void deny(brk_req_t *r, issue_ctx_t *c, const gov_accord_t *a, const gov_
                  const gov_principal_t *p)
 {
     char id[GOV_ID_LEN + 1];
-    json_t *unknown, *denial = NULL, *b = NULL;
-    gov_ac_req_t q = ac_req(c, &unknown);
+    json_t *unknown, *deleg, *denial = NULL, *b = NULL;
+    gov_ac_req_t q = ac_req(c, &unknown, &deleg);
 
     gov_new_id("den_", id);
     denial = gov_denial_issue(brk_server_keys(r->server), p, &q, a, d, id, time(NULL));
@@ -189,6 +208,7 @@ static void deny(brk_req_t *r, issue_ctx_t *c, const gov_accord_t *a, const gov_
     brk_req_db(r, &op, 1, on_denied);
 out:
     json_decref(unknown);
+    json_decref(deleg);
     json_decref(denial);
     json_decref(b);
 }
@@ -199,8 +219,8 @@ static void issue(brk_req_t *r, issue_ctx_t *c, const gov_accord_t *a, const gov
     char ctx[GOV_ID_LEN + 1], issued[BRK_TIME_LEN + 1], expires[BRK_TIME_LEN + 1];
     char url[GOV_URL_MAX], ttl[16], capsnum[16];
     time_t now = time(NULL);
-    json_t *unknown, *ac = NULL, *elev = NULL;
-    gov_ac_req_t q = ac_req(c, &unknown);
+    json_t *unknown, *deleg, *ac = NULL, *elev = NULL;
+    gov_ac_req_t q = ac_req(c, &unknown, &deleg);
 
     gov_new_id("ctx_", ctx);
     hnd_session_url(r, ctx, url);
@@ -235,6 +255,7 @@ static void issue(brk_req_t *r, issue_ctx_t *c, const gov_accord_t *a, const gov
             [IS_IDEMPOTENCY_KEY] = c->idem,
             [IS_REQUEST_HASH] = c->request_hash,
             [IS_ELEVATION] = elev ? hnd_json_dump(r, elev) : NULL,
+            [IS_DELEGATION] = c->delegation,
         }},
         {&q_unrecognized, 3, {r->principal.tenant, ctx, c->unknown_values}},
     };
@@ -246,8 +267,95 @@ static void issue(brk_req_t *r, issue_ctx_t *c, const gov_accord_t *a, const gov
     brk_req_db_grouped(r, ops, c->unknown_values ? 2 : 1, key, on_issued);
 out:
     json_decref(unknown);
+    json_decref(deleg);
     json_decref(ac);
     json_decref(elev);
+}
+
+/*
+ * under_delegation: an AC asked under a delegation (delegation_id). The caller is either the
+ * delegation's agent (the AC's principal is the caller, delegated_by the delegator) or its
+ * delegator or the key that owns the chain asking for its agent (the principal is the agent,
+ * delegated_by the caller; on_behalf_of, when given, must name it); anyone else is answered
+ * as if the delegation did not exist. The request must stay
+ * inside the delegation's scope; the AC's TTL is cut to the delegation's remaining life. The
+ * counters (max commands, spend, revocation) are checked again under the row lock by
+ * gsap_issue. Fills did / by (the AC's principal and its delegated_by) and c->deleg_doc.
+ * Returns 0, or -1 after replying.
+ */
+static int under_delegation(brk_req_t *r, issue_ctx_t *c, PGresult *pr, const gov_accord_t *a,
+                            gov_decision_t *d, const char *own, char did[GOV_DID_MAX + 1],
+                            char by[GOV_DID_MAX + 1])
+{
+    gov_deleg_parent_t g;
+    gov_err_t e;
+    json_t *row = PQntuples(pr) == 1 ? json_loads(PQgetvalue(pr, 0, 0), 0, NULL) : NULL;
+    int rc = -1;
+
+    memset(&g, 0, sizeof g);
+    const char *agent = json_string_value(json_object_get(row, "agent_did"));
+    const char *delegator = json_string_value(json_object_get(row, "delegator_did"));
+    const char *owner = json_string_value(json_object_get(row, "owner_key_id"));
+    /* The key that owns the chain (its root's delegator) may ask for any agent of it: every
+     * link only narrows that key's own authority. It is how an agent without a key of its
+     * own (an SDK agent, a did:key) gets ACs. */
+    int for_agent = delegator != NULL && (strcmp(delegator, own) == 0 ||
+                                          (owner && strcmp(owner, r->principal.key_id) == 0));
+    if (row == NULL || agent == NULL || delegator == NULL ||
+        (strcmp(agent, own) != 0 && !for_agent)) {
+        brk_reply_error(r, BRK_ENOTFOUND, "delegation_not_found", "no such delegation");
+        goto out;
+    }
+    if (c->obo != NULL && strcmp(c->obo, agent) != 0) {
+        brk_reply_error(r, BRK_EFORBIDDEN, "delegation_forbidden",
+                        "\"on_behalf_of\" must be the delegation's agent");
+        goto out;
+    }
+    if (strcmp(json_string_value(json_object_get(row, "status")), "active") != 0) {
+        hnd_reply_result(r, "delegation_revoked");
+        goto out;
+    }
+    if (json_is_true(json_object_get(row, "expired"))) {
+        hnd_reply_result(r, "delegation_expired");
+        goto out;
+    }
+    if (gov_deleg_parent_from_row(row, &g) != 0) {
+        brk_reply_error(r, BRK_EINTERNAL, NULL, "the stored delegation does not parse");
+        goto out;
+    }
+    time_t now = time(NULL);
+    if ((int64_t)now + d->ttl > g.s.expires)
+        d->ttl = (long)(g.s.expires - (int64_t)now);
+    gov_deleg_use_t u = {a->name, c->command, c->corpus, c->caps, (int64_t)now + d->ttl};
+    if (d->ttl <= 0) {
+        hnd_reply_result(r, "delegation_expired");
+        goto out;
+    }
+    if (gov_deleg_allows(&g.s, &u, &e) != 0) {
+        hnd_reply_gov(r, &e);
+        goto out;
+    }
+    if (strcmp(agent, own) == 0 && !for_agent) {
+        snprintf(did, GOV_DID_MAX + 1, "%s", own);
+        snprintf(by, GOV_DID_MAX + 1, "%s", delegator);
+    } else {
+        snprintf(did, GOV_DID_MAX + 1, "%s", agent);
+        snprintf(by, GOV_DID_MAX + 1, "%s", own);
+    }
+    json_t *doc = json_pack("{s:O,s:O,s:O,s:s,s:s}", "delegation_id",
+                            json_object_get(row, "delegation_id"), "chain",
+                            json_object_get(row, "chain"), "delegation_cid",
+                            json_object_get(row, "delegation_cid"), "delegator_did", delegator,
+                            "agent_did", agent);
+    c->deleg_doc = doc ? hnd_json_dump(r, doc) : NULL;
+    json_decref(doc);
+    rc = c->deleg_doc ? 0 : -1;
+    if (rc != 0)
+        brk_reply_error(r, BRK_EINTERNAL, NULL, "cannot describe the delegation");
+out:
+    gov_deleg_scope_clear(&g.s);
+    json_decref(row);
+    return rc;
 }
 
 static void on_accord(brk_req_t *r, const brk_db_result_t *res)
@@ -256,19 +364,19 @@ static void on_accord(brk_req_t *r, const brk_db_result_t *res)
     gov_accord_t a;
     gov_decision_t d;
     const char *code;
-    char msg[GOV_MSG_MAX], did[GOV_DID_MAX + 1], own[GOV_DID_MAX + 1];
+    char msg[GOV_MSG_MAX], did[GOV_DID_MAX + 1], own[GOV_DID_MAX + 1], by[GOV_DID_MAX + 1];
 
     if (res->err != 0) {
         brk_reply_db_error(r, res);
         return;
     }
     /* An earlier request under the same Idempotency-Key answers this one. */
-    if (res->n > AR_IDEM && PQntuples(res->res[AR_IDEM]) == 1) {
-        if (strcmp(PQgetvalue(res->res[AR_IDEM], 0, ID_REQUEST_HASH), c->request_hash) != 0)
+    if (c->ar_idem >= 0 && PQntuples(res->res[c->ar_idem]) == 1) {
+        if (strcmp(PQgetvalue(res->res[c->ar_idem], 0, ID_REQUEST_HASH), c->request_hash) != 0)
             brk_reply_error(r, BRK_ECONFLICT, "idempotency_conflict",
                             "this Idempotency-Key was used with another request body");
         else
-            reply_ac_text(r, PQgetvalue(res->res[AR_IDEM], 0, ID_AC));
+            reply_ac_text(r, PQgetvalue(res->res[c->ar_idem], 0, ID_AC));
         return;
     }
     if (PQntuples(res->res[AR_ACCORD]) != 1) {
@@ -289,13 +397,18 @@ static void on_accord(brk_req_t *r, const brk_db_result_t *res)
     }
     gov_policy_decide(&a, c->session, c->caps, c->corpus, c->env, (long)c->ttl, &d);
     hnd_principal_did(r, own, sizeof own);
-    snprintf(did, sizeof did, "%s", c->obo != NULL ? c->obo : own);
-    gov_principal_t p = {did, own, r->principal.name, r->principal.key_id, r->principal.tenant,
+    snprintf(did, sizeof did, "%s", own);
+    snprintf(by, sizeof by, "%s", own);
+    if (c->delegation != NULL &&
+        under_delegation(r, c, res->res[c->ar_deleg], &a, &d, own, did, by) != 0)
+        goto out;
+    gov_principal_t p = {did, by, r->principal.name, r->principal.key_id, r->principal.tenant,
                          r->principal.driver};
     if (d.deny_code != NULL)
         deny(r, c, &a, &d, &p);
     else
         issue(r, c, &a, &d, &p);
+out:
     gov_accord_clear(&a);
     json_decref(body);
 }
@@ -317,6 +430,7 @@ static void authorize(brk_req_t *r)
     c->description = q.description;
     c->env = q.env;
     c->obo = q.obo;
+    c->delegation = q.delegation;
     c->account = q.account;
     c->session = q.session;
     c->ttl = q.ttl;
@@ -326,9 +440,11 @@ static void authorize(brk_req_t *r)
         c->unknown_values = hnd_json_dump(r, q.unknown_values);
     }
     gov_ac_request_clear(&q);
-    if (c->obo != NULL && !r->principal.can_delegate) {
+    /* Acting for another principal is what a delegation grants, and only that: the agent
+     * is the delegation's, never any did: the caller names. */
+    if (c->obo != NULL && c->delegation == NULL) {
         brk_reply_error(r, BRK_EFORBIDDEN, "delegation_forbidden",
-                        "this key may not act on behalf of others");
+                        "\"on_behalf_of\" needs a \"delegation_id\" whose agent it names");
         return;
     }
     h2o_iovec_t idem = brk_req_header(r, "idempotency-key");
@@ -347,11 +463,19 @@ static void authorize(brk_req_t *r)
         return;
     }
     r->ctx = c;
-    brk_db_op_t ops[3] = {[AR_ACCORD] = {&q_accord, 2, {r->principal.tenant, c->accord}},
-                          [AR_ACCOUNT] = {&q_account, 2, {r->principal.tenant, c->account}},
-                          [AR_IDEM] = {&q_idem, 3,
-                                       {r->principal.tenant, r->principal.key_id, c->idem}}};
-    brk_req_db(r, ops, c->idem ? AR_IDEM + 1 : AR_IDEM, on_accord);
+    brk_db_op_t ops[4] = {[AR_ACCORD] = {&q_accord, 2, {r->principal.tenant, c->accord}},
+                          [AR_ACCOUNT] = {&q_account, 2, {r->principal.tenant, c->account}}};
+    size_t n = AR_ACCOUNT + 1;
+    c->ar_deleg = c->ar_idem = -1;
+    if (c->delegation != NULL) {
+        c->ar_deleg = (int)n;
+        ops[n++] = (brk_db_op_t){&q_deleg, 2, {r->principal.tenant, c->delegation}};
+    }
+    if (c->idem != NULL) {
+        c->ar_idem = (int)n;
+        ops[n++] = (brk_db_op_t){&q_idem, 3, {r->principal.tenant, r->principal.key_id, c->idem}};
+    }
+    brk_req_db(r, ops, n, on_accord);
 }
 
 /* ---- GET /governance/authorize/{context_id}/ ---- */
@@ -394,8 +518,8 @@ static const brk_route_t routes[] = {
 
 int hnd_authorize_register(void)
 {
-    brk_db_stmt_t *stmts[] = {&q_accord, &q_account, &q_idem,        &q_issue,
-                              &q_deny,   &q_ac_read, &q_unrecognized};
+    brk_db_stmt_t *stmts[] = {&q_accord,  &q_account,      &q_idem,  &q_issue,
+                              &q_deny,    &q_ac_read,      &q_unrecognized, &q_deleg};
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
         if (brk_db_register(stmts[i]) != 0)
             return BRK_ENOMEM;

@@ -110,6 +110,19 @@ static brk_db_stmt_t q_session_refused = {
     "AND type = 'GSAP_CR_REFUSED' ORDER BY event_id LIMIT " SESSION_REFUSED_MAX ") s",
     0};
 
+/* The delegation chain the AC was issued under (0012), root first, with each delegation's
+ * parties and state now (a revoked link shows here though the signed AC still names it). */
+static brk_db_stmt_t q_session_deleg = {
+    "gov_session_deleg",
+    "SELECT coalesce(json_agg(json_build_object('delegation_id', d.delegation_id, 'depth', "
+    "d.depth, 'delegator_did', d.delegator_did, 'agent_did', d.agent_did, 'status', d.status, "
+    "'revoked_at', d.revoked_at, 'expires_at', d.expires_at, 'delegation_cid', "
+    "d.delegation_cid) ORDER BY d.depth), '[]')::text FROM acs a "
+    "JOIN delegations c ON c.tenant_id = a.tenant_id AND c.delegation_id = a.delegation_id "
+    "JOIN delegations d ON d.tenant_id = a.tenant_id AND d.delegation_id = ANY (c.chain) "
+    "WHERE a.tenant_id = $1 AND a.context_id = $2",
+    0};
+
 /* The page asked for: the context, where to start and how many receipts. */
 typedef struct session_req {
     char ctx[GOV_CONTEXT_ID_MAX + 1];
@@ -324,6 +337,18 @@ static void html_elevation(hnd_html_t *h, const json_t *el)
     html_rows(h, json_object_get(el, "approvals"), cols);
 }
 
+/* The delegation chain, root first: who delegated to whom, and whether it still holds. */
+static void html_chain(hnd_html_t *h, const json_t *chain)
+{
+    static const char *const cols[] = {"depth", "delegation_id", "delegator_did", "agent_did",
+                                       "status", "revoked_at", "expires_at", "delegation_cid",
+                                       NULL};
+    if (json_array_size(chain) == 0)
+        return;
+    hnd_html_put(h, "<h2>Delegation chain</h2>\n");
+    html_rows(h, chain, cols);
+}
+
 static void html_refused(hnd_html_t *h, const json_t *refused)
 {
     static const char *const cols[] = {"attempted_at", "reason", "ac_status", "executor_key_id",
@@ -519,6 +544,7 @@ static void reply_html(brk_req_t *r, json_t *page)
     hnd_html_put(&h, "</pre></details>\n");
     free(acdoc);
     html_elevation(&h, json_object_get(ac, "elevation"));
+    html_chain(&h, json_object_get(page, "delegation_chain"));
     json_t *crs = json_object_get(page, "receipts"), *next = json_object_get(page, "next");
     long long last = 0;
     const char *next_s = json_string_value(next);
@@ -566,7 +592,9 @@ static void on_session(brk_req_t *r, const brk_db_result_t *res)
     if (crs != NULL)
         verify_lineage(crs, json_string_value(json_object_get(ac, "ac_cid")),
                        PQntuples(anchor) == 1 ? PQgetvalue(anchor, 0, 0) : NULL, q->after);
-    json_t *page = json_pack("{s:o,s:o,s:I,s:I,s:o,s:o,s:o}", "ac", ac ? ac : json_null(),
+    json_t *chain = json_loads(PQgetvalue(res->res[4], 0, 0), 0, NULL);
+    json_t *page = json_pack("{s:o,s:o,s:o,s:I,s:I,s:o,s:o,s:o}", "ac", ac ? ac : json_null(),
+                             "delegation_chain", chain ? chain : json_array(),
                              "receipts", crs ? crs : json_array(), "after", (json_int_t)q->after,
                              "limit", (json_int_t)q->limit, "next", next, "refused_receipts",
                              refused ? refused : json_array(), "lineage_head",
@@ -628,11 +656,12 @@ static void session(brk_req_t *r)
     snprintf(q->after_s, sizeof q->after_s, "%lld", q->after);
     snprintf(q->fetch_s, sizeof q->fetch_s, "%lld", q->limit + 1);
     const char *ctx = q->ctx, *t = q->tenant;
-    brk_db_op_t ops[4] = {{&q_session_ac, 3, {t, ctx, q->key_id}},
+    brk_db_op_t ops[5] = {{&q_session_ac, 3, {t, ctx, q->key_id}},
                           {&q_session_crs, 4, {t, ctx, q->after_s, q->fetch_s}},
                           {&q_session_refused, 2, {t, ctx}},
-                          {&q_session_anchor, 3, {t, ctx, q->after_s}}};
-    brk_req_db(r, ops, 4, on_session);
+                          {&q_session_anchor, 3, {t, ctx, q->after_s}},
+                          {&q_session_deleg, 2, {t, ctx}}};
+    brk_req_db(r, ops, 5, on_session);
 }
 
 /* ?ttl_s: seconds a new view link lives, 1..SESSION_VIEW_TTL_MAX_S (the default). */
@@ -695,5 +724,7 @@ int hnd_session_register(void)
         rc = brk_db_register(&q_session_refused);
     if (rc == 0)
         rc = brk_db_register(&q_session_anchor);
+    if (rc == 0)
+        rc = brk_db_register(&q_session_deleg);
     return rc ? rc : brk_router_add(routes, sizeof(routes) / sizeof(routes[0]));
 }

@@ -613,6 +613,7 @@ static long ctx_count(PGconn *pg, const char *table_where, const json_t *ac)
 
 START_TEST(self_approval_forbidden)
 {
+    tst_resp_t r;
     put_accord("ops", "{\"capability_mask\":\"0x000000ff\",\"elevation_required\":\"0x00000080\"}",
                200, NULL);
     PGconn *pg = tst_pg_connect("it_gov");
@@ -637,7 +638,14 @@ START_TEST(self_approval_forbidden)
     const char *issuer_did = tst_str(json_object_get(mine, "principal"), "did");
     char *approver_did = tst_fmt("%.*s%s", (int)(strrchr(issuer_did, ':') + 1 - issuer_did),
                              issuer_did, key_id_of(APPROVER));
-    char *obo = tst_fmt("\"on_behalf_of\":\"%s\"", approver_did);
+    /* acting for the approver takes a delegation to it (0012) */
+    char *dbody = tst_fmt("{\"agent_did\":\"%s\"}", approver_did);
+    ck_assert_int_eq(tst_post_json(B.port, "/delegations/", deleg, dbody, &r), 0);
+    ck_assert_msg(r.status == 201, "delegation: %d %s", r.status, r.body);
+    char *obo = tst_fmt("\"on_behalf_of\":\"%s\",\"delegation_id\":\"%s\"", approver_did,
+                        tst_str(r.json, "delegation_id"));
+    tst_resp_clear(&r);
+    free(dbody);
     ac = pending_ac("ops", deleg, obo);
     ck_assert_str_eq(tst_str(json_object_get(ac, "principal"), "did"), approver_did);
     e = decide(APPROVER, ac, "approve", 403, "self_approval_forbidden");

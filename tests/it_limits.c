@@ -328,17 +328,27 @@ START_TEST(authorize_limits)
     ck_assert_int_eq(GOV_TTL_MAX, 86400);
     ck_assert_int_eq(count(acs), n);
 
-    /* GOV_DID_MAX: on_behalf_of of 256 bytes becomes the principal; 257 is 400 */
+    /* GOV_DID_MAX: a delegation's agent of 256 bytes becomes the principal of an AC asked
+     * on its behalf; 257 is 400, for the delegation and for on_behalf_of */
     v = rep('x', GOV_DID_MAX - strlen("did:"));
-    extra = tst_fmt("\"on_behalf_of\":\"did:%s\"", v);
+    extra = tst_fmt("{\"agent_did\":\"did:%s\"}", v);
+    json_t *dl = req("POST", "/delegations/", DELEGATE, extra, NULL, 201, NULL);
+    free(extra);
+    extra = tst_fmt("\"on_behalf_of\":\"did:%s\",\"delegation_id\":\"%s\"", v,
+                    tst_str(dl, "delegation_id"));
     ac = authorize(DELEGATE, extra, NULL, 200, NULL);
     ck_assert_uint_eq(strlen(tst_str(json_object_get(ac, "principal"), "did")), GOV_DID_MAX);
     json_decref(ac);
     ck_assert_int_eq(count(acs), ++n);
     free(extra);
-    extra = tst_fmt("\"on_behalf_of\":\"did:%sx\"", v);
+    extra = tst_fmt("{\"agent_did\":\"did:%sx\"}", v);
+    expect("POST", "/delegations/", DELEGATE, extra, 400, "field_too_long");
+    free(extra);
+    extra = tst_fmt("\"on_behalf_of\":\"did:%sx\",\"delegation_id\":\"%s\"", v,
+                    tst_str(dl, "delegation_id"));
     json_decref(authorize(DELEGATE, extra, NULL, 400, "field_too_long"));
     ck_assert_int_eq(count(acs), n);
+    json_decref(dl);
     free(extra), free(v);
 
     /* BILL_ACCOUNT_ID_MAX: billing_account naming an account of 64 characters; 65 is 400 */
@@ -383,8 +393,10 @@ START_TEST(authorize_limits)
     json_decref(authorize(ISSUER, "\"capability_set\":\"0x00000000f\"", NULL, 400, "field_too_long"));
     ck_assert_int_eq(count(acs), n);
 
-    /* refusals wrote no event and no denial either */
-    ck_assert_int_eq(count(events), ne + (n - n0));
+    /* refusals wrote no event and no denial either (one event is the delegation's) */
+    ck_assert_int_eq(count(events), ne + (n - n0) + 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM events WHERE type = 'GSAP_DELEGATION_CREATED'"),
+                     1);
     ck_assert_int_eq(count("SELECT count(*) FROM denials"), 0);
 
     /* elevate: reason of GOV_DESCRIPTION_MAX bytes; one more is 400 and decides nothing */

@@ -8,8 +8,8 @@
 //   node gsap_oracle.mjs lineage AC_CID CHRONICLE_CID CR_CID PREV|null SEQ -> the lineage CID
 //   node gsap_oracle.mjs merkle FILE         -> "sha256:<hex>", the RFC 6962 tree head over the
 //        CIDs in FILE (one per line, in order), each leaf the CID's ASCII bytes (invoice lines_root)
-//   (verify also takes credit notes and invoices: their CID fields are credit_cid (a credit
-//        note also names its invoice's invoice_cid) and invoice_cid)
+//   (verify also takes credit notes, invoices and delegations: their CID fields are credit_cid
+//        (a credit note also names its invoice's invoice_cid), invoice_cid and delegation_cid)
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import canonicalize from 'canonicalize';
@@ -26,7 +26,7 @@ try {
     console.log(cid(JSON.parse(readFileSync(args[0], 'utf8'))));
   } else if (cmd === 'verify') {
     const doc = JSON.parse(readFileSync(args[0], 'utf8'));
-    const cidField = ['credit_cid', 'invoice_cid'].find((f) => f in doc) ??
+    const cidField = ['credit_cid', 'invoice_cid', 'delegation_cid'].find((f) => f in doc) ??
       ('ac_cid' in doc ? 'ac_cid' : 'denial_cid');
     const { signature, [cidField]: claimed, ...rest } = doc;
     if (!signature.startsWith('ed25519:')) throw new Error('signature is not ed25519:');
