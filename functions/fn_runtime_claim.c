@@ -126,21 +126,76 @@ static uint64_t sync_lease_ms(const fn_runtime_t *rt, unsigned attempt)
     return d > FN_SYNC_LEASE_MIN_MS ? d : FN_SYNC_LEASE_MIN_MS;
 }
 
+/* pair_json: row i's pair as the *_MANY statements read it: {"t","e","f"} plus key: val. */
+static json_t *pair_json(PGresult *res, int i, const char *function, const char *key,
+                         json_int_t val)
+{
+    return json_pack("{s:s,s:I,s:s,s:I}", "t", PQgetvalue(res, i, C_TENANT), "e",
+                     (json_int_t)strtoll(PQgetvalue(res, i, C_EVENT), NULL, 10), "f", function,
+                     key, val);
+}
+
+/* exec_json: a *_MANY statement with arr as its one parameter; arr is released. */
+static PGresult *exec_json(fn_runtime_t *rt, enum fn_stmt s, json_t *arr, char *err,
+                           size_t errlen)
+{
+    char *text = json_dumps(arr, JSON_COMPACT);
+    PGresult *r = NULL;
+    json_decref(arr);
+    if (text == NULL) {
+        fn__copy_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    const char *p[] = {text};
+    r = fn__exec_p(rt, s, p, err, errlen);
+    free(text);
+    return r;
+}
+
+/* record_fail: a failed run's error and next attempt time (or its dead letter), fenced by the
+ * leased attempt count. Returns 0, or BRK_EDB / BRK_EINTERNAL with err. */
+static int record_fail(fn_runtime_t *rt, PGresult *res, int i, run_note_t *note, char *err,
+                       size_t errlen)
+{
+    char att[16], delay[24], maxa[16];
+    PGresult *r;
+    int matched;
+
+    snprintf(att, sizeof att, "%d", note->attempt);
+    snprintf(delay, sizeof delay, "%" PRIu64, fn__backoff(rt, (unsigned)note->attempt));
+    snprintf(maxa, sizeof maxa, "%u", rt->max_attempts);
+    const char *p[] = {PQgetvalue(res, i, C_TENANT), PQgetvalue(res, i, C_EVENT),
+                       note->slot->def->name, att, note->err, delay, maxa};
+    if ((r = fn__exec_p(rt, S_LEASE_FAIL, p, err, errlen)) == NULL)
+        return BRK_EDB;
+    matched = PQntuples(r) == 1;
+    note->outcome = matched && strcmp(PQgetvalue(r, 0, 0), "t") == 0 ? "dead" : "retry";
+    PQclear(r);
+    /* This transaction holds the row locked at the leased attempt count, so the fenced mark
+     * cannot miss unless something else wrote fn_runs through this connection. */
+    if (!matched) {
+        fn__copy_err(err, errlen, "the outcome of a locked pair matched no row");
+        return BRK_EINTERNAL;
+    }
+    return 0;
+}
+
 /* run_sync: one leased synchronous pair inside the run transaction (its row locked), under a
- * savepoint. Returns 0 (outcome recorded in note), or BRK_EDB / BRK_EINTERNAL with err when
- * the transaction cannot go on. */
+ * savepoint, with the function's run. Returns 0 (outcome recorded in note), or BRK_EDB /
+ * BRK_EINTERNAL with err when the transaction cannot go on. */
 static int run_sync(fn_runtime_t *rt, PGresult *res, int i, run_note_t *note, char *err,
                     size_t errlen)
 {
     const char *tenant = PQgetvalue(res, i, C_TENANT), *event_id = PQgetvalue(res, i, C_EVENT);
     const char *name = note->slot->def->name;
-    char att[16], delay[24], maxa[16];
+    char att[16];
     fn_event_t ev;
     PGresult *r = NULL;
     uint64_t t0 = fn__now_ns();
     int rc, matched;
 
     snprintf(att, sizeof att, "%d", note->attempt);
+    note->err[0] = '\0';
     if (fn__exec_s(rt, "SAVEPOINT fn_run", err, errlen) != 0)
         return BRK_EDB;
     rc = fn__event_from_row(res, i, &ev, note->err, sizeof note->err);
@@ -156,29 +211,20 @@ static int run_sync(fn_runtime_t *rt, PGresult *res, int i, run_note_t *note, ch
         rc = BRK_EINTERNAL;
     }
     note->dur_ns = fn__now_ns() - t0;
-    if (rc == 0) {
-        const char *p[] = {tenant, event_id, name, att};
-        if (fn__exec_s(rt, "RELEASE SAVEPOINT fn_run", err, errlen) != 0 ||
-            (r = fn__exec_p(rt, S_LEASE_DONE, p, err, errlen)) == NULL)
-            return BRK_EDB;
-        matched = strcmp(PQcmdTuples(r), "1") == 0;
-        note->outcome = "done";
-    } else {
+    if (rc != 0) {
         if (note->err[0] == '\0')
             fn__copy_err(note->err, sizeof note->err, brk_strerror(rc));
         if (fn__exec_s(rt, "ROLLBACK TO SAVEPOINT fn_run", err, errlen) != 0)
             return BRK_EDB;
-        snprintf(delay, sizeof delay, "%" PRIu64, fn__backoff(rt, (unsigned)note->attempt));
-        snprintf(maxa, sizeof maxa, "%u", rt->max_attempts);
-        const char *p[] = {tenant, event_id, name, att, note->err, delay, maxa};
-        if ((r = fn__exec_p(rt, S_LEASE_FAIL, p, err, errlen)) == NULL)
-            return BRK_EDB;
-        matched = PQntuples(r) == 1;
-        note->outcome = matched && strcmp(PQgetvalue(r, 0, 0), "t") == 0 ? "dead" : "retry";
+        return record_fail(rt, res, i, note, err, errlen);
     }
+    const char *p[] = {tenant, event_id, name, att};
+    if (fn__exec_s(rt, "RELEASE SAVEPOINT fn_run", err, errlen) != 0 ||
+        (r = fn__exec_p(rt, S_LEASE_DONE, p, err, errlen)) == NULL)
+        return BRK_EDB;
+    matched = strcmp(PQcmdTuples(r), "1") == 0;
+    note->outcome = "done";
     PQclear(r);
-    /* This transaction holds the row locked at the leased attempt count, so the fenced mark
-     * cannot miss unless something else wrote fn_runs through this connection. */
     if (!matched) {
         fn__copy_err(err, errlen, "the outcome of a locked pair matched no row");
         return BRK_EINTERNAL;
@@ -187,51 +233,190 @@ static int run_sync(fn_runtime_t *rt, PGresult *res, int i, run_note_t *note, ch
 }
 
 /*
- * run_leased: the run transaction of a pass. Locks every synchronous pair the claim leased
- * (a pair no longer pending with the leased attempt count is "stale" and skipped), then runs
- * each and records its outcome, then commits. Returns 0 when it committed or had nothing to
- * do, else BRK_EDB / BRK_EINTERNAL with err (and everything in it rolled back).
+ * run_group: the locked pairs of one function that has a run_batch, idx[0..k), in one call
+ * under a savepoint; the done marks in one statement, the failures one by one. When the batch
+ * call fails, everything it wrote is rolled back and each pair runs alone (run_sync), so one
+ * poison event does not hold back the others. Returns 0, or BRK_EDB / BRK_EINTERNAL with err
+ * when the transaction cannot go on.
+ */
+static int run_group(fn_runtime_t *rt, PGresult *res, run_note_t *notes, const int *idx, int k,
+                     char *err, size_t errlen)
+{
+    const fn_slot_t *slot = notes[idx[0]].slot;
+    fn_event_t *evs = brk_calloc((size_t)k, sizeof *evs);
+    char(*errs)[FN_ERR_MAX] = brk_calloc((size_t)k, sizeof *errs);
+    int *of = brk_calloc((size_t)k, sizeof *of); /* position in evs -> position in idx */
+    int nev = 0, rc = BRK_EDB, batch_rc;
+    char why[FN_ERR_MAX] = "";
+    uint64_t t0 = fn__now_ns(), dur;
+    json_t *done = NULL;
+    PGresult *r = NULL;
+
+    if (fn__exec_s(rt, "SAVEPOINT fn_batch", err, errlen) != 0)
+        goto out;
+    for (int j = 0; j < k; j++) {
+        run_note_t *note = &notes[idx[j]];
+        note->ran = 1;
+        note->err[0] = '\0';
+        if (fn__event_from_row(res, idx[j], &evs[nev], note->err, sizeof note->err) != 0) {
+            json_decref(evs[nev].payload);
+            evs[nev].payload = NULL;
+            note->outcome = "failed"; /* recorded below */
+            continue;
+        }
+        of[nev++] = j;
+    }
+    batch_rc = nev == 0 ? 0 : slot->def->run_batch(&rt->env, rt->work, evs, (size_t)nev, errs,
+                                                   why, sizeof why);
+    if (fn__work_broken(rt)) {
+        fn__copy_err(err, errlen, PQerrorMessage(rt->work));
+        goto out;
+    }
+    if (batch_rc == 0 && PQtransactionStatus(rt->work) != PQTRANS_INTRANS) {
+        fn__copy_err(why, sizeof why, "the function left its transaction aborted");
+        batch_rc = BRK_EINTERNAL;
+    }
+    dur = fn__now_ns() - t0;
+    if (batch_rc != 0) {
+        char n[16];
+        if (why[0] == '\0')
+            fn__copy_err(why, sizeof why, brk_strerror(batch_rc));
+        snprintf(n, sizeof n, "%d", k);
+        brk_log_warn("function batch failed, running its events one by one", "function",
+                     slot->def->name, "events", n, "error", why);
+        if (fn__exec_s(rt, "ROLLBACK TO SAVEPOINT fn_batch", err, errlen) != 0)
+            goto out;
+        for (int j = 0; j < k; j++)
+            if ((rc = run_sync(rt, res, idx[j], &notes[idx[j]], err, errlen)) != 0)
+                goto out;
+        rc = 0;
+        goto out;
+    }
+    if (fn__exec_s(rt, "RELEASE SAVEPOINT fn_batch", err, errlen) != 0)
+        goto out;
+    for (int m = 0; m < nev; m++) {
+        run_note_t *note = &notes[idx[of[m]]];
+        note->dur_ns = dur / (uint64_t)nev;
+        if (errs[m][0] != '\0') {
+            fn__copy_err(note->err, sizeof note->err, errs[m]);
+            note->outcome = "failed";
+        } else {
+            note->outcome = "done";
+        }
+    }
+    done = json_array();
+    int ndone = 0;
+    for (int j = 0; j < k; j++) {
+        run_note_t *note = &notes[idx[j]];
+        if (strcmp(note->outcome, "done") == 0) {
+            json_array_append_new(done, pair_json(res, idx[j], slot->def->name, "a",
+                                                  note->attempt));
+            ndone++;
+        } else if ((rc = record_fail(rt, res, idx[j], note, err, errlen)) != 0) {
+            goto out;
+        }
+    }
+    if (ndone > 0) {
+        r = exec_json(rt, S_DONE_MANY, done, err, errlen);
+        done = NULL;
+        if (r == NULL) {
+            rc = BRK_EDB;
+            goto out;
+        }
+        /* Every pair is locked by this transaction at its leased attempt count. */
+        if (strtol(PQcmdTuples(r), NULL, 10) != ndone) {
+            fn__copy_err(err, errlen, "the done marks of locked pairs matched fewer rows");
+            rc = BRK_EINTERNAL;
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    for (int m = 0; m < nev; m++)
+        json_decref(evs[m].payload);
+    json_decref(done);
+    PQclear(r);
+    free(evs);
+    free(errs);
+    free(of);
+    return rc;
+}
+
+/*
+ * run_leased: the run transaction of a pass. Locks every synchronous pair the claim leased in
+ * one statement (a pair no longer pending with the leased attempt count is "stale" and
+ * skipped), then runs them function by function: a function with run_batch gets all its
+ * pairs in one call (run_group), the others one by one (run_sync); then commits. Returns 0
+ * when it committed or had nothing to do, else BRK_EDB / BRK_EINTERNAL with err (and
+ * everything in it rolled back).
  */
 static int run_leased(fn_runtime_t *rt, PGresult *res, run_note_t *notes, int n, char *err,
                       size_t errlen)
 {
-    char att[16];
-    int rc = BRK_EDB, nsync = 0;
+    int rc = BRK_EDB, nsync = 0, *idx = NULL, *locked = NULL;
+    json_t *want = json_array();
+    PGresult *r = NULL;
 
     for (int i = 0; i < n; i++)
-        nsync += notes[i].sync;
-    if (nsync == 0)
-        return 0;
-    if (fn__exec_s(rt, "BEGIN", err, errlen) != 0)
-        goto out;
-    /* Every lock before any run: a lease only has to outlast these few round trips, not the
-     * runs of the pairs before it. */
-    for (int i = 0; i < n; i++) {
-        run_note_t *note = &notes[i];
-        if (!note->sync)
-            continue;
-        snprintf(att, sizeof att, "%d", note->attempt);
-        const char *p[] = {PQgetvalue(res, i, C_TENANT), PQgetvalue(res, i, C_EVENT),
-                           note->slot->def->name, att};
-        PGresult *r = fn__exec_p(rt, S_LOCK, p, err, errlen);
-        if (r == NULL)
-            goto out;
-        if (PQntuples(r) == 0) {
-            note->sync = 0;
-            note->outcome = "stale";
-            fn__copy_err(note->err, sizeof note->err, "the lease expired before the run began");
+        if (notes[i].sync) {
+            nsync++;
+            json_array_append_new(want, pair_json(res, i, notes[i].slot->def->name, "a",
+                                                  notes[i].attempt));
+            json_object_set_new(json_array_get(want, json_array_size(want) - 1), "i",
+                                json_integer(i));
         }
-        PQclear(r);
+    if (nsync == 0) {
+        json_decref(want);
+        return 0;
     }
+    if (fn__exec_s(rt, "BEGIN", err, errlen) != 0) {
+        json_decref(want);
+        goto out;
+    }
+    /* Every lock before any run: a lease only has to outlast this one statement. */
+    if ((r = exec_json(rt, S_LOCK_MANY, want, err, errlen)) == NULL)
+        goto out;
+    locked = brk_calloc((size_t)n, sizeof *locked);
+    for (int j = 0; j < PQntuples(r); j++) {
+        long i = strtol(PQgetvalue(r, j, 0), NULL, 10);
+        if (i >= 0 && i < n)
+            locked[i] = 1;
+    }
+    PQclear(r);
+    r = NULL;
     for (int i = 0; i < n; i++) {
-        if (!notes[i].sync)
+        if (notes[i].sync && !locked[i]) {
+            notes[i].sync = 0;
+            notes[i].outcome = "stale";
+            fn__copy_err(notes[i].err, sizeof notes[i].err,
+                         "the lease expired before the run began");
+        }
+    }
+    idx = brk_calloc((size_t)n, sizeof *idx);
+    for (size_t s = 0; s < rt->nslots; s++) {
+        const fn_slot_t *slot = &rt->slots[s];
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (notes[i].sync && notes[i].slot == slot)
+                idx[k++] = i;
+        if (k == 0)
             continue;
-        notes[i].ran = 1;
-        if ((rc = run_sync(rt, res, i, &notes[i], err, errlen)) != 0)
-            goto out;
+        if (slot->def->run_batch != NULL) {
+            if ((rc = run_group(rt, res, notes, idx, k, err, errlen)) != 0)
+                goto out;
+            continue;
+        }
+        for (int j = 0; j < k; j++) {
+            notes[idx[j]].ran = 1;
+            if ((rc = run_sync(rt, res, idx[j], &notes[idx[j]], err, errlen)) != 0)
+                goto out;
+        }
     }
     rc = fn__exec_s(rt, "COMMIT", err, errlen);
 out:
+    PQclear(r);
+    free(idx);
+    free(locked);
     if (rc != 0 && !fn__work_broken(rt)) {
         char ignored[FN_ERR_MAX];
         fn__exec_s(rt, "ROLLBACK", ignored, sizeof ignored);
@@ -256,6 +441,7 @@ static int claim_pass(fn_runtime_t *rt, int *more)
     int excluded = free_slots == 0 && rt->nasync > 0; /* async functions not even asked for */
     PGresult *res = NULL;
     run_note_t *notes = NULL;
+    json_t *leases = json_array();
 
     *more = 0;
     for (size_t i = 0; i < rt->nslots; i++)
@@ -263,10 +449,13 @@ static int claim_pass(fn_runtime_t *rt, int *more)
             names[nn++] = rt->slots[i].def->name;
     if (nn == 0) {
         rt->starved = rt->nasync > 0;
+        json_decref(leases);
         return 0;
     }
-    if (fn__array_literal(names_param, sizeof names_param, names, nn) != 0)
+    if (fn__array_literal(names_param, sizeof names_param, names, nn) != 0) {
+        json_decref(leases);
         return BRK_EINTERNAL;
+    }
     snprintf(limit, sizeof limit, "%u", rt->batch);
 
     if (fn__exec_s(rt, "BEGIN", err, sizeof err) != 0)
@@ -315,12 +504,22 @@ static int claim_pass(fn_runtime_t *rt, int *more)
             snprintf(lease, sizeof lease, "%u", FN_ASYNC_LEASE_MS);
             leased++;
         }
-        const char *lp[] = {PQgetvalue(res, i, C_TENANT), PQgetvalue(res, i, C_EVENT),
-                            note->slot->def->name, lease};
-        PGresult *r = fn__exec_p(rt, S_LEASE, lp, err, sizeof err);
+        json_array_append_new(leases, pair_json(res, i, note->slot->def->name, "ms",
+                                                (json_int_t)strtoll(lease, NULL, 10)));
+    }
+    if (json_array_size(leases) > 0) {
+        size_t want = json_array_size(leases);
+        PGresult *r = exec_json(rt, S_LEASE_MANY, leases, err, sizeof err);
+        leases = NULL;
         if (r == NULL)
             goto out;
+        /* Every row was locked by the claim just now. */
+        int all = strtoul(PQcmdTuples(r), NULL, 10) == want;
         PQclear(r);
+        if (!all) {
+            fn__copy_err(err, sizeof err, "a lease matched fewer claimed rows");
+            goto out;
+        }
     }
     if (fn__exec_s(rt, "COMMIT", err, sizeof err) != 0)
         goto out;
@@ -361,6 +560,7 @@ out:
     }
     free(notes);
     PQclear(res);
+    json_decref(leases);
     if ((!claimed || !ran) && fn__work_broken(rt))
         fn__db_lost(rt, err);
     else if (!claimed || !ran)
@@ -387,7 +587,5 @@ void fn__on_poll(evutil_socket_t fd, short what, void *arg)
     fn_runtime_t *rt = arg;
     if (!rt->connected || rt->stopping)
         return;
-    fn__refresh_stats(rt);
-    if (rt->connected)
-        event_active(rt->claim_ev, EV_READ, 0);
+    event_active(rt->claim_ev, EV_READ, 0);
 }
