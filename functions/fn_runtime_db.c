@@ -14,7 +14,8 @@
  * subscribed to its types with gsap_fn_subscribe, which backfills runs for stored events the
  * first time. When the database goes away the runtime closes both connections, logs once,
  * and tries again every FN_RECONNECT_MS; asynchronous completions that arrive meanwhile are
- * not recorded (their leases expire and the pairs run again).
+ * not recorded (their leases expire and the pairs run again). Each worker (GSAP_FN_WORKERS)
+ * has its own two connections and logs its own outage once.
  *
  * Runtime thread only.
  */
@@ -164,9 +165,11 @@ void fn__db_lost(fn_runtime_t *rt, const char *why)
 {
     fn__db_close(rt);
     if (!rt->down_logged) {
-        char ms[16];
+        char ms[16], w[16];
         snprintf(ms, sizeof ms, "%d", FN_RECONNECT_MS);
-        brk_log_warn("function runtime lost the database", "error", why, "retry_ms", ms);
+        snprintf(w, sizeof w, "%u", rt->worker);
+        brk_log_warn("function runtime lost the database", "worker", w, "error", why, "retry_ms",
+                     ms);
         rt->down_logged = 1;
     }
     if (!rt->stopping) {
@@ -236,7 +239,9 @@ void fn__db_connect(fn_runtime_t *rt)
     }
     rt->connected = 1;
     if (rt->down_logged) {
-        brk_log_info("function runtime reconnected", "database", "up");
+        char w[16];
+        snprintf(w, sizeof w, "%u", rt->worker);
+        brk_log_info("function runtime reconnected", "worker", w, "database", "up");
         rt->down_logged = 0;
     }
     event_active(rt->claim_ev, EV_READ, 0);

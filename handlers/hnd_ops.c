@@ -42,7 +42,7 @@ static brk_db_stmt_t q_fn_queue = {
     0};
 
 /* Gauge slots of the function queue (hnd_ops_register). */
-static int g_depth = -1, g_oldest_s = -1, g_oldest_ms = -1, g_dead = -1, g_measured = -1;
+static int g_depth = -1, g_oldest_s = -1, g_dead = -1, g_measured = -1;
 
 static void healthz(brk_req_t *r)
 {
@@ -84,7 +84,6 @@ static void on_fn_queue(brk_req_t *r, const brk_db_result_t *res)
         if (ms < 0) /* clock steps between brokers and database: not a negative age */
             ms = 0;
         brk_metrics_set(g_depth, strtoll(PQgetvalue(res->res[0], 0, 0), NULL, 10));
-        brk_metrics_set(g_oldest_ms, ms);
         brk_metrics_set(g_oldest_s, ms / 1000);
         brk_metrics_set(g_dead, strtoll(PQgetvalue(res->res[0], 0, 2), NULL, 10));
         brk_metrics_set(g_measured, 1);
@@ -136,8 +135,6 @@ int hnd_ops_register(void)
                                 "Pending (event, function) pairs in the database, at this scrape.");
     g_oldest_s = brk_metrics_gauge("gsap_fn_oldest_pending_seconds",
                                    "Age of the oldest event with a pending pair, at this scrape.");
-    g_oldest_ms = brk_metrics_gauge("gsap_fn_oldest_pending_ms",
-                                    "The same age in milliseconds: the billing lag.");
     g_dead = brk_metrics_gauge("gsap_fn_dead_letters", "Dead-lettered (event, function) pairs.");
     g_measured = brk_metrics_gauge("gsap_fn_queue_measured",
                                    "1 when this scrape measured the function queue in the "
