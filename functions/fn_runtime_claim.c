@@ -3,13 +3,22 @@
  *
  * A pass is two transactions on the work connection, then the asynchronous starts:
  *   1. claim: BEGIN; take up to GSAP_FN_BATCH pending (event, function) pairs whose
- *      next_attempt_at has come, in event order, FOR UPDATE SKIP LOCKED; lease each pair this
- *      pass will run (attempts + 1, next_attempt_at = now() + the lease); dead-letter each
- *      pair with no attempts left; COMMIT.
- *   2. run: BEGIN; lock every leased synchronous pair again, fenced by its leased attempt
- *      count (S_LOCK); run each under a savepoint and write its outcome (done, or the error
- *      and the next attempt time); COMMIT.
+ *      next_attempt_at has come, in event order, FOR UPDATE SKIP LOCKED; lease every pair this
+ *      pass will run in one statement (S_LEASE_MANY: attempts + 1, next_attempt_at = now() +
+ *      the lease); dead-letter each pair with no attempts left; COMMIT.
+ *   2. run: BEGIN; lock every leased synchronous pair again in one statement, fenced by its
+ *      leased attempt count (S_LOCK_MANY); then per function: one with run_batch gets all its
+ *      pairs in one call under a savepoint, its done marks go in one statement (S_DONE_MANY)
+ *      and its failures one by one; if the batch call fails, the savepoint is rolled back and
+ *      each of its pairs runs alone (run_sync: its own savepoint, outcome written at once), so
+ *      a poison event fails alone; a function without run_batch runs each pair that way;
+ *      COMMIT.
  *   3. start the leased asynchronous runs (fn_runtime_async.c).
+ * So a pass of n CRs costs a fixed number of statements (about a dozen with billing and the
+ * log sequencer) and two commits, not several statements per CR.
+ *
+ * Several workers (GSAP_FN_WORKERS threads, fn_runtime.c) run passes side by side exactly as
+ * several brokers do: nothing below relies on being the only claimer.
  *
  * Invariants, with several brokers on one database and a crash at any instant:
  *   - Counted: an attempt is committed (by the claim) before its function starts, so a run
@@ -21,11 +30,11 @@
  *   - Exclusive: a synchronous function runs only inside a run transaction that holds the
  *     pair's row lock and saw attempts equal to its own lease and the pair still pending.
  *     Claims skip locked rows, so no other broker claims, leases or runs it meanwhile; a lease
- *     that expired and was taken over (a newer attempt count) is seen at S_LOCK and the pair
+ *     that expired and was taken over (a newer attempt count) is seen at S_LOCK_MANY and the pair
  *     is skipped as "stale", never run twice at once.
  *   - Exactly once: the function's writes and its done mark commit in the same run
  *     transaction, or roll back together (a crash, a lost connection, a failed COMMIT). A
- *     committed done mark ends the pair: every later claim or S_LOCK requires done_at NULL.
+ *     committed done mark ends the pair: every later claim or S_LOCK_MANY requires done_at NULL.
  *     A dead pair has no committed effect (failures roll back to the savepoint first), so a
  *     replay runs it once more from scratch.
  *   - Fair to batch-mates: every pair of a run transaction is leased, so a crash mid-batch
@@ -33,7 +42,7 @@
  *     a pass of its own, and a pair that crashes the broker costs the others one attempt at
  *     most, however often it crashes.
  * The lease of a synchronous pair only has to bridge the claim's COMMIT and the run
- * transaction's S_LOCK (the row lock holds it during the run), so it is short: the pair's
+ * transaction's S_LOCK_MANY (the row lock holds it during the run), so it is short: the pair's
  * retry delay, at least FN_SYNC_LEASE_MIN_MS. It is also how long a pair whose run died
  * waits before its next attempt, as if that attempt had failed. A batch costs two commits
  * (one before the runs), a retried pair two of its own.
