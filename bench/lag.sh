@@ -174,7 +174,7 @@ echo
 echo "Billing lag at the peak CR rate, ${BENCH_SECONDS} s, $(nproc) cores, load generator on the same machine"
 echo "  PostgreSQL: throwaway cluster with fsync=$FSYNC, synchronous_commit=$FSYNC, full_page_writes=$FSYNC"
 echo "  function runtime: GSAP_FN_WORKERS=${GSAP_FN_WORKERS:-default} GSAP_FN_BATCH=${GSAP_FN_BATCH:-default}"
-echo "  CRs accepted: $ok in ${BENCH_SECONDS} s ($rate CR/s, wrk -c$CONNS); $n billed"
+echo "  CRs accepted: $ok answered 200 in ${BENCH_SECONDS} s ($rate CR/s, wrk -c$CONNS); $n stored during the run (incl. requests in flight when wrk stopped), every one billed"
 echo "  lag (CR commit -> invoice line commit): p50 ${p50} ms, p99 ${p99} ms, max ${max} ms"
 echo "  backlog when the load stopped: $backlog pairs (/metrics: ${m_depth:-?}), oldest pending ${oldest_ms} ms (/metrics: ${m_lag:-?} s); drained in $drain s"
 echo "p99_ms=$p99"
