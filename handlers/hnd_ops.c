@@ -7,11 +7,11 @@
  * balancer sends nothing to a broker whose database is away or not yet migrated.
  *
  * /metrics measures the function queue in the database at every scrape (q_fn_queue, on this
- * loop's pool, bounded by the pool's statement timeout): the pending (event, function) pairs
- * of every broker and worker on the database, the age of the oldest pending event, the dead
- * letters. Nothing is cached and nothing comes from the runtime's own bookkeeping, so the
- * figures are true while the runtime is busy, stuck or stopped. When the database does not
- * answer, the gauges keep their last values and gsap_fn_queue_measured is 0.
+ * loop's pool, so a scrape waits at most GSAP_DB_TIMEOUT_MS for it): the pending (event,
+ * function) pairs of every broker and worker on the database, the age of the oldest pending
+ * event, the dead letters. Nothing is cached and nothing comes from the runtime's own
+ * bookkeeping, so the figures are true while the runtime is busy, stuck or stopped. When the
+ * database does not answer, the gauges keep their last values and gsap_fn_queue_measured is 0.
  */
 #include "hnd.h"
 
