@@ -204,7 +204,7 @@ static const help_env_t k_env[] = {
     {"CHRONICLE_WEBHOOK_URL", "unset", "where the Chronicle emitter posts CloudEvents"},
     {"GSAP_FN_POLL_MS", "1000", "function runtime: claim timer (besides NOTIFY)"},
     {"GSAP_FN_BATCH", "256", "function runtime: pairs claimed per pass"},
-    {"GSAP_FN_WORKERS", "2", "function runtime: worker threads, 1 to 16"},
+    {"GSAP_FN_WORKERS", "1", "function runtime: worker threads, 1 to 16"},
     {"GSAP_FN_BACKOFF_MS", "500", "function runtime: first retry delay"},
     {"GSAP_FN_MAX_ATTEMPTS", "8", "function runtime: attempts before a dead letter"},
     {"GSAP_RATE_PER_S", "100", "requests per second per API key"},

@@ -41,7 +41,11 @@
 #define FN_DEFAULT_BACKOFF_MS 500
 #define FN_DEFAULT_MAX_ATTEMPTS 8
 #define FN_MAX_ATTEMPTS_MAX 1000000
-#define FN_DEFAULT_WORKERS 2 /* one can claim and run while the other commits */
+/* One worker by default: the batches already carry a single tenant's peak, and one worker bills
+ * an invoice's lines in event order. More help when many tenants bill at once (workers lock
+ * different tenants' log heads); a tenant's billing is serial on its head in any case. With
+ * several workers (or brokers) line numbers follow the order billing commits in. */
+#define FN_DEFAULT_WORKERS 1
 #define FN_WORKERS_MAX 16    /* each holds two database connections */
 
 /* Metric names must be static strings (brk_metrics keeps the pointer); one per registry

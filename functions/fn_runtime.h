@@ -12,7 +12,7 @@
  * Environment (read by fn_runtime_start; README.md documents them):
  *   GSAP_FN_POLL_MS       claim timer (besides NOTIFY), default 1000
  *   GSAP_FN_BATCH         pairs claimed per pass, default 256
- *   GSAP_FN_WORKERS       runtime threads claiming side by side, default 2
+ *   GSAP_FN_WORKERS       runtime threads claiming side by side, default 1
  *   GSAP_FN_BACKOFF_MS    first retry delay, doubled per attempt (capped, jittered), default 500
  *   GSAP_FN_MAX_ATTEMPTS  attempts before a pair is dead-lettered, default 8
  */

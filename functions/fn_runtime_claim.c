@@ -288,11 +288,11 @@ static int run_group(fn_runtime_t *rt, PGresult *res, run_note_t *notes, const i
     dur = fn__now_ns() - t0;
     if (batch_rc != 0) {
         char n[16];
-        if (why[0] == '\0')
-            fn__copy_err(why, sizeof why, brk_strerror(batch_rc));
+        char line[FN_ERR_MAX];
+        fn__copy_err(line, sizeof line, why[0] ? why : brk_strerror(batch_rc));
         snprintf(n, sizeof n, "%d", k);
         brk_log_warn("function batch failed, running its events one by one", "function",
-                     slot->def->name, "events", n, "error", why);
+                     slot->def->name, "events", n, "error", line);
         if (fn__exec_s(rt, "ROLLBACK TO SAVEPOINT fn_batch", err, errlen) != 0)
             goto out;
         for (int j = 0; j < k; j++)

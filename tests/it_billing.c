@@ -292,6 +292,49 @@ static void assert_totals(PGconn *pg)
         0);
 }
 
+/* hold_billing: a session holding tenant's transparency-log head locked. Billing (and the log
+ * sequencer) lock it first in every batch, the HTTP side never: CRs are accepted while their
+ * billing waits, so a backlog builds up. release_billing ends it. */
+static PGconn *hold_billing(const char *tenant)
+{
+    PGconn *h = tst_pg_connect(DB);
+    char *sql = tst_fmt("INSERT INTO tlog_heads (tenant_id) VALUES ('%s') ON CONFLICT DO NOTHING; "
+                        "BEGIN; SELECT 1 FROM tlog_heads WHERE tenant_id = '%s' FOR UPDATE",
+                        tenant, tenant);
+    PGresult *res = PQexec(h, sql);
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    PQclear(res);
+    free(sql);
+    return h;
+}
+
+static void release_billing(PGconn *h)
+{
+    PGresult *res = PQexec(h, "COMMIT");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    PQfinish(h);
+}
+
+/* restart_with: B again on the same database with env (the keys of setup stay valid). */
+static void restart_with(const char *const *env)
+{
+    ck_assert_int_eq(tst_broker_stop(&B), 0);
+    tst_broker_clear(&B);
+    ck_assert_int_eq(tst_broker_start(&B, tst_pg_conninfo(DB), env), 0);
+}
+
+/* metric: the value of an unlabelled sample in a /metrics body; fails when it is missing. */
+static long long metric(const char *body, const char *name)
+{
+    char *want = tst_fmt("\n%s ", name);
+    const char *p = strstr(body, want);
+    ck_assert_msg(p != NULL, "/metrics has no %s", name);
+    long long v = strtoll(p + strlen(want), NULL, 10);
+    free(want);
+    return v;
+}
+
 /* log_line_streamed: in the broker's log, the request line of a 200 for path: 1 when it
  * says "streamed":"true", 0 when it does not; fails the test when there is no such line. */
 static int log_line_streamed(const char *path)
@@ -411,9 +454,13 @@ END_TEST
     ",\"timed_out\":" #timed_out ",\"session_end\":" #session_end "},\"per_second\":" #per_second  \
     ",\"shell_class_multipliers\":" shell ",\"capability_multipliers\":" caps extra "}"
 
-START_TEST(money_per_currency)
+/* money_cases: the same seven CRs, billed one at a time (batched 0) or, with one runtime worker
+ * held up by the tenant's log head while they are posted, six of them in one batch of several
+ * accounts and currencies (batched 1): the amounts are the same to the minor unit. */
+static void money_cases(int batched)
 {
-    PGconn *pg = tst_pg_connect(DB);
+    static const char *const one_worker[] = {"GSAP_FN_POLL_MS=200", "GSAP_FN_WORKERS=1", NULL};
+    PGconn *pg = tst_pg_connect(DB), *h = NULL;
     put_account("yen", "{\"currency\":\"JPY\",\"rate_card\":" CARD(
                            100, 40, 500, 60, 0, 7, "{\"Application\":\"1.5\"}", "{\"0\":\"1.25\"}",
                            ",\"flagged_surcharge\":3") "}");
@@ -473,8 +520,17 @@ START_TEST(money_per_currency)
          "default"},
     };
     json_t *rc[7];
+    if (batched) {
+        restart_with(one_worker);
+        h = hold_billing("acme");
+    }
     for (int i = 0; i < 7; i++)
         rc[i] = post_cr(&cases[i].o);
+    if (batched) {
+        /* the first CR's pass waits on the head; the other six wait for the next pass */
+        ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM invoice_lines"), 0);
+        release_billing(h);
+    }
     for (int i = 0; i < 7; i++) {
         wait_line(pg, tst_str(rc[i], "cr_id"));
         char *acct = scalarf(pg,
@@ -512,6 +568,21 @@ START_TEST(money_per_currency)
         json_decref(page);
         free(inv);
     }
+    /* With one worker, line numbers follow the events within each invoice, batch or not
+     * (with several workers or brokers they follow the order in which billing commits). */
+    for (int i = 0; batched && i + 1 < 7; i++)
+        if (strcmp(cases[i].account, cases[i + 1].account) == 0)
+            ck_assert_int_eq(longf(pg,
+                                   "SELECT (SELECT line_no FROM invoice_lines WHERE cr_id = '%s') "
+                                   "- (SELECT line_no FROM invoice_lines WHERE cr_id = '%s')",
+                                   tst_str(rc[i + 1], "cr_id"), tst_str(rc[i], "cr_id")),
+                             1);
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM invoice_lines WHERE log_index IS NULL"),
+                     0);
+    if (batched) /* and one transaction wrote lines of several invoices (accounts) */
+        ck_assert_int_ge(tst_pg_long(pg, "SELECT max(n) FROM (SELECT count(DISTINCT invoice_id) n "
+                                         "FROM invoice_lines GROUP BY xmin::text) x"),
+                         2);
     /* the flagged line carries its flags, its effective outcome and the surcharge */
     json_t *flags = json_object_get(rc[2], "flags");
     ck_assert_str_eq(json_string_value(json_array_get(flags, 0)), "behavior_violated");
@@ -563,6 +634,17 @@ START_TEST(money_per_currency)
     for (int i = 0; i < 7; i++)
         json_decref(rc[i]);
     PQfinish(pg);
+}
+
+START_TEST(money_per_currency)
+{
+    money_cases(0);
+}
+END_TEST
+
+START_TEST(money_per_currency_batched)
+{
+    money_cases(1);
 }
 END_TEST
 
@@ -1231,49 +1313,6 @@ END_TEST
 
 /* ---- batches, workers, the queue in /metrics ---- */
 
-/* hold_billing: a session holding tenant's transparency-log head locked. Billing (and the log
- * sequencer) lock it first in every batch, the HTTP side never: CRs are accepted while their
- * billing waits, so a backlog builds up. release_billing ends it. */
-static PGconn *hold_billing(const char *tenant)
-{
-    PGconn *h = tst_pg_connect(DB);
-    char *sql = tst_fmt("INSERT INTO tlog_heads (tenant_id) VALUES ('%s') ON CONFLICT DO NOTHING; "
-                        "BEGIN; SELECT 1 FROM tlog_heads WHERE tenant_id = '%s' FOR UPDATE",
-                        tenant, tenant);
-    PGresult *res = PQexec(h, sql);
-    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
-    PQclear(res);
-    free(sql);
-    return h;
-}
-
-static void release_billing(PGconn *h)
-{
-    PGresult *res = PQexec(h, "COMMIT");
-    ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
-    PQclear(res);
-    PQfinish(h);
-}
-
-/* restart_with: B again on the same database with env (the keys of setup stay valid). */
-static void restart_with(const char *const *env)
-{
-    ck_assert_int_eq(tst_broker_stop(&B), 0);
-    tst_broker_clear(&B);
-    ck_assert_int_eq(tst_broker_start(&B, tst_pg_conninfo(DB), env), 0);
-}
-
-/* metric: the value of an unlabelled sample in a /metrics body; fails when it is missing. */
-static long long metric(const char *body, const char *name)
-{
-    char *want = tst_fmt("\n%s ", name);
-    const char *p = strstr(body, want);
-    ck_assert_msg(p != NULL, "/metrics has no %s", name);
-    long long v = strtoll(p + strlen(want), NULL, 10);
-    free(want);
-    return v;
-}
-
 #define PENDING "SELECT count(*) FROM fn_runs WHERE done_at IS NULL AND dead_at IS NULL"
 
 START_TEST(metrics_show_backlog)
@@ -1497,6 +1536,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, lines_appear);
     tcase_add_test(tc, money_per_currency);
+    tcase_add_test(tc, money_per_currency_batched);
     tcase_add_test(tc, accounts_cli);
     tcase_add_test(tc, ratecard_bounds_and_rollover);
     tcase_add_test(tc, finalize_and_trigger);
