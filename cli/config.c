@@ -211,6 +211,7 @@ int cli_config_check(int argc, char **argv)
     line("CHRONICLE_WEBHOOK_URL", cfg.webhook_url ? buf : "(unset: the emitter is off)");
     line_uint("GSAP_FN_POLL_MS", fn.poll_ms);
     line_uint("GSAP_FN_BATCH", fn.batch);
+    line_uint("GSAP_FN_WORKERS", fn.workers);
     line_uint("GSAP_FN_BACKOFF_MS", fn.backoff_ms);
     line_uint("GSAP_FN_MAX_ATTEMPTS", fn.max_attempts);
     line_uint("GSAP_RATE_PER_S", cfg.rate_per_s);

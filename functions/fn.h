@@ -66,6 +66,19 @@ typedef struct fn_def {
      */
     int (*run)(const fn_env_t *env, PGconn *conn, const fn_event_t *ev, char *err, size_t errlen);
     /*
+     * run_batch: optional, a synchronous function's set-based form: the n events of one pass
+     * (n >= 1, event order) in a fixed number of statements, not one or more per event. Same
+     * transaction rules as run (a savepoint is open around the call). errs[i] is set
+     * (non-empty) for an event that fails on its own before anything of it is written (a bad
+     * payload, no rate card): that pair is retried like a failed run; left empty, the event
+     * succeeded. Returns 0 when the batch's writes stand (they commit with the done marks),
+     * or a negative brk_err with a message in err: the runtime then rolls back to the
+     * savepoint and runs each event alone with run, so one event whose statement fails
+     * (a poison event) costs its batch-mates nothing but the retry in single steps.
+     */
+    int (*run_batch)(const fn_env_t *env, PGconn *conn, const fn_event_t *evs, size_t n,
+                     char (*errs)[FN_ERR_MAX], char *err, size_t errlen);
+    /*
      * start: an asynchronous function (run is NULL). It starts its work on env->base and
      * calls fn_async_done(job, ...) exactly once, later or before it returns. Returns 0, or a
      * negative brk_err with a message in err when it could not start (then it never calls

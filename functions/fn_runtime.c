@@ -36,11 +36,17 @@
 #define FN_DEFAULT_POLL_MS 1000
 #define FN_POLL_MS_MIN 10
 #define FN_POLL_MS_MAX 60000
-#define FN_DEFAULT_BATCH 32
+#define FN_DEFAULT_BATCH 256 /* pairs per pass: ~128 CRs (billing + log) in a few statements */
 #define FN_BATCH_MAX 1000
 #define FN_DEFAULT_BACKOFF_MS 500
 #define FN_DEFAULT_MAX_ATTEMPTS 8
 #define FN_MAX_ATTEMPTS_MAX 1000000
+/* One worker by default: the batches already carry a single tenant's peak, and one worker bills
+ * an invoice's lines in event order. More help when many tenants bill at once (workers lock
+ * different tenants' log heads); a tenant's billing is serial on its head in any case. With
+ * several workers (or brokers) line numbers follow the order billing commits in. */
+#define FN_DEFAULT_WORKERS 1
+#define FN_WORKERS_MAX 16    /* each holds two database connections */
 
 /* Metric names must be static strings (brk_metrics keeps the pointer); one per registry
  * index, written once. */
@@ -188,6 +194,10 @@ static int register_functions(fn_runtime_t *rt, char *err, size_t errlen)
             }
         if (nt == 0 || (d->enabled != NULL && !d->enabled(&rt->env)))
             continue;
+        /* Asynchronous runs are bounded per process (FN_ASYNC_MAX_INFLIGHT): one worker runs
+         * them all. */
+        if (d->run == NULL && rt->worker > 0)
+            continue;
         fn_slot_t *s = &rt->slots[rt->nslots++];
         s->def = d;
         if (g_metric_names[i][0][0] == '\0') {
@@ -201,7 +211,9 @@ static int register_functions(fn_runtime_t *rt, char *err, size_t errlen)
         s->m_failures = brk_metrics_counter(g_metric_names[i][1], "Function runs that failed.");
         if (d->start != NULL)
             rt->nasync++;
-        brk_log_info("function enabled", "function", d->name, "kind", d->run ? "sync" : "async");
+        if (rt->worker == 0)
+            brk_log_info("function enabled", "function", d->name, "kind",
+                         d->run ? "sync" : "async");
     }
     return 0;
 }
@@ -238,23 +250,27 @@ int fn_runtime_settings(fn_settings_t *out, char *err, size_t errlen)
         (rc = brk_env_uint("GSAP_FN_BACKOFF_MS", FN_DEFAULT_BACKOFF_MS, 1, FN_BACKOFF_CAP_MS,
                        &out->backoff_ms, err, errlen)) != 0 ||
         (rc = brk_env_uint("GSAP_FN_MAX_ATTEMPTS", FN_DEFAULT_MAX_ATTEMPTS, 1, FN_MAX_ATTEMPTS_MAX,
-                       &out->max_attempts, err, errlen)) != 0)
+                       &out->max_attempts, err, errlen)) != 0 ||
+        (rc = brk_env_uint("GSAP_FN_WORKERS", FN_DEFAULT_WORKERS, 1, FN_WORKERS_MAX,
+                           &out->workers, err, errlen)) != 0)
         return rc;
     return 0;
 }
 
-fn_runtime_t *fn_runtime_start(const brk_config_t *cfg, const brk_keyring_t *keys, char *err,
-                               size_t errlen)
+/* worker_start: one worker: its event loop, events and thread (worker 0 also gets the
+ * periodic jobs and the asynchronous functions). NULL with err on failure. */
+static fn_runtime_t *worker_start(const brk_config_t *cfg, const brk_keyring_t *keys,
+                                  const fn_settings_t *s, unsigned worker, char *err,
+                                  size_t errlen)
 {
     fn_runtime_t *rt = brk_calloc(1, sizeof *rt);
     sigset_t block, old;
     struct timeval tv;
     int rc;
+    fn_settings_t set = *s;
 
-    fn_settings_t set;
     rt->cfg = cfg;
-    if ((rc = fn_runtime_settings(&set, err, errlen)) != 0)
-        goto fail;
+    rt->worker = worker;
     rt->poll_ms = set.poll_ms;
     rt->batch = set.batch;
     rt->backoff_ms = set.backoff_ms;
@@ -271,14 +287,9 @@ fn_runtime_t *fn_runtime_start(const brk_config_t *cfg, const brk_keyring_t *key
     rt->env.cfg = cfg;
     rt->env.keys = keys;
     rt->env.base = rt->base;
-    if (register_functions(rt, err, errlen) != 0 || register_periodics(rt, err, errlen) != 0)
+    if (register_functions(rt, err, errlen) != 0 ||
+        (worker == 0 && register_periodics(rt, err, errlen) != 0))
         goto fail;
-    rt->m_depth = brk_metrics_gauge("gsap_fn_queue_depth",
-                                    "Pending (event, function) pairs in the database.");
-    rt->m_oldest = brk_metrics_gauge("gsap_fn_oldest_pending_seconds",
-                                     "Age of the oldest event with a pending pair.");
-    rt->m_dead =
-        brk_metrics_gauge("gsap_fn_dead_letters", "Dead-lettered (event, function) pairs.");
     rt->poll_ev = event_new(rt->base, -1, EV_PERSIST, fn__on_poll, rt);
     rt->claim_ev = event_new(rt->base, -1, 0, fn__on_claim, rt);
     rt->done_ev = event_new(rt->base, -1, 0, fn__on_done, rt);
@@ -314,14 +325,38 @@ fail:
     return NULL;
 }
 
+fn_runtime_t *fn_runtime_start(const brk_config_t *cfg, const brk_keyring_t *keys, char *err,
+                               size_t errlen)
+{
+    fn_settings_t set;
+    fn_runtime_t *first = NULL, **tail = &first;
+
+    if (fn_runtime_settings(&set, err, errlen) != 0)
+        return NULL;
+    for (unsigned w = 0; w < set.workers; w++) {
+        if ((*tail = worker_start(cfg, keys, &set, w, err, errlen)) == NULL) {
+            fn_runtime_stop(first);
+            return NULL;
+        }
+        tail = &(*tail)->next;
+    }
+    return first;
+}
+
 void fn_runtime_stop(fn_runtime_t *rt)
 {
     if (rt == NULL)
         return;
-    if (rt->thread_started) {
-        event_active(rt->stop_ev, EV_READ, 0);
-        pthread_join(rt->thread, NULL);
+    /* Wake every worker first, so their passes in progress finish side by side. */
+    for (fn_runtime_t *w = rt; w != NULL; w = w->next)
+        if (w->thread_started)
+            event_active(w->stop_ev, EV_READ, 0);
+    while (rt != NULL) {
+        fn_runtime_t *next = rt->next;
+        if (rt->thread_started)
+            pthread_join(rt->thread, NULL);
+        rt_free(rt);
+        rt = next;
     }
-    rt_free(rt);
     brk_log_info("function runtime stopped", "status", "ok");
 }

@@ -1,7 +1,8 @@
 /*
  * fn_runtime: the in-process function runtime (see fn.h for the contract with functions).
  *
- * One thread with its own libevent event_base and its own PostgreSQL connections. It wakes
+ * GSAP_FN_WORKERS threads (workers), each with its own libevent event_base and its own
+ * PostgreSQL connections, claiming side by side exactly as several brokers would. Each wakes
  * on NOTIFY gsap_events and on a timer, claims pending (event, function) pairs from fn_runs
  * with FOR UPDATE SKIP LOCKED, runs them, and records the outcome; failures retry with
  * exponential backoff and jitter until GSAP_FN_MAX_ATTEMPTS, then the pair is dead-lettered.
@@ -9,8 +10,9 @@
  * HTTP threads: they meet only in PostgreSQL.
  *
  * Environment (read by fn_runtime_start; README.md documents them):
- *   GSAP_FN_POLL_MS       claim timer and metrics refresh, default 1000
- *   GSAP_FN_BATCH         pairs claimed per pass, default 32
+ *   GSAP_FN_POLL_MS       claim timer (besides NOTIFY), default 1000
+ *   GSAP_FN_BATCH         pairs claimed per pass, default 256
+ *   GSAP_FN_WORKERS       runtime threads claiming side by side, default 1
  *   GSAP_FN_BACKOFF_MS    first retry delay, doubled per attempt (capped, jittered), default 500
  *   GSAP_FN_MAX_ATTEMPTS  attempts before a pair is dead-lettered, default 8
  */
@@ -27,7 +29,7 @@ typedef struct fn_runtime fn_runtime_t;
 
 /* The GSAP_FN_* settings, as fn_runtime_start reads them. */
 typedef struct fn_settings {
-    unsigned poll_ms, batch, backoff_ms, max_attempts;
+    unsigned poll_ms, batch, backoff_ms, max_attempts, workers;
 } fn_settings_t;
 
 /* fn_runtime_settings: reads and checks the GSAP_FN_* variables (defaults when unset). Returns
@@ -36,7 +38,7 @@ int fn_runtime_settings(fn_settings_t *out, char *err, size_t errlen);
 
 /*
  * fn_runtime_start: validates the registry and the GSAP_FN_* variables, then starts the
- * runtime thread (it connects, and reconnects, on its own). cfg and keys are borrowed and
+ * runtime's worker threads (each connects, and reconnects, on its own). cfg and keys are borrowed and
  * must outlive the runtime. Returns the runtime, owned by the caller (fn_runtime_stop), or
  * NULL with a message in err. Main thread; start it before brk_server_run, which expects
  * every thread that exists to block SIGTERM (this one does).

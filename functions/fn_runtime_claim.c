@@ -3,13 +3,22 @@
  *
  * A pass is two transactions on the work connection, then the asynchronous starts:
  *   1. claim: BEGIN; take up to GSAP_FN_BATCH pending (event, function) pairs whose
- *      next_attempt_at has come, in event order, FOR UPDATE SKIP LOCKED; lease each pair this
- *      pass will run (attempts + 1, next_attempt_at = now() + the lease); dead-letter each
- *      pair with no attempts left; COMMIT.
- *   2. run: BEGIN; lock every leased synchronous pair again, fenced by its leased attempt
- *      count (S_LOCK); run each under a savepoint and write its outcome (done, or the error
- *      and the next attempt time); COMMIT.
+ *      next_attempt_at has come, in event order, FOR UPDATE SKIP LOCKED; lease every pair this
+ *      pass will run in one statement (S_LEASE_MANY: attempts + 1, next_attempt_at = now() +
+ *      the lease); dead-letter each pair with no attempts left; COMMIT.
+ *   2. run: BEGIN; lock every leased synchronous pair again in one statement, fenced by its
+ *      leased attempt count (S_LOCK_MANY); then per function: one with run_batch gets all its
+ *      pairs in one call under a savepoint, its done marks go in one statement (S_DONE_MANY)
+ *      and its failures one by one; if the batch call fails, the savepoint is rolled back and
+ *      each of its pairs runs alone (run_sync: its own savepoint, outcome written at once), so
+ *      a poison event fails alone; a function without run_batch runs each pair that way;
+ *      COMMIT.
  *   3. start the leased asynchronous runs (fn_runtime_async.c).
+ * So a pass of n CRs costs a fixed number of statements (about a dozen with billing and the
+ * log sequencer) and two commits, not several statements per CR.
+ *
+ * Several workers (GSAP_FN_WORKERS threads, fn_runtime.c) run passes side by side exactly as
+ * several brokers do: nothing below relies on being the only claimer.
  *
  * Invariants, with several brokers on one database and a crash at any instant:
  *   - Counted: an attempt is committed (by the claim) before its function starts, so a run
@@ -21,11 +30,11 @@
  *   - Exclusive: a synchronous function runs only inside a run transaction that holds the
  *     pair's row lock and saw attempts equal to its own lease and the pair still pending.
  *     Claims skip locked rows, so no other broker claims, leases or runs it meanwhile; a lease
- *     that expired and was taken over (a newer attempt count) is seen at S_LOCK and the pair
+ *     that expired and was taken over (a newer attempt count) is seen at S_LOCK_MANY and the pair
  *     is skipped as "stale", never run twice at once.
  *   - Exactly once: the function's writes and its done mark commit in the same run
  *     transaction, or roll back together (a crash, a lost connection, a failed COMMIT). A
- *     committed done mark ends the pair: every later claim or S_LOCK requires done_at NULL.
+ *     committed done mark ends the pair: every later claim or S_LOCK_MANY requires done_at NULL.
  *     A dead pair has no committed effect (failures roll back to the savepoint first), so a
  *     replay runs it once more from scratch.
  *   - Fair to batch-mates: every pair of a run transaction is leased, so a crash mid-batch
@@ -33,7 +42,7 @@
  *     a pass of its own, and a pair that crashes the broker costs the others one attempt at
  *     most, however often it crashes.
  * The lease of a synchronous pair only has to bridge the claim's COMMIT and the run
- * transaction's S_LOCK (the row lock holds it during the run), so it is short: the pair's
+ * transaction's S_LOCK_MANY (the row lock holds it during the run), so it is short: the pair's
  * retry delay, at least FN_SYNC_LEASE_MIN_MS. It is also how long a pair whose run died
  * waits before its next attempt, as if that attempt had failed. A batch costs two commits
  * (one before the runs), a retried pair two of its own.
@@ -126,21 +135,76 @@ static uint64_t sync_lease_ms(const fn_runtime_t *rt, unsigned attempt)
     return d > FN_SYNC_LEASE_MIN_MS ? d : FN_SYNC_LEASE_MIN_MS;
 }
 
+/* pair_json: row i's pair as the *_MANY statements read it: {"t","e","f"} plus key: val. */
+static json_t *pair_json(PGresult *res, int i, const char *function, const char *key,
+                         json_int_t val)
+{
+    return json_pack("{s:s,s:I,s:s,s:I}", "t", PQgetvalue(res, i, C_TENANT), "e",
+                     (json_int_t)strtoll(PQgetvalue(res, i, C_EVENT), NULL, 10), "f", function,
+                     key, val);
+}
+
+/* exec_json: a *_MANY statement with arr as its one parameter; arr is released. */
+static PGresult *exec_json(fn_runtime_t *rt, enum fn_stmt s, json_t *arr, char *err,
+                           size_t errlen)
+{
+    char *text = json_dumps(arr, JSON_COMPACT);
+    PGresult *r = NULL;
+    json_decref(arr);
+    if (text == NULL) {
+        fn__copy_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    const char *p[] = {text};
+    r = fn__exec_p(rt, s, p, err, errlen);
+    free(text);
+    return r;
+}
+
+/* record_fail: a failed run's error and next attempt time (or its dead letter), fenced by the
+ * leased attempt count. Returns 0, or BRK_EDB / BRK_EINTERNAL with err. */
+static int record_fail(fn_runtime_t *rt, PGresult *res, int i, run_note_t *note, char *err,
+                       size_t errlen)
+{
+    char att[16], delay[24], maxa[16];
+    PGresult *r;
+    int matched;
+
+    snprintf(att, sizeof att, "%d", note->attempt);
+    snprintf(delay, sizeof delay, "%" PRIu64, fn__backoff(rt, (unsigned)note->attempt));
+    snprintf(maxa, sizeof maxa, "%u", rt->max_attempts);
+    const char *p[] = {PQgetvalue(res, i, C_TENANT), PQgetvalue(res, i, C_EVENT),
+                       note->slot->def->name, att, note->err, delay, maxa};
+    if ((r = fn__exec_p(rt, S_LEASE_FAIL, p, err, errlen)) == NULL)
+        return BRK_EDB;
+    matched = PQntuples(r) == 1;
+    note->outcome = matched && strcmp(PQgetvalue(r, 0, 0), "t") == 0 ? "dead" : "retry";
+    PQclear(r);
+    /* This transaction holds the row locked at the leased attempt count, so the fenced mark
+     * cannot miss unless something else wrote fn_runs through this connection. */
+    if (!matched) {
+        fn__copy_err(err, errlen, "the outcome of a locked pair matched no row");
+        return BRK_EINTERNAL;
+    }
+    return 0;
+}
+
 /* run_sync: one leased synchronous pair inside the run transaction (its row locked), under a
- * savepoint. Returns 0 (outcome recorded in note), or BRK_EDB / BRK_EINTERNAL with err when
- * the transaction cannot go on. */
+ * savepoint, with the function's run. Returns 0 (outcome recorded in note), or BRK_EDB /
+ * BRK_EINTERNAL with err when the transaction cannot go on. */
 static int run_sync(fn_runtime_t *rt, PGresult *res, int i, run_note_t *note, char *err,
                     size_t errlen)
 {
     const char *tenant = PQgetvalue(res, i, C_TENANT), *event_id = PQgetvalue(res, i, C_EVENT);
     const char *name = note->slot->def->name;
-    char att[16], delay[24], maxa[16];
+    char att[16];
     fn_event_t ev;
     PGresult *r = NULL;
     uint64_t t0 = fn__now_ns();
     int rc, matched;
 
     snprintf(att, sizeof att, "%d", note->attempt);
+    note->err[0] = '\0';
     if (fn__exec_s(rt, "SAVEPOINT fn_run", err, errlen) != 0)
         return BRK_EDB;
     rc = fn__event_from_row(res, i, &ev, note->err, sizeof note->err);
@@ -156,29 +220,20 @@ static int run_sync(fn_runtime_t *rt, PGresult *res, int i, run_note_t *note, ch
         rc = BRK_EINTERNAL;
     }
     note->dur_ns = fn__now_ns() - t0;
-    if (rc == 0) {
-        const char *p[] = {tenant, event_id, name, att};
-        if (fn__exec_s(rt, "RELEASE SAVEPOINT fn_run", err, errlen) != 0 ||
-            (r = fn__exec_p(rt, S_LEASE_DONE, p, err, errlen)) == NULL)
-            return BRK_EDB;
-        matched = strcmp(PQcmdTuples(r), "1") == 0;
-        note->outcome = "done";
-    } else {
+    if (rc != 0) {
         if (note->err[0] == '\0')
             fn__copy_err(note->err, sizeof note->err, brk_strerror(rc));
         if (fn__exec_s(rt, "ROLLBACK TO SAVEPOINT fn_run", err, errlen) != 0)
             return BRK_EDB;
-        snprintf(delay, sizeof delay, "%" PRIu64, fn__backoff(rt, (unsigned)note->attempt));
-        snprintf(maxa, sizeof maxa, "%u", rt->max_attempts);
-        const char *p[] = {tenant, event_id, name, att, note->err, delay, maxa};
-        if ((r = fn__exec_p(rt, S_LEASE_FAIL, p, err, errlen)) == NULL)
-            return BRK_EDB;
-        matched = PQntuples(r) == 1;
-        note->outcome = matched && strcmp(PQgetvalue(r, 0, 0), "t") == 0 ? "dead" : "retry";
+        return record_fail(rt, res, i, note, err, errlen);
     }
+    const char *p[] = {tenant, event_id, name, att};
+    if (fn__exec_s(rt, "RELEASE SAVEPOINT fn_run", err, errlen) != 0 ||
+        (r = fn__exec_p(rt, S_LEASE_DONE, p, err, errlen)) == NULL)
+        return BRK_EDB;
+    matched = strcmp(PQcmdTuples(r), "1") == 0;
+    note->outcome = "done";
     PQclear(r);
-    /* This transaction holds the row locked at the leased attempt count, so the fenced mark
-     * cannot miss unless something else wrote fn_runs through this connection. */
     if (!matched) {
         fn__copy_err(err, errlen, "the outcome of a locked pair matched no row");
         return BRK_EINTERNAL;
@@ -187,51 +242,190 @@ static int run_sync(fn_runtime_t *rt, PGresult *res, int i, run_note_t *note, ch
 }
 
 /*
- * run_leased: the run transaction of a pass. Locks every synchronous pair the claim leased
- * (a pair no longer pending with the leased attempt count is "stale" and skipped), then runs
- * each and records its outcome, then commits. Returns 0 when it committed or had nothing to
- * do, else BRK_EDB / BRK_EINTERNAL with err (and everything in it rolled back).
+ * run_group: the locked pairs of one function that has a run_batch, idx[0..k), in one call
+ * under a savepoint; the done marks in one statement, the failures one by one. When the batch
+ * call fails, everything it wrote is rolled back and each pair runs alone (run_sync), so one
+ * poison event does not hold back the others. Returns 0, or BRK_EDB / BRK_EINTERNAL with err
+ * when the transaction cannot go on.
+ */
+static int run_group(fn_runtime_t *rt, PGresult *res, run_note_t *notes, const int *idx, int k,
+                     char *err, size_t errlen)
+{
+    const fn_slot_t *slot = notes[idx[0]].slot;
+    fn_event_t *evs = brk_calloc((size_t)k, sizeof *evs);
+    char(*errs)[FN_ERR_MAX] = brk_calloc((size_t)k, sizeof *errs);
+    int *of = brk_calloc((size_t)k, sizeof *of); /* position in evs -> position in idx */
+    int nev = 0, rc = BRK_EDB, batch_rc;
+    char why[FN_ERR_MAX] = "";
+    uint64_t t0 = fn__now_ns(), dur;
+    json_t *done = NULL;
+    PGresult *r = NULL;
+
+    if (fn__exec_s(rt, "SAVEPOINT fn_batch", err, errlen) != 0)
+        goto out;
+    for (int j = 0; j < k; j++) {
+        run_note_t *note = &notes[idx[j]];
+        note->ran = 1;
+        note->err[0] = '\0';
+        if (fn__event_from_row(res, idx[j], &evs[nev], note->err, sizeof note->err) != 0) {
+            json_decref(evs[nev].payload);
+            evs[nev].payload = NULL;
+            note->outcome = "failed"; /* recorded below */
+            continue;
+        }
+        of[nev++] = j;
+    }
+    batch_rc = nev == 0 ? 0 : slot->def->run_batch(&rt->env, rt->work, evs, (size_t)nev, errs,
+                                                   why, sizeof why);
+    if (fn__work_broken(rt)) {
+        fn__copy_err(err, errlen, PQerrorMessage(rt->work));
+        goto out;
+    }
+    if (batch_rc == 0 && PQtransactionStatus(rt->work) != PQTRANS_INTRANS) {
+        fn__copy_err(why, sizeof why, "the function left its transaction aborted");
+        batch_rc = BRK_EINTERNAL;
+    }
+    dur = fn__now_ns() - t0;
+    if (batch_rc != 0) {
+        char n[16];
+        char line[FN_ERR_MAX];
+        fn__copy_err(line, sizeof line, why[0] ? why : brk_strerror(batch_rc));
+        snprintf(n, sizeof n, "%d", k);
+        brk_log_warn("function batch failed, running its events one by one", "function",
+                     slot->def->name, "events", n, "error", line);
+        if (fn__exec_s(rt, "ROLLBACK TO SAVEPOINT fn_batch", err, errlen) != 0)
+            goto out;
+        for (int j = 0; j < k; j++)
+            if ((rc = run_sync(rt, res, idx[j], &notes[idx[j]], err, errlen)) != 0)
+                goto out;
+        rc = 0;
+        goto out;
+    }
+    if (fn__exec_s(rt, "RELEASE SAVEPOINT fn_batch", err, errlen) != 0)
+        goto out;
+    for (int m = 0; m < nev; m++) {
+        run_note_t *note = &notes[idx[of[m]]];
+        note->dur_ns = dur / (uint64_t)nev;
+        if (errs[m][0] != '\0') {
+            fn__copy_err(note->err, sizeof note->err, errs[m]);
+            note->outcome = "failed";
+        } else {
+            note->outcome = "done";
+        }
+    }
+    done = json_array();
+    int ndone = 0;
+    for (int j = 0; j < k; j++) {
+        run_note_t *note = &notes[idx[j]];
+        if (strcmp(note->outcome, "done") == 0) {
+            json_array_append_new(done, pair_json(res, idx[j], slot->def->name, "a",
+                                                  note->attempt));
+            ndone++;
+        } else if ((rc = record_fail(rt, res, idx[j], note, err, errlen)) != 0) {
+            goto out;
+        }
+    }
+    if (ndone > 0) {
+        r = exec_json(rt, S_DONE_MANY, done, err, errlen);
+        done = NULL;
+        if (r == NULL) {
+            rc = BRK_EDB;
+            goto out;
+        }
+        /* Every pair is locked by this transaction at its leased attempt count. */
+        if (strtol(PQcmdTuples(r), NULL, 10) != ndone) {
+            fn__copy_err(err, errlen, "the done marks of locked pairs matched fewer rows");
+            rc = BRK_EINTERNAL;
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    for (int m = 0; m < nev; m++)
+        json_decref(evs[m].payload);
+    json_decref(done);
+    PQclear(r);
+    free(evs);
+    free(errs);
+    free(of);
+    return rc;
+}
+
+/*
+ * run_leased: the run transaction of a pass. Locks every synchronous pair the claim leased in
+ * one statement (a pair no longer pending with the leased attempt count is "stale" and
+ * skipped), then runs them function by function: a function with run_batch gets all its
+ * pairs in one call (run_group), the others one by one (run_sync); then commits. Returns 0
+ * when it committed or had nothing to do, else BRK_EDB / BRK_EINTERNAL with err (and
+ * everything in it rolled back).
  */
 static int run_leased(fn_runtime_t *rt, PGresult *res, run_note_t *notes, int n, char *err,
                       size_t errlen)
 {
-    char att[16];
-    int rc = BRK_EDB, nsync = 0;
+    int rc = BRK_EDB, nsync = 0, *idx = NULL, *locked = NULL;
+    json_t *want = json_array();
+    PGresult *r = NULL;
 
     for (int i = 0; i < n; i++)
-        nsync += notes[i].sync;
-    if (nsync == 0)
-        return 0;
-    if (fn__exec_s(rt, "BEGIN", err, errlen) != 0)
-        goto out;
-    /* Every lock before any run: a lease only has to outlast these few round trips, not the
-     * runs of the pairs before it. */
-    for (int i = 0; i < n; i++) {
-        run_note_t *note = &notes[i];
-        if (!note->sync)
-            continue;
-        snprintf(att, sizeof att, "%d", note->attempt);
-        const char *p[] = {PQgetvalue(res, i, C_TENANT), PQgetvalue(res, i, C_EVENT),
-                           note->slot->def->name, att};
-        PGresult *r = fn__exec_p(rt, S_LOCK, p, err, errlen);
-        if (r == NULL)
-            goto out;
-        if (PQntuples(r) == 0) {
-            note->sync = 0;
-            note->outcome = "stale";
-            fn__copy_err(note->err, sizeof note->err, "the lease expired before the run began");
+        if (notes[i].sync) {
+            nsync++;
+            json_array_append_new(want, pair_json(res, i, notes[i].slot->def->name, "a",
+                                                  notes[i].attempt));
+            json_object_set_new(json_array_get(want, json_array_size(want) - 1), "i",
+                                json_integer(i));
         }
-        PQclear(r);
+    if (nsync == 0) {
+        json_decref(want);
+        return 0;
     }
+    if (fn__exec_s(rt, "BEGIN", err, errlen) != 0) {
+        json_decref(want);
+        goto out;
+    }
+    /* Every lock before any run: a lease only has to outlast this one statement. */
+    if ((r = exec_json(rt, S_LOCK_MANY, want, err, errlen)) == NULL)
+        goto out;
+    locked = brk_calloc((size_t)n, sizeof *locked);
+    for (int j = 0; j < PQntuples(r); j++) {
+        long i = strtol(PQgetvalue(r, j, 0), NULL, 10);
+        if (i >= 0 && i < n)
+            locked[i] = 1;
+    }
+    PQclear(r);
+    r = NULL;
     for (int i = 0; i < n; i++) {
-        if (!notes[i].sync)
+        if (notes[i].sync && !locked[i]) {
+            notes[i].sync = 0;
+            notes[i].outcome = "stale";
+            fn__copy_err(notes[i].err, sizeof notes[i].err,
+                         "the lease expired before the run began");
+        }
+    }
+    idx = brk_calloc((size_t)n, sizeof *idx);
+    for (size_t s = 0; s < rt->nslots; s++) {
+        const fn_slot_t *slot = &rt->slots[s];
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (notes[i].sync && notes[i].slot == slot)
+                idx[k++] = i;
+        if (k == 0)
             continue;
-        notes[i].ran = 1;
-        if ((rc = run_sync(rt, res, i, &notes[i], err, errlen)) != 0)
-            goto out;
+        if (slot->def->run_batch != NULL) {
+            if ((rc = run_group(rt, res, notes, idx, k, err, errlen)) != 0)
+                goto out;
+            continue;
+        }
+        for (int j = 0; j < k; j++) {
+            notes[idx[j]].ran = 1;
+            if ((rc = run_sync(rt, res, idx[j], &notes[idx[j]], err, errlen)) != 0)
+                goto out;
+        }
     }
     rc = fn__exec_s(rt, "COMMIT", err, errlen);
 out:
+    PQclear(r);
+    free(idx);
+    free(locked);
     if (rc != 0 && !fn__work_broken(rt)) {
         char ignored[FN_ERR_MAX];
         fn__exec_s(rt, "ROLLBACK", ignored, sizeof ignored);
@@ -256,6 +450,7 @@ static int claim_pass(fn_runtime_t *rt, int *more)
     int excluded = free_slots == 0 && rt->nasync > 0; /* async functions not even asked for */
     PGresult *res = NULL;
     run_note_t *notes = NULL;
+    json_t *leases = json_array();
 
     *more = 0;
     for (size_t i = 0; i < rt->nslots; i++)
@@ -263,10 +458,13 @@ static int claim_pass(fn_runtime_t *rt, int *more)
             names[nn++] = rt->slots[i].def->name;
     if (nn == 0) {
         rt->starved = rt->nasync > 0;
+        json_decref(leases);
         return 0;
     }
-    if (fn__array_literal(names_param, sizeof names_param, names, nn) != 0)
+    if (fn__array_literal(names_param, sizeof names_param, names, nn) != 0) {
+        json_decref(leases);
         return BRK_EINTERNAL;
+    }
     snprintf(limit, sizeof limit, "%u", rt->batch);
 
     if (fn__exec_s(rt, "BEGIN", err, sizeof err) != 0)
@@ -315,12 +513,22 @@ static int claim_pass(fn_runtime_t *rt, int *more)
             snprintf(lease, sizeof lease, "%u", FN_ASYNC_LEASE_MS);
             leased++;
         }
-        const char *lp[] = {PQgetvalue(res, i, C_TENANT), PQgetvalue(res, i, C_EVENT),
-                            note->slot->def->name, lease};
-        PGresult *r = fn__exec_p(rt, S_LEASE, lp, err, sizeof err);
+        json_array_append_new(leases, pair_json(res, i, note->slot->def->name, "ms",
+                                                (json_int_t)strtoll(lease, NULL, 10)));
+    }
+    if (json_array_size(leases) > 0) {
+        size_t want = json_array_size(leases);
+        PGresult *r = exec_json(rt, S_LEASE_MANY, leases, err, sizeof err);
+        leases = NULL;
         if (r == NULL)
             goto out;
+        /* Every row was locked by the claim just now. */
+        int all = strtoul(PQcmdTuples(r), NULL, 10) == want;
         PQclear(r);
+        if (!all) {
+            fn__copy_err(err, sizeof err, "a lease matched fewer claimed rows");
+            goto out;
+        }
     }
     if (fn__exec_s(rt, "COMMIT", err, sizeof err) != 0)
         goto out;
@@ -361,6 +569,7 @@ out:
     }
     free(notes);
     PQclear(res);
+    json_decref(leases);
     if ((!claimed || !ran) && fn__work_broken(rt))
         fn__db_lost(rt, err);
     else if (!claimed || !ran)
@@ -387,7 +596,5 @@ void fn__on_poll(evutil_socket_t fd, short what, void *arg)
     fn_runtime_t *rt = arg;
     if (!rt->connected || rt->stopping)
         return;
-    fn__refresh_stats(rt);
-    if (rt->connected)
-        event_active(rt->claim_ev, EV_READ, 0);
+    event_active(rt->claim_ev, EV_READ, 0);
 }

@@ -14,7 +14,8 @@
  * subscribed to its types with gsap_fn_subscribe, which backfills runs for stored events the
  * first time. When the database goes away the runtime closes both connections, logs once,
  * and tries again every FN_RECONNECT_MS; asynchronous completions that arrive meanwhile are
- * not recorded (their leases expire and the pairs run again).
+ * not recorded (their leases expire and the pairs run again). Each worker (GSAP_FN_WORKERS)
+ * has its own two connections and logs its own outage once.
  *
  * Runtime thread only.
  */
@@ -48,13 +49,15 @@ static const struct {
                  "AND r.function = ANY ($1::text[]) "
                  "ORDER BY r.event_id LIMIT $2::int FOR UPDATE OF r SKIP LOCKED",
                  2},
-    /* A lease: the attempt is counted and committed before the run starts, so a run that
-     * kills the broker still counts; $4 is how long other claims leave the pair alone. */
-    [S_LEASE] = {"fn_lease",
-                 "UPDATE fn_runs SET attempts = attempts + 1, "
-                 "next_attempt_at = now() + $4::bigint * interval '1 millisecond' "
-                 "WHERE tenant_id = $1 AND event_id = $2::bigint AND function = $3",
-                 4},
+    /* Leases, one statement per pass: each attempt is counted and committed before the run
+     * starts, so a run that kills the broker still counts; ms is how long other claims leave
+     * the pair alone. $1: [{"t","e","f","ms"}, ...]. */
+    [S_LEASE_MANY] = {"fn_lease_many",
+                      "UPDATE fn_runs r SET attempts = r.attempts + 1, "
+                      "next_attempt_at = now() + x.ms * interval '1 millisecond' "
+                      "FROM jsonb_to_recordset($1::jsonb) AS x(t text, e bigint, f text, ms bigint) "
+                      "WHERE r.tenant_id = x.t AND r.event_id = x.e AND r.function = x.f",
+                      1},
     /* A pair claimed again with no attempts left: its last lease ended without a result (the
      * broker died or lost the database mid-run), and running it again could loop forever. */
     [S_LEASE_DEAD] = {"fn_lease_dead",
@@ -62,14 +65,17 @@ static const struct {
                       "|| '; ', '') || 'no result within the lease', 512) "
                       "WHERE tenant_id = $1 AND event_id = $2::bigint AND function = $3",
                       3},
-    /* The run transaction's hold on a leased synchronous pair: no row when the lease was lost
-     * (it expired and another claim counted a newer attempt) or another run holds the pair. */
-    [S_LOCK] = {"fn_lock",
-                "SELECT 1 FROM fn_runs "
-                "WHERE tenant_id = $1 AND event_id = $2::bigint AND function = $3 "
-                "AND attempts = $4::int AND done_at IS NULL AND dead_at IS NULL "
-                "FOR UPDATE SKIP LOCKED",
-                4},
+    /* The run transaction's hold on its leased synchronous pairs, one statement per pass:
+     * returns the position i of each pair it locked; none for a pair whose lease was lost (it
+     * expired and another claim counted a newer attempt) or that another run holds.
+     * $1: [{"i","t","e","f","a"}, ...]. */
+    [S_LOCK_MANY] = {"fn_lock_many",
+                     "SELECT x.i FROM jsonb_to_recordset($1::jsonb) "
+                     "AS x(i int, t text, e bigint, f text, a int) "
+                     "JOIN fn_runs r ON r.tenant_id = x.t AND r.event_id = x.e AND r.function = x.f "
+                     "WHERE r.attempts = x.a AND r.done_at IS NULL AND r.dead_at IS NULL "
+                     "ORDER BY x.i FOR UPDATE OF r SKIP LOCKED",
+                     1},
     /* Outcomes, fenced by the leased attempt count: a completion that lost its lease to a
      * later claim matches no row and changes nothing. */
     [S_LEASE_DONE] = {"fn_lease_done",
@@ -77,6 +83,14 @@ static const struct {
                       "WHERE tenant_id = $1 AND event_id = $2::bigint AND function = $3 "
                       "AND attempts = $4::int AND done_at IS NULL AND dead_at IS NULL",
                       4},
+    /* The done marks of a batch's successful pairs in one statement, fenced the same way.
+     * $1: [{"t","e","f","a"}, ...]. */
+    [S_DONE_MANY] = {"fn_done_many",
+                     "UPDATE fn_runs r SET done_at = now() "
+                     "FROM jsonb_to_recordset($1::jsonb) AS x(t text, e bigint, f text, a int) "
+                     "WHERE r.tenant_id = x.t AND r.event_id = x.e AND r.function = x.f "
+                     "AND r.attempts = x.a AND r.done_at IS NULL AND r.dead_at IS NULL",
+                     1},
     [S_LEASE_FAIL] = {"fn_lease_fail",
                       "UPDATE fn_runs SET last_error = $5, "
                       "next_attempt_at = now() + $6::bigint * interval '1 millisecond', "
@@ -85,16 +99,6 @@ static const struct {
                       "AND attempts = $4::int AND done_at IS NULL AND dead_at IS NULL "
                       "RETURNING dead_at IS NOT NULL",
                       7},
-    /* The oldest pending pair is found through the pending index (lowest event_id), not by
-     * joining the whole backlog: event ids grow with time, so it is the oldest event. */
-    [S_STATS] = {"fn_stats",
-                 "SELECT (SELECT count(*) FROM fn_runs WHERE done_at IS NULL AND dead_at IS NULL), "
-                 "coalesce((SELECT floor(extract(epoch FROM now() - e.created_at))::bigint "
-                 "  FROM events e JOIN (SELECT tenant_id, event_id FROM fn_runs "
-                 "    WHERE done_at IS NULL AND dead_at IS NULL ORDER BY event_id LIMIT 1) p "
-                 "  ON e.tenant_id = p.tenant_id AND e.event_id = p.event_id), 0), "
-                 "(SELECT count(*) FROM fn_runs WHERE dead_at IS NOT NULL)",
-                 0},
     [S_SUBSCRIBE] = {"fn_subscribe", "SELECT gsap_fn_subscribe($1, $2::text[])", 2},
 };
 
@@ -161,9 +165,11 @@ void fn__db_lost(fn_runtime_t *rt, const char *why)
 {
     fn__db_close(rt);
     if (!rt->down_logged) {
-        char ms[16];
+        char ms[16], w[16];
         snprintf(ms, sizeof ms, "%d", FN_RECONNECT_MS);
-        brk_log_warn("function runtime lost the database", "error", why, "retry_ms", ms);
+        snprintf(w, sizeof w, "%u", rt->worker);
+        brk_log_warn("function runtime lost the database", "worker", w, "error", why, "retry_ms",
+                     ms);
         rt->down_logged = 1;
     }
     if (!rt->stopping) {
@@ -233,7 +239,9 @@ void fn__db_connect(fn_runtime_t *rt)
     }
     rt->connected = 1;
     if (rt->down_logged) {
-        brk_log_info("function runtime reconnected", "database", "up");
+        char w[16];
+        snprintf(w, sizeof w, "%u", rt->worker);
+        brk_log_info("function runtime reconnected", "worker", w, "database", "up");
         rt->down_logged = 0;
     }
     event_active(rt->claim_ev, EV_READ, 0);

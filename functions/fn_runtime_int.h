@@ -8,7 +8,7 @@
  *   fn_runtime_claim.c  the claim pass and synchronous runs (leases, the exactly-once
  *                       argument and its invariants)
  *   fn_runtime_async.c  asynchronous runs: start, completion, recording against the lease
- *   fn_runtime_util.c   small helpers, backoff, the run log line and the metrics refresh
+ *   fn_runtime_util.c   small helpers, backoff and the run log line
  *
  * Threads: every fn__ function and every field of struct fn_runtime belong to the runtime
  * thread, except where a field says otherwise (fn_runtime_start fills the struct before the
@@ -45,12 +45,12 @@
 /* Prepared statements of the work connection (texts in fn_runtime_db.c). */
 enum fn_stmt {
     S_CLAIM,
-    S_LEASE,
+    S_LEASE_MANY,
     S_LEASE_DEAD,
-    S_LOCK,
+    S_LOCK_MANY,
     S_LEASE_DONE,
+    S_DONE_MANY,
     S_LEASE_FAIL,
-    S_STATS,
     S_SUBSCRIBE,
     S_COUNT
 };
@@ -111,7 +111,8 @@ struct fn_runtime {
     int starved;          /* a pass left async pairs for lack of slots */
     int stopping;
 
-    int m_depth, m_oldest, m_dead;
+    unsigned worker;       /* 0: also runs the periodic jobs and the asynchronous functions */
+    fn_runtime_t *next;    /* the next worker (fn_runtime_start's list; main thread only) */
 };
 
 /* ---- fn_runtime_util.c ---- */
@@ -130,8 +131,6 @@ const fn_slot_t *fn__slot_of(const fn_runtime_t *rt, const char *name);
 /* fn__log_run: one run's log line; err may be NULL or empty. */
 void fn__log_run(const char *function, const char *tenant, const char *event_id, const char *type,
                  const char *outcome, int attempt, uint64_t dur_ns, const char *err);
-/* fn__refresh_stats: the queue gauges from the database (drops the connection on loss). */
-void fn__refresh_stats(fn_runtime_t *rt);
 
 /* ---- fn_runtime_db.c ---- */
 

@@ -1,9 +1,8 @@
 /*
  * fn_runtime_util: the function runtime's small shared pieces: clocks, the error-text
- * cleaner, text[] literals, the retry backoff, the per-run log line and the queue metrics.
+ * cleaner, text[] literals, the retry backoff and the per-run log line.
  *
- * Everything here is either pure (any thread: fn_runtime_backoff_ms, fn__copy_err, ...) or
- * runs on the runtime thread (fn__refresh_stats uses the work connection). See
+ * Everything here is pure (any thread: fn_runtime_backoff_ms, fn__copy_err, ...). See
  * fn_runtime_int.h for how the runtime's files divide the work.
  */
 #include "fn_runtime_int.h"
@@ -99,19 +98,4 @@ void fn__log_run(const char *function, const char *tenant, const char *event_id,
     brk_log_info("function run", "function", function, "event_id", event_id, "tenant", tenant,
                  "type", type, "outcome", outcome, "attempt", att, "duration_ms", dur, "error",
                  err && *err ? err : NULL);
-}
-
-void fn__refresh_stats(fn_runtime_t *rt)
-{
-    char err[FN_ERR_MAX];
-    PGresult *res = fn__exec_p(rt, S_STATS, NULL, err, sizeof err);
-    if (res == NULL) {
-        if (fn__work_broken(rt))
-            fn__db_lost(rt, err);
-        return;
-    }
-    brk_metrics_set(rt->m_depth, strtoll(PQgetvalue(res, 0, 0), NULL, 10));
-    brk_metrics_set(rt->m_oldest, strtoll(PQgetvalue(res, 0, 1), NULL, 10));
-    brk_metrics_set(rt->m_dead, strtoll(PQgetvalue(res, 0, 2), NULL, 10));
-    PQclear(res);
 }

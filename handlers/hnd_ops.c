@@ -6,6 +6,13 @@
  * loop's pool) whether it answers and has every migration this binary knows, so a load
  * balancer sends nothing to a broker whose database is away or not yet migrated; with a read
  * replica configured (GSAP_READ_DATABASE_URL), also nothing while the replica is away.
+ *
+ * /metrics measures the function queue in the database at every scrape (q_fn_queue, on this
+ * loop's pool, so a scrape waits at most GSAP_DB_TIMEOUT_MS for it): the pending (event,
+ * function) pairs of every broker and worker on the database, the age of the oldest pending
+ * event, the dead letters. Nothing is cached and nothing comes from the runtime's own
+ * bookkeeping, so the figures are true while the runtime is busy, stuck or stopped. When the
+ * database does not answer, the gauges keep their last values and gsap_fn_queue_measured is 0.
  */
 #include "hnd.h"
 
@@ -21,6 +28,22 @@
 #include "banned.h"
 
 static brk_db_stmt_t q_ready = {"ops_ready", "SELECT count(*) FROM schema_migrations", 0};
+
+/* The pending count walks the partial index fn_runs_pending, which holds only the backlog;
+ * the oldest pending pair is its lowest event_id (event ids grow with time), found through
+ * the same index, not by joining the whole backlog. */
+static brk_db_stmt_t q_fn_queue = {
+    "ops_fn_queue",
+    "SELECT (SELECT count(*) FROM fn_runs WHERE done_at IS NULL AND dead_at IS NULL), "
+    "coalesce((SELECT floor(extract(epoch FROM clock_timestamp() - e.created_at) * 1000)::bigint "
+    "  FROM events e JOIN (SELECT tenant_id, event_id FROM fn_runs "
+    "    WHERE done_at IS NULL AND dead_at IS NULL ORDER BY event_id LIMIT 1) p "
+    "  ON e.tenant_id = p.tenant_id AND e.event_id = p.event_id), 0), "
+    "(SELECT count(*) FROM fn_runs WHERE dead_at IS NOT NULL)",
+    0};
+
+/* Gauge slots of the function queue (hnd_ops_register). */
+static int g_depth = -1, g_oldest_s = -1, g_dead = -1, g_measured = -1;
 
 static void healthz(brk_req_t *r)
 {
@@ -60,12 +83,29 @@ static void readyz(brk_req_t *r)
     brk_req_db(r, &op, 1, on_ready_result);
 }
 
-static void metrics(brk_req_t *r)
+static void on_fn_queue(brk_req_t *r, const brk_db_result_t *res)
 {
     size_t len;
+    if (res->err == 0 && PQntuples(res->res[0]) == 1) {
+        long long ms = strtoll(PQgetvalue(res->res[0], 0, 1), NULL, 10);
+        if (ms < 0) /* clock steps between brokers and database: not a negative age */
+            ms = 0;
+        brk_metrics_set(g_depth, strtoll(PQgetvalue(res->res[0], 0, 0), NULL, 10));
+        brk_metrics_set(g_oldest_s, ms / 1000);
+        brk_metrics_set(g_dead, strtoll(PQgetvalue(res->res[0], 0, 2), NULL, 10));
+        brk_metrics_set(g_measured, 1);
+    } else {
+        brk_metrics_set(g_measured, 0);
+    }
     char *text = brk_metrics_render(&len);
     brk_reply_raw(r, 200, "text/plain; version=0.0.4", text, len);
     free(text);
+}
+
+static void metrics(brk_req_t *r)
+{
+    brk_db_op_t op = {&q_fn_queue, 0, {0}};
+    brk_req_db(r, &op, 1, on_fn_queue);
 }
 
 static void well_known(brk_req_t *r)
@@ -96,5 +136,16 @@ static const brk_route_t routes[] = {
 int hnd_ops_register(void)
 {
     int rc = brk_db_register(&q_ready);
+    if (rc == 0)
+        rc = brk_db_register(&q_fn_queue);
+    g_depth = brk_metrics_gauge("gsap_fn_queue_depth",
+                                "Pending (event, function) pairs in the database, at this scrape.");
+    g_oldest_s = brk_metrics_gauge("gsap_fn_oldest_pending_seconds",
+                                   "Age of the oldest event with a pending pair, at this scrape.");
+    g_dead = brk_metrics_gauge("gsap_fn_dead_letters", "Dead-lettered (event, function) pairs.");
+    g_measured = brk_metrics_gauge("gsap_fn_queue_measured",
+                                   "1 when this scrape measured the function queue in the "
+                                   "database, 0 when it could not (the gauges keep their "
+                                   "last values).");
     return rc ? rc : brk_router_add(routes, sizeof(routes) / sizeof(routes[0]));
 }

@@ -6,7 +6,8 @@
  * tests/npm/gsap_oracle.mjs), the database refusing changes to what is finalized, resuming an
  * interrupted finalization, late lines, credit notes, the month-close job; the CSV export read
  * back by Python's csv module and compared with the JSON lines; two brokers on one database;
- * and kill -9 of the broker while a client posts CRs.
+ * billing in batches with several runtime workers (a poison CR in a batch, the backlog in
+ * /metrics while billing is stuck), and kill -9 of the broker while clients post CRs.
  */
 #include <check.h>
 #include <fcntl.h>
@@ -291,6 +292,49 @@ static void assert_totals(PGconn *pg)
         0);
 }
 
+/* hold_billing: a session holding tenant's transparency-log head locked. Billing (and the log
+ * sequencer) lock it first in every batch, the HTTP side never: CRs are accepted while their
+ * billing waits, so a backlog builds up. release_billing ends it. */
+static PGconn *hold_billing(const char *tenant)
+{
+    PGconn *h = tst_pg_connect(DB);
+    char *sql = tst_fmt("INSERT INTO tlog_heads (tenant_id) VALUES ('%s') ON CONFLICT DO NOTHING; "
+                        "BEGIN; SELECT 1 FROM tlog_heads WHERE tenant_id = '%s' FOR UPDATE",
+                        tenant, tenant);
+    PGresult *res = PQexec(h, sql);
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    PQclear(res);
+    free(sql);
+    return h;
+}
+
+static void release_billing(PGconn *h)
+{
+    PGresult *res = PQexec(h, "COMMIT");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    PQfinish(h);
+}
+
+/* restart_with: B again on the same database with env (the keys of setup stay valid). */
+static void restart_with(const char *const *env)
+{
+    ck_assert_int_eq(tst_broker_stop(&B), 0);
+    tst_broker_clear(&B);
+    ck_assert_int_eq(tst_broker_start(&B, tst_pg_conninfo(DB), env), 0);
+}
+
+/* metric: the value of an unlabelled sample in a /metrics body; fails when it is missing. */
+static long long metric(const char *body, const char *name)
+{
+    char *want = tst_fmt("\n%s ", name);
+    const char *p = strstr(body, want);
+    ck_assert_msg(p != NULL, "/metrics has no %s", name);
+    long long v = strtoll(p + strlen(want), NULL, 10);
+    free(want);
+    return v;
+}
+
 /* log_line_streamed: in the broker's log, the request line of a 200 for path: 1 when it
  * says "streamed":"true", 0 when it does not; fails the test when there is no such line. */
 static int log_line_streamed(const char *path)
@@ -410,9 +454,13 @@ END_TEST
     ",\"timed_out\":" #timed_out ",\"session_end\":" #session_end "},\"per_second\":" #per_second  \
     ",\"shell_class_multipliers\":" shell ",\"capability_multipliers\":" caps extra "}"
 
-START_TEST(money_per_currency)
+/* money_cases: the same seven CRs, billed one at a time (batched 0) or, with one runtime worker
+ * held up by the tenant's log head while they are posted, six of them in one batch of several
+ * accounts and currencies (batched 1): the amounts are the same to the minor unit. */
+static void money_cases(int batched)
 {
-    PGconn *pg = tst_pg_connect(DB);
+    static const char *const one_worker[] = {"GSAP_FN_POLL_MS=200", "GSAP_FN_WORKERS=1", NULL};
+    PGconn *pg = tst_pg_connect(DB), *h = NULL;
     put_account("yen", "{\"currency\":\"JPY\",\"rate_card\":" CARD(
                            100, 40, 500, 60, 0, 7, "{\"Application\":\"1.5\"}", "{\"0\":\"1.25\"}",
                            ",\"flagged_surcharge\":3") "}");
@@ -472,8 +520,17 @@ START_TEST(money_per_currency)
          "default"},
     };
     json_t *rc[7];
+    if (batched) {
+        restart_with(one_worker);
+        h = hold_billing("acme");
+    }
     for (int i = 0; i < 7; i++)
         rc[i] = post_cr(&cases[i].o);
+    if (batched) {
+        /* the first CR's pass waits on the head; the other six wait for the next pass */
+        ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM invoice_lines"), 0);
+        release_billing(h);
+    }
     for (int i = 0; i < 7; i++) {
         wait_line(pg, tst_str(rc[i], "cr_id"));
         char *acct = scalarf(pg,
@@ -511,6 +568,21 @@ START_TEST(money_per_currency)
         json_decref(page);
         free(inv);
     }
+    /* With one worker, line numbers follow the events within each invoice, batch or not
+     * (with several workers or brokers they follow the order in which billing commits). */
+    for (int i = 0; batched && i + 1 < 7; i++)
+        if (strcmp(cases[i].account, cases[i + 1].account) == 0)
+            ck_assert_int_eq(longf(pg,
+                                   "SELECT (SELECT line_no FROM invoice_lines WHERE cr_id = '%s') "
+                                   "- (SELECT line_no FROM invoice_lines WHERE cr_id = '%s')",
+                                   tst_str(rc[i + 1], "cr_id"), tst_str(rc[i], "cr_id")),
+                             1);
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM invoice_lines WHERE log_index IS NULL"),
+                     0);
+    if (batched) /* and one transaction wrote lines of several invoices (accounts) */
+        ck_assert_int_ge(tst_pg_long(pg, "SELECT max(n) FROM (SELECT count(DISTINCT invoice_id) n "
+                                         "FROM invoice_lines GROUP BY xmin::text) x"),
+                         2);
     /* the flagged line carries its flags, its effective outcome and the surcharge */
     json_t *flags = json_object_get(rc[2], "flags");
     ck_assert_str_eq(json_string_value(json_array_get(flags, 0)), "behavior_violated");
@@ -562,6 +634,17 @@ START_TEST(money_per_currency)
     for (int i = 0; i < 7; i++)
         json_decref(rc[i]);
     PQfinish(pg);
+}
+
+START_TEST(money_per_currency)
+{
+    money_cases(0);
+}
+END_TEST
+
+START_TEST(money_per_currency_batched)
+{
+    money_cases(1);
 }
 END_TEST
 
@@ -1228,7 +1311,102 @@ START_TEST(display_limits)
 }
 END_TEST
 
-/* ---- kill -9 while a client posts ---- */
+/* ---- batches, workers, the queue in /metrics ---- */
+
+#define PENDING "SELECT count(*) FROM fn_runs WHERE done_at IS NULL AND dead_at IS NULL"
+
+START_TEST(metrics_show_backlog)
+{
+    enum { N = 4 };
+    PGconn *pg = tst_pg_connect(DB);
+    cr_opts_t o = {0};
+    tst_resp_t r;
+
+    /* The runtime is stuck inside a billing batch: what /metrics shows is still the
+     * database's count, not what the runtime last managed to refresh. */
+    PGconn *h = hold_billing("acme");
+    for (int i = 0; i < N; i++)
+        json_decref(post_cr(&o));
+    sleep(2);
+    long want = tst_pg_long(pg, PENDING);
+    ck_assert_int_ge(want, 2 * N); /* billing and the log sequencer, per CR */
+    r = call("GET", "/metrics", ADMIN, NULL, 200);
+    ck_assert_int_eq(metric(r.body, "gsap_fn_queue_depth"), want);
+    ck_assert_int_ge(metric(r.body, "gsap_fn_oldest_pending_seconds"), 2);
+    ck_assert_int_eq(metric(r.body, "gsap_fn_queue_measured"), 1);
+    tst_resp_clear(&r);
+    release_billing(h);
+    ck_assert_int_eq(wait_count(pg, "SELECT count(*) FROM invoice_lines", N, LINE_WAIT_S), N);
+    ck_assert_int_eq(wait_count(pg, "SELECT (count(*) = 0)::int FROM fn_runs WHERE done_at IS NULL "
+                                    "AND dead_at IS NULL",
+                                1, LINE_WAIT_S),
+                     1);
+    r = call("GET", "/metrics", ADMIN, NULL, 200);
+    ck_assert_int_eq(metric(r.body, "gsap_fn_queue_depth"), 0);
+    ck_assert_int_eq(metric(r.body, "gsap_fn_oldest_pending_seconds"), 0);
+    tst_resp_clear(&r);
+    PQfinish(pg);
+}
+END_TEST
+
+START_TEST(poison_in_batch)
+{
+    enum { N = 6 };
+    static const char *const env[] = {"GSAP_FN_POLL_MS=200", "GSAP_FN_WORKERS=1",
+                                      "GSAP_FN_BACKOFF_MS=60000", NULL};
+    PGconn *pg = tst_pg_connect(DB);
+    cr_opts_t o = {0};
+    json_t *rc[N];
+
+    restart_with(env);
+    /* One worker, stuck in a first batch: the rest, poison included, wait for the next. */
+    PGconn *h = hold_billing("acme");
+    for (int i = 0; i < N; i++) {
+        if (i == N / 2) /* a CR event whose lineage CID the database refuses (not a gsap_cid):
+                         * it passes the checks in C and fails its batch's statement */
+            free(tst_pg_scalar(pg, "INSERT INTO events (tenant_id, type, context_id, payload) "
+                                   "SELECT tenant_id, type, context_id, payload || "
+                                   "'{\"cr_id\":\"cr_ffffffffffffffffffffffffffffffff\","
+                                   "\"lineage_cid\":\"sha256:poison\"}' FROM events "
+                                   "WHERE type = 'GSAP_CR_RECEIVED' ORDER BY event_id DESC LIMIT 1 "
+                                   "RETURNING event_id"));
+        rc[i] = post_cr(&o);
+    }
+    release_billing(h);
+    ck_assert_int_eq(wait_count(pg, "SELECT count(*) FROM invoice_lines", N, LINE_WAIT_S), N);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(longf(pg, "SELECT count(*) FROM invoice_lines WHERE cr_id = '%s' AND "
+                                   "log_index IS NOT NULL",
+                               tst_str(rc[i], "cr_id")),
+                         1);
+        json_decref(rc[i]);
+    }
+    /* the poison failed alone: pending, one attempt, its error kept, retried after backoff */
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM invoice_lines WHERE cr_id = "
+                                     "'cr_ffffffffffffffffffffffffffffffff'"),
+                     0);
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM fn_runs r JOIN events e USING "
+                                     "(tenant_id, event_id) WHERE e.payload->>'lineage_cid' = "
+                                     "'sha256:poison' AND r.done_at IS NULL AND r.dead_at IS NULL "
+                                     "AND r.attempts = 1 AND r.last_error LIKE '%gsap_cid%' "
+                                     "AND r.next_attempt_at > now() + interval '30 seconds'"),
+                     2); /* billing and the log sequencer */
+    ck_assert_int_eq(tst_pg_long(pg, PENDING), 2);
+    /* and it was in a batch with good CRs, which the runtime then ran one by one */
+    char *log = tst_broker_log(&B);
+    const char *p = strstr(log, "function batch failed, running its events one by one");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_ptr_nonnull(strstr(p, "\"function\":\"billing\""));
+    const char *ev = strstr(p, "\"events\":\"");
+    ck_assert_ptr_nonnull(ev);
+    ck_assert_int_ge(strtol(ev + strlen("\"events\":\""), NULL, 10), 2);
+    free(log);
+    assert_totals(pg);
+    PQfinish(pg);
+}
+END_TEST
+
+/* ---- kill -9 while clients post ---- */
 
 #define CRASH_MAX 4096
 
@@ -1258,37 +1436,63 @@ static void *client_loop(void *arg)
     return NULL;
 }
 
+enum { CRASH_CLIENTS = 4 };
+
 START_TEST(crash_kill9)
 {
-    client_t c = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    pthread_t th;
+    /* Several workers and batches of up to 64 pairs; the kills land while the backlog that
+     * piled up behind a held log head is being billed in batches. */
+    static const char *const env[] = {"GSAP_FN_POLL_MS=200", "GSAP_FN_WORKERS=3",
+                                      "GSAP_FN_BATCH=64", NULL};
+    client_t c[CRASH_CLIENTS];
+    pthread_t th[CRASH_CLIENTS];
     PGconn *pg = tst_pg_connect(DB);
-    c.token = tst_keys_create(&B, "crash", "issuer,executor");
-    ck_assert_int_eq(pthread_create(&th, NULL, client_loop, &c), 0);
+    char *token = tst_keys_create(&B, "crash", "issuer,executor");
+    int nok = 0;
+
+    restart_with(env);
+    /* three workers, two connections each */
+    ck_assert_int_ge(wait_count(pg, "SELECT count(*) FROM pg_stat_activity WHERE "
+                                    "application_name = 'gsap-fn-runtime' AND datname = '" DB "'",
+                                6, 10),
+                     6);
+    for (int i = 0; i < CRASH_CLIENTS; i++) {
+        memset(&c[i], 0, sizeof c[i]);
+        pthread_mutex_init(&c[i].mu, NULL);
+        c[i].token = token;
+        ck_assert_int_eq(pthread_create(&th[i], NULL, client_loop, &c[i]), 0);
+    }
     for (int k = 0; k < 3; k++) {
-        usleep(1500 * 1000);
+        PGconn *h = hold_billing("crash");
+        usleep(1200 * 1000);
+        release_billing(h);
+        usleep((useconds_t)(30 + 60 * k) * 1000); /* mid-batch, at different points */
         tst_broker_kill(&B);
         usleep(300 * 1000);
         ck_assert_int_eq(tst_broker_restart(&B), 0);
     }
     usleep(1500 * 1000);
-    c.stop = 1;
-    pthread_join(th, NULL);
-    ck_assert_int_gt(c.nok, 10);
+    for (int i = 0; i < CRASH_CLIENTS; i++) {
+        c[i].stop = 1;
+        pthread_join(th[i], NULL);
+        nok += c[i].nok;
+    }
+    ck_assert_int_gt(nok, 10);
     /* the runtime catches up: every accepted CR (answered or not) gets its line */
     long crs = tst_pg_long(pg, "SELECT count(*) FROM crs WHERE tenant_id = 'crash'");
-    ck_assert_int_ge(crs, c.nok);
+    ck_assert_int_ge(crs, nok);
     ck_assert_int_eq(
-        wait_count(pg, "SELECT count(*) FROM invoice_lines WHERE tenant_id = 'crash'", crs, 60),
+        wait_count(pg, "SELECT count(*) FROM invoice_lines WHERE tenant_id = 'crash'", crs, 90),
         crs);
-    for (int i = 0; i < c.nok; i++) {
-        ck_assert_int_eq(longf(pg,
-                               "SELECT count(*) FROM invoice_lines WHERE tenant_id = 'crash' "
-                               "AND cr_id = '%s'",
-                               c.ok[i]),
-                         1);
-        free(c.ok[i]);
-    }
+    for (int i = 0; i < CRASH_CLIENTS; i++)
+        for (int j = 0; j < c[i].nok; j++) {
+            ck_assert_int_eq(longf(pg,
+                                   "SELECT count(*) FROM invoice_lines WHERE tenant_id = 'crash' "
+                                   "AND cr_id = '%s'",
+                                   c[i].ok[j]),
+                             1);
+            free(c[i].ok[j]);
+        }
     /* anti-joins: no CR without its line, no line without its CR; totals add up */
     ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM crs c WHERE c.tenant_id = 'crash' AND "
                                      "NOT EXISTS (SELECT 1 FROM invoice_lines l WHERE "
@@ -1300,8 +1504,26 @@ START_TEST(crash_kill9)
                      0);
     ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) - count(DISTINCT cr_id) FROM invoice_lines"),
                      0);
+    /* the money: every CR is alike, so the tenant's invoices hold count x one line's price */
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(DISTINCT total_minor) FROM invoice_lines "
+                                     "WHERE tenant_id = 'crash'"),
+                     1);
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT sum(total_minor) FROM invoices WHERE tenant_id = 'crash'"),
+                     tst_pg_long(pg, "SELECT count(*) * min(l.total_minor) FROM crs c JOIN "
+                                     "invoice_lines l USING (tenant_id, cr_id) "
+                                     "WHERE c.tenant_id = 'crash'"));
+    /* every line has its log index, and the log holds each CR once */
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM invoice_lines WHERE tenant_id = 'crash' "
+                                     "AND log_index IS NULL"),
+                     0);
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM tlog_entries WHERE tenant_id = 'crash'"),
+                     crs);
+    /* and billing did run in batches: transactions that wrote several lines at once */
+    ck_assert_int_gt(tst_pg_long(pg, "SELECT max(n) FROM (SELECT count(*) n FROM invoice_lines "
+                                     "WHERE tenant_id = 'crash' GROUP BY xmin::text) x"),
+                     1);
     assert_totals(pg);
-    free(c.token);
+    free(token);
     PQfinish(pg);
 }
 END_TEST
@@ -1314,6 +1536,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, lines_appear);
     tcase_add_test(tc, money_per_currency);
+    tcase_add_test(tc, money_per_currency_batched);
     tcase_add_test(tc, accounts_cli);
     tcase_add_test(tc, ratecard_bounds_and_rollover);
     tcase_add_test(tc, finalize_and_trigger);
@@ -1323,6 +1546,8 @@ int main(void)
     tcase_add_test(tc, month_close);
     tcase_add_test(tc, display_limits);
     tcase_add_test(tc, two_brokers);
+    tcase_add_test(tc, metrics_show_backlog);
+    tcase_add_test(tc, poison_in_batch);
     tcase_add_test(tc, crash_kill9);
     suite_add_tcase(s, tc);
     return tst_run(s);

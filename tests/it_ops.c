@@ -201,6 +201,8 @@ START_TEST(config_check_names_invalid_settings)
         {"GSAP_LOG_LEVEL=debug", "GSAP_LOG_LEVEL"},
         {"GSAP_LOG_LEVEL=INFO", "GSAP_LOG_LEVEL"},
         {"GSAP_FN_BATCH=1001", "GSAP_FN_BATCH"},
+        {"GSAP_FN_WORKERS=0", "GSAP_FN_WORKERS"},
+        {"GSAP_FN_WORKERS=17", "GSAP_FN_WORKERS"},
         {"GSAP_FN_POLL_MS=x", "GSAP_FN_POLL_MS"},
         {"GSAP_TIME_SKEW_S=3601", "GSAP_TIME_SKEW_S"},
         {"GSAP_TLS_CERT=/etc/hostname", "GSAP_TLS_KEY"},
@@ -225,6 +227,7 @@ START_TEST(config_check_names_invalid_settings)
     }
     /* the boundaries themselves are valid, and so is every level */
     static const char *const fine[] = {"GSAP_THREADS=1",      "GSAP_FN_BATCH=1000",
+                                       "GSAP_FN_WORKERS=1",   "GSAP_FN_WORKERS=16",
                                        "GSAP_TIME_SKEW_S=3600", "GSAP_LOG_LEVEL=error",
                                        "GSAP_LOG_LEVEL=warn", "GSAP_LOG_LEVEL=info"};
     for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
