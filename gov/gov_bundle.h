@@ -34,6 +34,7 @@
 
 #define GOV_BUNDLE_FORMAT "gsap-audit-bundle/1"
 #define GOV_BUNDLE_KIND_SESSION "session"
+#define GOV_BUNDLE_KIND_INVOICE "invoice"
 
 /* One check's outcome: ok 1 (holds) or 0, item names what was checked (e.g.
  * "receipts[2].lineage_cid"), detail says why it failed ("" when ok). */
