@@ -37,8 +37,9 @@
 
 #define HND_INVBUNDLE_PAGE_LINES 200 /* lines per statement: ~1 MB of JSON for usual lines */
 #define HND_INVBUNDLE_PAGE_LINES_STR "200"
-#define HND_INVBUNDLE_CARDS_MAX 256 /* rate-card versions one bundle may name */
+#define HND_INVBUNDLE_CARDS_MAX GOV_INVBUNDLE_CARDS_MAX /* what the verifier holds */
 #define HND_INVBUNDLE_CARDS_MAX_STR "256"
+_Static_assert(HND_INVBUNDLE_CARDS_MAX == 256, "HND_INVBUNDLE_CARDS_MAX_STR follows it");
 #define INVB_NUM_LEN 24             /* a decimal int64 and its NUL */
 
 static brk_db_stmt_t q_head = {
