@@ -587,7 +587,7 @@ int gov_bundle_verify_stream(FILE *f, size_t head_max, const json_t *pinned,
             goto out;
         c = rd_skip_ws(&r);
     }
-    if (ok && v.failed == 0) {
+    if (ok && v.failed == 0 && !r.over) {
         /* a whole document: a session bundle (or an invoice bundle without lines, which the
          * session check refuses by its kind) */
         if (gov_bundle_streq(gov_bundle_str(head, "kind"), GOV_BUNDLE_KIND_INVOICE))

@@ -78,16 +78,9 @@ static void well_known(brk_req_t *r)
                           "keys", keys);
     /* The checkpoint signer, in the form Go's note.NewVerifier takes, so an auditor can open
      * GET /governance/log/checkpoint notes with the key published here (the current key: the
-     * one that signs new checkpoints; every key's own is in its entry). */
+     * one that signs new checkpoints). */
     char name[BRK_NOTE_NAME_MAX + 1], vkey[BRK_NOTE_VKEY_MAX];
     if (b != NULL && brk_note_key_name(brk_server_config(r->server)->broker_id, name) == 0) {
-        json_t *k;
-        size_t i;
-        json_array_foreach(keys, i, k)
-        {
-            if (brk_note_verifier_key(name, brk_keyring_public(kr, i), vkey) == 0)
-                json_object_set_new(k, "checkpoint_verifier_key", json_string(vkey));
-        }
         if (brk_note_verifier_key(name, brk_keyring_public(kr, 0), vkey) == 0) {
             json_object_set_new(b, "checkpoint_key_name", json_string(name));
             json_object_set_new(b, "checkpoint_verifier_key", json_string(vkey));
