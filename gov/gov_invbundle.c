@@ -327,6 +327,40 @@ static int caps_of(const json_t *ac, uint32_t *out)
     return 1;
 }
 
+/* The flags the broker may set on a CR (migrations/functions/20_gsap_complete.sql), and
+ * whether each makes the effective outcome "violated". */
+static const struct {
+    const char *name;
+    int violates;
+} known_flags[] = {
+    {"command_mismatch", 1},  {"corpus_mismatch", 1},   {"parameters_mismatch", 1},
+    {"environment_mismatch", 1}, {"behavior_violated", 1}, {"time_implausible", 1},
+    {"self_authorized_not_allowed", 1}, {"self_authorized", 0}, {"started_after_expiry", 0},
+    {"overage", 0},
+};
+
+/* 1 when every flag is a known one, none twice; *violates: one of them makes the outcome
+ * "violated". */
+static int flags_ok(const json_t *flags, int *violates)
+{
+    size_t i, j;
+    const json_t *f, *g;
+    *violates = 0;
+    if (!json_is_array(flags))
+        return 0;
+    json_array_foreach(flags, i, f)
+    {
+        size_t k, n = sizeof known_flags / sizeof known_flags[0];
+        for (k = 0; k < n && !gov_bundle_streq(json_string_value(f), known_flags[k].name); k++)
+            ;
+        if (k == n)
+            return 0;
+        *violates |= known_flags[k].violates;
+        json_array_foreach(flags, j, g) if (j < i && json_equal(f, g)) return 0;
+    }
+    return 1;
+}
+
 static void check_amount(inv_t *iv, const json_t *l, const json_t *ac, const char *prefix)
 {
     vctx_t *v = iv->v;
@@ -342,15 +376,22 @@ static void check_amount(inv_t *iv, const json_t *l, const json_t *ac, const cha
     const bill_ratecard_t *rc = json_is_integer(ver) ? card_of(iv, json_integer_value(ver)) : NULL;
     if (!gov_bundle_check(v, rc != NULL, item, "names no rate card of the bundle"))
         return;
+    const json_t *flags = json_object_get(l, "flags");
+    int violates = 0;
+    snprintf(item, sizeof item, "%s.flags", prefix);
+    if (!gov_bundle_check(v, flags_ok(flags, &violates), item,
+                          "not a list of distinct flags the broker sets"))
+        return;
+    /* the effective outcome: the CR's own, or violated when a flag says its evidence
+     * disagrees with its AC (gsap_complete's rule) */
     snprintf(item, sizeof item, "%s.outcome", prefix);
     if (!gov_bundle_check(v,
-                          outcome != NULL && (gov_bundle_streq(outcome, gov_bundle_str(cr, "outcome")) ||
-                                              strcmp(outcome, "violated") == 0),
-                          item, "neither the CR's outcome nor violated"))
+                          gov_bundle_streq(outcome, violates ? "violated"
+                                                             : gov_bundle_str(cr, "outcome")),
+                          item, "not the effective outcome of the CR and its flags"))
         return;
     bill_cr_t b = {0};
     b.outcome = bill_outcome_parse(outcome);
-    const json_t *flags = json_object_get(l, "flags");
     b.flagged = json_array_size(flags) > 0;
     b.shell_class = gov_bundle_str(ac, "shell_class");
     snprintf(item, sizeof item, "%s.received_at", prefix);

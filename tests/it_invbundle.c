@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -48,7 +50,8 @@
 
 static tst_broker_t B;
 static char *ADMIN, *SHELL, *FINANCE, *AUDITOR, *STRANGER;
-static const char *const ENV[] = {"GSAP_FN_POLL_MS=200", "GSAP_TLOG_CHECKPOINT_S=0", NULL};
+static const char *const ENV[] = {"GSAP_FN_POLL_MS=200", "GSAP_TLOG_CHECKPOINT_S=0",
+                                  "GSAP_RATE_PER_S=100000", "GSAP_RATE_BURST=100000", NULL};
 
 static void setup(void)
 {
@@ -109,15 +112,30 @@ static char *authorize(void)
     return ctx;
 }
 
-/* A CR of i seconds and a bit (so rounding matters), outcome o. */
+/* A CR, outcome o: an odd i claims a run of a second and a quarter that started now (so
+ * rounding matters), an even i one long before its AC was issued (flagged time_implausible,
+ * billed as violated over the clamped span). */
 static void post_cr(const char *ctx, int i, const char *o)
 {
+    char start[32], end[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    if (i % 2) {
+        strftime(start, sizeof start, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        now += 1;
+        gmtime_r(&now, &tm);
+        strftime(end, sizeof end, "%Y-%m-%dT%H:%M:%S.250Z", &tm);
+    } else {
+        snprintf(start, sizeof start, "2026-01-01T00:00:00Z");
+        snprintf(end, sizeof end, "2026-01-01T00:00:%02d.250Z", i % 60);
+    }
     char *body = tst_fmt("{\"context_id\":\"%s\",\"outcome\":\"%s\",\"exit_code\":0,"
-                         "\"started_at\":\"2026-01-01T00:00:00Z\",\"completed_at\":"
-                         "\"2026-01-01T00:00:%02d.250Z\",\"command_hash\":\"" CMD "\","
+                         "\"started_at\":\"%s\",\"completed_at\":\"%s\","
+                         "\"command_hash\":\"" CMD "\","
                          "\"corpus_entry_cid\":\"" CORPUS "\",\"parameters_cid\":\"" PARAMS "\","
                          "\"chronicle\":{\"session_id\":\"s%d\",\"behavior_state\":\"verified\"}}",
-                         ctx, o, i % 60, i);
+                         ctx, o, start, end, i);
     tst_resp_t r = call("POST", "/governance/complete/", SHELL, body, 200);
     tst_resp_clear(&r);
     free(body);
@@ -467,11 +485,29 @@ START_TEST(big_invoice)
     ck_assert_int_ge(fd, 0);
     close(fd);
     char *url = tst_fmt("http://127.0.0.1:%u", B.port);
-    setenv("GSAP_BROKER_URL", url, 1);
-    setenv("GSAP_TOKEN", AUDITOR, 1);
-    char *out = tst_broker_cli(&B, &st, "export", "invoice", inv, "--out", path, NULL);
-    ck_assert_msg(st == 0, "export: exit %d: %s", st, out ? out : "");
-    free(out);
+    char *cmd = tst_fmt("GSAP_BROKER_URL=%s GSAP_TOKEN=%s '%s' export invoice %s --out %s", url,
+                        AUDITOR, getenv("GSAP_BROKER_BIN"), inv, path);
+    st = system(cmd);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "export: status %d", st);
+    free(cmd);
+    /* another tenant's key: refused, and no file is left behind */
+    cmd = tst_fmt("GSAP_BROKER_URL=%s GSAP_TOKEN=%s '%s' export invoice %s --out %s 2>/dev/null",
+                  url, STRANGER, getenv("GSAP_BROKER_BIN"), inv, path);
+    char *out;
+    {
+        char kept[] = "/tmp/it_invbundle_refused_XXXXXX";
+        int kfd = mkstemp(kept);
+        ck_assert_int_ge(kfd, 0);
+        close(kfd);
+        char *c2 = tst_fmt("GSAP_BROKER_URL=%s GSAP_TOKEN=%s '%s' export invoice %s --out %s "
+                           "2>/dev/null",
+                           url, STRANGER, getenv("GSAP_BROKER_BIN"), inv, kept);
+        st = system(c2);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "refused export: status %d", st);
+        ck_assert_int_ne(access(kept, F_OK), 0);
+        free(c2);
+    }
+    free(cmd);
     json_error_t e;
     json_t *x = json_load_file(path, 0, &e);
     ck_assert_msg(json_equal(x, b), "the exported bundle is not the served one");
