@@ -251,6 +251,9 @@ START_TEST(invoice_bundle_verifies)
     free(q);
     int st = verify(b, &report);
     ck_assert_msg(st == 0, "verify: exit %d\n%s", st, report ? report : "(no output)");
+    /* GSAP_FUZZ_SEED_OUT: keep this real bundle (the seed of fuzz/corpus/bundle/invoice.json) */
+    if (getenv("GSAP_FUZZ_SEED_OUT") != NULL)
+        ck_assert_int_eq(json_dump_file(b, getenv("GSAP_FUZZ_SEED_OUT"), JSON_COMPACT), 0);
     ck_assert_ptr_nonnull(strstr(report, "PASS invoice\n"));
     ck_assert_ptr_nonnull(strstr(report, "PASS checkpoint.signature"));
     ck_assert_ptr_nonnull(strstr(report, "PASS lines[5]\n"));
