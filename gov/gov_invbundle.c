@@ -551,6 +551,7 @@ static void verify_invoice(vctx_t *v, rd_t *r, const json_t *head, const json_t 
             }
             check_line(&iv, l, i++);
             json_decref(l);
+            r->n = 0; /* the separator is not the line's: whitespace is skipped, never held */
             c = rd_skip_ws(r);
             if (c == ',')
                 c = rd_skip_ws(r);

@@ -23,6 +23,7 @@
 #include "tst_broker.h"
 #include "tst_pg.h"
 #include "tst_util.h"
+#include "gov_bundle.h" /* GOV_INVBUNDLE_LINE_MAX, GOV_INVBUNDLE_CARDS_MAX */
 
 #define H(c)                                                                                       \
     "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c  \
@@ -34,7 +35,8 @@
 #define WAIT_S 120 /* the bound on "the lines appear": the runtime wakes on NOTIFY */
 #define PATH_MAX_LEN 256
 #define MIN_MUTATIONS 150
-#define BIG_LINES 2500 /* "a few thousand": more than 12 pages of HND_INVBUNDLE_PAGE_LINES */
+#define BIG_LINES 2000 /* "a few thousand": exactly 10 pages of HND_INVBUNDLE_PAGE_LINES, so the
+                        * last page read is empty and the body ends on it */
 
 /* Two cards that price every outcome and second differently, so a line rated with the wrong
  * one, or a changed outcome or span, changes its amount. */
@@ -205,6 +207,39 @@ static int verify(const json_t *b, char **report)
     return st;
 }
 
+/* Runs `gsap-broker verify` on text; the exit status. */
+static int verify_text(const char *text)
+{
+    char path[] = "/tmp/it_invbundle_text_XXXXXX";
+    int fd = mkstemp(path), st = -1;
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "wb");
+    ck_assert_uint_eq(fwrite(text, 1, strlen(text), f), strlen(text));
+    ck_assert_int_eq(fclose(f), 0);
+    free(tst_broker_cli(&B, &st, "verify", path, NULL));
+    unlink(path);
+    return st;
+}
+
+/* The bundle b with its first line padded (spaces after its opening brace) to exactly n
+ * bytes of JSON, through verify: the exit status. */
+static int verify_line_of(const json_t *b, size_t n)
+{
+    char *text = json_dumps(b, JSON_COMPACT);
+    char *line = json_dumps(json_array_get(json_object_get(b, "lines"), 0), JSON_COMPACT);
+    char *at = strstr(text, line);
+    ck_assert_ptr_nonnull(at);
+    size_t len = strlen(line), pad = n - len, head = (size_t)(at - text) + 1;
+    ck_assert_uint_ge(n, len);
+    char *out = malloc(strlen(text) + pad + 1);
+    memcpy(out, text, head);
+    memset(out + head, ' ', pad);
+    strcpy(out + head + pad, text + head);
+    int st = verify_text(out);
+    free(out), free(line), free(text);
+    return st;
+}
+
 /* An invoice of two contexts whose card changes half way: the finalized invoice's id. */
 static char *sample_invoice(PGconn *pg, int n)
 {
@@ -276,6 +311,25 @@ START_TEST(invoice_bundle_verifies)
     json_t *l0 = json_incref(json_array_get(json_object_get(c, "lines"), 0));
     json_array_set(json_object_get(c, "lines"), 0, json_array_get(json_object_get(c, "lines"), 1));
     json_array_set_new(json_object_get(c, "lines"), 1, l0);
+    ck_assert_int_eq(verify(c, NULL), 1);
+    json_decref(c);
+    /* the verifier's bounds: a line of exactly GOV_INVBUNDLE_LINE_MAX bytes is read, one byte
+     * more is refused; up to GOV_INVBUNDLE_CARDS_MAX rate-card versions are held, one more is
+     * refused */
+    ck_assert_int_eq(verify_line_of(b, GOV_INVBUNDLE_LINE_MAX), 0);
+    ck_assert_int_eq(verify_line_of(b, GOV_INVBUNDLE_LINE_MAX + 1), 1);
+    c = json_deep_copy(b);
+    json_t *cs = json_object_get(c, "rate_cards");
+    json_t *last = json_array_get(cs, json_array_size(cs) - 1);
+    for (json_int_t v = 1000; json_array_size(cs) < GOV_INVBUNDLE_CARDS_MAX; v++) {
+        json_t *x = json_deep_copy(last);
+        json_object_set_new(x, "version", json_integer(v));
+        json_array_append_new(cs, x);
+    }
+    ck_assert_int_eq(verify(c, NULL), 0);
+    json_t *x = json_deep_copy(last);
+    json_object_set_new(x, "version", json_integer(999999));
+    json_array_append_new(cs, x);
     ck_assert_int_eq(verify(c, NULL), 1);
     json_decref(c);
     /* the members out of order (lines before the rate cards): not an invoice bundle */
@@ -475,9 +529,25 @@ START_TEST(big_invoice)
         post_cr(ctx, i + 1, "completed");
     wait_lines(pg, BIG_LINES);
     char *inv = open_invoice(pg);
+    /* the lines name HND_INVBUNDLE_CARDS_MAX (256) versions of the card (all equal, so every
+     * amount still holds): served whole */
+    ck_assert_int_eq(tst_pg_long(pg, "WITH i AS (INSERT INTO rate_card_versions (tenant_id, "
+                                     "account_id, version, currency, exponent, card, card_jcs, "
+                                     "card_cid) SELECT tenant_id, account_id, g, currency, "
+                                     "exponent, card, card_jcs, card_cid FROM rate_card_versions, "
+                                     "generate_series(2, 256) g WHERE tenant_id = 'acme' AND "
+                                     "account_id = 'tokyo' AND version = 1 RETURNING 1) "
+                                     "SELECT count(*) FROM i"),
+                     255);
+    char *q = tst_fmt("UPDATE invoice_lines SET rate_card_version = 1 + line_no %% 256 WHERE "
+                      "tenant_id = 'acme' AND invoice_id = '%s'",
+                      inv);
+    PQclear(PQexec(pg, q));
+    free(q);
     finalize(inv);
     json_t *b = get_bundle(inv, AUDITOR);
     ck_assert_int_eq(json_array_size(json_object_get(b, "lines")), BIG_LINES);
+    ck_assert_int_eq(json_array_size(json_object_get(b, "rate_cards")), 256);
     char *report = NULL;
     int st = verify(b, &report);
     ck_assert_msg(st == 0, "verify: exit %d\n%.2000s", st, report ? report : "(no output)");
@@ -518,6 +588,22 @@ START_TEST(big_invoice)
     ck_assert_msg(st == 0, "verify of the export: exit %d", st);
     free(out);
     unlink(path);
+    /* one version more (written past the guards, as only a superuser could): 413 */
+    q = tst_fmt("SET session_replication_role = replica; INSERT INTO rate_card_versions "
+                "(tenant_id, account_id, version, currency, exponent, card, card_jcs, card_cid) "
+                "SELECT tenant_id, account_id, 257, currency, exponent, card, card_jcs, card_cid "
+                "FROM rate_card_versions WHERE tenant_id = 'acme' AND account_id = 'tokyo' AND "
+                "version = 1; UPDATE invoice_lines SET rate_card_version = 257 WHERE tenant_id = "
+                "'acme' AND invoice_id = '%s' AND line_no = 1; "
+                "SET session_replication_role = origin",
+                inv);
+    PGresult *res = PQexec(pg, q);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(pg));
+    PQclear(res);
+    free(q);
+    char *bpath = tst_fmt("/billing/invoices/%s/bundle", inv);
+    expect_error("GET", bpath, AUDITOR, 413, "too_many_rate_cards");
+    free(bpath);
     json_decref(x), json_decref(b);
     free(url), free(inv), free(ctx);
     PQfinish(pg);
