@@ -90,8 +90,12 @@ int cli_export(int argc, char **argv)
     } else if (r.status != 200) {
         const json_t *e = json_object_get(r.json, "error");
         fprintf(stderr, "gsap-broker export: %d %s: %s\n", r.status,
-                json_string_value(json_object_get(e, "code")) ? json_string_value(json_object_get(e, "code")) : "",
-                json_string_value(json_object_get(e, "message")) ? json_string_value(json_object_get(e, "message")) : "");
+                json_string_value(json_object_get(e, "code"))
+                    ? json_string_value(json_object_get(e, "code"))
+                    : "",
+                json_string_value(json_object_get(e, "message"))
+                    ? json_string_value(json_object_get(e, "message"))
+                    : "");
         code = 1;
     }
     /* a partial or refused export leaves no file behind to be mistaken for a bundle */

@@ -96,7 +96,8 @@ void gov_bundle_check_keys(vctx_t *v, const json_t *broker)
     size_t i;
     const json_t *k;
     char item[BUNDLE_ITEM_MAX];
-    if (!gov_bundle_check(v, json_array_size(v->keys) > 0, "broker.keys", "no public key in the bundle"))
+    if (!gov_bundle_check(v, json_array_size(v->keys) > 0, "broker.keys",
+                          "no public key in the bundle"))
         return;
     json_array_foreach(v->keys, i, k)
     {
@@ -112,11 +113,11 @@ void gov_bundle_check_keys(vctx_t *v, const json_t *broker)
         }
         snprintf(item, sizeof item, "broker.keys[%zu]", i);
         gov_bundle_check(v, ok && gov_bundle_streq(gov_bundle_str(k, "key_id"), id), item,
-              "not an Ed25519 public key whose key id is its key_id");
+                         "not an Ed25519 public key whose key id is its key_id");
     }
     uint8_t pub[BRK_ED25519_PUB_LEN];
-    gov_bundle_check(v, gov_bundle_key_by_id(v, gov_bundle_str(broker, "current_key_id"), pub), "broker.current_key_id",
-          "names no key of the bundle");
+    gov_bundle_check(v, gov_bundle_key_by_id(v, gov_bundle_str(broker, "current_key_id"), pub),
+                     "broker.current_key_id", "names no key of the bundle");
 }
 
 /* One signed document (an AC: cid_field "ac_cid"; a denial: "denial_cid"). */
@@ -135,26 +136,27 @@ void gov_bundle_check_signed(vctx_t *v, const json_t *doc, const char *cid_field
         json_t *body = json_deep_copy(doc);
         json_object_del(body, cid_field);
         json_object_del(body, "signature");
-        int ok = body != NULL && brk_jcs_cid(body, cid) == 0 && gov_bundle_streq(gov_bundle_str(doc, cid_field), cid);
+        int ok = body != NULL && brk_jcs_cid(body, cid) == 0 &&
+                 gov_bundle_streq(gov_bundle_str(doc, cid_field), cid);
         json_decref(body);
         gov_bundle_check(v, ok, item, "%s is not the CID of the unsigned document", cid_field);
         return;
     }
     if (!gov_bundle_check(v, gov_bundle_key_by_id(v, gov_bundle_str(doc, "key_id"), pub), item,
-               "signed by key \"%s\", which is not in the bundle",
-               gov_bundle_str(doc, "key_id") ? gov_bundle_str(doc, "key_id") : "(none)"))
+                          "signed by key \"%s\", which is not in the bundle",
+                          gov_bundle_str(doc, "key_id") ? gov_bundle_str(doc, "key_id") : "(none)"))
         return;
     int rc = brk_doc_verify(pub, doc, cid_field, NULL);
     gov_bundle_check(v, rc == 0, item, "%s",
-          rc == BRK_ECONFLICT ? "its CID is not the one recomputed"
-          : rc == BRK_ECRYPTO ? "the signature does not verify"
-                              : "no valid signature or canonical form");
+                     rc == BRK_ECONFLICT ? "its CID is not the one recomputed"
+                     : rc == BRK_ECRYPTO ? "the signature does not verify"
+                                         : "no valid signature or canonical form");
 }
 
 /* The checkpoint: its note's body is (origin, size, root_hash), signed by a bundle key under
  * the key name of broker_id. Fills size and root; 1 when it holds. */
-int gov_bundle_check_checkpoint(vctx_t *v, const json_t *cp, const char *broker_id, const char *tenant,
-                            unsigned long long *size, brk_mhash_t root)
+int gov_bundle_check_checkpoint(vctx_t *v, const json_t *cp, const char *broker_id,
+                                const char *tenant, unsigned long long *size, brk_mhash_t root)
 {
     char name[BRK_NOTE_NAME_MAX + 1] = "", origin[BRK_NOTE_ORIGIN_MAX + 1] = "", body[BRK_NOTE_MAX];
     const char *note = gov_bundle_str(cp, "note");
@@ -163,16 +165,21 @@ int gov_bundle_check_checkpoint(vctx_t *v, const json_t *cp, const char *broker_
         return 0;
     int ok = broker_id != NULL && brk_note_key_name(broker_id, name) == 0 && tenant != NULL &&
              snprintf(origin, sizeof origin, "%s/%s", name, tenant) < (int)sizeof origin;
-    if (!gov_bundle_check(v, ok && gov_bundle_streq(gov_bundle_str(cp, "key_name"), name) && gov_bundle_streq(gov_bundle_str(cp, "origin"), origin),
-               "checkpoint.origin", "not \"<key name of broker_id>/<the AC's tenant>\""))
+    if (!gov_bundle_check(v,
+                          ok && gov_bundle_streq(gov_bundle_str(cp, "key_name"), name) &&
+                              gov_bundle_streq(gov_bundle_str(cp, "origin"), origin),
+                          "checkpoint.origin", "not \"<key name of broker_id>/<the AC's tenant>\""))
         return 0;
-    ok = json_is_integer(sz) && json_integer_value(sz) > 0 && gov_bundle_hash_b64(gov_bundle_str(cp, "root_hash"), root);
+    ok = json_is_integer(sz) && json_integer_value(sz) > 0 &&
+         gov_bundle_hash_b64(gov_bundle_str(cp, "root_hash"), root);
     if (!gov_bundle_check(v, ok, "checkpoint.size", "size or root_hash malformed"))
         return 0;
     *size = (unsigned long long)json_integer_value(sz);
-    int n = snprintf(body, sizeof body, "%s\n%llu\n%s\n\n", origin, *size, gov_bundle_str(cp, "root_hash"));
-    if (!gov_bundle_check(v, note != NULL && n < (int)sizeof body && strncmp(note, body, (size_t)n) == 0,
-               "checkpoint.note", "its body is not origin, size and root_hash"))
+    int n = snprintf(body, sizeof body, "%s\n%llu\n%s\n\n", origin, *size,
+                     gov_bundle_str(cp, "root_hash"));
+    if (!gov_bundle_check(
+            v, note != NULL && n < (int)sizeof body && strncmp(note, body, (size_t)n) == 0,
+            "checkpoint.note", "its body is not origin, size and root_hash"))
         return 0;
     /* signature lines: "— <name> <base64(key hash || signature)>\n"; one by a bundle key */
     int signed_ok = 0;
@@ -194,7 +201,8 @@ int gov_bundle_check_checkpoint(vctx_t *v, const json_t *cp, const char *broker_
             json_array_foreach(v->keys, i, k)
             {
                 uint8_t pub[BRK_ED25519_PUB_LEN];
-                if (gov_bundle_key_by_id(v, gov_bundle_str(k, "key_id"), pub) && brk_note_key_hash(name, pub) == kh &&
+                if (gov_bundle_key_by_id(v, gov_bundle_str(k, "key_id"), pub) &&
+                    brk_note_key_hash(name, pub) == kh &&
                     brk_ed25519_verify(pub, note, (size_t)n - 1, sig + 4))
                     signed_ok = 1;
             }
@@ -202,7 +210,7 @@ int gov_bundle_check_checkpoint(vctx_t *v, const json_t *cp, const char *broker_
         l = e + 1;
     }
     return gov_bundle_check(v, signed_ok, "checkpoint.signature",
-                 "no note signature by a bundle key under key name \"%s\"", name);
+                            "no note signature by a bundle key under key name \"%s\"", name);
 }
 
 /* One receipt x, named prefix ("receipts[3]"): cr_cid, chronicle_cid, its context, and its
@@ -236,7 +244,8 @@ void gov_bundle_check_receipt(vctx_t *v, const json_t *x, const char *prefix, co
                      gov_lineage_cid(ac_cid, gov_bundle_str(x, "chronicle_cid"),
                                      gov_bundle_str(x, "cr_cid"), prev, seq, cid) == 0 &&
                          gov_bundle_streq(lin, cid),
-                     item, "not the lineage CID recomputed from the AC, the CR and the link before");
+                     item,
+                     "not the lineage CID recomputed from the AC, the CR and the link before");
 }
 
 /* The inclusion proof inc of lineage CID lin against the checkpoint (have_cp: there is one
@@ -283,14 +292,13 @@ static void check_receipts(vctx_t *v, const json_t *recs, const char *ctx, const
                          item, "receipts are not numbered 1, 2, ... in order");
         snprintf(item, sizeof item, "receipts[%zu].prev_lineage_cid", i);
         const json_t *pv = json_object_get(x, "prev_lineage_cid");
-        gov_bundle_check(v,
-                         prev == NULL ? json_is_null(pv)
-                                      : gov_bundle_streq(json_string_value(pv), prev),
-                         item, "does not link to the lineage CID of the receipt before");
+        gov_bundle_check(
+            v, prev == NULL ? json_is_null(pv) : gov_bundle_streq(json_string_value(pv), prev),
+            item, "does not link to the lineage CID of the receipt before");
         prev = lin;
         snprintf(item, sizeof item, "receipts[%zu].inclusion", i);
-        gov_bundle_check_inclusion(v, json_object_get(x, "inclusion"), lin, item, have_cp,
-                                   cp_size, root);
+        gov_bundle_check_inclusion(v, json_object_get(x, "inclusion"), lin, item, have_cp, cp_size,
+                                   root);
     }
 }
 
@@ -299,7 +307,8 @@ void gov_bundle_check_pinned(vctx_t *v, const json_t *broker, const json_t *pinn
 {
     size_t i, j;
     const json_t *k, *p;
-    int ok = gov_bundle_streq(gov_bundle_str(broker, "broker_id"), gov_bundle_str(pinned, "broker_id"));
+    int ok =
+        gov_bundle_streq(gov_bundle_str(broker, "broker_id"), gov_bundle_str(pinned, "broker_id"));
     json_array_foreach(v->keys, i, k)
     {
         int found = 0;
@@ -309,7 +318,7 @@ void gov_bundle_check_pinned(vctx_t *v, const json_t *broker, const json_t *pinn
         ok = ok && found;
     }
     gov_bundle_check(v, ok, "broker.keys pinned",
-          "the bundle's broker id or keys are not the pinned key document's");
+                     "the bundle's broker id or keys are not the pinned key document's");
 }
 
 int gov_bundle_verify(const json_t *b, const json_t *pinned, gov_bundle_report_fn report, void *arg)
@@ -321,16 +330,17 @@ int gov_bundle_verify(const json_t *b, const json_t *pinned, gov_bundle_report_f
     char item[BUNDLE_ITEM_MAX];
     size_t i;
     const json_t *d;
-    if (!gov_bundle_check(&v, gov_bundle_streq(gov_bundle_str(b, "format"), GOV_BUNDLE_FORMAT), "format", "not \"%s\"",
-               GOV_BUNDLE_FORMAT) ||
-        !gov_bundle_check(&v, gov_bundle_streq(gov_bundle_str(b, "kind"), GOV_BUNDLE_KIND_SESSION), "kind", "not \"%s\"",
-               GOV_BUNDLE_KIND_SESSION) ||
-        !gov_bundle_check(&v, json_is_object(broker) && json_is_array(json_object_get(broker, "keys")),
-               "broker", "no broker keys") ||
+    if (!gov_bundle_check(&v, gov_bundle_streq(gov_bundle_str(b, "format"), GOV_BUNDLE_FORMAT),
+                          "format", "not \"%s\"", GOV_BUNDLE_FORMAT) ||
+        !gov_bundle_check(&v, gov_bundle_streq(gov_bundle_str(b, "kind"), GOV_BUNDLE_KIND_SESSION),
+                          "kind", "not \"%s\"", GOV_BUNDLE_KIND_SESSION) ||
         !gov_bundle_check(&v,
-               json_is_array(acs) && json_array_size(acs) == 1 && json_is_array(recs) &&
-                   json_is_array(dens),
-               "members", "acs (one AC), receipts and denials must be arrays"))
+                          json_is_object(broker) && json_is_array(json_object_get(broker, "keys")),
+                          "broker", "no broker keys") ||
+        !gov_bundle_check(&v,
+                          json_is_array(acs) && json_array_size(acs) == 1 && json_is_array(recs) &&
+                              json_is_array(dens),
+                          "members", "acs (one AC), receipts and denials must be arrays"))
         return v.failed;
     v.keys = json_object_get(broker, "keys");
     gov_bundle_check_keys(&v, broker);
@@ -338,8 +348,8 @@ int gov_bundle_verify(const json_t *b, const json_t *pinned, gov_bundle_report_f
         gov_bundle_check_pinned(&v, broker, pinned);
     const json_t *ac = json_object_get(json_array_get(acs, 0), "ac");
     gov_bundle_check_signed(&v, ac, "ac_cid", "acs[0].ac");
-    gov_bundle_check(&v, gov_bundle_streq(gov_bundle_str(ac, "context_id"), ctx), "acs[0].context_id",
-          "the AC is not the bundle's context");
+    gov_bundle_check(&v, gov_bundle_streq(gov_bundle_str(ac, "context_id"), ctx),
+                     "acs[0].context_id", "the AC is not the bundle's context");
     json_array_foreach(dens, i, d)
     {
         snprintf(item, sizeof item, "denials[%zu]", i);
@@ -350,8 +360,8 @@ int gov_bundle_verify(const json_t *b, const json_t *pinned, gov_bundle_report_f
     int have_cp = 0;
     const json_t *cp = json_object_get(b, "checkpoint");
     if (json_array_size(recs) > 0 || !json_is_null(cp))
-        have_cp =
-            gov_bundle_check_checkpoint(&v, cp, gov_bundle_str(broker, "broker_id"), gov_bundle_str(ac, "tenant"), &size, root);
+        have_cp = gov_bundle_check_checkpoint(&v, cp, gov_bundle_str(broker, "broker_id"),
+                                              gov_bundle_str(ac, "tenant"), &size, root);
     check_receipts(&v, recs, ctx, gov_bundle_str(ac, "ac_cid"), have_cp, size, root);
     return v.failed;
 }

@@ -28,9 +28,9 @@
 #include "gov.h"
 #include "banned.h"
 
-#define LITERAL_MAX 40   /* a top-level number or literal */
+#define LITERAL_MAX 40       /* a top-level number or literal */
 #define BUNDLE_PREFIX_MAX 32 /* "lines[<index>]" */
-#define AC_CACHE 64      /* ACs whose signature held, by CID and signature */
+#define AC_CACHE 64          /* ACs whose signature held, by CID and signature */
 #define AC_KEY_MAX (BRK_CID_LEN + 200)
 #define B64_HASH_TEXT 45 /* padded base64 of a hash and its NUL */
 
@@ -92,9 +92,8 @@ static json_t *rd_value(rd_t *r)
         return NULL;
     if (c == '{' || c == '[' || c == '"') {
         rd_unget(r, c);
-        return json_load_callback(rd_cb, r,
-                                  JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
-                                  &e);
+        return json_load_callback(
+            rd_cb, r, JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
     }
     char lit[LITERAL_MAX + 1];
     size_t n = 0;
@@ -161,9 +160,9 @@ static void check_cards(inv_t *iv, const json_t *cards)
     size_t i;
     const json_t *c;
     char item[BUNDLE_ITEM_MAX];
-    if (!gov_bundle_check(v, json_is_array(cards) && json_array_size(cards) <= GOV_INVBUNDLE_CARDS_MAX,
-                          "rate_cards", "not an array of at most %d versions",
-                          GOV_INVBUNDLE_CARDS_MAX))
+    if (!gov_bundle_check(
+            v, json_is_array(cards) && json_array_size(cards) <= GOV_INVBUNDLE_CARDS_MAX,
+            "rate_cards", "not an array of at most %d versions", GOV_INVBUNDLE_CARDS_MAX))
         return;
     iv->cards = calloc(json_array_size(cards) + 1, sizeof *iv->cards);
     if (iv->cards == NULL) {
@@ -198,10 +197,10 @@ static void check_cards(inv_t *iv, const json_t *cards)
                               item, "not the CID of the card"))
             continue;
         snprintf(item, sizeof item, "rate_cards[%zu].card", i);
-        if (!gov_bundle_check(v,
-                              bill_ratecard_parse(card, &iv->cards[iv->ncards].rc, &code, msg,
-                                                  sizeof msg) == 0,
-                              item, "not a valid rate card: %s", msg))
+        if (!gov_bundle_check(
+                v,
+                bill_ratecard_parse(card, &iv->cards[iv->ncards].rc, &code, msg, sizeof msg) == 0,
+                item, "not a valid rate card: %s", msg))
             continue;
         gov_bundle_check(v, json_is_boolean(json_object_get(c, "backfilled")), item,
                          "backfilled is not a boolean");
@@ -223,10 +222,9 @@ static int check_invoice(inv_t *iv, const json_t *broker)
     vctx_t *v = iv->v;
     const json_t *inv = iv->invoice;
     gov_bundle_check_signed(v, inv, "invoice_cid", "invoice");
-    gov_bundle_check(v,
-                     gov_bundle_streq(gov_bundle_str(inv, "broker_id"),
-                                      gov_bundle_str(broker, "broker_id")),
-                     "invoice.broker_id", "not the bundle's broker");
+    gov_bundle_check(
+        v, gov_bundle_streq(gov_bundle_str(inv, "broker_id"), gov_bundle_str(broker, "broker_id")),
+        "invoice.broker_id", "not the bundle's broker");
     iv->tenant = gov_bundle_str(inv, "tenant");
     iv->account = gov_bundle_str(inv, "account");
     const json_t *log = json_object_get(inv, "log"), *lc = json_object_get(inv, "line_count");
@@ -239,13 +237,14 @@ static int check_invoice(inv_t *iv, const json_t *broker)
     const char *bid = gov_bundle_str(broker, "broker_id");
     if (bid == NULL || brk_note_key_name(bid, name) != 0)
         name[0] = '\0';
-    json_t *cp = json_pack("{s:O?,s:O?,s:O?,s:s,s:O?}", "origin", json_object_get(log, "origin"),
-                           "size", json_object_get(log, "tree_size"), "root_hash",
-                           json_object_get(log, "root_hash"), "key_name", name, "note",
-                           json_object_get(log, "checkpoint"));
-    iv->have_cp = gov_bundle_check(v, json_is_object(log), "invoice.log",
-                                   "the invoice carries no checkpoint (finalized before the log?)") &&
-                  gov_bundle_check_checkpoint(v, cp, bid, iv->tenant, &iv->cp_size, iv->cp_root);
+    json_t *cp =
+        json_pack("{s:O?,s:O?,s:O?,s:s,s:O?}", "origin", json_object_get(log, "origin"), "size",
+                  json_object_get(log, "tree_size"), "root_hash", json_object_get(log, "root_hash"),
+                  "key_name", name, "note", json_object_get(log, "checkpoint"));
+    iv->have_cp =
+        gov_bundle_check(v, json_is_object(log), "invoice.log",
+                         "the invoice carries no checkpoint (finalized before the log?)") &&
+        gov_bundle_check_checkpoint(v, cp, bid, iv->tenant, &iv->cp_size, iv->cp_root);
     json_decref(cp);
     return 1;
 }
@@ -291,7 +290,8 @@ static int billed_span(const json_t *cr, const json_t *ac, const char *received,
     int64_t st, co, is, rc;
     if (brk_time_parse_us(gov_bundle_str(cr, "started_at") ? gov_bundle_str(cr, "started_at") : "",
                           &st) != 0 ||
-        brk_time_parse_us(gov_bundle_str(cr, "completed_at") ? gov_bundle_str(cr, "completed_at") : "",
+        brk_time_parse_us(gov_bundle_str(cr, "completed_at") ? gov_bundle_str(cr, "completed_at")
+                                                             : "",
                           &co) != 0 ||
         brk_time_parse_us(gov_bundle_str(ac, "issued_at") ? gov_bundle_str(ac, "issued_at") : "",
                           &is) != 0 ||
@@ -333,9 +333,15 @@ static const struct {
     const char *name;
     int violates;
 } known_flags[] = {
-    {"command_mismatch", 1},  {"corpus_mismatch", 1},   {"parameters_mismatch", 1},
-    {"environment_mismatch", 1}, {"behavior_violated", 1}, {"time_implausible", 1},
-    {"self_authorized_not_allowed", 1}, {"self_authorized", 0}, {"started_after_expiry", 0},
+    {"command_mismatch", 1},
+    {"corpus_mismatch", 1},
+    {"parameters_mismatch", 1},
+    {"environment_mismatch", 1},
+    {"behavior_violated", 1},
+    {"time_implausible", 1},
+    {"self_authorized_not_allowed", 1},
+    {"self_authorized", 0},
+    {"started_after_expiry", 0},
     {"overage", 0},
 };
 
@@ -385,10 +391,9 @@ static void check_amount(inv_t *iv, const json_t *l, const json_t *ac, const cha
     /* the effective outcome: the CR's own, or violated when a flag says its evidence
      * disagrees with its AC (gsap_complete's rule) */
     snprintf(item, sizeof item, "%s.outcome", prefix);
-    if (!gov_bundle_check(v,
-                          gov_bundle_streq(outcome, violates ? "violated"
-                                                             : gov_bundle_str(cr, "outcome")),
-                          item, "not the effective outcome of the CR and its flags"))
+    if (!gov_bundle_check(
+            v, gov_bundle_streq(outcome, violates ? "violated" : gov_bundle_str(cr, "outcome")),
+            item, "not the effective outcome of the CR and its flags"))
         return;
     bill_cr_t b = {0};
     b.outcome = bill_outcome_parse(outcome);
@@ -396,7 +401,8 @@ static void check_amount(inv_t *iv, const json_t *l, const json_t *ac, const cha
     b.shell_class = gov_bundle_str(ac, "shell_class");
     snprintf(item, sizeof item, "%s.received_at", prefix);
     if (!gov_bundle_check(v,
-                          b.outcome >= 0 && json_is_array(flags) && caps_of(ac, &b.capability_set) &&
+                          b.outcome >= 0 && json_is_array(flags) &&
+                              caps_of(ac, &b.capability_set) &&
                               billed_span(cr, ac, gov_bundle_str(l, "received_at"), &b),
                           item, "the billed span cannot be computed from the CR, the AC and it"))
         return;
@@ -473,11 +479,11 @@ static void check_line(inv_t *iv, const json_t *l, size_t i)
     check_amount(iv, l, ac, prefix);
     const json_t *inc = json_object_get(l, "inclusion");
     snprintf(item, sizeof item, "%s.log_index", prefix);
-    gov_bundle_check(v,
-                     json_is_integer(json_object_get(l, "log_index")) &&
-                         json_equal(json_object_get(l, "log_index"),
-                                    json_object_get(inc, "leaf_index")),
-                     item, "not the index its inclusion proof proves");
+    gov_bundle_check(
+        v,
+        json_is_integer(json_object_get(l, "log_index")) &&
+            json_equal(json_object_get(l, "log_index"), json_object_get(inc, "leaf_index")),
+        item, "not the index its inclusion proof proves");
     snprintf(item, sizeof item, "%s.inclusion", prefix);
     gov_bundle_check_inclusion(v, inc, lin, item, iv->have_cp, iv->cp_size, iv->cp_root);
     v->quiet = 0;
@@ -532,8 +538,7 @@ static void verify_invoice(vctx_t *v, rd_t *r, const json_t *head, const json_t 
     check_cards(&iv, json_object_get(head, "rate_cards"));
     iv.ctxs = calloc(GOV_INVBUNDLE_CTX_CACHE, sizeof *iv.ctxs);
     int c = rd_skip_ws(r);
-    if (iv.ctxs != NULL &&
-        gov_bundle_check(v, c == '[', "lines", "not an array") ) {
+    if (iv.ctxs != NULL && gov_bundle_check(v, c == '[', "lines", "not an array")) {
         c = rd_skip_ws(r);
         for (size_t i = 0; c != ']';) {
             char item[BUNDLE_ITEM_MAX];
@@ -544,7 +549,8 @@ static void verify_invoice(vctx_t *v, rd_t *r, const json_t *head, const json_t 
             r->n = 0, r->max = GOV_INVBUNDLE_LINE_MAX;
             json_t *l = rd_value(r);
             if (!gov_bundle_check(v, json_is_object(l), item,
-                                  r->over ? "over %u bytes" : "not a JSON object (cut or malformed)",
+                                  r->over ? "over %u bytes"
+                                          : "not a JSON object (cut or malformed)",
                                   GOV_INVBUNDLE_LINE_MAX)) {
                 json_decref(l);
                 break;
@@ -601,9 +607,9 @@ int gov_bundle_verify_stream(FILE *f, size_t head_max, const json_t *pinned,
             int in_order = nmembers == sizeof invoice_order / sizeof invoice_order[0];
             for (size_t i = 0; in_order && i < nmembers; i++)
                 in_order = json_object_get(head, invoice_order[i]) != NULL;
-            if (!gov_bundle_check(&v, gov_bundle_streq(gov_bundle_str(head, "format"),
-                                                       GOV_BUNDLE_FORMAT),
-                                  "format", "not \"%s\"", GOV_BUNDLE_FORMAT) ||
+            if (!gov_bundle_check(
+                    &v, gov_bundle_streq(gov_bundle_str(head, "format"), GOV_BUNDLE_FORMAT),
+                    "format", "not \"%s\"", GOV_BUNDLE_FORMAT) ||
                 !gov_bundle_check(&v, in_order, "members",
                                   "an invoice bundle is format, kind, broker, invoice, rate_cards "
                                   "and lines, in this order"))
@@ -646,7 +652,8 @@ out:
         return BRK_ETOOBIG;
     }
     if (!ok && v.failed == 0)
-        gov_bundle_check(&v, 0, "bundle", "not a JSON object (malformed, cut, or a duplicate member)");
+        gov_bundle_check(&v, 0, "bundle",
+                         "not a JSON object (malformed, cut, or a duplicate member)");
     json_decref(head);
     return v.failed;
 }

@@ -32,6 +32,7 @@
 #include "brk_stream.h"
 #include "gov_bundle.h"
 #include "hnd_billing.h"
+#include "hnd_gov.h"
 #include "hnd_util.h"
 #include "banned.h"
 
@@ -40,7 +41,7 @@
 #define HND_INVBUNDLE_CARDS_MAX GOV_INVBUNDLE_CARDS_MAX /* what the verifier holds */
 #define HND_INVBUNDLE_CARDS_MAX_STR "256"
 _Static_assert(HND_INVBUNDLE_CARDS_MAX == 256, "HND_INVBUNDLE_CARDS_MAX_STR follows it");
-#define INVB_NUM_LEN 24             /* a decimal int64 and its NUL */
+#define INVB_NUM_LEN 24 /* a decimal int64 and its NUL */
 
 static brk_db_stmt_t q_head = {
     "invb_head",
@@ -53,15 +54,17 @@ static brk_db_stmt_t q_cards = {
     "invb_cards",
     "WITH v AS (SELECT DISTINCT rate_card_version AS version FROM invoice_lines "
     "           WHERE tenant_id = $1 AND invoice_id = $2 AND rate_card_version IS NOT NULL) "
-    "SELECT (SELECT count(*) FROM v), CASE WHEN (SELECT count(*) FROM v) <= "
-    HND_INVBUNDLE_CARDS_MAX_STR " THEN "
+    "SELECT (SELECT count(*) FROM v), CASE WHEN (SELECT count(*) FROM v) "
+    "<= " HND_INVBUNDLE_CARDS_MAX_STR " THEN "
     "(SELECT coalesce(json_agg(json_build_object('account', r.account_id, 'version', r.version, "
     "  'currency', r.currency, 'exponent', r.exponent, 'card', r.card, 'card_cid', r.card_cid, "
-    "  'created_at', " HND_BILL_TS_US("r.created_at") ", 'backfilled', r.backfilled) "
-    "  ORDER BY r.version), '[]')::text "
-    " FROM invoices i JOIN rate_card_versions r ON r.tenant_id = i.tenant_id "
-    "   AND r.account_id = i.account_id "
-    " WHERE i.tenant_id = $1 AND i.invoice_id = $2 AND r.version IN (SELECT version FROM v)) END",
+    "  'created_at', " HND_BILL_TS_US(
+        "r.created_at") ", 'backfilled', r.backfilled) "
+                        "  ORDER BY r.version), '[]')::text "
+                        " FROM invoices i JOIN rate_card_versions r ON r.tenant_id = i.tenant_id "
+                        "   AND r.account_id = i.account_id "
+                        " WHERE i.tenant_id = $1 AND i.invoice_id = $2 AND r.version IN (SELECT "
+                        "version FROM v)) END",
     0};
 /* One page of lines as JSON text ($3 after line_no, $4 limit, $5 the checkpoint's size). */
 static brk_db_stmt_t q_lines = {
@@ -69,23 +72,27 @@ static brk_db_stmt_t q_lines = {
     "SELECT l.line_no, json_build_object('line_no', l.line_no, "
     "  'rate_card_version', l.rate_card_version, 'log_index', l.log_index, "
     "  'outcome', l.outcome, 'flags', to_json(l.flags), "
-    "  'received_at', " HND_BILL_TS_US("c.received_at") ", "
-    "  'quantity', l.quantity::text, 'unit_minor', l.unit_minor::text, "
-    "  'total_minor', l.total_minor::text, "
-    "  'receipt', json_build_object('sequence', c.sequence, 'cr_cid', c.cr_cid, "
-    "    'chronicle_cid', c.chronicle_cid, 'prev_lineage_cid', c.prev_lineage_cid, "
-    "    'lineage_cid', c.lineage_cid, 'cr', c.cr), "
-    "  'ac', a.ac, "
-    "  'inclusion', CASE WHEN l.log_index < $5::bigint THEN json_build_object("
-    "    'leaf_index', l.log_index, 'tree_size', $5::bigint, 'hashes', "
-    "    (SELECT coalesce(json_agg(encode(p.h, 'base64') ORDER BY p.o), '[]') "
-    "     FROM unnest(tlog_inclusion_path(l.tenant_id, l.log_index, $5::bigint)) "
-    "          WITH ORDINALITY AS p(h, o))) END)::text "
-    "FROM invoice_lines l "
-    "JOIN crs c ON c.tenant_id = l.tenant_id AND c.cr_id = l.cr_id "
-    "JOIN acs a ON a.tenant_id = c.tenant_id AND a.context_id = c.context_id "
-    "WHERE l.tenant_id = $1 AND l.invoice_id = $2 AND l.line_no > $3::bigint "
-    "ORDER BY l.line_no LIMIT $4::int",
+    "  'received_at', " HND_BILL_TS_US(
+        "c.received_at") ", "
+                         "  'quantity', l.quantity::text, 'unit_minor', l.unit_minor::text, "
+                         "  'total_minor', l.total_minor::text, "
+                         "  'receipt', json_build_object('sequence', c.sequence, 'cr_cid', "
+                         "c.cr_cid, "
+                         "    'chronicle_cid', c.chronicle_cid, 'prev_lineage_cid', "
+                         "c.prev_lineage_cid, "
+                         "    'lineage_cid', c.lineage_cid, 'cr', c.cr), "
+                         "  'ac', a.ac, "
+                         "  'inclusion', CASE WHEN l.log_index < $5::bigint THEN json_build_object("
+                         "    'leaf_index', l.log_index, 'tree_size', $5::bigint, 'hashes', "
+                         "    (SELECT coalesce(json_agg(encode(p.h, 'base64') ORDER BY p.o), '[]') "
+                         "     FROM unnest(tlog_inclusion_path(l.tenant_id, l.log_index, "
+                         "$5::bigint)) "
+                         "          WITH ORDINALITY AS p(h, o))) END)::text "
+                         "FROM invoice_lines l "
+                         "JOIN crs c ON c.tenant_id = l.tenant_id AND c.cr_id = l.cr_id "
+                         "JOIN acs a ON a.tenant_id = c.tenant_id AND a.context_id = c.context_id "
+                         "WHERE l.tenant_id = $1 AND l.invoice_id = $2 AND l.line_no > $3::bigint "
+                         "ORDER BY l.line_no LIMIT $4::int",
     0};
 
 typedef struct invb {
@@ -160,40 +167,23 @@ static void on_page(brk_req_t *r, const brk_db_result_t *res)
 static void more(brk_req_t *r, brk_stream_t *s)
 {
     invb_t *x = brk_stream_arg(s);
-    brk_db_op_t op = {&q_lines,
-                      5,
-                      {r->principal.tenant, x->invoice_id, x->after, HND_INVBUNDLE_PAGE_LINES_STR,
-                       x->size}};
+    brk_db_op_t op = {
+        &q_lines,
+        5,
+        {r->principal.tenant, x->invoice_id, x->after, HND_INVBUNDLE_PAGE_LINES_STR, x->size}};
     if (brk_req_db(r, &op, 1, on_page) != 0)
         brk_stream_abort(s, "the database refused the next page of invoice lines");
-}
-
-/* The broker's keys as /.well-known/gsap-broker.json gives them (as the session bundle).
- * New reference. */
-static json_t *broker_keys(brk_req_t *r)
-{
-    const brk_keyring_t *kr = brk_server_keys(r->server);
-    json_t *keys = json_array();
-    for (size_t i = 0; i < brk_keyring_count(kr); i++) {
-        char pub[BRK_ED25519_PUB_LEN * 2];
-        brk_b64url_encode(brk_keyring_public(kr, i), BRK_ED25519_PUB_LEN, pub);
-        json_array_append_new(keys,
-                              json_pack("{s:s,s:s,s:s,s:b}", "key_id", brk_keyring_key_id(kr, i),
-                                        "alg", "Ed25519", "public_key", pub, "current", i == 0));
-    }
-    return json_pack("{s:s,s:s,s:o}", "broker_id", brk_server_config(r->server)->broker_id,
-                     "current_key_id", brk_keyring_current_id(kr), "keys", keys);
 }
 
 /* The head of the bundle, up to and including "lines":[ . 0 or an error. */
 static int append_head(brk_req_t *r, invb_t *x, const char *doc, const char *cards)
 {
-    json_t *b = broker_keys(r), *d = json_loads(doc, 0, NULL);
+    json_t *b = hnd_bundle_broker_keys(r), *d = json_loads(doc, 0, NULL);
     char *bs = b ? json_dumps(b, JSON_COMPACT) : NULL, *ds = d ? json_dumps(d, JSON_COMPACT) : NULL;
     int rc = BRK_EINTERNAL;
     if (bs != NULL && ds != NULL &&
-        (rc = append_str(x, "{\"format\":\"" GOV_BUNDLE_FORMAT "\",\"kind\":\"" GOV_BUNDLE_KIND_INVOICE
-                               "\",\"broker\":")) == 0 &&
+        (rc = append_str(x, "{\"format\":\"" GOV_BUNDLE_FORMAT
+                            "\",\"kind\":\"" GOV_BUNDLE_KIND_INVOICE "\",\"broker\":")) == 0 &&
         (rc = append_str(x, bs)) == 0 && (rc = append_str(x, ",\"invoice\":")) == 0 &&
         (rc = append_str(x, ds)) == 0 && (rc = append_str(x, ",\"rate_cards\":")) == 0 &&
         (rc = append_str(x, cards)) == 0)

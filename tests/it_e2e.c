@@ -118,7 +118,8 @@ START_TEST(exec_bill_finalize_export_verify)
     ck_assert_ptr_nonnull(b);
     json_t *doc = json_object_get(b, "invoice");
     char *q = tst_fmt("SELECT sum(total_minor) FROM invoice_lines WHERE tenant_id = 'acme' AND "
-                      "invoice_id = '%s'", inv);
+                      "invoice_id = '%s'",
+                      inv);
     char *sum = tst_fmt("%ld", tst_pg_long(pg, q));
     ck_assert_str_eq(tst_str(doc, "total_minor"), sum);
     ck_assert_int_eq(json_integer_value(json_object_get(doc, "line_count")), 2 * RUNS);

@@ -35,19 +35,20 @@
 #define WAIT_S 120 /* the bound on "the lines appear": the runtime wakes on NOTIFY */
 #define PATH_MAX_LEN 256
 #define MIN_MUTATIONS 150
-#define BIG_LINES 2000 /* "a few thousand": exactly 10 pages of HND_INVBUNDLE_PAGE_LINES, so the
-                        * last page read is empty and the body ends on it */
+#define BIG_LINES                                                                                  \
+    2000 /* "a few thousand": exactly 10 pages of HND_INVBUNDLE_PAGE_LINES, so the                 \
+          * last page read is empty and the body ends on it */
 
 /* Two cards that price every outcome and second differently, so a line rated with the wrong
  * one, or a changed outcome or span, changes its amount. */
 #define CARD1                                                                                      \
-    "{\"currency\":\"JPY\",\"rate_card\":{\"per_cr\":{\"completed\":100,\"failed\":40,"          \
-    "\"violated\":500,\"timed_out\":60,\"session_end\":7},\"per_second\":7,"                      \
-    "\"shell_class_multipliers\":{\"Application\":\"1.5\"},\"capability_multipliers\":{\"0\":"   \
+    "{\"currency\":\"JPY\",\"rate_card\":{\"per_cr\":{\"completed\":100,\"failed\":40,"            \
+    "\"violated\":500,\"timed_out\":60,\"session_end\":7},\"per_second\":7,"                       \
+    "\"shell_class_multipliers\":{\"Application\":\"1.5\"},\"capability_multipliers\":{\"0\":"     \
     "\"1.25\"},\"flagged_surcharge\":3}}"
 #define CARD2                                                                                      \
-    "{\"currency\":\"JPY\",\"rate_card\":{\"per_cr\":{\"completed\":130,\"failed\":41,"          \
-    "\"violated\":501,\"timed_out\":61,\"session_end\":8},\"per_second\":11,"                     \
+    "{\"currency\":\"JPY\",\"rate_card\":{\"per_cr\":{\"completed\":130,\"failed\":41,"            \
+    "\"violated\":501,\"timed_out\":61,\"session_end\":8},\"per_second\":11,"                      \
     "\"shell_class_multipliers\":{\"Application\":\"1.3\"},\"flagged_surcharge\":5}}"
 
 static tst_broker_t B;
@@ -272,12 +273,12 @@ START_TEST(invoice_bundle_verifies)
     json_t *cards = json_object_get(b, "rate_cards"), *lines = json_object_get(b, "lines");
     ck_assert_int_eq(json_array_size(cards), 2);
     ck_assert_int_eq(json_array_size(lines), 6);
-    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(lines, 0),
-                                                        "rate_card_version")),
-                     json_integer_value(json_object_get(json_array_get(cards, 0), "version")));
-    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(lines, 5),
-                                                        "rate_card_version")),
-                     json_integer_value(json_object_get(json_array_get(cards, 1), "version")));
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_array_get(lines, 0), "rate_card_version")),
+        json_integer_value(json_object_get(json_array_get(cards, 0), "version")));
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_array_get(lines, 5), "rate_card_version")),
+        json_integer_value(json_object_get(json_array_get(cards, 1), "version")));
     /* the card's CID is the one the database stored */
     char *q = tst_fmt("SELECT count(*) FROM rate_card_versions WHERE tenant_id = 'acme' AND "
                       "account_id = 'tokyo' AND card_cid = '%s'",
@@ -297,7 +298,8 @@ START_TEST(invoice_bundle_verifies)
     free(report);
     /* the totals are SQL's */
     q = tst_fmt("SELECT sum(total_minor) FROM invoice_lines WHERE tenant_id = 'acme' AND "
-                "invoice_id = '%s'", inv);
+                "invoice_id = '%s'",
+                inv);
     ck_assert_str_eq(tst_str(json_object_get(b, "invoice"), "total_minor"),
                      tst_fmt("%ld", tst_pg_long(pg, q)));
     free(q);
@@ -335,8 +337,8 @@ START_TEST(invoice_bundle_verifies)
     /* the members out of order (lines before the rate cards): not an invoice bundle */
     c = json_pack("{s:O,s:O,s:O,s:O,s:O,s:O}", "format", json_object_get(b, "format"), "kind",
                   json_object_get(b, "kind"), "broker", json_object_get(b, "broker"), "invoice",
-                  json_object_get(b, "invoice"), "lines", json_object_get(b, "lines"),
-                  "rate_cards", json_object_get(b, "rate_cards"));
+                  json_object_get(b, "invoice"), "lines", json_object_get(b, "lines"), "rate_cards",
+                  json_object_get(b, "rate_cards"));
     ck_assert_int_eq(verify(c, NULL), 1);
     json_decref(c);
 
