@@ -134,6 +134,15 @@ START_TEST(exec_bill_finalize_export_verify)
     args = tst_fmt("verify %s >/dev/null", file);
     ck_assert_int_eq(cli(AUDITOR, args), 1);
     free(args);
+    /* and a session of the same runs: exported and verified the same way */
+    char *ctx = tst_pg_scalar(pg, "SELECT context_id FROM crs WHERE tenant_id = 'acme' LIMIT 1");
+    ck_assert_ptr_nonnull(ctx);
+    args = tst_fmt("export session %s --out %s", ctx, file);
+    ck_assert_int_eq(cli(AUDITOR, args), 0);
+    free(args);
+    args = tst_fmt("verify %s >/dev/null", file);
+    ck_assert_int_eq(cli(AUDITOR, args), 0);
+    free(args), free(ctx);
     unlink(file);
     json_decref(b);
     free(q), free(sum), free(path), free(hdr), free(inv);

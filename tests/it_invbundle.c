@@ -23,6 +23,7 @@
 #include "tst_broker.h"
 #include "tst_pg.h"
 #include "tst_util.h"
+#include "brk_merkle.h"
 #include "gov_bundle.h" /* GOV_INVBUNDLE_LINE_MAX, GOV_INVBUNDLE_CARDS_MAX */
 
 #define H(c)                                                                                       \
@@ -520,6 +521,54 @@ START_TEST(every_scalar_matters)
 }
 END_TEST
 
+/* Hex of a hash into out (65 bytes). */
+static void hex_of(const brk_mhash_t h, char *out)
+{
+    for (size_t k = 0; k < BRK_MERKLE_HASH_LEN; k++)
+        snprintf(out + 2 * k, 3, "%02x", h[k]);
+}
+
+/* The proofs tlog_inclusion_path computes from stored nodes are, hash for hash, the ones
+ * brk_merkle computes from every leaf: for every index of every size 1..64, and for a few
+ * indexes of sizes around powers of two up to the whole log. */
+static void check_sql_proofs(PGconn *pg, long n)
+{
+    brk_mhash_t *leaves = calloc((size_t)n, sizeof *leaves);
+    PGresult *res = PQexec(pg, "SELECT encode(leaf_hash, 'hex') FROM tlog_entries WHERE "
+                               "tenant_id = 'acme' ORDER BY idx");
+    ck_assert_int_eq(PQntuples(res), n);
+    for (long i = 0; i < n; i++)
+        for (size_t k = 0; k < BRK_MERKLE_HASH_LEN; k++)
+            sscanf(PQgetvalue(res, (int)i, 0) + 2 * k, "%2hhx", &leaves[i][k]);
+    PQclear(res);
+    char *q = tst_fmt("SELECT s, i, array_to_string(ARRAY(SELECT encode(p.h, 'hex') FROM "
+                      "unnest(tlog_inclusion_path('acme', i, s)) WITH ORDINALITY AS p(h, o) "
+                      "ORDER BY p.o), ',') FROM (SELECT s, i FROM generate_series(1, 64) s, "
+                      "LATERAL generate_series(0, s - 1) i UNION ALL SELECT s, i FROM "
+                      "unnest(ARRAY[255, 256, 257, 1023, 1024, 1025, %ld]) s, LATERAL "
+                      "unnest(ARRAY[0, 1, s / 2, s - 2, s - 1]) i WHERE s <= %ld) x",
+                      n, n);
+    res = PQexec(pg, q);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(pg));
+    ck_assert_int_gt(PQntuples(res), 2080);
+    for (int r = 0; r < PQntuples(res); r++) {
+        size_t sz = (size_t)atol(PQgetvalue(res, r, 0)), idx = (size_t)atol(PQgetvalue(res, r, 1));
+        brk_mhash_t proof[BRK_MERKLE_MAX_PROOF];
+        size_t plen = 0;
+        ck_assert_int_eq(brk_merkle_inclusion_proof(leaves, sz, idx, proof, &plen), 0);
+        char want[BRK_MERKLE_MAX_PROOF * 65 + 1] = "";
+        for (size_t k = 0; k < plen; k++) {
+            if (k)
+                strcat(want, ",");
+            hex_of(proof[k], want + strlen(want));
+        }
+        ck_assert_msg(strcmp(want, PQgetvalue(res, r, 2)) == 0, "size %zu index %zu: %s, want %s",
+                      sz, idx, PQgetvalue(res, r, 2), want);
+    }
+    PQclear(res);
+    free(q), free(leaves);
+}
+
 /* Many lines: the bundle spans many pages (keyset, one chunk each) and still verifies, and
  * `gsap-broker export` writes the same document to a file. */
 START_TEST(big_invoice)
@@ -530,6 +579,8 @@ START_TEST(big_invoice)
     for (int i = 0; i < BIG_LINES; i++)
         post_cr(ctx, i + 1, "completed");
     wait_lines(pg, BIG_LINES);
+    check_sql_proofs(pg, tst_pg_long(pg, "SELECT count(*) FROM tlog_entries WHERE tenant_id = "
+                                         "'acme'"));
     char *inv = open_invoice(pg);
     /* the lines name HND_INVBUNDLE_CARDS_MAX (256) versions of the card (all equal, so every
      * amount still holds): served whole */
