@@ -32,12 +32,16 @@ CREATE OR REPLACE TRIGGER billing_accounts_card_version
 -- transaction, which writes the line, commits, and a PUT updates that row, so no version can
 -- be added between rating and writing. The verifier recomputes every amount from this
 -- version, so a line recorded with the wrong one cannot pass unnoticed.
+-- A writer that knows the version it rated with (a batch that read the card's version with the
+-- card) may set the column itself; only a line without one gets the latest.
 CREATE OR REPLACE FUNCTION bill_line_card_version() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    SELECT max(r.version) INTO NEW.rate_card_version
-        FROM invoices i JOIN rate_card_versions r
-            ON r.tenant_id = i.tenant_id AND r.account_id = i.account_id
-        WHERE i.tenant_id = NEW.tenant_id AND i.invoice_id = NEW.invoice_id;
+    IF NEW.rate_card_version IS NULL THEN
+        SELECT max(r.version) INTO NEW.rate_card_version
+            FROM invoices i JOIN rate_card_versions r
+                ON r.tenant_id = i.tenant_id AND r.account_id = i.account_id
+            WHERE i.tenant_id = NEW.tenant_id AND i.invoice_id = NEW.invoice_id;
+    END IF;
     RETURN NEW;
 END $$;
 
