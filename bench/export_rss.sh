@@ -16,7 +16,10 @@
 #     /dev/null while /proc/<pid>/status is sampled every 50 ms; prints the largest VmRSS.
 #
 # Output (stdout): lines=N, bundle_bytes=, bundle_s=, rss_mb_bundle=, csv_bytes=, csv_s=,
-# rss_mb_csv=, rss_mb_idle=, rss_mb= (the largest of the two exports). Not a test: figures,
+# rss_mb_csv=, rss_mb_idle=, rss_mb= (the largest of the two exports); with BENCH_VERIFY=1
+# (the bundle is then also written to the scratch directory: ~3 KB a line) verify_s= and
+# verify_rss_mb=, the offline verifier's peak RSS reading it (the copies fail its checks, but
+# it reads and checks every line all the same). Not a test: figures,
 # measured on this machine; the integrator measures on a quiet one.
 #
 # Environment: see bench/common.sh; also BENCH_LINES (default 1000000; check the script with a
@@ -159,6 +162,24 @@ echo "== GET /billing/invoices/$INV/bundle" >&2
 measure bundle "/billing/invoices/$INV/bundle"
 echo "== GET /billing/invoices/$INV/lines.csv" >&2
 measure csv "/billing/invoices/$INV/lines.csv"
+if [ "${BENCH_VERIFY:-0}" = 1 ]; then
+    echo "== gsap-broker verify on the bundle" >&2
+    curl -sf -o "$BENCH_TMP/bundle.json" -m "$EXPORT_LIMIT_S" -H "Authorization: Bearer $FIN_TOKEN" \
+        "$URL/billing/invoices/$INV/bundle" || bench_die "bundle download failed"
+    t0=$(now)
+    "$BENCH_BROKER" verify "$BENCH_TMP/bundle.json" >/dev/null &
+    vpid=$!
+    BENCH_PIDS+=("$vpid")
+    vmax=0
+    while kill -0 "$vpid" 2>/dev/null; do
+        kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$vpid/status" 2>/dev/null || echo 0)
+        ((${kb:-0} > vmax)) && vmax=$kb
+        sleep "$SAMPLE_S"
+    done
+    wait "$vpid" || true # the copies are not valid receipts: verify fails them, by design
+    echo "verify_s=$(elapsed "$t0" "$(now)")"
+    echo "verify_rss_mb=$(awk -v k="$vmax" 'BEGIN { printf "%.1f", k / 1024 }')"
+fi
 max=$RSS_bundle
 ((RSS_csv > max)) && max=$RSS_csv
 echo "rss_mb=$(awk -v k="$max" 'BEGIN { printf "%.1f", k / 1024 }')"
