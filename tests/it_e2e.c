@@ -3,9 +3,11 @@
  * `gsap-broker exec` runs commands (each asks for its AC and posts its receipt), the runtime
  * bills them, finance finalizes the invoice, `gsap-broker export` writes its audit bundle and
  * `gsap-broker verify` accepts it (exit 0), with the bundle's count and total equal to what
- * PostgreSQL holds. The broker is killed (SIGKILL) and restarted twice on the way: right after
- * a batch of runs (its billing may be mid-flight) and between finalizing and exporting; each
- * receipt still becomes exactly one line and the bundle still verifies.
+ * PostgreSQL holds. The broker is killed (SIGKILL) and restarted three times on the way: right
+ * after a batch of runs (its billing may be mid-flight), while a governed command runs (its
+ * AC was issued before the crash, its receipt is posted after the restart), and between
+ * finalizing and exporting; each receipt still becomes exactly one line and the bundle still
+ * verifies.
  */
 #include <check.h>
 #include <stdio.h>
@@ -25,6 +27,7 @@
 #define CORPUS "sha256:2222222222222222222222222222222222222222222222222222222222222222"
 #define RUNS 4     /* exec runs per batch */
 #define WAIT_S 120 /* the bound on "every receipt is billed" */
+#define RUN_S 5    /* the command that outlives a broker crash: it sleeps this long */
 
 static tst_broker_t B;
 static char *SHELL, *FINANCE, *AUDITOR;
@@ -83,13 +86,48 @@ START_TEST(exec_bill_finalize_export_verify)
     tst_broker_kill(&B); /* its runtime may be billing the batch right now */
     ck_assert_int_eq(tst_broker_restart(&B), 0);
     exec_batch(RUNS);
-    wait_lines(pg, 2 * RUNS);
-    /* exactly one line per receipt, across the crash */
+    /* a run in flight across a crash: its AC is issued, the broker dies while the command
+     * sleeps, comes back, and the receipt posted afterwards is accepted and billed once */
+    char status[] = "/tmp/it_e2e_status_XXXXXX";
+    int sfd = mkstemp(status);
+    ck_assert_int_ge(sfd, 0);
+    close(sfd);
+    unlink(status);
+    char *cmd = tst_fmt("(GSAP_BROKER_URL=http://127.0.0.1:%u GSAP_TOKEN=%s GSAP_CORPUS_CID=%s "
+                        "'%s' exec --exec 'sleep %d; echo late' >/dev/null; echo $? > %s) &",
+                        B.port, SHELL, CORPUS, getenv("GSAP_BROKER_BIN"), RUN_S, status);
+    ck_assert_int_eq(system(cmd), 0);
+    free(cmd);
+    long acs = 2 * RUNS;
+    for (int i = 0; i < WAIT_S * 10 && acs == 2 * RUNS; i++) {
+        acs = tst_pg_long(pg, "SELECT count(*) FROM acs WHERE tenant_id = 'acme'");
+        usleep(100 * 1000);
+    }
+    ck_assert_int_eq(acs, 2 * RUNS + 1); /* the in-flight run holds its AC */
+    tst_broker_kill(&B);
+    ck_assert_int_eq(tst_broker_restart(&B), 0);
+    FILE *sf = NULL;
+    for (int i = 0; i < WAIT_S * 10 && sf == NULL; i++) {
+        sf = fopen(status, "r");
+        if (sf == NULL)
+            usleep(100 * 1000);
+    }
+    ck_assert_ptr_nonnull(sf);
+    int code = -1;
+    for (int i = 0; i < 50 && fscanf(sf, "%d", &code) != 1; i++) { /* written, maybe not yet */
+        usleep(100 * 1000);
+        rewind(sf);
+    }
+    fclose(sf);
+    unlink(status);
+    ck_assert_int_eq(code, 0);
+    wait_lines(pg, 2 * RUNS + 1);
+    /* exactly one line per receipt, across the crashes */
     ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM crs WHERE tenant_id = 'acme'"),
-                     2 * RUNS);
+                     2 * RUNS + 1);
     ck_assert_int_eq(tst_pg_long(pg, "SELECT count(DISTINCT cr_id) FROM invoice_lines "
                                      "WHERE tenant_id = 'acme'"),
-                     2 * RUNS);
+                     2 * RUNS + 1);
     char *inv = tst_pg_scalar(pg, "SELECT invoice_id FROM invoices WHERE tenant_id = 'acme' "
                                   "AND status = 'open'");
     ck_assert_ptr_nonnull(inv);
@@ -122,8 +160,8 @@ START_TEST(exec_bill_finalize_export_verify)
                       inv);
     char *sum = tst_fmt("%ld", tst_pg_long(pg, q));
     ck_assert_str_eq(tst_str(doc, "total_minor"), sum);
-    ck_assert_int_eq(json_integer_value(json_object_get(doc, "line_count")), 2 * RUNS);
-    ck_assert_int_eq(json_array_size(json_object_get(b, "lines")), 2 * RUNS);
+    ck_assert_int_eq(json_integer_value(json_object_get(doc, "line_count")), 2 * RUNS + 1);
+    ck_assert_int_eq(json_array_size(json_object_get(b, "lines")), 2 * RUNS + 1);
     /* a changed amount in the exported file fails verify, naming the line */
     json_t *l = json_array_get(json_object_get(b, "lines"), 3);
     json_object_set_new(l, "total_minor", json_string("999999"));
