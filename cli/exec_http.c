@@ -256,6 +256,96 @@ out:
     return rc;
 }
 
+/* cli_http_stream's state: the sink for a 200's body, the error body otherwise. */
+typedef struct stream_call {
+    http_call_t call;
+    FILE *sink;
+    int write_err;
+} stream_call_t;
+
+/* Each chunk of the body as it arrives: a 200's goes to the sink at once (nothing of it is
+ * held); another status's stays in the buffer, read whole by http_on_done (bounded). */
+static void http_on_chunk(struct evhttp_request *req, void *arg)
+{
+    stream_call_t *sc = arg;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    if (evhttp_request_get_response_code(req) != 200) {
+        if (evbuffer_get_length(in) > CLI_HTTP_MAX_RESPONSE)
+            evbuffer_drain(in, evbuffer_get_length(in)); /* an error body is never that long */
+        return;
+    }
+    while (evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        if (!sc->write_err && fwrite(v.iov_base, 1, v.iov_len, sc->sink) != v.iov_len)
+            sc->write_err = 1;
+        evbuffer_drain(in, v.iov_len);
+    }
+}
+
+int cli_http_stream(cli_http_t *h, const char *path, FILE *sink, cli_http_resp_t *out)
+{
+    struct event_base *base = NULL;
+    struct evhttp_connection *conn = NULL;
+    struct evhttp_request *req = NULL;
+    struct bufferevent *bev = NULL;
+    brk_tls_diag_t diag = {{0}};
+    stream_call_t sc = {{0}, sink, 0};
+    char uri[CLI_HTTP_PREFIX_MAX + 256];
+    int rc = BRK_ENOMEM;
+
+    memset(out, 0, sizeof *out);
+    h->tls_error[0] = '\0';
+    snprintf(uri, sizeof uri, "%s%s", h->prefix, path);
+    if ((base = event_base_new()) == NULL)
+        goto out;
+    if (h->tls) {
+        if ((rc = brk_tls_client_bev_new(base, h->tls_ctx, h->host, &diag, &bev)) != 0)
+            goto out;
+        rc = BRK_ENOMEM;
+    }
+    if ((conn = evhttp_connection_base_bufferevent_new(base, NULL, bev, h->host, h->port)) == NULL)
+        goto out;
+    /* no body size cap: the body goes to the sink as it comes; the timeout is per read */
+    evhttp_connection_set_timeout(conn, CLI_HTTP_TIMEOUT_S);
+    sc.call.base = base;
+    sc.call.out = out;
+    if ((req = evhttp_request_new(http_on_done, &sc.call)) == NULL)
+        goto out;
+    evhttp_request_set_error_cb(req, http_on_error);
+    evhttp_request_set_chunked_cb(req, http_on_chunk);
+    http_add_headers(h, req, path, 0, NULL);
+    if (evhttp_make_request(conn, req, EVHTTP_REQ_GET, uri) != 0) {
+        rc = BRK_EIO;
+        goto out;
+    }
+    event_base_dispatch(base);
+    rc = sc.call.err;
+    if (rc == 0 && out->status == 0)
+        rc = BRK_EIO;
+    if (rc == 0 && sc.write_err)
+        rc = BRK_EIO;
+    if (rc != 0 && h->tls &&
+        brk_tls_client_failure(evhttp_connection_get_bufferevent(conn), &diag, h->tls_error,
+                               sizeof h->tls_error))
+        rc = BRK_ECRYPTO;
+    if (rc == 0 && out->len > 0) {
+        const char *code;
+        brk_json_parse_object(out->body, out->len, &out->json, &code, NULL, 0);
+    }
+out:
+    if (conn)
+        evhttp_connection_free(conn);
+    else if (bev)
+        bufferevent_free(bev);
+    if (base)
+        event_base_free(base);
+    if (rc != 0)
+        cli_http_resp_clear(out);
+    return rc;
+}
+
 int cli_http_retry(cli_http_t *h, enum evhttp_cmd_type method, const char *path, const char *body,
                    const char *idempotency_key, cli_http_resp_t *out)
 {

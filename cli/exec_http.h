@@ -13,6 +13,7 @@
 #define CLI_EXEC_HTTP_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include <event2/http.h>
 #include <jansson.h>
@@ -79,6 +80,14 @@ int cli_http_once(cli_http_t *h, enum evhttp_cmd_type method, const char *path, 
  */
 int cli_http_retry(cli_http_t *h, enum evhttp_cmd_type method, const char *path, const char *body,
                    const char *idempotency_key, cli_http_resp_t *out);
+
+/*
+ * cli_http_stream: GET path, writing a 200's body to sink as it arrives (chunk by chunk, in
+ * bounded memory, whatever its length); *out gets the status, and for another status its
+ * body (at most CLI_HTTP_MAX_RESPONSE). Returns as cli_http_once; BRK_EIO too when the sink
+ * could not be written or the body was cut (a stream the broker ended as broken).
+ */
+int cli_http_stream(cli_http_t *h, const char *path, FILE *sink, cli_http_resp_t *out);
 
 /* cli_http_unreachable: 1 when rc (from the functions above) means the broker could not be
  * reached at all (refused, reset, timed out), as opposed to a TLS or protocol failure. */

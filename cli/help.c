@@ -192,15 +192,32 @@ static const help_cmd_t k_cmds[] = {
      "0 ok; 1 the command failed (or a flush left receipts); 2 authorization failure; 3 "
      "governance violation; 4 broker unreachable (connection refused or timed out); 125 "
      "internal, configuration or TLS error"},
+    {"export", "invoice|session ID [--out FILE]",
+     "write an audit bundle from the broker",
+     "Fetches the audit bundle of a finalized invoice (GET /billing/invoices/{invoice_id}/bundle, "
+     "roles finance or auditor) or of a governance context (GET "
+     "/governance/session/{context_id}/bundle) from the broker at GSAP_BROKER_URL with the bearer "
+     "token in GSAP_TOKEN, and writes it as it arrives to FILE or standard output, so a bundle "
+     "of any size costs little memory. Check it with gsap-broker verify. A refused or cut "
+     "transfer leaves no file. Environment: GSAP_BROKER_URL, GSAP_TOKEN, GSAP_CA_FILE, "
+     "GSAP_INSECURE (as for exec).",
+     {{"--out FILE", "write the bundle to FILE instead of standard output"}, {NULL, NULL}},
+     "0 the whole bundle was written; 1 the broker refused or the transfer was cut; 2 bad "
+     "usage or configuration"},
     {"verify", "[--keys GSAP-BROKER.json] BUNDLE.json",
      "check an audit bundle offline",
-     "Checks the audit bundle BUNDLE.json (GET /governance/session/{context_id}/bundle; \"-\" "
-     "reads standard input) without a database, a network or a configuration: the AC's "
+     "Checks the audit bundle BUNDLE.json (GET /governance/session/{context_id}/bundle or GET "
+     "/billing/invoices/{invoice_id}/bundle, see gsap-broker export; \"-\" reads standard input) "
+     "without a database, a network or a configuration: the AC's "
      "signature and CID, each receipt's cr_cid and chronicle_cid recomputed from the stored CR, "
      "the lineage chain, each lineage CID's inclusion proof against the checkpoint, the "
      "checkpoint's note signature, all with the broker public keys the bundle carries (compare "
-     "them with the broker's /.well-known/gsap-broker.json, or pin them with --keys). Prints one "
-     "line per check, PASS or FAIL, and the first check that failed.",
+     "them with the broker's /.well-known/gsap-broker.json, or pin them with --keys). For an "
+     "invoice bundle also the invoice's signature, each line's amount recomputed from the "
+     "rate-card version that priced it, the line count, the total and the invoice's Merkle root. "
+     "An invoice bundle is read one line at a time (no size limit); everything else at most "
+     "64 MiB. Prints one line per check (one per invoice line when all of its checks hold), "
+     "PASS or FAIL, and the first check that failed.",
      {{"--keys FILE", "the broker's published key document (/.well-known/gsap-broker.json), "
                       "kept apart from the bundle: the bundle's broker id and keys must be its"},
       {NULL, NULL}},

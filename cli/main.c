@@ -40,6 +40,7 @@
 #include "backup.h"
 #include "cli.h"
 #include "config.h"
+#include "export.h"
 #include "exec.h"
 #include "help.h"
 #include "verify.h"
@@ -462,6 +463,8 @@ int main(int argc, char **argv)
         return cli_config_check(argc - 2, argv + 2);
     if (strcmp(cmd, "verify") == 0)
         return cli_verify(argc - 1, argv + 1);
+    if (strcmp(cmd, "export") == 0)
+        return cli_export(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0)
         return cmd_version();
     if (strcmp(cmd, "help") == 0)

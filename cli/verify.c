@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "brk_err.h"
 #include "gov_bundle.h"
 #include "banned.h"
 
@@ -105,17 +106,24 @@ int cli_verify(int argc, char **argv)
             printf("FAILED: the key file is no JSON object\n");
         return unreadable ? 2 : 1;
     }
-    json_t *b = load(path, &unreadable);
-    if (b == NULL) {
+    /* the bundle is read as a stream: an invoice bundle's lines one at a time */
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL) {
         json_decref(pinned);
-        if (!unreadable)
-            printf("FAILED: the file is no bundle\n");
-        return unreadable ? 2 : 1;
+        fprintf(stderr, "gsap-broker verify: cannot open \"%s\"\n", path);
+        return 2;
     }
     report_t r = {0, 0, ""};
-    gov_bundle_verify(b, pinned, on_check, &r);
-    json_decref(b);
+    int rc = gov_bundle_verify_stream(f, CLI_VERIFY_MAX_BYTES, pinned, on_check, &r);
+    int read_err = ferror(f) != 0;
+    if (f != stdin)
+        fclose(f);
     json_decref(pinned);
+    if (rc == BRK_ETOOBIG || read_err) {
+        fprintf(stderr, "gsap-broker verify: cannot read \"%s\"%s\n", path,
+                read_err ? "" : ": over " CLI_VERIFY_MAX_TEXT " bytes before the lines");
+        return 2;
+    }
     if (r.failed == 0) {
         printf("OK: %u checks hold\n", r.checks);
         return 0;

@@ -34,15 +34,20 @@
  * that pins the broker's published key document (/.well-known/gsap-broker.json, kept apart)
  * also checks that broker_id is that document's and every bundle key is one of its keys.
  *
+ * The invoice bundle ("kind": "invoice") is described in docs/protocol.md and checked by
+ * gov_bundle_verify_stream (gov_invbundle.c), which reads either kind from a stream.
+ *
  * Pure functions; any thread.
  */
 #ifndef GOV_BUNDLE_H
 #define GOV_BUNDLE_H
 
 #include <jansson.h>
+#include <stdio.h>
 
 #define GOV_BUNDLE_FORMAT "gsap-audit-bundle/1"
 #define GOV_BUNDLE_KIND_SESSION "session"
+#define GOV_BUNDLE_KIND_INVOICE "invoice"
 
 /* One check's outcome: ok 1 (holds) or 0, item names what was checked (e.g.
  * "receipts[2].lineage_cid"), detail says why it failed ("" when ok). */
@@ -57,5 +62,24 @@ typedef void (*gov_bundle_report_fn)(void *arg, int ok, const char *item, const 
  */
 int gov_bundle_verify(const json_t *b, const json_t *pinned, gov_bundle_report_fn report,
                       void *arg);
+
+/* The invoice bundle (docs/protocol.md, "GET /billing/invoices/{invoice_id}/bundle"):
+ * {"format", "kind": "invoice", "broker", "invoice", "rate_cards", "lines"} in this order,
+ * lines last, read one at a time. */
+#define GOV_INVBUNDLE_LINE_MAX (8u << 20) /* bytes of one line (a CR is at most 1 MiB) */
+#define GOV_INVBUNDLE_CARDS_MAX 256       /* rate-card versions one bundle may carry */
+#define GOV_INVBUNDLE_CTX_CACHE 4096      /* contexts whose last receipt the verifier recalls
+                                           * to check the next one's link */
+
+/*
+ * gov_bundle_verify_stream: reads a bundle of either kind from f and checks it, reporting as
+ * gov_bundle_verify. Everything but an invoice bundle's lines is held, at most head_max bytes
+ * together; an invoice bundle's lines are read and checked one at a time (each at most
+ * GOV_INVBUNDLE_LINE_MAX bytes), so its memory does not grow with the invoice. Input that is
+ * not a bundle (not JSON, cut, a duplicate member, members out of order) fails a check.
+ * Returns the number of failed checks, or BRK_ETOOBIG when the head passed head_max.
+ */
+int gov_bundle_verify_stream(FILE *f, size_t head_max, const json_t *pinned,
+                             gov_bundle_report_fn report, void *arg);
 
 #endif

@@ -16,6 +16,7 @@ int hnd_register(void)
         hnd_complete_register,
         hnd_session_register,
         hnd_bundle_register,
+        hnd_invbundle_register,
         hnd_denials_register,
         hnd_accords_register,
         hnd_openapi_register,

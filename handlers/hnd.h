@@ -17,6 +17,7 @@ int hnd_elevate_register(void);
 int hnd_complete_register(void);
 int hnd_session_register(void);
 int hnd_bundle_register(void);
+int hnd_invbundle_register(void); /* hnd_invbundle.c: GET /billing/invoices/{id}/bundle */
 int hnd_denials_register(void); /* hnd_denials.c: denial receipts for auditors */
 int hnd_accords_register(void);
 int hnd_openapi_register(void);

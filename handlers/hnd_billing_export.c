@@ -29,7 +29,7 @@
 static const char *const header[] = {
     "invoice_id", "line_no",  "cr_id",       "context_id",    "occurred_at", "outcome",
     "flags",      "late",     "quantity",    "unit_minor",    "unit",        "total_minor",
-    "total",      "currency", "lineage_cid", "chronicle_cid", "merkle_root"};
+    "total",      "currency", "lineage_cid", "chronicle_cid", "merkle_root", "log_index"};
 #define NCOLS (sizeof header / sizeof header[0])
 
 static brk_db_stmt_t q_export_head = {
@@ -80,7 +80,9 @@ static void send_page(export_t *x, const PGresult *p)
             x->currency,
             PQgetvalue(p, i, HL_LINEAGE_CID),
             PQgetvalue(p, i, HL_CHRONICLE_CID),
-            PQgetisnull(p, i, HL_MERKLE_ROOT) ? NULL : PQgetvalue(p, i, HL_MERKLE_ROOT)};
+            PQgetisnull(p, i, HL_MERKLE_ROOT) ? NULL : PQgetvalue(p, i, HL_MERKLE_ROOT),
+            /* the line's index in the tenant's transparency log (empty: not yet in it) */
+            PQgetisnull(p, i, HL_LOG_INDEX) ? NULL : PQgetvalue(p, i, HL_LOG_INDEX)};
         if (append_record(x->s, fields) != 0) {
             brk_stream_abort(x->s, "an invoice line does not fit a csv record");
             return;

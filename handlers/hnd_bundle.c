@@ -82,8 +82,7 @@ static const char *req_strdup(brk_req_t *r, const char *s)
     return memcpy(brk_req_alloc(r, n), s, n);
 }
 
-/* The broker's keys as /.well-known/gsap-broker.json gives them. New reference. */
-static json_t *broker_keys(brk_req_t *r)
+json_t *hnd_bundle_broker_keys(brk_req_t *r)
 {
     const brk_keyring_t *kr = brk_server_keys(r->server);
     json_t *keys = json_array();
@@ -144,9 +143,9 @@ static void reply_bundle(brk_req_t *r, const brk_mhash_t *leaves)
     json_t *b =
         json_pack("{s:s,s:s,s:s,s:o,s:[{s:o,s:s,s:o}],s:o,s:[],s:o,s:o}", "format",
                   GOV_BUNDLE_FORMAT, "kind", GOV_BUNDLE_KIND_SESSION, "context_id", q->ctx,
-                  "broker", broker_keys(r), "acs", "ac", ac, "status", q->status, "elevation",
-                  el ? el : json_null(), "receipts", crs, "denials", "checkpoint", cp,
-                  "passports", pps);
+                  "broker", hnd_bundle_broker_keys(r), "acs", "ac", ac, "status", q->status,
+                  "elevation", el ? el : json_null(), "receipts", crs, "denials", "checkpoint",
+                  cp, "passports", pps);
     if (b == NULL) {
         brk_reply_error(r, BRK_EINTERNAL, NULL, "cannot build the bundle");
         return;

@@ -25,4 +25,9 @@ const char *hnd_json_dump(brk_req_t *r, const json_t *v);
  * when it cannot be one. */
 int hnd_context_param(brk_req_t *r, char out[GOV_CONTEXT_ID_MAX + 1]);
 
+/* hnd_bundle_broker_keys: the broker's id and public keys as /.well-known/gsap-broker.json
+ * gives them ({"broker_id", "current_key_id", "keys"}), the "broker" member of both audit
+ * bundles (hnd_bundle.c, hnd_invbundle.c). New reference. */
+json_t *hnd_bundle_broker_keys(brk_req_t *r);
+
 #endif

@@ -25,6 +25,7 @@
 #include "brk_keys.h"
 #include "brk_metrics.h"
 #include "brk_server.h"
+#include "brk_note.h"
 #include "banned.h"
 
 static brk_db_stmt_t q_ready = {"ops_ready", "SELECT count(*) FROM schema_migrations", 0};
@@ -122,6 +123,16 @@ static void well_known(brk_req_t *r)
     json_t *b = json_pack("{s:s,s:s,s:s,s:o}", "broker_id", brk_server_config(r->server)->broker_id,
                           "gsap_version", "1.0", "current_key_id", brk_keyring_current_id(kr),
                           "keys", keys);
+    /* The checkpoint signer, in the form Go's note.NewVerifier takes, so an auditor can open
+     * GET /governance/log/checkpoint notes with the key published here (the current key: the
+     * one that signs new checkpoints). */
+    char name[BRK_NOTE_NAME_MAX + 1], vkey[BRK_NOTE_VKEY_MAX];
+    if (b != NULL && brk_note_key_name(brk_server_config(r->server)->broker_id, name) == 0) {
+        if (brk_note_verifier_key(name, brk_keyring_public(kr, 0), vkey) == 0) {
+            json_object_set_new(b, "checkpoint_key_name", json_string(name));
+            json_object_set_new(b, "checkpoint_verifier_key", json_string(vkey));
+        }
+    }
     brk_reply_json(r, 200, b);
     json_decref(b);
 }

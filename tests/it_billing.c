@@ -1089,6 +1089,10 @@ static void compare_csv_row(const json_t *row, const json_t *line, const char *i
     ck_assert_str_eq(tst_str(row, "currency"), currency);
     json_t *mr = json_object_get(line, "merkle_root");
     ck_assert_str_eq(tst_str(row, "merkle_root"), json_is_null(mr) ? "" : json_string_value(mr));
+    /* the log index column: the line's own index in the tenant's transparency log */
+    ck_assert_msg(json_is_integer(json_object_get(line, "log_index")), "line without log_index");
+    snprintf(buf, sizeof buf, "%lld", num(line, "log_index"));
+    ck_assert_str_eq(tst_str(row, "log_index"), buf);
     char flags[512] = "";
     size_t i, n = 0;
     json_t *f;

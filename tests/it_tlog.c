@@ -304,7 +304,10 @@ static long check_checkpoint(PGconn *pg, const json_t *cp)
     ck_assert_int_eq(tst_get(B.port, "/.well-known/gsap-broker.json", NULL, &w), 0);
     const char *pub = tst_str(json_array_get(json_object_get(w.json, "keys"), 0), "public_key");
     char *path = save(tst_str(cp, "note"));
-    ck_assert_msg(go_check(out, "note '%s' '%s' '%s' '%s'", tst_str(cp, "verifier_key"), path,
+    /* the verifier key is published in the broker's key document too, and opens the note */
+    ck_assert_str_eq(tst_str(w.json, "checkpoint_verifier_key"), tst_str(cp, "verifier_key"));
+    ck_assert_str_eq(tst_str(w.json, "checkpoint_key_name"), tst_str(cp, "key_name"));
+    ck_assert_msg(go_check(out, "note '%s' '%s' '%s' '%s'", tst_str(w.json, "checkpoint_verifier_key"), path,
                            tst_str(cp, "key_name"), pub) == 0,
                   "the checkpoint does not open in Go: %s", out);
     long size = (long)json_integer_value(json_object_get(cp, "size"));

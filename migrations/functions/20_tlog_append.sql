@@ -5,7 +5,8 @@
 -- brokers on one database append one after the other, each at the size the other left, so
 -- indexes are gap-free and never reused. The frontier holds one subtree root per set bit of
 -- size (as bill_invoice.c's bill_merkle_t), so an append costs O(log size) hashes and stores
--- the new root with the entry.
+-- the new root with the entry. 0018: each subtree root completed by the append is stored in
+-- tlog_nodes (level >= 1), so proofs need not read every leaf (20_tlog_proof.sql).
 CREATE OR REPLACE FUNCTION tlog_append(p_tenant text, p_cr_id text, p_lineage_cid text)
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
@@ -17,6 +18,7 @@ DECLARE
     v_root bytea;
     v_n int;
     v_c bigint;
+    v_level int := 0; -- 0018
 BEGIN
     SELECT e.idx INTO v_idx FROM tlog_entries e
         WHERE e.tenant_id = p_tenant AND e.cr_id = p_cr_id;
@@ -41,6 +43,9 @@ BEGIN
         v_h := sha256('\x01'::bytea || v_front[v_n] || v_h);
         v_front := v_front[1:v_n - 1];
         v_c := v_c >> 1;
+        v_level := v_level + 1; -- 0018: v_h is the node (v_level, v_size >> v_level)
+        INSERT INTO tlog_nodes (tenant_id, level, idx, hash)
+            VALUES (p_tenant, v_level, v_size >> v_level, v_h);
     END LOOP;
     v_front := v_front || v_h;
     v_n := cardinality(v_front);

@@ -23,3 +23,8 @@ CREATE OR REPLACE TRIGGER tlog_heads_no_truncate BEFORE TRUNCATE ON tlog_heads
     FOR EACH STATEMENT EXECUTE FUNCTION tlog_guard();
 CREATE OR REPLACE TRIGGER tlog_checkpoints_no_truncate BEFORE TRUNCATE ON tlog_checkpoints
     FOR EACH STATEMENT EXECUTE FUNCTION tlog_guard();
+-- 0018: the stored interior nodes (tlog_nodes) are append-only too.
+CREATE OR REPLACE TRIGGER tlog_nodes_append_only BEFORE UPDATE OR DELETE ON tlog_nodes
+    FOR EACH ROW EXECUTE FUNCTION tlog_guard();
+CREATE OR REPLACE TRIGGER tlog_nodes_no_truncate BEFORE TRUNCATE ON tlog_nodes
+    FOR EACH STATEMENT EXECUTE FUNCTION tlog_guard();
