@@ -21,6 +21,7 @@ int hnd_register(void)
         hnd_functions_register,
         hnd_billing_register,
         hnd_tlog_register,
+        hnd_verify_register,
     };
     for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
         int rc = groups[i]();

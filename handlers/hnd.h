@@ -22,5 +22,6 @@ int hnd_openapi_register(void);
 int hnd_functions_register(void);
 int hnd_billing_register(void);
 int hnd_tlog_register(void);
+int hnd_verify_register(void); /* hnd_verify.c: the in-browser bundle verifier */
 
 #endif
