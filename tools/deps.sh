@@ -15,6 +15,8 @@ packages=(
     prometheus # promtool: it_metrics checks /metrics, deploy/prometheus/alerts.yml and the dashboard
     debhelper lintian # tools/package.sh: the Debian package and its check
     golang-go golang-golang-x-mod-dev # tests/go/tlogcheck: Go's sumdb/note and sumdb/tlog check the transparency log
+    chromium # it_browser: the session, invoice and /verify pages in headless chromium (playwright-core)
+    fonts-dejavu-core # readable text in its screenshots
 )
 
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' 2>/dev/null | awk '$2 == "ii" {print $1}')
