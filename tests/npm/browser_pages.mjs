@@ -182,6 +182,26 @@ try {
     await shot(page, 'verify_markup');
   }
 
+  // the policy holds: a script the page did not bring does not run (inline or from elsewhere)
+  const blocked = await page.evaluate(async () => {
+    const s = document.createElement('script');
+    s.textContent = 'window.__inline = 1';
+    document.body.appendChild(s);
+    const img = document.createElement('img');
+    const loaded = new Promise((res) => { img.onload = () => res('loaded'); img.onerror = () => res('blocked'); });
+    img.src = 'data:image/gif;base64,R0lGODlhAQABAAAAACw=';
+    document.body.appendChild(img);
+    const r = { inline: window.__inline === undefined, img: await loaded };
+    s.remove(); img.remove();
+    return r;
+  });
+  expect(blocked.inline && blocked.img === 'blocked', `/verify: CSP lets in ${JSON.stringify(blocked)}`);
+
+  // an invoice bundle: said plainly that this page does not check it, never "OK"
+  v = await verify(page, 'invoice.json', JSON.stringify({ format: 'gsap-audit-bundle/1', kind: 'invoice' }));
+  expect(v.status === 'error' && v.summary.startsWith('NOT CHECKED: ') && v.rows.length === 0,
+    `invoice bundle: ${v.status} ${v.summary}`);
+
   // not a bundle: named as the command names it
   v = await verify(page, 'dup.json', honest.replace(/^\{/, '{"kind":"session",'));
   expect(v.status === 'fail' && v.summary === 'FAILED: the file is no bundle' && v.rows.length === 1 &&
