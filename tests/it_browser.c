@@ -54,6 +54,8 @@ static void setup(void)
 
 static void teardown(void)
 {
+    /* a clean stop: under the sanitizers, a leak or an error in what the pages exercised */
+    ck_assert_int_eq(tst_broker_stop(&B), 0);
     tst_broker_clear(&B);
     free(SHELL), free(AUDITOR), free(FINANCE);
 }
