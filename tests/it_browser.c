@@ -178,7 +178,8 @@ START_TEST(pages_in_chromium)
     ck_assert_int_eq(node(NULL, (const char *const[]){"verify_page.mjs", "jcs", html, jcsdir, NULL}), 0);
     ck_assert_int_eq(node(NULL, (const char *const[]){"verify_page.mjs", "parse", html, NULL}), 0);
     ck_assert_int_eq(
-        node(NULL, (const char *const[]){"verify_page.mjs", "compare", html, bin, bundle, NULL}), 0);
+        node(NULL, (const char *const[]){"verify_page.mjs", "compare", html, bin, bundle, keys, NULL}),
+        0);
 
     /* and the pages in chromium */
     char *e_base = tst_fmt("GSAP_BASE=http://127.0.0.1:%u", B.port);

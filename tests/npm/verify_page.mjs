@@ -8,14 +8,16 @@
 //   node verify_page.mjs parse VERIFY_HTML
 //       the page's JSON reader refuses what jansson refuses (duplicates, lone surrogates,
 //       \u0000, integers past int64, trailing bytes ...) and reads the rest as JSON.parse does.
-//   node verify_page.mjs compare VERIFY_HTML BROKER_BIN BUNDLE.json
-//       the page's checks and `gsap-broker verify` give the same list of PASS/FAIL items for
-//       the bundle and for every one-scalar change of it (and a few changes of shape).
+//   node verify_page.mjs compare VERIFY_HTML BROKER_BIN BUNDLE.json [KEYS.json]
+//       the page's checks and `gsap-broker verify` give the same list of PASS/FAIL items (and
+//       messages) for the bundle and for every one-scalar change, deletion and nulling of it,
+//       a self-authorized AC, and pinned (--keys) to KEYS.json and to altered copies of it.
 // Prints one line per failure and exits 1 on any; "ok ..." and 0 otherwise.
 import { readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 
 export function loadPage(htmlPath) {
@@ -108,6 +110,8 @@ function testParse(api) {
       if (api.jcs(v) !== canonicalize(JSON.parse(t))) fail(`parse ${t}: reads differently`);
     } catch (e) { fail(`parse refused ${JSON.stringify(t)}: ${e.message}`); }
   }
+  const long = 'x\u00e9'.repeat(10 * 1024 * 1024);
+  if (api.parseJson(`{"a":"${long}"}`).a !== long) fail('parse: a 20 MiB string is not read whole');
   const big = api.parseJson('{"a":9223372036854775807}').a;
   if (big.big !== 9223372036854775807n) fail('parse: an int64 is not kept exactly');
   if (Object.getPrototypeOf(api.parseJson('{"__proto__":{"x":1}}')) !== null) fail('parse: prototype');
@@ -116,31 +120,32 @@ function testParse(api) {
 
 // `gsap-broker verify FILE` as a list of "PASS item" / "FAIL item" (the detail dropped: the
 // items and their verdicts are what must agree; the messages are compared too when present).
-function cli(bin, path) {
+function cli(bin, path, keysPath) {
   let out;
   try {
-    out = execFileSync(bin, ['verify', path], { encoding: 'utf8' });
+    out = execFileSync(bin, ['verify', ...(keysPath ? ['--keys', keysPath] : []), path], { encoding: 'utf8' });
   } catch (e) {
     out = e.stdout;
   }
   return out.split('\n').filter((l) => /^(PASS|FAIL) /.test(l) && !l.startsWith('FAIL ' + path + ':'))
     .map((l) => l.replace(/^(FAIL [^:]*): .*$/, '$1') + (l.startsWith('FAIL') ? ' :' + l.slice(l.indexOf(': ') + 2) : ''));
 }
-async function page(api, text) {
+async function page(api, text, keysText) {
   let b;
   try { b = api.parseJson(text); } catch (e) { return []; }
-  const v = await api.verifyBundle(b, null);
+  const v = await api.verifyBundle(b, keysText ? api.parseJson(keysText) : null);
   return v.results.map((r) => (r.ok ? 'PASS ' + r.item : 'FAIL ' + r.item + ' :' + r.detail));
 }
 
-async function testCompare(api, bin, bundlePath) {
+async function testCompare(api, bin, bundlePath, keysPath) {
   const text = readFileSync(bundlePath, 'utf8');
   const dir = mkdtempSync(join(tmpdir(), 'gsap-verify-page-'));
-  const file = join(dir, 'b.json');
+  const file = join(dir, 'b.json'), kfile = join(dir, 'k.json');
   let n = 0, honestFails = 0;
-  const compare = async (what, t) => {
+  const compare = async (what, t, keysText) => {
     writeFileSync(file, t);
-    const want = cli(bin, file), got = await page(api, t);
+    if (keysText) writeFileSync(kfile, keysText);
+    const want = cli(bin, file, keysText ? kfile : null), got = await page(api, t, keysText);
     n++;
     if (JSON.stringify(want) !== JSON.stringify(got))
       fail(`${what}: page and gsap-broker verify differ\n  cli:  ${want.join(' | ')}\n  page: ${got.join(' | ')}`);
@@ -180,6 +185,30 @@ async function testCompare(api, bin, bundlePath) {
       await compare(what, JSON.stringify(root));
       undo();
     }
+    // pinned to the published key document (--keys), to another broker's, to a stranger key
+    if (keysPath) {
+      const keys = readFileSync(keysPath, 'utf8');
+      const pinned = await compare('pinned', text, keys);
+      if (!pinned.includes('PASS broker.keys pinned')) fail('pinned: the pin check does not hold');
+      const other = JSON.parse(keys);
+      other.broker_id += 'x';
+      await compare('pinned to another broker id', text, JSON.stringify(other));
+      other.broker_id = JSON.parse(keys).broker_id;
+      other.keys = other.keys.map((k) => ({ ...k, public_key: flip(k.public_key) }));
+      await compare('pinned to other keys', text, JSON.stringify(other));
+    }
+    // a self-authorized AC (unsigned: its ac_cid binds it), honest and changed
+    {
+      const b = JSON.parse(text), ac = b.acs[0].ac;
+      ac.self_authorized = true;
+      ac.signature = null;
+      const { ac_cid, signature, ...rest } = ac;
+      ac.ac_cid = 'sha256:' + createHash('sha256').update(canonicalize(rest), 'utf8').digest('hex');
+      const got = await compare('self-authorized AC', JSON.stringify(b));
+      if (!got.includes('PASS acs[0].ac')) fail('self-authorized AC: its ac_cid check does not hold');
+      ac.tenant = flip(ac.tenant);
+      await compare('self-authorized AC changed', JSON.stringify(b));
+    }
     // bytes that are no bundle at all
     for (const [what, t] of [['duplicate member', text.replace(/^\{/, '{"kind":"session",')],
       ['trailing bytes', text + 'x'], ['a BOM', '\ufeff' + text]]) {
@@ -196,7 +225,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const api = loadPage(html);
   if (cmd === 'jcs') testJcs(api, rest[0]);
   else if (cmd === 'parse') testParse(api);
-  else if (cmd === 'compare') await testCompare(api, rest[0], rest[1]);
+  else if (cmd === 'compare') await testCompare(api, rest[0], rest[1], rest[2]);
   else { console.error('usage: node verify_page.mjs jcs|parse|compare VERIFY_HTML ...'); process.exit(2); }
   process.exit(failures ? 1 : 0);
 }
