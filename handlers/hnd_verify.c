@@ -40,11 +40,11 @@ extern const unsigned long hnd_verify_html_len;
 /* The policy: only the page's own style and script; everything else refused. The meta form
  * leaves out frame-ancestors, which browsers only honour in a header. */
 #define VERIFY_CSP_FMT                                                                             \
-    "default-src 'none'; script-src 'sha256-%s'; style-src 'sha256-%s'; base-uri 'none'; "       \
+    "default-src 'none'; script-src 'sha256-%s'; style-src 'sha256-%s'; base-uri 'none'; "         \
     "form-action 'none'"
 #define VERIFY_CSP_HEADER_TAIL "; frame-ancestors 'none'"
 
-static char *page;      /* the page with its policy filled in (lives as long as the process) */
+static char *page; /* the page with its policy filled in (lives as long as the process) */
 static size_t page_len;
 static char csp_header[VERIFY_CSP_MAX];
 

@@ -173,21 +173,25 @@ START_TEST(pages_in_chromium)
     json_t *link = post(lpath, AUDITOR, "{}");
 
     /* the page's JavaScript against RFC 8785, the oracle and the command, without a browser */
-    char *html = tst_fmt("%s/handlers/verify.html", src), *jcsdir = tst_fmt("%s/jcs", getenv("GSAP_TESTDATA"));
+    char *html = tst_fmt("%s/handlers/verify.html", src),
+         *jcsdir = tst_fmt("%s/jcs", getenv("GSAP_TESTDATA"));
     char *bundle = tst_fmt("%s/bundle.json", dir), *keys = tst_fmt("%s/keys.json", dir);
-    ck_assert_int_eq(node(NULL, (const char *const[]){"verify_page.mjs", "jcs", html, jcsdir, NULL}), 0);
-    ck_assert_int_eq(node(NULL, (const char *const[]){"verify_page.mjs", "parse", html, NULL}), 0);
     ck_assert_int_eq(
-        node(NULL, (const char *const[]){"verify_page.mjs", "compare", html, bin, bundle, keys, NULL}),
-        0);
+        node(NULL, (const char *const[]){"verify_page.mjs", "jcs", html, jcsdir, NULL}), 0);
+    ck_assert_int_eq(node(NULL, (const char *const[]){"verify_page.mjs", "parse", html, NULL}), 0);
+    ck_assert_int_eq(node(NULL, (const char *const[]){"verify_page.mjs", "compare", html, bin,
+                                                      bundle, keys, NULL}),
+                     0);
 
     /* and the pages in chromium */
     char *e_base = tst_fmt("GSAP_BASE=http://127.0.0.1:%u", B.port);
     char *e_view = tst_fmt("GSAP_VIEW_URL=%s", tst_str(link, "url"));
-    char *e_inv = tst_fmt("GSAP_INVOICE_ID=%s", invoice), *e_ctx = tst_fmt("GSAP_CONTEXT_ID=%s", ctx);
+    char *e_inv = tst_fmt("GSAP_INVOICE_ID=%s", invoice),
+         *e_ctx = tst_fmt("GSAP_CONTEXT_ID=%s", ctx);
     char *e_fin = tst_fmt("GSAP_FINANCE_TOKEN=%s", FINANCE);
     char *e_bundle = tst_fmt("GSAP_BUNDLE=%s", bundle), *e_keys = tst_fmt("GSAP_KEYS=%s", keys);
-    char *e_art = tst_fmt("GSAP_ARTIFACT_DIR=%s", artifacts), *e_n = tst_fmt("GSAP_N_CRS=%d", N_CRS);
+    char *e_art = tst_fmt("GSAP_ARTIFACT_DIR=%s", artifacts),
+         *e_n = tst_fmt("GSAP_N_CRS=%d", N_CRS);
     const char *env[] = {e_base, e_view, e_inv, e_ctx, e_fin, e_bundle, e_keys, e_art, e_n, NULL};
     ck_assert_int_eq(node(env, (const char *const[]){"browser_pages.mjs", NULL}), 0);
 
