@@ -204,8 +204,8 @@ try {
 
   // not a bundle: named as the command names it
   v = await verify(page, 'dup.json', honest.replace(/^\{/, '{"kind":"session",'));
-  expect(v.status === 'fail' && v.summary === 'FAILED: the file is no bundle' && v.rows.length === 1 &&
-    v.rows[0].item === 'dup.json', `duplicate member: ${v.summary}`);
+  expect(v.status === 'fail' && v.summary === 'FAILED: 1 of 1 checks; first: bundle' && v.rows.length === 1 &&
+    v.rows[0].item === 'bundle', `duplicate member: ${v.summary}`);
 
   // pinned to the published key document: one more check, and it holds; a stranger's fails
   await page.setInputFiles('#keys', { name: 'keys.json', mimeType: 'application/json', buffer: Buffer.from(keys) });
