@@ -130,6 +130,20 @@ try {
     expect(v.rows.some((r) => r.item === item && r.result === 'PASS'), `honest bundle: row ${item} PASS`);
   await shot(page, 'verify_honest');
 
+  // dropped rather than picked: the same verdict
+  {
+    await page.evaluate(() => { document.getElementById('summary').dataset.status = 'idle'; });
+    const dt = await page.evaluateHandle((text) => {
+      const d = new DataTransfer();
+      d.items.add(new File([text.replace(/"exit_code": ?2\b/, '"exit_code":7')], 'dropped.json', { type: 'application/json' }));
+      return d;
+    }, honest);
+    await page.dispatchEvent('#drop', 'drop', { dataTransfer: dt });
+    await page.waitForFunction(() => ['pass', 'fail'].includes(document.getElementById('summary').dataset.status));
+    const d = await page.evaluate(() => [...document.querySelectorAll('#rows tr[data-result="FAIL"]')].map((tr) => tr.dataset.item));
+    expect(JSON.stringify(d) === '["receipts[1].cr_cid"]', `dropped tampered bundle: failing rows ${d}`);
+  }
+
   // tampered copies: exactly the expected rows fail, the first named in the summary
   const flip = (s, from) => {
     for (let i = from; i < s.length; i++) {
