@@ -169,6 +169,29 @@ START_TEST(pages_in_chromium)
     char *bpath = tst_fmt("/governance/session/%s/bundle", ctx);
     save(bpath, AUDITOR, dir, "bundle.json");
     save("/.well-known/gsap-broker.json", NULL, dir, "keys.json");
+    /* the invoice, finalized, and its bundle where this broker has the route (it came with the
+     * invoice bundle; a broker without it answers 404 not_found, and the page's invoice
+     * checks are then held to nothing here) */
+    char *fpath = tst_fmt("/billing/invoices/%s/finalize", invoice);
+    char *fhdr = tst_fmt("Authorization: Bearer %s\r\n", FINANCE);
+    tst_resp_t fr;
+    ck_assert_int_eq(tst_http(B.port, "POST", fpath, fhdr, NULL, 0, &fr), 0);
+    ck_assert_msg(fr.status == 200, "finalize: %d %s", fr.status, fr.body);
+    tst_resp_clear(&fr);
+    char *ipath = tst_fmt("/billing/invoices/%s/bundle", invoice);
+    ck_assert_int_eq(tst_get(B.port, ipath, FINANCE, &fr), 0);
+    int have_invoice_bundle = fr.status == 200;
+    ck_assert_msg(have_invoice_bundle || (fr.status == 404 &&
+                                          strcmp(tst_str(json_object_get(fr.json, "error"), "code"),
+                                                 "not_found") == 0),
+                  "invoice bundle: %d %s", fr.status, fr.body);
+    tst_resp_clear(&fr);
+    if (have_invoice_bundle)
+        save(ipath, FINANCE, dir, "invoice_bundle.json");
+    else
+        printf(
+            "it_browser: this broker has no invoice bundle route; invoice bundles not compared\n");
+    free(fpath), free(fhdr), free(ipath);
     char *lpath = tst_fmt("/governance/session/%s/link", ctx);
     json_t *link = post(lpath, AUDITOR, "{}");
 
@@ -182,6 +205,11 @@ START_TEST(pages_in_chromium)
     ck_assert_int_eq(node(NULL, (const char *const[]){"verify_page.mjs", "compare", html, bin,
                                                       bundle, keys, NULL}),
                      0);
+    char *ibundle = tst_fmt("%s/invoice_bundle.json", dir);
+    if (have_invoice_bundle)
+        ck_assert_int_eq(node(NULL, (const char *const[]){"verify_page.mjs", "compare", html, bin,
+                                                          ibundle, keys, NULL}),
+                         0);
 
     /* and the pages in chromium */
     char *e_base = tst_fmt("GSAP_BASE=http://127.0.0.1:%u", B.port);
@@ -192,10 +220,13 @@ START_TEST(pages_in_chromium)
     char *e_bundle = tst_fmt("GSAP_BUNDLE=%s", bundle), *e_keys = tst_fmt("GSAP_KEYS=%s", keys);
     char *e_art = tst_fmt("GSAP_ARTIFACT_DIR=%s", artifacts),
          *e_n = tst_fmt("GSAP_N_CRS=%d", N_CRS);
-    const char *env[] = {e_base, e_view, e_inv, e_ctx, e_fin, e_bundle, e_keys, e_art, e_n, NULL};
+    char *e_ib = tst_fmt("GSAP_INVOICE_BUNDLE=%s", have_invoice_bundle ? ibundle : "");
+    const char *env[] = {e_base, e_view, e_inv, e_ctx, e_fin, e_bundle,
+                         e_keys, e_art,  e_n,   e_ib,  NULL};
     ck_assert_int_eq(node(env, (const char *const[]){"browser_pages.mjs", NULL}), 0);
 
-    unlink(bundle), unlink(keys), rmdir(dir);
+    unlink(bundle), unlink(keys), unlink(ibundle), rmdir(dir);
+    free(ibundle), free(e_ib);
     free(e_base), free(e_view), free(e_inv), free(e_ctx), free(e_fin), free(e_bundle);
     free(e_keys), free(e_art), free(e_n);
     free(html), free(jcsdir), free(bundle), free(keys), free(bpath), free(lpath), free(invoice);

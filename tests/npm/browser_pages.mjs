@@ -4,7 +4,8 @@
 //   GSAP_BASE (http://127.0.0.1:port), GSAP_VIEW_URL (a signed session view link),
 //   GSAP_CONTEXT_ID, GSAP_INVOICE_ID, GSAP_FINANCE_TOKEN, GSAP_BUNDLE (the session's bundle
 //   file), GSAP_KEYS (/.well-known/gsap-broker.json saved), GSAP_ARTIFACT_DIR (screenshots),
-//   GSAP_N_CRS (receipts in the session); CHROMIUM overrides the browser's path.
+//   GSAP_N_CRS (receipts in the session), GSAP_INVOICE_BUNDLE (the finalized invoice's bundle,
+//   empty when the broker has no such route); CHROMIUM overrides the browser's path.
 // Prints one line per assertion that failed and each screenshot's path; exits 1 on any failure
 // (a browser that cannot start is a failure, not a skip).
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -181,6 +182,24 @@ try {
     await shot(page, `verify_tampered_${name}`);
   }
 
+  // the invoice's bundle, where the broker has the route: every row PASS; a changed amount
+  // fails exactly that line's total and the invoice's
+  if (env.GSAP_INVOICE_BUNDLE) {
+    const inv = readFileSync(env.GSAP_INVOICE_BUNDLE, 'utf8');
+    v = await verify(page, 'invoice_bundle.json', inv);
+    expect(v.status === 'pass' && v.rows.length >= 10 + N && v.rows.every((r) => r.result === 'PASS'),
+      `invoice bundle: ${v.summary} (failing ${fails(v)})`);
+    for (let i = 0; i < N; i++)
+      expect(v.rows.some((r) => r.item === `lines[${i}]` && r.result === 'PASS'), `invoice bundle: row lines[${i}] PASS`);
+    await shot(page, 'verify_invoice');
+    const b = JSON.parse(inv);
+    b.lines[1].total_minor = String(BigInt(b.lines[1].total_minor) + 1n);
+    v = await verify(page, 'invoice_tampered.json', JSON.stringify(b));
+    expect(JSON.stringify(fails(v)) === '["lines[1].total_minor","invoice.total_minor"]',
+      `invoice bundle, a line's amount changed: failing rows ${fails(v)}`);
+    await shot(page, 'verify_invoice_tampered');
+  }
+
   // a bundle cannot script the page: markup in every place the page shows bundle text
   {
     const b = JSON.parse(honest);
@@ -211,10 +230,9 @@ try {
   });
   expect(blocked.inline && blocked.img === 'blocked', `/verify: CSP lets in ${JSON.stringify(blocked)}`);
 
-  // an invoice bundle: said plainly that this page does not check it, never "OK"
+  // an invoice bundle cut before its lines: named as the command names it
   v = await verify(page, 'invoice.json', JSON.stringify({ format: 'gsap-audit-bundle/1', kind: 'invoice' }));
-  expect(v.status === 'error' && v.summary.startsWith('NOT CHECKED: ') && v.rows.length === 0,
-    `invoice bundle: ${v.status} ${v.summary}`);
+  expect(v.status === 'fail' && JSON.stringify(fails(v)) === '["lines"]', `invoice bundle without lines: ${v.summary}`);
 
   // not a bundle: named as the command names it
   v = await verify(page, 'dup.json', honest.replace(/^\{/, '{"kind":"session",'));
