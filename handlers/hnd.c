@@ -26,6 +26,7 @@ int hnd_register(void)
         hnd_drivers_register,
         hnd_passports_register,
         hnd_deleg_register,
+        hnd_verify_register,
     };
     for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
         int rc = groups[i]();

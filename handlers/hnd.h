@@ -27,5 +27,6 @@ int hnd_tlog_register(void);
 int hnd_drivers_register(void); /* hnd_drivers.c: identity drivers of the tenant */
 int hnd_passports_register(void); /* hnd_passports.c: trusted issuers, agent passports */
 int hnd_deleg_register(void); /* hnd_deleg.c: delegations */
+int hnd_verify_register(void); /* hnd_verify.c: the in-browser bundle verifier */
 
 #endif

@@ -368,7 +368,7 @@ static void reply_html(brk_req_t *r, const json_t *page)
         hnd_html_put(&h, line_keys[k]);
         hnd_html_put(&h, "</th>");
     }
-    hnd_html_put(&h, "</tr>\n");
+    hnd_html_put(&h, "<th>session</th></tr>\n");
     json_array_foreach(json_object_get(page, "lines"), i, row)
     {
         hnd_html_put(&h, "<tr>");
@@ -376,6 +376,18 @@ static void reply_html(brk_req_t *r, const json_t *page)
             hnd_html_put(&h, "<td><code>");
             put_member(&h, row, line_keys[k]);
             hnd_html_put(&h, "</code></td>");
+        }
+        /* the session page shows the receipt behind the line, its lineage step recomputed;
+         * a context id is "ctx_" and 32 hex digits (a CHECK on acs), escaped all the same */
+        const char *ctx = json_string_value(json_object_get(row, "context_id"));
+        if (ctx != NULL) {
+            hnd_html_put(&h, "<td><a href=\"/governance/session/");
+            hnd_html_esc(&h, ctx);
+            hnd_html_put(&h, "/\">");
+            hnd_html_esc(&h, ctx);
+            hnd_html_put(&h, "</a></td>");
+        } else {
+            hnd_html_put(&h, "<td></td>");
         }
         hnd_html_put(&h, "</tr>\n");
     }

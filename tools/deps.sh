@@ -16,6 +16,8 @@ packages=(
     debhelper lintian # tools/package.sh: the Debian package and its check
     golang-go golang-golang-x-mod-dev # tests/go/tlogcheck: Go's sumdb/note and sumdb/tlog check the transparency log
     haproxy # ha_failover (bench/ha.sh): three brokers behind a load balancer, one killed
+    chromium # it_browser: the session, invoice and /verify pages in headless chromium (playwright-core)
+    fonts-dejavu-core # readable text in its screenshots
 )
 
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' 2>/dev/null | awk '$2 == "ii" {print $1}')
