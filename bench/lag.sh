@@ -51,17 +51,7 @@ case $FSYNC in on | off) ;; *) bench_die "BENCH_FSYNC must be on or off (got '$F
 bench_init
 bench_build_broker
 
-h() { printf 'sha256:%s' "$(printf "%064d" 0 | tr 0 "$1")"; }
-CMD=$(h 1) CORPUS=$(h 2) PARAMS=$(h 3) OUTH=$(h 4)
-STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-COMPLETED=$(date -u -d '+1 second' +%Y-%m-%dT%H:%M:%SZ)
-ISSUE_BODY="{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"$CMD\",\
-\"corpus_entry_cid\":\"$CORPUS\",\"parameters_cid\":\"$PARAMS\"},\"ttl_seconds\":3600}"
-CR_BODY="{\"context_id\":\"CTX\",\"outcome\":\"completed\",\"exit_code\":0,\
-\"started_at\":\"$STARTED\",\"completed_at\":\"$COMPLETED\",\"command_hash\":\"$CMD\",\
-\"corpus_entry_cid\":\"$CORPUS\",\"parameters_cid\":\"$PARAMS\",\"stdout_hash\":\"$OUTH\",\
-\"output_bytes\":12,\"chronicle\":{\"session_id\":\"chr-1\",\"behavior_state\":\"verified\",\
-\"merkle_root\":\"$OUTH\"}}"
+bench_cr_values # CMD ... ISSUE_BODY, CR_BODY (CTX where the context id goes)
 URL=http://127.0.0.1:$HTTP_PORT
 
 now() { date +%s.%N; }
@@ -70,21 +60,13 @@ scalar() { bench_psql "$DB" -At -c "$1"; }
 pending() { scalar "SELECT count(*) FROM fn_runs WHERE done_at IS NULL AND dead_at IS NULL"; }
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
-# The throwaway cluster again, restarted with the durability asked for: postgres's -c options
-# (which pg_tmp.sh uses to turn durability off) override postgresql.conf, so the cluster is
-# restarted with its own options rather than reconfigured.
-pg_restart() {
-    local d=off
-    [ "$FSYNC" = on ] && d=on
-    as_pg /usr/lib/postgresql/15/bin/pg_ctl -D "$BENCH_PG_DIR/data" -l "$BENCH_PG_DIR/server.log" \
-        -w -t 120 -m fast restart -o "-k $BENCH_PG_DIR -p $BENCH_PG_PORT -c listen_addresses='' \
--c fsync=$d -c synchronous_commit=$d -c full_page_writes=$d -c track_commit_timestamp=on \
--c max_connections=300" >/dev/null || bench_die "the PostgreSQL restart failed"
-}
-
-echo "== setup: throwaway PostgreSQL (fsync=$FSYNC synchronous_commit=$FSYNC full_page_writes=$FSYNC), database $DB" >&2
+# The commit timestamps the lag is measured with: a setting that needs a restart, which keeps
+# the cluster's own options (bench_start_pg: durable unless BENCH_FSYNC=off).
+echo "== setup: throwaway PostgreSQL ($(bench_durability)), database $DB" >&2
 bench_start_pg
-pg_restart
+bench_psql postgres -c "ALTER SYSTEM SET track_commit_timestamp = on"
+as_pg /usr/lib/postgresql/15/bin/pg_ctl -D "$BENCH_PG_DIR/data" -w -t 120 -m fast restart >/dev/null ||
+    bench_die "the PostgreSQL restart failed"
 [ "$(bench_psql postgres -At -c 'SHOW fsync')" = "$FSYNC" ] || bench_die "fsync is not $FSYNC"
 bench_psql postgres -c "CREATE DATABASE $DB"
 bench_start_broker "$DB" "$HTTP_PORT"

@@ -12,14 +12,14 @@
 #  5. prints peak, CPU per CR at peak (broker and PostgreSQL), the paced rate, p50/p90/p99/max
 #     latency and the peak RSS; ends with the line p99_ms=<n>.
 # Not a test. Environment: bench/common.sh; BENCH_CONNS (wrk connections at peak, default 64),
-# BENCH_HTTP_PORT (default 55497).
+# BENCH_HTTP_PORT (default 55494).
 set -euo pipefail
 
 # shellcheck source=common.sh source-path=SCRIPTDIR
 . "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/common.sh"
 
 CONNS=${BENCH_CONNS:-64}
-HTTP_PORT=${BENCH_HTTP_PORT:-55497}
+HTTP_PORT=${BENCH_HTTP_PORT:-55494}
 WARMUP=2
 DB=gsap_bench_latency
 TENANT=acme
