@@ -285,3 +285,27 @@ bench_pg_pids() {
     awk -v pm="$pm" '{ sub(/^.*\) /, ""); if ($2 == pm) print FILENAME }' /proc/[0-9]*/stat 2>/dev/null |
         sed 's|/proc/\([0-9]*\)/stat|\1|'
 }
+
+# bench_issue_acs URL TOKEN COUNT CONNS OUT: COUNT ACs issued through POST /governance/authorize/
+# (wrk + bench/issue.lua, ISSUE_BODY, at most 600 s); their context ids in OUT, one a line.
+# Sets BENCH_ISSUED (how many) and BENCH_ISSUE_S (seconds taken); dies with fewer than COUNT.
+bench_issue_acs() {
+    local url=$1 token=$2 count=$3 conns=$4 out=$5 limit=600 t0 pid have=0
+    t0=$(date +%s.%N)
+    timeout $((limit + 30)) wrk -t1 -c"$conns" -d"${limit}s" -s "$BENCH_ROOT/bench/issue.lua" \
+        "$url/governance/authorize/" -- "$token" "$out" "$ISSUE_BODY" >"$BENCH_TMP/wrk-issue.txt" 2>&1 &
+    pid=$!
+    BENCH_PIDS+=("$pid")
+    while kill -0 "$pid" 2>/dev/null; do
+        have=$({ cat "$out".* 2>/dev/null || true; } | wc -l)
+        ((have >= count)) && break
+        sleep 0.2
+    done
+    kill -INT "$pid" 2>/dev/null || true
+    wait "$pid" || true
+    BENCH_ISSUE_S=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+    cat "$out".* >"$out"
+    BENCH_ISSUED=$(wc -l <"$out")
+    ((BENCH_ISSUED >= count)) ||
+        { cat "$BENCH_TMP/wrk-issue.txt" >&2; bench_die "only $BENCH_ISSUED of $count ACs were issued"; }
+}

@@ -49,7 +49,6 @@ WARMUP=${BENCH_WARMUP_SECONDS:-2}
 DB=gsap_bench_cr
 PGB_MARK="bench: pgbench copy"
 TENANT=bench
-ISSUE_LIMIT_SECONDS=600
 
 bench_check_uint BENCH_SECONDS "$BENCH_SECONDS" 1 3600
 bench_check_uint BENCH_WARMUP_SECONDS "$WARMUP" 0 600
@@ -82,25 +81,8 @@ KEY_ID=$(cut -d. -f3 <<<"$TOKEN")
 # ---- ACs for the broker, through its API ----
 echo "== issuing $ACS ACs: wrk -t1 -c$CONNS POST /governance/authorize/" >&2
 ids=$BENCH_TMP/ids
-t0=$(now)
-timeout $((ISSUE_LIMIT_SECONDS + 30)) wrk -t1 -c"$CONNS" -d"${ISSUE_LIMIT_SECONDS}s" \
-    -s "$BENCH_ROOT/bench/issue.lua" "$URL/governance/authorize/" -- "$TOKEN" "$ids" "$ISSUE_BODY" \
-    >"$BENCH_TMP/wrk-issue.txt" 2>&1 &
-wrk_pid=$!
-BENCH_PIDS+=("$wrk_pid")
-have=0
-while kill -0 "$wrk_pid" 2>/dev/null; do
-    have=$({ cat "$ids".* 2>/dev/null || true; } | wc -l)
-    ((have >= ACS)) && break
-    sleep 0.2
-done
-kill -INT "$wrk_pid" 2>/dev/null || true
-wait "$wrk_pid" || true
-t1=$(now)
-cat "$ids".* >"$ids"
-have=$(wc -l <"$ids")
-((have >= ACS)) || { cat "$BENCH_TMP/wrk-issue.txt" >&2; bench_die "only $have of $ACS ACs were issued"; }
-issue_s=$(elapsed "$t0" "$t1")
+bench_issue_acs "$URL" "$TOKEN" "$ACS" "$CONNS" "$ids"
+have=$BENCH_ISSUED issue_s=$BENCH_ISSUE_S
 issue_rate=$(awk -v n="$have" -v s="$issue_s" 'BEGIN { printf "%.0f", n / s }')
 echo "   $have ACs in $issue_s s ($issue_rate ACs/s, signed, each with its outbox event)" >&2
 

@@ -36,7 +36,6 @@ FSYNC=${BENCH_FSYNC:-on}
 DRAIN_LIMIT=${BENCH_DRAIN_SECONDS:-600}
 DB=gsap_bench_lag
 TENANT=bench
-ISSUE_LIMIT_SECONDS=600
 
 bench_check_uint BENCH_SECONDS "$BENCH_SECONDS" 1 3600
 bench_check_uint BENCH_WARMUP_SECONDS "$WARMUP" 0 600
@@ -75,24 +74,8 @@ TOKEN=$(bench_broker "$DB" "$HTTP_PORT" keys create --tenant "$TENANT" --role is
 # ---- ACs, through the API ----
 echo "== issuing $ACS ACs: wrk -t1 -c$CONNS POST /governance/authorize/" >&2
 ids=$BENCH_TMP/ids
-t0=$(now)
-timeout $((ISSUE_LIMIT_SECONDS + 30)) wrk -t1 -c"$CONNS" -d"${ISSUE_LIMIT_SECONDS}s" \
-    -s "$BENCH_ROOT/bench/issue.lua" "$URL/governance/authorize/" -- "$TOKEN" "$ids" "$ISSUE_BODY" \
-    >"$BENCH_TMP/wrk-issue.txt" 2>&1 &
-wrk_pid=$!
-BENCH_PIDS+=("$wrk_pid")
-have=0
-while kill -0 "$wrk_pid" 2>/dev/null; do
-    have=$({ cat "$ids".* 2>/dev/null || true; } | wc -l)
-    ((have >= ACS)) && break
-    sleep 0.2
-done
-kill -INT "$wrk_pid" 2>/dev/null || true
-wait "$wrk_pid" || true
-cat "$ids".* >"$ids"
-have=$(wc -l <"$ids")
-((have >= ACS)) || { cat "$BENCH_TMP/wrk-issue.txt" >&2; bench_die "only $have of $ACS ACs were issued"; }
-echo "   $have ACs in $(elapsed "$t0" "$(now)") s" >&2
+bench_issue_acs "$URL" "$TOKEN" "$ACS" "$CONNS" "$ids"
+echo "   $BENCH_ISSUED ACs in $BENCH_ISSUE_S s" >&2
 
 # wait_drained SECONDS: until no (event, function) pair is pending; prints the seconds taken.
 wait_drained() {
