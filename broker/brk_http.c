@@ -133,14 +133,19 @@ static void on_db_done(void *arg, const brk_db_result_t *res)
     h2o_mem_release_shared(r);
 }
 
+/* req_db: submits on the pool the route asks for (REPLICA_OK: the read replica; OPS: the
+ * loop's ops pool), or on the primary pool when primary is set: authentication, whatever the
+ * route, always reads the primary, so a lagging replica never lets a revoked key in. */
 static int req_db(brk_req_t *r, const brk_db_op_t *ops, size_t n, const char *key, int grouped,
-                  brk_db_cont cont)
+                  int primary, brk_db_cont cont)
 {
     int rc;
     brk_db_t *db = r->worker->db;
-    if (r->worker->db_read != NULL && r->route != NULL &&
-        (r->route->flags & BRK_ROUTE_REPLICA_OK))
+    unsigned flags = r->route != NULL && !primary ? r->route->flags : 0;
+    if (r->worker->db_read != NULL && (flags & BRK_ROUTE_REPLICA_OK))
         db = r->worker->db_read;
+    if (r->worker->db_ops != NULL && (flags & BRK_ROUTE_OPS))
+        db = r->worker->db_ops;
     r->cont = cont;
     h2o_mem_addref_shared(r);
     rc = grouped ? brk_db_submit_grouped(db, ops, n, key, on_db_done, r)
@@ -148,6 +153,11 @@ static int req_db(brk_req_t *r, const brk_db_op_t *ops, size_t n, const char *ke
     if (rc != 0) {
         r->cont = NULL;
         h2o_mem_release_shared(r);
+        if (flags & BRK_ROUTE_OPS) {
+            brk_db_result_t failed = {.err = rc, .sqlstate = "", .message = "", .failed_op = -1};
+            cont(r, &failed);
+            return rc;
+        }
         if (rc == BRK_EINVAL)
             brk_reply_error(r, BRK_EINTERNAL, NULL, "request too large for the database");
         else
@@ -156,15 +166,20 @@ static int req_db(brk_req_t *r, const brk_db_op_t *ops, size_t n, const char *ke
     return rc;
 }
 
+int brk__http_db_primary(brk_req_t *r, const brk_db_op_t *ops, size_t n, brk_db_cont cont)
+{
+    return req_db(r, ops, n, NULL, 0, 1, cont);
+}
+
 int brk_req_db(brk_req_t *r, const brk_db_op_t *ops, size_t n, brk_db_cont cont)
 {
-    return req_db(r, ops, n, NULL, 0, cont);
+    return req_db(r, ops, n, NULL, 0, 0, cont);
 }
 
 int brk_req_db_grouped(brk_req_t *r, const brk_db_op_t *ops, size_t n, const char *key,
                        brk_db_cont cont)
 {
-    return req_db(r, ops, n, key, 1, cont);
+    return req_db(r, ops, n, key, 1, 0, cont);
 }
 
 static int parse_body(brk_req_t *r);

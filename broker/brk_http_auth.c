@@ -408,7 +408,7 @@ static void jwt_start(brk_req_t *r, const char *tok, size_t len)
     *tokv = h2o_iovec_init(tok, len);
     r->ctx = tokv;
     brk_db_op_t op = {&q_jwt, 1, {iss}};
-    brk_req_db(r, &op, 1, on_jwt);
+    brk__http_db_primary(r, &op, 1, on_jwt);
 }
 
 /* ---- shared by the identity drivers (brk_http_int.h) ---- */
@@ -490,5 +490,5 @@ void brk__http_authenticate(brk_req_t *r)
     memcpy(hash, tok.secret_hash, sizeof tok.secret_hash);
     r->ctx = hash;
     brk_db_op_t op = {&q_auth, 2, {r->principal.tenant, r->principal.key_id}};
-    brk_req_db(r, &op, 1, on_auth);
+    brk__http_db_primary(r, &op, 1, on_auth);
 }

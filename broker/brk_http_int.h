@@ -26,6 +26,10 @@ uint64_t brk__http_mono_ns(void);
  * JSON body when the route takes one, then calls the handler. Answers errors itself. */
 void brk__http_run_route(brk_req_t *r);
 
+/* brk__http_db_primary: brk_req_db on the loop's primary pool whatever r's route flags say
+ * (replica, ops): the identity drivers' lookups, which must never read a lagging replica. */
+int brk__http_db_primary(brk_req_t *r, const brk_db_op_t *ops, size_t n, brk_db_cont cont);
+
 /* brk__http_authenticate: the bearer token of r, checked against the database
  * asynchronously, with the per-address failure limit and the per-key rate; then
  * brk__http_run_route, or an error reply. */

@@ -183,7 +183,7 @@ int brk__http_mtls_start(brk_req_t *r)
     m->td[td_len] = '\0';
     r->ctx = m;
     brk_db_op_t op = {&q_mtls, 1, {m->td}};
-    brk_req_db(r, &op, 1, on_config);
+    brk__http_db_primary(r, &op, 1, on_config);
 out:
     X509_free(leaf);
     sk_X509_pop_free(chain, X509_free);

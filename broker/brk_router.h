@@ -32,6 +32,11 @@ enum brk_route_flags {
      * primary. Finance and auditor reads only, never a read that a write or an
      * authorization decision depends on (a replica lags). */
     BRK_ROUTE_REPLICA_OK = 1 << 3,
+    /* an operator's route (/metrics): its statements use the loop's own small pool, so a
+     * scrape never waits behind request traffic or a saturated pool; when that pool cannot
+     * take it either, the continuation still runs, with the error in its result (the
+     * handler answers what it can without the database) instead of a 503. */
+    BRK_ROUTE_OPS = 1 << 4,
 };
 
 typedef struct brk_route {

@@ -44,6 +44,7 @@
 #include "banned.h"
 
 #define ACCEPT_BURST 32
+#define BRK_OPS_QUEUE_MAX 16 /* scrapes waiting for the ops pool of one loop */
 
 const brk_config_t *brk_server_config(const brk_server_t *s)
 {
@@ -281,6 +282,7 @@ static void *worker_main(void *arg)
     if (cfg->read_conninfo != NULL)
         w->db_read = brk_db_new(w->loop, cfg->read_conninfo, cfg->db_conns, cfg->db_queue_max,
                                 cfg->db_timeout_ms);
+    w->db_ops = brk_db_new(w->loop, cfg->conninfo, 1, BRK_OPS_QUEUE_MAX, cfg->db_timeout_ms);
     w->listener = h2o_evloop_socket_create(w->loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
@@ -299,7 +301,7 @@ static void *worker_main(void *arg)
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (now.tv_sec >= deadline.tv_sec)
             break;
-        if (w->inflight != 0 || !brk_db_idle(w->db) ||
+        if (w->inflight != 0 || !brk_db_idle(w->db) || !brk_db_idle(w->db_ops) ||
             (w->db_read != NULL && !brk_db_idle(w->db_read)))
             continue;
         if (h2o_linklist_is_empty(&w->conns))
@@ -316,6 +318,8 @@ static void *worker_main(void *arg)
     if (w->db_read != NULL)
         brk_db_free(w->db_read);
     w->db_read = NULL;
+    brk_db_free(w->db_ops);
+    w->db_ops = NULL;
     /* Let the loop run the closes it was handed before the context goes. */
     for (int i = 0; i < 4; i++)
         h2o_evloop_run(w->loop, 0);

@@ -24,6 +24,7 @@ struct brk_worker {
     h2o_linklist_t conns;  /* struct brk_conn of every open accepted connection (brk_server.c) */
     brk_db_t *db;
     brk_db_t *db_read; /* GSAP_READ_DATABASE_URL's pool, NULL: reads use db */
+    brk_db_t *db_ops;  /* BRK_ROUTE_OPS statements (/metrics): one connection of its own */
     h2o_multithread_receiver_t stop_receiver;
     h2o_multithread_message_t stop_msg;
     volatile int stopping; /* set on the worker's own thread from the stop message */

@@ -8,7 +8,8 @@
  * replica configured (GSAP_READ_DATABASE_URL), also nothing while the replica is away.
  *
  * /metrics measures the function queue in the database at every scrape (q_fn_queue, on this
- * loop's pool, so a scrape waits at most GSAP_DB_TIMEOUT_MS for it): the pending (event,
+ * loop's ops pool, BRK_ROUTE_OPS: a connection of its own, so a scrape never queues behind
+ * request traffic, and waits at most GSAP_DB_TIMEOUT_MS for it): the pending (event,
  * function) pairs of every broker and worker on the database, the age of the oldest pending
  * event, the dead letters. Nothing is cached and nothing comes from the runtime's own
  * bookkeeping, so the figures are true while the runtime is busy, stuck or stopped. When the
@@ -140,7 +141,7 @@ static void well_known(brk_req_t *r)
 static const brk_route_t routes[] = {
     {"GET", "/healthz", 0, 0, healthz},
     {"GET", "/readyz", 0, 0, readyz},
-    {"GET", "/metrics", BRK_ROLE_ADMIN, BRK_ROUTE_LOCAL_OK, metrics},
+    {"GET", "/metrics", BRK_ROLE_ADMIN, BRK_ROUTE_LOCAL_OK | BRK_ROUTE_OPS, metrics},
     {"GET", "/.well-known/gsap-broker.json", 0, 0, well_known},
 };
 

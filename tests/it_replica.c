@@ -87,6 +87,7 @@ START_TEST(reads_follow_the_read_url)
     /* Before the snapshot: a context both sides have. */
     ck_assert_int_eq(tst_broker_start(&B, tst_pg_createdb(DB), NULL), 0);
     TOKEN = tst_keys_create(&B, "acme", "issuer,executor,auditor,finance");
+    char *revoked = tst_keys_create(&B, "acme", "auditor");
     char *before = authorize();
     ck_assert_int_eq(tst_broker_stop(&B), 0);
     tst_broker_clear(&B);
@@ -115,6 +116,20 @@ START_TEST(reads_follow_the_read_url)
     free(p);
     ck_assert_int_eq(settled("/governance/denials/"), 200);
     ck_assert_int_eq(settled("/billing/invoices/"), 200);
+    /* A key revoked on the primary after the snapshot is still valid on the replica: a route
+     * answered from the replica must still authenticate on the primary, or the lag would let
+     * the revoked key in. */
+    char *rq = tst_fmt("UPDATE api_keys SET revoked_at = now() WHERE key_id = '%.16s' RETURNING 1",
+                       strrchr(revoked, '.') - 16);
+    PGconn *pg = tst_pg_connect(DB);
+    ck_assert_int_eq(tst_pg_long(pg, rq), 1);
+    PQfinish(pg);
+    free(rq);
+    tst_resp_t rr;
+    ck_assert_int_eq(tst_get(B.port, "/governance/denials/", revoked, &rr), 0);
+    ck_assert_int_eq(rr.status, 401);
+    tst_resp_clear(&rr);
+    free(revoked);
 
     /* The replica catches up: the same page answers. */
     ck_assert_int_eq(tst_broker_stop(&B), 0);
