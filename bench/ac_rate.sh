@@ -22,7 +22,7 @@
 # the same machine.
 #
 # Environment: see bench/common.sh; also BENCH_WARMUP_SECONDS (default 2), BENCH_CONNS (wrk
-# connections = pgbench clients, default 64), BENCH_HTTP_PORT (default 55497). Talks to
+# connections = pgbench clients, default 64), BENCH_HTTP_PORT (default 55491). Talks to
 # 127.0.0.1 only; stops everything it started on exit.
 set -euo pipefail
 
@@ -30,7 +30,7 @@ set -euo pipefail
 . "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/common.sh"
 
 CONNS=${BENCH_CONNS:-64}
-HTTP_PORT=${BENCH_HTTP_PORT:-55497}
+HTTP_PORT=${BENCH_HTTP_PORT:-55491}
 PGB_JOBS=2
 WARMUP=${BENCH_WARMUP_SECONDS:-2}
 DB=gsap_bench_ac

@@ -23,7 +23,7 @@
 # measured on this machine; the integrator measures on a quiet one.
 #
 # Environment: see bench/common.sh; also BENCH_LINES (default 1000000; check the script with a
-# few thousand), BENCH_HTTP_PORT (default 55497). Talks to 127.0.0.1 only; stops everything
+# few thousand), BENCH_HTTP_PORT (default 55492). Talks to 127.0.0.1 only; stops everything
 # it started on exit.
 set -euo pipefail
 
@@ -31,7 +31,7 @@ set -euo pipefail
 . "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/common.sh"
 
 LINES=${BENCH_LINES:-1000000}
-HTTP_PORT=${BENCH_HTTP_PORT:-55497}
+HTTP_PORT=${BENCH_HTTP_PORT:-55492}
 DB=gsap_bench_export
 TENANT=bench
 SAMPLE_S=0.05
