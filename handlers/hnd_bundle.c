@@ -11,9 +11,10 @@
  *
  * The checkpoint is the tenant's latest, made when due as GET /governance/log/checkpoint makes
  * it (hnd_tlog_latest): a receipt sequenced after it has "inclusion": null, which the verifier
- * reports as not yet proven (export again after the next checkpoint). Proofs are computed from
- * the stored leaf hashes of the checkpoint's tree, read in one statement, so a tree beyond
- * HND_TLOG_PROOF_MAX_LEAVES is 413 log_too_large as for /governance/log/proof.
+ * reports as not yet proven (export again after the next checkpoint). Proofs are computed in
+ * the database from the log's stored interior nodes (tlog_inclusion_path, migration 0018:
+ * O(log^2 n) reads a receipt), one statement for the whole context, so there is no cap on the
+ * size of the tenant's log.
  *
  * Agents (gov_passport.h): each receipt carries the CID of the passport its agent_signature
  * was verified with (null when none was), and "passports" holds those passports.
@@ -62,10 +63,15 @@ static brk_db_stmt_t q_bundle_passports = {
     "(SELECT agent_passport_cid FROM crs WHERE tenant_id = $1 AND context_id = $2)",
     0};
 /* The leaf hashes of the tree of size $2, hex, concatenated in index order. */
-static brk_db_stmt_t q_bundle_leaves = {
-    "bundle_leaves",
-    "SELECT coalesce(string_agg(encode(leaf_hash, 'hex'), '' ORDER BY idx), '') "
-    "FROM tlog_entries WHERE tenant_id = $1 AND idx < $2::bigint",
+/* The inclusion path of every receipt of the context that the checkpoint of size $3 covers:
+ * {"<log index>": [base64 hashes, leaf first]}. */
+static brk_db_stmt_t q_bundle_proofs = {
+    "bundle_proofs",
+    "SELECT coalesce(json_object_agg(e.idx, (SELECT coalesce(json_agg(encode(p.h, 'base64') "
+    "ORDER BY p.o), '[]') FROM unnest(tlog_inclusion_path($1, e.idx, $3::bigint)) "
+    "WITH ORDINALITY AS p(h, o))), '{}')::text "
+    "FROM crs c JOIN tlog_entries e ON e.tenant_id = c.tenant_id AND e.cr_id = c.cr_id "
+    "WHERE c.tenant_id = $1 AND c.context_id = $2 AND e.idx < $3::bigint",
     0};
 
 typedef struct bundle_req {
@@ -97,8 +103,9 @@ json_t *hnd_bundle_broker_keys(brk_req_t *r)
                      "current_key_id", brk_keyring_current_id(kr), "keys", keys);
 }
 
-/* Builds and sends the bundle; leaves (may be NULL) are the checkpoint's tree. */
-static void reply_bundle(brk_req_t *r, const brk_mhash_t *leaves)
+/* Builds and sends the bundle; proofs (may be NULL: no checkpoint yet) maps a log index to
+ * its inclusion path in the checkpoint's tree. */
+static void reply_bundle(brk_req_t *r, const json_t *proofs)
 {
     bundle_req_t *q = r->ctx;
     json_t *ac = json_loads(q->ac, 0, NULL), *crs = json_loads(q->crs, 0, NULL);
@@ -111,7 +118,7 @@ static void reply_bundle(brk_req_t *r, const brk_mhash_t *leaves)
         brk_reply_error(r, BRK_EINTERNAL, NULL, "a stored AC or receipt does not parse");
         return;
     }
-    if (leaves != NULL) {
+    if (proofs != NULL) {
         char root[BUNDLE_B64_HASH];
         brk_b64_std(q->tl.cp_root, BRK_MERKLE_HASH_LEN, root);
         cp = json_pack("{s:s,s:I,s:s,s:s,s:s}", "origin", q->tl.origin, "size",
@@ -121,21 +128,14 @@ static void reply_bundle(brk_req_t *r, const brk_mhash_t *leaves)
     json_array_foreach(crs, i, c)
     {
         json_t *idx = json_object_get(c, "log_index"), *inc = json_null();
-        if (leaves != NULL && json_is_integer(idx) &&
+        if (proofs != NULL && json_is_integer(idx) &&
             (unsigned long long)json_integer_value(idx) < q->tl.cp_size) {
-            brk_mhash_t proof[BRK_MERKLE_MAX_PROOF];
-            size_t plen = 0;
-            if (brk_merkle_inclusion_proof(leaves, q->tl.cp_size, (size_t)json_integer_value(idx),
-                                           proof, &plen) == 0) {
-                json_t *hs = json_array();
-                for (size_t k = 0; k < plen; k++) {
-                    char h[BUNDLE_B64_HASH];
-                    brk_b64_std(proof[k], BRK_MERKLE_HASH_LEN, h);
-                    json_array_append_new(hs, json_string(h));
-                }
-                inc = json_pack("{s:I,s:I,s:o}", "leaf_index", json_integer_value(idx), "tree_size",
-                                (json_int_t)q->tl.cp_size, "hashes", hs);
-            }
+            char key[BUNDLE_NUM_LEN];
+            snprintf(key, sizeof key, "%lld", (long long)json_integer_value(idx));
+            json_t *hs = json_object_get(proofs, key);
+            if (json_is_array(hs))
+                inc = json_pack("{s:I,s:I,s:O}", "leaf_index", json_integer_value(idx),
+                                "tree_size", (json_int_t)q->tl.cp_size, "hashes", hs);
         }
         json_object_del(c, "log_index");
         json_object_set_new(c, "inclusion", inc);
@@ -154,34 +154,29 @@ static void reply_bundle(brk_req_t *r, const brk_mhash_t *leaves)
     json_decref(b);
 }
 
-static void on_leaves(brk_req_t *r, const brk_db_result_t *res)
+static void on_proofs(brk_req_t *r, const brk_db_result_t *res)
 {
-    bundle_req_t *q = r->ctx;
     if (res->err != 0) {
         brk_reply_db_error(r, res);
         return;
     }
-    brk_mhash_t *leaves = hnd_tlog_leaves_of(PQgetvalue(res->res[0], 0, 0), q->tl.cp_size);
-    if (leaves == NULL) {
+    json_t *proofs = json_loads(PQgetvalue(res->res[0], 0, 0), 0, NULL);
+    if (!json_is_object(proofs)) {
+        json_decref(proofs);
         brk_reply_error(r, BRK_EINTERNAL, NULL, "the stored log cannot prove the receipts");
         return;
     }
-    reply_bundle(r, (const brk_mhash_t *)leaves);
-    free(leaves);
+    reply_bundle(r, proofs);
+    json_decref(proofs);
 }
 
-/* The checkpoint is known: read its tree's leaves. */
+/* The checkpoint is known: the proofs of the context's receipts in its tree. */
 static void with_checkpoint(brk_req_t *r)
 {
     bundle_req_t *q = r->ctx;
-    if (q->tl.cp_size > HND_TLOG_PROOF_MAX_LEAVES) {
-        brk_reply_error(r, BRK_ETOOBIG, "log_too_large",
-                        "proofs are served for trees up to %u entries", HND_TLOG_PROOF_MAX_LEAVES);
-        return;
-    }
     snprintf(q->size_s, sizeof q->size_s, "%llu", q->tl.cp_size);
-    brk_db_op_t op = {&q_bundle_leaves, 2, {r->principal.tenant, q->size_s}};
-    brk_req_db(r, &op, 1, on_leaves);
+    brk_db_op_t op = {&q_bundle_proofs, 3, {r->principal.tenant, q->ctx, q->size_s}};
+    brk_req_db(r, &op, 1, on_proofs);
 }
 
 static void on_context(brk_req_t *r, const brk_db_result_t *res)
@@ -241,7 +236,7 @@ static const brk_route_t routes[] = {
 
 int hnd_bundle_register(void)
 {
-    brk_db_stmt_t *stmts[] = {&q_bundle_ac, &q_bundle_crs, &q_bundle_passports, &q_bundle_leaves};
+    brk_db_stmt_t *stmts[] = {&q_bundle_ac, &q_bundle_crs, &q_bundle_passports, &q_bundle_proofs};
     int rc;
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
         if ((rc = brk_db_register(stmts[i])) != 0)
