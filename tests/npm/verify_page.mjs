@@ -10,7 +10,8 @@
 //       \u0000, integers past int64, trailing bytes ...) and reads the rest as JSON.parse does.
 //   node verify_page.mjs compare VERIFY_HTML BROKER_BIN BUNDLE.json [KEYS.json]
 //       the page's checks and `gsap-broker verify` give the same list of PASS/FAIL items (and
-//       messages, in the same order) for the bundle and for every one-scalar change, deletion and nulling of it,
+//       messages, in the same order) for the bundle and for every one-scalar change, deletion
+//       and nulling of it,
 //       a self-authorized AC, and pinned (--keys) to KEYS.json and to altered copies of it;
 //       a session bundle with an agent passport also gets passport and agent-signature
 //       variants a one-scalar change cannot make (unsigned members, other spellings, limits).
@@ -234,6 +235,7 @@ async function testCompare(api, bin, bundlePath, keysPath) {
         ['issuer signedAt too long', (b) => { b.passports[0].issuerSignature.signedAt = 'x'.repeat(41); }],
         ['unknown issuer member', (b) => { b.passports[0].issuerSignature.note = 'x'; }],
         ['unknown passport member', (b) => { b.passports[0].extra = 1; }],
+        ['two unknown members', (b) => { b.passports[0].issuerSignature.zz = 1; b.passports[0].issuerSignature.aa = 2; }],
         ['unknown long member', (b) => { b.passports[0]['k'.repeat(100)] = 1; }],
         ['issuer key upper case', (b) => { const s = b.passports[0].issuerSignature; s.issuerPublicKey = s.issuerPublicKey.toUpperCase(); }],
         ['agent key upper case', (b) => { b.passports[0].passport.publicKey = b.passports[0].passport.publicKey.toUpperCase(); }],
