@@ -277,6 +277,9 @@ async function testCompare(api, bin, bundlePath, keysPath) {
         ['agent signature a number', (b) => setSig(b, () => 5)],
         ['agent signature the broker one', (b) => setSig(b, () => b.acs[0].ac.signature)],
       ];
+      // a null member just inside and just past the depth the null-member rule looks to
+      for (let n = 58; n <= 66; n++)
+        variants.push([`null member under ${n} arrays`, (b) => { let d = { n: null }; for (let k = 0; k < n; k++) d = [d]; b.passports[0].passport.metadata = d; }]);
       for (const [what, change] of variants) {
         const b = JSON.parse(text);
         change(b);
