@@ -10,7 +10,10 @@
  *     document, and from a file:// copy with the network cut off;
  *   - the page's JavaScript and `gsap-broker verify` give the same PASS/FAIL list for the
  *     bundle and every one-scalar change of it (tests/npm/verify_page.mjs compare), and its
- *     canonical JSON meets the RFC 8785 vectors and the npm `canonicalize` oracle.
+ *     canonical JSON meets the RFC 8785 vectors and the npm `canonicalize` oracle. The last
+ *     receipt is signed by an agent whose passport (made and countersigned by the Agent
+ *     Passport System SDK, tests/npm/aps_passport.mjs) the bundle carries, so the passport's
+ *     and the agent signature's checks are compared on every change of them too.
  * Screenshots go to $GSAP_ARTIFACT_DIR (build/test-artifacts). A browser that does not start
  * fails the test: tools/deps.sh installs chromium.
  */
@@ -41,7 +44,7 @@
 #define N_CRS 3
 
 static tst_broker_t B;
-static char *SHELL, *AUDITOR, *FINANCE;
+static char *SHELL, *AUDITOR, *FINANCE, *ADMIN;
 static const char *const ENV[] = {"GSAP_FN_POLL_MS=200", "GSAP_TLOG_CHECKPOINT_S=0", NULL};
 
 static void setup(void)
@@ -50,6 +53,7 @@ static void setup(void)
     SHELL = tst_keys_create(&B, "acme", "issuer,executor");
     AUDITOR = tst_keys_create(&B, "acme", "auditor");
     FINANCE = tst_keys_create(&B, "acme", "finance");
+    ADMIN = tst_keys_create(&B, "acme", "admin");
 }
 
 static void teardown(void)
@@ -57,7 +61,7 @@ static void teardown(void)
     /* a clean stop: under the sanitizers, a leak or an error in what the pages exercised */
     ck_assert_int_eq(tst_broker_stop(&B), 0);
     tst_broker_clear(&B);
-    free(SHELL), free(AUDITOR), free(FINANCE);
+    free(SHELL), free(AUDITOR), free(FINANCE), free(ADMIN);
 }
 
 static json_t *post(const char *path, const char *token, const char *body)
@@ -68,6 +72,55 @@ static json_t *post(const char *path, const char *token, const char *body)
     json_t *j = json_incref(r.json);
     tst_resp_clear(&r);
     return j;
+}
+
+/* Runs tests/npm/aps_passport.mjs (the Agent Passport System SDK); its JSON output. */
+static json_t *aps(const char *args)
+{
+    char *cmd = tst_fmt("node %s/tests/npm/aps_passport.mjs %s", getenv("GSAP_SOURCE_DIR"), args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    json_t *j = json_loadf(p, JSON_DISABLE_EOF_CHECK, NULL);
+    ck_assert_int_eq(pclose(p), 0);
+    ck_assert_ptr_nonnull(j);
+    free(cmd);
+    return j;
+}
+
+/* An agent with an SDK passport, countersigned by an issuer acme trusts, enrolled in acme;
+ * the helper's {"signed", "agent", "did"} (new reference). */
+static json_t *enrolled_agent(void)
+{
+    json_t *ca = aps("issuer");
+    char *body = tst_fmt("{\"name\":\"acme-ca\",\"public_key\":\"%s\"}", tst_str(ca, "publicKey"));
+    json_decref(post("/admin/issuers", ADMIN, body));
+    char *args = tst_fmt("passport %s", tst_str(ca, "privateKey"));
+    json_t *pp = aps(args);
+    char *sp = json_dumps(json_object_get(pp, "signed"), JSON_COMPACT);
+    json_decref(post("/agents/passports", SHELL, sp));
+    free(body), free(args), free(sp);
+    json_decref(ca);
+    return pp;
+}
+
+/* The CR body signed by the agent of pp with the SDK (agent_did and agent_signature added). */
+static char *agent_signed(const char *body, const json_t *pp)
+{
+    json_t *cr = json_loads(body, 0, NULL);
+    ck_assert_ptr_nonnull(cr);
+    json_object_set_new(cr, "agent_did", json_string(tst_str(pp, "did")));
+    char path[] = "/tmp/it_browser_cr_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(json_dump_file(cr, path, JSON_COMPACT), 0);
+    char *args = tst_fmt("sign-cr %s %s", tst_str(json_object_get(pp, "agent"), "privateKey"), path);
+    json_t *out = aps(args);
+    unlink(path);
+    char *s = json_dumps(out, JSON_COMPACT);
+    json_decref(cr), json_decref(out);
+    free(args);
+    return s;
 }
 
 /* Polls sql (a count) until it reaches want, for up to WAIT_S. */
@@ -138,7 +191,10 @@ START_TEST(pages_in_chromium)
     char dir[] = "/tmp/it_browser_XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
 
-    /* a session of N_CRS receipts, one of them carrying markup in its chronicle */
+    /* a session of N_CRS receipts carrying markup in their chronicles, the last one signed by
+     * an enrolled agent (the bundle then carries its passport); the tampered copies of
+     * browser_pages.mjs change receipts[0] and [1] only, so theirs stay the expected rows */
+    json_t *agent = enrolled_agent();
     json_t *ac = post("/governance/authorize/", SHELL,
                       "{\"accord_template\":\"default\",\"session_mode\":true,\"operation\":{"
                       "\"command_hash\":\"" CMD "\",\"corpus_entry_cid\":\"" CORPUS "\","
@@ -152,6 +208,11 @@ START_TEST(pages_in_chromium)
             "\"" PARAMS "\",\"chronicle\":{\"session_id\":\"<img src=x onerror=alert(%d)>\","
             "\"behavior_state\":\"verified\"}}",
             ctx, i, i, i + 1, i);
+        if (i == N_CRS) {
+            char *sb = agent_signed(body, agent);
+            free(body);
+            body = sb;
+        }
         json_decref(post("/governance/complete/", SHELL, body));
         free(body);
     }
@@ -168,6 +229,18 @@ START_TEST(pages_in_chromium)
     /* what the auditor takes away: the bundle and the broker's key document */
     char *bpath = tst_fmt("/governance/session/%s/bundle", ctx);
     save(bpath, AUDITOR, dir, "bundle.json");
+    {
+        char *bfile = tst_fmt("%s/bundle.json", dir);
+        json_t *b = json_load_file(bfile, 0, NULL);
+        ck_assert_ptr_nonnull(b);
+        const json_t *last = json_array_get(json_object_get(b, "receipts"), N_CRS - 1);
+        ck_assert_int_eq(json_array_size(json_object_get(b, "passports")), 1);
+        ck_assert_ptr_nonnull(tst_str(last, "agent_passport_cid"));
+        ck_assert_str_eq(tst_str(json_object_get(last, "cr"), "agent_did"), tst_str(agent, "did"));
+        json_decref(b);
+        free(bfile);
+    }
+    json_decref(agent);
     save("/.well-known/gsap-broker.json", NULL, dir, "keys.json");
     /* the invoice, finalized, and its bundle where this broker has the route (it came with the
      * invoice bundle; a broker without it answers 404 not_found, and the page's invoice

@@ -10,8 +10,11 @@
 //       \u0000, integers past int64, trailing bytes ...) and reads the rest as JSON.parse does.
 //   node verify_page.mjs compare VERIFY_HTML BROKER_BIN BUNDLE.json [KEYS.json]
 //       the page's checks and `gsap-broker verify` give the same list of PASS/FAIL items (and
-//       messages) for the bundle and for every one-scalar change, deletion and nulling of it,
-//       a self-authorized AC, and pinned (--keys) to KEYS.json and to altered copies of it.
+//       messages, in the same order) for the bundle and for every one-scalar change, deletion
+//       and nulling of it,
+//       a self-authorized AC, and pinned (--keys) to KEYS.json and to altered copies of it;
+//       a session bundle with an agent passport also gets passport and agent-signature
+//       variants a one-scalar change cannot make (unsigned members, other spellings, limits).
 // Prints one line per failure and exits 1 on any; "ok ..." and 0 otherwise.
 import { readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -149,9 +152,9 @@ async function testCompare(api, bin, bundlePath, keysPath) {
     if (keysText) writeFileSync(kfile, keysText);
     const want = cli(bin, file, keysText ? kfile : null), got = await page(api, t, keysText);
     n++;
-    // the same checks, verdicts and messages; compared as sets, since the order of a
-    // receipt's checks moved when the invoice bundle landed (the page has the later order)
-    if (JSON.stringify([...want].sort()) !== JSON.stringify([...got].sort()))
+    // the same checks, verdicts and messages, in the same order (a passport's checks come
+    // after the checkpoint, a receipt's agent signature before its inclusion proof)
+    if (JSON.stringify(want) !== JSON.stringify(got))
       fail(`${what}: page and gsap-broker verify differ\n  cli:  ${want.join(' | ')}\n  page: ${got.join(' | ')}`);
     return got;
   };
@@ -212,6 +215,76 @@ async function testCompare(api, bin, bundlePath, keysPath) {
       if (!got.includes('PASS acs[0].ac')) fail('self-authorized AC: its ac_cid check does not hold');
       ac.tenant = flip(ac.tenant);
       await compare('self-authorized AC changed', JSON.stringify(b));
+    }
+    // agent passports: what a one-scalar change cannot reach (members the signatures do not
+    // cover, other spellings of a key or signature, limits, nesting), each checked alike
+    if (root.kind === 'session' && Array.isArray(root.passports) && root.passports.length > 0) {
+      const ai = root.receipts.findIndex((x) => typeof x.agent_passport_cid === 'string');
+      if (!honest.includes('PASS passports[0]') || ai < 0 ||
+        honest.filter((l) => l === `PASS receipts[${ai}].agent_signature`).length !== 3)
+        fail('the honest bundle: its passport and agent signature are not all PASS');
+      const deep = (n) => { let d = 'x'; for (let k = 0; k < n; k++) d = [d]; return d; };
+      const sig = (b) => b.receipts[ai].cr.agent_signature;
+      const setSig = (b, f) => { b.receipts[ai].cr.agent_signature = f(sig(b)); };
+      const b64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+      const variants = [
+        ['issuerId kept', (b) => { b.passports[0].issuerSignature.issuerId = 'acme-ca'; }],
+        ['issuer signedAt kept', (b) => { b.passports[0].issuerSignature.signedAt = b.passports[0].signedAt; }],
+        ['issuerId a number', (b) => { b.passports[0].issuerSignature.issuerId = 7; }],
+        ['issuerId too long', (b) => { b.passports[0].issuerSignature.issuerId = 'x'.repeat(257); }],
+        ['issuer signedAt too long', (b) => { b.passports[0].issuerSignature.signedAt = 'x'.repeat(41); }],
+        ['unknown issuer member', (b) => { b.passports[0].issuerSignature.note = 'x'; }],
+        ['unknown passport member', (b) => { b.passports[0].extra = 1; }],
+        ['two unknown members', (b) => { b.passports[0].issuerSignature.zz = 1; b.passports[0].issuerSignature.aa = 2; }],
+        ['unknown long member', (b) => { b.passports[0]['k'.repeat(100)] = 1; }],
+        ['issuer key upper case', (b) => { const s = b.passports[0].issuerSignature; s.issuerPublicKey = s.issuerPublicKey.toUpperCase(); }],
+        ['agent key upper case', (b) => { b.passports[0].passport.publicKey = b.passports[0].passport.publicKey.toUpperCase(); }],
+        ['signature upper case', (b) => { b.passports[0].signature = b.passports[0].signature.toUpperCase(); }],
+        ['agent key 63 digits', (b) => { b.passports[0].passport.publicKey = b.passports[0].passport.publicKey.slice(1); }],
+        ['agent key 65 digits', (b) => { b.passports[0].passport.publicKey += '0'; }],
+        ['agent key not hex', (b) => { b.passports[0].passport.publicKey = 'g' + b.passports[0].passport.publicKey.slice(1); }],
+        ['agent key multibyte', (b) => { b.passports[0].passport.publicKey = '\u00e9' + b.passports[0].passport.publicKey.slice(2); }],
+        ['issuer signature 127 digits', (b) => { const s = b.passports[0].issuerSignature; s.signature = s.signature.slice(1); }],
+        ['signature 129 digits', (b) => { b.passports[0].signature += '0'; }],
+        ['null member deep in the passport', (b) => { b.passports[0].passport.metadata = { a: [{ b: null }] }; }],
+        ['null member past the depth bound', (b) => { b.passports[0].passport.metadata = [deep(70), { n: null }]; }],
+        ['null member nested past the bound', (b) => { let d = { n: null }; for (let k = 0; k < 70; k++) d = [d]; b.passports[0].passport.metadata = d; }],
+        ['passport nested too deep', (b) => { b.passports[0].passport.metadata = deep(70); }],
+        ['passport over 8192 bytes', (b) => { b.passports[0].passport.metadata = { pad: 'x'.repeat(9000) }; }],
+        ['expiresAt not a time', (b) => { b.passports[0].passport.expiresAt = 'tomorrow'; }],
+        ['expiresAt a number', (b) => { b.passports[0].passport.expiresAt = 1; }],
+        ['expiresAt too long', (b) => { b.passports[0].passport.expiresAt = '2026-01-01T00:00:00.' + '0'.repeat(30) + 'Z'; }],
+        ['expiresAt Feb 30', (b) => { b.passports[0].passport.expiresAt = '2026-02-30T00:00:00Z'; }],
+        ['notBefore not a time', (b) => { b.passports[0].passport.notBefore = 'now'; }],
+        ['notBefore a time', (b) => { b.passports[0].passport.notBefore = '2026-01-01T00:00:00Z'; }],
+        ['passport an array', (b) => { b.passports[0].passport = []; }],
+        ['issuerSignature a string', (b) => { b.passports[0].issuerSignature = 'x'; }],
+        ['passport entry a string', (b) => { b.passports[0] = 'x'; }],
+        ['passports an object', (b) => { b.passports = { 0: b.passports[0] }; }],
+        ['passports empty', (b) => { b.passports = []; }],
+        ['passport twice', (b) => { b.passports.push(b.passports[0]); }],
+        ['a broken passport first', (b) => { b.passports.unshift({ passport: {} }); }],
+        ['passport cid a number', (b) => { b.receipts[ai].agent_passport_cid = 1; }],
+        ['passport cid on another receipt', (b) => { b.receipts[(ai + 1) % b.receipts.length].agent_passport_cid = b.receipts[ai].agent_passport_cid; }],
+        ['agent_did missing', (b) => { delete b.receipts[ai].cr.agent_did; }],
+        ['agent signature padded', (b) => setSig(b, (s) => s + '==')],
+        ['agent signature standard base64', (b) => setSig(b, (s) => s.replace(/-/g, '+').replace(/_/g, '/'))],
+        ['agent signature unused bits set', (b) => setSig(b, (s) => s.slice(0, -1) + b64[(b64.indexOf(s.slice(-1)) + 1) % 64])],
+        ['agent signature one byte short', (b) => setSig(b, (s) => s.slice(0, -3))],
+        ['agent signature too long', (b) => setSig(b, (s) => s + 'A'.repeat(100))],
+        ['agent signature prefix', (b) => setSig(b, (s) => 'Ed25519:' + s.slice(8))],
+        ['agent signature hex', (b) => setSig(b, (s) => b.passports[0].signature)],
+        ['agent signature a number', (b) => setSig(b, () => 5)],
+        ['agent signature the broker one', (b) => setSig(b, () => b.acs[0].ac.signature)],
+      ];
+      // a null member just inside and just past the depth the null-member rule looks to
+      for (let n = 58; n <= 66; n++)
+        variants.push([`null member under ${n} arrays`, (b) => { let d = { n: null }; for (let k = 0; k < n; k++) d = [d]; b.passports[0].passport.metadata = d; }]);
+      for (const [what, change] of variants) {
+        const b = JSON.parse(text);
+        change(b);
+        await compare(`passport variant: ${what}`, JSON.stringify(b));
+      }
     }
     // an invoice bundle: rate cards that are not valid (their card_cid recomputed, so the
     // card's own rules are reached), and received_at spellings the time parser must judge alike
