@@ -19,6 +19,7 @@
 #include "tst_check.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
+#include "tst_mutate.h"
 #include "tst_util.h"
 #include "../cli/verify.h" /* CLI_VERIFY_MAX_BYTES */
 
@@ -31,7 +32,6 @@
 #define DB "it_bundle"
 #define LOG_WAIT_S 60 /* the bound on "the entries appear": the runtime wakes on NOTIFY */
 #define N_CRS 3
-#define PATH_MAX_LEN 256
 #define MIN_MUTATIONS 60 /* a bundle of N_CRS receipts has well over this many scalars */
 
 static tst_broker_t B;
@@ -344,12 +344,6 @@ START_TEST(session_bundle_verifies)
 }
 END_TEST
 
-/* The mutation walk: every scalar of the bundle, one at a time. */
-typedef struct walk {
-    json_t *root;
-    int mutated, survived;
-    char first[PATH_MAX_LEN];
-} walk_t;
 
 /* Members the format documents as not covered (gov_bundle.h): the broker's current view of
  * the AC (status, elevation with its approvals: nobody signs them) and which key is current. */
@@ -359,87 +353,12 @@ static int not_covered(const char *path)
            (strncmp(path, ".broker.keys[", 13) == 0 && strstr(path, "].current") != NULL);
 }
 
-/* The same string with one ASCII letter or digit near its middle changed; NULL when none. */
-static char *flip(const char *s)
-{
-    size_t n = strlen(s);
-    for (size_t k = 0; k < n; k++) {
-        size_t i = (n / 2 + k) % n;
-        char c = s[i];
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
-            char *t = strdup(s);
-            t[i] = c == 'z' ? 'y' : c == 'Z' ? 'Y' : c == '9' ? '8' : (char)(c + 1);
-            return t;
-        }
-    }
-    return NULL;
-}
-
-static void try_value(walk_t *w, json_t *parent, const char *key, size_t idx, json_t *nv,
-                      const char *path)
-{
-    json_t *old = json_incref(key ? json_object_get(parent, key) : json_array_get(parent, idx));
-    if (key)
-        json_object_set_new(parent, key, nv);
-    else
-        json_array_set_new(parent, idx, nv);
-    char *report = NULL;
-    int st = verify(w->root, &report);
-    w->mutated++;
-    if (st != 1) {
-        fprintf(stderr, "mutating %s: verify exit %d\n%s\n", path, st, report ? report : "");
-        if (w->survived++ == 0)
-            snprintf(w->first, sizeof w->first, "%s", path);
-    }
-    free(report);
-    if (key)
-        json_object_set_new(parent, key, old);
-    else
-        json_array_set_new(parent, idx, old);
-}
-
-static void walk(walk_t *w, json_t *v, json_t *parent, const char *key, size_t idx,
-                 const char *path)
-{
-    char sub[PATH_MAX_LEN];
-    if (not_covered(path))
-        return;
-    if (json_is_object(v)) {
-        const char *k;
-        json_t *c;
-        void *tmp;
-        json_object_foreach_safe(v, tmp, k, c)
-        {
-            snprintf(sub, sizeof sub, "%s.%s", path, k);
-            walk(w, c, v, k, 0, sub);
-        }
-    } else if (json_is_array(v)) {
-        for (size_t i = 0; i < json_array_size(v); i++) {
-            snprintf(sub, sizeof sub, "%s[%zu]", path, i);
-            walk(w, json_array_get(v, i), v, NULL, i, sub);
-        }
-    } else if (json_is_string(v)) {
-        char *t = flip(json_string_value(v));
-        ck_assert_msg(t != NULL, "%s has no letter or digit to change", path);
-        try_value(w, parent, key, idx, json_string(t), path);
-        free(t);
-    } else if (json_is_integer(v)) {
-        try_value(w, parent, key, idx, json_integer(json_integer_value(v) + 1), path);
-    } else if (json_is_real(v)) {
-        try_value(w, parent, key, idx, json_real(json_real_value(v) + 1), path);
-    } else if (json_is_boolean(v)) {
-        try_value(w, parent, key, idx, json_boolean(!json_is_true(v)), path);
-    }
-    /* null: no scalar value to change (prev_lineage_cid of the first receipt is checked to be
-     * null, and a value there is a change of type, not of a scalar) */
-}
-
 START_TEST(every_scalar_matters)
 {
     json_t *b = session_bundle(NULL);
     ck_assert_int_eq(verify(b, NULL), 0); /* the walk starts from a bundle that holds */
-    walk_t w = {b, 0, 0, ""};
-    walk(&w, b, NULL, NULL, 0, "");
+    tst_mutate_result_t w;
+    tst_mutate_scalars(b, not_covered, verify, &w);
     ck_assert_int_eq(verify(b, NULL), 0); /* and every change was undone */
     fprintf(stderr, "it_bundle: %d mutations, %d pass verify\n", w.mutated, w.survived);
     ck_assert_msg(w.mutated >= MIN_MUTATIONS, "only %d scalars mutated", w.mutated);

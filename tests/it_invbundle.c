@@ -22,6 +22,7 @@
 #include "tst_check.h"
 #include "tst_broker.h"
 #include "tst_pg.h"
+#include "tst_mutate.h"
 #include "tst_util.h"
 #include "brk_merkle.h"
 #include "gov_bundle.h" /* GOV_INVBUNDLE_LINE_MAX, GOV_INVBUNDLE_CARDS_MAX */
@@ -34,7 +35,6 @@
 #define PARAMS H("3")
 #define DB "it_invbundle"
 #define WAIT_S 120 /* the bound on "the lines appear": the runtime wakes on NOTIFY */
-#define PATH_MAX_LEN 256
 #define MIN_MUTATIONS 150
 #define BIG_LINES                                                                                  \
     2000 /* "a few thousand": exactly 10 pages of HND_INVBUNDLE_PAGE_LINES, so the                 \
@@ -433,11 +433,6 @@ END_TEST
 
 /* ---- the mutation walk (as it_bundle's) ---- */
 
-typedef struct walk {
-    json_t *root;
-    int mutated, survived;
-    char first[PATH_MAX_LEN];
-} walk_t;
 
 /* What docs/protocol.md lists as not covered: which key is current, when a card version was
  * stored and whether it was backfilled, when the broker received a CR (it bounds the span
@@ -450,86 +445,14 @@ static int not_covered(const char *path)
            (strncmp(path, ".lines[", 7) == 0 && strstr(path, "].received_at") != NULL);
 }
 
-static char *flip(const char *s)
-{
-    size_t n = strlen(s);
-    for (size_t k = 0; k < n; k++) {
-        size_t i = (n / 2 + k) % n;
-        char c = s[i];
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
-            char *t = strdup(s);
-            t[i] = c == 'z' ? 'y' : c == 'Z' ? 'Y' : c == '9' ? '8' : (char)(c + 1);
-            return t;
-        }
-    }
-    return NULL;
-}
-
-static void try_value(walk_t *w, json_t *parent, const char *key, size_t idx, json_t *nv,
-                      const char *path)
-{
-    json_t *old = json_incref(key ? json_object_get(parent, key) : json_array_get(parent, idx));
-    if (key)
-        json_object_set_new(parent, key, nv);
-    else
-        json_array_set_new(parent, idx, nv);
-    char *report = NULL;
-    int st = verify(w->root, &report);
-    w->mutated++;
-    if (st != 1) {
-        fprintf(stderr, "mutating %s: verify exit %d\n%s\n", path, st, report ? report : "");
-        if (w->survived++ == 0)
-            snprintf(w->first, sizeof w->first, "%s", path);
-    }
-    free(report);
-    if (key)
-        json_object_set_new(parent, key, old);
-    else
-        json_array_set_new(parent, idx, old);
-}
-
-static void walk(walk_t *w, json_t *v, json_t *parent, const char *key, size_t idx,
-                 const char *path)
-{
-    char sub[PATH_MAX_LEN];
-    if (not_covered(path))
-        return;
-    if (json_is_object(v)) {
-        const char *k;
-        json_t *c;
-        void *tmp;
-        json_object_foreach_safe(v, tmp, k, c)
-        {
-            snprintf(sub, sizeof sub, "%s.%s", path, k);
-            walk(w, c, v, k, 0, sub);
-        }
-    } else if (json_is_array(v)) {
-        for (size_t i = 0; i < json_array_size(v); i++) {
-            snprintf(sub, sizeof sub, "%s[%zu]", path, i);
-            walk(w, json_array_get(v, i), v, NULL, i, sub);
-        }
-    } else if (json_is_string(v)) {
-        char *t = flip(json_string_value(v));
-        ck_assert_msg(t != NULL, "%s has no letter or digit to change", path);
-        try_value(w, parent, key, idx, json_string(t), path);
-        free(t);
-    } else if (json_is_integer(v)) {
-        try_value(w, parent, key, idx, json_integer(json_integer_value(v) + 1), path);
-    } else if (json_is_real(v)) {
-        try_value(w, parent, key, idx, json_real(json_real_value(v) + 1), path);
-    } else if (json_is_boolean(v)) {
-        try_value(w, parent, key, idx, json_boolean(!json_is_true(v)), path);
-    }
-}
-
 START_TEST(every_scalar_matters)
 {
     PGconn *pg = tst_pg_connect(DB);
     char *inv = sample_invoice(pg, 4);
     json_t *b = get_bundle(inv, AUDITOR);
     ck_assert_int_eq(verify(b, NULL), 0);
-    walk_t w = {b, 0, 0, ""};
-    walk(&w, b, NULL, NULL, 0, "");
+    tst_mutate_result_t w;
+    tst_mutate_scalars(b, not_covered, verify, &w);
     ck_assert_int_eq(verify(b, NULL), 0);
     fprintf(stderr, "it_invbundle: %d mutations, %d pass verify\n", w.mutated, w.survived);
     ck_assert_msg(w.mutated >= MIN_MUTATIONS, "only %d scalars mutated", w.mutated);
