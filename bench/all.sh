@@ -8,7 +8,8 @@
 #   bench/all.sh [NAME ...]      (default: every bench/*.sh but common.sh and all.sh)
 #
 # Environment: BENCH_SECONDS (default 10) and the rest of bench/common.sh, passed through.
-# BENCH_OUT: where to write (default docs/PERFORMANCE.md).
+# BENCH_OUT: where to write (default docs/PERFORMANCE.md). BENCH_EXTRA: a file whose text is
+# appended as a last section (a separate, longer run, e.g. export_rss.sh with 1,000,000 lines).
 set -euo pipefail
 
 root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
@@ -85,6 +86,10 @@ commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
         fi
         echo '```'
     done
+    if [ -n "${BENCH_EXTRA:-}" ]; then
+        echo
+        cat "$BENCH_EXTRA"
+    fi
 } >"$out.tmp"
 mv "$out.tmp" "$out"
 echo "all.sh: wrote $out" >&2
