@@ -96,7 +96,7 @@ bench_psql "$DB" -c CHECKPOINT
 cat >"$BENCH_TMP/issue.sql" <<SQL
 \\set n :n + 1
 \\set id :client_id * $ID_STRIDE + :n
-SELECT inserted, ac::text, request_hash FROM gsap_issue(:tenant, 'ctx_' || lpad(to_hex(:id::bigint), 32, '0'), 'authorized', 'default', 'false'::boolean, '0'::bigint, :cmd, :corpus, :params, NULL, NULL, '900'::integer, now(), now() + interval '900 seconds', :issuer, 'default', :ac::jsonb, :ac_cid, NULL, 'bench', NULL);
+SELECT inserted, ac::text, request_hash, refusal FROM gsap_issue(:tenant, 'ctx_' || lpad(to_hex(:id::bigint), 32, '0'), 'authorized', 'default', 'false'::boolean, '0'::bigint, :cmd, :corpus, :params, NULL, NULL, '900'::integer, now(), now() + interval '900 seconds', :issuer, 'default', :ac::jsonb, :ac_cid, NULL, 'bench', NULL, NULL);
 SQL
 echo "== pgbench -M prepared -n -c $CONNS -j $PGB_JOBS -T $BENCH_SECONDS (gsap_issue, one per transaction)" >&2
 before=$(scalar "SELECT count(*) FROM acs")
