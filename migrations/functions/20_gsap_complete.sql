@@ -43,6 +43,7 @@ DECLARE
     v_lineage text;
     v_status text;
     v_refusal text; -- 0008
+    v_retry boolean; -- an identical retry of a stored receipt (0019)
     v_now timestamptz := now();
     v_issued timestamptz;
     v_allowed boolean;
@@ -93,11 +94,19 @@ BEGIN
     END IF;
     -- An identical retry (the client retries up to 3 times) gets the first receipt. An AC
     -- with no receipt yet cannot have one: skip the lookup on the hot path.
+    -- By (tenant, cr_cid) only (migrations/0019): a predicate on the context would let a
+    -- generic plan walk the whole session through the primary key. The cr_cid covers the
+    -- context id, so a match in another context cannot happen; it is checked all the same.
+    v_retry := false;
     IF a.cr_count > 0 THEN
-        SELECT * INTO c FROM crs WHERE crs.tenant_id = p_tenant AND crs.context_id = p_context
-            AND crs.cr_cid = p_cr_cid ORDER BY crs.sequence LIMIT 1;
+        FOR c IN SELECT * FROM crs WHERE crs.tenant_id = p_tenant AND crs.cr_cid = p_cr_cid LOOP
+            IF c.context_id = p_context THEN
+                v_retry := true;
+                EXIT;
+            END IF;
+        END LOOP;
     END IF;
-    IF a.cr_count > 0 AND FOUND THEN
+    IF v_retry THEN
         RETURN QUERY SELECT 'retry'::text, c.cr_id, c.sequence, c.lineage_cid::text,
             c.prev_lineage_cid::text, a.status, c.flags, c.effective_outcome, c.cr_cid::text,
             c.chronicle_cid::text, c.ac_cid::text, c.outcome;
