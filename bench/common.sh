@@ -309,3 +309,8 @@ bench_issue_acs() {
     ((BENCH_ISSUED >= count)) ||
         { cat "$BENCH_TMP/wrk-issue.txt" >&2; bench_die "only $BENCH_ISSUED of $count ACs were issued"; }
 }
+
+# bench_free_port: a TCP port of 127.0.0.1 nobody listens on now (the kernel's choice).
+bench_free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}

@@ -18,20 +18,33 @@
 #
 # Exits 0 only when nothing was lost or duplicated and no request failed for good. Also run
 # as the ctest ha_failover (short). Environment: bench/common.sh, BENCH_CONNS (client loops,
-# default 32), BENCH_HTTP_PORT (default 55496; the brokers take the next three ports).
+# default 32), BENCH_HTTP_PORT (the brokers take the next three ports; default: free ports the
+# kernel picks).
 set -euo pipefail
 
 # shellcheck source=common.sh source-path=SCRIPTDIR
 . "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/common.sh"
 
 CONNS=${BENCH_CONNS:-32}
-HTTP_PORT=${BENCH_HTTP_PORT:-55496}
+HTTP_PORT=${BENCH_HTTP_PORT:-}
 BILL_WAIT_S=120 # the survivors bill every CR within this long, or the run fails
 DB=gsap_bench_ha
 TENANT=acme
 
 bench_check_uint BENCH_CONNS "$CONNS" 1 1024
-bench_check_uint BENCH_HTTP_PORT "$HTTP_PORT" 1024 65530
+# The load balancer's port and the three brokers': BENCH_HTTP_PORT and the next three, or
+# four the kernel picks (a test suite running beside it uses ports of its own).
+if [ -n "$HTTP_PORT" ]; then
+    bench_check_uint BENCH_HTTP_PORT "$HTTP_PORT" 1024 65530
+    PORTS=("$HTTP_PORT" $((HTTP_PORT + 1)) $((HTTP_PORT + 2)) $((HTTP_PORT + 3)))
+else
+    PORTS=()
+    while ((${#PORTS[@]} < 4)); do
+        p=$(bench_free_port)
+        case " ${PORTS[*]} " in *" $p "*) ;; *) PORTS+=("$p") ;; esac
+    done
+    HTTP_PORT=${PORTS[0]}
+fi
 bench_init
 bench_need_pkg haproxy haproxy
 bench_need_pkg node nodejs
@@ -47,7 +60,7 @@ bench_psql postgres -c "CREATE DATABASE $DB"
 # Broker i serves on HTTP_PORT+i with its own data directory; 2 and 3 get a copy of 1's keys.
 PIDS=()
 start_broker() { # I
-    local i=$1 port=$((HTTP_PORT + $1)) envs=()
+    local i=$1 port=${PORTS[$1]} envs=()
     bench_port_free "$port" || bench_die "port $port is in use"
     mapfile -t envs < <(bench_broker_env "$DB" "$port" | sed "s|^GSAP_DATA_DIR=.*|GSAP_DATA_DIR=$BENCH_TMP/data$i|")
     env "${envs[@]}" "GSAP_FN_POLL_MS=200" "$BENCH_BROKER" serve 2>>"$BENCH_TMP/broker$i.log" >/dev/null &
@@ -63,7 +76,7 @@ for i in 2 3; do
     cp -a "$BENCH_TMP/data1/keys" "$BENCH_TMP/data$i/"
     start_broker "$i"
 done
-TOKEN=$(bench_broker "$DB" "$((HTTP_PORT + 1))" keys create --tenant "$TENANT" --role issuer,executor --name ha)
+TOKEN=$(bench_broker "$DB" "${PORTS[1]}" keys create --tenant "$TENANT" --role issuer,executor --name ha)
 
 cat >"$BENCH_TMP/haproxy.cfg" <<EOF
 global
@@ -84,14 +97,16 @@ backend brokers
     option httpchk GET /readyz
     http-check expect status 200
     default-server inter 500ms fall 2 rise 2
-    server b1 127.0.0.1:$((HTTP_PORT + 1)) check
-    server b2 127.0.0.1:$((HTTP_PORT + 2)) check
-    server b3 127.0.0.1:$((HTTP_PORT + 3)) check
+    server b1 127.0.0.1:${PORTS[1]} check
+    server b2 127.0.0.1:${PORTS[2]} check
+    server b3 127.0.0.1:${PORTS[3]} check
 EOF
 haproxy -c -q -f "$BENCH_TMP/haproxy.cfg" || bench_die "haproxy refused its configuration"
+bench_port_free "$HTTP_PORT" || bench_die "port $HTTP_PORT is in use"
 haproxy -f "$BENCH_TMP/haproxy.cfg" -db >"$BENCH_TMP/haproxy.log" 2>&1 &
 BENCH_PIDS+=("$!")
-bench_wait_http "http://127.0.0.1:$HTTP_PORT/readyz" 30 || bench_die "haproxy does not answer"
+bench_wait_http "http://127.0.0.1:$HTTP_PORT/readyz" 60 ||
+    { tail -n 20 "$BENCH_TMP/haproxy.log" >&2; bench_die "haproxy does not answer on $HTTP_PORT"; }
 
 echo "== load: $CONNS client loops for $BENCH_SECONDS s; SIGKILL of broker 2 at $((BENCH_SECONDS / 2)) s" >&2
 (
