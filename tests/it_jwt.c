@@ -531,7 +531,8 @@ START_TEST(plaintext_bearers_never)
                 dir, dir);
     ck_assert_int_eq(system(cmd), 0);
     free(cmd);
-    unsigned short port = (unsigned short)(20000 + (getpid() % 20000));
+    unsigned short port = 0;
+    ck_assert_int_eq(tst_free_port(&port), 0);
     cmd =
         tst_fmt("cd %s && GSAP_DATABASE_URL='%s' GSAP_LISTEN=127.0.0.1:%u GSAP_DATA_DIR=%s "
                 "GSAP_PLAINTEXT_BEARERS=never GSAP_TLS_CERT=%s/cert.pem GSAP_TLS_KEY=%s/key.pem "

@@ -401,7 +401,7 @@ out:
     return rc;
 }
 
-static int free_port(unsigned short *port)
+int tst_free_port(unsigned short *port)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
     socklen_t alen = sizeof a;
@@ -436,7 +436,7 @@ int tst_broker_start(tst_broker_t *b, const char *conninfo, const char *const *e
         return -1;
     }
     snprintf(b->conninfo, sizeof b->conninfo, "%s", conninfo ? conninfo : "");
-    if (free_port(&b->port) < 0)
+    if (tst_free_port(&b->port) < 0)
         return -1;
     snprintf(b->dir, sizeof b->dir, "/tmp/gsapb.XXXXXX");
     if (!mkdtemp(b->dir)) {

@@ -53,6 +53,10 @@ typedef struct tst_broker {
  */
 int tst_broker_start(tst_broker_t *b, const char *conninfo, const char *const *extra_env);
 
+/* tst_free_port: a 127.0.0.1 TCP port nobody listens on now (bound to port 0 and closed, so
+ * another process may still take it first). 0, or -1 when the socket calls failed. */
+int tst_free_port(unsigned short *port);
+
 /*
  * tst_broker_restart: starts the broker of *b again after tst_broker_stop or tst_broker_kill,
  * with the same port, directory, database and environment. Returns 0 when healthy, else -1
