@@ -12,7 +12,9 @@ static const char *env_or(const char *name, const char *def)
 
 const char *tst_pg_conninfo(const char *name)
 {
-    static char buf[512];
+    /* one buffer per thread: suites connect from client threads too (it_billing's kill -9
+     * clients), and a shared one could be overwritten while another thread reads it */
+    static __thread char buf[512];
     snprintf(buf, sizeof buf, "host=%s port=%s user=postgres dbname=%s",
              env_or("GSAP_TEST_PGHOST", "/tmp"), env_or("GSAP_TEST_PGPORT", "55432"), name);
     return buf;

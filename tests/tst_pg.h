@@ -11,7 +11,8 @@
  * overwritten by the next call). Aborts the test run when the cluster is unreachable. */
 const char *tst_pg_createdb(const char *name);
 
-/* tst_pg_conninfo: conninfo for database name (static buffer). */
+/* tst_pg_conninfo: conninfo for database name (a buffer of the calling thread, overwritten by
+ * its next call). */
 const char *tst_pg_conninfo(const char *name);
 
 /* tst_pg_connect: a blocking connection to database name; aborts on failure. Caller PQfinish()es. */
