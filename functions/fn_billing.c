@@ -6,11 +6,13 @@
  * batch names in one statement (the account its AC named, or the tenant's "default" when that
  * account does not exist; share-locked, so a currency cannot change under a line being
  * written), rates each CR in C, and writes every line with one bill_add_lines call
- * (migrations/functions/20_bill_add_lines.sql). That calls bill_add_line
- * (20_bill_add_line.sql) per line, which picks the open invoice of the CR's UTC month (or the
- * next open one, marking the line late, when that month is already finalizing or finalized),
- * numbers the line and adds it to the invoice's total under the invoice's row lock, and then
- * gives the line its transparency-log index while that lock holds. Everything goes through
+ * (migrations/functions/20_bill_add_lines.sql). That gives the batch's new CRs their
+ * transparency-log indexes (one tlog_append_batch per tenant), then, per (tenant, account,
+ * month), sends the first line through bill_add_line (20_bill_add_line.sql), which picks the
+ * open invoice of the CR's UTC month (or the next open one, marking the line late, when that
+ * month is already finalizing or finalized) and locks it, and writes the others onto the same
+ * invoice in one INSERT, numbered in event order, with one UPDATE of its total (line by line
+ * only when they would not fit under the invoice's cap). Everything goes through
  * the runtime's connection, inside its transaction, so the lines and the runs' done marks
  * commit together: exactly once, across crashes and brokers. The unique cr_id makes a replay
  * a no-op besides. A CR that cannot be rated fails alone; a statement that fails fails the
@@ -54,10 +56,9 @@ static const char q_accounts[] =
     "  ORDER BY b.account_id = x.a DESC LIMIT 1 FOR SHARE) a";
 /* q_accounts' columns. */
 enum account_col { AC_KEY, AC_ID, AC_CURRENCY, AC_EXPONENT, AC_RATE_CARD };
-/* Every line of the batch in one statement (migrations/functions/20_bill_add_lines.sql): each
- * through bill_add_line, then its transparency-log index, appended here if the sequencer
- * (fn_tlog) has not done it yet, while bill_add_line's lock on the open invoice still holds,
- * so every line has its index before its invoice can begin finalizing. */
+/* Every line of the batch in one statement (migrations/functions/20_bill_add_lines.sql), set
+ * based: the lines and their transparency-log indexes are written while the invoices' locks
+ * hold, so every line has its index before its invoice can begin finalizing. */
 static const char q_lines[] = "SELECT ord FROM bill_add_lines($1::jsonb)";
 
 /* A string member of the payload, NULL when absent or not a string. */

@@ -1,9 +1,9 @@
 /*
  * fn_tlog: the transparency log sequencer (GSAP_CR_RECEIVED, synchronous). Every accepted CR's
- * lineage CID is appended to its tenant's log by tlog_append
+ * lineage CID is appended to its tenant's log by tlog_append_batch
  * (migrations/functions/20_tlog_append.sql), which assigns the next index under the tenant's
  * tlog_heads row lock, so the sequence is gap-free across brokers sharing one database. The
- * append commits with the run's done mark (exactly once per event), and tlog_append returns
+ * append commits with the run's done mark (exactly once per event), and it returns
  * the existing index for a CR already logged (billing may have logged it first to number its
  * invoice line), so a replay never appends twice. A pass's CRs go in one statement
  * (tlog_append_many, run_batch); the runtime falls back to one at a time when it fails.

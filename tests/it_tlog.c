@@ -28,7 +28,7 @@
 #define PARAMS H("3")
 #define DB "it_tlog"
 #define LOG_WAIT_S 30 /* the bound on "the entry appears": the runtime wakes on NOTIFY */
-#define MAX_CRS 64
+#define MAX_CRS 128
 
 static tst_broker_t B;
 static char *SHELL, *OTHER, *AUDITOR, *FINANCE, *STRANGER;
@@ -238,6 +238,8 @@ static char *stored_root(PGconn *pg, long n)
                        "tenant_id = 'acme' AND idx = %ld", n - 1);
 }
 
+static void assert_nodes(PGconn *pg, const char *tenant, long n);
+
 START_TEST(log_append)
 {
     enum { N = 12 };
@@ -267,6 +269,7 @@ START_TEST(log_append)
                                    "e.lineage_cid = c.lineage_cid", ids[i]), 1);
     }
     assert_hashes(pg, "acme", N);
+    assert_nodes(pg, "acme", N);
     assert_hashes(pg, "globex", 2);
     ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM fn_runs r JOIN events e USING "
                                      "(tenant_id, event_id) WHERE r.function = 'tlog' AND "
@@ -290,6 +293,147 @@ START_TEST(log_append)
         free(ids[i]);
     ck_assert_int_eq(tst_broker_stop(&b2), 0);
     tst_broker_clear(&b2);
+    PQfinish(pg);
+}
+END_TEST
+
+/* Runs sql, which must succeed (a command or a query). */
+static void exec_ok(PGconn *pg, const char *sql)
+{
+    PGresult *res = PQexec(pg, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK,
+                  "%s: %s", sql, PQresultErrorMessage(res));
+    PQclear(res);
+}
+
+/* Every stored interior node of the tenant's log of size n is brk_merkle's root of its
+ * subtree, and the nodes are exactly those of the complete subtrees. */
+static void assert_nodes(PGconn *pg, const char *tenant, long n)
+{
+    brk_mhash_t leaves[MAX_CRS], want;
+    char hex[2 * BRK_MERKLE_HASH_LEN + 1];
+    long expected = 0;
+    ck_assert_int_le(n, MAX_CRS);
+    for (long i = 0; i < n; i++) {
+        char *cid = scalarf(pg, "SELECT lineage_cid FROM tlog_entries WHERE tenant_id = '%s' "
+                                "AND idx = %ld", tenant, i);
+        ck_assert_ptr_nonnull(cid);
+        brk_merkle_leaf_hash(cid, strlen(cid), leaves[i]);
+        free(cid);
+    }
+    for (int level = 1; (1L << level) <= n; level++) {
+        for (long k = 0; (k + 1) << level <= n; k++) {
+            brk_merkle_root(leaves + (k << level), (size_t)1 << level, want);
+            brk_hex(want, BRK_MERKLE_HASH_LEN, hex);
+            char *got = scalarf(pg, "SELECT encode(hash, 'hex') FROM tlog_nodes WHERE "
+                                    "tenant_id = '%s' AND level = %d AND idx = %ld",
+                                tenant, level, k);
+            ck_assert_msg(got != NULL && strcmp(got, hex) == 0, "node (%d, %ld): %s, want %s",
+                          level, k, got ? got : "(none)", hex);
+            free(got);
+            expected++;
+        }
+    }
+    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM tlog_nodes WHERE tenant_id = '%s'", tenant),
+                     expected);
+}
+
+/* The set-based append (tlog_append_batch, which billing and the sequencer use): called
+ * directly, inside a transaction that is rolled back, with receipts written in SQL. In one
+ * call: new CRs, a CR already logged (its index, nothing appended), a CR named twice (one
+ * entry); a second call continues the sequence; every leaf, root and interior node is then
+ * brk_merkle's, as if the CRs had been appended one at a time. */
+START_TEST(log_append_batch)
+{
+    enum { FIRST = 3, B1 = 40, B2 = 25 };
+    PGconn *pg = tst_pg_connect(DB);
+    char *ids[FIRST];
+    for (int i = 0; i < FIRST; i++) {
+        json_t *rc = post_cr(B.port, SHELL);
+        ids[i] = strdup(tst_str(rc, "cr_id"));
+        json_decref(rc);
+    }
+    ck_assert_int_eq(wait_log(pg, "acme", FIRST), FIRST);
+    long known = longf(pg, "SELECT idx FROM tlog_entries WHERE cr_id = '%s'", ids[1]);
+    exec_ok(pg, "BEGIN");
+    char *sql = tst_fmt(
+        "INSERT INTO acs (tenant_id, context_id, status, accord_name, session_mode, "
+        "capability_set, command_hash, corpus_entry_cid, parameters_cid, environment_commitment, "
+        "description, ttl_seconds, issued_at, expires_at, issuer_key_id, billing_account, ac, "
+        "ac_cid) SELECT a.tenant_id, 'ctx_0000000000000000000000000000ba7c', 'active', a.accord_name, true, "
+        "a.capability_set, a.command_hash, a.corpus_entry_cid, a.parameters_cid, "
+        "a.environment_commitment, 'batch', a.ttl_seconds, a.issued_at, a.expires_at, "
+        "a.issuer_key_id, a.billing_account, a.ac, a.ac_cid FROM acs a JOIN crs c USING "
+        "(tenant_id, context_id) WHERE c.cr_id = '%s'", ids[0]);
+    exec_ok(pg, sql);
+    free(sql);
+    exec_ok(pg,
+        "INSERT INTO crs (tenant_id, context_id, sequence, cr_id, outcome, effective_outcome, "
+        "flags, started_at, completed_at, cr, cr_cid, chronicle_cid, merkle_root, ac_cid, "
+        "lineage_cid, executor_key_id, received_at, billed_started_at, billed_completed_at) "
+        "SELECT a.tenant_id, a.context_id, g, 'cr_' || lpad(to_hex(g + 3131000000), 32, '0'), "
+        "'completed', 'completed', '{}', "
+        "now(), now(), '{}', 'sha256:' || encode(sha256(('c' || g)::bytea), 'hex'), a.ac_cid, "
+        "a.ac_cid, a.ac_cid, 'sha256:' || encode(sha256(('l' || g)::bytea), 'hex'), "
+        "a.issuer_key_id, now(), now(), now() FROM acs a, generate_series(1, 100) g "
+        "WHERE a.context_id = 'ctx_0000000000000000000000000000ba7c'");
+    /* call 1: the CRs of sequence 1..B1, with the logged CR ids[1] after the 10th and the
+     * 5th again after the 20th */
+    sql = tst_fmt(
+        "WITH x AS (SELECT 'cr_' || lpad(to_hex(g + 3131000000), 32, '0') AS cr, g AS pos "
+        "  FROM generate_series(1, %d) g "
+        "  UNION ALL SELECT '%s', 10.5 UNION ALL SELECT 'cr_%032lx', 20.5), "
+        "y AS (SELECT array_agg(x.cr ORDER BY x.pos) AS crs, array_agg(c.lineage_cid::text "
+        "ORDER BY x.pos) AS cids FROM x JOIN crs c ON c.tenant_id = 'acme' AND c.cr_id = x.cr) "
+        "SELECT array_to_string(tlog_append_batch('acme', y.crs, y.cids), ',') FROM y",
+        B1, ids[1], 3131000005L);
+    char *got = tst_pg_scalar(pg, sql);
+    free(sql);
+    ck_assert_ptr_nonnull(got);
+    /* the expected indexes: FIRST.. for the new ones, known for ids[1], cr_batch_5's again */
+    char want[2048] = "";
+    size_t off = 0;
+    for (int g = 1; g <= B1; g++) {
+        off += (size_t)snprintf(want + off, sizeof want - off, "%s%d", g > 1 ? "," : "",
+                                FIRST + g - 1);
+        if (g == 10)
+            off += (size_t)snprintf(want + off, sizeof want - off, ",%ld", known);
+        if (g == 20)
+            off += (size_t)snprintf(want + off, sizeof want - off, ",%d", FIRST + 4);
+    }
+    ck_assert_str_eq(got, want);
+    free(got);
+    ck_assert_int_eq(longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"),
+                     FIRST + B1);
+    /* call 2 continues where call 1 left the head */
+    sql = tst_fmt("SELECT array_to_string(tlog_append_batch('acme', array_agg(cr_id ORDER BY "
+                  "sequence), array_agg(lineage_cid::text ORDER BY sequence)), ',') FROM crs "
+                  "WHERE context_id = 'ctx_0000000000000000000000000000ba7c' AND sequence BETWEEN %d AND %d",
+                  B1 + 1, B1 + B2);
+    got = tst_pg_scalar(pg, sql);
+    free(sql);
+    ck_assert_ptr_nonnull(got);
+    char *last = strrchr(got, ',');
+    ck_assert_ptr_nonnull(last);
+    ck_assert_int_eq(strtol(last + 1, NULL, 10), FIRST + B1 + B2 - 1);
+    free(got);
+    long n = FIRST + B1 + B2;
+    ck_assert_int_eq(longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"), n);
+    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM tlog_entries WHERE tenant_id = 'acme'"), n);
+    assert_hashes(pg, "acme", n);
+    assert_nodes(pg, "acme", n);
+    /* mismatched arrays are refused, nothing appended */
+    PGresult *res = PQexec(pg, "SAVEPOINT s");
+    PQclear(res);
+    res = PQexec(pg, "SELECT tlog_append_batch('acme', ARRAY['cr_0000000000000000000000000000ba7c'], '{}')");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+    PQclear(res);
+    exec_ok(pg, "ROLLBACK TO SAVEPOINT s");
+    ck_assert_int_eq(longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"), n);
+    exec_ok(pg, "ROLLBACK");
+    ck_assert_int_eq(longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"), FIRST);
+    for (int i = 0; i < FIRST; i++)
+        free(ids[i]);
     PQfinish(pg);
 }
 END_TEST
@@ -625,6 +769,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, log_append);
+    tcase_add_test(tc, log_append_batch);
     tcase_add_test(tc, checkpoints_and_proofs);
     tcase_add_test(tc, invoices_carry_proofs);
     suite_add_tcase(s, tc);

@@ -84,7 +84,3 @@ BEGIN
         WHERE i.tenant_id = p_tenant AND i.invoice_id = inv.invoice_id;
     RETURN QUERY SELECT inv.invoice_id, v_line, v_late, true;
 END $$;
-
-ALTER FUNCTION bill_add_line(text, text, text, smallint, text, text, gsap_cid, gsap_cid, gsap_cid,
-                             text, text[], bigint, bigint, bigint, jsonb, timestamptz)
-    SET plan_cache_mode = force_custom_plan;

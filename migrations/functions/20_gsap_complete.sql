@@ -7,7 +7,11 @@
 -- Time claims are checked by gsap_time_check against the AC's issued_at and the received
 -- time with the skew the broker passes (GSAP_TIME_SKEW_S); a self-authorized receipt creates
 -- its context (0007). The comments "0007"/"0008" inside the body mark what each of those
--- releases changed. Re-planned on every call (plan_cache_mode, see 0006).
+-- releases changed. Its statements keep PL/pgSQL's cached plans: every lookup is by a whole
+-- key or, for the identical retry, by (tenant, cr_cid) (0019), so a generic plan is the right
+-- one whatever the table's size, and autovacuum's ANALYZE invalidates it anyway. (0006 made it
+-- re-plan every statement on every call instead; that planning was about half of the
+-- database's CPU per receipt, bench/cr_rate.sh.)
 --
 -- 0007 added parameters: the 18-argument signature of 0002/0006 is dropped (CREATE OR
 -- REPLACE cannot change a signature). A database upgraded from before 0007 still has it.
@@ -232,9 +236,3 @@ BEGIN
         v_status, v_flags, v_effective, p_cr_cid::text, p_chronicle_cid::text, a.ac_cid::text,
         p_outcome;
 END $$;
-
-ALTER FUNCTION gsap_complete(text, text, text, jsonb, gsap_cid, gsap_cid, gsap_cid, text, text,
-                             text, text, text, text, boolean, integer, timestamptz, timestamptz,
-                             text, integer, jsonb, gsap_cid, text, integer, text, text,
-                             gsap_cid)
-    SET plan_cache_mode = force_custom_plan;

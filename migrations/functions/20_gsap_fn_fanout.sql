@@ -10,5 +10,3 @@ END $$;
 
 CREATE OR REPLACE TRIGGER events_fn_fanout AFTER INSERT ON events
     FOR EACH ROW EXECUTE FUNCTION gsap_fn_fanout();
-
-ALTER FUNCTION gsap_fn_fanout() SET plan_cache_mode = force_custom_plan;

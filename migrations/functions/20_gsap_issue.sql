@@ -99,8 +99,3 @@ BEGIN
               AND a.idempotency_key = p_idem;
     END IF;
 END $$;
-
-ALTER FUNCTION gsap_issue(text, text, text, text, boolean, bigint, gsap_cid, gsap_cid, gsap_cid,
-                          gsap_cid, text, integer, timestamptz, timestamptz, text, text, jsonb,
-                          gsap_cid, text, text, jsonb, text)
-    SET plan_cache_mode = force_custom_plan;

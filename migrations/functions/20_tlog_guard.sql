@@ -1,9 +1,10 @@
 -- tlog_guard: the log is append-only. An entry or a checkpoint is never updated nor
--- deleted, a head only grows by one entry at a time (tlog_append), nothing is truncated.
+-- deleted, a head only grows (tlog_append_batch writes a batch's entries, then the head
+-- once), nothing is truncated.
 CREATE OR REPLACE FUNCTION tlog_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_TABLE_NAME = 'tlog_heads' AND TG_OP = 'UPDATE' THEN
-        IF NEW.tenant_id = OLD.tenant_id AND NEW.size = OLD.size + 1 THEN
+        IF NEW.tenant_id = OLD.tenant_id AND NEW.size > OLD.size THEN
             RETURN NEW;
         END IF;
     END IF;
