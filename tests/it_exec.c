@@ -1015,18 +1015,6 @@ END_TEST
 
 /* ---- https ------------------------------------------------------------------------------------ */
 
-static unsigned short free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* A self-signed certificate (its own CA) for the names in san ("DNS:localhost", ...). */
 static void make_cert(const char *dir, const char *name, const char *san)
 {
@@ -1104,7 +1092,8 @@ START_TEST(https_broker)
     ck_assert_ptr_nonnull(mkdtemp(dir));
     make_cert(dir, "broker", "DNS:localhost");
     make_cert(dir, "other", "DNS:localhost");
-    unsigned short port = free_port();
+    unsigned short port;
+    ck_assert_int_eq(tst_free_port(&port), 0);
     pid_t pid = start_tls_broker(dir, "broker", port);
     snprintf(ca, sizeof ca, "GSAP_CA_FILE=%s/broker.pem", dir);
     snprintf(wrong_ca, sizeof wrong_ca, "GSAP_CA_FILE=%s/other.pem", dir);

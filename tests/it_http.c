@@ -422,20 +422,10 @@ START_TEST(readyz_follows_database)
 END_TEST
 
 /* A port nothing listens on right now (bind to 0, read it back, close). */
-static unsigned short free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 START_TEST(tls_http2)
 {
-    unsigned short port = free_port();
+    unsigned short port;
+    ck_assert_int_eq(tst_free_port(&port), 0);
     char dir[] = "/tmp/gsap-tls-XXXXXX", cmd[1024], env1[300], env2[300];
     tst_broker_t b = {0};
     ck_assert_ptr_nonnull(mkdtemp(dir));

@@ -9,7 +9,6 @@
  * their limits.
  */
 #include <check.h>
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -17,9 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -334,17 +331,6 @@ static int tls_start(void)
 }
 
 /* A port nothing listens on right now (bind to 0, read it back, close). */
-static unsigned short free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static char *config_body(const char *ca_file, const char *prefix, const char *extra)
 {
     char *pem = slurp(ca_file);
@@ -369,7 +355,7 @@ static void setup(void)
     ADMIN_A = tst_keys_create(&B, "mt-a", "admin,issuer");
     ADMIN_B = tst_keys_create(&B, "mt-b", "admin,issuer");
     AUDITOR_A = tst_keys_create(&B, "mt-a", "auditor");
-    TLS_PORT = free_port();
+    ck_assert_int_eq(tst_free_port(&TLS_PORT), 0);
     ck_assert_int_ne(TLS_PORT, 0);
     ck_assert_int_eq(tst_broker_stop(&B), 0);
     ck_assert_msg(tls_start() == 0, "the HTTPS broker did not start (see %s/tls-broker.log)",

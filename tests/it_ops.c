@@ -18,10 +18,8 @@
  * The broker is started by hand here (fork and exec with an exact environment), since the
  * harness polls plain HTTP and its log is its stderr.
  */
-#include <arpa/inet.h>
 #include <check.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,17 +76,6 @@ static char *slurp(const char *path)
     fclose(f);
     p[n] = 0;
     return p;
-}
-
-static unsigned short free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
 }
 
 /* Starts `gsap-broker args...` with exactly PATH, the sanitizer options and extra (NULL-ended
@@ -254,7 +241,7 @@ static void serve(served_t *s, const char *const *extra, int tls)
     char db[700], listen[64], data[300], cmd[600], out[300];
     const char *env[MAX_ENV];
     size_t n = 0;
-    s->port = free_port();
+    ck_assert_int_eq(tst_free_port(&s->port), 0);
     snprintf(db, sizeof db, "GSAP_DATABASE_URL=%s", CONNINFO);
     snprintf(listen, sizeof listen, "GSAP_LISTEN=127.0.0.1:%u", s->port);
     snprintf(data, sizeof data, "GSAP_DATA_DIR=%s/data", DIR_);

@@ -75,18 +75,6 @@ static long wait_long(const char *sql, long want, double timeout_s)
     return v;
 }
 
-static unsigned short free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* ---- the webhook receiver ---------------------------------------------------------------- */
 
 typedef struct recv {
@@ -105,7 +93,7 @@ typedef struct recv {
 static void recv_init(recv_t *r, int status)
 {
     memset(r, 0, sizeof *r);
-    r->port = free_port();
+    ck_assert_int_eq(tst_free_port(&r->port), 0);
     r->lfd = -1;
     r->status = status;
     r->got = json_array();
@@ -945,7 +933,8 @@ START_TEST(emitter_https)
         ck_assert_int_eq(system(cmd), 0);
         free(cmd);
     }
-    unsigned short port = free_port();
+    unsigned short port;
+    ck_assert_int_eq(tst_free_port(&port), 0);
     pid_t node = https_receiver(dir, "recv", port);
     char *url = tst_fmt("CHRONICLE_WEBHOOK_URL=https://localhost:%u/hook", port);
     char *ca = tst_fmt("GSAP_CA_FILE=%s/recv.pem", dir), *wrong = tst_fmt("GSAP_CA_FILE=%s/other.pem", dir);
