@@ -110,33 +110,10 @@ static void assert_signed(const json_t *doc, const char *cid_field)
     free(path), free(text), free(out);
 }
 
-/* method path with a JSON body (or none) and a token; returns the response (caller clears). */
-static tst_resp_t call(const char *method, const char *path, const char *token, const char *body,
-                       int expect)
-{
-    tst_resp_t r;
-    char *hdr = tst_fmt("Authorization: Bearer %s\r\n%s", token,
-                    body ? "Content-Type: application/json\r\n" : "");
-    ck_assert_int_eq(tst_http(B.port, method, path, hdr, body, body ? strlen(body) : 0, &r), 0);
-    ck_assert_msg(r.status == expect, "%s %s: %d (want %d) %s", method, path, r.status, expect,
-                  r.body);
-    free(hdr);
-    return r;
-}
-
-static void expect_status(const char *method, const char *path, const char *token, const char *body,
-                          int status, const char *code)
-{
-    tst_resp_t r = call(method, path, token, body, status);
-    if (code)
-        ck_assert_str_eq(tst_str(json_object_get(r.json, "error"), "code"), code);
-    tst_resp_clear(&r);
-}
-
 static void put_account(const char *id, const char *body)
 {
     char *path = tst_fmt("/admin/accounts/%s", id);
-    tst_resp_t r = call("PUT", path, ADMIN, body, 200);
+    tst_resp_t r = tst_call(B.port, "PUT", path, ADMIN, body, 200);
     tst_resp_clear(&r);
     free(path);
 }
@@ -209,50 +186,14 @@ static json_t *post_cr(const cr_opts_t *o)
     return post_cr_on(B.port, SHELL, o, 0);
 }
 
-/* Polls until sql (a count) reaches want, for up to secs seconds; returns the last count. */
-static long wait_count(PGconn *pg, const char *sql, long want, int secs)
-{
-    long n = -1;
-    for (int i = 0; i < secs * 10; i++) {
-        if ((n = tst_pg_long(pg, sql)) >= want)
-            return n;
-        usleep(100 * 1000);
-    }
-    return n;
-}
-
 /* Waits for the line of cr_id and returns it as the API shows it (GET the invoice). */
 static long wait_line(PGconn *pg, const char *cr_id)
 {
     char *sql = tst_fmt("SELECT count(*) FROM invoice_lines WHERE cr_id = '%s'", cr_id);
-    long n = wait_count(pg, sql, 1, LINE_WAIT_S);
+    long n = tst_pg_wait_long(pg, sql, 1, LINE_WAIT_S);
     ck_assert_msg(n == 1, "no line for %s within %d s", cr_id, LINE_WAIT_S);
     free(sql);
     return n;
-}
-
-static char *scalarf(PGconn *pg, const char *f, ...)
-{
-    va_list ap;
-    char *sql;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&sql, f, ap), 0);
-    va_end(ap);
-    char *v = tst_pg_scalar(pg, sql);
-    free(sql);
-    return v;
-}
-
-static long longf(PGconn *pg, const char *f, ...)
-{
-    va_list ap;
-    char *sql;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&sql, f, ap), 0);
-    va_end(ap);
-    long v = tst_pg_long(pg, sql);
-    free(sql);
-    return v;
 }
 
 /* Runs sql, which must fail; returns the error message (malloc'd). */
@@ -269,10 +210,10 @@ static char *sql_error(PGconn *pg, const char *sql)
 /* The open invoice of an account of tenant acme (malloc'd id), or NULL. */
 static char *open_invoice(PGconn *pg, const char *account)
 {
-    return scalarf(pg,
-                   "SELECT invoice_id FROM invoices WHERE tenant_id = 'acme' AND "
-                   "account_id = '%s' AND status = 'open'",
-                   account);
+    return tst_pg_scalarf(pg,
+                          "SELECT invoice_id FROM invoices WHERE tenant_id = 'acme' AND "
+                          "account_id = '%s' AND status = 'open'",
+                          account);
 }
 
 /* Every invoice's total and line count equal its lines' sum and count; lines are 1..n. */
@@ -356,7 +297,7 @@ static int log_line_streamed(const char *path)
 static json_t *get_invoice(const char *id, const char *query)
 {
     char *path = tst_fmt("/billing/invoices/%s/%s", id, query ? query : "");
-    tst_resp_t r = call("GET", path, FINANCE, NULL, 200);
+    tst_resp_t r = tst_call(B.port, "GET", path, FINANCE, NULL, 200);
     json_t *j = json_incref(r.json);
     tst_resp_clear(&r);
     free(path);
@@ -366,7 +307,7 @@ static json_t *get_invoice(const char *id, const char *query)
 static json_t *finalize(const char *id)
 {
     char *path = tst_fmt("/billing/invoices/%s/finalize", id);
-    tst_resp_t r = call("POST", path, FINANCE, NULL, 200);
+    tst_resp_t r = tst_call(B.port, "POST", path, FINANCE, NULL, 200);
     json_t *j = json_incref(r.json);
     tst_resp_clear(&r);
     free(path);
@@ -418,28 +359,29 @@ START_TEST(lines_appear)
     ck_assert_int_eq(num(head, "total_minor"), 33);
     ck_assert_int_eq(num(head, "line_count"), 3);
     /* roles, and another tenant sees nothing */
-    tst_resp_t r = call("GET", "/billing/invoices/", AUDITOR, NULL, 200);
+    tst_resp_t r = tst_call(B.port, "GET", "/billing/invoices/", AUDITOR, NULL, 200);
     ck_assert_uint_eq(json_array_size(json_object_get(r.json, "invoices")), 1);
     ck_assert_str_eq(tst_str(json_array_get(json_object_get(r.json, "invoices"), 0), "invoice_id"),
                      inv);
     tst_resp_clear(&r);
-    expect_status("GET", "/billing/invoices/", SHELL, NULL, 403, NULL);
-    r = call("GET", "/billing/invoices/", STRANGER, NULL, 200);
+    tst_expect_status(B.port, "GET", "/billing/invoices/", SHELL, NULL, 403, NULL);
+    r = tst_call(B.port, "GET", "/billing/invoices/", STRANGER, NULL, 200);
     ck_assert_uint_eq(json_array_size(json_object_get(r.json, "invoices")), 0);
     tst_resp_clear(&r);
     char *path = tst_fmt("/billing/invoices/%s/", inv);
-    expect_status("GET", path, STRANGER, NULL, 404, "invoice_not_found");
+    tst_expect_status(B.port, "GET", path, STRANGER, NULL, 404, "invoice_not_found");
     free(path);
     path = tst_fmt("/billing/invoices/%s/lines.csv", inv);
-    expect_status("GET", path, STRANGER, NULL, 404, "invoice_not_found");
+    tst_expect_status(B.port, "GET", path, STRANGER, NULL, 404, "invoice_not_found");
     free(path);
     path = tst_fmt("/billing/invoices/%s/finalize", inv);
-    expect_status("POST", path, STRANGER, NULL, 404, "invoice_not_found");
-    expect_status("POST", path, AUDITOR, NULL, 403, NULL);
+    tst_expect_status(B.port, "POST", path, STRANGER, NULL, 404, "invoice_not_found");
+    tst_expect_status(B.port, "POST", path, AUDITOR, NULL, 403, NULL);
     free(path);
-    expect_status("GET", "/billing/invoices/inv_nope/", FINANCE, NULL, 404, "invoice_not_found");
-    expect_status("GET", "/billing/invoices/inv_00000000000000000000000000000000/", FINANCE, NULL,
-                  404, "invoice_not_found");
+    tst_expect_status(B.port, "GET", "/billing/invoices/inv_nope/", FINANCE, NULL, 404,
+                      "invoice_not_found");
+    tst_expect_status(B.port, "GET", "/billing/invoices/inv_00000000000000000000000000000000/",
+                      FINANCE, NULL, 404, "invoice_not_found");
     assert_totals(pg);
     for (int i = 0; i < 3; i++)
         json_decref(rc[i]);
@@ -533,13 +475,15 @@ static void money_cases(int batched)
     }
     for (int i = 0; i < 7; i++) {
         wait_line(pg, tst_str(rc[i], "cr_id"));
-        char *acct = scalarf(pg,
-                             "SELECT i.account_id FROM invoice_lines l JOIN invoices i USING "
-                             "(tenant_id, invoice_id) WHERE l.cr_id = '%s'",
-                             tst_str(rc[i], "cr_id"));
+        char *acct =
+            tst_pg_scalarf(pg,
+                           "SELECT i.account_id FROM invoice_lines l JOIN invoices i USING "
+                           "(tenant_id, invoice_id) WHERE l.cr_id = '%s'",
+                           tst_str(rc[i], "cr_id"));
         ck_assert_str_eq(acct, cases[i].account);
-        ck_assert_int_eq(longf(pg, "SELECT total_minor FROM invoice_lines WHERE cr_id = '%s'",
-                               tst_str(rc[i], "cr_id")),
+        ck_assert_int_eq(tst_pg_longf(pg,
+                                      "SELECT total_minor FROM invoice_lines WHERE cr_id = '%s'",
+                                      tst_str(rc[i], "cr_id")),
                          cases[i].total);
         free(acct);
     }
@@ -572,11 +516,12 @@ static void money_cases(int batched)
      * (with several workers or brokers they follow the order in which billing commits). */
     for (int i = 0; batched && i + 1 < 7; i++)
         if (strcmp(cases[i].account, cases[i + 1].account) == 0)
-            ck_assert_int_eq(longf(pg,
-                                   "SELECT (SELECT line_no FROM invoice_lines WHERE cr_id = '%s') "
-                                   "- (SELECT line_no FROM invoice_lines WHERE cr_id = '%s')",
-                                   tst_str(rc[i + 1], "cr_id"), tst_str(rc[i], "cr_id")),
-                             1);
+            ck_assert_int_eq(
+                tst_pg_longf(pg,
+                             "SELECT (SELECT line_no FROM invoice_lines WHERE cr_id = '%s') "
+                             "- (SELECT line_no FROM invoice_lines WHERE cr_id = '%s')",
+                             tst_str(rc[i + 1], "cr_id"), tst_str(rc[i], "cr_id")),
+                1);
     ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM invoice_lines WHERE log_index IS NULL"),
                      0);
     if (batched) /* and one transaction wrote lines of several invoices (accounts) */
@@ -586,17 +531,18 @@ static void money_cases(int batched)
     /* the flagged line carries its flags, its effective outcome and the surcharge */
     json_t *flags = json_object_get(rc[2], "flags");
     ck_assert_str_eq(json_string_value(json_array_get(flags, 0)), "behavior_violated");
-    char *rating = scalarf(pg,
-                           "SELECT rating->>'surcharge_minor' || ' ' || outcome FROM "
-                           "invoice_lines WHERE cr_id = '%s'",
-                           tst_str(rc[2], "cr_id"));
+    char *rating = tst_pg_scalarf(pg,
+                                  "SELECT rating->>'surcharge_minor' || ' ' || outcome FROM "
+                                  "invoice_lines WHERE cr_id = '%s'",
+                                  tst_str(rc[2], "cr_id"));
     ck_assert_str_eq(rating, "3 violated");
     free(rating);
 
     /* the currency is locked once there are lines; the card can still change */
-    expect_status("PUT", "/admin/accounts/yen", ADMIN,
-                  "{\"currency\":\"USD\",\"rate_card\":" CARD(1, 1, 1, 1, 1, 1, "{}", "{}", "") "}",
-                  409, "currency_locked");
+    tst_expect_status(
+        B.port, "PUT", "/admin/accounts/yen", ADMIN,
+        "{\"currency\":\"USD\",\"rate_card\":" CARD(1, 1, 1, 1, 1, 1, "{}", "{}", "") "}", 409,
+        "currency_locked");
     put_account("yen",
                 "{\"currency\":\"JPY\",\"rate_card\":" CARD(1, 1, 1, 1, 1, 1, "{}", "{}", "") "}");
     /* an account without lines may change currency */
@@ -604,32 +550,35 @@ static void money_cases(int batched)
                 "{\"currency\":\"EUR\",\"rate_card\":" CARD(1, 1, 1, 1, 1, 1, "{}", "{}", "") "}");
     put_account("spare",
                 "{\"currency\":\"CLF\",\"rate_card\":" CARD(1, 1, 1, 1, 1, 1, "{}", "{}", "") "}");
-    tst_resp_t r = call("GET", "/admin/accounts/spare", ADMIN, NULL, 200);
+    tst_resp_t r = tst_call(B.port, "GET", "/admin/accounts/spare", ADMIN, NULL, 200);
     ck_assert_str_eq(tst_str(r.json, "currency"), "CLF");
     ck_assert_int_eq(num(r.json, "exponent"), 4);
     tst_resp_clear(&r);
     /* bad input: a clear error, nothing changed */
-    expect_status("PUT", "/admin/accounts/spare", ADMIN,
-                  "{\"currency\":\"XYZ\",\"rate_card\":" CARD(1, 1, 1, 1, 1, 1, "{}", "{}", "") "}",
-                  422, "unknown_currency");
-    expect_status(
-        "PUT", "/admin/accounts/spare", ADMIN,
+    tst_expect_status(
+        B.port, "PUT", "/admin/accounts/spare", ADMIN,
+        "{\"currency\":\"XYZ\",\"rate_card\":" CARD(1, 1, 1, 1, 1, 1, "{}", "{}", "") "}", 422,
+        "unknown_currency");
+    tst_expect_status(
+        B.port, "PUT", "/admin/accounts/spare", ADMIN,
         "{\"currency\":\"EUR\",\"rate_card\":" CARD(1, 1, 1, 1, 1, 1, "{}", "{\"0\":1.5}", "") "}",
         400, "invalid_field");
-    expect_status(
-        "PUT", "/admin/accounts/spare", ADMIN,
+    tst_expect_status(
+        B.port, "PUT", "/admin/accounts/spare", ADMIN,
         "{\"currency\":\"EUR\",\"rate_card\":" CARD(1, 1, 1, 1, 1, -1, "{}", "{}", "") "}", 422,
         "out_of_range");
-    expect_status("PUT", "/admin/accounts/spare", ADMIN, "{\"currency\":\"EUR\"}", 400,
-                  "missing_field");
-    expect_status("PUT", "/admin/accounts/sp%20are", ADMIN,
-                  "{\"currency\":\"EUR\",\"rate_card\":" CARD(1, 1, 1, 1, 1, 1, "{}", "{}", "") "}",
-                  400, "invalid_field");
-    r = call("GET", "/admin/accounts/spare", ADMIN, NULL, 200);
+    tst_expect_status(B.port, "PUT", "/admin/accounts/spare", ADMIN, "{\"currency\":\"EUR\"}", 400,
+                      "missing_field");
+    tst_expect_status(
+        B.port, "PUT", "/admin/accounts/sp%20are", ADMIN,
+        "{\"currency\":\"EUR\",\"rate_card\":" CARD(1, 1, 1, 1, 1, 1, "{}", "{}", "") "}", 400,
+        "invalid_field");
+    r = tst_call(B.port, "GET", "/admin/accounts/spare", ADMIN, NULL, 200);
     ck_assert_str_eq(tst_str(r.json, "currency"), "CLF");
     tst_resp_clear(&r);
-    expect_status("GET", "/admin/accounts/spare", STRANGER, NULL, 404, "account_not_found");
-    expect_status("GET", "/admin/accounts/spare", FINANCE, NULL, 403, NULL);
+    tst_expect_status(B.port, "GET", "/admin/accounts/spare", STRANGER, NULL, 404,
+                      "account_not_found");
+    tst_expect_status(B.port, "GET", "/admin/accounts/spare", FINANCE, NULL, 403, NULL);
     assert_totals(pg);
     for (int i = 0; i < 7; i++)
         json_decref(rc[i]);
@@ -661,7 +610,7 @@ START_TEST(accounts_cli)
     ck_assert_str_eq(
         tst_str(json_object_get(json_object_get(j, "rate_card"), "capability_multipliers"), "4"),
         "1.1");
-    tst_resp_t r = call("GET", "/admin/accounts/cli-made", ADMIN, NULL, 200);
+    tst_resp_t r = tst_call(B.port, "GET", "/admin/accounts/cli-made", ADMIN, NULL, 200);
     ck_assert_str_eq(tst_str(r.json, "currency"), "KWD");
     ck_assert_int_eq(num(r.json, "exponent"), 3);
     tst_resp_clear(&r);
@@ -675,7 +624,8 @@ START_TEST(accounts_cli)
     free(tst_broker_cli(&B, &st, "accounts", "put", "--tenant", "acme", "--account", "cli-bad",
                         "--file", path, NULL));
     ck_assert_int_eq(st, 2);
-    expect_status("GET", "/admin/accounts/cli-bad", ADMIN, NULL, 404, "account_not_found");
+    tst_expect_status(B.port, "GET", "/admin/accounts/cli-bad", ADMIN, NULL, 404,
+                      "account_not_found");
     unlink(path);
     free(path);
 }
@@ -720,16 +670,19 @@ START_TEST(ratecard_bounds_and_rollover)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         body = tst_fmt("{\"currency\":\"USD\",\"rate_card\":%s}", bad[i].card);
-        expect_status("PUT", "/admin/accounts/big2", ADMIN, body, 422, bad[i].code);
-        expect_status("GET", "/admin/accounts/big2", ADMIN, NULL, 404, "account_not_found");
-        expect_status("PUT", "/admin/accounts/big", ADMIN, body, 422, bad[i].code);
+        tst_expect_status(B.port, "PUT", "/admin/accounts/big2", ADMIN, body, 422, bad[i].code);
+        tst_expect_status(B.port, "GET", "/admin/accounts/big2", ADMIN, NULL, 404,
+                          "account_not_found");
+        tst_expect_status(B.port, "PUT", "/admin/accounts/big", ADMIN, body, 422, bad[i].code);
         free(body);
     }
-    ck_assert_int_eq(longf(pg, "SELECT (rate_card->>'per_second')::bigint FROM billing_accounts "
-                               "WHERE tenant_id = 'acme' AND account_id = 'big'"),
+    ck_assert_int_eq(tst_pg_longf(pg,
+                                  "SELECT (rate_card->>'per_second')::bigint FROM billing_accounts "
+                                  "WHERE tenant_id = 'acme' AND account_id = 'big'"),
                      BILL_PER_SECOND_MAX);
-    char *mult = scalarf(pg, "SELECT rate_card->'capability_multipliers'->>'1' FROM "
-                             "billing_accounts WHERE tenant_id = 'acme' AND account_id = 'big'");
+    char *mult =
+        tst_pg_scalarf(pg, "SELECT rate_card->'capability_multipliers'->>'1' FROM "
+                           "billing_accounts WHERE tenant_id = 'acme' AND account_id = 'big'");
     ck_assert_str_eq(mult, "10");
     free(mult);
     body = tst_fmt("{\"currency\":\"USD\",\"rate_card\":%s}", bad[1].card);
@@ -738,7 +691,8 @@ START_TEST(ratecard_bounds_and_rollover)
     free(tst_broker_cli(&B, &st, "accounts", "put", "--tenant", "acme", "--account", "cli-big",
                         "--file", path, NULL));
     ck_assert_int_ne(st, 0);
-    expect_status("GET", "/admin/accounts/cli-big", ADMIN, NULL, 404, "account_not_found");
+    tst_expect_status(B.port, "GET", "/admin/accounts/cli-big", ADMIN, NULL, 404,
+                      "account_not_found");
     unlink(path);
     free(path), free(body), free(max_card);
 
@@ -758,20 +712,23 @@ START_TEST(ratecard_bounds_and_rollover)
     ck_assert_ptr_nonnull(second);
     ck_assert_str_ne(first, second);
     for (int i = 1; i < 3; i++) {
-        char *inv = scalarf(pg, "SELECT invoice_id || ' ' || line_no || ' ' || late || ' ' || "
-                                "total_minor FROM invoice_lines WHERE cr_id = '%s'",
-                            tst_str(rc[i], "cr_id"));
+        char *inv = tst_pg_scalarf(pg,
+                                   "SELECT invoice_id || ' ' || line_no || ' ' || late || ' ' || "
+                                   "total_minor FROM invoice_lines WHERE cr_id = '%s'",
+                                   tst_str(rc[i], "cr_id"));
         char *want = tst_fmt("%s %d false 101", second, i);
         ck_assert_str_eq(inv, want);
         free(inv), free(want);
     }
-    char *head = scalarf(pg, "SELECT status || ' ' || rolled_over || ' ' || line_count || ' ' "
-                             "|| total_minor FROM invoices WHERE invoice_id = '%s'", first);
+    char *head = tst_pg_scalarf(pg,
+                                "SELECT status || ' ' || rolled_over || ' ' || line_count || ' ' "
+                                "|| total_minor FROM invoices WHERE invoice_id = '%s'",
+                                first);
     char *want = tst_fmt("finalizing true 1 %lld", BILL_INVOICE_TOTAL_MAX - 50);
     ck_assert_str_eq(head, want);
     free(head), free(want);
-    ck_assert_int_eq(longf(pg, "SELECT count(DISTINCT period) FROM invoices WHERE "
-                               "account_id = 'roll'"),
+    ck_assert_int_eq(tst_pg_longf(pg, "SELECT count(DISTINCT period) FROM invoices WHERE "
+                                      "account_id = 'roll'"),
                      1);
     /* at the cap exactly a line still fits; one minor unit past it, it rolls over */
     put_account("edge",
@@ -784,16 +741,18 @@ START_TEST(ratecard_bounds_and_rollover)
     ck_assert_int_eq(tst_pg_long(pg, sql), 1);
     free(sql);
     bill_n(pg, "edge", 1, ec + 1);
-    head = scalarf(pg, "SELECT status || ' ' || line_count || ' ' || total_minor FROM invoices "
-                       "WHERE invoice_id = '%s'", edge);
+    head = tst_pg_scalarf(pg,
+                          "SELECT status || ' ' || line_count || ' ' || total_minor FROM invoices "
+                          "WHERE invoice_id = '%s'",
+                          edge);
     want = tst_fmt("open 2 %lld", BILL_INVOICE_TOTAL_MAX);
     ck_assert_str_eq(head, want);
     free(head), free(want);
     bill_n(pg, "edge", 1, ec + 2);
     char *edge2 = open_invoice(pg, "edge");
     ck_assert_str_ne(edge, edge2);
-    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM invoice_lines WHERE invoice_id = '%s'", edge2),
-                     1);
+    ck_assert_int_eq(
+        tst_pg_longf(pg, "SELECT count(*) FROM invoice_lines WHERE invoice_id = '%s'", edge2), 1);
     for (int i = 0; i < 3; i++)
         json_decref(ec[i]);
     free(edge), free(edge2);
@@ -802,7 +761,7 @@ START_TEST(ratecard_bounds_and_rollover)
     json_t *fin = finalize(second);
     ck_assert_int_eq(num(json_object_get(fin, "invoice"), "line_count"), 2);
     json_decref(fin);
-    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM fn_runs WHERE dead_at IS NOT NULL"), 0);
+    ck_assert_int_eq(tst_pg_longf(pg, "SELECT count(*) FROM fn_runs WHERE dead_at IS NOT NULL"), 0);
     for (int i = 0; i < 3; i++)
         json_decref(rc[i]);
     free(first), free(second);
@@ -834,7 +793,8 @@ START_TEST(finalize_and_trigger)
     char *inv = open_invoice(pg, "fin");
     json_t *res = finalize(inv), *doc = json_object_get(res, "document");
     /* totals, count and root recomputed independently of the broker */
-    long sum = longf(pg, "SELECT sum(total_minor) FROM invoice_lines WHERE invoice_id = '%s'", inv);
+    long sum =
+        tst_pg_longf(pg, "SELECT sum(total_minor) FROM invoice_lines WHERE invoice_id = '%s'", inv);
     ck_assert_int_eq(sum, 5 * 253);
     ck_assert_str_eq(tst_str(doc, "total_minor"), "1265");
     ck_assert_str_eq(tst_str(doc, "total"), "12.65");
@@ -850,7 +810,7 @@ START_TEST(finalize_and_trigger)
     ck_assert_str_eq(tst_str(json_object_get(page, "invoice"), "invoice_cid"), tst_str(doc, "invoice_cid"));
     assert_signed(json_object_get(page, "document"), "invoice_cid");
     char *path = tst_fmt("/billing/invoices/%s/finalize", inv);
-    expect_status("POST", path, FINANCE, NULL, 409, "invoice_finalized");
+    tst_expect_status(B.port, "POST", path, FINANCE, NULL, 409, "invoice_finalized");
     free(path);
 
     /* the database itself refuses changes to a finalized invoice and its lines */
@@ -876,10 +836,10 @@ START_TEST(finalize_and_trigger)
     char *msg = sql_error(pg, "TRUNCATE invoices, invoice_lines, credit_notes");
     ck_assert_ptr_nonnull(strstr(msg, "cannot be truncated"));
     free(msg);
-    ck_assert_int_eq(longf(pg, "SELECT total_minor FROM invoices WHERE invoice_id = '%s'", inv),
-                     1265);
-    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM invoice_lines WHERE invoice_id = '%s'", inv),
-                     5);
+    ck_assert_int_eq(
+        tst_pg_longf(pg, "SELECT total_minor FROM invoices WHERE invoice_id = '%s'", inv), 1265);
+    ck_assert_int_eq(
+        tst_pg_longf(pg, "SELECT count(*) FROM invoice_lines WHERE invoice_id = '%s'", inv), 5);
 
     /* an interrupted finalization (left finalizing) is finished by the next POST; while
      * finalizing, lines cannot be added to it by hand either */
@@ -928,29 +888,29 @@ START_TEST(late_lines)
     ck_assert_ptr_nonnull(next);
     ck_assert_str_ne(next, first);
     for (int i = 0; i < 2; i++) {
-        char *where = scalarf(pg,
-                              "SELECT invoice_id || ' ' || late FROM invoice_lines "
-                              "WHERE cr_id = '%s'",
-                              tst_str(late[i], "cr_id"));
+        char *where = tst_pg_scalarf(pg,
+                                     "SELECT invoice_id || ' ' || late FROM invoice_lines "
+                                     "WHERE cr_id = '%s'",
+                                     tst_str(late[i], "cr_id"));
         char *want = tst_fmt("%s true", next);
         ck_assert_str_eq(where, want);
         free(where), free(want);
     }
-    ck_assert_int_eq(longf(pg, "SELECT line_count FROM invoices WHERE invoice_id = '%s'", first),
-                     1);
-    char *same = scalarf(pg,
-                         "SELECT (SELECT period FROM invoices WHERE invoice_id = '%s') = "
-                         "(SELECT period FROM invoices WHERE invoice_id = '%s')",
-                         first, next);
+    ck_assert_int_eq(
+        tst_pg_longf(pg, "SELECT line_count FROM invoices WHERE invoice_id = '%s'", first), 1);
+    char *same = tst_pg_scalarf(pg,
+                                "SELECT (SELECT period FROM invoices WHERE invoice_id = '%s') = "
+                                "(SELECT period FROM invoices WHERE invoice_id = '%s')",
+                                first, next);
     ck_assert_str_eq(same, "t");
     json_t *page = get_invoice(next, NULL);
     ck_assert_int_eq(num(json_object_get(page, "invoice"), "late_lines"), 2);
     ck_assert(
         json_is_true(json_object_get(json_array_get(json_object_get(page, "lines"), 0), "late")));
-    ck_assert_int_eq(longf(pg,
-                           "SELECT count(*) FROM invoice_lines WHERE invoice_id = '%s' AND "
-                           "NOT late",
-                           first),
+    ck_assert_int_eq(tst_pg_longf(pg,
+                                  "SELECT count(*) FROM invoice_lines WHERE invoice_id = '%s' AND "
+                                  "NOT late",
+                                  first),
                      1);
     assert_totals(pg);
     json_decref(rc[0]), json_decref(late[0]), json_decref(late[1]);
@@ -970,42 +930,46 @@ START_TEST(credit_notes)
     char *inv = open_invoice(pg, "crn");
     char *path = tst_fmt("/billing/invoices/%s/credit-notes", inv);
     /* only on finalized invoices */
-    expect_status("POST", path, FINANCE, "{\"line_no\":1,\"amount_minor\":100,\"reason\":\"x\"}",
-                  409, "invoice_not_finalized");
+    tst_expect_status(B.port, "POST", path, FINANCE,
+                      "{\"line_no\":1,\"amount_minor\":100,\"reason\":\"x\"}", 409,
+                      "invoice_not_finalized");
     json_t *res = finalize(inv);
     const char *invoice_cid = tst_str(json_object_get(res, "document"), "invoice_cid");
-    expect_status("POST", path, AUDITOR, "{\"line_no\":1,\"amount_minor\":100,\"reason\":\"x\"}",
-                  403, NULL);
-    expect_status("POST", path, STRANGER, "{\"line_no\":1,\"amount_minor\":100,\"reason\":\"x\"}",
-                  404, "invoice_not_found");
-    expect_status("POST", path, FINANCE, "{\"line_no\":1,\"amount_minor\":0,\"reason\":\"x\"}", 422,
-                  NULL);
-    expect_status("POST", path, FINANCE, "{\"line_no\":1,\"amount_minor\":501,\"reason\":\"x\"}",
-                  422, "credit_exceeds_line");
-    expect_status("POST", path, FINANCE, "{\"line_no\":0,\"amount_minor\":1,\"reason\":\"x\"}", 422,
-                  NULL);
-    expect_status("POST", path, FINANCE, "{\"line_no\":3,\"amount_minor\":1,\"reason\":\"x\"}", 404,
-                  "line_not_found");
-    expect_status("POST", path, FINANCE, "{\"line_no\":1,\"amount_minor\":1}", 400,
-                  "missing_field");
-    expect_status("POST", path, FINANCE, "{\"line_no\":1,\"amount_minor\":1,\"reason\":\"\"}", 400,
-                  NULL);
+    tst_expect_status(B.port, "POST", path, AUDITOR,
+                      "{\"line_no\":1,\"amount_minor\":100,\"reason\":\"x\"}", 403, NULL);
+    tst_expect_status(B.port, "POST", path, STRANGER,
+                      "{\"line_no\":1,\"amount_minor\":100,\"reason\":\"x\"}", 404,
+                      "invoice_not_found");
+    tst_expect_status(B.port, "POST", path, FINANCE,
+                      "{\"line_no\":1,\"amount_minor\":0,\"reason\":\"x\"}", 422, NULL);
+    tst_expect_status(B.port, "POST", path, FINANCE,
+                      "{\"line_no\":1,\"amount_minor\":501,\"reason\":\"x\"}", 422,
+                      "credit_exceeds_line");
+    tst_expect_status(B.port, "POST", path, FINANCE,
+                      "{\"line_no\":0,\"amount_minor\":1,\"reason\":\"x\"}", 422, NULL);
+    tst_expect_status(B.port, "POST", path, FINANCE,
+                      "{\"line_no\":3,\"amount_minor\":1,\"reason\":\"x\"}", 404, "line_not_found");
+    tst_expect_status(B.port, "POST", path, FINANCE, "{\"line_no\":1,\"amount_minor\":1}", 400,
+                      "missing_field");
+    tst_expect_status(B.port, "POST", path, FINANCE,
+                      "{\"line_no\":1,\"amount_minor\":1,\"reason\":\"\"}", 400, NULL);
     char reason[258];
     memset(reason, 'r', sizeof reason);
     reason[257] = 0; /* 257 bytes: one over CREDIT_REASON_MAX */
     char *long_body = tst_fmt("{\"line_no\":1,\"amount_minor\":1,\"reason\":\"%s\"}", reason);
-    expect_status("POST", path, FINANCE, long_body, 400, "field_too_long");
+    tst_expect_status(B.port, "POST", path, FINANCE, long_body, 400, "field_too_long");
     free(long_body);
-    expect_status("POST", path, FINANCE, "{\"line_no\":1,\"amount_minor\":\"1\",\"reason\":\"x\"}",
-                  400, NULL);
-    expect_status("POST", path, FINANCE,
-                  "{\"line_no\":1,\"amount_minor\":1,\"reason\":\"x\",\"y\":1}", 400,
-                  "unknown_field");
-    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM credit_notes WHERE invoice_id = '%s'", inv),
-                     0);
+    tst_expect_status(B.port, "POST", path, FINANCE,
+                      "{\"line_no\":1,\"amount_minor\":\"1\",\"reason\":\"x\"}", 400, NULL);
+    tst_expect_status(B.port, "POST", path, FINANCE,
+                      "{\"line_no\":1,\"amount_minor\":1,\"reason\":\"x\",\"y\":1}", 400,
+                      "unknown_field");
+    ck_assert_int_eq(
+        tst_pg_longf(pg, "SELECT count(*) FROM credit_notes WHERE invoice_id = '%s'", inv), 0);
     /* a good one: signed, referencing the line and the invoice; then the rest of the line */
-    tst_resp_t r = call("POST", path, FINANCE,
-                        "{\"line_no\":2,\"amount_minor\":120,\"reason\":\"duplicate run\"}", 200);
+    tst_resp_t r =
+        tst_call(B.port, "POST", path, FINANCE,
+                 "{\"line_no\":2,\"amount_minor\":120,\"reason\":\"duplicate run\"}", 200);
     json_t *cdoc = json_object_get(r.json, "document");
     assert_signed(cdoc, "credit_cid");
     ck_assert_str_eq(tst_str(cdoc, "invoice_cid"), invoice_cid);
@@ -1014,11 +978,12 @@ START_TEST(credit_notes)
     ck_assert_str_eq(tst_str(r.json, "amount"), "1.20");
     char *credit_id = strdup(tst_str(r.json, "credit_id"));
     tst_resp_clear(&r);
-    expect_status("POST", path, FINANCE, "{\"line_no\":2,\"amount_minor\":381,\"reason\":\"x\"}",
-                  422, "credit_exceeds_line");
+    tst_expect_status(B.port, "POST", path, FINANCE,
+                      "{\"line_no\":2,\"amount_minor\":381,\"reason\":\"x\"}", 422,
+                      "credit_exceeds_line");
     reason[256] = 0; /* exactly CREDIT_REASON_MAX */
     long_body = tst_fmt("{\"line_no\":2,\"amount_minor\":380,\"reason\":\"%s\"}", reason);
-    r = call("POST", path, FINANCE, long_body, 200);
+    r = tst_call(B.port, "POST", path, FINANCE, long_body, 200);
     ck_assert_uint_eq(strlen(tst_str(r.json, "reason")), 256);
     tst_resp_clear(&r);
     free(long_body);
@@ -1141,7 +1106,7 @@ START_TEST(csv_export)
     }
     char *inv = open_invoice(pg, "bulk");
     char *sql = tst_fmt("SELECT count(*) FROM invoice_lines WHERE invoice_id = '%s'", inv);
-    ck_assert_int_eq(wait_count(pg, sql, BULK, 60), BULK);
+    ck_assert_int_eq(tst_pg_wait_long(pg, sql, BULK, 60), BULK);
     free(sql);
 
     /* the JSON lines, two pages */
@@ -1152,12 +1117,13 @@ START_TEST(csv_export)
     ck_assert_uint_eq(json_array_size(json_object_get(p2, "lines")), BULK - 1000);
     json_t *lines = json_deep_copy(json_object_get(p1, "lines"));
     json_array_extend(lines, json_object_get(p2, "lines"));
-    expect_status("GET", "/billing/invoices/inv_00000000000000000000000000000000/?after=x", FINANCE,
-                  NULL, 400, "invalid_query");
+    tst_expect_status(B.port, "GET",
+                      "/billing/invoices/inv_00000000000000000000000000000000/?after=x", FINANCE,
+                      NULL, 400, "invalid_query");
 
     /* the CSV, streamed in chunks, read back by a real CSV parser */
     char *path = tst_fmt("/billing/invoices/%s/lines.csv", inv);
-    r = call("GET", path, AUDITOR, NULL, 200);
+    r = tst_call(B.port, "GET", path, AUDITOR, NULL, 200);
     char v[128];
     ck_assert_ptr_nonnull(tst_resp_header(&r, "content-type", v, sizeof v));
     ck_assert_int_eq(strncmp(v, "text/csv", 8), 0);
@@ -1211,7 +1177,8 @@ START_TEST(month_close)
     free(sql);
     sql =
         tst_fmt("SELECT count(*) FROM invoices WHERE invoice_id = '%s' AND status = 'finalized'", inv);
-    ck_assert_msg(wait_count(pg, sql, 1, 45) == 1, "the month-close job did not finalize %s", inv);
+    ck_assert_msg(tst_pg_wait_long(pg, sql, 1, 45) == 1, "the month-close job did not finalize %s",
+                  inv);
     free(sql);
     json_t *page = get_invoice(inv, NULL), *doc = json_object_get(page, "document");
     ck_assert_str_eq(tst_str(doc, "total_minor"), "14");
@@ -1239,14 +1206,14 @@ START_TEST(two_brokers)
         ids[i] = strdup(tst_str(rc, "cr_id"));
         json_decref(rc);
     }
-    ck_assert_int_eq(wait_count(pg,
-                                "SELECT count(*) FROM invoice_lines l JOIN invoices i "
-                                "USING (tenant_id, invoice_id) WHERE i.account_id = 'twin'",
-                                N, 30),
+    ck_assert_int_eq(tst_pg_wait_long(pg,
+                                      "SELECT count(*) FROM invoice_lines l JOIN invoices i "
+                                      "USING (tenant_id, invoice_id) WHERE i.account_id = 'twin'",
+                                      N, 30),
                      N);
     for (int i = 0; i < N; i++) {
-        ck_assert_int_eq(longf(pg, "SELECT count(*) FROM invoice_lines WHERE cr_id = '%s'", ids[i]),
-                         1);
+        ck_assert_int_eq(
+            tst_pg_longf(pg, "SELECT count(*) FROM invoice_lines WHERE cr_id = '%s'", ids[i]), 1);
         free(ids[i]);
     }
     /* each billing run took effect once, whichever broker ran it */
@@ -1272,16 +1239,17 @@ START_TEST(display_limits)
                            "currency, exponent) SELECT 'acme', 'inv_' || lpad(to_hex(g), 32, '0'), "
                            "'default', date '1900-01-01' + make_interval(months => g), 'USD', 2 "
                            "FROM generate_series(1, 1000) g"));
-    tst_resp_t r = call("GET", "/billing/invoices/", AUDITOR, NULL, 200);
+    tst_resp_t r = tst_call(B.port, "GET", "/billing/invoices/", AUDITOR, NULL, 200);
     ck_assert_uint_eq(json_array_size(json_object_get(r.json, "invoices")), 1000);
     tst_resp_clear(&r);
     bill_n(pg, "default", 1, rc);
-    r = call("GET", "/billing/invoices/", AUDITOR, NULL, 200);
+    r = tst_call(B.port, "GET", "/billing/invoices/", AUDITOR, NULL, 200);
     json_t *list = json_object_get(r.json, "invoices");
     ck_assert_uint_eq(json_array_size(list), 1000);
-    char *inv =
-        scalarf(pg, "SELECT invoice_id FROM invoice_lines WHERE cr_id = '%s'", tst_str(rc[0], "cr_id"));
-    char *newest = scalarf(pg, "SELECT invoice_id FROM invoices ORDER BY period DESC LIMIT 1");
+    char *inv = tst_pg_scalarf(pg, "SELECT invoice_id FROM invoice_lines WHERE cr_id = '%s'",
+                               tst_str(rc[0], "cr_id"));
+    char *newest =
+        tst_pg_scalarf(pg, "SELECT invoice_id FROM invoices ORDER BY period DESC LIMIT 1");
     ck_assert_str_eq(tst_str(json_array_get(list, 0), "invoice_id"), newest);
     ck_assert_str_ne(tst_str(json_array_get(list, 999), "invoice_id"),
                      "inv_00000000000000000000000000000001");
@@ -1334,18 +1302,20 @@ START_TEST(metrics_show_backlog)
     sleep(2);
     long want = tst_pg_long(pg, PENDING);
     ck_assert_int_ge(want, 2 * N); /* billing and the log sequencer, per CR */
-    r = call("GET", "/metrics", ADMIN, NULL, 200);
+    r = tst_call(B.port, "GET", "/metrics", ADMIN, NULL, 200);
     ck_assert_int_eq(metric(r.body, "gsap_fn_queue_depth"), want);
     ck_assert_int_ge(metric(r.body, "gsap_fn_oldest_pending_seconds"), 2);
     ck_assert_int_eq(metric(r.body, "gsap_fn_queue_measured"), 1);
     tst_resp_clear(&r);
     release_billing(h);
-    ck_assert_int_eq(wait_count(pg, "SELECT count(*) FROM invoice_lines", N, LINE_WAIT_S), N);
-    ck_assert_int_eq(wait_count(pg, "SELECT (count(*) = 0)::int FROM fn_runs WHERE done_at IS NULL "
-                                    "AND dead_at IS NULL",
-                                1, LINE_WAIT_S),
-                     1);
-    r = call("GET", "/metrics", ADMIN, NULL, 200);
+    ck_assert_int_eq(tst_pg_wait_long(pg, "SELECT count(*) FROM invoice_lines", N, LINE_WAIT_S), N);
+    ck_assert_int_eq(
+        tst_pg_wait_long(pg,
+                         "SELECT (count(*) = 0)::int FROM fn_runs WHERE done_at IS NULL "
+                         "AND dead_at IS NULL",
+                         1, LINE_WAIT_S),
+        1);
+    r = tst_call(B.port, "GET", "/metrics", ADMIN, NULL, 200);
     ck_assert_int_eq(metric(r.body, "gsap_fn_queue_depth"), 0);
     ck_assert_int_eq(metric(r.body, "gsap_fn_oldest_pending_seconds"), 0);
     tst_resp_clear(&r);
@@ -1377,11 +1347,12 @@ START_TEST(poison_in_batch)
         rc[i] = post_cr(&o);
     }
     release_billing(h);
-    ck_assert_int_eq(wait_count(pg, "SELECT count(*) FROM invoice_lines", N, LINE_WAIT_S), N);
+    ck_assert_int_eq(tst_pg_wait_long(pg, "SELECT count(*) FROM invoice_lines", N, LINE_WAIT_S), N);
     for (int i = 0; i < N; i++) {
-        ck_assert_int_eq(longf(pg, "SELECT count(*) FROM invoice_lines WHERE cr_id = '%s' AND "
-                                   "log_index IS NOT NULL",
-                               tst_str(rc[i], "cr_id")),
+        ck_assert_int_eq(tst_pg_longf(pg,
+                                      "SELECT count(*) FROM invoice_lines WHERE cr_id = '%s' AND "
+                                      "log_index IS NOT NULL",
+                                      tst_str(rc[i], "cr_id")),
                          1);
         json_decref(rc[i]);
     }
@@ -1653,9 +1624,10 @@ START_TEST(crash_kill9)
 
     restart_with(env);
     /* three workers, two connections each */
-    ck_assert_int_ge(wait_count(pg, "SELECT count(*) FROM pg_stat_activity WHERE "
-                                    "application_name = 'gsap-fn-runtime' AND datname = '" DB "'",
-                                6, 10),
+    ck_assert_int_ge(tst_pg_wait_long(pg,
+                                      "SELECT count(*) FROM pg_stat_activity WHERE "
+                                      "application_name = 'gsap-fn-runtime' AND datname = '" DB "'",
+                                      6, 10),
                      6);
     for (int i = 0; i < CRASH_CLIENTS; i++) {
         memset(&c[i], 0, sizeof c[i]);
@@ -1683,15 +1655,17 @@ START_TEST(crash_kill9)
     long crs = tst_pg_long(pg, "SELECT count(*) FROM crs WHERE tenant_id = 'crash'");
     ck_assert_int_ge(crs, nok);
     ck_assert_int_eq(
-        wait_count(pg, "SELECT count(*) FROM invoice_lines WHERE tenant_id = 'crash'", crs, 90),
+        tst_pg_wait_long(pg, "SELECT count(*) FROM invoice_lines WHERE tenant_id = 'crash'", crs,
+                         90),
         crs);
     for (int i = 0; i < CRASH_CLIENTS; i++)
         for (int j = 0; j < c[i].nok; j++) {
-            ck_assert_int_eq(longf(pg,
-                                   "SELECT count(*) FROM invoice_lines WHERE tenant_id = 'crash' "
-                                   "AND cr_id = '%s'",
-                                   c[i].ok[j]),
-                             1);
+            ck_assert_int_eq(
+                tst_pg_longf(pg,
+                             "SELECT count(*) FROM invoice_lines WHERE tenant_id = 'crash' "
+                             "AND cr_id = '%s'",
+                             c[i].ok[j]),
+                1);
             free(c[i].ok[j]);
         }
     /* anti-joins: no CR without its line, no line without its CR; totals add up */

@@ -64,16 +64,6 @@ static void teardown(void)
     free(SHELL), free(AUDITOR), free(FINANCE), free(ADMIN);
 }
 
-static json_t *post(const char *path, const char *token, const char *body)
-{
-    tst_resp_t r;
-    ck_assert_int_eq(tst_post_json(B.port, path, token, body, &r), 0);
-    ck_assert_msg(r.status == 200, "%s: %d %s", path, r.status, r.body);
-    json_t *j = json_incref(r.json);
-    tst_resp_clear(&r);
-    return j;
-}
-
 /* Runs tests/npm/aps_passport.mjs (the Agent Passport System SDK); its JSON output. */
 static json_t *aps(const char *args)
 {
@@ -93,11 +83,11 @@ static json_t *enrolled_agent(void)
 {
     json_t *ca = aps("issuer");
     char *body = tst_fmt("{\"name\":\"acme-ca\",\"public_key\":\"%s\"}", tst_str(ca, "publicKey"));
-    json_decref(post("/admin/issuers", ADMIN, body));
+    json_decref(tst_call_json(B.port, "POST", "/admin/issuers", ADMIN, body, 200, NULL));
     char *args = tst_fmt("passport %s", tst_str(ca, "privateKey"));
     json_t *pp = aps(args);
     char *sp = json_dumps(json_object_get(pp, "signed"), JSON_COMPACT);
-    json_decref(post("/agents/passports", SHELL, sp));
+    json_decref(tst_call_json(B.port, "POST", "/agents/passports", SHELL, sp, 200, NULL));
     free(body), free(args), free(sp);
     json_decref(ca);
     return pp;
@@ -126,12 +116,7 @@ static char *agent_signed(const char *body, const json_t *pp)
 /* Polls sql (a count) until it reaches want, for up to WAIT_S. */
 static void wait_count(PGconn *pg, const char *sql, long want)
 {
-    long n = -1;
-    for (int i = 0; i < WAIT_S * 10 && n < want; i++) {
-        n = tst_pg_long(pg, sql);
-        if (n < want)
-            usleep(100 * 1000);
-    }
+    long n = tst_pg_wait_long(pg, sql, want, WAIT_S);
     ck_assert_msg(n >= want, "%s: %ld after %d s, want %ld", sql, n, WAIT_S, want);
 }
 
@@ -195,10 +180,12 @@ START_TEST(pages_in_chromium)
      * an enrolled agent (the bundle then carries its passport); the tampered copies of
      * browser_pages.mjs change receipts[0] and [1] only, so theirs stay the expected rows */
     json_t *agent = enrolled_agent();
-    json_t *ac = post("/governance/authorize/", SHELL,
+    json_t *ac =
+        tst_call_json(B.port, "POST", "/governance/authorize/", SHELL,
                       "{\"accord_template\":\"default\",\"session_mode\":true,\"operation\":{"
                       "\"command_hash\":\"" CMD "\",\"corpus_entry_cid\":\"" CORPUS "\","
-                      "\"parameters_cid\":\"" PARAMS "\"}}");
+                      "\"parameters_cid\":\"" PARAMS "\"}}",
+                      200, NULL);
     const char *ctx = tst_str(ac, "context_id");
     for (int i = 1; i <= N_CRS; i++) {
         char *body = tst_fmt(
@@ -213,7 +200,7 @@ START_TEST(pages_in_chromium)
             free(body);
             body = sb;
         }
-        json_decref(post("/governance/complete/", SHELL, body));
+        json_decref(tst_call_json(B.port, "POST", "/governance/complete/", SHELL, body, 200, NULL));
         free(body);
     }
     PGconn *pg = tst_pg_connect(DB);
@@ -266,7 +253,7 @@ START_TEST(pages_in_chromium)
             "it_browser: this broker has no invoice bundle route; invoice bundles not compared\n");
     free(fpath), free(fhdr), free(ipath);
     char *lpath = tst_fmt("/governance/session/%s/link", ctx);
-    json_t *link = post(lpath, AUDITOR, "{}");
+    json_t *link = tst_call_json(B.port, "POST", lpath, AUDITOR, "{}", 200, NULL);
 
     /* the page's JavaScript against RFC 8785, the oracle and the command, without a browser */
     char *html = tst_fmt("%s/handlers/verify.html", src),

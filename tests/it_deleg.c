@@ -80,22 +80,6 @@ static char *cli_key(const char *tenant, const char *roles, int delegate)
     return t;
 }
 
-static json_t *call(const char *method, const char *path, const char *token, const char *body,
-                    int expect, const char *code)
-{
-    tst_resp_t r;
-    char *hdr = tst_fmt("Authorization: Bearer %s\r\n%s", token,
-                        body ? "Content-Type: application/json\r\n" : "");
-    ck_assert_int_eq(tst_http(B.port, method, path, hdr, body, body ? strlen(body) : 0, &r), 0);
-    ck_assert_msg(r.status == expect, "%s %s: %d %s", method, path, r.status, r.body);
-    if (code != NULL)
-        ck_assert_str_eq(tst_str(json_object_get(r.json, "error"), "code"), code);
-    json_t *j = json_incref(r.json);
-    tst_resp_clear(&r);
-    free(hdr);
-    return j;
-}
-
 static long count(const char *sql)
 {
     PGconn *pg = tst_pg_connect(DB);
@@ -109,7 +93,7 @@ static json_t *authorize(const char *token, const char *extra, int expect, const
     char *body = tst_fmt("{\"accord_template\":\"default\",\"operation\":{\"command_hash\":\"%s\","
                          "\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}%s%s}",
                          CMD, CORPUS, PARAMS, extra ? "," : "", extra ? extra : "");
-    json_t *j = call("POST", "/governance/authorize/", token, body, expect, code);
+    json_t *j = tst_call_json(B.port, "POST", "/governance/authorize/", token, body, expect, code);
     free(body);
     return j;
 }
@@ -143,7 +127,7 @@ static json_t *complete(const char *ctx, int expect, const char *code)
                       "\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\",\"chronicle\":"
                       "{\"session_id\":\"s\",\"behavior_state\":\"verified\"}}",
                       ctx, now, now, CMD, CORPUS, PARAMS);
-    json_t *j = call("POST", "/governance/complete/", EXEC, b, expect, code);
+    json_t *j = tst_call_json(B.port, "POST", "/governance/complete/", EXEC, b, expect, code);
     free(b);
     return j;
 }
@@ -151,7 +135,7 @@ static json_t *complete(const char *ctx, int expect, const char *code)
 /* Creates a delegation (body: the members); the answer. */
 static json_t *create(const char *token, const char *body, int expect, const char *code)
 {
-    return call("POST", "/delegations/", token, body, expect, code);
+    return tst_call_json(B.port, "POST", "/delegations/", token, body, expect, code);
 }
 
 /* The id of a delegation created with body by token (201 expected); malloc'd. */
@@ -227,40 +211,42 @@ START_TEST(who_may_create_read_revoke)
     char *rpath = tst_fmt("/delegations/%s/revoke", id);
     /* the owner, the agent and an auditor read it; another key of the tenant and a neighbour
      * tenant get 404, as for a delegation that does not exist */
-    json_t *g = call("GET", path, OWNER, NULL, 200, NULL);
+    json_t *g = tst_call_json(B.port, "GET", path, OWNER, NULL, 200, NULL);
     ck_assert_str_eq(tst_str(g, "status"), "active");
     ck_assert_str_eq(tst_str(json_object_get(g, "document"), "delegation_cid"),
                      tst_str(doc, "delegation_cid"));
     json_decref(g);
-    json_decref(call("GET", path, A1, NULL, 200, NULL));
-    json_decref(call("GET", path, AUDITOR, NULL, 200, NULL));
-    json_decref(call("GET", path, PEER, NULL, 404, "delegation_not_found"));
-    json_decref(call("GET", path, NEIGHBOUR, NULL, 404, "delegation_not_found"));
-    json_decref(call("GET", "/delegations/dlg_nope", OWNER, NULL, 404, "delegation_not_found"));
+    json_decref(tst_call_json(B.port, "GET", path, A1, NULL, 200, NULL));
+    json_decref(tst_call_json(B.port, "GET", path, AUDITOR, NULL, 200, NULL));
+    json_decref(tst_call_json(B.port, "GET", path, PEER, NULL, 404, "delegation_not_found"));
+    json_decref(tst_call_json(B.port, "GET", path, NEIGHBOUR, NULL, 404, "delegation_not_found"));
+    json_decref(tst_call_json(B.port, "GET", "/delegations/dlg_nope", OWNER, NULL, 404,
+                              "delegation_not_found"));
     /* lists: the peer's and the neighbour's are empty; paging by ?limit&after */
     json_t *second = create(OWNER, body, 201, NULL);
-    json_t *l = call("GET", "/delegations/?limit=1", OWNER, NULL, 200, NULL);
+    json_t *l = tst_call_json(B.port, "GET", "/delegations/?limit=1", OWNER, NULL, 200, NULL);
     ck_assert_int_eq(json_array_size(json_object_get(l, "delegations")), 1);
     const char *next = tst_str(l, "next");
     ck_assert_ptr_nonnull(strstr(next, "after=dlg_"));
-    json_t *l2 = call("GET", next, OWNER, NULL, 200, NULL);
+    json_t *l2 = tst_call_json(B.port, "GET", next, OWNER, NULL, 200, NULL);
     ck_assert_int_eq(json_array_size(json_object_get(l2, "delegations")), 1);
     ck_assert_str_eq(
         tst_str(json_array_get(json_object_get(l2, "delegations"), 0), "delegation_id"), id);
     ck_assert(json_is_null(json_object_get(l2, "next")));
     json_decref(l), json_decref(l2);
-    l = call("GET", "/delegations/", PEER, NULL, 200, NULL);
+    l = tst_call_json(B.port, "GET", "/delegations/", PEER, NULL, 200, NULL);
     ck_assert_int_eq(json_array_size(json_object_get(l, "delegations")), 0);
     json_decref(l);
-    l = call("GET", "/delegations/", NEIGHBOUR, NULL, 200, NULL);
+    l = tst_call_json(B.port, "GET", "/delegations/", NEIGHBOUR, NULL, 200, NULL);
     ck_assert_int_eq(json_array_size(json_object_get(l, "delegations")), 0);
     json_decref(l);
-    json_decref(call("GET", "/delegations/?limit=501", OWNER, NULL, 400, "invalid_query"));
-    json_decref(call("GET", "/delegations/?limit=500", OWNER, NULL, 200, NULL));
+    json_decref(
+        tst_call_json(B.port, "GET", "/delegations/?limit=501", OWNER, NULL, 400, "invalid_query"));
+    json_decref(tst_call_json(B.port, "GET", "/delegations/?limit=500", OWNER, NULL, 200, NULL));
     /* the peer and the neighbour cannot revoke, sub-delegate or issue under it */
-    json_decref(call("POST", rpath, PEER, NULL, 404, "delegation_not_found"));
-    json_decref(call("POST", rpath, NEIGHBOUR, NULL, 404, "delegation_not_found"));
-    json_decref(call("POST", rpath, AUDITOR, NULL, 403, NULL));
+    json_decref(tst_call_json(B.port, "POST", rpath, PEER, NULL, 404, "delegation_not_found"));
+    json_decref(tst_call_json(B.port, "POST", rpath, NEIGHBOUR, NULL, 404, "delegation_not_found"));
+    json_decref(tst_call_json(B.port, "POST", rpath, AUDITOR, NULL, 403, NULL));
     char *sub = tst_fmt("{\"parent_id\":\"%s\",\"agent_did\":\"%s\"}", id, a1);
     json_decref(create(PEER, sub, 404, "delegation_not_found"));
     json_decref(create(NEIGHBOUR, sub, 404, "delegation_not_found"));
@@ -269,10 +255,10 @@ START_TEST(who_may_create_read_revoke)
     ck_assert_int_eq(deleg_rows(), 2);
     ck_assert_int_eq(count("SELECT count(*) FROM delegations WHERE status = 'active'"), 2);
     /* the owner revokes (idempotent) */
-    json_t *rv = call("POST", rpath, OWNER, NULL, 200, NULL);
+    json_t *rv = tst_call_json(B.port, "POST", rpath, OWNER, NULL, 200, NULL);
     ck_assert_int_eq(json_integer_value(json_object_get(rv, "delegations_revoked")), 1);
     json_decref(rv);
-    rv = call("POST", rpath, OWNER, NULL, 200, NULL);
+    rv = tst_call_json(B.port, "POST", rpath, OWNER, NULL, 200, NULL);
     ck_assert_int_eq(json_integer_value(json_object_get(rv, "delegations_revoked")), 0);
     json_decref(rv);
     ck_assert_int_eq(count("SELECT count(*) FROM events WHERE type = 'GSAP_DELEGATION_REVOKED'"),
@@ -348,7 +334,7 @@ START_TEST(narrowing_at_every_depth)
         char *child = create_id(holder, ok);
         rows++;
         char *gpath = tst_fmt("/delegations/%s", child);
-        json_t *g = call("GET", gpath, OWNER, NULL, 200, NULL);
+        json_t *g = tst_call_json(B.port, "GET", gpath, OWNER, NULL, 200, NULL);
         free(gpath);
         ck_assert_int_eq(json_integer_value(json_object_get(g, "depth")), depth);
         ck_assert_int_eq(json_array_size(json_object_get(g, "chain")), (size_t)depth + 1);
@@ -428,14 +414,14 @@ START_TEST(acs_under_a_delegation)
         "{\"accord_template\":\"default\",\"delegation_id\":\"%s\",\"operation\":{\"command_hash\":"
         "\"%s\",\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}}",
         id, CMD, OTHER, PARAMS);
-    json_decref(
-        call("POST", "/governance/authorize/", A1, other_corpus, 403, "delegation_scope_exceeded"));
+    json_decref(tst_call_json(B.port, "POST", "/governance/authorize/", A1, other_corpus, 403,
+                              "delegation_scope_exceeded"));
     char *prohibited = tst_fmt(
         "{\"accord_template\":\"default\",\"delegation_id\":\"%s\",\"operation\":{\"command_hash\":"
         "\"%s\",\"corpus_entry_cid\":\"%s\",\"parameters_cid\":\"%s\"}}",
         id, CMD2, CORPUS, PARAMS);
-    json_decref(
-        call("POST", "/governance/authorize/", A1, prohibited, 403, "delegation_scope_exceeded"));
+    json_decref(tst_call_json(B.port, "POST", "/governance/authorize/", A1, prohibited, 403,
+                              "delegation_scope_exceeded"));
     /* another key of the tenant and a neighbour tenant cannot use it */
     json_decref(authorize_under(PEER, id, NULL, 404, "delegation_not_found"));
     json_decref(authorize_under(A2, id, NULL, 404, "delegation_not_found"));
@@ -550,7 +536,7 @@ START_TEST(cascade_revocation_under_concurrent_issues)
     for (int i = 0; i < 600 && count(sql) < 40; i++)
         usleep(50 * 1000);
     char *rpath = tst_fmt("/delegations/%s/revoke", root);
-    json_t *rv = call("POST", rpath, OWNER, NULL, 200, NULL);
+    json_t *rv = tst_call_json(B.port, "POST", rpath, OWNER, NULL, 200, NULL);
     __atomic_store_n(&revoked, 1, __ATOMIC_RELEASE);
     ck_assert_int_eq(json_integer_value(json_object_get(rv, "delegations_revoked")), 3);
     /* they keep trying after the revocation committed, until some were refused (10 s at most) */
@@ -660,7 +646,7 @@ START_TEST(spend_limit_at_the_boundary)
         json_decref(complete(tst_str(ac, "context_id"), 200, NULL));
         ck_assert_int_eq(billed(tst_str(ac, "context_id")), price);
         char *gpath = tst_fmt("/delegations/%s", id);
-        json_t *g = call("GET", gpath, OWNER, NULL, 200, NULL);
+        json_t *g = tst_call_json(B.port, "GET", gpath, OWNER, NULL, 200, NULL);
         free(gpath);
         ck_assert_int_eq(json_integer_value(json_object_get(g, "billed_minor")), price);
         json_decref(g);
@@ -738,10 +724,11 @@ START_TEST(aps_sdk_delegations)
     char *proof = aps("proof %s %s", priv, owner);
     char *bad_proof = aps("proof %s %s", priv, "did:web:someone-else");
     char *reg = tst_fmt("{\"public_key\":\"%s\",\"proof\":\"%s\"}", pub, bad_proof);
-    json_decref(call("PUT", "/delegations/signing-key", OWNER, reg, 403, "proof_invalid"));
+    json_decref(
+        tst_call_json(B.port, "PUT", "/delegations/signing-key", OWNER, reg, 403, "proof_invalid"));
     free(reg);
     reg = tst_fmt("{\"public_key\":\"%s\",\"proof\":\"%s\"}", pub, proof);
-    json_decref(call("PUT", "/delegations/signing-key", OWNER, reg, 200, NULL));
+    json_decref(tst_call_json(B.port, "PUT", "/delegations/signing-key", OWNER, reg, 200, NULL));
     /* another key of the tenant cannot submit the owner's delegation as its own */
     json_decref(create(PEER, req, 403, "aps_signer_unknown"));
     json_t *d = create(OWNER, req, 201, NULL);

@@ -73,32 +73,10 @@ static void teardown(void)
     free(ADMIN), free(SHELL), free(FINANCE), free(AUDITOR), free(STRANGER);
 }
 
-static tst_resp_t call(const char *method, const char *path, const char *token, const char *body,
-                       int want)
-{
-    tst_resp_t r;
-    char *hdr = tst_fmt("Authorization: Bearer %s\r\n%s", token,
-                        body ? "Content-Type: application/json\r\n" : "");
-    ck_assert_int_eq(tst_http(B.port, method, path, hdr, body, body ? strlen(body) : 0, &r), 0);
-    ck_assert_msg(r.status == want, "%s %s: %d, want %d: %s", method, path, r.status, want,
-                  r.body ? r.body : "");
-    free(hdr);
-    return r;
-}
-
-static void expect_error(const char *method, const char *path, const char *token, int status,
-                         const char *code)
-{
-    tst_resp_t r = call(method, path, token, NULL, status);
-    if (code)
-        ck_assert_str_eq(tst_str(json_object_get(r.json, "error"), "code"), code);
-    tst_resp_clear(&r);
-}
-
 static void put_card(const char *account, const char *body)
 {
     char *path = tst_fmt("/admin/accounts/%s", account);
-    tst_resp_t r = call("PUT", path, ADMIN, body, 200);
+    tst_resp_t r = tst_call(B.port, "PUT", path, ADMIN, body, 200);
     tst_resp_clear(&r);
     free(path);
 }
@@ -110,7 +88,7 @@ static char *authorize(void)
                        "\"billing_account\":\"tokyo\",\"capability_set\":\"0x00000001\","
                        "\"operation\":{\"command_hash\":\"" CMD "\",\"corpus_entry_cid\":\"" CORPUS
                        "\",\"parameters_cid\":\"" PARAMS "\"}}";
-    tst_resp_t r = call("POST", "/governance/authorize/", SHELL, body, 200);
+    tst_resp_t r = tst_call(B.port, "POST", "/governance/authorize/", SHELL, body, 200);
     char *ctx = strdup(tst_str(r.json, "context_id"));
     tst_resp_clear(&r);
     return ctx;
@@ -140,7 +118,7 @@ static void post_cr(const char *ctx, int i, const char *o)
                          "\"corpus_entry_cid\":\"" CORPUS "\",\"parameters_cid\":\"" PARAMS "\","
                          "\"chronicle\":{\"session_id\":\"s%d\",\"behavior_state\":\"verified\"}}",
                          ctx, o, start, end, i);
-    tst_resp_t r = call("POST", "/governance/complete/", SHELL, body, 200);
+    tst_resp_t r = tst_call(B.port, "POST", "/governance/complete/", SHELL, body, 200);
     tst_resp_clear(&r);
     free(body);
 }
@@ -148,12 +126,8 @@ static void post_cr(const char *ctx, int i, const char *o)
 /* Polls until the tenant has want invoice lines, for up to WAIT_S. */
 static void wait_lines(PGconn *pg, long want)
 {
-    long n = -1;
-    for (int i = 0; i < WAIT_S * 10 && n < want; i++) {
-        n = tst_pg_long(pg, "SELECT count(*) FROM invoice_lines WHERE tenant_id = 'acme'");
-        if (n < want)
-            usleep(100 * 1000);
-    }
+    long n = tst_pg_wait_long(pg, "SELECT count(*) FROM invoice_lines WHERE tenant_id = 'acme'",
+                              want, WAIT_S);
     ck_assert_msg(n >= want, "%ld invoice lines after %d s, want %ld", n, WAIT_S, want);
 }
 
@@ -171,7 +145,7 @@ static char *open_invoice(PGconn *pg)
 static void finalize(const char *inv)
 {
     char *path = tst_fmt("/billing/invoices/%s/finalize", inv);
-    tst_resp_t r = call("POST", path, FINANCE, NULL, 200);
+    tst_resp_t r = tst_call(B.port, "POST", path, FINANCE, NULL, 200);
     tst_resp_clear(&r);
     free(path);
 }
@@ -180,7 +154,7 @@ static void finalize(const char *inv)
 static json_t *get_bundle(const char *inv, const char *token)
 {
     char *path = tst_fmt("/billing/invoices/%s/bundle", inv);
-    tst_resp_t r = call("GET", path, token, NULL, 200);
+    tst_resp_t r = tst_call(B.port, "GET", path, token, NULL, 200);
     char ct[128];
     ck_assert_str_eq(tst_resp_header(&r, "content-type", ct, sizeof ct), "application/json");
     ck_assert_msg(json_is_object(r.json), "the bundle does not parse: %.200s", r.body);
@@ -348,17 +322,18 @@ START_TEST(invoice_bundle_verifies)
      * invoice exists; an open invoice has no bundle yet */
     json_decref(get_bundle(inv, FINANCE));
     char *path = tst_fmt("/billing/invoices/%s/bundle", inv);
-    expect_error("GET", path, STRANGER, 404, "invoice_not_found");
-    expect_error("GET", path, SHELL, 403, NULL);
+    tst_expect_status(B.port, "GET", path, STRANGER, NULL, 404, "invoice_not_found");
+    tst_expect_status(B.port, "GET", path, SHELL, NULL, 403, NULL);
     free(path);
-    expect_error("GET", "/billing/invoices/inv_00000000000000000000000000000000/bundle", AUDITOR,
-                 404, "invoice_not_found");
+    tst_expect_status(B.port, "GET",
+                      "/billing/invoices/inv_00000000000000000000000000000000/bundle", AUDITOR,
+                      NULL, 404, "invoice_not_found");
     char *ctx = authorize();
     post_cr(ctx, 1, "completed");
     wait_lines(pg, 7);
     char *open = open_invoice(pg);
     path = tst_fmt("/billing/invoices/%s/bundle", open);
-    expect_error("GET", path, AUDITOR, 409, "invoice_not_finalized");
+    tst_expect_status(B.port, "GET", path, AUDITOR, NULL, 409, "invoice_not_finalized");
     free(path), free(open), free(ctx);
 
     json_decref(b);
@@ -598,7 +573,7 @@ START_TEST(big_invoice)
     PQclear(res);
     free(q);
     char *bpath = tst_fmt("/billing/invoices/%s/bundle", inv);
-    expect_error("GET", bpath, AUDITOR, 413, "too_many_rate_cards");
+    tst_expect_status(B.port, "GET", bpath, AUDITOR, NULL, 413, "too_many_rate_cards");
     free(bpath);
     json_decref(x), json_decref(b);
     free(url), free(inv), free(ctx);

@@ -51,11 +51,6 @@ static const char *const ENV[] = {"GSAP_FN_POLL_MS=200", "GSAP_TLOG_CHECKPOINT_S
 
 /* ---- helpers ---- */
 
-static const char *err_code(const json_t *j)
-{
-    return tst_str(json_object_get(j, "error"), "code");
-}
-
 static char *write_tmp(const char *text)
 {
     char *path = strdup("/tmp/gsap-pp-XXXXXX");
@@ -97,25 +92,10 @@ static json_t *new_passport(const json_t *issuer, const char *opts)
                opts ? opts : "", opts ? "'" : "");
 }
 
-static json_t *call(const char *method, const char *path, const char *token, const char *body,
-                    int expect)
-{
-    tst_resp_t r;
-    char hdr[256];
-    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n%s", token,
-             body ? "Content-Type: application/json\r\n" : "");
-    ck_assert_int_eq(tst_http(B.port, method, path, hdr, body, body ? strlen(body) : 0, &r), 0);
-    ck_assert_msg(r.status == expect, "%s %s: %d (want %d) %s", method, path, r.status, expect,
-                  r.body);
-    json_t *j = json_incref(r.json);
-    tst_resp_clear(&r);
-    return j;
-}
-
 static json_t *post_j(const char *path, const char *token, const json_t *body, int expect)
 {
     char *s = json_dumps(body, JSON_COMPACT);
-    json_t *j = call("POST", path, token, s, expect);
+    json_t *j = tst_call_json(B.port, "POST", path, token, s, expect, NULL);
     free(s);
     return j;
 }
@@ -124,36 +104,8 @@ static void trust(const char *token, const char *name, const json_t *issuer)
 {
     char *body = tst_fmt("{\"name\":\"%s\",\"public_key\":\"%s\"}", name,
                          tst_str(issuer, "publicKey"));
-    json_decref(call("POST", "/admin/issuers", token, body, 200));
+    json_decref(tst_call_json(B.port, "POST", "/admin/issuers", token, body, 200, NULL));
     free(body);
-}
-
-static long longf(const char *f, ...)
-{
-    va_list ap;
-    char *sql;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&sql, f, ap), 0);
-    va_end(ap);
-    PGconn *pg = tst_pg_connect(DB);
-    long v = tst_pg_long(pg, sql);
-    PQfinish(pg);
-    free(sql);
-    return v;
-}
-
-static char *scalarf(const char *f, ...)
-{
-    va_list ap;
-    char *sql;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&sql, f, ap), 0);
-    va_end(ap);
-    PGconn *pg = tst_pg_connect(DB);
-    char *v = tst_pg_scalar(pg, sql);
-    PQfinish(pg);
-    free(sql);
-    return v;
 }
 
 /* Registers an SDK passport with token; the broker's view (new reference). */
@@ -168,7 +120,7 @@ static char *authorize(const char *accord)
                          "\",\"corpus_entry_cid\":\"" CORPUS "\",\"parameters_cid\":\"" PARAMS
                          "\"}}",
                          accord);
-    json_t *ac = call("POST", "/governance/authorize/", ISSUER, body, 200);
+    json_t *ac = tst_call_json(B.port, "POST", "/governance/authorize/", ISSUER, body, 200, NULL);
     char *ctx = strdup(tst_str(ac, "context_id"));
     json_decref(ac), free(body);
     return ctx;
@@ -218,7 +170,7 @@ static void put_signed_accord(void)
     const char *acc = "{\"name\":\"signed\",\"ttl_max_seconds\":600,\"session_mode_allowed\":"
                       "true,\"capability_mask\":\"0x0000ffff\",\"posture_level\":3,"
                       "\"shell_class\":\"Application\",\"signed_receipts\":true}";
-    json_decref(call("PUT", "/admin/accords/signed", ADMIN, acc, 200));
+    json_decref(tst_call_json(B.port, "PUT", "/admin/accords/signed", ADMIN, acc, 200, NULL));
 }
 
 static void setup(void)
@@ -262,13 +214,15 @@ START_TEST(sdk_passport_accepted)
     /* the issuer's unsigned members are not kept: the tenant's name for it is shown */
     json_t *sp = json_object_get(v, "signed_passport");
     ck_assert_ptr_null(json_object_get(json_object_get(sp, "issuerSignature"), "issuerId"));
-    ck_assert_int_eq(longf("SELECT count(*) FROM agent_passports WHERE tenant_id = 'acme' AND "
-                           "agent_did = '%s' AND passport_cid = '%s'",
-                           tst_str(pp, "did"), tst_str(v, "passport_cid")),
-                     1);
+    ck_assert_int_eq(
+        tst_pg_db_longf(DB,
+                        "SELECT count(*) FROM agent_passports WHERE tenant_id = 'acme' AND "
+                        "agent_did = '%s' AND passport_cid = '%s'",
+                        tst_str(pp, "did"), tst_str(v, "passport_cid")),
+        1);
     /* what the broker keeps and hands back still verifies in the SDK with the trusted key */
     char *path = tst_fmt("/agents/passports/%s", tst_str(pp, "did"));
-    json_t *g = call("GET", path, AUDITOR, NULL, 200);
+    json_t *g = tst_call_json(B.port, "GET", path, AUDITOR, NULL, 200, NULL);
     char *s = json_dumps(json_object_get(g, "signed_passport"), JSON_COMPACT);
     char *f = write_tmp(s);
     json_t *sdk = aps("verify %s %s", f, tst_str(CA, "publicKey"));
@@ -276,8 +230,9 @@ START_TEST(sdk_passport_accepted)
                   json_dumps(sdk, JSON_COMPACT));
     /* registering the same passport again is the same row */
     json_decref(enroll(ADMIN, pp));
-    ck_assert_int_eq(longf("SELECT count(*) FROM agent_passports WHERE agent_did = '%s'",
-                           tst_str(pp, "did")),
+    ck_assert_int_eq(tst_pg_db_longf(DB,
+                                     "SELECT count(*) FROM agent_passports WHERE agent_did = '%s'",
+                                     tst_str(pp, "did")),
                      1);
     /* an executor or auditor key does not register */
     json_decref(post_j("/agents/passports", EXECUTOR, json_object_get(pp, "signed"), 403));
@@ -348,8 +303,8 @@ START_TEST(tampered_passport_refused)
         else
             json_object_set_new(parent, last, nv);
         json_t *e = post_j("/agents/passports", ISSUER, sp, 422);
-        ck_assert_msg(strcmp(err_code(e), cases[i].code) == 0, "%s: %s", cases[i].path,
-                      err_code(e));
+        ck_assert_msg(strcmp(tst_err_code(e), cases[i].code) == 0, "%s: %s", cases[i].path,
+                      tst_err_code(e));
         json_decref(e), json_decref(sp);
     }
     /* a member added to the signed passport */
@@ -357,9 +312,9 @@ START_TEST(tampered_passport_refused)
     json_object_set_new(json_object_get(json_object_get(sp, "passport"), "metadata"), "role",
                         json_string("root"));
     json_t *e = post_j("/agents/passports", ISSUER, sp, 422);
-    ck_assert_str_eq(err_code(e), "bad_passport_signature");
+    ck_assert_str_eq(tst_err_code(e), "bad_passport_signature");
     json_decref(e), json_decref(sp);
-    ck_assert_int_eq(longf("SELECT count(*) FROM agent_passports"), 0);
+    ck_assert_int_eq(tst_pg_db_longf(DB, "SELECT count(*) FROM agent_passports"), 0);
     json_decref(pp);
 }
 END_TEST
@@ -369,28 +324,31 @@ START_TEST(untrusted_issuer_refused)
     json_t *rogue = new_issuer();
     json_t *pp = new_passport(rogue, NULL);
     json_t *e = post_j("/agents/passports", ISSUER, json_object_get(pp, "signed"), 403);
-    ck_assert_str_eq(err_code(e), "untrusted_issuer");
+    ck_assert_str_eq(tst_err_code(e), "untrusted_issuer");
     json_decref(e);
     /* trusted by the neighbour tenant only: still not here */
     trust(G_ADMIN, "rogue", rogue);
     e = post_j("/agents/passports", ISSUER, json_object_get(pp, "signed"), 403);
-    ck_assert_str_eq(err_code(e), "untrusted_issuer");
+    ck_assert_str_eq(tst_err_code(e), "untrusted_issuer");
     json_decref(e);
-    ck_assert_int_eq(longf("SELECT count(*) FROM agent_passports WHERE tenant_id = 'acme'"), 0);
+    ck_assert_int_eq(
+        tst_pg_db_longf(DB, "SELECT count(*) FROM agent_passports WHERE tenant_id = 'acme'"), 0);
     /* a revoked issuer countersigns nothing any more */
     trust(ADMIN, "old-ca", rogue);
-    json_decref(call("POST", "/admin/issuers/old-ca/revoke", ADMIN, NULL, 200));
+    json_decref(
+        tst_call_json(B.port, "POST", "/admin/issuers/old-ca/revoke", ADMIN, NULL, 200, NULL));
     e = post_j("/agents/passports", ISSUER, json_object_get(pp, "signed"), 403);
-    ck_assert_str_eq(err_code(e), "untrusted_issuer");
+    ck_assert_str_eq(tst_err_code(e), "untrusted_issuer");
     json_decref(e);
     /* the same key or name twice is a conflict; bad keys and names are 400 */
     char *body = tst_fmt("{\"name\":\"again\",\"public_key\":\"%s\"}", tst_str(CA, "publicKey"));
-    json_decref(call("POST", "/admin/issuers", ADMIN, body, 409));
-    json_decref(call("POST", "/admin/issuers", ADMIN,
-                     "{\"name\":\"short\",\"public_key\":\"abcd\"}", 400));
-    json_decref(call("POST", "/admin/issuers/nobody/revoke", ADMIN, NULL, 404));
-    json_decref(call("POST", "/admin/issuers", ISSUER, body, 403));
-    json_t *l = call("GET", "/admin/issuers", ADMIN, NULL, 200);
+    json_decref(tst_call_json(B.port, "POST", "/admin/issuers", ADMIN, body, 409, NULL));
+    json_decref(tst_call_json(B.port, "POST", "/admin/issuers", ADMIN,
+                              "{\"name\":\"short\",\"public_key\":\"abcd\"}", 400, NULL));
+    json_decref(
+        tst_call_json(B.port, "POST", "/admin/issuers/nobody/revoke", ADMIN, NULL, 404, NULL));
+    json_decref(tst_call_json(B.port, "POST", "/admin/issuers", ISSUER, body, 403, NULL));
+    json_t *l = tst_call_json(B.port, "GET", "/admin/issuers", ADMIN, NULL, 200, NULL);
     ck_assert_int_eq(json_array_size(json_object_get(l, "issuers")), 2);
     json_decref(l);
     free(body);
@@ -404,14 +362,14 @@ START_TEST(validity_window)
         CA, "{\"validityWindow\":{\"notBefore\":\"2020-01-01T00:00:00Z\",\"notAfter\":"
             "\"2021-01-01T00:00:00Z\"}}");
     json_t *e = post_j("/agents/passports", ISSUER, json_object_get(pp, "signed"), 422);
-    ck_assert_str_eq(err_code(e), "passport_expired");
+    ck_assert_str_eq(tst_err_code(e), "passport_expired");
     json_decref(e), json_decref(pp);
     pp = new_passport(CA, "{\"validityWindow\":{\"notBefore\":\"2099-01-01T00:00:00Z\","
                           "\"notAfter\":\"2100-01-01T00:00:00Z\"}}");
     e = post_j("/agents/passports", ISSUER, json_object_get(pp, "signed"), 422);
-    ck_assert_str_eq(err_code(e), "passport_not_yet_valid");
+    ck_assert_str_eq(tst_err_code(e), "passport_not_yet_valid");
     json_decref(e), json_decref(pp);
-    ck_assert_int_eq(longf("SELECT count(*) FROM agent_passports"), 0);
+    ck_assert_int_eq(tst_pg_db_longf(DB, "SELECT count(*) FROM agent_passports"), 0);
 }
 END_TEST
 
@@ -431,17 +389,17 @@ START_TEST(size_and_nulls)
     o = tst_fmt("{\"pad\":%ld}", pad + 1);
     json_t *over = new_passport(CA, o);
     json_t *e = post_j("/agents/passports", ISSUER, json_object_get(over, "signed"), 400);
-    ck_assert_str_eq(err_code(e), "field_too_long");
+    ck_assert_str_eq(tst_err_code(e), "field_too_long");
     json_decref(e);
     /* a null member: the SDK's canonical form drops it, RFC 8785 keeps it; refused */
     json_t *sp = json_deep_copy(json_object_get(p0, "signed"));
     json_object_set_new(json_object_get(json_object_get(sp, "passport"), "metadata"), "x",
                         json_null());
     e = post_j("/agents/passports", ISSUER, sp, 400);
-    ck_assert_str_eq(err_code(e), "invalid_passport");
+    ck_assert_str_eq(tst_err_code(e), "invalid_passport");
     json_decref(e), json_decref(sp);
     /* not a passport at all */
-    e = call("POST", "/agents/passports", ISSUER, "{\"passport\":1}", 400);
+    e = tst_call_json(B.port, "POST", "/agents/passports", ISSUER, "{\"passport\":1}", 400, NULL);
     json_decref(e);
     unlink(f);
     free(f), free(s), free(o);
@@ -460,8 +418,10 @@ static json_t *complete(const char *token, const json_t *cr, int expect)
 static long line_total(const char *cr_id)
 {
     for (int i = 0; i < LINE_WAIT_S * 10; i++) {
-        if (longf("SELECT count(*) FROM invoice_lines WHERE cr_id = '%s'", cr_id) == 1)
-            return longf("SELECT total_minor FROM invoice_lines WHERE cr_id = '%s'", cr_id);
+        if (tst_pg_db_longf(DB, "SELECT count(*) FROM invoice_lines WHERE cr_id = '%s'", cr_id) ==
+            1)
+            return tst_pg_db_longf(DB, "SELECT total_minor FROM invoice_lines WHERE cr_id = '%s'",
+                                   cr_id);
         usleep(100 * 1000);
     }
     ck_abort_msg("no invoice line for %s within %d s", cr_id, LINE_WAIT_S);
@@ -473,7 +433,7 @@ static void put_rate_card(void)
     const char *acct = "{\"currency\":\"USD\",\"rate_card\":{\"per_cr\":{\"completed\":100,"
                        "\"failed\":40,\"violated\":500,\"timed_out\":60,\"session_end\":0},"
                        "\"per_second\":0}}";
-    json_decref(call("PUT", "/admin/accounts/default", ADMIN, acct, 200));
+    json_decref(tst_call_json(B.port, "PUT", "/admin/accounts/default", ADMIN, acct, 200, NULL));
 }
 
 START_TEST(signed_receipts)
@@ -490,8 +450,9 @@ START_TEST(signed_receipts)
     char *fl = flags_of(rc);
     ck_assert_str_eq(fl, "[]");
     ck_assert_str_eq(tst_str(rc, "effective_outcome"), "completed");
-    char *row = scalarf("SELECT agent_did || ' ' || agent_passport_cid FROM crs WHERE cr_id = '%s'",
-                        tst_str(rc, "cr_id"));
+    char *row = tst_pg_db_scalarf(
+        DB, "SELECT agent_did || ' ' || agent_passport_cid FROM crs WHERE cr_id = '%s'",
+        tst_str(rc, "cr_id"));
     char *want = tst_fmt("%s %s", did, tst_str(v, "passport_cid"));
     ck_assert_str_eq(row, want);
     ck_assert_int_eq(line_total(tst_str(rc, "cr_id")), PRICE_COMPLETED);
@@ -506,8 +467,11 @@ START_TEST(signed_receipts)
     ck_assert_str_eq(fl, "[\"unsigned_receipt\"]");
     ck_assert_str_eq(tst_str(rc, "effective_outcome"), "violated");
     ck_assert_int_eq(line_total(tst_str(rc, "cr_id")), PRICE_VIOLATED);
-    row = scalarf("SELECT outcome || ' ' || array_to_string(flags, ',') FROM invoice_lines "
-                  "WHERE cr_id = '%s'", tst_str(rc, "cr_id"));
+    row =
+        tst_pg_db_scalarf(DB,
+                          "SELECT outcome || ' ' || array_to_string(flags, ',') FROM invoice_lines "
+                          "WHERE cr_id = '%s'",
+                          tst_str(rc, "cr_id"));
     ck_assert_str_eq(row, "violated unsigned_receipt");
     free(fl), free(row), free(ctx);
     json_decref(rc), json_decref(cr);
@@ -521,9 +485,12 @@ START_TEST(signed_receipts)
     ck_assert_str_eq(fl, "[\"bad_agent_signature\"]");
     ck_assert_str_eq(tst_str(rc, "effective_outcome"), "violated");
     ck_assert_int_eq(line_total(tst_str(rc, "cr_id")), PRICE_VIOLATED);
-    ck_assert_int_eq(longf("SELECT count(*) FROM crs WHERE cr_id = '%s' AND agent_passport_cid "
-                           "IS NULL", tst_str(rc, "cr_id")),
-                     1);
+    ck_assert_int_eq(
+        tst_pg_db_longf(DB,
+                        "SELECT count(*) FROM crs WHERE cr_id = '%s' AND agent_passport_cid "
+                        "IS NULL",
+                        tst_str(rc, "cr_id")),
+        1);
     free(fl), free(ctx);
     json_decref(rc), json_decref(cr);
 
@@ -575,11 +542,11 @@ START_TEST(neighbour_agent_refused)
     json_t *pp = new_passport(CA, NULL);
     json_decref(enroll(G_EXEC, pp));
     char *path = tst_fmt("/agents/passports/%s", tst_str(pp, "did"));
-    json_t *e = call("GET", path, AUDITOR, NULL, 404);
-    ck_assert_str_eq(err_code(e), "passport_not_found");
+    json_t *e = tst_call_json(B.port, "GET", path, AUDITOR, NULL, 404, NULL);
+    ck_assert_str_eq(tst_err_code(e), "passport_not_found");
     json_decref(e);
     char *rpath = tst_fmt("%s/revoke", path);
-    json_decref(call("POST", rpath, ADMIN, NULL, 404));
+    json_decref(tst_call_json(B.port, "POST", rpath, ADMIN, NULL, 404, NULL));
     free(rpath);
     char *ctx = authorize("signed");
     json_t *cr = signed_cr(cr_doc(ctx), pp);
@@ -599,12 +566,12 @@ START_TEST(revocation)
     json_decref(enroll(ISSUER, pp));
     char *path = tst_fmt("/agents/passports/%s", tst_str(pp, "did"));
     char *rev = tst_fmt("%s/revoke", path);
-    json_decref(call("POST", rev, ISSUER, NULL, 403)); /* admin only */
-    json_t *v = call("POST", rev, ADMIN, NULL, 200);
+    json_decref(tst_call_json(B.port, "POST", rev, ISSUER, NULL, 403, NULL)); /* admin only */
+    json_t *v = tst_call_json(B.port, "POST", rev, ADMIN, NULL, 200, NULL);
     ck_assert_str_eq(tst_str(v, "status"), "revoked");
     json_decref(v);
     json_t *e = post_j("/agents/passports", ISSUER, json_object_get(pp, "signed"), 409);
-    ck_assert_str_eq(err_code(e), "agent_revoked");
+    ck_assert_str_eq(tst_err_code(e), "agent_revoked");
     json_decref(e);
     char *ctx = authorize("default");
     json_t *cr = signed_cr(cr_doc(ctx), pp);
@@ -634,7 +601,7 @@ START_TEST(revocation)
     fl = flags_of(rc);
     ck_assert_str_eq(fl, "[\"unsigned_receipt\"]");
     char *bpath = tst_fmt("/agents/passports/%s", tst_str(brief, "did"));
-    bv = call("GET", bpath, AUDITOR, NULL, 200);
+    bv = tst_call_json(B.port, "GET", bpath, AUDITOR, NULL, 200, NULL);
     ck_assert_str_eq(tst_str(bv, "status"), "expired");
     free(fl), free(ctx), free(w), free(bpath);
     json_decref(rc), json_decref(cr), json_decref(brief), json_decref(bv);
@@ -644,9 +611,9 @@ START_TEST(revocation)
     trust(ADMIN, "ca2", ca2);
     json_t *p2 = new_passport(ca2, NULL);
     json_decref(enroll(ISSUER, p2));
-    json_decref(call("POST", "/admin/issuers/ca2/revoke", ADMIN, NULL, 200));
+    json_decref(tst_call_json(B.port, "POST", "/admin/issuers/ca2/revoke", ADMIN, NULL, 200, NULL));
     char *path2 = tst_fmt("/agents/passports/%s", tst_str(p2, "did"));
-    v = call("GET", path2, AUDITOR, NULL, 200);
+    v = tst_call_json(B.port, "GET", path2, AUDITOR, NULL, 200, NULL);
     ck_assert_str_eq(tst_str(v, "status"), "issuer_revoked");
     json_decref(v);
     ctx = authorize("signed");
@@ -668,12 +635,12 @@ START_TEST(cr_agent_fields)
     json_t *cr = cr_doc(ctx);
     json_object_set_new(cr, "agent_did", json_string(tst_str(pp, "did")));
     json_t *e = complete(EXECUTOR, cr, 400);
-    ck_assert_str_eq(err_code(e), "missing_field");
+    ck_assert_str_eq(tst_err_code(e), "missing_field");
     json_decref(e);
     json_object_set_new(cr, "agent_signature", json_string("ed25519:AAAA"));
     json_object_set_new(cr, "agent_did", json_string("did:web:example.com"));
     e = complete(EXECUTOR, cr, 400);
-    ck_assert_str_eq(err_code(e), "invalid_field");
+    ck_assert_str_eq(tst_err_code(e), "invalid_field");
     json_decref(e);
     /* agent_signature at GOV_AGENT_SIG_MAX bytes is taken (and is a bad signature), one more
      * is refused */
@@ -683,7 +650,7 @@ START_TEST(cr_agent_fields)
     sig[GOV_AGENT_SIG_MAX + 1] = '\0';
     json_object_set_new(cr, "agent_signature", json_string(sig));
     e = complete(EXECUTOR, cr, 400);
-    ck_assert_str_eq(err_code(e), "field_too_long");
+    ck_assert_str_eq(tst_err_code(e), "field_too_long");
     json_decref(e);
     sig[GOV_AGENT_SIG_MAX] = '\0';
     json_object_set_new(cr, "agent_signature", json_string(sig));
@@ -705,12 +672,12 @@ START_TEST(issuer_limits)
     name[GOV_ISSUER_NAME_MAX + 1] = '\0';
     char *body = tst_fmt("{\"name\":\"%s\",\"public_key\":\"%s\"}", name,
                          tst_str(k1, "publicKey"));
-    json_t *e = call("POST", "/admin/issuers", ADMIN, body, 400);
-    ck_assert_str_eq(err_code(e), "field_too_long");
+    json_t *e = tst_call_json(B.port, "POST", "/admin/issuers", ADMIN, body, 400, NULL);
+    ck_assert_str_eq(tst_err_code(e), "field_too_long");
     json_decref(e), free(body);
     name[GOV_ISSUER_NAME_MAX] = '\0';
     body = tst_fmt("{\"name\":\"%s\",\"public_key\":\"%s\"}", name, tst_str(k1, "publicKey"));
-    json_decref(call("POST", "/admin/issuers", ADMIN, body, 200));
+    json_decref(tst_call_json(B.port, "POST", "/admin/issuers", ADMIN, body, 200, NULL));
     free(body);
     /* acme trusts 2 now; fill up to the page size, then one more */
     PGconn *pg = tst_pg_connect(DB);
@@ -719,18 +686,18 @@ START_TEST(issuer_limits)
                         ISSUERS_LIST_MAX - 3);
     PQclear(PQexec(pg, sql));
     free(sql);
-    json_t *l = call("GET", "/admin/issuers", ADMIN, NULL, 200);
+    json_t *l = tst_call_json(B.port, "GET", "/admin/issuers", ADMIN, NULL, 200, NULL);
     ck_assert_int_eq(json_array_size(json_object_get(l, "issuers")), ISSUERS_LIST_MAX - 1);
     json_decref(l);
     trust(ADMIN, "last", k2);
-    l = call("GET", "/admin/issuers", ADMIN, NULL, 200);
+    l = tst_call_json(B.port, "GET", "/admin/issuers", ADMIN, NULL, 200, NULL);
     ck_assert_int_eq(json_array_size(json_object_get(l, "issuers")), ISSUERS_LIST_MAX);
     ck_assert(json_is_false(json_object_get(l, "truncated")));
     json_decref(l);
     PQclear(PQexec(pg, "INSERT INTO trusted_issuers (tenant_id, name, public_key) VALUES "
                        "('acme', 'zz-extra', repeat('e', 64))"));
     PQfinish(pg);
-    l = call("GET", "/admin/issuers", ADMIN, NULL, 200);
+    l = tst_call_json(B.port, "GET", "/admin/issuers", ADMIN, NULL, 200, NULL);
     ck_assert_int_eq(json_array_size(json_object_get(l, "issuers")), ISSUERS_LIST_MAX);
     ck_assert(json_is_true(json_object_get(l, "truncated")));
     json_decref(l), json_decref(k1), json_decref(k2);
@@ -775,7 +742,7 @@ START_TEST(cli_issuers)
     /* revoked from the command line: the broker stops trusting it at once */
     json_t *p2 = new_passport(ca, NULL);
     json_t *e = post_j("/agents/passports", ISSUER, json_object_get(p2, "signed"), 403);
-    ck_assert_str_eq(err_code(e), "untrusted_issuer");
+    ck_assert_str_eq(tst_err_code(e), "untrusted_issuer");
     json_decref(e), json_decref(p2), json_decref(pp), json_decref(ca);
 }
 END_TEST
@@ -834,8 +801,9 @@ START_TEST(session_and_bundle)
     ck_assert_ptr_nonnull(strstr(html, tst_str(v, "passport_cid")));
 
     /* the bundle, once the receipt is in the tenant's log */
-    for (int i = 0; i < LOG_WAIT_S * 10 && longf("SELECT count(*) FROM tlog_entries WHERE "
-                                                 "tenant_id = 'acme'") < 1;
+    for (int i = 0;
+         i < LOG_WAIT_S * 10 && tst_pg_db_longf(DB, "SELECT count(*) FROM tlog_entries WHERE "
+                                                    "tenant_id = 'acme'") < 1;
          i++)
         usleep(100 * 1000);
     char *bpath = tst_fmt("/governance/session/%s/bundle", ctx);

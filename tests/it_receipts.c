@@ -65,39 +65,6 @@ static void teardown(void)
 
 /* ---- helpers ---- */
 
-static const char *err_code(const json_t *j)
-{
-    return tst_str(json_object_get(j, "error"), "code");
-}
-
-static char *scalarf(const char *f, ...)
-{
-    va_list ap;
-    char *sql;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&sql, f, ap), 0);
-    va_end(ap);
-    PGconn *pg = tst_pg_connect(DB);
-    char *v = tst_pg_scalar(pg, sql);
-    PQfinish(pg);
-    free(sql);
-    return v;
-}
-
-static long longf(const char *f, ...)
-{
-    va_list ap;
-    char *sql;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&sql, f, ap), 0);
-    va_end(ap);
-    PGconn *pg = tst_pg_connect(DB);
-    long v = tst_pg_long(pg, sql);
-    PQfinish(pg);
-    free(sql);
-    return v;
-}
-
 /* Runs the independent oracle; its stdout line (malloc'd) or NULL on failure. */
 static char *oracle(const char *fmt_args, ...)
 {
@@ -207,8 +174,10 @@ static char *flags_of(const json_t *rc)
 static long line_total(const char *cr_id)
 {
     for (int i = 0; i < LINE_WAIT_S * 10; i++) {
-        if (longf("SELECT count(*) FROM invoice_lines WHERE cr_id = '%s'", cr_id) == 1)
-            return longf("SELECT total_minor FROM invoice_lines WHERE cr_id = '%s'", cr_id);
+        if (tst_pg_db_longf(DB, "SELECT count(*) FROM invoice_lines WHERE cr_id = '%s'", cr_id) ==
+            1)
+            return tst_pg_db_longf(DB, "SELECT total_minor FROM invoice_lines WHERE cr_id = '%s'",
+                                   cr_id);
         usleep(100 * 1000);
     }
     ck_abort_msg("no invoice line for %s within %d s", cr_id, LINE_WAIT_S);
@@ -233,34 +202,47 @@ START_TEST(time_claims_1970_9999)
     ck_assert_str_eq(tst_str(rc, "outcome"), "completed");
     const char *id = tst_str(rc, "cr_id");
     /* the claims stay as evidence, covered by cr_cid */
-    char *claims = scalarf("SELECT started_at = '1970-01-01T00:00:00Z' AND completed_at = "
-                           "'9999-12-31T23:59:59Z' AND cr->>'started_at' = '1970-01-01T00:00:00Z' "
-                           "FROM crs WHERE cr_id = '%s'", id);
+    char *claims =
+        tst_pg_db_scalarf(DB,
+                          "SELECT started_at = '1970-01-01T00:00:00Z' AND completed_at = "
+                          "'9999-12-31T23:59:59Z' AND cr->>'started_at' = '1970-01-01T00:00:00Z' "
+                          "FROM crs WHERE cr_id = '%s'",
+                          id);
     ck_assert_str_eq(claims, "t");
-    char *stored = scalarf("SELECT cr::text FROM crs WHERE cr_id = '%s'", id);
+    char *stored = tst_pg_db_scalarf(DB, "SELECT cr::text FROM crs WHERE cr_id = '%s'", id);
     char *cid = oracle_cid(stored);
     ck_assert_str_eq(cid, tst_str(rc, "cr_cid"));
     /* the billed span is what the broker saw: the AC's issued_at .. the received time */
-    char *span = scalarf("SELECT c.billed_started_at = a.issued_at AND c.billed_completed_at = "
-                         "c.received_at FROM crs c JOIN acs a USING (tenant_id, context_id) "
-                         "WHERE c.cr_id = '%s'", id);
+    char *span =
+        tst_pg_db_scalarf(DB,
+                          "SELECT c.billed_started_at = a.issued_at AND c.billed_completed_at = "
+                          "c.received_at FROM crs c JOIN acs a USING (tenant_id, context_id) "
+                          "WHERE c.cr_id = '%s'",
+                          id);
     ck_assert_str_eq(span, "t");
-    char *payload = scalarf("SELECT (payload->>'billed_started_at')::timestamptz = "
-                            "c.billed_started_at AND (payload->>'billed_completed_at')::timestamptz"
-                            " = c.billed_completed_at FROM events e JOIN crs c ON c.cr_id = "
-                            "e.payload->>'cr_id' WHERE e.type = 'GSAP_CR_RECEIVED' AND "
-                            "c.cr_id = '%s'", id);
+    char *payload =
+        tst_pg_db_scalarf(DB,
+                          "SELECT (payload->>'billed_started_at')::timestamptz = "
+                          "c.billed_started_at AND (payload->>'billed_completed_at')::timestamptz"
+                          " = c.billed_completed_at FROM events e JOIN crs c ON c.cr_id = "
+                          "e.payload->>'cr_id' WHERE e.type = 'GSAP_CR_RECEIVED' AND "
+                          "c.cr_id = '%s'",
+                          id);
     ck_assert_str_eq(payload, "t");
     /* expected amount, exactly: per CR (violated) + started seconds of the clamped span */
-    long secs = longf("SELECT ceil(extract(epoch FROM c.received_at - a.issued_at))::bigint "
-                      "FROM crs c JOIN acs a USING (tenant_id, context_id) WHERE c.cr_id = '%s'",
-                      id);
+    long secs =
+        tst_pg_db_longf(DB,
+                        "SELECT ceil(extract(epoch FROM c.received_at - a.issued_at))::bigint "
+                        "FROM crs c JOIN acs a USING (tenant_id, context_id) WHERE c.cr_id = '%s'",
+                        id);
     ck_assert_int_ge(secs, 2);
     ck_assert_int_le(secs, 60);
     long total = line_total(id);
     ck_assert_int_eq(total, PER_CR + secs * PER_SECOND);
-    ck_assert_int_eq(longf("SELECT quantity FROM invoice_lines WHERE cr_id = '%s'", id), secs);
-    char *outcome = scalarf("SELECT outcome FROM invoice_lines WHERE cr_id = '%s'", id);
+    ck_assert_int_eq(
+        tst_pg_db_longf(DB, "SELECT quantity FROM invoice_lines WHERE cr_id = '%s'", id), secs);
+    char *outcome =
+        tst_pg_db_scalarf(DB, "SELECT outcome FROM invoice_lines WHERE cr_id = '%s'", id);
     ck_assert_str_eq(outcome, "violated");
     free(body), free(f), free(claims), free(stored), free(cid), free(span), free(payload);
     free(outcome);
@@ -283,8 +265,11 @@ START_TEST(time_claims_plausible)
     ck_assert_str_eq(f, "[]");
     ck_assert_str_eq(tst_str(rc, "effective_outcome"), "failed");
     const char *id = tst_str(rc, "cr_id");
-    char *same = scalarf("SELECT billed_started_at = started_at AND billed_completed_at = "
-                         "completed_at AND exit_code = 3 FROM crs WHERE cr_id = '%s'", id);
+    char *same =
+        tst_pg_db_scalarf(DB,
+                          "SELECT billed_started_at = started_at AND billed_completed_at = "
+                          "completed_at AND exit_code = 3 FROM crs WHERE cr_id = '%s'",
+                          id);
     ck_assert_str_eq(same, "t");
     /* 1.25 s is 2 started seconds */
     ck_assert_int_eq(line_total(id), PER_CR + 2 * PER_SECOND);
@@ -306,9 +291,11 @@ START_TEST(time_skew_boundary)
     json_t *rc = post(body, 200);
     char *f = flags_of(rc);
     ck_assert_str_eq(f, "[]");
-    char *clamped = scalarf("SELECT c.billed_started_at = a.issued_at FROM crs c JOIN acs a "
-                            "USING (tenant_id, context_id) WHERE c.cr_id = '%s'",
-                            tst_str(rc, "cr_id"));
+    char *clamped =
+        tst_pg_db_scalarf(DB,
+                          "SELECT c.billed_started_at = a.issued_at FROM crs c JOIN acs a "
+                          "USING (tenant_id, context_id) WHERE c.cr_id = '%s'",
+                          tst_str(rc, "cr_id"));
     ck_assert_str_eq(clamped, "t");
     free(body), free(f), free(clamped);
     json_decref(rc), json_decref(ac);
@@ -336,22 +323,26 @@ START_TEST(time_skew_boundary)
         f = flags_of(rc);
         ck_assert_str_eq(f, i == 0 ? "[]" : "[\"time_implausible\"]");
         /* either way the billed end is not after the received time */
-        char *end = scalarf("SELECT billed_completed_at <= received_at FROM crs WHERE cr_id = "
-                            "'%s'", tst_str(rc, "cr_id"));
+        char *end =
+            tst_pg_db_scalarf(DB,
+                              "SELECT billed_completed_at <= received_at FROM crs WHERE cr_id = "
+                              "'%s'",
+                              tst_str(rc, "cr_id"));
         ck_assert_str_eq(end, "t");
         free(body), free(f), free(end);
         json_decref(rc), json_decref(ac);
     }
     /* the database's own check to the microsecond, with the clock of one transaction */
-    char *v = scalarf(
-        "SELECT string_agg(implausible::text, ',' ORDER BY n) FROM (VALUES "
-        "(1, now() - interval '10 s'), (2, now() - interval '10.000001 s')) s(n, st), "
-        "LATERAL gsap_time_check(now(), now(), st, now(), 10)");
+    char *v = tst_pg_db_scalarf(
+        DB, "SELECT string_agg(implausible::text, ',' ORDER BY n) FROM (VALUES "
+            "(1, now() - interval '10 s'), (2, now() - interval '10.000001 s')) s(n, st), "
+            "LATERAL gsap_time_check(now(), now(), st, now(), 10)");
     ck_assert_str_eq(v, "false,true");
     free(v);
-    v = scalarf("SELECT string_agg(implausible::text, ',' ORDER BY n) FROM (VALUES "
-                "(1, now() + interval '10 s'), (2, now() + interval '10.000001 s')) s(n, en), "
-                "LATERAL gsap_time_check(now() - interval '1 h', now(), now(), en, 10)");
+    v = tst_pg_db_scalarf(
+        DB, "SELECT string_agg(implausible::text, ',' ORDER BY n) FROM (VALUES "
+            "(1, now() + interval '10 s'), (2, now() + interval '10.000001 s')) s(n, en), "
+            "LATERAL gsap_time_check(now() - interval '1 h', now(), now(), en, 10)");
     ck_assert_str_eq(v, "false,true");
     free(v);
 }
@@ -370,8 +361,9 @@ START_TEST(time_reversed)
     char *f = flags_of(rc);
     ck_assert_str_eq(f, "[\"time_implausible\"]");
     ck_assert_int_eq(line_total(tst_str(rc, "cr_id")), PER_CR);
-    ck_assert_int_eq(
-        longf("SELECT quantity FROM invoice_lines WHERE cr_id = '%s'", tst_str(rc, "cr_id")), 0);
+    ck_assert_int_eq(tst_pg_db_longf(DB, "SELECT quantity FROM invoice_lines WHERE cr_id = '%s'",
+                                     tst_str(rc, "cr_id")),
+                     0);
     free(body), free(f);
     json_decref(rc), json_decref(ac);
 }
@@ -389,12 +381,12 @@ START_TEST(exit_code_rule)
     for (int i = 0; i < 2; i++) {
         char *body = cr(ctx, need[i], now, now, NULL);
         json_t *e = post(body, 400);
-        ck_assert_str_eq(err_code(e), "missing_field");
+        ck_assert_str_eq(tst_err_code(e), "missing_field");
         ck_assert_ptr_nonnull(strstr(tst_str(json_object_get(e, "error"), "message"), "exit_code"));
         free(body);
         json_decref(e);
     }
-    ck_assert_int_eq(longf("SELECT count(*) FROM crs"), 0);
+    ck_assert_int_eq(tst_pg_db_longf(DB, "SELECT count(*) FROM crs"), 0);
     /* null is not an exit code either */
     char *body = cr(ctx, "completed", now, now, "\"exit_code\":null");
     json_t *e = post(body, 400);
@@ -402,9 +394,10 @@ START_TEST(exit_code_rule)
     /* an outcome without an exit code is stored without one, not as 0 */
     body = cr(ctx, "timed_out", now, now, NULL);
     json_t *rc = post(body, 200);
-    ck_assert_int_eq(longf("SELECT count(*) FROM crs WHERE cr_id = '%s' AND exit_code IS NULL",
-                           tst_str(rc, "cr_id")),
-                     1);
+    ck_assert_int_eq(
+        tst_pg_db_longf(DB, "SELECT count(*) FROM crs WHERE cr_id = '%s' AND exit_code IS NULL",
+                        tst_str(rc, "cr_id")),
+        1);
     free(body), json_decref(rc), json_decref(ac);
 }
 END_TEST
@@ -421,7 +414,8 @@ START_TEST(cr_unknown_fields)
     char *u = json_dumps(json_object_get(rc, "unrecognized_fields"), JSON_COMPACT);
     ck_assert_str_eq(u, "[\"api_token\",\"gsh_version\",\"zeta\"]");
     /* stored with the CR (a secret-looking one masked), and cr_cid covers them */
-    char *stored = scalarf("SELECT cr::text FROM crs WHERE cr_id = '%s'", tst_str(rc, "cr_id"));
+    char *stored =
+        tst_pg_db_scalarf(DB, "SELECT cr::text FROM crs WHERE cr_id = '%s'", tst_str(rc, "cr_id"));
     json_t *sj = json_loads(stored, 0, NULL);
     ck_assert_str_eq(tst_str(sj, "gsh_version"), "2.1.0");
     ck_assert_int_eq(json_integer_value(json_array_get(
@@ -449,7 +443,7 @@ START_TEST(cr_unknown_fields)
                        "\",\"chronicle\":{\"behavior_state\":\"verified\",\"extra\":1}}",
                        tst_str(ac3, "context_id"), now, now);
     json_t *e = post(nested, 400);
-    ck_assert_str_eq(err_code(e), "unknown_field");
+    ck_assert_str_eq(tst_err_code(e), "unknown_field");
     free(body), free(u), free(u2), free(stored), free(cid), free(plain), free(nested);
     json_decref(sj), json_decref(rc), json_decref(again), json_decref(ac), json_decref(ac2);
     json_decref(rc2), json_decref(ac3), json_decref(e);
@@ -476,13 +470,13 @@ static char *members(int n, size_t klen)
 static void bound(const char *ctx, char *extra, int ok)
 {
     char now[40], *body;
-    long before = longf("SELECT count(*) FROM crs");
+    long before = tst_pg_db_longf(DB, "SELECT count(*) FROM crs");
     fmt_time(time(NULL), 0, now);
     body = cr(ctx, "completed", now, now, extra);
     json_t *rc = post(body, ok ? 200 : 400);
     if (!ok) {
-        ck_assert_str_eq(err_code(rc), "unrecognized_fields_over_limit");
-        ck_assert_int_eq(longf("SELECT count(*) FROM crs"), before);
+        ck_assert_str_eq(tst_err_code(rc), "unrecognized_fields_over_limit");
+        ck_assert_int_eq(tst_pg_db_longf(DB, "SELECT count(*) FROM crs"), before);
     }
     free(body), free(extra);
     json_decref(rc);
@@ -524,7 +518,7 @@ START_TEST(unknown_limits)
         memset(close, ']', (size_t)d);
         bound(ctx, tst_fmt("\"exit_code\":3,\"deep\":%s%s", open, close), !over);
     }
-    ck_assert_int_eq(longf("SELECT count(*) FROM crs WHERE cr ? 'deep'"), 1);
+    ck_assert_int_eq(tst_pg_db_longf(DB, "SELECT count(*) FROM crs WHERE cr ? 'deep'"), 1);
     json_decref(ac);
 }
 END_TEST
@@ -543,8 +537,8 @@ START_TEST(authorize_unknown_fields)
     char *cid = oracle_cid(text);
     ck_assert_str_eq(cid, tst_str(ac, "ac_cid"));
     /* the values are stored with the AC, a secret-looking one masked */
-    char *vals = scalarf("SELECT unrecognized::text FROM acs WHERE context_id = '%s'",
-                         tst_str(ac, "context_id"));
+    char *vals = tst_pg_db_scalarf(DB, "SELECT unrecognized::text FROM acs WHERE context_id = '%s'",
+                                   tst_str(ac, "context_id"));
     json_t *vj = json_loads(vals, 0, NULL);
     ck_assert_str_eq(tst_str(vj, "x_client"), "sk-plugin/1.2");
     ck_assert_str_eq(tst_str(vj, "client_secret"), "***");
@@ -562,11 +556,11 @@ START_TEST(authorize_unknown_fields)
     ck_assert_str_eq(json_string_value(json_array_get(json_object_get(d, "unrecognized_fields"), 0)),
                      "x_client");
     /* over a bound: 400, no AC */
-    long before = longf("SELECT count(*) FROM acs");
+    long before = tst_pg_db_longf(DB, "SELECT count(*) FROM acs");
     char *m = members(GOV_UNKNOWN_MAX + 1, 0);
     json_t *e = authorize_as(ISSUER, m, 400);
-    ck_assert_str_eq(err_code(e), "unrecognized_fields_over_limit");
-    ck_assert_int_eq(longf("SELECT count(*) FROM acs"), before);
+    ck_assert_str_eq(tst_err_code(e), "unrecognized_fields_over_limit");
+    ck_assert_int_eq(tst_pg_db_longf(DB, "SELECT count(*) FROM acs"), before);
     free(m);
     json_decref(e);
     m = members(GOV_UNKNOWN_MAX, 0);
@@ -604,13 +598,17 @@ START_TEST(self_authorized_default_accord)
     ck_assert_str_eq(tst_str(rc, "ac_status"), "consumed");
     ck_assert_str_eq(tst_str(rc, "context_id"), ctx);
     /* the context the broker created: the executor's, unsigned, its CID recomputable */
-    char *row = scalarf("SELECT self_authorized::text || ' ' || accord_name || ' ' || "
-                        "billing_account || ' ' || (issuer_key_id = '%.16s') || ' ' || "
-                        "coalesce(ac->>'signature', 'unsigned') FROM acs WHERE context_id = '%s'",
-                        EXECUTOR + strlen("gsap.acme."), ctx);
+    char *row =
+        tst_pg_db_scalarf(DB,
+                          "SELECT self_authorized::text || ' ' || accord_name || ' ' || "
+                          "billing_account || ' ' || (issuer_key_id = '%.16s') || ' ' || "
+                          "coalesce(ac->>'signature', 'unsigned') FROM acs WHERE context_id = '%s'",
+                          EXECUTOR + strlen("gsap.acme."), ctx);
     ck_assert_str_eq(row, "true default default true unsigned");
-    char *doc = scalarf("SELECT (ac - 'signature' - 'ac_cid')::text FROM acs "
-                        "WHERE context_id = '%s'", ctx);
+    char *doc = tst_pg_db_scalarf(DB,
+                                  "SELECT (ac - 'signature' - 'ac_cid')::text FROM acs "
+                                  "WHERE context_id = '%s'",
+                                  ctx);
     char *cid = oracle_cid(doc);
     ck_assert_str_eq(cid, tst_str(rc, "ac_cid"));
     char *lin = oracle("lineage %s %s %s null 1", tst_str(rc, "ac_cid"), tst_str(rc, "chronicle_cid"),
@@ -621,8 +619,9 @@ START_TEST(self_authorized_default_accord)
     ck_assert_str_eq(tst_str(again, "cr_id"), tst_str(rc, "cr_id"));
     char *other = self_cr(ctx, NULL, "\"x\":1");
     json_t *e = post(other, 409);
-    ck_assert_str_eq(err_code(e), "ac_consumed");
-    ck_assert_int_eq(longf("SELECT count(*) FROM crs WHERE context_id = '%s'", ctx), 1);
+    ck_assert_str_eq(tst_err_code(e), "ac_consumed");
+    ck_assert_int_eq(tst_pg_db_longf(DB, "SELECT count(*) FROM crs WHERE context_id = '%s'", ctx),
+                     1);
     /* billed like any other */
     ck_assert_int_gt(line_total(tst_str(rc, "cr_id")), 0);
     /* shown on the session page */
@@ -639,9 +638,10 @@ START_TEST(self_authorized_default_accord)
     tst_resp_clear(&r);
     char *theirs = self_cr(ctx, NULL, "\"try\":2");
     json_t *nf = post_as(OTHER_TENANT, theirs, 404);
-    ck_assert_str_eq(err_code(nf), "context_not_found");
-    ck_assert_int_eq(longf("SELECT count(*) FROM acs WHERE context_id = '%s'", ctx), 1);
-    ck_assert_int_eq(longf("SELECT count(*) FROM acs WHERE tenant_id = 'globex'"), 0);
+    ck_assert_str_eq(tst_err_code(nf), "context_not_found");
+    ck_assert_int_eq(tst_pg_db_longf(DB, "SELECT count(*) FROM acs WHERE context_id = '%s'", ctx),
+                     1);
+    ck_assert_int_eq(tst_pg_db_longf(DB, "SELECT count(*) FROM acs WHERE tenant_id = 'globex'"), 0);
     free(body), free(f), free(row), free(doc), free(cid), free(lin), free(other), free(path);
     free(hdr), free(theirs);
     json_decref(rc), json_decref(again), json_decref(e), json_decref(nf);
@@ -672,28 +672,36 @@ START_TEST(self_authorized_allowed_accord)
     char *f = flags_of(rc);
     ck_assert_str_eq(f, "[\"self_authorized\"]");
     ck_assert_str_eq(tst_str(rc, "effective_outcome"), "completed");
-    char *acc_name = scalarf("SELECT accord_name FROM acs WHERE context_id = 'self-allowed-1'");
+    char *acc_name =
+        tst_pg_db_scalarf(DB, "SELECT accord_name FROM acs WHERE context_id = 'self-allowed-1'");
     ck_assert_str_eq(acc_name, "offline-ok");
     line_total(tst_str(rc, "cr_id"));
     /* billed as completed, under the accord's shell class (the context document has none) */
-    char *line = scalarf("SELECT l.outcome || ' ' || (e.payload->>'shell_class') FROM "
-                         "invoice_lines l JOIN events e ON e.payload->>'cr_id' = l.cr_id WHERE "
-                         "e.type = 'GSAP_CR_RECEIVED' AND l.cr_id = '%s'", tst_str(rc, "cr_id"));
+    char *line =
+        tst_pg_db_scalarf(DB,
+                          "SELECT l.outcome || ' ' || (e.payload->>'shell_class') FROM "
+                          "invoice_lines l JOIN events e ON e.payload->>'cr_id' = l.cr_id WHERE "
+                          "e.type = 'GSAP_CR_RECEIVED' AND l.cr_id = '%s'",
+                          tst_str(rc, "cr_id"));
     ck_assert_str_eq(line, "completed Offline");
     /* an unknown accord: 404, nothing created */
     char *b2 = self_cr("self-allowed-2", NULL, "\"accord_template\":\"nope\"");
     json_t *e = post(b2, 404);
-    ck_assert_str_eq(err_code(e), "accord_not_found");
-    ck_assert_int_eq(longf("SELECT count(*) FROM acs WHERE context_id = 'self-allowed-2'"), 0);
+    ck_assert_str_eq(tst_err_code(e), "accord_not_found");
+    ck_assert_int_eq(
+        tst_pg_db_longf(DB, "SELECT count(*) FROM acs WHERE context_id = 'self-allowed-2'"), 0);
     /* a start further back than the window: flagged, billed from the window's start */
     char *b3 = self_cr("self-old", "2026-01-01T00:00:00Z", "\"accord_template\":\"offline-ok\"");
     json_t *rc3 = post(b3, 200);
     char *f3 = flags_of(rc3);
     ck_assert_str_eq(f3, "[\"time_implausible\",\"self_authorized\"]");
     ck_assert_str_eq(tst_str(rc3, "effective_outcome"), "violated");
-    ck_assert_int_eq(longf("SELECT extract(epoch FROM received_at - billed_started_at)::bigint "
-                           "FROM crs WHERE cr_id = '%s'", tst_str(rc3, "cr_id")),
-                     SELF_WINDOW_S);
+    ck_assert_int_eq(
+        tst_pg_db_longf(DB,
+                        "SELECT extract(epoch FROM received_at - billed_started_at)::bigint "
+                        "FROM crs WHERE cr_id = '%s'",
+                        tst_str(rc3, "cr_id")),
+        SELF_WINDOW_S);
     free(hdr), free(body), free(f), free(acc_name), free(line), free(b2), free(b3), free(f3);
     json_decref(rc), json_decref(e), json_decref(rc3);
 }
@@ -704,7 +712,7 @@ START_TEST(self_authorized_refusals)
     /* a broker-issued id cannot be created, nor can an unknown one without the flag */
     char *b = self_cr("ctx_0123456789abcdef0123456789abcdef", NULL, NULL);
     json_t *e = post(b, 404);
-    ck_assert_str_eq(err_code(e), "context_not_found");
+    ck_assert_str_eq(tst_err_code(e), "context_not_found");
     free(b), json_decref(e);
     char now[40];
     fmt_time(time(NULL), 0, now);
@@ -715,15 +723,16 @@ START_TEST(self_authorized_refusals)
     json_t *ac = authorize_as(OTHER_TENANT, NULL, 200);
     b = self_cr(tst_str(ac, "context_id"), NULL, NULL);
     e = post(b, 404);
-    ck_assert_int_eq(longf("SELECT cr_count FROM acs WHERE context_id = '%s'",
-                           tst_str(ac, "context_id")), 0);
+    ck_assert_int_eq(tst_pg_db_longf(DB, "SELECT cr_count FROM acs WHERE context_id = '%s'",
+                                     tst_str(ac, "context_id")),
+                     0);
     free(b), json_decref(e), json_decref(ac);
     /* the form: "self-" and 1..59 of [A-Za-z0-9._-], starting with a letter or digit */
     const char *bad[] = {"self-", "self-a/b", "self-.x", "self-a b", NULL};
     for (int i = 0; bad[i]; i++) {
         b = self_cr(bad[i], NULL, NULL);
         e = post(b, 400);
-        ck_assert_str_eq(err_code(e), "invalid_field");
+        ck_assert_str_eq(tst_err_code(e), "invalid_field");
         free(b), json_decref(e);
     }
     char id[80] = "self-";
@@ -736,9 +745,9 @@ START_TEST(self_authorized_refusals)
     id[GOV_CONTEXT_ID_MAX + 1] = 0;
     b = self_cr(id, NULL, NULL);
     e = post(b, 400);
-    ck_assert_str_eq(err_code(e), "field_too_long");
+    ck_assert_str_eq(tst_err_code(e), "field_too_long");
     free(b), json_decref(e);
-    ck_assert_int_eq(longf("SELECT count(*) FROM acs WHERE self_authorized"), 1);
+    ck_assert_int_eq(tst_pg_db_longf(DB, "SELECT count(*) FROM acs WHERE self_authorized"), 1);
 }
 END_TEST
 
@@ -769,8 +778,10 @@ START_TEST(lineage_and_payload_match_gov)
         else
             ck_assert_str_eq(tst_str(rc[i], "prev_lineage_cid"), prev);
     }
-    char *text = scalarf("SELECT payload::text FROM events WHERE type = '%s' AND "
-                         "payload->>'cr_id' = '%s'", BRK_EV_CR_RECEIVED, tst_str(rc[1], "cr_id"));
+    char *text = tst_pg_db_scalarf(DB,
+                                   "SELECT payload::text FROM events WHERE type = '%s' AND "
+                                   "payload->>'cr_id' = '%s'",
+                                   BRK_EV_CR_RECEIVED, tst_str(rc[1], "cr_id"));
     json_t *payload = json_loads(text, 0, NULL);
     ck_assert_ptr_nonnull(payload);
     size_t n = 0;

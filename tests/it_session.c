@@ -67,11 +67,6 @@ static void teardown(void)
 
 /* ---- helpers ---- */
 
-static const char *err_code(const json_t *j)
-{
-    return tst_str(json_object_get(j, "error"), "code");
-}
-
 static void exec_sql(const char *f, ...)
 {
     va_list ap;
@@ -94,20 +89,6 @@ static long count_of(const char *hay, const char *needle)
     for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
         n++;
     return n;
-}
-
-static long longf(const char *f, ...)
-{
-    va_list ap;
-    char *sql;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&sql, f, ap), 0);
-    va_end(ap);
-    PGconn *pg = tst_pg_connect(DB);
-    long v = tst_pg_long(pg, sql);
-    PQfinish(pg);
-    free(sql);
-    return v;
 }
 
 static json_t *authorize_session(void)
@@ -250,7 +231,7 @@ START_TEST(pages_reach_every_receipt)
         char *p = tst_fmt("%s%s", path, bad[i]);
         get_json(p, AUDITOR, &r);
         ck_assert_msg(r.status == 400, "%s: %d", bad[i], r.status);
-        ck_assert_str_eq(err_code(r.json), "invalid_query");
+        ck_assert_str_eq(tst_err_code(r.json), "invalid_query");
         ck_assert_ptr_null(json_object_get(r.json, "receipts"));
         tst_resp_clear(&r);
         free(p);
@@ -346,11 +327,13 @@ START_TEST(html_lineage_invoice_escaping)
 
     /* billing runs asynchronously: wait for the three lines */
     for (int i = 0; i < LINE_WAIT_S * 10; i++) {
-        if (longf("SELECT count(*) FROM invoice_lines WHERE context_id = '%s'", ctx) == 3)
+        if (tst_pg_db_longf(DB, "SELECT count(*) FROM invoice_lines WHERE context_id = '%s'",
+                            ctx) == 3)
             break;
         usleep(100 * 1000);
     }
-    ck_assert_int_eq(longf("SELECT count(*) FROM invoice_lines WHERE context_id = '%s'", ctx), 3);
+    ck_assert_int_eq(
+        tst_pg_db_longf(DB, "SELECT count(*) FROM invoice_lines WHERE context_id = '%s'", ctx), 3);
 
     char *html = get_html(path);
     /* an honest chain: every step verified, none broken */
@@ -466,7 +449,7 @@ static void want_401(const char *path, const char *code)
 {
     tst_resp_t r;
     ck_assert_msg(anon(path, 1, &r) == 401, "%s: %d %s", path, r.status, r.body);
-    ck_assert_str_eq(err_code(r.json), code);
+    ck_assert_str_eq(tst_err_code(r.json), code);
     ck_assert_ptr_null(json_object_get(r.json, "receipts"));
     tst_resp_clear(&r);
 }
@@ -576,7 +559,7 @@ START_TEST(view_links)
     char *q_max = tst_fmt("?ttl_s=%d", VIEW_TTL_MAX_S), *q_over = tst_fmt("?ttl_s=%d", VIEW_TTL_MAX_S + 1);
     json_decref(mint(ctx, AUDITOR, q_max, 200));
     json_t *e = mint(ctx, AUDITOR, q_over, 400);
-    ck_assert_str_eq(err_code(e), "invalid_query");
+    ck_assert_str_eq(tst_err_code(e), "invalid_query");
     json_decref(e);
     json_decref(mint(ctx, AUDITOR, "?ttl_s=0", 400));
 
@@ -682,7 +665,7 @@ START_TEST(denials_for_auditors)
     for (int i = 0; missing[i]; i++) {
         get_json(missing[i], AUDITOR, &r);
         ck_assert_msg(r.status == 404, "%s: %d", missing[i], r.status);
-        ck_assert_str_eq(err_code(r.json), "denial_not_found");
+        ck_assert_str_eq(tst_err_code(r.json), "denial_not_found");
         tst_resp_clear(&r);
     }
     /* and the other tenant's auditor sees its own only */
@@ -706,7 +689,7 @@ START_TEST(denials_for_auditors)
         char *q = tst_fmt("/governance/denials/%s", bad[i]);
         get_json(q, AUDITOR, &r);
         ck_assert_msg(r.status == 400, "%s: %d", bad[i], r.status);
-        ck_assert_str_eq(err_code(r.json), "invalid_query");
+        ck_assert_str_eq(tst_err_code(r.json), "invalid_query");
         tst_resp_clear(&r);
         free(q);
     }

@@ -33,6 +33,7 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 
+#include "tst_util.h"
 #include "banned.h"
 
 #define TST_START_TIMEOUT_MS 30000 /* until /healthz answers 200 */
@@ -971,6 +972,43 @@ int tst_post_json(unsigned short port, const char *path, const char *token, cons
     rc = tst_http(port, "POST", path, h.p, json, strlen(json), out);
     free(h.p);
     return rc;
+}
+
+tst_resp_t tst_call(unsigned short port, const char *method, const char *path, const char *token,
+                    const char *body, int expect)
+{
+    tst_resp_t r;
+    char *hdr = tst_fmt("%s%s%s%s", token ? "Authorization: Bearer " : "", token ? token : "",
+                        token ? "\r\n" : "", body ? "Content-Type: application/json\r\n" : "");
+
+    ck_assert_msg(tst_http(port, method, path, hdr, body, body ? strlen(body) : 0, &r) == 0,
+                  "%s %s: no response", method, path);
+    ck_assert_msg(r.status == expect, "%s %s: %d (want %d) %s", method, path, r.status, expect,
+                  r.body ? r.body : "");
+    free(hdr);
+    return r;
+}
+
+json_t *tst_call_json(unsigned short port, const char *method, const char *path, const char *token,
+                      const char *body, int expect, const char *code)
+{
+    tst_resp_t r = tst_call(port, method, path, token, body, expect);
+    json_t *j;
+
+    if (code != NULL) {
+        const char *got = tst_err_code(r.json);
+        ck_assert_msg(got != NULL && strcmp(got, code) == 0, "%s %s: error code %s (want %s) %s",
+                      method, path, got ? got : "(none)", code, r.body);
+    }
+    j = json_incref(r.json);
+    tst_resp_clear(&r);
+    return j;
+}
+
+void tst_expect_status(unsigned short port, const char *method, const char *path, const char *token,
+                       const char *body, int status, const char *code)
+{
+    json_decref(tst_call_json(port, method, path, token, body, status, code));
 }
 
 int tst_raw(unsigned short port, const void *bytes, size_t n, char **reply)

@@ -6,7 +6,8 @@
  *
  * Everything here is for test programs: blocking, single-threaded, and on internal failure it
  * reports to stderr and returns -1 (or NULL) rather than hiding the problem. Only
- * tst_keys_create aborts the running Check test itself.
+ * tst_keys_create and the tst_call family (which assert a status) abort the running Check test
+ * themselves.
  *
  * Caveats: the free port is found by binding port 0 and closing it again, so another process
  * could take it before the broker binds it (the start then fails rather than hangs). A broker
@@ -149,6 +150,29 @@ int tst_get(unsigned short port, const char *path, const char *token, tst_resp_t
  */
 int tst_post_json(unsigned short port, const char *path, const char *token, const char *json,
                   tst_resp_t *out);
+
+/*
+ * tst_call: METHOD path on 127.0.0.1:port (as tst_http), with "Authorization: Bearer token"
+ * when token is not NULL and, when body is not NULL, the NUL-terminated body as
+ * Content-Type: application/json. Aborts the running test (ck_assert) when the request gets
+ * no response or the status is not expect. Returns the response; the caller owns it and
+ * releases it with tst_resp_clear.
+ */
+tst_resp_t tst_call(unsigned short port, const char *method, const char *path, const char *token,
+                    const char *body, int expect);
+
+/*
+ * tst_call_json: as tst_call; when code is not NULL, also aborts the test unless the body is
+ * an error with that code ({"error":{"code"}}). Returns the parsed body (a new reference,
+ * caller json_decref()s; NULL when the body is not JSON); the response itself is released.
+ */
+json_t *tst_call_json(unsigned short port, const char *method, const char *path, const char *token,
+                      const char *body, int expect, const char *code);
+
+/* tst_expect_status: tst_call_json, keeping nothing: a request that must answer status (and
+ * the error code, when code is not NULL). */
+void tst_expect_status(unsigned short port, const char *method, const char *path, const char *token,
+                       const char *body, int status, const char *code);
 
 /*
  * tst_raw: sends n bytes exactly as given on a new connection to 127.0.0.1:port, then reads

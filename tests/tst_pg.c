@@ -1,8 +1,10 @@
 #include "tst_pg.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *env_or(const char *name, const char *def)
 {
@@ -67,4 +69,74 @@ long tst_pg_long(PGconn *c, const char *sql)
     long v = s ? strtol(s, NULL, 10) : -1;
     free(s);
     return v;
+}
+
+/* The SQL of f and ap (malloc'd); aborts when out of memory, like the rest of tst_pg. */
+static char *vsql(const char *f, va_list ap)
+{
+    char *sql = NULL;
+    if (vasprintf(&sql, f, ap) < 0) {
+        fprintf(stderr, "tst_pg: out of memory formatting %s\n", f);
+        abort();
+    }
+    return sql;
+}
+
+char *tst_pg_scalarf(PGconn *c, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    char *sql = vsql(f, ap);
+    va_end(ap);
+    char *v = tst_pg_scalar(c, sql);
+    free(sql);
+    return v;
+}
+
+long tst_pg_longf(PGconn *c, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    char *sql = vsql(f, ap);
+    va_end(ap);
+    long v = tst_pg_long(c, sql);
+    free(sql);
+    return v;
+}
+
+char *tst_pg_db_scalarf(const char *db, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    char *sql = vsql(f, ap);
+    va_end(ap);
+    PGconn *c = tst_pg_connect(db);
+    char *v = tst_pg_scalar(c, sql);
+    PQfinish(c);
+    free(sql);
+    return v;
+}
+
+long tst_pg_db_longf(const char *db, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    char *sql = vsql(f, ap);
+    va_end(ap);
+    PGconn *c = tst_pg_connect(db);
+    long v = tst_pg_long(c, sql);
+    PQfinish(c);
+    free(sql);
+    return v;
+}
+
+long tst_pg_wait_long(PGconn *c, const char *sql, long want, int secs)
+{
+    long n = -1;
+    for (int i = 0; i < secs * (1000 / TST_PG_POLL_MS); i++) {
+        if ((n = tst_pg_long(c, sql)) >= want)
+            return n;
+        usleep(TST_PG_POLL_MS * 1000);
+    }
+    return n;
 }

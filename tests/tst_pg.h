@@ -25,4 +25,19 @@ char *tst_pg_scalar(PGconn *c, const char *sql);
 /* tst_pg_long: tst_pg_scalar parsed as a long; -1 for NULL. */
 long tst_pg_long(PGconn *c, const char *sql);
 
+/* tst_pg_scalarf, tst_pg_longf: tst_pg_scalar and tst_pg_long with the SQL printf-formatted
+ * from f (the caller quotes what it interpolates). The string is malloc'd, caller frees. */
+char *tst_pg_scalarf(PGconn *c, const char *f, ...) __attribute__((format(printf, 2, 3)));
+long tst_pg_longf(PGconn *c, const char *f, ...) __attribute__((format(printf, 2, 3)));
+
+/* tst_pg_db_scalarf, tst_pg_db_longf: the same on a connection of their own to database db,
+ * closed before they return (so each sees all that is committed). */
+char *tst_pg_db_scalarf(const char *db, const char *f, ...) __attribute__((format(printf, 2, 3)));
+long tst_pg_db_longf(const char *db, const char *f, ...) __attribute__((format(printf, 2, 3)));
+
+/* tst_pg_wait_long: runs sql (a count) every TST_PG_POLL_MS until it returns at least want,
+ * for up to secs seconds; returns the last value (so the caller asserts what it needs). */
+#define TST_PG_POLL_MS 100
+long tst_pg_wait_long(PGconn *c, const char *sql, long want, int secs);
+
 #endif

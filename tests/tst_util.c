@@ -21,3 +21,8 @@ const char *tst_str(const json_t *o, const char *k)
 {
     return json_string_value(json_object_get(o, k));
 }
+
+const char *tst_err_code(const json_t *j)
+{
+    return tst_str(json_object_get(j, "error"), "code");
+}

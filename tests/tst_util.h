@@ -14,4 +14,8 @@ char *tst_fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
  * object). Points into o. */
 const char *tst_str(const json_t *o, const char *k);
 
+/* tst_err_code: the code of an error body {"error":{"code"}}, or NULL (not such a body, j
+ * NULL). Points into j. */
+const char *tst_err_code(const json_t *j);
+
 #endif
