@@ -5,7 +5,6 @@
  */
 #include "accounts.h"
 
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,13 +25,11 @@ static int usage(void)
 
 int cli_accounts_put(int argc, char **argv)
 {
-    static const struct option opts[] = {{"tenant", required_argument, NULL, 't'},
-                                         {"account", required_argument, NULL, 'a'},
-                                         {"file", required_argument, NULL, 'f'},
-                                         {NULL, 0, NULL, 0}};
     const char *tenant = NULL, *account = NULL, *file = NULL, *code;
+    const cli_opt_t opts[] = {CLI_OPT_STR("tenant", &tenant), CLI_OPT_STR("account", &account),
+                              CLI_OPT_STR("file", &file), CLI_OPT_END};
     char msg[BILL_MSG_MAX], exponent[4];
-    int ch, rc = 0;
+    int rc = 0;
     json_t *in = NULL, *card = NULL;
     json_error_t jerr;
     bill_account_t acct;
@@ -41,28 +38,12 @@ int cli_accounts_put(int argc, char **argv)
     PGresult *res = NULL;
     char *card_text = NULL;
 
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (ch) {
-        case 't':
-            tenant = optarg;
-            break;
-        case 'a':
-            account = optarg;
-            break;
-        case 'f':
-            file = optarg;
-            break;
-        default:
-            return usage();
-        }
-    }
+    if (cli_getopt(argc, argv, opts) != 0)
+        return usage();
     if (tenant == NULL || account == NULL || file == NULL)
         return usage();
-    if (!brk_tenant_valid(tenant, strlen(tenant))) {
-        fprintf(stderr, "gsap-broker: tenant \"%s\" must match [a-z0-9][a-z0-9-]{0,62}\n", tenant);
+    if (!cli_tenant_ok(tenant))
         return 2;
-    }
     if (!bill_account_id_valid(account)) {
         fprintf(stderr,
                 "gsap-broker: account \"%s\" must be 1 to 64 of letters, digits, '.', "

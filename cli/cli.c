@@ -6,11 +6,13 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "brk_err.h"
+#include "brk_keys.h"
 #include "brk_log.h"
 #include "brk_migrate.h"
 #include "brk_pgroles.h"
@@ -89,3 +91,39 @@ int cli_exec_params(PGconn *c, const char *sql, int n, const char *const *params
     return rc;
 }
 
+/* getopt_long's val for opts[i]: above every character, so never '?' or ':'. */
+#define CLI_OPT_VAL0 256
+
+int cli_getopt(int argc, char **argv, const cli_opt_t *opts)
+{
+    struct option lo[CLI_OPTS_MAX + 1];
+    size_t n = 0;
+    int ch;
+
+    for (; opts[n].name != NULL; n++) {
+        if (n == CLI_OPTS_MAX)
+            return BRK_EINVAL;
+        lo[n] = (struct option){opts[n].name, opts[n].str ? required_argument : no_argument, NULL,
+                                CLI_OPT_VAL0 + (int)n};
+    }
+    lo[n] = (struct option){NULL, 0, NULL, 0};
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (ch < CLI_OPT_VAL0 || ch >= CLI_OPT_VAL0 + (int)n)
+            return BRK_EINVAL;
+        const cli_opt_t *o = &opts[ch - CLI_OPT_VAL0];
+        if (o->str)
+            *o->str = optarg;
+        else
+            *o->flag = o->val;
+    }
+    return 0;
+}
+
+int cli_tenant_ok(const char *tenant)
+{
+    if (brk_tenant_valid(tenant, strlen(tenant)))
+        return 1;
+    fprintf(stderr, "gsap-broker: tenant \"%s\" must match [a-z0-9][a-z0-9-]{0,62}\n", tenant);
+    return 0;
+}

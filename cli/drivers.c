@@ -1,7 +1,6 @@
 /* drivers: `gsap-broker drivers put|list`; see drivers.h. */
 #include "drivers.h"
 
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,16 +33,16 @@ static const char *k_put_sql =
 
 int cli_drivers_put(int argc, char **argv)
 {
-    static const struct option opts[] = {{"tenant", required_argument, NULL, 't'},
-                                         {"driver", required_argument, NULL, 'd'},
-                                         {"enable", no_argument, NULL, 'e'},
-                                         {"disable", no_argument, NULL, 'x'},
-                                         {"settings", required_argument, NULL, 's'},
-                                         {"jwks-file", required_argument, NULL, 'j'},
-                                         {NULL, 0, NULL, 0}};
     const char *tenant = NULL, *dname = NULL, *sfile = NULL, *jfile = NULL;
+    int enabled = -1, rc = 0;
+    const cli_opt_t opts[] = {CLI_OPT_STR("tenant", &tenant),
+                              CLI_OPT_STR("driver", &dname),
+                              CLI_OPT_FLAG("enable", &enabled, 1),
+                              CLI_OPT_FLAG("disable", &enabled, 0),
+                              CLI_OPT_STR("settings", &sfile),
+                              CLI_OPT_STR("jwks-file", &jfile),
+                              CLI_OPT_END};
     const brk_driver_t *d;
-    int ch, enabled = -1, rc = 0;
     json_t *settings = NULL, *jwks = NULL;
     json_error_t jerr;
     char msg[256], *text = NULL;
@@ -51,37 +50,12 @@ int cli_drivers_put(int argc, char **argv)
     PGconn *c = NULL;
     PGresult *res = NULL;
 
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (ch) {
-        case 't':
-            tenant = optarg;
-            break;
-        case 'd':
-            dname = optarg;
-            break;
-        case 'e':
-            enabled = 1;
-            break;
-        case 'x':
-            enabled = 0;
-            break;
-        case 's':
-            sfile = optarg;
-            break;
-        case 'j':
-            jfile = optarg;
-            break;
-        default:
-            return usage();
-        }
-    }
+    if (cli_getopt(argc, argv, opts) != 0)
+        return usage();
     if (tenant == NULL || dname == NULL || enabled < 0)
         return usage();
-    if (!brk_tenant_valid(tenant, strlen(tenant))) {
-        fprintf(stderr, "gsap-broker: tenant \"%s\" must match [a-z0-9][a-z0-9-]{0,62}\n", tenant);
+    if (!cli_tenant_ok(tenant))
         return 2;
-    }
     if ((d = brk_driver_find(dname)) == NULL) {
         fprintf(stderr, "gsap-broker: no identity driver \"%s\"\n", dname);
         return 2;
@@ -163,21 +137,16 @@ out:
 
 int cli_drivers_list(int argc, char **argv)
 {
-    static const struct option opts[] = {{"tenant", required_argument, NULL, 't'},
-                                         {NULL, 0, NULL, 0}};
     const char *tenant = NULL;
-    int ch, rc = 0;
+    const cli_opt_t opts[] = {CLI_OPT_STR("tenant", &tenant), CLI_OPT_END};
+    int rc = 0;
     char msg[256];
     app_t app = {0};
     PGconn *c = NULL;
     PGresult *res = NULL;
 
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch != 't')
-            return usage();
-        tenant = optarg;
-    }
+    if (cli_getopt(argc, argv, opts) != 0)
+        return usage();
     if (tenant == NULL || !brk_tenant_valid(tenant, strlen(tenant)))
         return usage();
     brk_log_set_quiet(1);

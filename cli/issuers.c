@@ -4,7 +4,6 @@
  */
 #include "issuers.h"
 
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,36 +42,25 @@ static json_t *rows_json(const PGresult *res)
 
 int cli_issuers(int argc, char **argv)
 {
-    static const struct option opts[] = {{"tenant", required_argument, NULL, 't'},
-                                         {"name", required_argument, NULL, 'n'},
-                                         {"public-key", required_argument, NULL, 'k'},
-                                         {NULL, 0, NULL, 0}};
     const char *verb = argc > 0 ? argv[0] : "", *tenant = NULL, *name = NULL, *key = NULL;
+    const cli_opt_t opts[] = {CLI_OPT_STR("tenant", &tenant), CLI_OPT_STR("name", &name),
+                              CLI_OPT_STR("public-key", &key), CLI_OPT_END};
     char hex[GOV_ED25519_HEX_LEN + 1], msg[256];
     uint8_t pub[BRK_ED25519_PUB_LEN];
-    int ch, rc = 1, add = strcmp(verb, "add") == 0, list = strcmp(verb, "list") == 0,
-            revoke = strcmp(verb, "revoke") == 0;
+    int rc = 1, add = strcmp(verb, "add") == 0, list = strcmp(verb, "list") == 0,
+        revoke = strcmp(verb, "revoke") == 0;
     app_t app = {0};
     PGconn *c = NULL;
     PGresult *res = NULL;
     json_t *out = NULL;
 
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (ch) {
-        case 't': tenant = optarg; break;
-        case 'n': name = optarg; break;
-        case 'k': key = optarg; break;
-        default: return usage();
-        }
-    }
+    if (cli_getopt(argc, argv, opts) != 0)
+        return usage();
     if (!(add || list || revoke) || tenant == NULL || (list && (name || key)) ||
         (!list && name == NULL) || (add != (key != NULL)))
         return usage();
-    if (!brk_tenant_valid(tenant, strlen(tenant))) {
-        fprintf(stderr, "gsap-broker: tenant \"%s\" must match [a-z0-9][a-z0-9-]{0,62}\n", tenant);
+    if (!cli_tenant_ok(tenant))
         return 2;
-    }
     if (name && !gov_issuer_name_valid(name, strlen(name))) {
         fprintf(stderr, "gsap-broker: issuer name \"%.80s\" must be 1 to %d of letters, digits, "
                         "'.', '_' and '-'\n", name, GOV_ISSUER_NAME_MAX);

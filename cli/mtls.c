@@ -4,7 +4,6 @@
  */
 #include "mtls.h"
 
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,17 +53,17 @@ static char *read_file(const char *path, size_t max, size_t *len)
 
 int cli_mtls(int argc, char **argv)
 {
-    static const struct option opts[] = {{"tenant", required_argument, NULL, 't'},
-                                         {"ca", required_argument, NULL, 'c'},
-                                         {"san-prefix", required_argument, NULL, 'p'},
-                                         {"role", required_argument, NULL, 'r'},
-                                         {"did-prefix", required_argument, NULL, 'd'},
-                                         {"disable", no_argument, NULL, 'x'},
-                                         {NULL, 0, NULL, 0}};
     const char *tenant = NULL, *ca = NULL, *prefix = NULL, *roles = NULL, *did_prefix = NULL;
+    int rc = 0, disable = 0, set;
+    const cli_opt_t opts[] = {CLI_OPT_STR("tenant", &tenant),
+                              CLI_OPT_STR("ca", &ca),
+                              CLI_OPT_STR("san-prefix", &prefix),
+                              CLI_OPT_STR("role", &roles),
+                              CLI_OPT_STR("did-prefix", &did_prefix),
+                              CLI_OPT_FLAG("disable", &disable, 1),
+                              CLI_OPT_END};
     const char *code;
     char td[BRK_MTLS_URI_MAX + 1], msg[512], rolelist[128] = "";
-    int ch, rc = 0, disable = 0, set;
     unsigned mask = 0;
     size_t len = 0;
     char *pem = NULL;
@@ -75,24 +74,12 @@ int cli_mtls(int argc, char **argv)
     if (argc < 1 || (strcmp(argv[0], "set") != 0 && strcmp(argv[0], "show") != 0))
         return usage();
     set = strcmp(argv[0], "set") == 0;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (ch) {
-        case 't': tenant = optarg; break;
-        case 'c': ca = optarg; break;
-        case 'p': prefix = optarg; break;
-        case 'r': roles = optarg; break;
-        case 'd': did_prefix = optarg; break;
-        case 'x': disable = 1; break;
-        default: return usage();
-        }
-    }
+    if (cli_getopt(argc, argv, opts) != 0)
+        return usage();
     if (tenant == NULL || (set && (ca == NULL || prefix == NULL || roles == NULL)))
         return usage();
-    if (!brk_tenant_valid(tenant, strlen(tenant))) {
-        fprintf(stderr, "gsap-broker: tenant \"%s\" must match [a-z0-9][a-z0-9-]{0,62}\n", tenant);
+    if (!cli_tenant_ok(tenant))
         return 2;
-    }
     if (set) {
         if (brk_roles_parse_list(roles, &mask) != 0) {
             fprintf(stderr, "gsap-broker: unknown role in \"%s\" (issuer, executor, approver, "
