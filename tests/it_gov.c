@@ -151,11 +151,6 @@ static json_t *complete(const char *body, int expect)
     return j;
 }
 
-static const char *err_code(const json_t *j)
-{
-    return tst_str(json_object_get(j, "error"), "code");
-}
-
 START_TEST(issue_signed_ac)
 {
     json_t *ac = authorize(ISSUER, "\"ttl_seconds\":10000", NULL, 200);
@@ -217,7 +212,7 @@ START_TEST(idempotency)
     ck_assert_str_eq(tst_str(a, "context_id"), tst_str(b, "context_id"));
     ck_assert_str_eq(tst_str(a, "signature"), tst_str(b, "signature"));
     json_t *c = authorize(ISSUER, "\"ttl_seconds\":60", "retry-1", 409);
-    ck_assert_str_eq(err_code(c), "idempotency_conflict");
+    ck_assert_str_eq(tst_err_code(c), "idempotency_conflict");
     PGconn *pg = tst_pg_connect("it_gov");
     ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM acs WHERE idempotency_key='retry-1'"), 1);
     ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM events WHERE type='GSAP_AC_ISSUED'"), 1);
@@ -229,7 +224,7 @@ END_TEST
 START_TEST(denials_and_errors)
 {
     json_t *d = authorize(ISSUER, "\"capability_set\":\"0x00010000\"", NULL, 403);
-    ck_assert_str_eq(err_code(d), "policy_denied");
+    ck_assert_str_eq(tst_err_code(d), "policy_denied");
     json_t *den = json_object_get(d, "denial");
     ck_assert_str_eq(tst_str(den, "reason_code"), "capability_not_allowed");
     assert_signed(den, "denial_cid");
@@ -272,22 +267,22 @@ START_TEST(denials_and_errors)
                                    "\",\"corpus_entry_cid\":\"" CORPUS "\",\"parameters_cid\":\"" PARAMS
                                    "\",\"surprise\":1}}", &r), 0);
     ck_assert_int_eq(r.status, 400);
-    ck_assert_str_eq(err_code(r.json), "unknown_field");
+    ck_assert_str_eq(tst_err_code(r.json), "unknown_field");
     tst_resp_clear(&r);
     ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", ISSUER,
                                    "{\"accord_template\":\"nope\",\"operation\":{\"command_hash\":\"" CMD
                                    "\",\"corpus_entry_cid\":\"" CORPUS "\",\"parameters_cid\":\"" PARAMS "\"}}", &r), 0);
     ck_assert_int_eq(r.status, 404);
-    ck_assert_str_eq(err_code(r.json), "accord_not_found");
+    ck_assert_str_eq(tst_err_code(r.json), "accord_not_found");
     tst_resp_clear(&r);
     ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", EXECUTOR, "{}", &r), 0);
     ck_assert_int_eq(r.status, 403);
     tst_resp_clear(&r);
     e = authorize(ISSUER, "\"billing_account\":\"nobody\"", NULL, 404);
-    ck_assert_str_eq(err_code(e), "account_not_found");
+    ck_assert_str_eq(tst_err_code(e), "account_not_found");
     json_decref(e);
     e = authorize(ISSUER, "\"on_behalf_of\":\"did:web:someone\"", NULL, 403);
-    ck_assert_str_eq(err_code(e), "delegation_forbidden");
+    ck_assert_str_eq(tst_err_code(e), "delegation_forbidden");
     json_decref(e);
     ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM acs"), 0);
     PQfinish(pg);
@@ -333,7 +328,7 @@ START_TEST(single_use_and_receipt)
     ck_assert_str_eq(tst_str(again, "lineage_cid"), tst_str(rc, "lineage_cid"));
     char *other = cr_body(ctx, "failed", 1, NULL, NULL, NULL, NULL);
     json_t *conflict = complete(other, 409);
-    ck_assert_str_eq(err_code(conflict), "ac_consumed");
+    ck_assert_str_eq(tst_err_code(conflict), "ac_consumed");
     free(sql);
     sql = tst_fmt("SELECT count(*) FROM crs WHERE context_id='%s'", ctx);
     ck_assert_int_eq(tst_pg_long(pg, sql), 1);
@@ -343,7 +338,7 @@ START_TEST(single_use_and_receipt)
     /* unknown context, a value outside its enum, a malformed time */
     char *unknown = cr_body("ctx_00000000000000000000000000000000", "completed", 0, NULL, NULL, NULL, NULL);
     json_t *e = complete(unknown, 404);
-    ck_assert_str_eq(err_code(e), "context_not_found");
+    ck_assert_str_eq(tst_err_code(e), "context_not_found");
     json_decref(e);
     char *bad = cr_body(ctx, "exploded", 0, NULL, NULL, NULL, NULL);
     e = complete(bad, 422);
@@ -441,7 +436,7 @@ START_TEST(session_ac)
     }
     char *late = cr_body(ctx, "completed", 9, NULL, NULL, NULL, NULL);
     json_t *e = complete(late, 409);
-    ck_assert_str_eq(err_code(e), "ac_consumed");
+    ck_assert_str_eq(tst_err_code(e), "ac_consumed");
     /* the session page shows the chain, to auditors, as JSON and as HTML */
     tst_resp_t r;
     char *path = tst_fmt("/governance/session/%s/", ctx);
@@ -494,7 +489,7 @@ START_TEST(elevation)
     /* a CR before the decision is refused and stored nowhere */
     char *cr = cr_body(tst_str(acs[0], "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
     json_t *e = complete(cr, 409);
-    ck_assert_str_eq(err_code(e), "ac_not_approved");
+    ck_assert_str_eq(tst_err_code(e), "ac_not_approved");
     json_decref(e);
     /* approve: re-signed, authorized; refuse: revoked; deciding twice: 409 */
     char *dec = tst_fmt("{\"context_id\":\"%s\",\"decision\":\"approve\",\"reason\":\"change 42\"}",
@@ -511,7 +506,7 @@ START_TEST(elevation)
     tst_resp_clear(&r);
     ck_assert_int_eq(tst_post_json(B.port, "/governance/elevate/", APPROVER, dec, &r), 0);
     ck_assert_int_eq(r.status, 409);
-    ck_assert_str_eq(err_code(r.json), "elevation_decided");
+    ck_assert_str_eq(tst_err_code(r.json), "elevation_decided");
     tst_resp_clear(&r);
     json_t *rc = complete(cr, 200);
     json_decref(rc);
@@ -561,7 +556,7 @@ static void put_accord(const char *name, const char *body, int expect, const cha
     ck_assert_int_eq(tst_http(B.port, "PUT", path, hdr, body, strlen(body), &r), 0);
     ck_assert_msg(r.status == expect, "PUT %s: %d %s", name, r.status, r.body);
     if (code != NULL)
-        ck_assert_str_eq(err_code(r.json), code);
+        ck_assert_str_eq(tst_err_code(r.json), code);
     tst_resp_clear(&r);
     free(hdr), free(path);
 }
@@ -595,7 +590,7 @@ static json_t *decide(const char *token, const json_t *ac, const char *decision,
     ck_assert_int_eq(tst_post_json(B.port, "/governance/elevate/", token, dec, &r), 0);
     ck_assert_msg(r.status == expect, "elevate: %d %s", r.status, r.body);
     if (code != NULL)
-        ck_assert_str_eq(err_code(r.json), code);
+        ck_assert_str_eq(tst_err_code(r.json), code);
     json_t *j = json_incref(r.json);
     tst_resp_clear(&r);
     free(dec);
@@ -717,7 +712,7 @@ START_TEST(two_person_rule)
     ck_assert_str_eq(tst_str(d1, "ac_cid"), tst_str(ac, "ac_cid")); /* not re-signed yet */
     char *cr = cr_body(tst_str(ac, "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
     json_t *e = complete(cr, 409);
-    ck_assert_str_eq(err_code(e), "ac_not_approved");
+    ck_assert_str_eq(tst_err_code(e), "ac_not_approved");
     json_decref(e);
     /* the same key twice: 409, nothing recorded */
     e = decide(APPROVER, ac, "approve", 409, "approval_duplicate");
@@ -781,7 +776,7 @@ START_TEST(two_person_rule)
     free(cr);
     cr = cr_body(tst_str(ac2, "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
     e = complete(cr, 409);
-    ck_assert_str_eq(err_code(e), "ac_revoked");
+    ck_assert_str_eq(tst_err_code(e), "ac_revoked");
     json_decref(e);
     PQfinish(pg);
     free(second), free(cr), free(poll), free(path), free(hdr);
@@ -813,10 +808,10 @@ START_TEST(never_approved_never_usable)
     char *cv = cr_body(tst_str(rev, "context_id"), "completed", 0, NULL, NULL, NULL, NULL);
     /* before expiry */
     e = complete(cp, 409);
-    ck_assert_str_eq(err_code(e), "ac_not_approved");
+    ck_assert_str_eq(tst_err_code(e), "ac_not_approved");
     json_decref(e);
     e = complete(cv, 409);
-    ck_assert_str_eq(err_code(e), "ac_revoked");
+    ck_assert_str_eq(tst_err_code(e), "ac_revoked");
     json_decref(e);
     /* after the expiry job moved the pending AC to expired: the same answers */
     wait_expired(pg, pend);
@@ -825,10 +820,10 @@ START_TEST(never_approved_never_usable)
     ck_assert_int_eq(tst_pg_long(pg, sql), 1);
     free(sql);
     e = complete(cp, 409);
-    ck_assert_str_eq(err_code(e), "ac_not_approved");
+    ck_assert_str_eq(tst_err_code(e), "ac_not_approved");
     json_decref(e);
     e = complete(cv, 409);
-    ck_assert_str_eq(err_code(e), "ac_revoked");
+    ck_assert_str_eq(tst_err_code(e), "ac_revoked");
     json_decref(e);
     /* nothing stored or billed; every attempt is an event with its reason and key */
     const json_t *acs[2] = {pend, rev};

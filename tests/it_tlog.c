@@ -34,30 +34,6 @@ static tst_broker_t B;
 static char *SHELL, *OTHER, *AUDITOR, *FINANCE, *STRANGER;
 static const char *const ENV[] = {"GSAP_FN_POLL_MS=200", "GSAP_TLOG_CHECKPOINT_S=1", NULL};
 
-static long longf(PGconn *pg, const char *f, ...)
-{
-    va_list ap;
-    char *sql;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&sql, f, ap), 0);
-    va_end(ap);
-    long v = tst_pg_long(pg, sql);
-    free(sql);
-    return v;
-}
-
-static char *scalarf(PGconn *pg, const char *f, ...)
-{
-    va_list ap;
-    char *sql;
-    va_start(ap, f);
-    ck_assert_int_ge(vasprintf(&sql, f, ap), 0);
-    va_end(ap);
-    char *v = tst_pg_scalar(pg, sql);
-    free(sql);
-    return v;
-}
-
 static void setup(void)
 {
     ck_assert_int_eq(tst_broker_start(&B, tst_pg_createdb(DB), ENV), 0);
@@ -104,8 +80,8 @@ static long wait_log(PGconn *pg, const char *tenant, long want)
 {
     long n = -1;
     for (int i = 0; i < LOG_WAIT_S * 10; i++) {
-        if ((n = longf(pg, "SELECT count(*) FROM tlog_entries WHERE tenant_id = '%s'", tenant)) >=
-            want)
+        if ((n = tst_pg_longf(pg, "SELECT count(*) FROM tlog_entries WHERE tenant_id = '%s'",
+                              tenant)) >= want)
             return n;
         usleep(100 * 1000);
     }
@@ -119,19 +95,25 @@ static void assert_hashes(PGconn *pg, const char *tenant, long n)
     char hex[2 * BRK_MERKLE_HASH_LEN + 1];
     ck_assert_int_le(n, MAX_CRS);
     for (long i = 0; i < n; i++) {
-        char *cid = scalarf(pg, "SELECT lineage_cid FROM tlog_entries WHERE tenant_id = '%s' "
-                                "AND idx = %ld", tenant, i);
+        char *cid = tst_pg_scalarf(pg,
+                                   "SELECT lineage_cid FROM tlog_entries WHERE tenant_id = '%s' "
+                                   "AND idx = %ld",
+                                   tenant, i);
         ck_assert_ptr_nonnull(cid);
         brk_merkle_leaf_hash(cid, strlen(cid), leaves[i]);
         brk_hex(leaves[i], BRK_MERKLE_HASH_LEN, hex);
-        char *got = scalarf(pg, "SELECT encode(leaf_hash, 'hex') FROM tlog_entries WHERE "
-                                "tenant_id = '%s' AND idx = %ld", tenant, i);
+        char *got = tst_pg_scalarf(pg,
+                                   "SELECT encode(leaf_hash, 'hex') FROM tlog_entries WHERE "
+                                   "tenant_id = '%s' AND idx = %ld",
+                                   tenant, i);
         ck_assert_str_eq(got, hex);
         free(got);
         brk_merkle_root(leaves, (size_t)i + 1, want);
         brk_hex(want, BRK_MERKLE_HASH_LEN, hex);
-        got = scalarf(pg, "SELECT encode(root_hash, 'hex') FROM tlog_entries WHERE "
-                          "tenant_id = '%s' AND idx = %ld", tenant, i);
+        got = tst_pg_scalarf(pg,
+                             "SELECT encode(root_hash, 'hex') FROM tlog_entries WHERE "
+                             "tenant_id = '%s' AND idx = %ld",
+                             tenant, i);
         ck_assert_msg(strcmp(got, hex) == 0, "root of size %ld: %s, want %s", i + 1, got, hex);
         free(got), free(cid);
     }
@@ -234,8 +216,10 @@ static char *save(const char *text)
 /* The root of size n of acme's log as stored, base64 (malloc'd). */
 static char *stored_root(PGconn *pg, long n)
 {
-    return scalarf(pg, "SELECT encode(root_hash, 'base64') FROM tlog_entries WHERE "
-                       "tenant_id = 'acme' AND idx = %ld", n - 1);
+    return tst_pg_scalarf(pg,
+                          "SELECT encode(root_hash, 'base64') FROM tlog_entries WHERE "
+                          "tenant_id = 'acme' AND idx = %ld",
+                          n - 1);
 }
 
 static void assert_nodes(PGconn *pg, const char *tenant, long n);
@@ -258,15 +242,21 @@ START_TEST(log_append)
     ck_assert_int_eq(wait_log(pg, "acme", N), N);
     ck_assert_int_eq(wait_log(pg, "globex", 2), 2);
     /* one gap-free sequence per tenant, one entry per CR, its lineage CID */
-    ck_assert_int_eq(longf(pg, "SELECT count(DISTINCT idx) FROM tlog_entries WHERE "
-                               "tenant_id = 'acme' AND idx BETWEEN 0 AND %d", N - 1), N);
-    ck_assert_int_eq(longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"), N);
-    ck_assert_int_eq(longf(pg, "SELECT max(idx) FROM tlog_entries WHERE tenant_id = 'globex'"),
-                     1);
+    ck_assert_int_eq(tst_pg_longf(pg,
+                                  "SELECT count(DISTINCT idx) FROM tlog_entries WHERE "
+                                  "tenant_id = 'acme' AND idx BETWEEN 0 AND %d",
+                                  N - 1),
+                     N);
+    ck_assert_int_eq(tst_pg_longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"), N);
+    ck_assert_int_eq(
+        tst_pg_longf(pg, "SELECT max(idx) FROM tlog_entries WHERE tenant_id = 'globex'"), 1);
     for (int i = 0; i < N; i++) {
-        ck_assert_int_eq(longf(pg, "SELECT count(*) FROM tlog_entries e JOIN crs c USING "
-                                   "(tenant_id, cr_id) WHERE e.cr_id = '%s' AND "
-                                   "e.lineage_cid = c.lineage_cid", ids[i]), 1);
+        ck_assert_int_eq(tst_pg_longf(pg,
+                                      "SELECT count(*) FROM tlog_entries e JOIN crs c USING "
+                                      "(tenant_id, cr_id) WHERE e.cr_id = '%s' AND "
+                                      "e.lineage_cid = c.lineage_cid",
+                                      ids[i]),
+                         1);
     }
     assert_hashes(pg, "acme", N);
     assert_nodes(pg, "acme", N);
@@ -276,10 +266,11 @@ START_TEST(log_append)
                                      "e.type = 'GSAP_CR_RECEIVED' AND r.done_at IS NULL"),
                      0);
     /* appending a logged CR again returns its index and changes nothing */
-    long idx3 = longf(pg, "SELECT idx FROM tlog_entries WHERE cr_id = '%s'", ids[3]);
-    char *cid3 = scalarf(pg, "SELECT lineage_cid FROM crs WHERE cr_id = '%s'", ids[3]);
-    ck_assert_int_eq(longf(pg, "SELECT tlog_append('acme', '%s', '%s')", ids[3], cid3), idx3);
-    ck_assert_int_eq(longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"), N);
+    long idx3 = tst_pg_longf(pg, "SELECT idx FROM tlog_entries WHERE cr_id = '%s'", ids[3]);
+    char *cid3 = tst_pg_scalarf(pg, "SELECT lineage_cid FROM crs WHERE cr_id = '%s'", ids[3]);
+    ck_assert_int_eq(tst_pg_longf(pg, "SELECT tlog_append('acme', '%s', '%s')", ids[3], cid3),
+                     idx3);
+    ck_assert_int_eq(tst_pg_longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"), N);
     /* never rewritten, even by the database owner */
     refused(pg, "UPDATE tlog_entries SET idx = idx + 100 WHERE tenant_id = 'acme'");
     refused(pg, "UPDATE tlog_entries SET lineage_cid = '" H("9") "' WHERE idx = 0");
@@ -287,7 +278,8 @@ START_TEST(log_append)
     refused(pg, "UPDATE tlog_heads SET size = 0 WHERE tenant_id = 'acme'");
     refused(pg, "DELETE FROM tlog_heads");
     refused(pg, "TRUNCATE tlog_entries");
-    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM tlog_entries WHERE tenant_id = 'acme'"), N);
+    ck_assert_int_eq(tst_pg_longf(pg, "SELECT count(*) FROM tlog_entries WHERE tenant_id = 'acme'"),
+                     N);
     free(cid3);
     for (int i = 0; i < N; i++)
         free(ids[i]);
@@ -537,7 +529,8 @@ START_TEST(checkpoints_and_proofs)
     for (int i = 0; i < N; i++) {
         char *path = tst_fmt("/governance/log/proof?cid=%s", cids[i]);
         r = get(B.port, path, AUDITOR, NULL, 200);
-        long idx = longf(pg, "SELECT idx FROM tlog_entries WHERE lineage_cid = '%s'", cids[i]);
+        long idx =
+            tst_pg_longf(pg, "SELECT idx FROM tlog_entries WHERE lineage_cid = '%s'", cids[i]);
         ck_assert_int_eq(json_integer_value(json_object_get(r.json, "leaf_index")), idx);
         ck_assert_int_eq(json_integer_value(json_object_get(r.json, "tree_size")), N);
         ck_assert_ptr_nonnull(tst_str(r.json, "checkpoint"));
@@ -554,7 +547,7 @@ START_TEST(checkpoints_and_proofs)
         tst_resp_clear(&r);
     }
     /* against an older tree: ?size= */
-    long idx1 = longf(pg, "SELECT idx FROM tlog_entries WHERE lineage_cid = '%s'", cids[1]);
+    long idx1 = tst_pg_longf(pg, "SELECT idx FROM tlog_entries WHERE lineage_cid = '%s'", cids[1]);
     char *path = tst_fmt("/governance/log/proof?cid=%s&size=%d", cids[1], FIRST);
     r = get(B.port, path, AUDITOR, NULL, 200);
     ck_assert_str_eq(tst_str(r.json, "root_hash"), root5);
@@ -585,8 +578,10 @@ START_TEST(checkpoints_and_proofs)
     char *p404 = tst_fmt("/governance/log/proof?cid=%s", H("9"));
     get_error(p404, AUDITOR, 404, "cid_not_in_log");
     free(p404);
-    char *late = scalarf(pg, "SELECT lineage_cid FROM tlog_entries WHERE tenant_id = 'acme' "
-                             "AND idx = %d", N - 1);
+    char *late = tst_pg_scalarf(pg,
+                                "SELECT lineage_cid FROM tlog_entries WHERE tenant_id = 'acme' "
+                                "AND idx = %d",
+                                N - 1);
     path = tst_fmt("/governance/log/proof?cid=%s&size=%d", late, FIRST);
     get_error(path, AUDITOR, 404, "cid_not_in_checkpoint");
     free(path);
@@ -626,7 +621,8 @@ START_TEST(checkpoints_and_proofs)
     free(at);
     r = get(B.port, "/governance/log/checkpoint", SHELL, NULL, 403);
     tst_resp_clear(&r);
-    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM tlog_entries WHERE tenant_id = 'acme'"), N);
+    ck_assert_int_eq(tst_pg_longf(pg, "SELECT count(*) FROM tlog_entries WHERE tenant_id = 'acme'"),
+                     N);
     for (int i = 0; i < N; i++)
         free(cids[i]);
     free(text_note), free(root5), free(root7), free(late);
@@ -657,8 +653,10 @@ static void check_invoice_proofs(PGconn *pg, const char *inv, const json_t *doc,
     const json_t *log = json_object_get(doc, "log");
     long size = (long)json_integer_value(json_object_get(log, "tree_size"));
     const char *root = tst_str(log, "root_hash");
-    ck_assert_int_eq(size, longf(pg, "SELECT max(log_index) + 1 FROM invoice_lines WHERE "
-                                     "invoice_id = '%s'", inv));
+    ck_assert_int_eq(size, tst_pg_longf(pg,
+                                        "SELECT max(log_index) + 1 FROM invoice_lines WHERE "
+                                        "invoice_id = '%s'",
+                                        inv));
     char *stored = stored_root(pg, size);
     ck_assert_str_eq(root, stored);
     free(stored);
@@ -672,9 +670,13 @@ static void check_invoice_proofs(PGconn *pg, const char *inv, const json_t *doc,
     unlink(path);
     free(path);
     /* it is one of the tenant's checkpoints */
-    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM tlog_checkpoints WHERE tenant_id = 'acme' "
-                               "AND size = %ld AND note = (SELECT document->'log'->>'checkpoint' "
-                               "FROM invoices WHERE invoice_id = '%s')", size, inv), 1);
+    ck_assert_int_eq(
+        tst_pg_longf(pg,
+                     "SELECT count(*) FROM tlog_checkpoints WHERE tenant_id = 'acme' "
+                     "AND size = %ld AND note = (SELECT document->'log'->>'checkpoint' "
+                     "FROM invoices WHERE invoice_id = '%s')",
+                     size, inv),
+        1);
     char *ip = tst_fmt("/billing/invoices/%s/", inv);
     tst_resp_t r = get(B.port, ip, FINANCE, NULL, 200);
     json_t *lines = json_object_get(r.json, "lines");
@@ -682,9 +684,10 @@ static void check_invoice_proofs(PGconn *pg, const char *inv, const json_t *doc,
     for (size_t i = 0; i < json_array_size(lines); i++) {
         json_t *l = json_array_get(lines, i);
         long idx = (long)json_integer_value(json_object_get(l, "log_index"));
-        ck_assert_int_eq(idx, longf(pg, "SELECT idx FROM tlog_entries WHERE cr_id = '%s' AND "
-                                        "lineage_cid = '%s'", tst_str(l, "cr_id"),
-                                    tst_str(l, "lineage_cid")));
+        ck_assert_int_eq(idx, tst_pg_longf(pg,
+                                           "SELECT idx FROM tlog_entries WHERE cr_id = '%s' AND "
+                                           "lineage_cid = '%s'",
+                                           tst_str(l, "cr_id"), tst_str(l, "lineage_cid")));
         char *pp = tst_fmt("/governance/log/proof?cid=%s&size=%ld", tst_str(l, "lineage_cid"), size);
         tst_resp_t pr = get(B.port, pp, AUDITOR, NULL, 200);
         ck_assert_str_eq(tst_str(pr.json, "root_hash"), root);
@@ -721,16 +724,21 @@ START_TEST(invoices_carry_proofs)
                                   "AND status = 'open'");
     ck_assert_ptr_nonnull(inv);
     /* a line written before the log existed has no index: finalizing gives it its CR's */
-    long last = longf(pg, "SELECT log_index FROM invoice_lines WHERE invoice_id = '%s' AND "
-                          "line_no = %d", inv, N);
+    long last = tst_pg_longf(pg,
+                             "SELECT log_index FROM invoice_lines WHERE invoice_id = '%s' AND "
+                             "line_no = %d",
+                             inv, N);
     free(tst_pg_scalar(pg, "UPDATE invoice_lines SET log_index = NULL WHERE line_no = 4 "
                            "RETURNING 1"));
     tst_resp_t r = get(B.port, "/governance/log/checkpoint", AUDITOR, "application/json", 200);
     char *vkey = strdup(tst_str(r.json, "verifier_key"));
     tst_resp_clear(&r);
     json_t *doc = finalize(inv);
-    ck_assert_int_eq(longf(pg, "SELECT log_index FROM invoice_lines WHERE invoice_id = '%s' AND "
-                               "line_no = %d", inv, N), last);
+    ck_assert_int_eq(tst_pg_longf(pg,
+                                  "SELECT log_index FROM invoice_lines WHERE invoice_id = '%s' AND "
+                                  "line_no = %d",
+                                  inv, N),
+                     last);
     ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(doc, "log"), "tree_size")),
                      N);
     check_invoice_proofs(pg, inv, doc, vkey);
@@ -742,15 +750,19 @@ START_TEST(invoices_carry_proofs)
     json_t *rc = post_cr(B.port, SHELL);
     char *late_inv = NULL;
     for (int i = 0; i < LOG_WAIT_S * 10 && late_inv == NULL; i++) {
-        late_inv = scalarf(pg, "SELECT invoice_id FROM invoice_lines WHERE cr_id = '%s' AND late "
-                               "AND log_index IS NOT NULL", tst_str(rc, "cr_id"));
+        late_inv =
+            tst_pg_scalarf(pg,
+                           "SELECT invoice_id FROM invoice_lines WHERE cr_id = '%s' AND late "
+                           "AND log_index IS NOT NULL",
+                           tst_str(rc, "cr_id"));
         if (late_inv == NULL)
             usleep(100 * 1000);
     }
     ck_assert_ptr_nonnull(late_inv);
     ck_assert_str_ne(late_inv, inv);
-    ck_assert_int_eq(longf(pg, "SELECT log_index FROM invoice_lines WHERE cr_id = '%s'",
-                           tst_str(rc, "cr_id")), N);
+    ck_assert_int_eq(tst_pg_longf(pg, "SELECT log_index FROM invoice_lines WHERE cr_id = '%s'",
+                                  tst_str(rc, "cr_id")),
+                     N);
     json_t *doc2 = finalize(late_inv);
     ck_assert_int_eq(
         json_integer_value(json_object_get(json_object_get(doc2, "log"), "tree_size")), N + 1);
