@@ -1420,8 +1420,8 @@ static char *add_lines(PGconn *pg, char **els, int n)
     ck_assert_int_eq(PQntuples(res), n);
     char *got = strdup("");
     for (int i = 0; i < n; i++) {
-        char *acct = scalarf(pg, "SELECT account_id FROM invoices WHERE invoice_id = '%s'",
-                             PQgetvalue(res, i, 1));
+        char *acct = tst_pg_scalarf(pg, "SELECT account_id FROM invoices WHERE invoice_id = '%s'",
+                                    PQgetvalue(res, i, 1));
         ck_assert_ptr_nonnull(acct);
         char *next = tst_fmt("%s%s%s:%s:%s", got, i ? " " : "", PQgetvalue(res, i, 0), acct,
                              PQgetvalue(res, i, 2));
@@ -1459,16 +1459,20 @@ START_TEST(add_lines_set_based)
         "(tenant_id, context_id) WHERE c.cr_id = '%s' RETURNING 1", tst_str(rc[0], "cr_id"));
     ck_assert_int_eq(tst_pg_long(pg, sql), 1);
     free(sql);
-    ck_assert_int_eq(longf(pg,
-        "WITH x AS (INSERT INTO crs (tenant_id, context_id, sequence, cr_id, outcome, "
-        "effective_outcome, flags, started_at, completed_at, cr, cr_cid, chronicle_cid, "
-        "merkle_root, ac_cid, lineage_cid, executor_key_id, received_at, billed_started_at, "
-        "billed_completed_at) SELECT a.tenant_id, a.context_id, g, 'cr_' || "
-        "lpad(to_hex(g + %lld), 32, '0'), 'completed', 'completed', '{}', now(), now(), '{}', "
-        "'sha256:' || encode(sha256(('c' || g)::bytea), 'hex'), a.ac_cid, a.ac_cid, a.ac_cid, "
-        "'sha256:' || lpad(to_hex(g + %lld), 64, '0'), a.issuer_key_id, now(), now(), now() "
-        "FROM acs a, generate_series(1, 20) g WHERE a.context_id = '" SET_CTX "' RETURNING 1) "
-        "SELECT count(*) FROM x", SET_BASE, SET_BASE), 20);
+    ck_assert_int_eq(
+        tst_pg_longf(
+            pg,
+            "WITH x AS (INSERT INTO crs (tenant_id, context_id, sequence, cr_id, outcome, "
+            "effective_outcome, flags, started_at, completed_at, cr, cr_cid, chronicle_cid, "
+            "merkle_root, ac_cid, lineage_cid, executor_key_id, received_at, billed_started_at, "
+            "billed_completed_at) SELECT a.tenant_id, a.context_id, g, 'cr_' || "
+            "lpad(to_hex(g + %lld), 32, '0'), 'completed', 'completed', '{}', now(), now(), '{}', "
+            "'sha256:' || encode(sha256(('c' || g)::bytea), 'hex'), a.ac_cid, a.ac_cid, a.ac_cid, "
+            "'sha256:' || lpad(to_hex(g + %lld), 64, '0'), a.issuer_key_id, now(), now(), now() "
+            "FROM acs a, generate_series(1, 20) g WHERE a.context_id = '" SET_CTX "' RETURNING 1) "
+            "SELECT count(*) FROM x",
+            SET_BASE, SET_BASE),
+        20);
 
     /* 1. one batch: positions 1..10; position 6 names the CR of position 1 again */
     const char *jan = "2026-01-15T10:00:00Z", *feb = "2026-02-03T10:00:00Z";
@@ -1487,12 +1491,13 @@ START_TEST(add_lines_set_based)
                           "7:seta:2:f:t:4 8:seta:3:f:t:5 9:seta:4:f:t:6 "
                           "10:seta:5:f:t:7");
     free(got);
-    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM invoice_lines WHERE context_id = '" SET_CTX
-                               "'"), 9);
+    ck_assert_int_eq(
+        tst_pg_longf(pg, "SELECT count(*) FROM invoice_lines WHERE context_id = '" SET_CTX "'"), 9);
     /* each month of each account is an invoice of its own, with the sums of its lines */
-    char *inv = scalarf(pg, "SELECT string_agg(account_id || ' ' || period || ' ' || line_count || "
-                            "' ' || total_minor, ', ' ORDER BY account_id, period) FROM invoices "
-                            "WHERE account_id IN ('seta', 'setb')");
+    char *inv =
+        tst_pg_scalarf(pg, "SELECT string_agg(account_id || ' ' || period || ' ' || line_count || "
+                           "' ' || total_minor, ', ' ORDER BY account_id, period) FROM invoices "
+                           "WHERE account_id IN ('seta', 'setb')");
     /* (the CR posted through the broker is on seta's invoice of the month it was received) */
     ck_assert_ptr_nonnull(strstr(inv, "seta 2026-01-01 5 5032"));
     ck_assert_ptr_nonnull(strstr(inv, "seta 2026-02-01 2 2010"));
@@ -1500,33 +1505,39 @@ START_TEST(add_lines_set_based)
     free(inv);
     assert_totals(pg);
     /* what the bulk insert wrote is what the line-by-line path writes */
-    got = scalarf(pg, "SELECT l.line_no || ' ' || array_to_string(l.flags, ',') || ' ' || "
-                      "l.quantity || ' ' || l.unit_minor || ' ' || l.total_minor || ' ' || "
-                      "(l.rating->>'seq') || ' ' || (l.rate_card_version = (SELECT max(version) "
-                      "FROM rate_card_versions WHERE tenant_id = 'acme' AND account_id = "
-                      "'seta')) || ' ' || (e.lineage_cid = l.lineage_cid) FROM invoice_lines l "
-                      "JOIN tlog_entries e ON e.tenant_id = l.tenant_id AND e.idx = l.log_index "
-                      "WHERE l.cr_id = 'cr_%032llx'", SET_BASE + 4);
+    got = tst_pg_scalarf(pg,
+                         "SELECT l.line_no || ' ' || array_to_string(l.flags, ',') || ' ' || "
+                         "l.quantity || ' ' || l.unit_minor || ' ' || l.total_minor || ' ' || "
+                         "(l.rating->>'seq') || ' ' || (l.rate_card_version = (SELECT max(version) "
+                         "FROM rate_card_versions WHERE tenant_id = 'acme' AND account_id = "
+                         "'seta')) || ' ' || (e.lineage_cid = l.lineage_cid) FROM invoice_lines l "
+                         "JOIN tlog_entries e ON e.tenant_id = l.tenant_id AND e.idx = l.log_index "
+                         "WHERE l.cr_id = 'cr_%032llx'",
+                         SET_BASE + 4);
     ck_assert_str_eq(got, "2 behavior_violated 1 1004 1004 4 true true");
     free(got);
-    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM invoice_lines WHERE context_id = '" SET_CTX
-                               "' AND (rate_card_version IS NULL OR log_index IS NULL)"), 0);
+    ck_assert_int_eq(tst_pg_longf(pg,
+                                  "SELECT count(*) FROM invoice_lines WHERE context_id = '" SET_CTX
+                                  "' AND (rate_card_version IS NULL OR log_index IS NULL)"),
+                     0);
 
     /* 2. the same batch again: every line is a replay, nothing changes */
-    long size = longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'");
+    long size = tst_pg_longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'");
     got = add_lines(pg, els, 10);
     ck_assert_ptr_null(strstr(got, ":t:"));
     free(got);
-    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM invoice_lines WHERE context_id = '" SET_CTX
-                               "'"), 9);
-    ck_assert_int_eq(longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"), size);
+    ck_assert_int_eq(
+        tst_pg_longf(pg, "SELECT count(*) FROM invoice_lines WHERE context_id = '" SET_CTX "'"), 9);
+    ck_assert_int_eq(tst_pg_longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"),
+                     size);
     for (int i = 0; i < 10; i++)
         free(els[i]);
 
     /* 3. seta's January invoice 2,500 short of the cap: of three lines of 1,011..1,013 the
      * first two fit, the third freezes it and opens its continuation */
-    char *jan_a = scalarf(pg, "SELECT invoice_id FROM invoices WHERE account_id = 'seta' AND "
-                              "period = '2026-01-01' AND status = 'open'");
+    char *jan_a =
+        tst_pg_scalarf(pg, "SELECT invoice_id FROM invoices WHERE account_id = 'seta' AND "
+                           "period = '2026-01-01' AND status = 'open'");
     sql = tst_fmt("UPDATE invoices SET total_minor = %lld - 2500 WHERE invoice_id = '%s' "
                   "RETURNING 1", BILL_INVOICE_TOTAL_MAX, jan_a);
     ck_assert_int_eq(tst_pg_long(pg, sql), 1);
@@ -1537,37 +1548,50 @@ START_TEST(add_lines_set_based)
     ck_assert_str_eq(got, "1:seta:6:f:t:10 2:seta:7:f:t:11 "
                           "3:seta:1:f:t:12");
     free(got);
-    got = scalarf(pg, "SELECT status || ' ' || rolled_over || ' ' || line_count FROM invoices "
-                      "WHERE invoice_id = '%s'", jan_a);
+    got = tst_pg_scalarf(pg,
+                         "SELECT status || ' ' || rolled_over || ' ' || line_count FROM invoices "
+                         "WHERE invoice_id = '%s'",
+                         jan_a);
     ck_assert_str_eq(got, "finalizing true 7");
     free(got);
-    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM invoices WHERE account_id = 'seta' AND "
-                               "period = '2026-01-01' AND status = 'open' AND line_count = 1"), 1);
+    ck_assert_int_eq(tst_pg_longf(pg,
+                                  "SELECT count(*) FROM invoices WHERE account_id = 'seta' AND "
+                                  "period = '2026-01-01' AND status = 'open' AND line_count = 1"),
+                     1);
     for (int i = 0; i < 3; i++)
         free(els[i]);
 
     /* 4. setb's January invoice finalizing: two more January lines are late, both on the next
      * open invoice of the account */
-    ck_assert_int_eq(longf(pg, "WITH u AS (UPDATE invoices SET status = 'finalizing', "
-                               "finalizing_at = now() WHERE account_id = 'setb' AND period = "
-                               "'2026-01-01' RETURNING 1) SELECT count(*) FROM u"), 1);
+    ck_assert_int_eq(tst_pg_longf(pg,
+                                  "WITH u AS (UPDATE invoices SET status = 'finalizing', "
+                                  "finalizing_at = now() WHERE account_id = 'setb' AND period = "
+                                  "'2026-01-01' RETURNING 1) SELECT count(*) FROM u"),
+                     1);
     for (int i = 0; i < 2; i++)
         els[i] = set_line(14 + i, "setb", jan, 1000 + 14 + i, "[]");
     got = add_lines(pg, els, 2);
     ck_assert_str_eq(got, "1:setb:1:t:t:13 2:setb:2:t:t:14");
     free(got);
-    ck_assert_int_eq(longf(pg, "SELECT count(DISTINCT invoice_id) FROM invoice_lines WHERE "
-                               "cr_id IN ('cr_%032llx', 'cr_%032llx') AND invoice_id IN (SELECT "
-                               "invoice_id FROM invoices WHERE status = 'open' AND period > "
-                               "'2026-01-01')", SET_BASE + 14, SET_BASE + 15), 1);
+    ck_assert_int_eq(tst_pg_longf(pg,
+                                  "SELECT count(DISTINCT invoice_id) FROM invoice_lines WHERE "
+                                  "cr_id IN ('cr_%032llx', 'cr_%032llx') AND invoice_id IN (SELECT "
+                                  "invoice_id FROM invoices WHERE status = 'open' AND period > "
+                                  "'2026-01-01')",
+                                  SET_BASE + 14, SET_BASE + 15),
+                     1);
     for (int i = 0; i < 2; i++)
         free(els[i]);
     /* totals: the frozen invoice moved by its two lines from where it was set, the others
      * are the sums of their lines */
-    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM invoices i WHERE invoice_id <> '%s' AND "
-                               "(total_minor, line_count) IS DISTINCT FROM (SELECT "
-                               "(coalesce(sum(total_minor), 0)::bigint, count(*)) FROM invoice_lines l "
-                               "WHERE l.invoice_id = i.invoice_id)", jan_a), 0);
+    ck_assert_int_eq(
+        tst_pg_longf(pg,
+                     "SELECT count(*) FROM invoices i WHERE invoice_id <> '%s' AND "
+                     "(total_minor, line_count) IS DISTINCT FROM (SELECT "
+                     "(coalesce(sum(total_minor), 0)::bigint, count(*)) FROM invoice_lines l "
+                     "WHERE l.invoice_id = i.invoice_id)",
+                     jan_a),
+        0);
     sql = tst_fmt("SELECT count(*) FROM invoices WHERE invoice_id = '%s' AND total_minor = "
                   "%lld - 2500 + 1011 + 1012", jan_a, BILL_INVOICE_TOTAL_MAX);
     ck_assert_int_eq(tst_pg_long(pg, sql), 1);

@@ -307,8 +307,10 @@ static void assert_nodes(PGconn *pg, const char *tenant, long n)
     long expected = 0;
     ck_assert_int_le(n, MAX_CRS);
     for (long i = 0; i < n; i++) {
-        char *cid = scalarf(pg, "SELECT lineage_cid FROM tlog_entries WHERE tenant_id = '%s' "
-                                "AND idx = %ld", tenant, i);
+        char *cid = tst_pg_scalarf(pg,
+                                   "SELECT lineage_cid FROM tlog_entries WHERE tenant_id = '%s' "
+                                   "AND idx = %ld",
+                                   tenant, i);
         ck_assert_ptr_nonnull(cid);
         brk_merkle_leaf_hash(cid, strlen(cid), leaves[i]);
         free(cid);
@@ -317,17 +319,19 @@ static void assert_nodes(PGconn *pg, const char *tenant, long n)
         for (long k = 0; (k + 1) << level <= n; k++) {
             brk_merkle_root(leaves + (k << level), (size_t)1 << level, want);
             brk_hex(want, BRK_MERKLE_HASH_LEN, hex);
-            char *got = scalarf(pg, "SELECT encode(hash, 'hex') FROM tlog_nodes WHERE "
-                                    "tenant_id = '%s' AND level = %d AND idx = %ld",
-                                tenant, level, k);
+            char *got = tst_pg_scalarf(pg,
+                                       "SELECT encode(hash, 'hex') FROM tlog_nodes WHERE "
+                                       "tenant_id = '%s' AND level = %d AND idx = %ld",
+                                       tenant, level, k);
             ck_assert_msg(got != NULL && strcmp(got, hex) == 0, "node (%d, %ld): %s, want %s",
                           level, k, got ? got : "(none)", hex);
             free(got);
             expected++;
         }
     }
-    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM tlog_nodes WHERE tenant_id = '%s'", tenant),
-                     expected);
+    ck_assert_int_eq(
+        tst_pg_longf(pg, "SELECT count(*) FROM tlog_nodes WHERE tenant_id = '%s'", tenant),
+        expected);
 }
 
 /* The set-based append (tlog_append_batch, which billing and the sequencer use): called
@@ -346,7 +350,7 @@ START_TEST(log_append_batch)
         json_decref(rc);
     }
     ck_assert_int_eq(wait_log(pg, "acme", FIRST), FIRST);
-    long known = longf(pg, "SELECT idx FROM tlog_entries WHERE cr_id = '%s'", ids[1]);
+    long known = tst_pg_longf(pg, "SELECT idx FROM tlog_entries WHERE cr_id = '%s'", ids[1]);
     exec_ok(pg, "BEGIN");
     char *sql = tst_fmt(
         "INSERT INTO acs (tenant_id, context_id, status, accord_name, session_mode, "
@@ -395,7 +399,7 @@ START_TEST(log_append_batch)
     }
     ck_assert_str_eq(got, want);
     free(got);
-    ck_assert_int_eq(longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"),
+    ck_assert_int_eq(tst_pg_longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"),
                      FIRST + B1);
     /* call 2 continues where call 1 left the head */
     sql = tst_fmt("SELECT array_to_string(tlog_append_batch('acme', array_agg(cr_id ORDER BY "
@@ -410,8 +414,9 @@ START_TEST(log_append_batch)
     ck_assert_int_eq(strtol(last + 1, NULL, 10), FIRST + B1 + B2 - 1);
     free(got);
     long n = FIRST + B1 + B2;
-    ck_assert_int_eq(longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"), n);
-    ck_assert_int_eq(longf(pg, "SELECT count(*) FROM tlog_entries WHERE tenant_id = 'acme'"), n);
+    ck_assert_int_eq(tst_pg_longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"), n);
+    ck_assert_int_eq(tst_pg_longf(pg, "SELECT count(*) FROM tlog_entries WHERE tenant_id = 'acme'"),
+                     n);
     assert_hashes(pg, "acme", n);
     assert_nodes(pg, "acme", n);
     /* mismatched arrays are refused, nothing appended */
@@ -421,9 +426,10 @@ START_TEST(log_append_batch)
     ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
     PQclear(res);
     exec_ok(pg, "ROLLBACK TO SAVEPOINT s");
-    ck_assert_int_eq(longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"), n);
+    ck_assert_int_eq(tst_pg_longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"), n);
     exec_ok(pg, "ROLLBACK");
-    ck_assert_int_eq(longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"), FIRST);
+    ck_assert_int_eq(tst_pg_longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"),
+                     FIRST);
     for (int i = 0; i < FIRST; i++)
         free(ids[i]);
     PQfinish(pg);
