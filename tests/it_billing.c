@@ -1400,7 +1400,8 @@ static char *set_line(int seq, const char *acct, const char *occurred, long long
 }
 
 /* Calls bill_add_lines with the n elements; its n rows as
- * "ord:account:line:late:inserted:index" joined by spaces, in ord order (malloc'd). */
+ * "ord:account:line:late:inserted:index" joined by spaces, in ord order (malloc'd). Each row's
+ * invoice, line number, late flag and index are also those stored for its CR. */
 static char *add_lines(PGconn *pg, char **els, int n)
 {
     size_t len = 3;
@@ -1413,6 +1414,7 @@ static char *add_lines(PGconn *pg, char **els, int n)
     *p = ']';
     /* the call alone: a statement's own scans do not see the invoices its function creates */
     char *sql = tst_fmt("SELECT ord, invoice_id, concat_ws(':', line_no, late, inserted, "
+                        "log_index), cr_id, concat_ws(':', invoice_id, line_no, late, "
                         "log_index) FROM bill_add_lines('%s'::jsonb) ORDER BY ord", arr);
     PGresult *res = PQexec(pg, sql);
     ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "bill_add_lines: %s",
@@ -1423,6 +1425,13 @@ static char *add_lines(PGconn *pg, char **els, int n)
         char *acct = tst_pg_scalarf(pg, "SELECT account_id FROM invoices WHERE invoice_id = '%s'",
                                     PQgetvalue(res, i, 1));
         ck_assert_ptr_nonnull(acct);
+        /* what it returns is what is stored */
+        char *stored = tst_pg_scalarf(pg, "SELECT concat_ws(':', invoice_id, line_no, late, "
+                                          "log_index) FROM invoice_lines WHERE tenant_id = "
+                                          "'acme' AND cr_id = '%s'", PQgetvalue(res, i, 3));
+        ck_assert_ptr_nonnull(stored);
+        ck_assert_str_eq(stored, PQgetvalue(res, i, 4));
+        free(stored);
         char *next = tst_fmt("%s%s%s:%s:%s", got, i ? " " : "", PQgetvalue(res, i, 0), acct,
                              PQgetvalue(res, i, 2));
         free(got), free(acct);
