@@ -54,6 +54,7 @@ DECLARE
     v_shell text;
     v_signed boolean; -- 0013
     v_agent text := p_agent_check; -- 0013
+    v_self_new boolean := false; -- a self-authorized context seen for the first time
     t record;
 BEGIN
     -- 0007: a self-authorized receipt creates its context, once. Only the "self-" form can be
@@ -62,10 +63,16 @@ BEGIN
     -- lookup below answers not_found as for any context of another tenant. Concurrent first
     -- receipts meet at the same index; the loser then sees the winner's row (a new snapshot
     -- per statement) and is a retry or a conflict like any consumed AC.
+    -- The conditions are nested, not joined with AND: a condition that holds a subquery is
+    -- planned with the call's values, and one that the values make constant (no self-authorized
+    -- AC, no agent: the common case) would never settle on a cached plan, so it was planned
+    -- again on every call.
     IF p_self_ac IS NOT NULL
-       AND p_context ~ '^self-[A-Za-z0-9][A-Za-z0-9._-]{0,58}$'
-       AND NOT EXISTS (SELECT 1 FROM acs WHERE acs.tenant_id = p_tenant
-                                           AND acs.context_id = p_context) THEN
+       AND p_context ~ '^self-[A-Za-z0-9][A-Za-z0-9._-]{0,58}$' THEN
+        v_self_new := NOT EXISTS (SELECT 1 FROM acs WHERE acs.tenant_id = p_tenant
+                                                      AND acs.context_id = p_context);
+    END IF;
+    IF v_self_new THEN
         IF NOT EXISTS (SELECT 1 FROM accords WHERE accords.tenant_id = p_tenant
                                                AND accords.name = p_self_accord) THEN
             RETURN QUERY SELECT 'accord_not_found'::text, NULL::text, NULL::integer, NULL::text,
@@ -163,14 +170,17 @@ BEGIN
     -- (not revoked, its issuer still trusted, inside its validity window), or the receipt is
     -- as good as unsigned. A receipt naming an agent it cannot back is flagged whatever the
     -- accord says; an accord with signed_receipts also flags a receipt that names none.
-    IF v_agent = 'ok' AND NOT EXISTS (
-        SELECT 1 FROM agent_passports ap JOIN trusted_issuers ti
-            ON ti.tenant_id = ap.tenant_id AND ti.name = ap.issuer_name
-           AND ti.public_key = ap.issuer_public_key AND ti.revoked_at IS NULL
-         WHERE ap.tenant_id = p_tenant AND ap.passport_cid = p_agent_passport_cid
-           AND ap.agent_did = p_agent_did AND ap.revoked_at IS NULL
-           AND (ap.not_before IS NULL OR v_now >= ap.not_before) AND v_now <= ap.expires_at) THEN
-        v_agent := 'no_passport';
+    IF v_agent = 'ok' THEN
+        IF NOT EXISTS (
+            SELECT 1 FROM agent_passports ap JOIN trusted_issuers ti
+                ON ti.tenant_id = ap.tenant_id AND ti.name = ap.issuer_name
+               AND ti.public_key = ap.issuer_public_key AND ti.revoked_at IS NULL
+             WHERE ap.tenant_id = p_tenant AND ap.passport_cid = p_agent_passport_cid
+               AND ap.agent_did = p_agent_did AND ap.revoked_at IS NULL
+               AND (ap.not_before IS NULL OR v_now >= ap.not_before)
+               AND v_now <= ap.expires_at) THEN
+            v_agent := 'no_passport';
+        END IF;
     END IF;
     SELECT coalesce((body->>'signed_receipts')::boolean, false) INTO v_signed
         FROM accords WHERE accords.tenant_id = p_tenant AND accords.name = a.accord_name;
