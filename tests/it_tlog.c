@@ -88,11 +88,9 @@ static long wait_log(PGconn *pg, const char *tenant, long want)
     return n;
 }
 
-/* The stored leaf and root hashes of the tenant's log are brk_merkle's, entry by entry. */
-static void assert_hashes(PGconn *pg, const char *tenant, long n)
+/* leaves[0..n) := brk_merkle's leaf hashes of the lineage CIDs of the tenant's log entries. */
+static void read_leaves(PGconn *pg, const char *tenant, long n, brk_mhash_t *leaves)
 {
-    brk_mhash_t leaves[MAX_CRS], want;
-    char hex[2 * BRK_MERKLE_HASH_LEN + 1];
     ck_assert_int_le(n, MAX_CRS);
     for (long i = 0; i < n; i++) {
         char *cid = tst_pg_scalarf(pg,
@@ -101,6 +99,17 @@ static void assert_hashes(PGconn *pg, const char *tenant, long n)
                                    tenant, i);
         ck_assert_ptr_nonnull(cid);
         brk_merkle_leaf_hash(cid, strlen(cid), leaves[i]);
+        free(cid);
+    }
+}
+
+/* The stored leaf and root hashes of the tenant's log are brk_merkle's, entry by entry. */
+static void assert_hashes(PGconn *pg, const char *tenant, long n)
+{
+    brk_mhash_t leaves[MAX_CRS], want;
+    char hex[2 * BRK_MERKLE_HASH_LEN + 1];
+    read_leaves(pg, tenant, n, leaves);
+    for (long i = 0; i < n; i++) {
         brk_hex(leaves[i], BRK_MERKLE_HASH_LEN, hex);
         char *got = tst_pg_scalarf(pg,
                                    "SELECT encode(leaf_hash, 'hex') FROM tlog_entries WHERE "
@@ -115,7 +124,7 @@ static void assert_hashes(PGconn *pg, const char *tenant, long n)
                              "tenant_id = '%s' AND idx = %ld",
                              tenant, i);
         ck_assert_msg(strcmp(got, hex) == 0, "root of size %ld: %s, want %s", i + 1, got, hex);
-        free(got), free(cid);
+        free(got);
     }
 }
 
@@ -305,16 +314,7 @@ static void assert_nodes(PGconn *pg, const char *tenant, long n)
     brk_mhash_t leaves[MAX_CRS], want;
     char hex[2 * BRK_MERKLE_HASH_LEN + 1];
     long expected = 0;
-    ck_assert_int_le(n, MAX_CRS);
-    for (long i = 0; i < n; i++) {
-        char *cid = tst_pg_scalarf(pg,
-                                   "SELECT lineage_cid FROM tlog_entries WHERE tenant_id = '%s' "
-                                   "AND idx = %ld",
-                                   tenant, i);
-        ck_assert_ptr_nonnull(cid);
-        brk_merkle_leaf_hash(cid, strlen(cid), leaves[i]);
-        free(cid);
-    }
+    read_leaves(pg, tenant, n, leaves);
     for (int level = 1; (1L << level) <= n; level++) {
         for (long k = 0; (k + 1) << level <= n; k++) {
             brk_merkle_root(leaves + (k << level), (size_t)1 << level, want);
