@@ -1457,31 +1457,7 @@ START_TEST(add_lines_set_based)
     rc[0] = post_cr(&(cr_opts_t){.extra = "\"billing_account\":\"seta\""});
     ck_assert_int_eq(wait_line(pg, tst_str(rc[0], "cr_id")), 1); /* index 0 of acme's log */
     /* an AC and 20 receipts on it, written directly (their content is not what this checks) */
-    char *sql = tst_fmt(
-        "INSERT INTO acs (tenant_id, context_id, status, accord_name, session_mode, "
-        "capability_set, command_hash, corpus_entry_cid, parameters_cid, environment_commitment, "
-        "description, ttl_seconds, issued_at, expires_at, issuer_key_id, billing_account, ac, "
-        "ac_cid) SELECT a.tenant_id, '" SET_CTX "', 'active', a.accord_name, true, "
-        "a.capability_set, a.command_hash, a.corpus_entry_cid, a.parameters_cid, "
-        "a.environment_commitment, 'set', a.ttl_seconds, a.issued_at, a.expires_at, "
-        "a.issuer_key_id, a.billing_account, a.ac, a.ac_cid FROM acs a JOIN crs c USING "
-        "(tenant_id, context_id) WHERE c.cr_id = '%s' RETURNING 1", tst_str(rc[0], "cr_id"));
-    ck_assert_int_eq(tst_pg_long(pg, sql), 1);
-    free(sql);
-    ck_assert_int_eq(
-        tst_pg_longf(
-            pg,
-            "WITH x AS (INSERT INTO crs (tenant_id, context_id, sequence, cr_id, outcome, "
-            "effective_outcome, flags, started_at, completed_at, cr, cr_cid, chronicle_cid, "
-            "merkle_root, ac_cid, lineage_cid, executor_key_id, received_at, billed_started_at, "
-            "billed_completed_at) SELECT a.tenant_id, a.context_id, g, 'cr_' || "
-            "lpad(to_hex(g + %lld), 32, '0'), 'completed', 'completed', '{}', now(), now(), '{}', "
-            "'sha256:' || encode(sha256(('c' || g)::bytea), 'hex'), a.ac_cid, a.ac_cid, a.ac_cid, "
-            "'sha256:' || lpad(to_hex(g + %lld), 64, '0'), a.issuer_key_id, now(), now(), now() "
-            "FROM acs a, generate_series(1, 20) g WHERE a.context_id = '" SET_CTX "' RETURNING 1) "
-            "SELECT count(*) FROM x",
-            SET_BASE, SET_BASE),
-        20);
+    tst_pg_fake_session(pg, tst_str(rc[0], "cr_id"), SET_CTX, 20, SET_BASE);
 
     /* 1. one batch: positions 1..10; position 6 names the CR of position 1 again */
     const char *jan = "2026-01-15T10:00:00Z", *feb = "2026-02-03T10:00:00Z";
@@ -1547,7 +1523,7 @@ START_TEST(add_lines_set_based)
     char *jan_a =
         tst_pg_scalarf(pg, "SELECT invoice_id FROM invoices WHERE account_id = 'seta' AND "
                            "period = '2026-01-01' AND status = 'open'");
-    sql = tst_fmt("UPDATE invoices SET total_minor = %lld - 2500 WHERE invoice_id = '%s' "
+    char *sql = tst_fmt("UPDATE invoices SET total_minor = %lld - 2500 WHERE invoice_id = '%s' "
                   "RETURNING 1", BILL_INVOICE_TOTAL_MAX, jan_a);
     ck_assert_int_eq(tst_pg_long(pg, sql), 1);
     free(sql);

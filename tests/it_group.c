@@ -564,7 +564,8 @@ START_TEST(session_lookup_indexed)
     PGconn *pg = tst_pg_connect(DBNAME);
     /* a session context with SESSION_CRS receipts, written directly (their content is not
      * what this checks), then the planner's statistics */
-    char *sql = tst_fmt(
+    tst_pg_execf(
+        pg,
         "INSERT INTO crs (tenant_id, context_id, sequence, cr_id, outcome, effective_outcome, "
         "flags, started_at, completed_at, cr, cr_cid, chronicle_cid, merkle_root, ac_cid, "
         "lineage_cid, executor_key_id, received_at, billed_started_at, billed_completed_at) "
@@ -574,14 +575,11 @@ START_TEST(session_lookup_indexed)
         "encode(sha256(('l' || g)::bytea), 'hex'), a.issuer_key_id, now(), now(), now() "
         "FROM acs a, generate_series(1, %d) g WHERE a.context_id = '%s'",
         OTHER, OTHER, SESSION_CRS, ctx);
-    PGresult *res = PQexec(pg, sql);
-    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
-    PQclear(res);
-    free(sql);
     /* and, as in any real tenant, many contexts of one receipt each: a generic plan then
      * expects one row per context, which is what made the primary key look as cheap as the
      * cr_cid index and walk the long session row by row (0016's index alone did not help) */
-    sql = tst_fmt(
+    tst_pg_execf(
+        pg,
         "INSERT INTO acs (tenant_id, context_id, status, accord_name, session_mode, "
         "capability_set, command_hash, corpus_entry_cid, parameters_cid, environment_commitment, "
         "description, ttl_seconds, issued_at, expires_at, issuer_key_id, billing_account, ac, "
@@ -591,11 +589,8 @@ START_TEST(session_lookup_indexed)
         "a.expires_at, a.issuer_key_id, a.billing_account, a.ac, a.ac_cid "
         "FROM acs a, generate_series(1, %d) g WHERE a.context_id = '%s'",
         SINGLE_CONTEXTS, ctx);
-    res = PQexec(pg, sql);
-    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
-    PQclear(res);
-    free(sql);
-    sql = tst_fmt(
+    tst_pg_execf(
+        pg,
         "INSERT INTO crs (tenant_id, context_id, sequence, cr_id, outcome, effective_outcome, "
         "flags, started_at, completed_at, cr, cr_cid, chronicle_cid, merkle_root, ac_cid, "
         "lineage_cid, executor_key_id, received_at, billed_started_at, billed_completed_at) "
@@ -606,18 +601,14 @@ START_TEST(session_lookup_indexed)
         "FROM generate_series(1, %d) g JOIN acs a ON a.tenant_id = 'acme' "
         "AND a.context_id = 'ctx_' || lpad(to_hex(g + 5000000), 32, '0')",
         OTHER, OTHER, SINGLE_CONTEXTS);
-    res = PQexec(pg, sql);
-    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
-    PQclear(res);
-    free(sql);
     PQclear(PQexec(pg, "ANALYZE crs"));
     /* the lookup exactly as gsap_complete writes it, planned generically as PL/pgSQL may */
     PQclear(PQexec(pg, "SET plan_cache_mode = force_generic_plan"));
-    res = PQexec(pg, "PREPARE retry_lookup(text, gsap_cid) AS SELECT * FROM crs "
+    PGresult *res = PQexec(pg, "PREPARE retry_lookup(text, gsap_cid) AS SELECT * FROM crs "
                      "WHERE crs.tenant_id = $1 AND crs.cr_cid = $2");
     ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
     PQclear(res);
-    sql = tst_fmt("EXPLAIN (FORMAT JSON) EXECUTE retry_lookup('acme', '%s')", H("7"));
+    char *sql = tst_fmt("EXPLAIN (FORMAT JSON) EXECUTE retry_lookup('acme', '%s')", H("7"));
     char *plan = tst_pg_scalar(pg, sql);
     free(sql);
     /* the cr_cid is matched in the index, not filtered row by row after reading the context */

@@ -298,15 +298,6 @@ START_TEST(log_append)
 }
 END_TEST
 
-/* Runs sql, which must succeed (a command or a query). */
-static void exec_ok(PGconn *pg, const char *sql)
-{
-    PGresult *res = PQexec(pg, sql);
-    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK,
-                  "%s: %s", sql, PQresultErrorMessage(res));
-    PQclear(res);
-}
-
 /* Every stored interior node of the tenant's log of size n is brk_merkle's root of its
  * subtree, and the nodes are exactly those of the complete subtrees. */
 static void assert_nodes(PGconn *pg, const char *tenant, long n)
@@ -351,31 +342,11 @@ START_TEST(log_append_batch)
     }
     ck_assert_int_eq(wait_log(pg, "acme", FIRST), FIRST);
     long known = tst_pg_longf(pg, "SELECT idx FROM tlog_entries WHERE cr_id = '%s'", ids[1]);
-    exec_ok(pg, "BEGIN");
-    char *sql = tst_fmt(
-        "INSERT INTO acs (tenant_id, context_id, status, accord_name, session_mode, "
-        "capability_set, command_hash, corpus_entry_cid, parameters_cid, environment_commitment, "
-        "description, ttl_seconds, issued_at, expires_at, issuer_key_id, billing_account, ac, "
-        "ac_cid) SELECT a.tenant_id, 'ctx_0000000000000000000000000000ba7c', 'active', a.accord_name, true, "
-        "a.capability_set, a.command_hash, a.corpus_entry_cid, a.parameters_cid, "
-        "a.environment_commitment, 'batch', a.ttl_seconds, a.issued_at, a.expires_at, "
-        "a.issuer_key_id, a.billing_account, a.ac, a.ac_cid FROM acs a JOIN crs c USING "
-        "(tenant_id, context_id) WHERE c.cr_id = '%s'", ids[0]);
-    exec_ok(pg, sql);
-    free(sql);
-    exec_ok(pg,
-        "INSERT INTO crs (tenant_id, context_id, sequence, cr_id, outcome, effective_outcome, "
-        "flags, started_at, completed_at, cr, cr_cid, chronicle_cid, merkle_root, ac_cid, "
-        "lineage_cid, executor_key_id, received_at, billed_started_at, billed_completed_at) "
-        "SELECT a.tenant_id, a.context_id, g, 'cr_' || lpad(to_hex(g + 3131000000), 32, '0'), "
-        "'completed', 'completed', '{}', "
-        "now(), now(), '{}', 'sha256:' || encode(sha256(('c' || g)::bytea), 'hex'), a.ac_cid, "
-        "a.ac_cid, a.ac_cid, 'sha256:' || encode(sha256(('l' || g)::bytea), 'hex'), "
-        "a.issuer_key_id, now(), now(), now() FROM acs a, generate_series(1, 100) g "
-        "WHERE a.context_id = 'ctx_0000000000000000000000000000ba7c'");
+    tst_pg_execf(pg, "BEGIN");
+    tst_pg_fake_session(pg, ids[0], "ctx_0000000000000000000000000000ba7c", 100, 3131000000LL);
     /* call 1: the CRs of sequence 1..B1, with the logged CR ids[1] after the 10th and the
      * 5th again after the 20th */
-    sql = tst_fmt(
+    char *sql = tst_fmt(
         "WITH x AS (SELECT 'cr_' || lpad(to_hex(g + 3131000000), 32, '0') AS cr, g AS pos "
         "  FROM generate_series(1, %d) g "
         "  UNION ALL SELECT '%s', 10.5 UNION ALL SELECT 'cr_%032lx', 20.5), "
@@ -425,9 +396,9 @@ START_TEST(log_append_batch)
     res = PQexec(pg, "SELECT tlog_append_batch('acme', ARRAY['cr_0000000000000000000000000000ba7c'], '{}')");
     ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
     PQclear(res);
-    exec_ok(pg, "ROLLBACK TO SAVEPOINT s");
+    tst_pg_execf(pg, "ROLLBACK TO SAVEPOINT s");
     ck_assert_int_eq(tst_pg_longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"), n);
-    exec_ok(pg, "ROLLBACK");
+    tst_pg_execf(pg, "ROLLBACK");
     ck_assert_int_eq(tst_pg_longf(pg, "SELECT size FROM tlog_heads WHERE tenant_id = 'acme'"),
                      FIRST);
     for (int i = 0; i < FIRST; i++)

@@ -93,6 +93,47 @@ char *tst_pg_scalarf(PGconn *c, const char *f, ...)
     return v;
 }
 
+void tst_pg_execf(PGconn *c, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    char *sql = vsql(f, ap);
+    va_end(ap);
+    free(tst_pg_scalar(c, sql));
+    free(sql);
+}
+
+void tst_pg_fake_session(PGconn *c, const char *cr_id, const char *ctx, int n, long long base)
+{
+    tst_pg_execf(
+        c,
+        "INSERT INTO acs (tenant_id, context_id, status, accord_name, session_mode, "
+        "capability_set, command_hash, corpus_entry_cid, parameters_cid, environment_commitment, "
+        "description, ttl_seconds, issued_at, expires_at, issuer_key_id, billing_account, ac, "
+        "ac_cid) SELECT a.tenant_id, '%s', 'active', a.accord_name, true, a.capability_set, "
+        "a.command_hash, a.corpus_entry_cid, a.parameters_cid, a.environment_commitment, "
+        "'fake session', a.ttl_seconds, a.issued_at, a.expires_at, a.issuer_key_id, "
+        "a.billing_account, a.ac, a.ac_cid FROM acs a JOIN crs c USING (tenant_id, context_id) "
+        "WHERE c.cr_id = '%s'",
+        ctx, cr_id);
+    long got = tst_pg_longf(
+        c,
+        "WITH x AS (INSERT INTO crs (tenant_id, context_id, sequence, cr_id, outcome, "
+        "effective_outcome, flags, started_at, completed_at, cr, cr_cid, chronicle_cid, "
+        "merkle_root, ac_cid, lineage_cid, executor_key_id, received_at, billed_started_at, "
+        "billed_completed_at) SELECT a.tenant_id, a.context_id, g, 'cr_' || "
+        "lpad(to_hex(g + %lld), 32, '0'), 'completed', 'completed', '{}', now(), now(), '{}', "
+        "'sha256:' || encode(sha256(('c' || (g + %lld))::bytea), 'hex'), a.ac_cid, a.ac_cid, "
+        "a.ac_cid, 'sha256:' || lpad(to_hex(g + %lld), 64, '0'), a.issuer_key_id, now(), now(), "
+        "now() FROM acs a, generate_series(1, %d) g WHERE a.context_id = '%s' RETURNING 1) "
+        "SELECT count(*) FROM x",
+        base, base, base, n, ctx);
+    if (got != n) {
+        fprintf(stderr, "tst_pg: fake session %s: %ld receipts written, not %d\n", ctx, got, n);
+        abort();
+    }
+}
+
 long tst_pg_longf(PGconn *c, const char *f, ...)
 {
     va_list ap;

@@ -30,6 +30,16 @@ long tst_pg_long(PGconn *c, const char *sql);
 char *tst_pg_scalarf(PGconn *c, const char *f, ...) __attribute__((format(printf, 2, 3)));
 long tst_pg_longf(PGconn *c, const char *f, ...) __attribute__((format(printf, 2, 3)));
 
+/* tst_pg_execf: tst_pg_scalarf for SQL whose result does not matter (aborts on SQL error). */
+void tst_pg_execf(PGconn *c, const char *f, ...) __attribute__((format(printf, 2, 3)));
+
+/* tst_pg_fake_session: a session context ctx of its own (an active copy of the AC of CR
+ * cr_id, same tenant) with n receipts written directly, sequence g = 1..n, cr_id
+ * "cr_" + 32 hex digits of base + g, lineage CID "sha256:" + 64 hex digits of base + g: for
+ * tests of what comes after acceptance, where how the receipts got there is not the point.
+ * Aborts on SQL error or when the AC is not found. */
+void tst_pg_fake_session(PGconn *c, const char *cr_id, const char *ctx, int n, long long base);
+
 /* tst_pg_db_scalarf, tst_pg_db_longf: the same on a connection of their own to database db,
  * closed before they return (so each sees all that is committed). */
 char *tst_pg_db_scalarf(const char *db, const char *f, ...) __attribute__((format(printf, 2, 3)));
