@@ -31,7 +31,7 @@
 
 static brk_db_stmt_t q_ready = {"ops_ready", "SELECT count(*) FROM schema_migrations", 0};
 
-/* The pending count walks the partial index fn_runs_pending, which holds only the backlog;
+/* The pending count walks the partial index fn_runs_pending (event_id), which holds only the backlog;
  * the oldest pending pair is its lowest event_id (event ids grow with time), found through
  * the same index, not by joining the whole backlog. */
 static brk_db_stmt_t q_fn_queue = {
