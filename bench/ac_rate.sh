@@ -90,7 +90,8 @@ tpl=$(scalar "SELECT context_id FROM acs WHERE tenant_id = '$TENANT' ORDER BY cr
 AC_JSON=$(scalar "SELECT ac::text FROM acs WHERE context_id = '$tpl'")
 AC_CID=$(scalar "SELECT ac_cid FROM acs WHERE context_id = '$tpl'")
 bench_stop "$BENCH_BROKER_PID"
-bench_psql "$DB" -c CHECKPOINT
+# pgbench starts where the broker started: after VACUUM ANALYZE and a checkpoint.
+bench_psql "$DB" -c "VACUUM ANALYZE" -c CHECKPOINT
 
 # ---- (b) pgbench, the same statement, one call per transaction ----
 cat >"$BENCH_TMP/issue.sql" <<SQL
