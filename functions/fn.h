@@ -89,6 +89,16 @@ typedef struct fn_def {
     /* enabled: may be NULL (always on); 0 turns the function off for this configuration
      * (the Chronicle emitter without CHRONICLE_WEBHOOK_URL). */
     int (*enabled)(const fn_env_t *env);
+    /*
+     * fallback_for: NULL, and the function gets a pair for every event of its types. Or the
+     * name of another function that does this one's work in its own transaction as it runs
+     * (billing appends each CR it bills to the transparency log): then a pair is created only
+     * for an event whose run of that function records a failure (or dead-letters), in the
+     * same transaction as the failure (gsap_fn_fallback, 20_gsap_fn_fanout.sql), so every
+     * event is still served, by the other function or by this one, without a second pair per
+     * event on the way that succeeds.
+     */
+    const char *fallback_for;
 } fn_def_t;
 
 /* fn_registry: the registered functions, NULL-terminated (fn_registry.c). */

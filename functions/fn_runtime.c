@@ -164,6 +164,18 @@ static void rt_free(fn_runtime_t *rt)
     free(rt);
 }
 
+/* fallback_ok: d's fallback_for names another registered function, always on (a function
+ * that can be off would leave d's events unserved). */
+static int fallback_ok(const fn_def_t *d)
+{
+    for (size_t k = 0; fn_registry[k] != NULL; k++) {
+        const fn_def_t *o = fn_registry[k];
+        if (o != d && strcmp(o->name, d->fallback_for) == 0)
+            return o->enabled == NULL && o->fallback_for == NULL;
+    }
+    return 0;
+}
+
 /* register_functions: checks the registry and keeps the enabled functions. */
 static int register_functions(fn_runtime_t *rt, char *err, size_t errlen)
 {
@@ -192,6 +204,12 @@ static int register_functions(fn_runtime_t *rt, char *err, size_t errlen)
                 snprintf(err, errlen, "function \"%s\" is registered twice", d->name);
                 return BRK_EINVAL;
             }
+        if (d->fallback_for != NULL && !fallback_ok(d)) {
+            snprintf(err, errlen,
+                     "function \"%s\": fallback_for must name another registered function",
+                     d->name);
+            return BRK_EINVAL;
+        }
         if (nt == 0 || (d->enabled != NULL && !d->enabled(&rt->env)))
             continue;
         /* Asynchronous runs are bounded per process (FN_ASYNC_MAX_INFLIGHT): one worker runs

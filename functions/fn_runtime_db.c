@@ -99,7 +99,7 @@ static const struct {
                       "AND attempts = $4::int AND done_at IS NULL AND dead_at IS NULL "
                       "RETURNING dead_at IS NOT NULL",
                       7},
-    [S_SUBSCRIBE] = {"fn_subscribe", "SELECT gsap_fn_subscribe($1, $2::text[])", 2},
+    [S_SUBSCRIBE] = {"fn_subscribe", "SELECT gsap_fn_subscribe($1, $2::text[], $3)", 3},
 };
 
 /* ---- the work connection --------------------------------------------------------------- */
@@ -191,7 +191,7 @@ static int subscribe_all(fn_runtime_t *rt, char *err, size_t errlen)
             snprintf(err, errlen, "too many event types for function \"%s\"", d->name);
             return BRK_EINVAL;
         }
-        const char *p[] = {d->name, types};
+        const char *p[] = {d->name, types, d->fallback_for};
         PGresult *res = fn__exec_p(rt, S_SUBSCRIBE, p, err, errlen);
         if (res == NULL)
             return BRK_EDB;

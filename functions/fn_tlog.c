@@ -2,10 +2,13 @@
  * fn_tlog: the transparency log sequencer (GSAP_CR_RECEIVED, synchronous). Every accepted CR's
  * lineage CID is appended to its tenant's log by tlog_append_batch
  * (migrations/functions/20_tlog_append.sql), which assigns the next index under the tenant's
- * tlog_heads row lock, so the sequence is gap-free across brokers sharing one database. The
- * append commits with the run's done mark (exactly once per event), and it returns
- * the existing index for a CR already logged (billing may have logged it first to number its
- * invoice line), so a replay never appends twice. A pass's CRs go in one statement
+ * tlog_heads row lock, so the sequence is gap-free across brokers sharing one database.
+ * Billing appends each CR it bills in its own run (the line records the index), so this
+ * function is billing's fallback (fn.h): it gets a pair only for a CR whose billing run
+ * records a failure or dead-letters, created in that transaction, and logs the CR while its
+ * billing waits for a retry or a replay. The append commits with the run's done mark
+ * (exactly once per event), and it returns the existing index for a CR already logged, so a
+ * replay, or billing succeeding after all, never appends twice. A pass's CRs go in one statement
  * (tlog_append_many, run_batch); the runtime falls back to one at a time when it fails.
  *
  * Runtime thread only.
@@ -82,9 +85,12 @@ static int tlog_run(const fn_env_t *env, PGconn *conn, const fn_event_t *ev, cha
 
 static const char *const tlog_types[] = {BRK_EV_CR_RECEIVED, NULL};
 
+/* Billing appends every CR it bills (its line records the index), in its own transaction:
+ * the sequencer runs only for a CR whose billing run failed or died (fn.h, fallback_for). */
 const fn_def_t fn_tlog = {
     .name = "tlog",
     .event_types = tlog_types,
     .run = tlog_run,
     .run_batch = tlog_batch,
+    .fallback_for = "billing",
 };

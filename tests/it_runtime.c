@@ -773,6 +773,14 @@ START_TEST(sync_crash_counts_attempts)
     PQfinish(c);
     ck_assert_str_eq(err, "no result within the lease");
     ck_assert_int_eq(scalar_long("SELECT count(*) FROM invoice_lines"), 0);
+    /* billing logs each CR it bills; while this one is a dead letter, the log sequencer (its
+     * fallback, whose pair the dead-lettering created) logs it */
+    char *logged = tst_fmt("SELECT count(*) FROM tlog_entries e JOIN fn_runs r ON r.tenant_id = "
+                           "e.tenant_id AND r.function = 'tlog' AND r.done_at IS NOT NULL "
+                           "WHERE e.cr_id = '%s' AND e.idx = 0",
+                           tst_str(cr, "cr_id"));
+    ck_assert_int_eq(wait_long(logged, 1, 15), 1);
+    ck_assert_int_eq(scalar_long("SELECT count(*) FROM fn_runs WHERE function = 'tlog'"), 1);
 
     /* a replay runs it once more, from scratch: exactly one line */
     long ev = scalar_long("SELECT event_id FROM events WHERE type = 'GSAP_CR_RECEIVED'");
@@ -783,7 +791,9 @@ START_TEST(sync_crash_counts_attempts)
     ck_assert_int_eq(wait_long("SELECT count(*) FROM " BRUNS " WHERE done_at IS NOT NULL", 1, 10),
                      1);
     ck_assert_int_eq(scalar_long("SELECT attempts FROM " BRUNS), 1);
-    char *line = tst_fmt("SELECT count(*) FROM invoice_lines WHERE cr_id = '%s'", tst_str(cr, "cr_id"));
+    char *line = tst_fmt("SELECT count(*) FROM invoice_lines WHERE cr_id = '%s' AND "
+                         "log_index = 0",
+                         tst_str(cr, "cr_id")); /* the index the sequencer gave it */
     ck_assert_int_eq(scalar_long(line), 1);
     ck_assert_int_eq(scalar_long("SELECT count(*) FROM invoice_lines"), 1);
 
@@ -791,7 +801,7 @@ START_TEST(sync_crash_counts_attempts)
     tst_broker_clear(&b);
     PQfinish(hold);
     json_decref(ac), json_decref(cr);
-    free(issuer), free(exec), free(admin), free(err), free(body), free(line);
+    free(issuer), free(exec), free(admin), free(err), free(body), free(line), free(logged);
 }
 END_TEST
 

@@ -270,14 +270,15 @@ START_TEST(log_append)
     assert_hashes(pg, "acme", N);
     assert_nodes(pg, "acme", N);
     assert_hashes(pg, "globex", 2);
-    /* billing logs a CR first to number its line, so the entries can exist before the
-     * sequencer's own run for the CR has come: wait for every such run to end done */
-    ck_assert_int_eq(tst_pg_wait_long(pg,
-                                      "SELECT (count(*) = 0)::int FROM fn_runs r JOIN events e "
-                                      "USING (tenant_id, event_id) WHERE r.function = 'tlog' AND "
-                                      "e.type = 'GSAP_CR_RECEIVED' AND r.done_at IS NULL",
-                                      1, LOG_WAIT_S),
-                     1);
+    /* each CR was logged by its billing run, which numbers its line with the index: the
+     * sequencer, billing's fallback, got no pair for any of them */
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM fn_runs WHERE function = 'tlog'"), 0);
+    ck_assert_int_eq(tst_pg_longf(pg,
+                                  "SELECT count(*) FROM invoice_lines l JOIN tlog_entries e "
+                                  "USING (tenant_id, cr_id) WHERE l.tenant_id = 'acme' AND "
+                                  "l.log_index = e.idx AND e.idx < %d",
+                                  N),
+                     N);
     /* appending a logged CR again returns its index and changes nothing */
     long idx3 = tst_pg_longf(pg, "SELECT idx FROM tlog_entries WHERE cr_id = '%s'", ids[3]);
     char *cid3 = tst_pg_scalarf(pg, "SELECT lineage_cid FROM crs WHERE cr_id = '%s'", ids[3]);
@@ -298,6 +299,78 @@ START_TEST(log_append)
         free(ids[i]);
     ck_assert_int_eq(tst_broker_stop(&b2), 0);
     tst_broker_clear(&b2);
+    PQfinish(pg);
+}
+END_TEST
+
+/*
+ * The sequencer is billing's fallback (fn.h, 0021): the subscription a start writes, the pair
+ * a billing failure creates in its own transaction, and what a subscription change backfills.
+ * Inside a transaction that is rolled back.
+ */
+START_TEST(sequencer_is_billing_fallback)
+{
+    enum { N = 3 };
+    PGconn *pg = tst_pg_connect(DB);
+    char *ids[N];
+    for (int i = 0; i < N; i++) {
+        json_t *rc = post_cr(B.port, SHELL);
+        ids[i] = strdup(tst_str(rc, "cr_id"));
+        json_decref(rc);
+    }
+    char *billed = tst_fmt("SELECT count(*) FROM fn_runs r JOIN events e USING (tenant_id, "
+                           "event_id) WHERE r.function = 'billing' AND r.done_at IS NOT NULL "
+                           "AND e.payload->>'cr_id' IN ('%s', '%s', '%s')",
+                           ids[0], ids[1], ids[2]);
+    ck_assert_int_eq(tst_pg_wait_long(pg, billed, N, LOG_WAIT_S), N);
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM fn_subscriptions WHERE function = "
+                                     "'tlog' AND event_type = 'GSAP_CR_RECEIVED' AND "
+                                     "fallback_for = 'billing'"),
+                     1);
+    /* the sequencer's pairs for the CR ids[1] */
+    char *q = tst_fmt("SELECT count(*) FROM fn_runs WHERE function = 'tlog' AND event_id = "
+                      "(SELECT event_id FROM events WHERE type = 'GSAP_CR_RECEIVED' AND "
+                      "payload->>'cr_id' = '%s')",
+                      ids[1]);
+    tst_pg_execf(pg, "BEGIN");
+    /* a recorded billing failure creates the sequencer's pair, pending, in its transaction */
+    ck_assert_int_eq(tst_pg_long(pg, q), 0);
+    tst_pg_execf(pg,
+                 "UPDATE fn_runs SET last_error = 'boom' WHERE function = 'billing' AND "
+                 "event_id = (SELECT event_id FROM events WHERE type = 'GSAP_CR_RECEIVED' AND "
+                 "payload->>'cr_id' = '%s')",
+                 ids[1]);
+    ck_assert_int_eq(tst_pg_long(pg, q), 1);
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM fn_runs WHERE function = 'tlog' AND "
+                                     "done_at IS NULL AND dead_at IS NULL AND attempts = 0"),
+                     1);
+    /* a second failure of the same pair changes nothing; done marks never create one */
+    tst_pg_execf(pg,
+                 "UPDATE fn_runs SET last_error = 'boom again' WHERE function = 'billing' AND "
+                 "last_error = 'boom'");
+    tst_pg_execf(pg, "UPDATE fn_runs SET done_at = now() WHERE function = 'billing' AND "
+                     "done_at IS NOT NULL");
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM fn_runs WHERE function = 'tlog'"), 1);
+    /* an unchanged start subscribes nothing and backfills nothing */
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT gsap_fn_subscribe('tlog', '{GSAP_CR_RECEIVED}', "
+                                     "'billing')"),
+                     0);
+    /* a full subscription (as before 0021) backfills a pair for every CR event without one */
+    long crs = tst_pg_long(pg, "SELECT count(*) FROM events WHERE type = 'GSAP_CR_RECEIVED'");
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT gsap_fn_subscribe('tlog', '{GSAP_CR_RECEIVED}', "
+                                     "NULL)"),
+                     crs - 1);
+    /* and back to a fallback: only the events whose billing recorded an error would get one */
+    tst_pg_execf(pg, "DELETE FROM fn_runs WHERE function = 'tlog'");
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT gsap_fn_subscribe('tlog', '{GSAP_CR_RECEIVED}', "
+                                     "'billing')"),
+                     1);
+    ck_assert_int_eq(tst_pg_long(pg, q), 1);
+    tst_pg_execf(pg, "ROLLBACK");
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM fn_runs WHERE function = 'tlog'"), 0);
+    for (int i = 0; i < N; i++)
+        free(ids[i]);
+    free(billed), free(q);
     PQfinish(pg);
 }
 END_TEST
@@ -763,6 +836,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, log_append);
     tcase_add_test(tc, log_append_batch);
+    tcase_add_test(tc, sequencer_is_billing_fallback);
     tcase_add_test(tc, checkpoints_and_proofs);
     tcase_add_test(tc, invoices_carry_proofs);
     suite_add_tcase(s, tc);
