@@ -36,8 +36,15 @@
 #define FN_DEFAULT_POLL_MS 1000
 #define FN_POLL_MS_MIN 10
 #define FN_POLL_MS_MAX 60000
-#define FN_DEFAULT_BATCH 256 /* pairs per pass: ~128 CRs (billing + log) in a few statements */
+#define FN_DEFAULT_BATCH 256 /* pairs per pass: 256 CRs (billing) in a few statements */
 #define FN_BATCH_MAX 1000
+/* A pass costs a dozen statements and two commits whatever its size: under a steady stream of
+ * NOTIFYs (one per group commit), a worker that started a pass on every one ran many small
+ * passes, and its backend took the CPU the HTTP side's requests were queueing for. The gap
+ * gathers what arrives meanwhile into one pass; it adds at most this much to billing lag, and
+ * nothing to an event arriving after a quiet moment. */
+#define FN_DEFAULT_PASS_GAP_MS 50
+#define FN_PASS_GAP_MS_MAX 1000
 #define FN_DEFAULT_BACKOFF_MS 500
 #define FN_DEFAULT_MAX_ATTEMPTS 8
 #define FN_MAX_ATTEMPTS_MAX 1000000
@@ -113,6 +120,7 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
     rt->stopping = 1;
     event_del(rt->poll_ev);
     event_del(rt->claim_ev);
+    event_del(rt->gap_ev);
     event_del(rt->reconnect_ev);
     event_del(rt->lost_ev);
     if (rt->listen_ev)
@@ -151,8 +159,8 @@ static void *thread_main(void *arg)
 /* rt_free: releases rt once its thread has ended (or never started). */
 static void rt_free(fn_runtime_t *rt)
 {
-    struct event **evs[] = {&rt->poll_ev,  &rt->claim_ev,     &rt->done_ev, &rt->stop_ev,
-                            &rt->grace_ev, &rt->reconnect_ev, &rt->lost_ev};
+    struct event **evs[] = {&rt->poll_ev,  &rt->claim_ev,     &rt->gap_ev, &rt->done_ev,
+                            &rt->stop_ev,  &rt->reconnect_ev, &rt->lost_ev, &rt->grace_ev};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (*evs[i])
             event_free(*evs[i]);
@@ -270,7 +278,9 @@ int fn_runtime_settings(fn_settings_t *out, char *err, size_t errlen)
         (rc = brk_env_uint("GSAP_FN_MAX_ATTEMPTS", FN_DEFAULT_MAX_ATTEMPTS, 1, FN_MAX_ATTEMPTS_MAX,
                        &out->max_attempts, err, errlen)) != 0 ||
         (rc = brk_env_uint("GSAP_FN_WORKERS", FN_DEFAULT_WORKERS, 1, FN_WORKERS_MAX,
-                           &out->workers, err, errlen)) != 0)
+                           &out->workers, err, errlen)) != 0 ||
+        (rc = brk_env_uint("GSAP_FN_PASS_GAP_MS", FN_DEFAULT_PASS_GAP_MS, 0, FN_PASS_GAP_MS_MAX,
+                           &out->pass_gap_ms, err, errlen)) != 0)
         return rc;
     return 0;
 }
@@ -293,6 +303,7 @@ static fn_runtime_t *worker_start(const brk_config_t *cfg, const brk_keyring_t *
     rt->batch = set.batch;
     rt->backoff_ms = set.backoff_ms;
     rt->max_attempts = set.max_attempts;
+    rt->pass_gap_ns = (uint64_t)set.pass_gap_ms * 1000000u;
     if (cfg->conninfo == NULL) {
         snprintf(err, errlen, "the function runtime needs a database connection string");
         goto fail;
@@ -310,13 +321,14 @@ static fn_runtime_t *worker_start(const brk_config_t *cfg, const brk_keyring_t *
         goto fail;
     rt->poll_ev = event_new(rt->base, -1, EV_PERSIST, fn__on_poll, rt);
     rt->claim_ev = event_new(rt->base, -1, 0, fn__on_claim, rt);
+    rt->gap_ev = evtimer_new(rt->base, fn__on_claim, rt);
     rt->done_ev = event_new(rt->base, -1, 0, fn__on_done, rt);
     rt->stop_ev = event_new(rt->base, -1, 0, on_stop, rt);
     rt->grace_ev = evtimer_new(rt->base, on_grace, rt);
     rt->reconnect_ev = evtimer_new(rt->base, fn__on_reconnect, rt);
     rt->lost_ev = event_new(rt->base, -1, 0, fn__on_lost, rt);
     tv = fn__ms_tv(rt->poll_ms);
-    if (!rt->poll_ev || !rt->claim_ev || !rt->done_ev || !rt->stop_ev || !rt->grace_ev ||
+    if (!rt->poll_ev || !rt->claim_ev || !rt->gap_ev || !rt->done_ev || !rt->stop_ev || !rt->grace_ev ||
         !rt->reconnect_ev || !rt->lost_ev || event_add(rt->poll_ev, &tv) != 0) {
         snprintf(err, errlen, "cannot create the function runtime's events");
         goto fail;

@@ -12,6 +12,7 @@
  * Environment (read by fn_runtime_start; README.md documents them):
  *   GSAP_FN_POLL_MS       claim timer (besides NOTIFY), default 1000
  *   GSAP_FN_BATCH         pairs claimed per pass, default 256
+ *   GSAP_FN_PASS_GAP_MS   least time from a pass that emptied the backlog to the next, default 50
  *   GSAP_FN_WORKERS       runtime threads claiming side by side, default 1
  *   GSAP_FN_BACKOFF_MS    first retry delay, doubled per attempt (capped, jittered), default 500
  *   GSAP_FN_MAX_ATTEMPTS  attempts before a pair is dead-lettered, default 8
@@ -29,7 +30,7 @@ typedef struct fn_runtime fn_runtime_t;
 
 /* The GSAP_FN_* settings, as fn_runtime_start reads them. */
 typedef struct fn_settings {
-    unsigned poll_ms, batch, backoff_ms, max_attempts, workers;
+    unsigned poll_ms, batch, backoff_ms, max_attempts, workers, pass_gap_ms;
 } fn_settings_t;
 
 /* fn_runtime_settings: reads and checks the GSAP_FN_* variables (defaults when unset). Returns

@@ -577,15 +577,29 @@ out:
     return rc;
 }
 
+/* fn__on_claim: runs passes while they come back full. After one that did not (the backlog
+ * is empty), the next waits until GSAP_FN_PASS_GAP_MS after that one began: a wake-up before
+ * then (a NOTIFY, the poll timer, a finished webhook) arms gap_ev for the rest of the gap. */
 void fn__on_claim(evutil_socket_t fd, short what, void *arg)
 {
     fn_runtime_t *rt = arg;
     int more = 0;
+    uint64_t now = fn__now_ns();
+    if (now < rt->next_pass_ns) {
+        if (!rt->stopping && !evtimer_pending(rt->gap_ev, NULL)) {
+            struct timeval tv = fn__ms_tv((unsigned)((rt->next_pass_ns - now + 999999) / 1000000));
+            evtimer_add(rt->gap_ev, &tv);
+        }
+        return;
+    }
     for (int pass = 0; pass < FN_PASSES_PER_WAKE; pass++) {
         if (!rt->connected || rt->stopping)
             return;
-        if (claim_pass(rt, &more) < 0 || !more)
+        uint64_t began = fn__now_ns();
+        if (claim_pass(rt, &more) < 0 || !more) {
+            rt->next_pass_ns = began + rt->pass_gap_ns;
             return;
+        }
     }
     /* Still a full backlog: yield to timers and completions, then continue. */
     event_active(rt->claim_ev, EV_READ, 0);

@@ -93,6 +93,8 @@ struct fn_runtime {
     int thread_started;
 
     unsigned poll_ms, batch, backoff_ms, max_attempts;
+    uint64_t pass_gap_ns;  /* GSAP_FN_PASS_GAP_MS */
+    uint64_t next_pass_ns; /* fn__now_ns before which no pass starts (fn__on_claim) */
     fn_slot_t slots[FN_MAX_FUNCTIONS]; /* enabled functions only */
     size_t nslots, nasync;
     fn_timer_t timers[FN_MAX_PERIODICS];
@@ -102,7 +104,7 @@ struct fn_runtime {
     int connected;
     int down_logged; /* the outage was logged; stay quiet until it ends */
     struct event *listen_ev, *poll_ev, *claim_ev, *done_ev, *stop_ev, *grace_ev, *reconnect_ev;
-    struct event *lost_ev;
+    struct event *lost_ev, *gap_ev;
     char lost_err[FN_ERR_MAX];
 
     fn_async_t *running;  /* started, not finished */
@@ -156,7 +158,7 @@ void fn__on_lost(evutil_socket_t fd, short what, void *arg);      /* lost_ev */
 /* fn__event_from_row: fills ev from row i of an S_CLAIM result (strings point into res;
  * ev->payload is owned by the caller, released with json_decref even on failure). */
 int fn__event_from_row(PGresult *res, int i, fn_event_t *ev, char *err, size_t errlen);
-void fn__on_claim(evutil_socket_t fd, short what, void *arg); /* claim_ev */
+void fn__on_claim(evutil_socket_t fd, short what, void *arg); /* claim_ev, gap_ev */
 void fn__on_poll(evutil_socket_t fd, short what, void *arg);  /* poll_ev */
 
 /* ---- fn_runtime_async.c ---- */
