@@ -35,6 +35,7 @@
 
 brk_db_stmt_t *brk__db_stmts[BRK_DB_MAX_STMTS];
 int brk__db_nstmts;
+brk_db_stmt_t *brk__db_session;
 
 int brk_db_register(brk_db_stmt_t *stmt)
 {
@@ -45,7 +46,12 @@ int brk_db_register(brk_db_stmt_t *stmt)
         return BRK_ENOMEM;
     stmt->id = brk__db_nstmts;
     brk__db_stmts[brk__db_nstmts++] = stmt;
-    return 0;
+    return stmt->then != NULL ? brk_db_register(stmt->then) : 0;
+}
+
+void brk_db_set_session(brk_db_stmt_t *stmt)
+{
+    brk__db_session = stmt;
 }
 
 void brk__db_job_free(db_job_t *j)

@@ -60,6 +60,15 @@ typedef struct brk_db_stmt {
     const char *name; /* unique, prepared under this name */
     const char *sql;
     int id;           /* set by brk_db_register */
+    /*
+     * then: NULL, or a statement without parameters sent right behind every batch or group
+     * that holds this one, as a transaction of its own, without waiting for the first to
+     * answer; its result is dropped. It is how the statements that write outbox events wake
+     * the function runtimes (handlers/hnd_util.c): a NOTIFY inside their transaction would
+     * hold PostgreSQL's notification lock through the commit's WAL flush, so the commits of
+     * two connections could never share a flush. Registered along with this one.
+     */
+    struct brk_db_stmt *then;
 } brk_db_stmt_t;
 
 typedef struct brk_db_op {
@@ -96,6 +105,12 @@ typedef struct brk_db_stats {
  * before brk_db_new. Registering the same struct twice is a no-op. Returns 0 or BRK_ENOMEM
  * (over BRK_DB_MAX_STMTS). */
 int brk_db_register(brk_db_stmt_t *stmt);
+
+/* brk_db_set_session: stmt (registered, no parameters) runs on every connection right after
+ * its statements are prepared, before any batch: session settings (SET ...). A connection on
+ * which it fails is closed and retried like one that cannot prepare. Main thread, before
+ * brk_db_new; NULL for none. */
+void brk_db_set_session(brk_db_stmt_t *stmt);
 
 /* brk_db_new: a pool for loop with nconns connections to conninfo (copied), queue_max
  * waiting batches and timeout_ms per batch; starts connecting at once. Owned by the caller:

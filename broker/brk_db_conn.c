@@ -110,17 +110,49 @@ static int send_ops(db_conn_t *c, const db_job_t *j)
 {
     for (size_t i = 0; i < j->nops; i++) {
         brk_db_stmt_t *s = brk__db_stmts[j->ops[i].stmt_id];
-        int ok = j->is_prepare ? PQsendPrepare(c->pg, s->name, s->sql, 0, NULL)
-                               : PQsendQueryPrepared(c->pg, s->name, j->ops[i].nparams,
-                                                     j->ops[i].params, NULL, NULL, 0);
+        int ok = j->is_prepare && !j->is_session
+                     ? PQsendPrepare(c->pg, s->name, s->sql, 0, NULL)
+                     : PQsendQueryPrepared(c->pg, s->name, j->ops[i].nparams, j->ops[i].params,
+                                           NULL, NULL, 0);
         if (!ok)
             return BRK_EDB;
     }
     return 0;
 }
 
+/* The first "then" statement of j's statements (a group's: its members'), or NULL. */
+static brk_db_stmt_t *job_then(const db_job_t *j)
+{
+    if (j->is_prepare)
+        return NULL;
+    for (size_t m = 0; m < (j->is_group ? j->nmem : 1); m++) {
+        const db_job_t *b = j->is_group ? j->members[m] : j;
+        for (size_t i = 0; i < b->nops; i++)
+            if (brk__db_stmts[b->ops[i].stmt_id]->then != NULL)
+                return brk__db_stmts[b->ops[i].stmt_id]->then;
+    }
+    return NULL;
+}
+
+/* Sends s (no parameters) and a Sync as an internal batch nobody is called back for. */
+static int send_then(db_conn_t *c, brk_db_stmt_t *s)
+{
+    db_job_t *t = brk_calloc(1, sizeof(*t));
+    t->failed_op = -1;
+    t->deadline = brk__db_now_ms(c->db) + c->db->timeout_ms;
+    t->ops[t->nops++].stmt_id = s->id;
+    if (send_ops(c, t) != 0 || !PQpipelineSync(c->pg)) {
+        brk__db_job_free(t);
+        return BRK_EDB;
+    }
+    h2o_linklist_insert(&c->inflight, &t->link);
+    c->ninflight++;
+    return 0;
+}
+
 int brk__db_job_send(db_conn_t *c, db_job_t *j)
 {
+    brk_db_stmt_t *then = job_then(j);
     /* A group: every member's statements back to back, one Sync, so one transaction. */
     for (size_t m = 0; m < (j->is_group ? j->nmem : 1); m++)
         if (send_ops(c, j->is_group ? j->members[m] : j) != 0)
@@ -134,6 +166,8 @@ int brk__db_job_send(db_conn_t *c, db_job_t *j)
         c->db->st.groups++;
         c->db->st.grouped += j->nmem;
     }
+    if (then != NULL && send_then(c, then) != 0)
+        return BRK_EDB;
     return conn_flush(c);
 }
 
@@ -197,8 +231,10 @@ static void conn_drain(db_conn_t *c)
                 int failed = j->failed_op;
                 const char *msg = failed >= 0 ? PQresultErrorMessage(j->res[failed]) : "";
                 if (failed >= 0) {
-                    brk_log_error("cannot prepare statement", "statement",
-                                  brk__db_stmts[j->ops[failed].stmt_id]->name, "error", msg);
+                    brk_log_error(j->is_session ? "cannot set up the session"
+                                                : "cannot prepare statement",
+                                  "statement", brk__db_stmts[j->ops[failed].stmt_id]->name,
+                                  "error", msg);
                     brk__db_job_free(j);
                     brk__db_conn_broken(c, BRK_EDB, "cannot prepare statements");
                     return;
@@ -213,6 +249,8 @@ static void conn_drain(db_conn_t *c)
             } else if (j->is_group) {
                 c->ngroups--;
                 brk__db_group_done(c, j);
+            } else if (j->cb == NULL) { /* a "then" statement: nobody waits for it */
+                brk__db_job_free(j);
             } else {
                 c->db->st.batches++;
                 if (j->failed_op >= 0)
@@ -282,6 +320,19 @@ static void start_prepare(db_conn_t *c)
         j->deadline = brk__db_now_ms(c->db) + c->db->timeout_ms;
         for (int i = base; i < brk__db_nstmts && i < base + BRK_DB_MAX_OPS; i++)
             j->ops[j->nops++].stmt_id = i;
+        if (brk__db_job_send(c, j) != 0) {
+            if (!h2o_linklist_is_linked(&j->link))
+                brk__db_job_free(j);
+            goto fail;
+        }
+    }
+    /* The session statement, once prepared: READY comes after its Sync, so before any batch. */
+    if (brk__db_session != NULL) {
+        db_job_t *j = brk_calloc(1, sizeof(*j));
+        j->is_prepare = j->is_session = 1;
+        j->failed_op = -1;
+        j->deadline = brk__db_now_ms(c->db) + c->db->timeout_ms;
+        j->ops[j->nops++].stmt_id = brk__db_session->id;
         if (brk__db_job_send(c, j) != 0) {
             if (!h2o_linklist_is_linked(&j->link))
                 brk__db_job_free(j);

@@ -29,6 +29,7 @@ typedef struct db_job {
     enum job_phase phase;
     int failed_op;
     int is_prepare;
+    int is_session; /* with is_prepare: runs the session statement (brk_db_set_session) */
     struct {
         int stmt_id, nparams;
         const char *params[BRK_DB_MAX_PARAMS];
@@ -85,6 +86,7 @@ struct brk_db {
  * main thread before any pool exists, read-only afterwards. */
 extern brk_db_stmt_t *brk__db_stmts[BRK_DB_MAX_STMTS];
 extern int brk__db_nstmts;
+extern brk_db_stmt_t *brk__db_session; /* brk_db_set_session */
 
 static inline uint64_t brk__db_now_ms(brk_db_t *db)
 {

@@ -1,5 +1,6 @@
 /* hnd: the table of route groups. Adding a group is one file and one line here. */
 #include "hnd.h"
+#include "hnd_util.h"
 
 #include <stddef.h>
 
@@ -8,6 +9,7 @@
 int hnd_register(void)
 {
     static int (*const groups[])(void) = {
+        hnd_wake_register,
         hnd_ops_register,
         hnd_admin_register,
         hnd_mtls_register,

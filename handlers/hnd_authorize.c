@@ -80,7 +80,7 @@ static brk_db_stmt_t q_issue = {
     "SELECT inserted, ac::text, request_hash, refusal FROM gsap_issue($1, $2, $3, $4, "
     "$5::boolean, $6::bigint, $7, $8, $9, $10, $11, $12::integer, $13::timestamptz, "
     "$14::timestamptz, $15, $16, $17::jsonb, $18, $19, $20, $21::jsonb, $22)",
-    0};
+    0, &hnd_q_wake};
 /* The unrecognized members of the request, next to the AC gsap_issue just stored. When
  * gsap_issue found an earlier AC under the Idempotency-Key instead, no row has this new
  * context id and nothing changes. */
@@ -109,7 +109,7 @@ enum deny_param {
     DP__COUNT
 };
 static brk_db_stmt_t q_deny = {
-    "gov_deny", "SELECT gsap_deny($1, $2, $3, $4, $5, $6::jsonb, $7)", 0};
+    "gov_deny", "SELECT gsap_deny($1, $2, $3, $4, $5, $6::jsonb, $7)", 0, &hnd_q_wake};
 /* Polling reads the AC row with what hnd_access decides on (hnd_access.h). */
 static brk_db_stmt_t q_ac_read = {
     "gov_ac_read", HND_AC_ROW_SELECT " FROM acs WHERE tenant_id = $1 AND context_id = $2", 0};

@@ -93,7 +93,7 @@ static brk_db_stmt_t q_complete = {
     "FROM gsap_complete($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
     "$14::boolean, $15::integer, $16::timestamptz, $17::timestamptz, $18, $19::integer, "
     "$20::jsonb, $21, $22, $23::integer, $24, $25, $26)",
-    0};
+    0, &hnd_q_wake};
 
 /* The newest passport of an agent that counts now in the caller's tenant. */
 static brk_db_stmt_t q_agent_passport = {

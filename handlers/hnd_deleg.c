@@ -82,7 +82,7 @@ static brk_db_stmt_t q_create = {
     "END, CASE WHEN $13::json IS NULL THEN NULL ELSE ARRAY(SELECT "
     "json_array_elements_text($13::json)) END, ARRAY(SELECT json_array_elements_text($14::json)), "
     "to_timestamp($15::bigint), $16::bigint, $17::bigint, $18::jsonb, $19, $20::jsonb)",
-    0};
+    0, &hnd_q_wake};
 /* One delegation with its document and what its subtree's ACs were billed, when visible. */
 static brk_db_stmt_t q_get = {
     "deleg_get",
@@ -105,7 +105,7 @@ static brk_db_stmt_t q_list = {
     0};
 static brk_db_stmt_t q_revoke = {
     "deleg_revoke", "SELECT delegations_revoked, acs_revoked FROM gsap_deleg_revoke($1, $2, $3)",
-    0};
+    0, &hnd_q_wake};
 static brk_db_stmt_t q_set_key = {
     "deleg_set_key",
     "UPDATE api_keys SET delegation_public_key = $3 WHERE tenant_id = $1 AND key_id = $2", 0};

@@ -55,7 +55,7 @@ static brk_db_stmt_t q_approve = {
     "SELECT code, ac::text, status, elevation::text FROM gsap_approve($1, $2, $3, $4, "
     "$5::boolean, $6, $7::timestamptz, $8::integer, $9::jsonb, $10::jsonb, $11, "
     "$12::timestamptz)",
-    0};
+    0, &hnd_q_wake};
 
 typedef struct elev_ctx {
     const char *context_id, *reason;

@@ -78,3 +78,14 @@ int hnd_req_enum(brk_req_t *r, json_t *obj, const char *key, const char *const *
 {
     HND_CHECK(gov_req_enum(obj, key, values, idx, &e_));
 }
+
+brk_db_stmt_t hnd_q_wake = {"hnd_wake", "SELECT pg_notify('gsap_events', '')", 0, NULL};
+static brk_db_stmt_t q_session = {"hnd_session", "SET gsap.notify = 'deferred'", 0, NULL};
+
+int hnd_wake_register(void)
+{
+    int rc = brk_db_register(&hnd_q_wake);
+    if (rc == 0 && (rc = brk_db_register(&q_session)) == 0)
+        brk_db_set_session(&q_session);
+    return rc;
+}

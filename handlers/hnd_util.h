@@ -47,4 +47,20 @@ int hnd_opt_cid(brk_req_t *r, json_t *obj, const char *key, const char **out);
  * *idx gets its index. */
 int hnd_req_enum(brk_req_t *r, json_t *obj, const char *key, const char *const *values, int *idx);
 
+/*
+ * Waking the function runtimes. Every HTTP connection runs with gsap.notify = 'deferred'
+ * (brk_db_set_session), so gsap_emit (migrations/functions/10_gsap_emit.sql) writes its event
+ * without NOTIFY; a statement that may write events names hnd_q_wake as its "then"
+ * (brk_db.h), and brk_db sends NOTIFY gsap_events right behind its batch or group, as a
+ * transaction of its own. A NOTIFY inside the write holds PostgreSQL's notification lock from
+ * before its commit until after the WAL flush, so every notifying commit waited for the one
+ * before it to reach the disk (bench/latency.sh: pg_stat_activity showed acceptance waiting
+ * on it in a quarter of samples). If the NOTIFY is lost (a crash between the two), the
+ * runtimes' poll timer (GSAP_FN_POLL_MS) finds the events.
+ */
+extern brk_db_stmt_t hnd_q_wake;
+
+/* hnd_wake_register: registers hnd_q_wake and the session statement. Main thread. */
+int hnd_wake_register(void);
+
 #endif

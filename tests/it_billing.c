@@ -1323,6 +1323,58 @@ START_TEST(metrics_show_backlog)
 }
 END_TEST
 
+/*
+ * The HTTP connections send the NOTIFY that wakes the runtimes right after a receipt's
+ * transaction, as a transaction of its own (handlers/hnd_util.h): with the poll timer at a
+ * minute, a receipt is still billed at once. gsap_emit itself notifies only in sessions that
+ * do not say they will (gsap.notify = 'deferred'): the CLI and plain SQL still wake the
+ * runtimes from inside their transactions.
+ */
+START_TEST(woken_after_commit)
+{
+    static const char *const env[] = {"GSAP_FN_POLL_MS=60000", NULL};
+    PGconn *pg = tst_pg_connect(DB), *listener = tst_pg_connect(DB);
+    cr_opts_t o = {0};
+
+    restart_with(env);
+    sleep(1); /* past the runtime's first pass at start */
+    long before = tst_pg_long(pg, "SELECT count(*) FROM invoice_lines");
+    for (int i = 0; i < 3; i++) {
+        json_t *rc = post_cr(&o);
+        char *q = tst_fmt("SELECT count(*) FROM invoice_lines WHERE cr_id = '%s'",
+                          tst_str(rc, "cr_id"));
+        ck_assert_int_eq(tst_pg_wait_long(pg, q, 1, 5), 1);
+        free(q);
+        json_decref(rc);
+    }
+    ck_assert_int_eq(tst_pg_long(pg, "SELECT count(*) FROM invoice_lines"), before + 3);
+
+    /* gsap_emit, called in SQL: a NOTIFY unless the session defers it */
+    tst_pg_execf(listener, "LISTEN gsap_events");
+    const char *emit = "SELECT gsap_emit('acme', 'TEST_WAKE', NULL, '{}'::jsonb)";
+    int got[2];
+    for (int deferred = 0; deferred < 2; deferred++) {
+        tst_pg_execf(pg, "SET gsap.notify = '%s'", deferred ? "deferred" : "");
+        tst_pg_execf(pg, "BEGIN");
+        tst_pg_execf(pg, "%s", emit);
+        tst_pg_execf(pg, "COMMIT");
+        tst_pg_execf(listener, "SELECT 1"); /* delivers what was sent before it */
+        PGnotify *n;
+        got[deferred] = 0;
+        PQconsumeInput(listener);
+        while ((n = PQnotifies(listener)) != NULL) {
+            got[deferred]++;
+            PQfreemem(n);
+        }
+    }
+    ck_assert_int_eq(got[0], 1);
+    ck_assert_int_eq(got[1], 0);
+    PQfinish(listener);
+    PQfinish(pg);
+    restart_with(NULL);
+}
+END_TEST
+
 START_TEST(poison_in_batch)
 {
     enum { N = 6 };
@@ -1739,6 +1791,7 @@ int main(void)
     tcase_add_test(tc, poison_in_batch);
     tcase_add_test(tc, crash_kill9);
     tcase_add_test(tc, add_lines_set_based);
+    tcase_add_test(tc, woken_after_commit);
     suite_add_tcase(s, tc);
     return tst_run(s);
 }
