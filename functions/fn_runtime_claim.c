@@ -14,8 +14,8 @@
  *      a poison event fails alone; a function without run_batch runs each pair that way;
  *      COMMIT.
  *   3. start the leased asynchronous runs (fn_runtime_async.c).
- * So a pass of n CRs costs a fixed number of statements (about a dozen with billing and the
- * log sequencer) and two commits, not several statements per CR.
+ * So a pass of n CRs costs a fixed number of statements (about a dozen with billing) and two
+ * commits, not several statements per CR.
  *
  * Several workers (GSAP_FN_WORKERS threads, fn_runtime.c) run passes side by side exactly as
  * several brokers do: nothing below relies on being the only claimer.
