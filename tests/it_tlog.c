@@ -233,6 +233,16 @@ static char *stored_root(PGconn *pg, long n)
 
 static void assert_nodes(PGconn *pg, const char *tenant, long n);
 
+/* ids[0..n) := the cr_ids of n CRs accepted by B (strdup'ed; the caller frees them). */
+static void post_crs(char **ids, int n)
+{
+    for (int i = 0; i < n; i++) {
+        json_t *rc = post_cr(B.port, SHELL);
+        ids[i] = strdup(tst_str(rc, "cr_id"));
+        json_decref(rc);
+    }
+}
+
 START_TEST(log_append)
 {
     enum { N = 12 };
@@ -313,11 +323,7 @@ START_TEST(sequencer_is_billing_fallback)
     enum { N = 3 };
     PGconn *pg = tst_pg_connect(DB);
     char *ids[N];
-    for (int i = 0; i < N; i++) {
-        json_t *rc = post_cr(B.port, SHELL);
-        ids[i] = strdup(tst_str(rc, "cr_id"));
-        json_decref(rc);
-    }
+    post_crs(ids, N);
     char *billed = tst_fmt("SELECT count(*) FROM fn_runs r JOIN events e USING (tenant_id, "
                            "event_id) WHERE r.function = 'billing' AND r.done_at IS NOT NULL "
                            "AND e.payload->>'cr_id' IN ('%s', '%s', '%s')",
@@ -412,11 +418,7 @@ START_TEST(log_append_batch)
     enum { FIRST = 3, B1 = 40, B2 = 25 };
     PGconn *pg = tst_pg_connect(DB);
     char *ids[FIRST];
-    for (int i = 0; i < FIRST; i++) {
-        json_t *rc = post_cr(B.port, SHELL);
-        ids[i] = strdup(tst_str(rc, "cr_id"));
-        json_decref(rc);
-    }
+    post_crs(ids, FIRST);
     ck_assert_int_eq(wait_log(pg, "acme", FIRST), FIRST);
     long known = tst_pg_longf(pg, "SELECT idx FROM tlog_entries WHERE cr_id = '%s'", ids[1]);
     tst_pg_execf(pg, "BEGIN");
