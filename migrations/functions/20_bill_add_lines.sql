@@ -46,12 +46,7 @@ DECLARE
     x record;
     v_k int;
 BEGIN
-    INSERT INTO tlog_heads (tenant_id)
-        SELECT DISTINCT e->>'tenant' FROM jsonb_array_elements(p_lines) e ORDER BY 1
-    ON CONFLICT DO NOTHING;
-    PERFORM 1 FROM tlog_heads h
-        WHERE h.tenant_id IN (SELECT e->>'tenant' FROM jsonb_array_elements(p_lines) e)
-        ORDER BY h.tenant_id FOR UPDATE;
+    PERFORM tlog_lock_heads(p_lines); -- 1.
 
     -- 2. The new CRs, the first naming of each, and their log indexes.
     v_new := array_fill(false, ARRAY[v_len]);

@@ -105,6 +105,21 @@ BEGIN
     RETURN v_out;
 END $$;
 
+-- tlog_lock_heads: creates, if need be, and locks FOR UPDATE the log heads of every tenant
+-- that an element of p_items ([{"tenant", ...}, ...]) names, in tenant_id order: the first
+-- step of every batch that appends for several tenants (bill_add_lines, tlog_append_many), so
+-- concurrent runtime workers take the heads in one order and never deadlock on them.
+CREATE OR REPLACE FUNCTION tlog_lock_heads(p_items jsonb) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO tlog_heads (tenant_id)
+        SELECT DISTINCT e->>'tenant' FROM jsonb_array_elements(p_items) e ORDER BY 1
+    ON CONFLICT DO NOTHING;
+    PERFORM 1 FROM tlog_heads h
+        WHERE h.tenant_id IN (SELECT e->>'tenant' FROM jsonb_array_elements(p_items) e)
+        ORDER BY h.tenant_id FOR UPDATE;
+END $$;
+
 -- tlog_append: one CR (tlog_append_batch with one element); returns its index. A CR already
 -- logged returns its index without taking the head's lock.
 CREATE OR REPLACE FUNCTION tlog_append(p_tenant text, p_cr_id text, p_lineage_cid text)
