@@ -7,8 +7,9 @@
 #  2. a warm-up and VACUUM ANALYZE (as bench/cr_rate.sh);
 #  3. the peak: wrk -c BENCH_CONNS closed-loop POST /governance/complete/ for BENCH_SECONDS,
 #     sampling the broker's RSS every 0.2 s;
-#  4. VACUUM ANALYZE and a checkpoint, then half of that rate, open loop (bench/paced.mjs: requests leave on schedule whatever the
-#     answers do; latency counted from when each was due), for BENCH_SECONDS;
+#  4. VACUUM ANALYZE and a checkpoint, then half of that rate, open loop (bench/paced.c: requests
+#     leave on schedule whatever the answers do; latency counted from when each was due), for
+#     BENCH_SECONDS;
 #  5. prints peak, CPU per CR at peak (broker and PostgreSQL), the paced rate, p50/p90/p99/max
 #     latency and the peak RSS; ends with the line p99_ms=<n>.
 # Not a test. Environment: bench/common.sh; BENCH_CONNS (wrk connections at peak, default 64),
@@ -32,8 +33,14 @@ bench_check_uint BENCH_CONNS "$CONNS" 1 1024
 bench_check_uint BENCH_PACED_WARMUP "$PACED_WARMUP" 0 600
 bench_check_uint BENCH_HTTP_PORT "$HTTP_PORT" 1024 65535
 bench_init
-bench_need_pkg node nodejs
 bench_build_broker
+# The open-loop generator, rebuilt when its source is newer.
+paced=$BENCH_BUILD/bench/paced
+paced_src=$BENCH_ROOT/bench/paced.c
+if [ ! -x "$paced" ] || [ "$paced_src" -nt "$paced" ]; then
+    mkdir -p "$BENCH_BUILD/bench"
+    cc -std=gnu11 -O2 -Wall -Wextra -o "$paced" "$paced_src"
+fi
 bench_cr_values
 # Enough fresh ACs for a warm-up and a peak of up to 6,000 CR/s, and the paced half.
 ACS=$(((WARMUP + PACED_WARMUP + 2 * BENCH_SECONDS) * 6000))
@@ -100,11 +107,11 @@ half=$((peak / 2))
 bench_psql "$DB" -c "VACUUM ANALYZE" -c CHECKPOINT
 fresh_ids
 echo "== paced: $half CR/s for $PACED_WARMUP s (not counted), then $BENCH_SECONDS s, open loop" >&2
-out=$(timeout $((PACED_WARMUP + BENCH_SECONDS + 120)) node "$BENCH_ROOT/bench/paced.mjs" \
+out=$(timeout $((PACED_WARMUP + BENCH_SECONDS + 120)) "$paced" \
     "$URL/governance/complete/" "$TOKEN" "$half" "$BENCH_SECONDS" "$ids" "$CR_BODY" \
-    "$PACED_WARMUP") || bench_die "paced.mjs failed: $out"
+    "$PACED_WARMUP") || bench_die "paced failed: $out"
 echo "   $out" >&2
-j() { node -e 'console.log(JSON.parse(process.argv[1])[process.argv[2]])' "$out" "$1"; }
+j() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" <<<"$out"; }
 p50=$(j p50_ms) p90=$(j p90_ms) p99=$(j p99_ms) max=$(j max_ms) pok=$(j ok) due=$(j due) late=$(j late)
 warm_p99=$(j warmup_p99_ms)
 ((pok == due)) || echo "   warning: $((due - pok)) paced requests were not accepted" >&2
