@@ -682,6 +682,107 @@ START_TEST(lineage_sql_matches_jcs)
 }
 END_TEST
 
+/*
+ * 0022 rewrote the format checks every receipt runs (the gsap_cid domain, crs.cr_id,
+ * acs.context_id) without bounded repetition. Each must accept exactly what the pattern it
+ * replaced accepted: the installed constraint against that pattern, on edge cases (lengths
+ * one off, case, a trailing newline, a multibyte character, the self- bounds).
+ */
+static int check_passes(PGconn *c, const char *table, const char *con, const char *cols,
+                        const char *v, const char *self)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT format('SELECT (%%s) IS NOT FALSE FROM (SELECT %s) x', "
+             "pg_get_expr(conbin, conrelid)) FROM pg_constraint "
+             "WHERE conrelid = '%s'::regclass AND conname = '%s'", cols, table, con);
+    char *q = tst_pg_scalar(c, sql);
+    ck_assert_ptr_nonnull(q);
+    const char *params[2] = {v, self};
+    PGresult *r = PQexecParams(c, q, self ? 2 : 1, NULL, params, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", q, PQerrorMessage(c));
+    int ok = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    free(q);
+    return ok;
+}
+
+static int matches(PGconn *c, const char *pattern, const char *v)
+{
+    const char *params[2] = {v, pattern};
+    PGresult *r = PQexecParams(c, "SELECT $1 ~ $2", 2, NULL, params, NULL, NULL, 0);
+    ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+    int ok = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return ok;
+}
+
+START_TEST(format_checks_match_their_patterns)
+{
+    PGconn *c = fresh("it_migrate_checks", 1);
+    char hex64[65], v[160];
+    memset(hex64, 'a', 64);
+    hex64[64] = '\0';
+    const char *cids[] = {"sha256:", "SHA256:", "sha256;", "sha256:g", "", "sha256:\n", NULL};
+    /* the domain: a cast succeeds exactly when the old pattern matched */
+    for (int n = 62; n <= 66; n++) {
+        for (int k = 0; cids[k] != NULL; k++) {
+            for (int variant = 0; variant < 5; variant++) {
+                snprintf(v, sizeof v, "%s%.*s", cids[k], n > 64 ? 64 : n, hex64);
+                size_t len = strlen(v);
+                if (n > 64)
+                    snprintf(v + len, sizeof v - len, "%.*s", n - 64, "00");
+                len = strlen(v);
+                if (variant == 1 && len > 8)
+                    v[8] = 'A'; /* upper case */
+                if (variant == 2 && len + 1 < sizeof v)
+                    memcpy(v + len, "\n", 2); /* a trailing newline */
+                if (variant == 3 && len > 10)
+                    memcpy(v + len - 2, "\xc3\xa9", 2); /* two bytes, one character: é */
+                if (variant == 4 && len > 8)
+                    v[8] = '0';
+                const char *params[1] = {v};
+                PGresult *r = PQexecParams(c, "SELECT $1::gsap_cid", 1, NULL, params, NULL, NULL, 0);
+                int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+                if (!ok)
+                    ck_assert_str_eq(PQresultErrorField(r, PG_DIAG_SQLSTATE), "23514");
+                PQclear(r);
+                ck_assert_msg(ok == matches(c, "^sha256:[0-9a-f]{64}$", v), "gsap_cid '%s'", v);
+            }
+        }
+    }
+    ck_assert_int_eq(check_passes(c, "crs", "crs_cr_id_check", "$1::text AS cr_id",
+                                  "cr_0123456789abcdef0123456789abcdef", NULL), 1);
+    /* crs.cr_id and acs.context_id: the expression against the old pattern */
+    static const char *const ids[] = {
+        "cr_0123456789abcdef0123456789abcdef", "cr_0123456789abcdef0123456789abcde",
+        "cr_0123456789abcdef0123456789abcdef0", "cr_0123456789ABCDEF0123456789abcdef",
+        "cr_0123456789abcdef0123456789abcde\n", "cr_0123456789abcdef0123456789abcd\xc3\xa9",
+        "ctx_0123456789abcdef0123456789abcdef", "ctx_0123456789abcdef0123456789abcde",
+        "ctx_0123456789abcdef0123456789abcdef0", "ctx_0123456789abcdef0123456789abcde\n",
+        "ctx_0123456789abcdef0123456789abcd\xc3\xa9", "ctx_0123456789abcdeF0123456789abcdef",
+        "self-", "self-a", "self-_a", "self-a_b.c-d", "self-a/b", "self-a\n", "self-\xc3\xa9",
+        "self-a123456789012345678901234567890123456789012345678901234567",
+        "self-a1234567890123456789012345678901234567890123456789012345678",
+        "self-a12345678901234567890123456789012345678901234567890123456789", "", "x",
+    };
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        ck_assert_msg(check_passes(c, "crs", "crs_cr_id_check", "$1::text AS cr_id", ids[i],
+                                   NULL) == matches(c, "^cr_[0-9a-f]{32}$", ids[i]),
+                      "cr_id '%s'", ids[i]);
+        for (int self = 0; self < 2; self++) {
+            int want = matches(c, "^ctx_[0-9a-f]{32}$", ids[i]) ||
+                       (self && matches(c, "^self-[A-Za-z0-9][A-Za-z0-9._-]{0,58}$", ids[i]));
+            ck_assert_msg(check_passes(c, "acs", "acs_context_id_check",
+                                       "$1::text AS context_id, $2::boolean AS self_authorized",
+                                       ids[i], self ? "true" : "false") == want,
+                          "context_id '%s' self %d", ids[i], self);
+        }
+    }
+    PQfinish(c);
+}
+END_TEST
+
 /* brk_pq, the one blocking-statement helper: tolerated SQLSTATEs match whole codes only,
  * a scalar needs exactly one row, and a string is always one statement. */
 START_TEST(pq_helpers)
@@ -747,6 +848,7 @@ static Suite *migrate_suite(void)
     tcase_add_test(tc, keys_create);
     tcase_add_test(tc, keys_create_without_schema_is_edb);
     tcase_add_test(tc, pq_helpers);
+    tcase_add_test(tc, format_checks_match_their_patterns);
     suite_add_tcase(s, tc);
     return s;
 }
