@@ -15,7 +15,7 @@
 #     distinct context id per request (every AC accepts one CR), counting 200s;
 #  4. pgbench -M prepared -n -c BENCH_CONNS -j 2 -T BENCH_SECONDS (as many clients as wrk has
 #     connections) running the statement the broker sends (handlers/hnd_complete.c: SELECT ...
-#     FROM gsap_complete(26 parameters)) with the same values, one call per transaction, each
+#     FROM gsap_complete(27 parameters)) with the same values, one call per transaction, each
 #     consuming a fresh AC of the second set;
 #  5. prints both rates, the broker's group-commit counters, and ends with "ratio=<b/p>".
 #
@@ -143,7 +143,7 @@ json_head=${CR_BODY%%CTX*} json_tail=${CR_BODY#*CTX}
 cat >"$BENCH_TMP/complete.sql" <<SQL
 \\set n :n + 1
 \\set id :client_id * $stride + :n
-SELECT code, cr_id, sequence, lineage_cid, prev_lineage_cid, ac_status, array_to_json(flags)::text, effective_outcome, cr_cid, chronicle_cid, ac_cid, outcome FROM gsap_complete('$TENANT', $ctx, 'cr_' || lpad(to_hex(:id::bigint), 32, '0'), ('$json_head' || $ctx || '$json_tail')::jsonb, '$CR_CID', '$CH_CID', '$OUTH', 'completed', 'verified', '$CMD', '$CORPUS', '$PARAMS', NULL, 'false'::boolean, '0'::integer, '$STARTED'::timestamptz, '$COMPLETED'::timestamptz, '$KEY_ID', 30, NULL, NULL, 'default', 604800, NULL, NULL, NULL);
+SELECT code, cr_id, sequence, lineage_cid, prev_lineage_cid, ac_status, array_to_json(flags)::text, effective_outcome, cr_cid, chronicle_cid, ac_cid, outcome FROM gsap_complete('$TENANT', $ctx, 'cr_' || lpad(to_hex(:id::bigint), 32, '0'), ('$json_head' || $ctx || '$json_tail')::jsonb, '$CR_CID', '$CH_CID', '$OUTH', 'completed', 'verified', '$CMD', '$CORPUS', '$PARAMS', NULL, 'false'::boolean, '0'::integer, '$STARTED'::timestamptz, '$COMPLETED'::timestamptz, '$KEY_ID', 30, NULL, NULL, 'default', 604800, NULL, NULL, NULL, true);
 SQL
 echo "== pgbench -M prepared -n -c $PGB_CLIENTS -j $PGB_JOBS -T $BENCH_SECONDS (gsap_complete, one fresh AC per call)" >&2
 before=$(scalar "SELECT count(*) FROM crs")

@@ -114,6 +114,16 @@ int brk_req_db(brk_req_t *r, const brk_db_op_t *ops, size_t n, brk_db_cont cont)
 int brk_req_db_grouped(brk_req_t *r, const brk_db_op_t *ops, size_t n, const char *key,
                        brk_db_cont cont);
 
+/*
+ * brk_req_key_refused: for a BRK_ROUTE_KEY_RECHECK route whose transaction found the caller's
+ * API key no longer live (sql_code "key_invalid": revoked, expired, gone) or its tenant's
+ * api-key driver off ("driver_disabled"): forgets what this worker remembered of the key,
+ * counts a failed authentication against the address (as a refused lookup does) and answers
+ * 401 with the code a lookup would have answered. Returns 1 when sql_code was one of the two
+ * (r answered), else 0 (nothing done).
+ */
+int brk_req_key_refused(brk_req_t *r, const char *sql_code);
+
 /* brk_reply_json: answers status with body (a reference is taken; the caller keeps its own)
  * serialized compactly. A request answers once; later calls are ignored. */
 void brk_reply_json(brk_req_t *r, int status, json_t *body);

@@ -8,8 +8,12 @@
  * headers, the tenant check of X-GSAP-Tenant, and the auth metrics; and the steps every
  * identity driver shares (brk__http_auth_blocked / _fail / _admit, brk_http_int.h). Without
  * an Authorization header the mtls driver (brk_http_mtls.c) gets the request first.
- * Invariants: nothing about keys is cached, so a revocation or an expiry takes effect on the
- * next request; an address over its failure limit is refused before its token is looked at;
+ * Invariants: a revocation, an expiry or a disabled driver takes effect on the next request:
+ * every request is checked against the database, either by its own lookup (q_auth) or, on a
+ * BRK_ROUTE_KEY_RECHECK route (the receipt route), inside the route's own transaction, which
+ * is what lets such a route skip the lookup for a key this worker verified within the last
+ * BRK_AUTH_MEMO_TTL_MS (the worker's memo: the key's immutable secret hash, roles and name,
+ * and its tenant's rate override, at most that old); an address over its failure limit is refused before its token is looked at;
  * the secret hash is compared in constant time; the body is parsed only after the caller is
  * known to be allowed (brk__http_run_route). Runs on the request's loop thread.
  */
@@ -37,8 +41,10 @@
 
 /*
  * The key, its tenant's rate override and whether last_used_at is due, in one statement that
- * also refuses revoked and expired keys. Nothing about keys is cached in the broker, so a
- * revocation or an expiry takes effect on the next request on every worker of every broker.
+ * also refuses revoked and expired keys. Every request but a memo hit on a
+ * BRK_ROUTE_KEY_RECHECK route runs it, so a revocation or an expiry takes effect on the next
+ * request on every worker of every broker (the memo hit is checked by the route's own
+ * transaction instead).
  */
 static brk_db_stmt_t q_auth = {
     "brk_auth",
@@ -223,6 +229,108 @@ static int admit_pr(brk_req_t *r, PGresult *pr)
                  PQgetisnull(pr, 0, 5) ? NULL : PQgetvalue(pr, 0, 5));
 }
 
+/* ---- the worker's memo of verified API keys (brk_server_int.h) ---- */
+
+static brk_auth_memo_t *memo_slot(struct brk_worker *w, const char *tenant, const char *key_id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a over "tenant/key_id" */
+    for (const char *p = tenant; *p != '\0'; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    h = (h ^ '/') * 16777619u;
+    for (const char *p = key_id; *p != '\0'; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return &w->auth_memo[h % BRK_AUTH_MEMO_SLOTS];
+}
+
+/* memo_find: the live memo of r's key (tenant and key_id filled in), or NULL. */
+static const brk_auth_memo_t *memo_find(brk_req_t *r)
+{
+    const brk_auth_memo_t *m = memo_slot(r->worker, r->principal.tenant, r->principal.key_id);
+    uint64_t now = brk__http_mono_ns();
+    if (m->verified_ns == 0 || now - m->verified_ns > (uint64_t)BRK_AUTH_MEMO_TTL_MS * 1000000u ||
+        strcmp(m->tenant, r->principal.tenant) != 0 || strcmp(m->key_id, r->principal.key_id) != 0)
+        return NULL;
+    return m;
+}
+
+/* memo_put: remembers r's principal, just verified by q_auth (pr), with its secret hash. */
+static void memo_put(brk_req_t *r, const char *secret_hash, PGresult *pr)
+{
+    brk_auth_memo_t *m = memo_slot(r->worker, r->principal.tenant, r->principal.key_id);
+    const char *rate = PQgetisnull(pr, 0, 4) ? "" : PQgetvalue(pr, 0, 4);
+    const char *burst = PQgetisnull(pr, 0, 5) ? "" : PQgetvalue(pr, 0, 5);
+    if (strlen(rate) >= sizeof m->rate || strlen(burst) >= sizeof m->burst) {
+        m->verified_ns = 0; /* cannot happen (the table's CHECK); never remember half */
+        return;
+    }
+    memcpy(m->tenant, r->principal.tenant, sizeof m->tenant);
+    memcpy(m->key_id, r->principal.key_id, sizeof m->key_id);
+    memcpy(m->secret_hash, secret_hash, sizeof m->secret_hash);
+    memcpy(m->name, r->principal.name, sizeof m->name);
+    m->roles = r->principal.roles;
+    m->can_delegate = r->principal.can_delegate;
+    memcpy(m->rate, rate, strlen(rate) + 1);
+    memcpy(m->burst, burst, strlen(burst) + 1);
+    m->verified_ns = brk__http_mono_ns();
+}
+
+int brk_req_key_refused(brk_req_t *r, const char *sql_code)
+{
+    const char *code, *msg;
+    if (strcmp(sql_code, "key_invalid") == 0) {
+        code = "invalid_token", msg = "the bearer token is not valid";
+    } else if (strcmp(sql_code, "driver_disabled") == 0) {
+        code = "driver_disabled", msg = "this tenant does not accept API keys";
+    } else {
+        return 0;
+    }
+    brk_auth_memo_t *m = memo_slot(r->worker, r->principal.tenant, r->principal.key_id);
+    if (strcmp(m->tenant, r->principal.tenant) == 0 && strcmp(m->key_id, r->principal.key_id) == 0)
+        m->verified_ns = 0;
+    brk__http_auth_fail(r, code, msg);
+    return 1;
+}
+
+/* touch: last_used_at, once per BRK_KEY_TOUCH_INTERVAL_S per key and broker; due: the
+ * database said it is due (q_auth), or -1 when unknown (a memo hit: the UPDATE is
+ * conditional, so one more than needed writes nothing). */
+static void touch(brk_req_t *r, int due)
+{
+    char key[BRK_TENANT_MAX + BRK_KEY_ID_HEX + 2];
+    int kn = snprintf(key, sizeof key, "%s/%s", r->principal.tenant, r->principal.key_id);
+    if (due != 0 && brk_rate_once(r->server->rate_keys, key, (size_t)kn,
+                                  (uint64_t)BRK_KEY_TOUCH_INTERVAL_S * 1000000000u,
+                                  brk__http_mono_ns())) {
+        /* Its own batch, not waited for: the route does not pay for it. */
+        brk_db_op_t op = {&q_touch, 2, {r->principal.tenant, r->principal.key_id}};
+        brk_db_submit(r->worker->db, &op, 1, on_touched, NULL);
+    }
+}
+
+/* memo_admit: authenticates r (tenant, key_id filled in) from the worker's memo when its
+ * route rechecks the key itself and the memo is fresh. Returns 1 when r was handled (routed
+ * or answered), 0 when the database must be asked. */
+static int memo_admit(brk_req_t *r, const char *secret_hash)
+{
+    const brk_auth_memo_t *m;
+    if (!(r->route->flags & BRK_ROUTE_KEY_RECHECK) || (m = memo_find(r)) == NULL)
+        return 0;
+    /* The stored hash of a key id never changes: a mismatch is what the lookup would say. */
+    if (!brk_ct_equal(m->secret_hash, secret_hash, sizeof m->secret_hash)) {
+        auth_failed(r);
+        return 1;
+    }
+    r->principal.roles = m->roles;
+    r->principal.can_delegate = m->can_delegate;
+    memcpy(r->principal.name, m->name, sizeof r->principal.name);
+    r->principal.authenticated = 1;
+    if (admit(r, m->rate[0] ? m->rate : NULL, m->burst[0] ? m->burst : NULL) != 0)
+        return 1;
+    touch(r, -1);
+    brk__http_run_route(r);
+    return 1;
+}
+
 static void on_auth(brk_req_t *r, const brk_db_result_t *res)
 {
     const char *secret_hash = r->ctx;
@@ -250,19 +358,11 @@ static void on_auth(brk_req_t *r, const brk_db_result_t *res)
     snprintf(r->principal.name, sizeof r->principal.name, "%s", PQgetvalue(pr, 0, 3));
     r->principal.authenticated = 1;
     r->principal.driver = "api-key";
+    memo_put(r, secret_hash, pr);
     if (admit_pr(r, pr) != 0)
         return;
     /* Due by the database's clock, and not yet sent by another worker of this broker. */
-    char key[BRK_TENANT_MAX + BRK_KEY_ID_HEX + 2];
-    int kn = snprintf(key, sizeof key, "%s/%s", r->principal.tenant, r->principal.key_id);
-    if (PQgetvalue(pr, 0, 6)[0] == 't' &&
-        brk_rate_once(r->server->rate_keys, key, (size_t)kn,
-                      (uint64_t)BRK_KEY_TOUCH_INTERVAL_S * 1000000000u,
-                      brk__http_mono_ns())) {
-        /* Its own batch, not waited for: the route does not pay for it. */
-        brk_db_op_t op = {&q_touch, 2, {r->principal.tenant, r->principal.key_id}};
-        brk_db_submit(r->worker->db, &op, 1, on_touched, NULL);
-    }
+    touch(r, PQgetvalue(pr, 0, 6)[0] == 't');
     brk__http_run_route(r);
 }
 
@@ -486,6 +586,8 @@ void brk__http_authenticate(brk_req_t *r)
     memcpy(r->principal.tenant, tok.tenant, sizeof tok.tenant);
     memcpy(r->principal.key_id, tok.key_id, sizeof tok.key_id);
     r->principal.driver = "api-key";
+    if (memo_admit(r, tok.secret_hash))
+        return;
     char *hash = brk_req_alloc(r, sizeof tok.secret_hash);
     memcpy(hash, tok.secret_hash, sizeof tok.secret_hash);
     r->ctx = hash;

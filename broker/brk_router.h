@@ -37,6 +37,12 @@ enum brk_route_flags {
      * take it either, the continuation still runs, with the error in its result (the
      * handler answers what it can without the database) instead of a 503. */
     BRK_ROUTE_OPS = 1 << 4,
+    /* the route's own transaction checks again that the caller's API key is live and that
+     * its tenant accepts API keys (gsap_complete's p_api_key), and refuses with 401 through
+     * brk_req_key_refused: so its callers may be authenticated from what the worker verified
+     * in the database within the last BRK_AUTH_MEMO_TTL_MS, without a lookup of their own,
+     * and a revocation still takes effect on the next request. */
+    BRK_ROUTE_KEY_RECHECK = 1 << 5,
 };
 
 typedef struct brk_route {

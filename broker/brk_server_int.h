@@ -9,8 +9,30 @@
 
 #include <h2o.h>
 
+#include "brk_keys.h"
 #include "brk_rate.h"
 #include "brk_server.h"
+
+/*
+ * What one worker remembers of an API key it verified in the database (brk_http_auth.c), for
+ * at most BRK_AUTH_MEMO_TTL_MS and only on routes whose own transaction checks the key again
+ * (BRK_ROUTE_KEY_RECHECK). Direct-mapped by tenant and key id: a collision only costs the
+ * database lookup it would have cost anyway.
+ */
+#define BRK_AUTH_MEMO_SLOTS 16
+#define BRK_AUTH_MEMO_TTL_MS 1000
+#define BRK_AUTH_MEMO_RATE_MAX 16 /* bytes of a rate override as text, NUL included */
+
+typedef struct brk_auth_memo {
+    uint64_t verified_ns; /* CLOCK_MONOTONIC of the database check; 0: empty */
+    char tenant[BRK_TENANT_MAX + 1];
+    char key_id[BRK_KEY_ID_HEX + 1];
+    char secret_hash[64]; /* hex SHA-256 of the secret, as stored */
+    char name[BRK_KEY_NAME_MAX + 1];
+    unsigned roles;
+    int can_delegate;
+    char rate[BRK_AUTH_MEMO_RATE_MAX], burst[BRK_AUTH_MEMO_RATE_MAX]; /* "": no override */
+} brk_auth_memo_t;
 
 struct brk_worker {
     brk_server_t *server;
@@ -33,6 +55,7 @@ struct brk_worker {
     int g_conns, g_ready, g_inflight, g_queued; /* metric slots */
     int c_groups, c_grouped, c_reruns; /* group commit counters, shared by all loops */
     uint64_t groups_seen, grouped_seen, reruns_seen; /* this loop's share already added */
+    brk_auth_memo_t auth_memo[BRK_AUTH_MEMO_SLOTS];    /* brk_http_auth.c */
 };
 
 struct brk_server {

@@ -20,6 +20,11 @@
  * builds the context document (gov_self_context_doc: unsigned, the broker did not issue it)
  * and gsap_complete creates the context in the same transaction as the CR.
  *
+ * The caller's API key is checked again by gsap_complete, in the receipt's transaction
+ * (BRK_ROUTE_KEY_RECHECK): the broker may have authenticated it from what the worker verified
+ * in the database a moment ago, without a lookup of its own, and a key revoked or expired
+ * since (or its tenant's api-key driver turned off) gets 401 with nothing written.
+ *
  * Signed receipts (gov/gov_passport.h): a CR naming an agent_did first looks up that agent's
  * newest passport that counts in this tenant (not revoked, issuer trusted, inside its window)
  * and verifies agent_signature with its key here (the database has no Ed25519); gsap_complete
@@ -67,6 +72,7 @@ enum complete_param {
     CP_AGENT_DID,
     CP_AGENT_CHECK,
     CP_AGENT_PASSPORT_CID,
+    CP_API_KEY,
     CP__COUNT
 };
 
@@ -92,7 +98,7 @@ static brk_db_stmt_t q_complete = {
     "array_to_json(flags)::text, effective_outcome, cr_cid, chronicle_cid, ac_cid, outcome "
     "FROM gsap_complete($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
     "$14::boolean, $15::integer, $16::timestamptz, $17::timestamptz, $18, $19::integer, "
-    "$20::jsonb, $21, $22, $23::integer, $24, $25, $26)",
+    "$20::jsonb, $21, $22, $23::integer, $24, $25, $26, $27::boolean)",
     0, &hnd_q_wake};
 
 /* The newest passport of an agent that counts now in the caller's tenant. */
@@ -121,7 +127,8 @@ static void on_completed(brk_req_t *r, const brk_db_result_t *res)
         return;
     }
     PGresult *p = res->res[0];
-    if (hnd_reply_result(r, PQgetvalue(p, 0, CC_CODE)) != 0)
+    if (brk_req_key_refused(r, PQgetvalue(p, 0, CC_CODE)) ||
+        hnd_reply_result(r, PQgetvalue(p, 0, CC_CODE)) != 0)
         return;
     const complete_ctx_t *c = r->ctx;
     char url[GOV_URL_MAX];
@@ -254,6 +261,9 @@ static void complete(brk_req_t *r)
         [CP_AGENT_DID] = cr.agent_did,
         [CP_AGENT_CHECK] = NULL,
         [CP_AGENT_PASSPORT_CID] = NULL,
+        /* an API key is checked again in the transaction (BRK_ROUTE_KEY_RECHECK below) */
+        [CP_API_KEY] = r->principal.driver == NULL || strcmp(r->principal.driver, "api-key") == 0
+                           ? "true" : "false",
     }};
     if (cr.agent_did != NULL) {
         brk_db_op_t look = {&q_agent_passport, 2, {r->principal.tenant, cr.agent_did}};
@@ -267,7 +277,8 @@ out:
 }
 
 static const brk_route_t routes[] = {
-    {"POST", "/governance/complete", BRK_ROLE_EXECUTOR, BRK_ROUTE_JSON, complete},
+    {"POST", "/governance/complete", BRK_ROLE_EXECUTOR, BRK_ROUTE_JSON | BRK_ROUTE_KEY_RECHECK,
+     complete},
 };
 
 int hnd_complete_register(void)

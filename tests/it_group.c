@@ -113,7 +113,7 @@ static brk_db_stmt_t q_complete = {
     "it_complete",
     "SELECT code, cr_id, sequence FROM gsap_complete($1, $2, $3, $4::jsonb, $5, $6, $7, $8, "
     "$9, $10, $11, $12, $13, $14::boolean, $15::integer, $16::timestamptz, $17::timestamptz, "
-    "$18, $19::integer, $20::jsonb, $21, $22, $23::integer, $24, $25, $26)",
+    "$18, $19::integer, $20::jsonb, $21, $22, $23::integer, $24, $25, $26, $27::boolean)",
     0};
 
 typedef struct member {
@@ -164,10 +164,10 @@ static void submit_all(brk_db_t *db)
     snprintf(now, sizeof now, "%s", now_utc());
     for (int i = 0; i < NM; i++) {
         member_t *m = &M[i];
-        brk_db_op_t op = {&q_complete, 26, {
+        brk_db_op_t op = {&q_complete, 27, {
             m->tenant, m->ctx, m->cr_id, "{}", m->cr_cid, OTHER, OTHER, "completed", "verified",
             CMD, CORPUS, PARAMS, NULL, "false", "0", now, now, m->executor, "30", NULL, NULL,
-            "default", "604800", NULL, NULL, NULL}};
+            "default", "604800", NULL, NULL, NULL, "true"}};
         ck_assert_int_eq(brk_db_submit_grouped(db, &op, 1, m->key, on_member, m), 0);
     }
 }

@@ -104,6 +104,157 @@ static long metric(unsigned short port, const char *name)
 
 /* ---- revocation ---- */
 
+#define H(c) "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c \
+             c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
+
+/* new_ac: a fresh AC issued with token; its context id (malloc'd). */
+static char *new_ac(const char *token)
+{
+    tst_resp_t r;
+    ck_assert_int_eq(tst_post_json(B.port, "/governance/authorize/", token,
+                                   "{\"accord_template\":\"default\",\"operation\":{"
+                                   "\"command_hash\":\"" H("1") "\",\"corpus_entry_cid\":\""
+                                   H("2") "\",\"parameters_cid\":\"" H("3") "\"}}", &r), 0);
+    ck_assert_msg(r.status == 200, "authorize: %d %s", r.status, r.body);
+    char *ctx = strdup(json_string_value(json_object_get(r.json, "context_id")));
+    tst_resp_clear(&r);
+    return ctx;
+}
+
+/* post_cr: POSTs a completed CR for ctx with token to port; the response in *r. */
+static void post_cr(unsigned short port, const char *token, const char *ctx, tst_resp_t *r)
+{
+    char body[1024], now[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(body, sizeof body,
+             "{\"context_id\":\"%s\",\"outcome\":\"completed\",\"exit_code\":0,"
+             "\"started_at\":\"%s\",\"completed_at\":\"%s\",\"command_hash\":\"" H("1") "\","
+             "\"corpus_entry_cid\":\"" H("2") "\",\"parameters_cid\":\"" H("3") "\","
+             "\"stdout_hash\":\"" H("4") "\",\"output_bytes\":1,\"chronicle\":{"
+             "\"session_id\":\"c\",\"behavior_state\":\"verified\",\"merkle_root\":\""
+             H("4") "\"}}",
+             ctx, now, now);
+    ck_assert_int_eq(tst_post_json(port, "/governance/complete/", token, body, r), 0);
+}
+
+/* written_for: CR rows plus events of ctx, and whether its AC is still authorized (1/0). */
+static long written_for(PGconn *c, const char *ctx, int *authorized)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT (SELECT count(*) FROM crs WHERE context_id = '%s') + "
+             "(SELECT count(*) FROM events WHERE context_id = '%s' AND type LIKE 'GSAP_CR%%')",
+             ctx, ctx);
+    long n = tst_pg_long(c, sql);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM acs WHERE context_id = '%s' AND status = 'authorized'", ctx);
+    *authorized = (int)tst_pg_long(c, sql);
+    return n;
+}
+
+/*
+ * The receipt route may authenticate a key from what the worker verified in the database a
+ * moment ago (BRK_ROUTE_KEY_RECHECK): its transaction checks the key again, so a revocation,
+ * an expiry or a disabled api-key driver refuses the very next receipt on every worker of
+ * every broker, with 401 and nothing written, and a wrong secret is refused from the memo.
+ */
+START_TEST(receipt_route_rechecks_key)
+{
+    enum { N = 16 };
+    /* every refusal below counts against 127.0.0.1: keep it under the address's limit */
+    static const char *const env[] = {"GSAP_THREADS=4", "GSAP_AUTH_FAIL_MAX=1000", NULL};
+    tst_broker_clear(&B);
+    free(ADMIN);
+    free(ISSUER);
+    start(env);
+    ck_assert_int_eq(tst_broker_start(&B2, B.conninfo, env), 0);
+    char *victim = tst_keys_create(&B, "acme", "issuer,executor");
+    char *other = tst_keys_create(&B, "acme", "issuer,executor");
+    char *ctx[4 * N + 4], kid[17], path[128], hdr[512], sql[256];
+    PGconn *c = tst_pg_connect(DB);
+    tst_resp_t r;
+    int authorized;
+    for (int i = 0; i < 4 * N + 4; i++)
+        ctx[i] = new_ac(i < 4 * N ? victim : other);
+    /* accepted on every worker of both brokers (each request a new connection) */
+    for (int i = 0; i < 2 * N; i++) {
+        post_cr(i % 2 ? B2.port : B.port, victim, ctx[i], &r);
+        ck_assert_msg(r.status == 200, "CR %d: %d %s", i, r.status, r.body);
+        tst_resp_clear(&r);
+    }
+    /* a wrong secret for the remembered key id: 401, counted, nothing written */
+    long failures = metric(B.port, "gsap_auth_failures_total");
+    char forged[256];
+    snprintf(forged, sizeof forged, "%s", victim);
+    char *last = strrchr(forged, '.') + 1;
+    last[0] = last[0] == 'A' ? 'B' : 'A';
+    for (int i = 0; i < 4; i++) {
+        post_cr(B.port, forged, ctx[2 * N + i], &r);
+        assert_error(&r, 401, "invalid_token");
+        tst_resp_clear(&r);
+        ck_assert_int_eq(written_for(c, ctx[2 * N + i], &authorized), 0);
+        ck_assert_int_eq(authorized, 1);
+    }
+    ck_assert_int_eq(metric(B.port, "gsap_auth_failures_total") - failures, 4);
+
+    /* revoked: the next receipt is refused everywhere, although the ACs are valid */
+    key_id_of(victim, kid);
+    snprintf(path, sizeof path, "/admin/keys/%s/revoke", kid);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", ADMIN);
+    ck_assert_int_eq(tst_http(B.port, "POST", path, hdr, NULL, 0, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    tst_resp_clear(&r);
+    for (int i = 2 * N; i < 4 * N; i++) {
+        post_cr(i % 2 ? B2.port : B.port, victim, ctx[i], &r);
+        assert_error(&r, 401, "invalid_token");
+        tst_resp_clear(&r);
+        ck_assert_int_eq(written_for(c, ctx[i], &authorized), 0);
+        ck_assert_int_eq(authorized, 1);
+    }
+
+    /* expired: the same, as soon as expires_at is in the past */
+    key_id_of(other, kid);
+    post_cr(B.port, other, ctx[4 * N], &r);
+    ck_assert_int_eq(r.status, 200);
+    tst_resp_clear(&r);
+    snprintf(sql, sizeof sql,
+             "UPDATE api_keys SET expires_at = now() - interval '1 s' WHERE key_id = '%s' "
+             "RETURNING 1", kid);
+    ck_assert_int_eq(tst_pg_long(c, sql), 1);
+    post_cr(B.port, other, ctx[4 * N + 1], &r);
+    assert_error(&r, 401, "invalid_token");
+    tst_resp_clear(&r);
+    ck_assert_int_eq(written_for(c, ctx[4 * N + 1], &authorized), 0);
+    ck_assert_int_eq(authorized, 1);
+
+    /* the tenant turns its api-key driver off: driver_disabled, nothing written */
+    snprintf(sql, sizeof sql,
+             "UPDATE api_keys SET expires_at = NULL WHERE key_id = '%s' RETURNING 1", kid);
+    ck_assert_int_eq(tst_pg_long(c, sql), 1);
+    post_cr(B.port, other, ctx[4 * N + 2], &r);
+    ck_assert_int_eq(r.status, 200);
+    tst_resp_clear(&r);
+    ck_assert_int_eq(tst_pg_long(c, "INSERT INTO auth_drivers (tenant_id, driver, enabled) "
+                                    "VALUES ('acme', 'api-key', false) RETURNING 1"), 1);
+    post_cr(B.port, other, ctx[4 * N + 3], &r);
+    assert_error(&r, 401, "driver_disabled");
+    tst_resp_clear(&r);
+    ck_assert_int_eq(written_for(c, ctx[4 * N + 3], &authorized), 0);
+    ck_assert_int_eq(authorized, 1);
+
+    PQfinish(c);
+    for (int i = 0; i < 4 * N + 4; i++)
+        free(ctx[i]);
+    free(victim);
+    free(other);
+    ck_assert_int_eq(tst_broker_stop(&B2), 0);
+    ck_assert_int_eq(tst_broker_stop(&B), 0);
+}
+END_TEST
+
 START_TEST(revoke_refused_at_once_on_every_worker_and_broker)
 {
     /* a second broker, its own 4 workers, on the same database */
@@ -612,6 +763,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, revoke_refused_at_once_on_every_worker_and_broker);
+    tcase_add_test(tc, receipt_route_rechecks_key);
     tcase_add_test(tc, revoke_scope_and_cli);
     tcase_add_test(tc, list_shows_no_secret);
     tcase_add_test(tc, expiry);

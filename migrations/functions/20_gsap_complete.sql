@@ -6,7 +6,8 @@
 --       attempt is recorded as GSAP_CR_REFUSED and nothing else is written).
 -- Time claims are checked by gsap_time_check against the AC's issued_at and the received
 -- time with the skew the broker passes (GSAP_TIME_SKEW_S); a self-authorized receipt creates
--- its context (0007). The comments "0007"/"0008" inside the body mark what each of those
+-- its context (0007). With p_api_key (0022) the caller's API key is checked
+-- first, in this transaction. The comments "0007"/"0008" inside the body mark what each of those
 -- releases changed. Its statements keep PL/pgSQL's cached plans: every lookup is by a whole
 -- key or, for the identical retry, by (tenant, cr_cid) (0019), so a generic plan is the right
 -- one whatever the table's size, and autovacuum's ANALYZE invalidates it anyway. (0006 made it
@@ -25,6 +26,12 @@ DROP FUNCTION IF EXISTS gsap_complete(text, text, text, jsonb, gsap_cid, gsap_ci
                                       timestamptz, timestamptz, text, integer, jsonb, gsap_cid,
                                       text, integer);
 
+-- 0022 added p_api_key: the 26-argument signature of 0013 is dropped the same way.
+DROP FUNCTION IF EXISTS gsap_complete(text, text, text, jsonb, gsap_cid, gsap_cid, gsap_cid,
+                                      text, text, text, text, text, text, boolean, integer,
+                                      timestamptz, timestamptz, text, integer, jsonb, gsap_cid,
+                                      text, integer, text, text, gsap_cid);
+
 CREATE OR REPLACE FUNCTION gsap_complete(p_tenant text, p_context text, p_cr_id text, p_cr jsonb,
                               p_cr_cid gsap_cid, p_chronicle_cid gsap_cid, p_merkle_root gsap_cid,
                               p_outcome text, p_behavior text, p_command text, p_corpus text,
@@ -33,7 +40,8 @@ CREATE OR REPLACE FUNCTION gsap_complete(p_tenant text, p_context text, p_cr_id 
                               p_completed timestamptz, p_executor text, p_skew_s integer,
                               p_self_ac jsonb, p_self_ac_cid gsap_cid, p_self_accord text,
                               p_self_window_s integer, p_agent_did text,
-                              p_agent_check text, p_agent_passport_cid gsap_cid)
+                              p_agent_check text, p_agent_passport_cid gsap_cid,
+                              p_api_key boolean)
 RETURNS TABLE (code text, cr_id text, sequence integer, lineage_cid text,
                prev_lineage_cid text, ac_status text, flags text[], effective_outcome text,
                cr_cid text, chronicle_cid text, ac_cid text, outcome text)
@@ -57,6 +65,31 @@ DECLARE
     v_self_new boolean := false; -- a self-authorized context seen for the first time
     t record;
 BEGIN
+    -- 0022: the caller authenticated with the API key p_executor, perhaps from the
+    -- broker's short-lived memory of it (broker/brk_http_auth.c, BRK_ROUTE_KEY_RECHECK): the
+    -- key must still be live, and its tenant still accept API keys, in this transaction. A revocation,
+    -- an expiry or a disabled driver that committed before this statement refuses the
+    -- receipt, and nothing is written (not even a refusal event: the caller is not one).
+    IF p_api_key THEN
+        IF NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.tenant_id = p_tenant
+                                                  AND k.key_id = p_executor
+                                                  AND k.revoked_at IS NULL
+                                                  AND (k.expires_at IS NULL
+                                                       OR k.expires_at > v_now)) THEN
+            RETURN QUERY SELECT 'key_invalid'::text, NULL::text, NULL::integer, NULL::text,
+                NULL::text, NULL::text, NULL::text[], NULL::text, NULL::text, NULL::text,
+                NULL::text, NULL::text;
+            RETURN;
+        END IF;
+        IF NOT coalesce((SELECT d.enabled FROM auth_drivers d WHERE d.tenant_id = p_tenant
+                                                             AND d.driver = 'api-key'),
+                        true) THEN
+            RETURN QUERY SELECT 'driver_disabled'::text, NULL::text, NULL::integer, NULL::text,
+                NULL::text, NULL::text, NULL::text[], NULL::text, NULL::text, NULL::text,
+                NULL::text, NULL::text;
+            RETURN;
+        END IF;
+    END IF;
     -- 0007: a self-authorized receipt creates its context, once. Only the "self-" form can be
     -- created (a "ctx_" id is the broker's to issue), and the partial unique index keeps the
     -- id unique across tenants: another tenant's id conflicts, nothing is inserted, and the
