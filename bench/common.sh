@@ -314,3 +314,35 @@ bench_issue_acs() {
 bench_free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# bench_cc OUT SRC [FLAGS...]: builds a small C program of bench/ (a baseline server, a load
+# generator) into OUT with cc -O2, when OUT is missing or older than SRC.
+bench_cc() {
+    local out=$1 src=$2
+    shift 2
+    if [ ! -x "$out" ] || [ "$src" -nt "$out" ]; then
+        mkdir -p "$(dirname "$out")"
+        cc -std=gnu11 -O2 -Wall -Wextra -o "$out" "$src" "$@" || bench_die "cannot build $src"
+    fi
+}
+
+# bench_issue_ac URL TOKEN: issues one AC through the API (ISSUE_BODY); prints its context id.
+bench_issue_ac() {
+    local ctx
+    ctx=$(curl -sS -H "Authorization: Bearer $2" -H 'Content-Type: application/json' \
+        -d "$ISSUE_BODY" "$1/governance/authorize/" |
+        sed -n 's/.*"context_id": *"\(ctx_[0-9a-f]*\)".*/\1/p')
+    [ -n "$ctx" ] || bench_die "could not issue an AC"
+    echo "$ctx"
+}
+
+# bench_warmup_crs URL TOKEN IDS SECONDS CONNS: wrk POSTs one CR (CR_BODY) per fresh AC of the
+# file IDS for SECONDS from CONNS connections (bench/complete.lua); the report in
+# BENCH_TMP/wrk-warmup.txt. The benchmarks then analyze, so they start from non-empty,
+# analyzed tables as a running broker does.
+bench_warmup_crs() {
+    local url=$1 token=$2 ids=$3 seconds=$4 conns=$5
+    timeout $((seconds + 60)) wrk -t1 -c"$conns" -d"${seconds}s" -s "$BENCH_ROOT/bench/complete.lua" \
+        "$url/governance/complete/" -- "$token" "$ids" 1 "$CR_BODY" >"$BENCH_TMP/wrk-warmup.txt" 2>&1 ||
+        { cat "$BENCH_TMP/wrk-warmup.txt" >&2; bench_die "the warm-up failed"; }
+}

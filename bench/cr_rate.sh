@@ -102,9 +102,7 @@ echo "   $pg_acs more ACs for pgbench copied in SQL in $(elapsed "$t0" "$(now)")
 # that are not empty and analyzed, so both sides are measured from there.
 if ((WARMUP > 0)); then
     echo "== warm-up: ${WARMUP} s of CRs through the broker, then ANALYZE" >&2
-    timeout $((WARMUP + 60)) wrk -t1 -c"$CONNS" -d"${WARMUP}s" -s "$BENCH_ROOT/bench/complete.lua" \
-        "$URL/governance/complete/" -- "$TOKEN" "$ids" 1 "$CR_BODY" >"$BENCH_TMP/wrk-warmup.txt" 2>&1 ||
-        { cat "$BENCH_TMP/wrk-warmup.txt" >&2; bench_die "the warm-up failed"; }
+    bench_warmup_crs "$URL" "$TOKEN" "$ids" "$WARMUP" "$CONNS"
     scalar "SELECT context_id FROM acs WHERE status = 'authorized' AND description IS DISTINCT FROM
             '$PGB_MARK' ORDER BY created_at" >"$ids"
     echo "   $(scalar "SELECT count(*) FROM crs") CRs stored; $(wc -l <"$ids") ACs left for the broker" >&2

@@ -36,13 +36,8 @@ bench_build_broker
 
 # The baseline, rebuilt when its source is newer.
 hello=$BENCH_BUILD/bench/h2o_hello
-hello_src=$BENCH_ROOT/bench/h2o_hello.c
-if [ ! -x "$hello" ] || [ "$hello_src" -nt "$hello" ]; then
-    mkdir -p "$BENCH_BUILD/bench"
-    read -ra h2o_flags <<<"$(pkg-config --cflags --libs libh2o-evloop)"
-    cc -std=gnu11 -O2 -Wall -Wextra -o "$hello" "$hello_src" "${h2o_flags[@]}" \
-        -DH2O_USE_LIBUV=0 -lpthread
-fi
+read -ra h2o_flags <<<"$(pkg-config --cflags --libs libh2o-evloop)"
+bench_cc "$hello" "$BENCH_ROOT/bench/h2o_hello.c" "${h2o_flags[@]}" -DH2O_USE_LIBUV=0 -lpthread
 
 bench_start_pg
 bench_psql postgres -c "CREATE DATABASE gsap_bench_get"

@@ -94,9 +94,7 @@ wait_drained() {
 # ---- warm-up: CRs for BENCH_WARMUP_SECONDS, the runtime drains, then ANALYZE ----
 if ((WARMUP > 0)); then
     echo "== warm-up: ${WARMUP} s of CRs through the broker" >&2
-    timeout $((WARMUP + 60)) wrk -t1 -c"$CONNS" -d"${WARMUP}s" -s "$BENCH_ROOT/bench/complete.lua" \
-        "$URL/governance/complete/" -- "$TOKEN" "$ids" 1 "$CR_BODY" >"$BENCH_TMP/wrk-warmup.txt" 2>&1 ||
-        { cat "$BENCH_TMP/wrk-warmup.txt" >&2; bench_die "the warm-up failed"; }
+    bench_warmup_crs "$URL" "$TOKEN" "$ids" "$WARMUP" "$CONNS"
     echo "   drained in $(wait_drained "$DRAIN_LIMIT") s" >&2
     scalar "SELECT context_id FROM acs WHERE status = 'authorized' ORDER BY created_at" >"$ids"
 fi

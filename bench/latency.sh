@@ -36,11 +36,7 @@ bench_init
 bench_build_broker
 # The open-loop generator, rebuilt when its source is newer.
 paced=$BENCH_BUILD/bench/paced
-paced_src=$BENCH_ROOT/bench/paced.c
-if [ ! -x "$paced" ] || [ "$paced_src" -nt "$paced" ]; then
-    mkdir -p "$BENCH_BUILD/bench"
-    cc -std=gnu11 -O2 -Wall -Wextra -o "$paced" "$paced_src"
-fi
+bench_cc "$paced" "$BENCH_ROOT/bench/paced.c"
 bench_cr_values
 # Enough fresh ACs for a warm-up and a peak of up to 6,000 CR/s, and the paced half.
 ACS=$(((WARMUP + PACED_WARMUP + 2 * BENCH_SECONDS) * 6000))
@@ -52,9 +48,7 @@ bench_start_pg
 bench_psql postgres -c "CREATE DATABASE $DB"
 bench_start_broker "$DB" "$HTTP_PORT"
 TOKEN=$(bench_broker "$DB" "$HTTP_PORT" keys create --tenant "$TENANT" --role issuer,executor --name bench)
-first=$(curl -sS -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-    -d "$ISSUE_BODY" "$URL/governance/authorize/" | sed -n 's/.*"context_id": *"\(ctx_[0-9a-f]*\)".*/\1/p')
-[ -n "$first" ] || bench_die "could not issue the first AC"
+first=$(bench_issue_ac "$URL" "$TOKEN")
 bench_copy_acs "$DB" "$TENANT" "$first" "$ACS" "$MARK"
 ids=$BENCH_TMP/ids
 fresh_ids() { scalar "SELECT context_id FROM acs WHERE description = '$MARK' AND status = 'authorized'
@@ -62,9 +56,7 @@ fresh_ids() { scalar "SELECT context_id FROM acs WHERE description = '$MARK' AND
 fresh_ids
 
 echo "== warm-up: $WARMUP s, then VACUUM ANALYZE" >&2
-timeout $((WARMUP + 60)) wrk -t1 -c"$CONNS" -d"${WARMUP}s" -s "$BENCH_ROOT/bench/complete.lua" \
-    "$URL/governance/complete/" -- "$TOKEN" "$ids" 1 "$CR_BODY" >"$BENCH_TMP/wrk-warmup.txt" 2>&1 ||
-    { cat "$BENCH_TMP/wrk-warmup.txt" >&2; bench_die "the warm-up failed"; }
+bench_warmup_crs "$URL" "$TOKEN" "$ids" "$WARMUP" "$CONNS"
 bench_psql "$DB" -c "VACUUM ANALYZE" -c CHECKPOINT
 fresh_ids
 

@@ -56,15 +56,11 @@ bench_psql postgres -c "CREATE DATABASE $DB"
 bench_start_broker "$DB" "$HTTP_PORT"
 TOKEN=$(bench_broker "$DB" "$HTTP_PORT" keys create --tenant "$TENANT" --role issuer,executor --name bench)
 
-first=$(curl -sS -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-    -d "$ISSUE_BODY" "$URL/governance/authorize/" | sed -n 's/.*"context_id": *"\(ctx_[0-9a-f]*\)".*/\1/p')
-[ -n "$first" ] || bench_die "could not issue the first AC"
+first=$(bench_issue_ac "$URL" "$TOKEN")
 bench_copy_acs "$DB" "$TENANT" "$first" $((WARMUP * 6000)) "$MARK"
 scalar "SELECT context_id FROM acs WHERE description = '$MARK' ORDER BY context_id" >"$BENCH_TMP/ids"
 echo "== warm-up: $WARMUP s of single CRs, then VACUUM ANALYZE" >&2
-timeout $((WARMUP + 60)) wrk -t1 -c"$CONNS" -d"${WARMUP}s" -s "$BENCH_ROOT/bench/complete.lua" \
-    "$URL/governance/complete/" -- "$TOKEN" "$BENCH_TMP/ids" 1 "$CR_BODY" >"$BENCH_TMP/wrk-warmup.txt" 2>&1 ||
-    { cat "$BENCH_TMP/wrk-warmup.txt" >&2; bench_die "the warm-up failed"; }
+bench_warmup_crs "$URL" "$TOKEN" "$BENCH_TMP/ids" "$WARMUP" "$CONNS"
 bench_psql "$DB" -c "VACUUM ANALYZE" -c CHECKPOINT
 
 # One session AC that lives long enough for the whole run.
