@@ -13,9 +13,10 @@
  * BRK_ROUTE_KEY_RECHECK route (the receipt route), inside the route's own transaction, which
  * is what lets such a route skip the lookup for a key this worker verified within the last
  * BRK_AUTH_MEMO_TTL_MS (the worker's memo: the key's immutable secret hash, roles and name,
- * and its tenant's rate override, at most that old); an address over its failure limit is refused before its token is looked at;
- * the secret hash is compared in constant time; the body is parsed only after the caller is
- * known to be allowed (brk__http_run_route). Runs on the request's loop thread.
+ * and its tenant's rate override, at most that old); an address over its failure limit is
+ * refused before its token is looked at; the secret hash is compared in constant time; the
+ * body is parsed only after the caller is known to be allowed (brk__http_run_route). Runs on
+ * the request's loop thread.
  */
 #include "brk_http_int.h"
 
@@ -243,9 +244,9 @@ static brk_auth_memo_t *memo_slot(struct brk_worker *w, const char *tenant, cons
 }
 
 /* memo_find: the live memo of r's key (tenant and key_id filled in), or NULL. */
-static const brk_auth_memo_t *memo_find(brk_req_t *r)
+static brk_auth_memo_t *memo_find(brk_req_t *r)
 {
-    const brk_auth_memo_t *m = memo_slot(r->worker, r->principal.tenant, r->principal.key_id);
+    brk_auth_memo_t *m = memo_slot(r->worker, r->principal.tenant, r->principal.key_id);
     uint64_t now = brk__http_mono_ns();
     if (m->verified_ns == 0 || now - m->verified_ns > (uint64_t)BRK_AUTH_MEMO_TTL_MS * 1000000u ||
         strcmp(m->tenant, r->principal.tenant) != 0 || strcmp(m->key_id, r->principal.key_id) != 0)
@@ -284,8 +285,8 @@ int brk_req_key_refused(brk_req_t *r, const char *sql_code)
     } else {
         return 0;
     }
-    brk_auth_memo_t *m = memo_slot(r->worker, r->principal.tenant, r->principal.key_id);
-    if (strcmp(m->tenant, r->principal.tenant) == 0 && strcmp(m->key_id, r->principal.key_id) == 0)
+    brk_auth_memo_t *m = memo_find(r);
+    if (m != NULL)
         m->verified_ns = 0;
     brk__http_auth_fail(r, code, msg);
     return 1;

@@ -742,7 +742,8 @@ START_TEST(format_checks_match_their_patterns)
                 if (variant == 4 && len > 8)
                     v[8] = '0';
                 const char *params[1] = {v};
-                PGresult *r = PQexecParams(c, "SELECT $1::gsap_cid", 1, NULL, params, NULL, NULL, 0);
+                PGresult *r =
+                    PQexecParams(c, "SELECT $1::gsap_cid", 1, NULL, params, NULL, NULL, 0);
                 int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
                 if (!ok)
                     ck_assert_str_eq(PQresultErrorField(r, PG_DIAG_SQLSTATE), "23514");
